@@ -1,0 +1,59 @@
+# aiwarden — `make run` and `make test` do all their own set-up.
+SHELL := /bin/bash
+VENV  := .venv
+PY    := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+POLICY ?= policies
+
+# The first interpreter that is Python >= 3.12: $PYTHON if set, the usual names on PATH,
+# then pyenv's versions (newest first) and /usr/bin. pyenv shims that are not active fail
+# the version probe and are skipped.
+define find_python
+for c in $${PYTHON:-} python3.13 python3.12 python3 \
+         $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.*/bin/python3 2>/dev/null | sort -rV) \
+         /usr/bin/python3.13 /usr/bin/python3.12 /usr/local/bin/python3.13 /usr/local/bin/python3.12; do \
+  [ -n "$$c" ] || continue; \
+  if "$$c" -c 'import sys, venv; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1; then \
+    echo "$$c"; exit 0; \
+  fi; \
+done; \
+echo "no Python >= 3.12 found: install python3.12 or set PYTHON=/path/to/python3.12" >&2; exit 1
+endef
+
+.PHONY: install run test lint bench check clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@py=$$($(find_python)) || exit 1; \
+	 if [ ! -x $(PY) ] || ! $(PY) -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then \
+	   rm -rf $(VENV); echo "creating $(VENV) with $$py ($$($$py -V))"; "$$py" -m venv $(VENV); \
+	 fi
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test,dev]'
+	@touch $(STAMP)
+
+run: install
+	$(VENV)/bin/aiwarden check --policy $(POLICY)
+	@if $(VENV)/bin/aiwarden run --help >/dev/null 2>&1; then \
+	   [ -f certs/ca.pem ] || $(VENV)/bin/aiwarden ca init --dir certs; \
+	   exec $(VENV)/bin/aiwarden run --policy $(POLICY) --confdir certs; \
+	 else \
+	   echo "policy is valid; the proxy itself ('aiwarden run') is not built yet"; \
+	 fi
+
+test: install
+	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: install
+	$(PY) bench/engine_bench.py
+
+check: install
+	$(VENV)/bin/aiwarden check --policy $(POLICY)
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,188 @@
+"""The AI service catalog: which hosts and paths belong to which service.
+
+Catalog files (`policies/catalog/*.yaml`) and a policy's own `services:` list share one schema;
+see policies/catalog/README.md for it and for the category and activity vocabularies.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .patterns import PatternError, check_path_pattern, parse_host_pattern
+from .yamlsource import Fields, Mapping, Problems, Sequence, load_yaml, type_name
+
+CATEGORIES: dict[str, str] = {
+    "chat": "chat assistants people use in a browser or app (ChatGPT, Claude, Gemini, Le Chat)",
+    "api": "model APIs and inference platforms called by programs (OpenAI API, Bedrock)",
+    "code-assistant": "AI coding tools and their back ends (Copilot, Cursor, Windsurf)",
+    "search": "AI answer and search engines (Perplexity)",
+    "image": "image generation (Midjourney)",
+    "video": "video generation (Sora)",
+    "voice": "speech, voice and music generation (ElevenLabs)",
+    "agent": "agents that act on the user's behalf (Jules, Manus)",
+}
+
+ACTIVITIES: dict[str, str] = {
+    "prompt": "sending a prompt or a generation request",
+    "upload": "uploading files or attachments",
+    "realtime": "opening a realtime (voice or WebSocket) session",
+    "login": "signing in",
+    "share": "sharing a conversation or its output",
+    "read": "reading history, models or other results",
+}
+
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE")
+
+_SERVICE_ID = re.compile(r"[a-z0-9][a-z0-9-]*[a-z0-9]")
+SERVICE_KEYS = ("id", "name", "vendor", "category", "hosts", "paths", "activities", "source")
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    name: str
+    methods: frozenset[str] | None  # None: any method
+    paths: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    id: str
+    name: str
+    vendor: str
+    category: str
+    hosts: tuple[str, ...]  # canonical host patterns
+    host_lines: tuple[int, ...]  # where each host pattern is written
+    paths: tuple[str, ...]  # empty: every path of these hosts
+    activities: tuple[Activity, ...]
+    source: str
+    file: str
+    line: int
+
+
+def load_catalog_dir(directory: Path, problems: Problems) -> list[Service]:
+    """Every service of every `*.yaml` file in `directory`, in file-name order."""
+    if not directory.is_dir():
+        problems.add(str(directory), 0, "catalog directory does not exist")
+        return []
+    services: list[Service] = []
+    for path in sorted(directory.glob("*.yaml")):
+        doc = load_yaml(path, problems)
+        if doc is None:
+            continue
+        if not isinstance(doc, Mapping):
+            problems.add(
+                str(path), 1, f"a catalog file is a mapping with 'services:', not {type_name(doc)}"
+            )
+            continue
+        top = Fields(doc, "catalog", problems, allowed=["services"], required=["services"])
+        services.extend(parse_services(top.sequence("services"), problems))
+    return services
+
+
+def parse_services(node: Sequence | None, problems: Problems) -> list[Service]:
+    if node is None:
+        return []
+    services = []
+    for i, item in enumerate(node):
+        if not isinstance(item, Mapping):
+            problems.add(
+                node.file, node.item_line(i), f"a service is a mapping, not {type_name(item)}"
+            )
+            continue
+        service = _parse_service(item, problems)
+        if service is not None:
+            services.append(service)
+    return services
+
+
+def _parse_service(node: Mapping, problems: Problems) -> Service | None:
+    sid = node.get("id")
+    where = f"service {sid!r}" if isinstance(sid, str) else "service"
+    f = Fields(
+        node,
+        where,
+        problems,
+        allowed=SERVICE_KEYS,
+        required=("id", "name", "vendor", "category", "hosts", "source"),
+    )
+    errors_before = len(problems.items)
+    sid = f.str("id")
+    if sid is not None and not _SERVICE_ID.fullmatch(sid):
+        f.error("id", f"id {sid!r} must be a lower-case slug: letters, digits and '-'")
+    name, vendor, source = f.str("name"), f.str("vendor"), f.str("source")
+    category = f.str("category", choices=CATEGORIES)
+    hosts, host_lines = [], []
+    for text, line in f.str_items("hosts") or ():
+        try:
+            hosts.append(parse_host_pattern(text).text)
+            host_lines.append(line)
+        except PatternError as e:
+            problems.add(node.file, line, f"{where}: bad host pattern: {e}")
+    paths = _path_list(f, "paths", where, problems)
+    activities = _parse_activities(f, where, problems)
+    if len(problems.items) > errors_before or None in (sid, name, vendor, category, source):
+        return None
+    return Service(
+        id=sid, name=name, vendor=vendor, category=category, hosts=tuple(hosts),
+        host_lines=tuple(host_lines), paths=tuple(paths), activities=tuple(activities),
+        source=source, file=node.file, line=node.line,
+    )  # fmt: skip
+
+
+def _path_list(f: Fields, key: str, where: str, problems: Problems) -> list[str]:
+    paths = []
+    for text, line in f.str_items(key) or ():
+        try:
+            check_path_pattern(text)
+            paths.append(text)
+        except PatternError as e:
+            problems.add(f.node.file, line, f"{where}: bad path pattern: {e}")
+    return paths
+
+
+def methods_from(f: Fields, where: str, problems: Problems) -> frozenset[str] | None:
+    """The `methods` list of a mapping, upper-cased and checked; None when absent."""
+    items = f.str_items("methods")
+    if items is None:
+        return None
+    methods = set()
+    for text, line in items:
+        method = text.upper()
+        if method not in HTTP_METHODS:
+            problems.add(f.node.file, line, f"{where}: unknown HTTP method {text!r}")
+        methods.add(method)
+    return frozenset(methods)
+
+
+def _parse_activities(f: Fields, where: str, problems: Problems) -> list[Activity]:
+    node = f.mapping("activities")
+    if node is None:
+        return []
+    activities = []
+    for name, spec in node.items():
+        here = f"{where}, activity {name!r}"
+        if name not in ACTIVITIES:
+            problems.add(
+                node.file,
+                node.key_line(name),
+                f"{where}: unknown activity {name!r}; activities are {', '.join(ACTIVITIES)}",
+            )
+            continue
+        if not isinstance(spec, Mapping):
+            problems.add(
+                node.file,
+                node.value_line(name),
+                f"{here}: must be a mapping with 'paths' and optional 'methods'",
+            )
+            continue
+        af = Fields(spec, here, problems, allowed=("paths", "methods"), required=("paths",))
+        activities.append(
+            Activity(
+                name,
+                methods_from(af, here, problems),
+                tuple(_path_list(af, "paths", here, problems)),
+            )
+        )
+    return activities

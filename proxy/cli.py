@@ -1,0 +1,189 @@
+"""`aiwarden`: the administrator's command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .engine import Decision, Engine
+from .normalize import BadHost, split_url
+from .policy import Policy, load_policy
+from .yamlsource import PolicyError
+
+EXIT_OK, EXIT_INVALID = 0, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # URLs after options (`explain URL --method POST URL2`) are still URLs
+        if getattr(args, "command", None) is not cmd_explain or any(
+            x.startswith("-") for x in extra
+        ):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.urls.extend(extra)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_INVALID
+    return args.command(args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aiwarden",
+        description="Egress proxy that blocks or redacts traffic to external AI services.",
+    )
+    parser.add_argument("--version", action="version", version=f"aiwarden {__version__}")
+    sub = parser.add_subparsers(metavar="COMMAND")
+
+    def add(name: str, func, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.set_defaults(command=func)
+        p.add_argument(
+            "--policy", metavar="DIR", default=os.environ.get("AIWARDEN_POLICY", "policies"),
+            help="policy directory holding policy.yaml, or a policy file "
+                 "(default: $AIWARDEN_POLICY or ./policies)",
+        )  # fmt: skip
+        return p
+
+    add("check", cmd_check, "validate the policy and catalog; exit 2 listing every error")
+
+    p = add("catalog", cmd_catalog, "list the catalogued AI services, their hosts and categories")
+    p.add_argument("--json", action="store_true", help="one JSON document")
+
+    p = add("explain", cmd_explain, "show the decision the policy makes for each URL")
+    p.add_argument("urls", nargs="+", metavar="URL")
+    p.add_argument("--method", default="GET", help="HTTP method (default GET)")
+    p.add_argument("--client", default="127.0.0.1", help="client IP address (default 127.0.0.1)")
+    p.add_argument("--user", help="authenticated user name")
+    p.add_argument("--json", action="store_true", help="one JSON object per URL, a line each")
+    return parser
+
+
+def _load(args: argparse.Namespace) -> Policy | None:
+    try:
+        return load_policy(args.policy)
+    except PolicyError as e:
+        for problem in e.problems:
+            print(problem, file=sys.stderr)
+        count = len(e.problems)
+        print(f"{count} error{'s' * (count != 1)}; the policy was not loaded", file=sys.stderr)
+        return None
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    policy = _load(args)
+    if policy is None:
+        return EXIT_INVALID
+    hosts = sum(len(s.hosts) for s in policy.services)
+    rules = len(policy.rules)
+    print(
+        f"OK {policy.files[0]}: {rules} rule{'s' * (rules != 1)}, "
+        f"{len(policy.services)} services, {hosts} host patterns, "
+        f"digest {policy.digest[:12]}"
+    )
+    return EXIT_OK
+
+
+def cmd_catalog(args: argparse.Namespace) -> int:
+    policy = _load(args)
+    if policy is None:
+        return EXIT_INVALID
+    services = sorted(policy.services, key=lambda s: (s.category, s.id))
+    if args.json:
+        json.dump(
+            [
+                {
+                    "id": s.id,
+                    "name": s.name,
+                    "vendor": s.vendor,
+                    "category": s.category,
+                    "hosts": list(s.hosts),
+                    "paths": list(s.paths),
+                    "activities": [a.name for a in s.activities],
+                    "source": s.source,
+                }
+                for s in services
+            ],
+            sys.stdout,
+            indent=2,
+        )
+        print()
+        return EXIT_OK
+    width = max(len(s.id) for s in services)
+    print(f"{'SERVICE':<{width}}  {'CATEGORY':<14}  {'VENDOR':<12}  HOSTS")
+    for s in services:
+        hosts = ", ".join(s.hosts)
+        if s.paths:
+            hosts += f"  (only {', '.join(s.paths)})"
+        print(f"{s.id:<{width}}  {s.category:<14}  {s.vendor[:12]:<12}  {hosts}")
+    print(f"{len(services)} services")
+    return EXIT_OK
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    policy = _load(args)
+    if policy is None:
+        return EXIT_INVALID
+    engine = Engine(policy)
+    status = EXIT_OK
+    for url in args.urls:
+        try:
+            scheme, host, path, _port = split_url(url)
+        except BadHost as e:
+            status = EXIT_INVALID
+            if args.json:
+                print(json.dumps({"url": url, "error": str(e)}))
+            else:
+                print(f"{url}\n  error:    {e}\n")
+            continue
+        request = engine.decide_request(args.method, host, path, args.client, args.user)
+        connect = None
+        if scheme in ("https", "wss"):
+            connect = engine.decide_connect(host, args.client, args.user)
+        if args.json:
+            print(json.dumps(_explain_record(url, args, request, connect)))
+        else:
+            print(_explain_text(url, args, request, connect))
+    return status
+
+
+def _explain_record(
+    url: str, args: argparse.Namespace, request: Decision, connect: Decision | None
+) -> dict[str, object]:
+    record: dict[str, object] = {
+        "url": url,
+        "method": args.method.upper(),
+        "client": args.client,
+        "user": args.user,
+    }
+    record.update(request.to_dict())
+    del record["stage"]
+    record["connect"] = connect.connect if connect else None
+    record["connect_reason"] = connect.reason if connect else None
+    return record
+
+
+def _explain_text(
+    url: str, args: argparse.Namespace, request: Decision, connect: Decision | None
+) -> str:
+    service = "-"
+    if request.service:
+        service = f"{request.service} ({request.category}, {request.vendor})"
+    lines = [
+        f"{args.method.upper()} {url}",
+        f"  action:   {request.action}",
+        f"  service:  {service}",
+        f"  activity: {request.activity or '-'}",
+        f"  rule:     {request.rule}",
+    ]
+    if connect:
+        lines.append(f"  connect:  {connect.connect} ({connect.reason})")
+    lines.append(f"  reason:   {request.reason}")
+    if request.message:
+        lines.append(f"  message:  {request.message}")
+    return "\n".join(lines) + "\n"

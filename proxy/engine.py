@@ -1,0 +1,333 @@
+"""Turns (client, user, method, host, path) into a decision, fast, and says why.
+
+Everything is compiled when the engine is built: services are indexed by host pattern with
+their path and activity patterns compiled per service; rules are indexed by the services they
+can match and by their own host patterns, so a request only ever looks at the few rules that
+could concern it.
+
+Two stages:
+- `decide_connect` sees only the CONNECT host (and SNI): it says whether the connection can be
+  relayed without decryption (`tunnel`), must be opened because the decision needs the request
+  or a block page must be shown (`intercept`), or can be refused outright (`refuse`).
+- `decide_request` sees the whole request line and gives the final action.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+
+from .catalog import Service
+from .normalize import BadHost, normalize_host, normalize_path
+from .patterns import HostIndex, compile_path_patterns, parse_host_pattern
+from .policy import DEFAULT_RULE_ID, Policy, Rule, services_matching
+
+TUNNEL, INTERCEPT, REFUSE = "tunnel", "intercept", "refuse"
+INSPECT = "inspect"  # connect-stage action when the outcome depends on each request
+_NO, _MAYBE, _YES = 0, 1, 2
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    action: str  # block | allow | redact | monitor (and `inspect` at the connect stage)
+    stage: str  # connect | request
+    rule: str  # the rule that decided, or "default"
+    reason: str
+    service: str | None = None
+    category: str | None = None
+    vendor: str | None = None
+    activity: str | None = None
+    connect: str | None = None  # tunnel | intercept | refuse, at the connect stage
+    message: str | None = None  # what a blocked user is told
+    contact: str | None = None
+
+    def to_dict(self) -> dict[str, str | None]:
+        return asdict(self)
+
+
+class _Route:
+    """A service as seen on one of its host patterns: where it applies and its activities."""
+
+    __slots__ = ("activities", "activity_names", "path_re", "service")
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.path_re = compile_path_patterns(service.paths) if service.paths else None
+        self.activities = tuple(
+            (a.name, a.methods, compile_path_patterns(a.paths)) for a in service.activities
+        )
+        self.activity_names = frozenset(a.name for a in service.activities)
+
+    def activity(self, method: str, path: str) -> str | None:
+        for name, methods, regex in self.activities:
+            if (methods is None or method in methods) and regex.fullmatch(path):
+                return name
+        return None
+
+
+class _Who:
+    __slots__ = ("networks", "users")
+
+    def __init__(self, networks: tuple, users: frozenset[str]) -> None:
+        self.networks, self.users = networks, users
+
+    def contains(self, ip: IPAddress | None, user: str | None) -> bool:
+        if user is not None and user in self.users:
+            return True
+        return ip is not None and any(ip in net for net in self.networks)
+
+
+class _CompiledRule:
+    __slots__ = ("activities", "index", "methods", "path_re", "rule", "services", "summary", "who")
+
+    def __init__(self, index: int, rule: Rule, policy: Policy) -> None:
+        m = rule.match
+        self.index, self.rule, self.summary = index, rule, m.summary()
+        by_service = m.services is not None or m.vendors is not None or m.categories is not None
+        self.services = (
+            frozenset(s.id for s in services_matching(m, policy.services)) if by_service else None
+        )
+        self.activities = m.activities
+        self.methods = m.methods
+        self.path_re = compile_path_patterns(m.paths) if m.paths else None
+        self.who = None
+        if m.groups is not None or m.users is not None:
+            groups = [policy.groups[g] for g in m.groups or ()]
+            networks = tuple(net for g in groups for net in g.cidrs)
+            users = frozenset(m.users or ()).union(*(g.users for g in groups))
+            self.who = _Who(networks, users)
+
+    def matches(
+        self,
+        sid: str | None,
+        activity: str | None,
+        method: str,
+        path: str,
+        ip: IPAddress | None,
+        user: str | None,
+    ) -> bool:
+        return not (
+            (self.services is not None and sid not in self.services)
+            or (self.activities is not None and activity not in self.activities)
+            or (self.methods is not None and method not in self.methods)
+            or (self.path_re is not None and not self.path_re.fullmatch(path))
+            or (self.who is not None and not self.who.contains(ip, user))
+        )
+
+    def could_match(
+        self, possible: list[_Route | None], ip: IPAddress | None, user: str | None
+    ) -> int:
+        """Whether the rule matches some/all requests to a host whose routes are `possible`."""
+        if self.who is not None and not self.who.contains(ip, user):
+            return _NO
+        state = _YES
+        if self.services is not None:
+            hits = sum(1 for r in possible if r is not None and r.service.id in self.services)
+            if not hits:
+                return _NO
+            if hits < len(possible):
+                state = _MAYBE
+        if self.activities is not None:
+            if not any(r is not None and r.activity_names & self.activities for r in possible):
+                return _NO
+            state = _MAYBE
+        if self.methods is not None or self.path_re is not None:
+            state = _MAYBE
+        return state
+
+
+@lru_cache(maxsize=4096)
+def _parse_ip(text: str) -> IPAddress | None:
+    try:
+        ip = ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        return ip.ipv4_mapped
+    return ip
+
+
+class Engine:
+    """The compiled form of a Policy. Immutable: a new policy means a new Engine."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.services = {s.id: s for s in policy.services}
+        self._routes: HostIndex[_Route] = HostIndex()
+        for service in policy.services:
+            route = _Route(service)
+            for host in service.hosts:
+                self._routes.add(parse_host_pattern(host), route)
+        rules = [_CompiledRule(i, r, policy) for i, r in enumerate(policy.rules)]
+        self._rules_by_host: HostIndex[_CompiledRule] = HostIndex()
+        unhosted = []
+        for rule in rules:
+            if rule.rule.match.hosts:
+                for host in rule.rule.match.hosts:
+                    self._rules_by_host.add(parse_host_pattern(host), rule)
+            else:
+                unhosted.append(rule)
+        everywhere = tuple(r for r in unhosted if r.services is None)
+        self._rules_by_service: dict[str | None, tuple[_CompiledRule, ...]] = {None: everywhere}
+        for sid in self.services:
+            self._rules_by_service[sid] = tuple(
+                r for r in unhosted if r.services is None or sid in r.services
+            )
+
+    # -- the request stage ----------------------------------------------------------------------
+
+    def decide_request(
+        self, method: str, host: str, path: str, client: str | None = None, user: str | None = None
+    ) -> Decision:
+        """The action for one HTTP request (plain, or inside an intercepted connection)."""
+        try:
+            host = normalize_host(host)
+        except BadHost as e:
+            return self._on_error("request", f"unreadable host: {e}")
+        path = normalize_path(path)
+        method = method.upper()
+        route = self._route(host, path)
+        sid = route.service.id if route else None
+        activity = route.activity(method, path) if route else None
+        ip = _parse_ip(client) if client else None
+        for rule in self._candidate_rules(host, (sid,)):
+            if rule.matches(sid, activity, method, path, ip, user):
+                return self._decision(
+                    rule.rule,
+                    "request",
+                    route,
+                    activity,
+                    host,
+                    f"rule {rule.rule.id!r} ({rule.summary}) matched",
+                )
+        d = self.policy.defaults
+        return self._decision(
+            None,
+            "request",
+            route,
+            activity,
+            host,
+            f"no rule matched; the default action is {d.action}",
+        )
+
+    def _route(self, host: str, path: str) -> _Route | None:
+        for route in self._routes.lookup(host):
+            if route.path_re is None or route.path_re.fullmatch(path):
+                return route
+        return None
+
+    # -- the connect stage ------------------------------------------------------------------
+
+    def decide_connect(
+        self, host: str, client: str | None = None, user: str | None = None
+    ) -> Decision:
+        """How to handle a CONNECT (or a TLS ClientHello's SNI) to `host`."""
+        try:
+            host = normalize_host(host)
+        except BadHost as e:
+            return self._on_error("connect", f"unreadable host: {e}")
+        possible: list[_Route | None] = []
+        for route in self._routes.lookup(host):
+            possible.append(route)
+            if route.path_re is None:
+                break
+        else:
+            possible.append(None)
+        sids = tuple(r.service.id if r else None for r in possible)
+        ip = _parse_ip(client) if client else None
+        maybe: list[_CompiledRule] = []
+        final: _CompiledRule | None = None
+        for rule in self._candidate_rules(host, sids):
+            state = rule.could_match(possible, ip, user)
+            if state == _MAYBE:
+                maybe.append(rule)
+            elif state == _YES:
+                final = rule
+                break
+        final_rule = final.rule if final else None
+        final_action = final_rule.action if final_rule else self.policy.defaults.action
+        single = possible[0] if len(possible) == 1 else None
+        if maybe:
+            depends = ", ".join(repr(r.rule.id) for r in maybe)
+            if all(r.rule.action == "allow" for r in maybe) and final_action == "allow":
+                mode, action = TUNNEL, "allow"
+                reason = f"every rule that could apply ({depends}) allows; relayed undecrypted"
+            else:
+                mode, action = INTERCEPT, INSPECT
+                reason = f"the outcome depends on each request (rules {depends})"
+            return self._decision(None, "connect", single, None, host, reason, action, mode)
+        label = (
+            f"rule {final_rule.id!r} ({final.summary}) matched"
+            if final
+            else f"no rule applies; the default action is {final_action}"
+        )
+        if final_action == "allow":
+            mode = TUNNEL
+        elif final_action == "block":
+            block_with = final_rule.block_with if final_rule else self.policy.defaults.block_with
+            mode = REFUSE if block_with == "refuse" else INTERCEPT
+        else:
+            mode = INTERCEPT
+        return self._decision(final_rule, "connect", single, None, host, label, final_action, mode)
+
+    # -- shared ---------------------------------------------------------------------------------
+
+    def _candidate_rules(
+        self, host: str, sids: tuple[str | None, ...]
+    ) -> tuple[_CompiledRule, ...] | list[_CompiledRule]:
+        by_service = self._rules_by_service
+        rules = (
+            by_service[sids[0]] if len(sids) == 1 else {r for sid in sids for r in by_service[sid]}
+        )
+        hosted = self._rules_by_host.lookup(host) if self._rules_by_host else None
+        if hosted:
+            return sorted({*rules, *hosted}, key=lambda r: r.index)
+        if isinstance(rules, set):
+            return sorted(rules, key=lambda r: r.index)
+        return rules
+
+    def _decision(
+        self,
+        rule: Rule | None,
+        stage: str,
+        route: _Route | None,
+        activity: str | None,
+        host: str,
+        reason: str,
+        action: str | None = None,
+        connect: str | None = None,
+    ) -> Decision:
+        defaults = self.policy.defaults
+        action = action or (rule.action if rule else defaults.action)
+        service = route.service if route else None
+        target = f"service {service.id} ({service.category})" if service else f"host {host}"
+        if activity:
+            target += f", activity {activity}"
+        return Decision(
+            action=action,
+            stage=stage,
+            rule=rule.id if rule else DEFAULT_RULE_ID,
+            reason=f"{target}: {reason}",
+            service=service.id if service else None,
+            category=service.category if service else None,
+            vendor=service.vendor if service else None,
+            activity=activity,
+            connect=connect,
+            message=(rule.message if rule else defaults.message) if action == "block" else None,
+            contact=(rule.contact if rule else defaults.contact) if action == "block" else None,
+        )
+
+    def _on_error(self, stage: str, why: str) -> Decision:
+        d = self.policy.defaults
+        return Decision(
+            action=d.on_error,
+            stage=stage,
+            rule=DEFAULT_RULE_ID,
+            reason=f"{why}; on_error is {d.on_error}",
+            connect=(REFUSE if d.on_error == "block" else TUNNEL) if stage == "connect" else None,
+            message=d.message if d.on_error == "block" else None,
+            contact=d.contact if d.on_error == "block" else None,
+        )

@@ -1,0 +1,433 @@
+"""The policy: who may use the proxy, and ordered rules deciding what happens to AI traffic.
+
+`load_policy(path)` reads `policy.yaml` (or the file given) and the catalog it names, checks
+everything, and returns a Policy or raises PolicyError listing every `file:line: message`.
+The same function serves `aiwarden check`, start-up and (later) every reload.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+from .catalog import ACTIVITIES, CATEGORIES, Service, load_catalog_dir, methods_from, parse_services
+from .patterns import PatternError, check_path_pattern, parse_host_pattern
+from .yamlsource import Fields, Mapping, Problems, did_you_mean, load_yaml, type_name
+
+ACTIONS = ("block", "allow", "redact", "monitor")
+ON_ERROR = ("block", "allow")
+BLOCK_WITH = ("page", "refuse")
+DEFAULT_RULE_ID = "default"  # the rule id reported when no rule matched
+DEFAULT_MESSAGE = "This AI service is not approved for use by company policy."
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+DEFAULT_CLIENTS = ("127.0.0.0/8", "::1/128")
+DEFAULT_DENY = ("0.0.0.0/8", "127.0.0.0/8", "::1/128", "169.254.0.0/16", "fe80::/10")
+MATCH_KEYS = (
+    "services",
+    "vendors",
+    "categories",
+    "activities",
+    "hosts",
+    "paths",
+    "methods",
+    "groups",
+    "users",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Defaults:
+    action: str = "allow"
+    on_error: str = "block"
+    block_with: str = "page"
+    message: str = DEFAULT_MESSAGE
+    contact: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    name: str
+    cidrs: tuple[Network, ...]
+    users: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """What a rule applies to; every field given must hold, any value within a field will do.
+    `groups` and `users` together say who: the client is in a listed group or is a listed user."""
+
+    services: frozenset[str] | None = None
+    vendors: frozenset[str] | None = None
+    categories: frozenset[str] | None = None
+    activities: frozenset[str] | None = None
+    hosts: tuple[str, ...] | None = None
+    paths: tuple[str, ...] | None = None
+    methods: frozenset[str] | None = None
+    groups: tuple[str, ...] | None = None
+    users: frozenset[str] | None = None
+
+    def is_everything(self) -> bool:
+        return all(getattr(self, key) is None for key in MATCH_KEYS)
+
+    def summary(self) -> str:
+        parts = []
+        for key in MATCH_KEYS:
+            value = getattr(self, key)
+            if value is not None:
+                parts.append(f"{key}={','.join(sorted(value))}")
+        return " ".join(parts) or "everything"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: str
+    match: Match
+    action: str
+    message: str
+    block_with: str
+    contact: str | None
+    description: str | None
+    file: str
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    version: int
+    defaults: Defaults
+    clients: tuple[Network, ...]
+    deny_destinations: tuple[Network, ...]
+    groups: dict[str, Group]
+    services: tuple[Service, ...]
+    rules: tuple[Rule, ...]
+    files: tuple[Path, ...]
+    digest: str  # sha256 over every file read, to tell policies apart in logs and metrics
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Load and check a policy directory (holding policy.yaml) or policy file."""
+    path = Path(path)
+    file = path / "policy.yaml" if path.is_dir() else path
+    problems = Problems()
+    doc = load_yaml(file, problems)
+    if not isinstance(doc, Mapping):
+        if not problems:
+            problems.add(str(file), 1, f"the policy must be a mapping, not {type_name(doc)}")
+        problems.raise_if_any()
+    return _PolicyReader(file, doc, problems).read()
+
+
+class _PolicyReader:
+    def __init__(self, file: Path, doc: Mapping, problems: Problems) -> None:
+        self.file, self.doc, self.problems = file, doc, problems
+        self.name = str(file)
+
+    def read(self) -> Policy:
+        top = Fields(
+            self.doc,
+            "policy",
+            self.problems,
+            required=("version", "rules"),
+            allowed=("version", "catalog", "defaults", "network", "groups", "services", "rules"),
+        )
+        version = top.int("version")
+        if version is not None and version != 1:
+            top.error("version", f"unsupported policy version {version}; this aiwarden reads 1")
+        services, catalog_files = self._services(top)
+        defaults = self._defaults(top.mapping("defaults"))
+        clients, deny = self._network(top.mapping("network"))
+        groups = self._groups(top.mapping("groups"))
+        rules = self._rules(top, services, groups, defaults)
+        self.problems.raise_if_any()
+        files = (self.file, *catalog_files)
+        return Policy(
+            version=1,
+            defaults=defaults,
+            clients=clients,
+            deny_destinations=deny,
+            groups=groups,
+            services=tuple(services),
+            rules=tuple(rules),
+            files=files,
+            digest=_digest(files),
+        )
+
+    # -- catalog ---------------------------------------------------------------------------
+
+    def _services(self, top: Fields) -> tuple[list[Service], list[Path]]:
+        dirs = top.str_items("catalog") or [("catalog", top.node.line)]
+        services: list[Service] = []
+        files: list[Path] = []
+        for text, line in dirs:
+            directory = (self.file.parent / text).resolve()
+            if not directory.is_dir():
+                self.problems.add(
+                    self.name,
+                    line,
+                    f"catalog directory {text!r} does not exist (looked in {directory})",
+                )
+                continue
+            files.extend(sorted(directory.glob("*.yaml")))
+            services.extend(load_catalog_dir(directory, self.problems))
+        services.extend(parse_services(top.sequence("services"), self.problems))
+        self._check_unique_services(services)
+        return services, files
+
+    def _check_unique_services(self, services: list[Service]) -> None:
+        by_id: dict[str, Service] = {}
+        claims: dict[str, tuple[Service, int]] = {}
+        for service in services:
+            first = by_id.setdefault(service.id, service)
+            if first is not service:
+                self.problems.add(
+                    service.file,
+                    service.line,
+                    f"service id {service.id!r} is already used at {first.file}:{first.line}",
+                )
+            for host, line in zip(service.hosts, service.host_lines, strict=True):
+                other = claims.setdefault(host, (service, line))
+                if other[0] is service:
+                    continue
+                if not (service.paths and other[0].paths):
+                    self.problems.add(
+                        service.file,
+                        line,
+                        f"service {service.id!r}: host {host!r} is already claimed "
+                        f"by service {other[0].id!r} at {other[0].file}:{other[1]};"
+                        f" two services may share a host only when both list "
+                        f"'paths'",
+                    )
+
+    # -- defaults, network, groups -----------------------------------------------------------
+
+    def _defaults(self, node: Mapping | None) -> Defaults:
+        if node is None:
+            return Defaults()
+        f = Fields(
+            node,
+            "defaults",
+            self.problems,
+            allowed=("action", "on_error", "block_with", "message", "contact"),
+        )
+        base = Defaults()
+        action = f.str("action", base.action, choices=("allow", "block", "monitor"))
+        return Defaults(
+            action=action or base.action,
+            on_error=f.str("on_error", base.on_error, choices=ON_ERROR) or base.on_error,
+            block_with=f.str("block_with", base.block_with, choices=BLOCK_WITH) or "page",
+            message=f.str("message", base.message) or base.message,
+            contact=f.str("contact"),
+        )
+
+    def _network(self, node: Mapping | None) -> tuple[tuple[Network, ...], tuple[Network, ...]]:
+        if node is None:
+            return _networks(DEFAULT_CLIENTS), _networks(DEFAULT_DENY)
+        f = Fields(node, "network", self.problems, allowed=("clients", "deny_destinations"))
+        clients = self._cidrs(f, "clients")
+        deny = self._cidrs(f, "deny_destinations")
+        return (
+            clients if clients is not None else _networks(DEFAULT_CLIENTS),
+            deny if deny is not None else _networks(DEFAULT_DENY),
+        )
+
+    def _cidrs(self, f: Fields, key: str) -> tuple[Network, ...] | None:
+        items = f.str_items(key)
+        if items is None:
+            return None
+        networks = []
+        for text, line in items:
+            try:
+                networks.append(ipaddress.ip_network(text, strict=True))
+            except ValueError as e:
+                hint = ""
+                with contextlib.suppress(ValueError):
+                    hint = f"; did you mean {ipaddress.ip_network(text, strict=False)}?"
+                self.problems.add(f.node.file, line, f"{f.where}: {key}: {e}{hint}")
+        return tuple(networks)
+
+    def _groups(self, node: Mapping | None) -> dict[str, Group]:
+        groups: dict[str, Group] = {}
+        if node is None:
+            return groups
+        for name, spec in node.items():
+            where = f"group {name!r}"
+            if not isinstance(spec, Mapping):
+                self.problems.add(
+                    node.file,
+                    node.value_line(name),
+                    f"{where}: must be a mapping with 'cidrs' and/or 'users'",
+                )
+                continue
+            f = Fields(spec, where, self.problems, allowed=("cidrs", "users"))
+            cidrs = self._cidrs(f, "cidrs") or ()
+            users = frozenset(text for text, _ in f.str_items("users") or ())
+            if not f.has("cidrs") and not f.has("users"):
+                self.problems.add(spec.file, spec.line, f"{where}: give 'cidrs', 'users' or both")
+            groups[str(name)] = Group(str(name), cidrs, users)
+        return groups
+
+    # -- rules ---------------------------------------------------------------------------------
+
+    def _rules(
+        self, top: Fields, services: list[Service], groups: dict[str, Group], defaults: Defaults
+    ) -> list[Rule]:
+        node = top.sequence("rules")
+        if node is None:
+            return []
+        rules: list[Rule] = []
+        seen: dict[str, int] = {}
+        catch_all: Rule | None = None
+        for i, item in enumerate(node):
+            line = node.item_line(i)
+            if not isinstance(item, Mapping):
+                self.problems.add(node.file, line, f"a rule is a mapping, not {type_name(item)}")
+                continue
+            rule = self._rule(item, services, groups, defaults, seen)
+            if rule is None:
+                continue
+            if catch_all is not None:
+                self.problems.add(
+                    node.file,
+                    line,
+                    f"rule {rule.id!r} can never match: rule {catch_all.id!r} "
+                    f"(line {catch_all.line}) matches everything before it",
+                )
+            elif rule.match.is_everything():
+                catch_all = rule
+            rules.append(rule)
+        return rules
+
+    def _rule(
+        self,
+        node: Mapping,
+        services: list[Service],
+        groups: dict[str, Group],
+        defaults: Defaults,
+        seen: dict[str, int],
+    ) -> Rule | None:
+        rid = node.get("id")
+        where = f"rule {rid!r}" if isinstance(rid, str) else "rule"
+        f = Fields(
+            node,
+            where,
+            self.problems,
+            required=("id", "match", "action"),
+            allowed=("id", "description", "match", "action", "message", "contact", "block_with"),
+        )
+        before = len(self.problems.items)
+        rid = f.str("id")
+        if rid is not None:
+            if rid == DEFAULT_RULE_ID:
+                f.error("id", f"the id {DEFAULT_RULE_ID!r} is reserved for the defaults")
+            elif rid in seen:
+                f.error("id", f"duplicate rule id {rid!r} (first at line {seen[rid]})")
+            else:
+                seen[rid] = node.line
+        action = f.str("action", choices=ACTIONS)
+        match_node = f.mapping("match")
+        match = (
+            self._match(match_node, where, services, groups) if match_node is not None else Match()
+        )
+        rule = Rule(
+            id=rid or "",
+            match=match,
+            action=action or "block",
+            message=f.str("message", defaults.message) or defaults.message,
+            block_with=f.str("block_with", defaults.block_with, choices=BLOCK_WITH) or "page",
+            contact=f.str("contact", defaults.contact),
+            description=f.str("description"),
+            file=node.file,
+            line=node.line,
+        )
+        return rule if len(self.problems.items) == before else None
+
+    def _match(
+        self, node: Mapping, where: str, services: list[Service], groups: dict[str, Group]
+    ) -> Match:
+        where = f"{where}, match"
+        p = self.problems
+        before = len(p.items)
+        f = Fields(node, where, p, allowed=MATCH_KEYS)
+        vendor_names = {s.vendor.lower(): s.vendor for s in services}
+
+        def known(key: str, noun: str, choices: dict[str, str]) -> frozenset[str] | None:
+            """The values of list `key`, each checked against the keys of `choices`."""
+            items = f.str_items(key)
+            if items is None:
+                return None
+            values = set()
+            for text, line in items:
+                value = text.lower() if key == "vendors" else text
+                if value not in choices:
+                    p.add(
+                        node.file,
+                        line,
+                        f"{where}: unknown {noun} {text!r}{did_you_mean(text, choices.values())}",
+                    )
+                values.add(value)
+            return frozenset(values)
+
+        hosts = []
+        for text, line in f.str_items("hosts") or ():
+            try:
+                hosts.append(parse_host_pattern(text).text)
+            except PatternError as e:
+                p.add(node.file, line, f"{where}: bad host pattern: {e}")
+        paths = []
+        for text, line in f.str_items("paths") or ():
+            try:
+                check_path_pattern(text)
+                paths.append(text)
+            except PatternError as e:
+                p.add(node.file, line, f"{where}: bad path pattern: {e}")
+        match = Match(
+            services=known("services", "service", {s.id: s.id for s in services}),
+            vendors=known("vendors", "vendor", vendor_names),
+            categories=known("categories", "category", {c: c for c in CATEGORIES}),
+            activities=known("activities", "activity", {a: a for a in ACTIVITIES}),
+            hosts=tuple(hosts) if f.has("hosts") else None,
+            paths=tuple(paths) if f.has("paths") else None,
+            methods=methods_from(f, where, p),
+            groups=tuple(sorted(known("groups", "group", {g: g for g in groups}) or ()))
+            if f.has("groups")
+            else None,
+            users=frozenset(t for t, _ in f.str_items("users") or ()) if f.has("users") else None,
+        )
+        by_service = match.services or match.vendors or match.categories
+        if by_service and len(p.items) == before and not services_matching(match, services):
+            p.add(
+                node.file,
+                node.line,
+                f"{where}: no catalogued service is in all of {match.summary()}",
+            )
+        return match
+
+
+def services_matching(match: Match, services: list[Service] | tuple[Service, ...]) -> list[Service]:
+    """The services a rule's services/vendors/categories fields allow (all when none is set)."""
+    return [
+        s
+        for s in services
+        if (match.services is None or s.id in match.services)
+        and (match.vendors is None or s.vendor.lower() in match.vendors)
+        and (match.categories is None or s.category in match.categories)
+    ]
+
+
+def _networks(texts: tuple[str, ...]) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(t) for t in texts)
+
+
+def _digest(files: tuple[Path, ...]) -> str:
+    h = hashlib.sha256()
+    for path in files:
+        try:
+            h.update(path.read_bytes())
+        except OSError:
+            continue
+    return h.hexdigest()
