@@ -213,6 +213,14 @@ class Engine:
             f"no rule matched; the default action is {d.action}",
         )
 
+    def classify(self, method: str, host: str, path: str) -> tuple[Service | None, str | None]:
+        """The catalogued service and activity of a request, if any (host and path raw)."""
+        path, method = normalize_path(path), method.upper()
+        route = self._route(normalize_host(host), path)
+        if route is None:
+            return None, None
+        return route.service, route.activity(method, path)
+
     def _route(self, host: str, path: str) -> _Route | None:
         for route in self._routes.lookup(host):
             if route.path_re is None or route.path_re.fullmatch(path):

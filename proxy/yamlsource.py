@@ -77,6 +77,9 @@ class Sequence(list):
         return self.item_lines[index] if index < len(self.item_lines) else self.line
 
 
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~5x faster
+
+
 def load_yaml(path: Path, problems: Problems) -> Any:
     """Load one YAML document; syntax errors and duplicate keys go to `problems`."""
     name = str(path)
@@ -88,7 +91,7 @@ def load_yaml(path: Path, problems: Problems) -> Any:
     except UnicodeDecodeError as e:
         problems.add(name, 0, f"not UTF-8 text: {e.reason}")
         return None
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -106,7 +109,7 @@ def load_yaml(path: Path, problems: Problems) -> Any:
         loader.dispose()
 
 
-def _build(node: yaml.Node, loader: yaml.SafeLoader, file: str, problems: Problems) -> Any:
+def _build(node: yaml.Node, loader: Any, file: str, problems: Problems) -> Any:
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)
         result = Mapping()
