@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .patterns import PatternError, check_path_pattern, parse_host_pattern
+from .patterns import HostPattern, PatternError, check_path_pattern, parse_host_pattern
 from .yamlsource import Fields, Mapping, Problems, Sequence, load_yaml, type_name
 
 CATEGORIES: dict[str, str] = {
@@ -52,7 +52,7 @@ class Service:
     name: str
     vendor: str
     category: str
-    hosts: tuple[str, ...]  # canonical host patterns
+    hosts: tuple[HostPattern, ...]
     host_lines: tuple[int, ...]  # where each host pattern is written
     paths: tuple[str, ...]  # empty: every path of these hosts
     activities: tuple[Activity, ...]
@@ -116,7 +116,7 @@ def _parse_service(node: Mapping, problems: Problems) -> Service | None:
     hosts, host_lines = [], []
     for text, line in f.str_items("hosts") or ():
         try:
-            hosts.append(parse_host_pattern(text).text)
+            hosts.append(parse_host_pattern(text))
             host_lines.append(line)
         except PatternError as e:
             problems.add(node.file, line, f"{where}: bad host pattern: {e}")

@@ -102,7 +102,7 @@ def cmd_catalog(args: argparse.Namespace) -> int:
                     "name": s.name,
                     "vendor": s.vendor,
                     "category": s.category,
-                    "hosts": list(s.hosts),
+                    "hosts": [h.text for h in s.hosts],
                     "paths": list(s.paths),
                     "activities": [a.name for a in s.activities],
                     "source": s.source,
@@ -117,7 +117,7 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     width = max(len(s.id) for s in services)
     print(f"{'SERVICE':<{width}}  {'CATEGORY':<14}  {'VENDOR':<12}  HOSTS")
     for s in services:
-        hosts = ", ".join(s.hosts)
+        hosts = ", ".join(h.text for h in s.hosts)
         if s.paths:
             hosts += f"  (only {', '.join(s.paths)})"
         print(f"{s.id:<{width}}  {s.category:<14}  {s.vendor[:12]:<12}  {hosts}")

@@ -20,8 +20,8 @@ from functools import lru_cache
 
 from .catalog import Service
 from .normalize import BadHost, normalize_host, normalize_path
-from .patterns import HostIndex, compile_path_patterns, parse_host_pattern
-from .policy import DEFAULT_RULE_ID, Policy, Rule, services_matching
+from .patterns import HostIndex, compile_path_patterns
+from .policy import DEFAULT_RULE_ID, Policy, Rule, gc_paused, services_matching
 
 TUNNEL, INTERCEPT, REFUSE = "tunnel", "intercept", "refuse"
 INSPECT = "inspect"  # connect-stage action when the outcome depends on each request
@@ -81,11 +81,22 @@ class _Who:
 
 
 class _CompiledRule:
-    __slots__ = ("activities", "index", "methods", "path_re", "rule", "services", "summary", "who")
+    __slots__ = (
+        "activities",
+        "index",
+        "matched",
+        "methods",
+        "path_re",
+        "rule",
+        "services",
+        "summary",
+        "who",
+    )
 
     def __init__(self, index: int, rule: Rule, policy: Policy) -> None:
         m = rule.match
         self.index, self.rule, self.summary = index, rule, m.summary()
+        self.matched = f"rule {rule.id!r} ({self.summary}) matched"
         by_service = m.services is not None or m.vendors is not None or m.categories is not None
         self.services = (
             frozenset(s.id for s in services_matching(m, policy.services)) if by_service else None
@@ -153,21 +164,27 @@ def _parse_ip(text: str) -> IPAddress | None:
 class Engine:
     """The compiled form of a Policy. Immutable: a new policy means a new Engine."""
 
+    LOOKUP_CACHE = 1 << 16  # hosts whose index look-ups are remembered
+
     def __init__(self, policy: Policy) -> None:
+        with gc_paused():
+            self._build(policy)
+
+    def _build(self, policy: Policy) -> None:
         self.policy = policy
         self.services = {s.id: s for s in policy.services}
-        self._routes: HostIndex[_Route] = HostIndex()
+        routes: HostIndex[_Route] = HostIndex()
         for service in policy.services:
             route = _Route(service)
             for host in service.hosts:
-                self._routes.add(parse_host_pattern(host), route)
+                routes.add(host, route)
         rules = [_CompiledRule(i, r, policy) for i, r in enumerate(policy.rules)]
-        self._rules_by_host: HostIndex[_CompiledRule] = HostIndex()
+        rules_by_host: HostIndex[_CompiledRule] = HostIndex()
         unhosted = []
         for rule in rules:
             if rule.rule.match.hosts:
                 for host in rule.rule.match.hosts:
-                    self._rules_by_host.add(parse_host_pattern(host), rule)
+                    rules_by_host.add(host, rule)
             else:
                 unhosted.append(rule)
         everywhere = tuple(r for r in unhosted if r.services is None)
@@ -176,6 +193,16 @@ class Engine:
             self._rules_by_service[sid] = tuple(
                 r for r in unhosted if r.services is None or sid in r.services
             )
+        # Traffic goes to few hosts many times: remember their look-ups (bounded).
+        self._routes_of = lru_cache(self.LOOKUP_CACHE)(lambda h: tuple(routes.lookup(h)))
+        self._hosted_rules_of = (
+            lru_cache(self.LOOKUP_CACHE)(lambda h: tuple(rules_by_host.lookup(h)))
+            if rules_by_host
+            else lambda h: ()
+        )
+        self._decisions: dict[tuple, Decision] = {}
+        d = policy.defaults
+        self._no_rule_reason = f"no rule matched; the default action is {d.action}"
 
     # -- the request stage ----------------------------------------------------------------------
 
@@ -195,23 +222,8 @@ class Engine:
         ip = _parse_ip(client) if client else None
         for rule in self._candidate_rules(host, (sid,)):
             if rule.matches(sid, activity, method, path, ip, user):
-                return self._decision(
-                    rule.rule,
-                    "request",
-                    route,
-                    activity,
-                    host,
-                    f"rule {rule.rule.id!r} ({rule.summary}) matched",
-                )
-        d = self.policy.defaults
-        return self._decision(
-            None,
-            "request",
-            route,
-            activity,
-            host,
-            f"no rule matched; the default action is {d.action}",
-        )
+                return self._decision(rule.rule, "request", route, activity, rule.matched)
+        return self._decision(None, "request", route, activity, self._no_rule_reason)
 
     def classify(self, method: str, host: str, path: str) -> tuple[Service | None, str | None]:
         """The catalogued service and activity of a request, if any (host and path raw)."""
@@ -222,7 +234,7 @@ class Engine:
         return route.service, route.activity(method, path)
 
     def _route(self, host: str, path: str) -> _Route | None:
-        for route in self._routes.lookup(host):
+        for route in self._routes_of(host):
             if route.path_re is None or route.path_re.fullmatch(path):
                 return route
         return None
@@ -238,7 +250,7 @@ class Engine:
         except BadHost as e:
             return self._on_error("connect", f"unreadable host: {e}")
         possible: list[_Route | None] = []
-        for route in self._routes.lookup(host):
+        for route in self._routes_of(host):
             possible.append(route)
             if route.path_re is None:
                 break
@@ -266,12 +278,7 @@ class Engine:
             else:
                 mode, action = INTERCEPT, INSPECT
                 reason = f"the outcome depends on each request (rules {depends})"
-            return self._decision(None, "connect", single, None, host, reason, action, mode)
-        label = (
-            f"rule {final_rule.id!r} ({final.summary}) matched"
-            if final
-            else f"no rule applies; the default action is {final_action}"
-        )
+            return self._decision(None, "connect", single, None, reason, action, mode)
         if final_action == "allow":
             mode = TUNNEL
         elif final_action == "block":
@@ -279,7 +286,10 @@ class Engine:
             mode = REFUSE if block_with == "refuse" else INTERCEPT
         else:
             mode = INTERCEPT
-        return self._decision(final_rule, "connect", single, None, host, label, final_action, mode)
+        reason = (
+            final.matched if final else f"no rule applies; the default action is {final_action}"
+        )
+        return self._decision(final_rule, "connect", single, None, reason, final_action, mode)
 
     # -- shared ---------------------------------------------------------------------------------
 
@@ -287,15 +297,12 @@ class Engine:
         self, host: str, sids: tuple[str | None, ...]
     ) -> tuple[_CompiledRule, ...] | list[_CompiledRule]:
         by_service = self._rules_by_service
-        rules = (
-            by_service[sids[0]] if len(sids) == 1 else {r for sid in sids for r in by_service[sid]}
-        )
-        hosted = self._rules_by_host.lookup(host) if self._rules_by_host else None
-        if hosted:
-            return sorted({*rules, *hosted}, key=lambda r: r.index)
-        if isinstance(rules, set):
-            return sorted(rules, key=lambda r: r.index)
-        return rules
+        hosted = self._hosted_rules_of(host)
+        if len(sids) == 1 and not hosted:
+            return by_service[sids[0]]
+        rules = {r for sid in sids for r in by_service[sid]}
+        rules.update(hosted)
+        return sorted(rules, key=lambda r: r.index)
 
     def _decision(
         self,
@@ -303,17 +310,36 @@ class Engine:
         stage: str,
         route: _Route | None,
         activity: str | None,
-        host: str,
         reason: str,
         action: str | None = None,
         connect: str | None = None,
     ) -> Decision:
+        """The Decision for these facts; made once and then shared (decisions are immutable)."""
+        key = (rule, stage, route, activity, reason, action, connect)
+        decision = self._decisions.get(key)
+        if decision is None:
+            decision = self._make_decision(*key)
+            if len(self._decisions) < 100_000:  # bounded even for path-dependent reasons
+                self._decisions[key] = decision
+        return decision
+
+    def _make_decision(
+        self,
+        rule: Rule | None,
+        stage: str,
+        route: _Route | None,
+        activity: str | None,
+        reason: str,
+        action: str | None,
+        connect: str | None,
+    ) -> Decision:
         defaults = self.policy.defaults
         action = action or (rule.action if rule else defaults.action)
         service = route.service if route else None
-        target = f"service {service.id} ({service.category})" if service else f"host {host}"
+        target = f"service {service.id} ({service.category})" if service else "no AI service"
         if activity:
             target += f", activity {activity}"
+        blocked = action == "block"
         return Decision(
             action=action,
             stage=stage,
@@ -324,8 +350,8 @@ class Engine:
             vendor=service.vendor if service else None,
             activity=activity,
             connect=connect,
-            message=(rule.message if rule else defaults.message) if action == "block" else None,
-            contact=(rule.contact if rule else defaults.contact) if action == "block" else None,
+            message=(rule.message if rule else defaults.message) if blocked else None,
+            contact=(rule.contact if rule else defaults.contact) if blocked else None,
         )
 
     def _on_error(self, stage: str, why: str) -> Decision:

@@ -14,9 +14,10 @@ import socket
 from functools import lru_cache
 from urllib.parse import unquote, urlsplit
 
-_HOST_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
+_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+HOST_NAME = re.compile(rf"(?:{_LABEL}\.)*{_LABEL}")
 _NUMERIC_V4 = re.compile(r"(?:0x[0-9a-f]*|[0-9]+)(?:\.(?:0x[0-9a-f]*|[0-9]+)){0,3}")
-_PLAIN_PATH = re.compile(r"[^%\\;]*")
+_NEEDS_WORK = re.compile(r"[%\\;#]|//|/\.|^\.")  # anything a plain path never holds
 
 
 class BadHost(ValueError):
@@ -51,7 +52,7 @@ def normalize_host(raw: str) -> str:
             return socket.inet_ntoa(socket.inet_aton(host))
         except OSError as e:
             raise BadHost(f"not a valid IPv4 address: {raw!r}") from e
-    if len(host) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in host.split(".")):
+    if len(host) > 253 or not HOST_NAME.fullmatch(host):
         raise BadHost(f"not a valid host name: {raw!r}")
     return host
 
@@ -73,15 +74,12 @@ def is_ip(host: str) -> bool:
 
 def normalize_path(raw: str) -> str:
     """The canonical form of a request path (query and fragment removed)."""
-    path = raw
-    for sep in "?#":
-        cut = path.find(sep)
-        if cut >= 0:
-            path = path[:cut]
-    if _PLAIN_PATH.fullmatch(path) and "//" not in path and "/." not in path:
-        if len(path) > 1 and path.endswith("/"):
-            return path.rstrip("/") or "/"
-        return path if path.startswith("/") else "/" + path
+    path = raw.partition("?")[0]
+    if not _NEEDS_WORK.search(path):
+        if path.startswith("/"):
+            return path if len(path) == 1 or path[-1] != "/" else path.rstrip("/") or "/"
+        return "/" + path.rstrip("/")
+    path = path.partition("#")[0]
     if "%" in path:
         path = unquote(path, errors="replace")
     path = path.replace("\\", "/")

@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .normalize import BadHost, is_ip, normalize_host
+from .normalize import HOST_NAME, BadHost, is_ip, normalize_host
 
 _GLOB_LABEL = re.compile(r"[a-z0-9_*-]+")
 _PATH_CHARS = re.compile(r"[A-Za-z0-9._~!$&'()+,;=:@/*{}-]+")
@@ -35,7 +35,10 @@ class HostPattern:
     text: str  # canonical spelling
     kind: str  # "exact", "subdomains" or "glob"
     suffix: str  # exact: the host; subdomains: below this; glob: literal suffix
-    regex: re.Pattern[str] | None = None
+    regex: str | None = None  # glob: the regex a matching host fully matches
+
+    def __str__(self) -> str:
+        return self.text
 
 
 def parse_host_pattern(raw: str) -> HostPattern:
@@ -46,6 +49,8 @@ def parse_host_pattern(raw: str) -> HostPattern:
     if "/" in text or text.count(":") == 1:
         raise PatternError(f"{raw!r}: a host pattern holds no scheme, port or path")
     if "*" not in text:
+        if len(text) <= 253 and HOST_NAME.fullmatch(text) and not text[-1].isdigit():
+            return HostPattern(text, "exact", text)  # already canonical: the common case
         try:
             host = normalize_host(text)
         except BadHost as e:
@@ -80,7 +85,7 @@ def parse_host_pattern(raw: str) -> HostPattern:
         "[a-z0-9_-]*".join(re.escape(part) for part in label.split("*")) for label in body
     )
     canonical = ("*." if leading else "") + ".".join(body)
-    return HostPattern(canonical, "glob", ".".join(suffix_labels), re.compile(regex))
+    return HostPattern(canonical, "glob", ".".join(suffix_labels), regex)
 
 
 class HostIndex[T]:
@@ -90,7 +95,8 @@ class HostIndex[T]:
     def __init__(self) -> None:
         self._exact: dict[str, list[T]] = {}
         self._subdomains: dict[str, list[T]] = {}
-        self._globs: dict[str, list[tuple[re.Pattern[str], T]]] = {}
+        self._globs: dict[str, list[tuple[str, T]]] = {}
+        self._compiled_globs: dict[str, list[tuple[re.Pattern[str], T]]] = {}
 
     def add(self, pattern: HostPattern, payload: T) -> None:
         if pattern.kind == "exact":
@@ -100,6 +106,15 @@ class HostIndex[T]:
         else:
             assert pattern.regex is not None
             self._globs.setdefault(pattern.suffix, []).append((pattern.regex, payload))
+
+    def _globs_under(self, suffix: str) -> list[tuple[re.Pattern[str], T]]:
+        """The glob patterns under `suffix`, compiled when first needed: a catalog of
+        thousands of globs loads without compiling regexes for suffixes never visited."""
+        compiled = self._compiled_globs.get(suffix)
+        if compiled is None:
+            compiled = [(re.compile(source), payload) for source, payload in self._globs[suffix]]
+            self._compiled_globs[suffix] = compiled
+        return compiled
 
     def __bool__(self) -> bool:
         return bool(self._exact or self._subdomains or self._globs)
@@ -115,8 +130,8 @@ class HostIndex[T]:
         globs, subdomains = self._globs, self._subdomains
         suffix, start = host, 0
         while True:
-            if globs:
-                for regex, payload in globs.get(suffix, ()):
+            if globs and suffix in globs:
+                for regex, payload in self._globs_under(suffix):
                     if regex.fullmatch(host):
                         found.append(payload)
             if start:

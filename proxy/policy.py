@@ -8,13 +8,15 @@ The same function serves `aiwarden check`, start-up and (later) every reload.
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import ipaddress
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from .catalog import ACTIVITIES, CATEGORIES, Service, load_catalog_dir, methods_from, parse_services
-from .patterns import PatternError, check_path_pattern, parse_host_pattern
+from .patterns import HostPattern, PatternError, check_path_pattern, parse_host_pattern
 from .yamlsource import Fields, Mapping, Problems, did_you_mean, load_yaml, type_name
 
 ACTIONS = ("block", "allow", "redact", "monitor")
@@ -65,7 +67,7 @@ class Match:
     vendors: frozenset[str] | None = None
     categories: frozenset[str] | None = None
     activities: frozenset[str] | None = None
-    hosts: tuple[str, ...] | None = None
+    hosts: tuple[HostPattern, ...] | None = None
     paths: tuple[str, ...] | None = None
     methods: frozenset[str] | None = None
     groups: tuple[str, ...] | None = None
@@ -79,7 +81,7 @@ class Match:
         for key in MATCH_KEYS:
             value = getattr(self, key)
             if value is not None:
-                parts.append(f"{key}={','.join(sorted(value))}")
+                parts.append(f"{key}={','.join(sorted(map(str, value)))}")
         return " ".join(parts) or "everything"
 
 
@@ -111,7 +113,24 @@ class Policy:
 
 def load_policy(path: str | Path) -> Policy:
     """Load and check a policy directory (holding policy.yaml) or policy file."""
-    path = Path(path)
+    with gc_paused():
+        return _load_policy(Path(path))
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """For building a policy or engine: hundreds of thousands of objects and no cycles, which
+    the collector would rescan again and again (a third of the load time at 100,000 hosts)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _load_policy(path: Path) -> Policy:
     file = path / "policy.yaml" if path.is_dir() else path
     problems = Problems()
     doc = load_yaml(file, problems)
@@ -190,14 +209,14 @@ class _PolicyReader:
                     f"service id {service.id!r} is already used at {first.file}:{first.line}",
                 )
             for host, line in zip(service.hosts, service.host_lines, strict=True):
-                other = claims.setdefault(host, (service, line))
+                other = claims.setdefault(host.text, (service, line))
                 if other[0] is service:
                     continue
                 if not (service.paths and other[0].paths):
                     self.problems.add(
                         service.file,
                         line,
-                        f"service {service.id!r}: host {host!r} is already claimed "
+                        f"service {service.id!r}: host {host.text!r} is already claimed "
                         f"by service {other[0].id!r} at {other[0].file}:{other[1]};"
                         f" two services may share a host only when both list "
                         f"'paths'",
@@ -282,6 +301,14 @@ class _PolicyReader:
         rules: list[Rule] = []
         seen: dict[str, int] = {}
         catch_all: Rule | None = None
+        # what each match field may name: canonical spelling -> the name to suggest
+        self.vocabulary = {
+            "services": {s.id: s.id for s in services},
+            "vendors": {s.vendor.lower(): s.vendor for s in services},
+            "categories": {c: c for c in CATEGORIES},
+            "activities": {a: a for a in ACTIVITIES},
+            "groups": {g: g for g in groups},
+        }
         for i, item in enumerate(node):
             line = node.item_line(i)
             if not isinstance(item, Mapping):
@@ -353,10 +380,10 @@ class _PolicyReader:
         p = self.problems
         before = len(p.items)
         f = Fields(node, where, p, allowed=MATCH_KEYS)
-        vendor_names = {s.vendor.lower(): s.vendor for s in services}
 
-        def known(key: str, noun: str, choices: dict[str, str]) -> frozenset[str] | None:
-            """The values of list `key`, each checked against the keys of `choices`."""
+        def known(key: str, noun: str) -> frozenset[str] | None:
+            """The values of list `key`, each checked against the policy's vocabulary."""
+            choices = self.vocabulary[key]
             items = f.str_items(key)
             if items is None:
                 return None
@@ -375,7 +402,7 @@ class _PolicyReader:
         hosts = []
         for text, line in f.str_items("hosts") or ():
             try:
-                hosts.append(parse_host_pattern(text).text)
+                hosts.append(parse_host_pattern(text))
             except PatternError as e:
                 p.add(node.file, line, f"{where}: bad host pattern: {e}")
         paths = []
@@ -386,16 +413,14 @@ class _PolicyReader:
             except PatternError as e:
                 p.add(node.file, line, f"{where}: bad path pattern: {e}")
         match = Match(
-            services=known("services", "service", {s.id: s.id for s in services}),
-            vendors=known("vendors", "vendor", vendor_names),
-            categories=known("categories", "category", {c: c for c in CATEGORIES}),
-            activities=known("activities", "activity", {a: a for a in ACTIVITIES}),
+            services=known("services", "service"),
+            vendors=known("vendors", "vendor"),
+            categories=known("categories", "category"),
+            activities=known("activities", "activity"),
             hosts=tuple(hosts) if f.has("hosts") else None,
             paths=tuple(paths) if f.has("paths") else None,
             methods=methods_from(f, where, p),
-            groups=tuple(sorted(known("groups", "group", {g: g for g in groups}) or ()))
-            if f.has("groups")
-            else None,
+            groups=tuple(sorted(known("groups", "group") or ())) if f.has("groups") else None,
             users=frozenset(t for t, _ in f.str_items("users") or ()) if f.has("users") else None,
         )
         by_service = match.services or match.vendors or match.categories

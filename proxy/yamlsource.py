@@ -77,6 +77,7 @@ class Sequence(list):
         return self.item_lines[index] if index < len(self.item_lines) else self.line
 
 
+_STR_TAG = "tag:yaml.org,2002:str"
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~5x faster
 
 
@@ -110,6 +111,10 @@ def load_yaml(path: Path, problems: Problems) -> Any:
 
 
 def _build(node: yaml.Node, loader: Any, file: str, problems: Problems) -> Any:
+    if type(node) is yaml.ScalarNode:
+        if node.tag == _STR_TAG:
+            return node.value  # the common case, without the constructor's bookkeeping
+        return loader.construct_object(node, deep=True)
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)
         result = Mapping()

@@ -1,0 +1,299 @@
+"""Decision time of the engine, against mitmproxy's own flow-filter matching on the same hosts.
+
+    python bench/engine_bench.py [--hosts 100000] [--path-rules 1000] [--json FILE]
+
+Three measurements, each in this one run:
+1. the shipped policy: per-decision time over the URL corpus of tests/data/urls.txt;
+2. a generated policy with --hosts host patterns and --path-rules path rules: load time, memory
+   and per-decision time (load and memory measured in a fresh child process);
+3. mitmproxy: what a `block_list` user gets for the same host sets, i.e. one `~d` filter per
+   host evaluated in turn (mitmproxy's BlockList loop), and, as mitmproxy's best case, one `~d`
+   filter whose regex alternates every host.
+Times are per call, measured one call at a time with perf_counter_ns; medians and p99 reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from proxy.engine import Engine  # noqa: E402
+from proxy.normalize import split_url  # noqa: E402
+from proxy.policy import load_policy  # noqa: E402
+
+
+def corpus_requests() -> list[tuple[str, str, str]]:
+    """(method, host, path) of every URL in the test corpus, AI and not."""
+    out = []
+    for line in (ROOT / "tests/data/urls.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            _service, _activity, method, url = line.split()
+            _scheme, host, path, _port = split_url(url)
+            out.append((method, host, path))
+    return out
+
+
+def time_calls(func, args_list: list[tuple], rounds: int) -> dict[str, float]:
+    """Median and p99 in microseconds of func(*args), each call timed on its own."""
+    clock = time.perf_counter_ns
+    samples = []
+    for _ in range(rounds):
+        for args in args_list:
+            start = clock()
+            func(*args)
+            samples.append(clock() - start)
+    samples.sort()
+    return {
+        "median_us": round(samples[len(samples) // 2] / 1000, 2),
+        "p99_us": round(samples[int(len(samples) * 0.99)] / 1000, 2),
+        "calls": len(samples),
+    }
+
+
+# -- a generated policy ------------------------------------------------------------------------
+
+
+def generate_policy(directory: Path, hosts: int, path_rules: int, seed: int = 7) -> list[str]:
+    """Write a policy of `hosts` host patterns and `path_rules` path rules; return the concrete
+    host names the benchmark queries (one per pattern)."""
+    rng = random.Random(seed)
+    per_service = 10
+    catalog = directory / "catalog"
+    catalog.mkdir()
+    examples: list[str] = []
+    lines = ["services:"]
+    for s in range(hosts // per_service):
+        lines += [
+            f"  - id: gen-{s}",
+            f"    name: Generated {s}",
+            f"    vendor: vendor-{s % 500}",
+            f"    category: {('chat', 'api', 'code-assistant')[s % 3]}",
+            "    source: generated",
+            "    hosts:",
+        ]
+        for h in range(per_service):
+            kind = rng.random()
+            if kind < 0.80:
+                lines.append(f"      - h{h}.svc{s}.example")
+                examples.append(f"h{h}.svc{s}.example")
+            elif kind < 0.95:
+                lines.append(f"      - '*.w{h}.svc{s}.example'")
+                examples.append(f"a.b.w{h}.svc{s}.example")
+            else:
+                lines.append(f"      - 'api-*.g{h}.svc{s}.example'")
+                examples.append(f"api-eu.g{h}.svc{s}.example")
+    (catalog / "generated.yaml").write_text("\n".join(lines) + "\n")
+    rules = ["version: 1", "rules:"]
+    for r in range(path_rules):
+        host = rng.choice(examples)
+        rules += [
+            f"  - id: path-rule-{r}",
+            "    match:",
+            f"      hosts: ['{host}']",
+            f"      paths: ['/v1/r{r}/**', '/api/*/r{r}']",
+            "      methods: [POST]",
+            "    action: allow",
+        ]
+    rules += [
+        "  - id: block-ai",
+        "    match: {categories: [chat, api, code-assistant]}",
+        "    action: block",
+    ]
+    (directory / "policy.yaml").write_text("\n".join(rules) + "\n")
+    return examples
+
+
+LOAD_CHILD = """
+import json, sys, time
+sys.path.insert(0, {root!r})
+def rss(field):
+    for line in open('/proc/self/status'):
+        if line.startswith(field):
+            return int(line.split()[1]) * 1024
+from proxy.engine import Engine
+from proxy.policy import load_policy
+before = rss('VmRSS:')
+start = time.perf_counter()
+engine = Engine(load_policy({policy!r}))
+seconds = time.perf_counter() - start
+print(json.dumps({{"load_seconds": round(seconds, 3),
+                  "rss_growth_mb": round((rss('VmRSS:') - before) / 2**20, 1),
+                  "peak_rss_mb": round(rss('VmHWM:') / 2**20, 1)}}))
+"""
+
+
+def measure_load(policy_dir: Path) -> dict[str, float]:
+    code = LOAD_CHILD.format(root=str(ROOT), policy=str(policy_dir))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+# -- mitmproxy's flow filters --------------------------------------------------------------------
+
+
+def host_regex(pattern: str) -> str:
+    """The `~d` regex a mitmproxy user would write for one of our host patterns."""
+    if pattern.startswith("*."):
+        return r"(^|\.)" + re.escape(pattern[2:]) + "$"
+    return "^" + re.escape(pattern).replace(r"\*", "[^.]*") + "$"
+
+
+def quoted(regex: str) -> str:
+    """A regex as a quoted flow-filter argument (the filter parser unescapes backslashes)."""
+    return "'" + regex.replace("\\", "\\\\") + "'"
+
+
+def mitmproxy_filters(
+    patterns: list[str], requests: list[tuple[str, str, str]], rounds: int
+) -> dict[str, object]:
+    from mitmproxy import flowfilter
+    from mitmproxy.test import tflow
+
+    start = time.perf_counter()
+    filters = [flowfilter.parse(f"~d {quoted(host_regex(p))}") for p in patterns]
+    parse_seconds = time.perf_counter() - start
+    flows = []
+    for method, host, path in requests:
+        flow = tflow.tflow()
+        flow.request.method, flow.request.host, flow.request.path = method, host, path
+        flow.request.headers["host"] = host
+        flows.append((flow,))
+
+    def block_list(flow) -> bool:  # mitmproxy/addons/blocklist.py: BlockList.request
+        return any(f(flow) for f in filters)
+
+    result: dict[str, object] = {
+        "filters": len(filters),
+        "parse_seconds": round(parse_seconds, 3),
+        "block_list": time_calls(block_list, flows, rounds),
+    }
+    start = time.perf_counter()
+    one = flowfilter.parse("~d " + quoted("|".join(f"(?:{host_regex(p)})" for p in patterns)))
+    result["one_filter_parse_seconds"] = round(time.perf_counter() - start, 3)
+    result["one_filter"] = time_calls(one, flows, rounds)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--hosts", type=int, default=100_000)
+    parser.add_argument("--path-rules", type=int, default=1_000)
+    parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument(
+        "--mitmproxy-hosts",
+        type=int,
+        default=10_000,
+        help="one-filter-per-host is timed up to this many hosts (it is slow)",
+    )
+    parser.add_argument("--json", type=Path, default=ROOT / "bench/results/engine.json")
+    args = parser.parse_args()
+    report: dict[str, object] = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": f"{platform.machine()} {platform.processor() or ''} "
+        f"python {platform.python_version()}".strip(),
+    }
+
+    # 1. shipped policy
+    shipped = Engine(load_policy(ROOT / "policies"))
+    requests = corpus_requests()
+    req_args = [(m, h, p, "10.1.2.3", None) for m, h, p in requests]
+    con_args = [(h, "10.1.2.3", None) for _m, h, _p in requests]
+    shipped_patterns = [h.text for s in shipped.policy.services for h in s.hosts]
+    report["shipped"] = {
+        "services": len(shipped.policy.services),
+        "host_patterns": len(shipped_patterns),
+        "load": measure_load(ROOT / "policies"),
+        "decide_request": time_calls(shipped.decide_request, req_args, args.rounds),
+        "decide_connect": time_calls(shipped.decide_connect, con_args, args.rounds),
+        "mitmproxy": mitmproxy_filters(shipped_patterns, requests, max(1, args.rounds // 4)),
+    }
+
+    # 2. generated policy
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        examples = generate_policy(directory, args.hosts, args.path_rules)
+        load = measure_load(directory)
+        engine = Engine(load_policy(directory))
+        rng = random.Random(11)
+        mix = []
+        for i in range(2000):
+            if i % 2:
+                host = rng.choice(examples)
+            else:
+                host = f"www.site{rng.randrange(10**6)}.example.org"
+            mix.append(("POST", host, f"/v1/r{rng.randrange(args.path_rules)}/chat"))
+        rounds = max(1, args.rounds // 20)
+        generated: dict[str, object] = {
+            "host_patterns": args.hosts,
+            "path_rules": args.path_rules,
+            "load": load,
+            "decide_request": time_calls(
+                engine.decide_request, [(*r, "10.1.2.3", None) for r in mix], rounds
+            ),
+            "decide_connect": time_calls(
+                engine.decide_connect, [(r[1], "10.1.2.3", None) for r in mix], rounds
+            ),
+        }
+        patterns = [h.text for s in engine.policy.services for h in s.hosts]
+        sample = patterns[: args.mitmproxy_hosts]
+        generated["mitmproxy"] = mitmproxy_filters(sample, mix[:100], 1)
+        report["generated"] = generated
+
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    print_report(report)
+
+
+def print_report(r: dict) -> None:
+    s, g = r["shipped"], r["generated"]
+    print(f"aiwarden engine benchmark, {r['date']}, {r['machine']}")
+    print(
+        f"\nshipped policy: {s['services']} services, {s['host_patterns']} host patterns; "
+        f"load {s['load']['load_seconds']} s, +{s['load']['rss_growth_mb']} MB"
+    )
+    rows = [
+        ("aiwarden decide_request", s["decide_request"]),
+        ("aiwarden decide_connect", s["decide_connect"]),
+        (
+            f"mitmproxy block_list ({s['mitmproxy']['filters']} ~d filters)",
+            s["mitmproxy"]["block_list"],
+        ),
+        ("mitmproxy one ~d filter, all hosts", s["mitmproxy"]["one_filter"]),
+    ]
+    _table(rows, s["decide_request"]["median_us"])
+    gm = g["mitmproxy"]
+    print(
+        f"\ngenerated policy: {g['host_patterns']} host patterns, {g['path_rules']} path rules; "
+        f"load {g['load']['load_seconds']} s, +{g['load']['rss_growth_mb']} MB "
+        f"(peak RSS {g['load']['peak_rss_mb']} MB)"
+    )
+    rows = [
+        ("aiwarden decide_request", g["decide_request"]),
+        ("aiwarden decide_connect", g["decide_connect"]),
+        (f"mitmproxy block_list ({gm['filters']} ~d filters only)", gm["block_list"]),
+        (f"mitmproxy one ~d filter, {gm['filters']} hosts", gm["one_filter"]),
+    ]
+    _table(rows, g["decide_request"]["median_us"])
+    print(f"  (mitmproxy filter parse: {gm['parse_seconds']} s for {gm['filters']} filters)")
+
+
+def _table(rows, base: float) -> None:
+    print(f"  {'':<52} {'median µs':>10} {'p99 µs':>9} {'× aiwarden':>11}")
+    for name, t in rows:
+        ratio = t["median_us"] / base if base else float("nan")
+        print(f"  {name:<52} {t['median_us']:>10} {t['p99_us']:>9} {ratio:>10.1f}×")
+
+
+if __name__ == "__main__":
+    main()
