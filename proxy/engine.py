@@ -270,6 +270,10 @@ class Engine:
         final_rule = final.rule if final else None
         final_action = final_rule.action if final_rule else self.policy.defaults.action
         single = possible[0] if len(possible) == 1 else None
+        shared = None
+        if single is None:
+            ids = ", ".join(r.service.id for r in possible if r)
+            shared = f"shared host ({ids} on some paths only)"
         if maybe:
             depends = ", ".join(repr(r.rule.id) for r in maybe)
             if all(r.rule.action == "allow" for r in maybe) and final_action == "allow":
@@ -278,7 +282,7 @@ class Engine:
             else:
                 mode, action = INTERCEPT, INSPECT
                 reason = f"the outcome depends on each request (rules {depends})"
-            return self._decision(None, "connect", single, None, reason, action, mode)
+            return self._decision(None, "connect", single, None, reason, action, mode, shared)
         if final_action == "allow":
             mode = TUNNEL
         elif final_action == "block":
@@ -289,7 +293,9 @@ class Engine:
         reason = (
             final.matched if final else f"no rule applies; the default action is {final_action}"
         )
-        return self._decision(final_rule, "connect", single, None, reason, final_action, mode)
+        return self._decision(
+            final_rule, "connect", single, None, reason, final_action, mode, shared
+        )
 
     # -- shared ---------------------------------------------------------------------------------
 
@@ -313,9 +319,10 @@ class Engine:
         reason: str,
         action: str | None = None,
         connect: str | None = None,
+        target: str | None = None,
     ) -> Decision:
         """The Decision for these facts; made once and then shared (decisions are immutable)."""
-        key = (rule, stage, route, activity, reason, action, connect)
+        key = (rule, stage, route, activity, reason, action, connect, target)
         decision = self._decisions.get(key)
         if decision is None:
             decision = self._make_decision(*key)
@@ -332,11 +339,13 @@ class Engine:
         reason: str,
         action: str | None,
         connect: str | None,
+        target: str | None,
     ) -> Decision:
         defaults = self.policy.defaults
         action = action or (rule.action if rule else defaults.action)
         service = route.service if route else None
-        target = f"service {service.id} ({service.category})" if service else "no AI service"
+        if target is None:
+            target = f"service {service.id} ({service.category})" if service else "no AI service"
         if activity:
             target += f", activity {activity}"
         blocked = action == "block"

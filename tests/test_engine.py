@@ -148,6 +148,7 @@ def test_connect_intercepts_shared_hosts_whose_outcome_depends_on_the_path(shipp
     d = shipped_engine.decide_connect("api.github.com", client="10.1.1.1")
     assert (d.connect, d.action, d.service) == ("intercept", "inspect", None)
     assert "depends on each request" in d.reason
+    assert "shared host (github-copilot-token on some paths only)" in d.reason
 
 
 def test_connect_refuses_when_the_rule_asks_for_it(engine_for):
