@@ -324,23 +324,8 @@ class Engine:
         """The Decision for these facts; made once and then shared (decisions are immutable)."""
         key = (rule, stage, route, activity, reason, action, connect, target)
         decision = self._decisions.get(key)
-        if decision is None:
-            decision = self._make_decision(*key)
-            if len(self._decisions) < 100_000:  # bounded even for path-dependent reasons
-                self._decisions[key] = decision
-        return decision
-
-    def _make_decision(
-        self,
-        rule: Rule | None,
-        stage: str,
-        route: _Route | None,
-        activity: str | None,
-        reason: str,
-        action: str | None,
-        connect: str | None,
-        target: str | None,
-    ) -> Decision:
+        if decision is not None:
+            return decision
         defaults = self.policy.defaults
         action = action or (rule.action if rule else defaults.action)
         service = route.service if route else None
@@ -349,7 +334,7 @@ class Engine:
         if activity:
             target += f", activity {activity}"
         blocked = action == "block"
-        return Decision(
+        decision = Decision(
             action=action,
             stage=stage,
             rule=rule.id if rule else DEFAULT_RULE_ID,
@@ -362,6 +347,9 @@ class Engine:
             message=(rule.message if rule else defaults.message) if blocked else None,
             contact=(rule.contact if rule else defaults.contact) if blocked else None,
         )
+        if len(self._decisions) < 100_000:  # bounded: reasons can name many rule sets
+            self._decisions[key] = decision
+        return decision
 
     def _on_error(self, stage: str, why: str) -> Decision:
         d = self.policy.defaults
