@@ -36,7 +36,10 @@ ACTIVITIES: dict[str, str] = {
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE")
 
 _SERVICE_ID = re.compile(r"[a-z0-9][a-z0-9-]*[a-z0-9]")
-SERVICE_KEYS = ("id", "name", "vendor", "category", "hosts", "paths", "activities", "source")
+SERVICE_KEYS = (
+    "id", "name", "vendor", "category", "hosts", "paths", "activities", "api_format", "source"
+)  # fmt: skip
+API_FORMATS = ("openai", "anthropic", "gemini")  # error bodies the official SDKs understand
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +59,7 @@ class Service:
     host_lines: tuple[int, ...]  # where each host pattern is written
     paths: tuple[str, ...]  # empty: every path of these hosts
     activities: tuple[Activity, ...]
+    api_format: str | None  # the API's error format, so blocked SDK calls fail their own way
     source: str
     file: str
     line: int
@@ -122,12 +126,13 @@ def _parse_service(node: Mapping, problems: Problems) -> Service | None:
             problems.add(node.file, line, f"{where}: bad host pattern: {e}")
     paths = _path_list(f, "paths", where, problems)
     activities = _parse_activities(f, where, problems)
+    api_format = f.str("api_format", choices=API_FORMATS)
     if len(problems.items) > errors_before or None in (sid, name, vendor, category, source):
         return None
     return Service(
         id=sid, name=name, vendor=vendor, category=category, hosts=tuple(hosts),
         host_lines=tuple(host_lines), paths=tuple(paths), activities=tuple(activities),
-        source=source, file=node.file, line=node.line,
+        api_format=api_format, source=source, file=node.file, line=node.line,
     )  # fmt: skip
 
 

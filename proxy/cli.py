@@ -7,8 +7,9 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from . import __version__
+from . import __version__, ca
 from .engine import Decision, Engine
 from .normalize import BadHost, split_url
 from .policy import Policy, load_policy
@@ -40,9 +41,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"aiwarden {__version__}")
     sub = parser.add_subparsers(metavar="COMMAND")
 
-    def add(name: str, func, help: str) -> argparse.ArgumentParser:
+    def add(name: str, func, help: str, policy: bool = True) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
         p.set_defaults(command=func)
+        if not policy:
+            return p
         p.add_argument(
             "--policy", metavar="DIR", default=os.environ.get("AIWARDEN_POLICY", "policies"),
             help="policy directory holding policy.yaml, or a policy file "
@@ -61,7 +64,72 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--client", default="127.0.0.1", help="client IP address (default 127.0.0.1)")
     p.add_argument("--user", help="authenticated user name")
     p.add_argument("--json", action="store_true", help="one JSON object per URL, a line each")
+
+    p = add("run", cmd_run, "run the proxy")
+    from .run import add_arguments
+
+    add_arguments(p)
+
+    p = add(
+        "ca", None, "create, show or import the CA that signs intercepted connections", policy=False
+    )
+    ca_sub = p.add_subparsers(metavar="ACTION", required=True)
+    init = ca_sub.add_parser("init", help="create a new root CA")
+    init.set_defaults(command=cmd_ca_init)
+    init.add_argument("--dir", default="certs", help="CA directory (default certs/)")
+    init.add_argument("--name", default=ca.DEFAULT_NAME, help="the CA's common name")
+    init.add_argument("--days", type=int, default=3650, help="validity in days (default 3650)")
+    init.add_argument("--force", action="store_true", help="replace an existing CA")
+    show = ca_sub.add_parser("show", help="subject, SHA-256 fingerprint and expiry")
+    show.set_defaults(command=cmd_ca_show)
+    show.add_argument("--dir", default="certs", help="CA directory (default certs/)")
+    imp = ca_sub.add_parser("import", help="use an existing corporate CA or intermediate")
+    imp.set_defaults(command=cmd_ca_import)
+    imp.add_argument("--dir", default="certs", help="CA directory (default certs/)")
+    imp.add_argument(
+        "--cert",
+        required=True,
+        type=Path,
+        help="PEM certificate, followed by its chain up to the root",
+    )
+    imp.add_argument("--key", required=True, type=Path, help="its unencrypted PEM private key")
+    imp.add_argument("--force", action="store_true", help="replace an existing CA")
     return parser
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .run import run
+
+    if _load(args) is None:  # report every policy error before starting anything
+        return EXIT_INVALID
+    return run(args)
+
+
+def cmd_ca_init(args: argparse.Namespace) -> int:
+    return _ca(lambda: ca.init(Path(args.dir), args.name, args.days, args.force), args.dir)
+
+
+def cmd_ca_show(args: argparse.Namespace) -> int:
+    return _ca(lambda: ca.info(Path(args.dir)), args.dir)
+
+
+def cmd_ca_import(args: argparse.Namespace) -> int:
+    return _ca(lambda: ca.import_ca(Path(args.dir), args.cert, args.key, args.force), args.dir)
+
+
+def _ca(action, directory: str) -> int:
+    try:
+        info = action()
+    except ca.CAError as e:
+        print(f"aiwarden ca: {e}", file=sys.stderr)
+        return EXIT_INVALID
+    print(f"certificate: {Path(directory) / ca.PUBLIC_CERT}  (install this on clients)")
+    print(f"subject:     {info.subject}")
+    print(f"sha256:      {info.fingerprint_sha256}")
+    print(f"valid:       {info.not_before:%Y-%m-%d} to {info.not_after:%Y-%m-%d}")
+    if info.chain_length > 1:
+        print(f"chain:       {info.chain_length} certificates")
+    return EXIT_OK
 
 
 def _load(args: argparse.Namespace) -> Policy | None:

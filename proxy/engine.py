@@ -213,7 +213,7 @@ class Engine:
         try:
             host = normalize_host(host)
         except BadHost as e:
-            return self._on_error("request", f"unreadable host: {e}")
+            return self.error_decision("request", f"unreadable host: {e}")
         path = normalize_path(path)
         method = method.upper()
         route = self._route(host, path)
@@ -248,7 +248,7 @@ class Engine:
         try:
             host = normalize_host(host)
         except BadHost as e:
-            return self._on_error("connect", f"unreadable host: {e}")
+            return self.error_decision("connect", f"unreadable host: {e}")
         possible: list[_Route | None] = []
         for route in self._routes_of(host):
             possible.append(route)
@@ -351,7 +351,8 @@ class Engine:
             self._decisions[key] = decision
         return decision
 
-    def _on_error(self, stage: str, why: str) -> Decision:
+    def error_decision(self, stage: str, why: str) -> Decision:
+        """The decision when deciding failed: the policy's on_error action."""
         d = self.policy.defaults
         return Decision(
             action=d.on_error,

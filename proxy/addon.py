@@ -1,0 +1,332 @@
+"""The mitmproxy addon that enforces the policy.
+
+`aiwarden run` embeds it; people who already run mitmproxy load it as a script:
+
+    mitmdump -s proxy/addon.py --set aiwarden_policy=policies --set connection_strategy=lazy
+
+(Imports are absolute because mitmdump loads this file as a script, outside its package.)
+
+Decisions happen at the earliest point that knows enough: the client at connect, the host at
+CONNECT (refuse, tunnel or intercept), the SNI at the TLS ClientHello (tunnel only when both
+CONNECT host and SNI allow it), the whole request line at request headers (before any upstream
+connection). An exception inside a decision never lets traffic through by accident: the flow
+gets the policy's `on_error` action (block by default). Hooks are synchronous and return an
+awaitable only when they must resolve a name, so the common path never waits.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import weakref
+from collections.abc import Awaitable
+from functools import lru_cache
+
+from mitmproxy import connection, ctx, exceptions, http, tls
+
+from proxy.destinations import DestinationGuard
+from proxy.engine import INTERCEPT, REFUSE, TUNNEL, Decision, Engine
+from proxy.logs import event
+from proxy.normalize import normalize_host
+from proxy.policy import Policy, load_policy
+from proxy.responses import Block, block_response, new_reference, refuse_response
+from proxy.yamlsource import PolicyError
+
+logger = logging.getLogger("aiwarden")
+
+# when the CONNECT host, the SNI and the Host header disagree, the strictest decision wins
+STRICTNESS = {"allow": 0, "monitor": 1, "redact": 2, "block": 3}
+DENIED_RULE = "network.deny_destinations"
+
+
+class AIWarden:
+    def __init__(self) -> None:
+        self.engine: Engine | None = None
+        self.guard = DestinationGuard(())
+        self._listeners: list[tuple[str, int]] = []
+        self._users: weakref.WeakKeyDictionary[connection.Client, str] = weakref.WeakKeyDictionary()
+
+    # -- options and lifecycle ---------------------------------------------------------------
+
+    def load(self, loader) -> None:
+        loader.add_option(
+            "aiwarden_policy", str, "policies",
+            "aiwarden policy: a directory holding policy.yaml, or a policy file.",
+        )  # fmt: skip
+
+    def configure(self, updated: set[str]) -> None:
+        if "aiwarden_policy" in updated:
+            try:
+                policy = load_policy(ctx.options.aiwarden_policy)
+            except PolicyError as e:
+                raise exceptions.OptionsError(f"aiwarden: the policy has errors:\n{e}") from None
+            self.install(policy)
+
+    def install(self, policy: Policy) -> None:
+        """Put a checked policy in force (connections in flight keep the decisions they had)."""
+        engine = Engine(policy)
+        guard = DestinationGuard(policy.deny_destinations)
+        for host, port in self._listeners:
+            guard.protect(host, port)
+        self.engine, self.guard = engine, guard
+        _client_allowed.cache_clear()
+        event(
+            "policy_loaded",
+            policy=str(policy.files[0]),
+            digest=policy.digest[:12],
+            rules=len(policy.rules),
+            services=len(policy.services),
+        )
+
+    def running(self) -> None:
+        proxyserver = ctx.master.addons.get("proxyserver")
+        addresses = list(proxyserver.listen_addrs()) if proxyserver else []
+        admin = ctx.master.addons.get("adminserver")
+        if admin is not None and admin.address:
+            addresses.append(admin.address)
+        for host, port, *_ in addresses:
+            self._listeners.append((host, port))
+            self.guard.protect(host, port)
+        event(
+            "listening",
+            proxy=" ".join(f"{h}:{p}" for h, p, *_ in proxyserver.listen_addrs()),
+            admin=f"{admin.address[0]}:{admin.address[1]}" if admin and admin.address else None,
+        )
+        if ctx.options.connection_strategy != "lazy":
+            logger.warning(
+                "connection_strategy is not 'lazy': blocked hosts will be "
+                "connected to at CONNECT; set connection_strategy=lazy"
+            )
+
+    @property
+    def ready(self) -> bool:
+        proxyserver = ctx.master.addons.get("proxyserver")
+        return self.engine is not None and bool(proxyserver and proxyserver.listen_addrs())
+
+    # -- the client --------------------------------------------------------------------------
+
+    def client_connected(self, client: connection.Client) -> None:
+        try:
+            allowed = _client_allowed(client.peername[0], self.engine.policy.clients)
+        except Exception:
+            logger.exception("client check failed; refusing the client")
+            allowed = False
+        if not allowed:
+            client.error = "client address not allowed by network.clients"
+            event("client_refused", client=client.peername[0])
+
+    # -- CONNECT ---------------------------------------------------------------------------
+
+    def http_connect(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
+        if flow.response or flow.error:  # proxyauth answered already
+            return None
+        try:
+            return self._connect(flow)
+        except Exception as e:
+            self._fail(flow, "connect", e)
+            return None
+
+    def _connect(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
+        client, user = flow.client_conn.peername[0], _user(flow)
+        if user:
+            self._users[flow.client_conn] = user
+        host, port = normalize_host(flow.request.host), flow.request.port
+        decision = self.engine.decide_connect(host, client, user)
+        if decision.connect == REFUSE:
+            self._block(flow, decision, host, refuse=True)
+            return None
+        if reason := self.guard.why_denied_literal(host, port):
+            self._deny(flow, host, reason, refuse=True)
+            return None
+        if decision.connect == INTERCEPT and decision.action == "block":
+            return None  # every request will be blocked: no upstream connection, no DNS
+        return self._check_resolved(flow, host, port, refuse=True)
+
+    # -- TLS ---------------------------------------------------------------------------------
+
+    def tls_clienthello(self, data: tls.ClientHelloData) -> None:
+        """Relay undecrypted only when the CONNECT host and the SNI both allow it; an SNI
+        naming a blocked service inside an allowed tunnel is domain fronting."""
+        try:
+            client = data.context.client
+            user = self._users.get(client)
+            names = {data.client_hello.sni}
+            if data.context.server.address:
+                names.add(data.context.server.address[0])
+            names.discard(None)
+            names.discard("")
+            if names and all(
+                self.engine.decide_connect(name, client.peername[0], user).connect == TUNNEL
+                for name in names
+            ):
+                data.ignore_connection = True
+        except Exception:
+            logger.exception("TLS decision failed; intercepting so each request is decided")
+
+    # -- requests ------------------------------------------------------------------------------
+
+    def requestheaders(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
+        if flow.response or flow.error:
+            return None
+        try:
+            return self._request(flow)
+        except Exception as e:
+            self._fail(flow, "request", e)
+            return None
+
+    def _request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
+        request = flow.request
+        client, user = (
+            flow.client_conn.peername[0],
+            _user(flow) or self._users.get(flow.client_conn),
+        )
+        decision, host = None, request.host
+        for name in _claimed_hosts(flow):
+            d = self.engine.decide_request(request.method, name, request.path, client, user)
+            if decision is None or STRICTNESS[d.action] > STRICTNESS[decision.action]:
+                decision, host = d, name
+        flow.metadata["aiwarden"] = decision
+        if decision.action == "block":
+            self._block(flow, decision, host)
+            return None
+        if decision.action in ("allow", "monitor"):
+            request.stream = True  # nothing to inspect: do not buffer the body
+        if decision.action == "monitor":
+            self._record(flow, decision, host)
+        if not flow.client_conn.tls_established:  # plain HTTP: we connect to request.host
+            canonical = normalize_host(request.host)
+            if reason := self.guard.why_denied_literal(canonical, request.port):
+                self._deny(flow, canonical, reason)
+                return None
+            return self._check_resolved(flow, canonical, request.port, refuse=False)
+        return None
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        # Nothing here reads reply bodies: stream them all, so server-sent events and other
+        # streamed AI answers reach the client as they are produced.
+        flow.response.stream = True
+
+    # -- upstream connections ------------------------------------------------------------------
+
+    async def server_connect(self, data) -> None:
+        """The last check before any upstream connection: the name may resolve differently
+        now than when the request was decided."""
+        try:
+            host, port = data.server.address
+            reason = await self.guard.why_denied(normalize_host(host), port)
+        except Exception:
+            logger.exception("destination check failed; not connecting")
+            reason = "destination check failed"
+        if reason:
+            data.server.error = f"aiwarden: {reason}"
+            event("upstream_refused", host=str(data.server.address[0]), reason=reason)
+
+    # -- shared --------------------------------------------------------------------------------
+
+    def _check_resolved(
+        self, flow: http.HTTPFlow, host: str, port: int, refuse: bool
+    ) -> Awaitable[None]:
+        async def check() -> None:
+            try:
+                reason = await self.guard.why_denied(host, port)
+            except Exception as e:
+                self._fail(flow, "connect" if refuse else "request", e)
+                return
+            if reason:
+                self._deny(flow, host, reason, refuse=refuse)
+
+        return check()
+
+    def _block(
+        self, flow: http.HTTPFlow, decision: Decision, host: str, refuse: bool = False
+    ) -> None:
+        service = self.engine.services.get(decision.service) if decision.service else None
+        block = Block(decision, new_reference(), service, host)
+        flow.response = refuse_response(block) if refuse else block_response(flow.request, block)
+        self._record(flow, decision, host, block.reference)
+
+    def _deny(self, flow: http.HTTPFlow, host: str, reason: str, refuse: bool = False) -> None:
+        decision = Decision(
+            action="block",
+            stage="connect" if refuse else "request",
+            rule=DENIED_RULE,
+            reason=reason,
+            message="The proxy does not connect to this destination.",
+        )
+        self._block(flow, decision, host, refuse=refuse)
+
+    def _fail(self, flow: http.HTTPFlow, stage: str, error: Exception) -> None:
+        """A decision raised: apply on_error explicitly (mitmproxy would let the flow go on)."""
+        logger.error(
+            "decision failed at %s: %s: %s", stage, type(error).__name__, error, exc_info=error
+        )
+        host = flow.request.host
+        if self.engine is None:
+            decision = Decision(
+                action="block", stage=stage, rule="default", reason="no policy is loaded"
+            )
+        else:
+            decision = self.engine.error_decision(stage, f"{type(error).__name__} while deciding")
+        flow.metadata["aiwarden"] = decision
+        if decision.action == "block":
+            block = Block(decision, new_reference(), None, host)
+            flow.response = (
+                refuse_response(block)
+                if stage == "connect"
+                else block_response(flow.request, block)
+            )
+            self._record(flow, decision, host, block.reference)
+
+    def _record(
+        self, flow: http.HTTPFlow, decision: Decision, host: str, reference: str | None = None
+    ) -> None:
+        """One structured log line per block or monitor decision; never headers, bodies,
+        query strings or credentials."""
+        event(
+            decision.action,
+            reference=reference,
+            client=flow.client_conn.peername[0],
+            method=flow.request.method,
+            host=host,
+            path=flow.request.path.partition("?")[0] if decision.stage == "request" else None,
+            service=decision.service,
+            activity=decision.activity,
+            rule=decision.rule,
+            stage=decision.stage,
+        )
+
+
+def _user(flow: http.HTTPFlow) -> str | None:
+    """The user proxyauth authenticated (never the password, which sits next to it)."""
+    auth = flow.metadata.get("proxyauth")
+    return auth[0] if auth else None
+
+
+def _claimed_hosts(flow: http.HTTPFlow) -> list[str]:
+    """Every host this request claims to be for: the request target (CONNECT host or
+    absolute-form URL), the Host header and the TLS SNI."""
+    request = flow.request
+    names = {request.host}
+    if header := request.host_header:
+        names.add(header)
+    if sni := flow.client_conn.sni:
+        names.add(sni)
+    return [n for n in names if n]
+
+
+@lru_cache(maxsize=4096)
+def _client_allowed(address: str, networks: tuple) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if ip.version == 6 and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return any(ip in network for network in networks)
+
+
+# `mitmdump -s proxy/addon.py`: the admin listener comes first so the addon can protect it.
+def _script_addons() -> list:
+    from proxy.admin import AdminServer
+
+    return [AdminServer(), AIWarden()]
+
+
+addons = _script_addons()

@@ -1,0 +1,89 @@
+"""Where the proxy will not connect: `network.deny_destinations` (cloud metadata, loopback,
+link-local...), also when a name resolves there, and the proxy's own listeners."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import time
+from collections.abc import Iterable
+
+from .engine import IPAddress
+from .normalize import is_ip
+from .policy import Network
+
+DNS_CACHE_SECONDS = 10.0
+DNS_CACHE_SIZE = 4096
+
+
+class DestinationGuard:
+    def __init__(self, deny: Iterable[Network]) -> None:
+        self.deny = tuple(deny)
+        self.own: set[tuple[IPAddress, int]] = set()  # the proxy's and admin's listeners
+        self.own_ports: set[int] = set()  # listeners bound to every address
+        self._dns: dict[tuple[str, int], tuple[float, tuple[IPAddress, ...]]] = {}
+
+    def protect(self, host: str, port: int) -> None:
+        """Never connect to this listener of ours (an unspecified host means any address)."""
+        address = _ip(host)
+        if address is None or address.is_unspecified:
+            self.own_ports.add(port)
+        else:
+            self.own.add((address, port))
+
+    def why_denied_ip(self, address: IPAddress, port: int) -> str | None:
+        """The reason a connection to this address is refused, or None."""
+        if address.version == 6 and address.ipv4_mapped:
+            address = address.ipv4_mapped
+        for network in self.deny:
+            if address in network:
+                return f"{address} is in denied destination {network}"
+        if (address, port) in self.own or (
+            port in self.own_ports and (address.is_loopback or address.is_unspecified)
+        ):
+            return f"{address}:{port} is the proxy itself"
+        return None
+
+    def why_denied_literal(self, host: str, port: int) -> str | None:
+        """The check that needs no DNS: IP literals only (a canonical host)."""
+        if not is_ip(host):
+            return None
+        address = _ip(host)
+        return self.why_denied_ip(address, port) if address else None
+
+    async def why_denied(self, host: str, port: int) -> str | None:
+        """The full check: a name is denied when any address it resolves to is denied.
+        A name that does not resolve is not denied here: the connection will fail anyway."""
+        if is_ip(host):
+            return self.why_denied_literal(host, port)
+        for address in await self._resolve(host, port):
+            reason = self.why_denied_ip(address, port)
+            if reason:
+                return f"{host} resolves to {reason}"
+        return None
+
+    async def _resolve(self, host: str, port: int) -> tuple[IPAddress, ...]:
+        now = time.monotonic()
+        hit = self._dns.get((host, port))
+        if hit and hit[0] > now:
+            return hit[1]
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, port, type=socket.SOCK_STREAM
+            )
+        except (OSError, UnicodeError):
+            addresses: tuple[IPAddress, ...] = ()
+        else:
+            addresses = tuple(a for a in (_ip(info[4][0]) for info in infos) if a is not None)
+        if len(self._dns) >= DNS_CACHE_SIZE:
+            self._dns.clear()
+        self._dns[(host, port)] = (now + DNS_CACHE_SECONDS, addresses)
+        return addresses
+
+
+def _ip(text: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return None

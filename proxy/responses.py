@@ -1,0 +1,199 @@
+"""What a blocked client receives: something it understands, saying why.
+
+- API clients get the error body of the API they called, so the official SDK raises its own
+  permission error carrying our message (OpenAI-compatible, Anthropic, Gemini); other JSON
+  clients get a plain JSON error.
+- Browsers get a self-contained HTML page: the service, the rule, the policy's message, a
+  contact link and the reference id that is also in the audit log.
+- Everything else gets text/plain with the same facts.
+Every response is 403 with `X-AIWarden-Rule` and `X-AIWarden-Reference`.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import secrets
+from dataclasses import dataclass
+
+from mitmproxy import http
+
+from .catalog import Service
+from .engine import Decision
+
+STATUS = 403
+_SAFE_LINK_SCHEMES = ("https://", "http://", "mailto:")
+
+
+def new_reference() -> str:
+    """A short id that ties what the user sees to the audit log line."""
+    return secrets.token_hex(6)
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """The facts every kind of block response shows."""
+
+    decision: Decision
+    reference: str
+    service: Service | None
+    host: str
+
+    @property
+    def service_name(self) -> str:
+        return self.service.name if self.service else self.host
+
+    @property
+    def message(self) -> str:
+        return self.decision.message or "Blocked by company policy."
+
+    def sentence(self) -> str:
+        return (
+            f"{self.message} [aiwarden: {self.service_name} blocked by rule "
+            f"'{self.decision.rule}', reference {self.reference}]"
+        )
+
+
+def client_kind(request: http.Request, service: Service | None) -> str:
+    """Which response format this client understands: openai, anthropic, gemini, html, json
+    or text."""
+    headers = request.headers
+    if "anthropic-version" in headers:
+        return "anthropic"
+    if "x-goog-api-key" in headers or "x-goog-api-client" in headers:
+        return "gemini"
+    api_call = "authorization" in headers or "x-api-key" in headers
+    if service is not None and service.api_format and (api_call or not _wants_html(headers)):
+        return service.api_format
+    if _wants_html(headers):
+        return "html"
+    accept = headers.get("accept", "")
+    if "json" in accept or "json" in headers.get("content-type", "") or api_call:
+        return "json"
+    return "text"
+
+
+def _wants_html(headers: http.Headers) -> bool:
+    return "text/html" in headers.get("accept", "")
+
+
+def block_response(request: http.Request, block: Block) -> http.Response:
+    kind = client_kind(request, block.service)
+    if kind == "html":
+        body, ctype = render_html(block).encode(), "text/html; charset=utf-8"
+    elif kind == "text":
+        body, ctype = render_text(block).encode(), "text/plain; charset=utf-8"
+    else:
+        body, ctype = json.dumps(_json_body(kind, block)).encode(), "application/json"
+    return http.Response.make(STATUS, body, _headers(block, ctype))
+
+
+def refuse_response(block: Block) -> http.Response:
+    """The answer to a refused CONNECT: no TLS, so plain text is all a client can show."""
+    return http.Response.make(
+        STATUS, render_text(block).encode(), _headers(block, "text/plain; charset=utf-8")
+    )
+
+
+def _headers(block: Block, content_type: str) -> dict[str, str]:
+    return {
+        "Content-Type": content_type,
+        "Cache-Control": "no-store",
+        "X-AIWarden-Rule": block.decision.rule,
+        "X-AIWarden-Reference": block.reference,
+        "X-Should-Retry": "false",  # the OpenAI and Anthropic SDKs honour it
+    }
+
+
+def _json_body(kind: str, block: Block) -> dict:
+    text = block.sentence()
+    if kind == "openai":
+        return {
+            "error": {
+                "message": text,
+                "type": "permission_denied",
+                "code": "blocked_by_policy",
+                "param": None,
+            }
+        }
+    if kind == "anthropic":
+        return {"type": "error", "error": {"type": "permission_error", "message": text}}
+    if kind == "gemini":
+        return {"error": {"code": STATUS, "message": text, "status": "PERMISSION_DENIED"}}
+    return {
+        "error": {
+            "message": block.message,
+            "rule": block.decision.rule,
+            "service": block.decision.service,
+            "reference": block.reference,
+            "contact": block.decision.contact,
+        }
+    }
+
+
+def render_text(block: Block) -> str:
+    lines = [
+        "Blocked by company policy",
+        "",
+        block.message,
+        "",
+        f"Service:   {block.service_name}",
+        f"Rule:      {block.decision.rule}",
+        f"Reference: {block.reference}",
+    ]
+    if block.decision.contact:
+        lines.append(f"Contact:   {block.decision.contact}")
+    return "\n".join(lines) + "\n"
+
+
+def render_html(block: Block) -> str:
+    e = html.escape
+    contact = block.decision.contact
+    contact_html = ""
+    if contact:
+        if contact.startswith(_SAFE_LINK_SCHEMES):
+            label = contact.removeprefix("mailto:")
+            contact_html = (
+                f'<p class="contact">Need this service for your work? '
+                f'<a href="{e(contact)}">Ask for access: {e(label)}</a></p>'
+            )
+        else:
+            contact_html = f'<p class="contact">Need this service? Contact {e(contact)}.</p>'
+    return _PAGE.format(
+        service=e(block.service_name),
+        message=e(block.message),
+        rule=e(block.decision.rule),
+        reference=e(block.reference),
+        host=e(block.host),
+        contact=contact_html,
+    )
+
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Blocked: {service}</title>
+<style>
+body{{font:16px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;background:#f4f5f7;color:#1d2330;
+margin:0;display:flex;min-height:100vh;align-items:center;justify-content:center}}
+main{{background:#fff;max-width:36rem;margin:2rem;padding:2rem 2.5rem;border-radius:12px;
+box-shadow:0 2px 12px rgba(0,0,0,.08);border-top:6px solid #c0392b}}
+h1{{font-size:1.4rem;margin:0 0 1rem}} .message{{font-size:1.1rem}}
+dl{{display:grid;grid-template-columns:max-content 1fr;gap:.3rem 1rem;margin:1.5rem 0;
+color:#4a5163}}
+dt{{font-weight:600}} dd{{margin:0;font-family:ui-monospace,monospace}}
+.contact a{{color:#1f5fbf}} footer{{margin-top:1.5rem;font-size:.85rem;color:#7a8194}}
+</style></head>
+<body><main>
+<h1>{service} is blocked by company policy</h1>
+<p class="message">{message}</p>
+<dl>
+<dt>Service</dt><dd id="service">{service}</dd>
+<dt>Address</dt><dd id="host">{host}</dd>
+<dt>Rule</dt><dd id="rule">{rule}</dd>
+<dt>Reference</dt><dd id="reference">{reference}</dd>
+</dl>
+{contact}
+<footer>Quote the reference when you contact the security team. Filtered by aiwarden.</footer>
+</main></body></html>
+"""
