@@ -65,10 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--user", help="authenticated user name")
     p.add_argument("--json", action="store_true", help="one JSON object per URL, a line each")
 
-    p = add("run", cmd_run, "run the proxy")
-    from .run import add_arguments
-
-    add_arguments(p)
+    _run_arguments(add("run", cmd_run, "run the proxy"))
 
     p = add(
         "ca", None, "create, show or import the CA that signs intercepted connections", policy=False
@@ -95,6 +92,40 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("--key", required=True, type=Path, help="its unencrypted PEM private key")
     imp.add_argument("--force", action="store_true", help="replace an existing CA")
     return parser
+
+
+def _run_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--listen",
+        default="127.0.0.1:3128",
+        metavar="HOST:PORT",
+        help="proxy listen address (default 127.0.0.1:3128; port 0: any free port)",
+    )
+    p.add_argument(
+        "--admin",
+        default="127.0.0.1:3129",
+        metavar="HOST:PORT",
+        help="admin listener for /healthz, /readyz, /ca.pem (default 127.0.0.1:3129)",
+    )
+    p.add_argument(
+        "--confdir",
+        default="certs",
+        metavar="DIR",
+        help="the CA directory (default certs/); a CA is created there if none",
+    )
+    p.add_argument(
+        "--upstream-ca",
+        metavar="FILE",
+        help="PEM bundle to verify upstream servers with, instead of the public roots "
+        "(must also hold the public roots if public sites are intercepted)",
+    )
+    p.add_argument(
+        "--proxyauth",
+        metavar="SPEC",
+        help="proxy authentication, as mitmproxy's proxyauth option "
+        "(@htpasswd-file, user:pass, or ldap:...)",
+    )
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -271,7 +271,7 @@ class Engine:
         final_action = final_rule.action if final_rule else self.policy.defaults.action
         single = possible[0] if len(possible) == 1 else None
         shared = None
-        if single is None:
+        if len(possible) > 1:
             ids = ", ".join(r.service.id for r in possible if r)
             shared = f"shared host ({ids} on some paths only)"
         if maybe:

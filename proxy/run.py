@@ -21,40 +21,6 @@ from .addon import AIWarden
 from .admin import AdminServer, parse_address
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--listen",
-        default="127.0.0.1:3128",
-        metavar="HOST:PORT",
-        help="proxy listen address (default 127.0.0.1:3128; port 0: any free port)",
-    )
-    p.add_argument(
-        "--admin",
-        default="127.0.0.1:3129",
-        metavar="HOST:PORT",
-        help="admin listener for /healthz, /readyz, /ca.pem (default 127.0.0.1:3129)",
-    )
-    p.add_argument(
-        "--confdir",
-        default="certs",
-        metavar="DIR",
-        help="the CA directory (default certs/); a CA is created there if none",
-    )
-    p.add_argument(
-        "--upstream-ca",
-        metavar="FILE",
-        help="PEM bundle to verify upstream servers with, instead of the public roots "
-        "(must also hold the public roots if public sites are intercepted)",
-    )
-    p.add_argument(
-        "--proxyauth",
-        metavar="SPEC",
-        help="proxy authentication, as mitmproxy's proxyauth option "
-        "(@htpasswd-file, user:pass, or ldap:...)",
-    )
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-
-
 def run(args: argparse.Namespace) -> int:
     logs.setup(args.log_level)
     try:

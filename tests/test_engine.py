@@ -137,6 +137,7 @@ def test_connect_tunnels_hosts_no_rule_can_touch(shipped_engine):
     for host in ["example.com", "www.gemini.com", "storage.googleapis.com", "10.9.9.9"]:
         d = shipped_engine.decide_connect(host, client="10.1.1.1")
         assert (d.connect, d.action, d.rule) == ("tunnel", "allow", "default"), host
+        assert d.reason == "no AI service: no rule applies; the default action is allow"
 
 
 def test_connect_intercepts_blocked_services_to_show_the_block_page(shipped_engine):

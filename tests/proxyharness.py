@@ -1,0 +1,325 @@
+"""Real parts for proxy tests: `aiwarden run` as a process, local upstream servers (plain and
+TLS, with a CA of their own), and a raw CONNECT client for what curl cannot express.
+Everything listens on and talks to loopback only."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import ipaddress
+import json
+import os
+import queue
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import textwrap
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+AIWARDEN = str(Path(sys.executable).parent / "aiwarden")
+START_TIMEOUT = 30
+
+
+# -- certificates for the upstream servers -------------------------------------------------------
+
+
+def make_upstream_pki(directory: Path) -> tuple[Path, Path, Path]:
+    """A CA of the upstream servers' own (not aiwarden's) and a certificate for localhost and
+    127.0.0.1; returns (ca file, cert file, key file)."""
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test upstream CA")])
+    ca_cert = (
+        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+        .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False),
+                       critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()),
+                       critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(ca_name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName([
+            x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                       critical=False)
+        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]),
+                       critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    paths = directory / "upstream-ca.pem", directory / "server.pem", directory / "server.key"
+    paths[0].write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return paths
+
+
+# -- upstream servers ----------------------------------------------------------------------------
+
+
+@dataclass
+class Upstream:
+    """A local HTTP(S) server that records what reached it.
+
+    GET /sse streams three events; the second waits for `sse_gate`, so a client that gets the
+    first event before setting the gate proves the proxy streamed instead of buffering.
+    POST /upload answers with the body's length and SHA-256.
+    """
+
+    tls: tuple[Path, Path] | None = None
+    host: str = "127.0.0.1"
+    requests: list[tuple[str, str, dict]] = field(default_factory=list)
+    sse_gate: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        upstream = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def _record(self) -> None:
+                upstream.requests.append((self.command, self.path, dict(self.headers)))
+
+            def do_GET(self) -> None:
+                self._record()
+                if self.path.startswith("/sse"):
+                    return self._sse()
+                self._send(200, b"hello from upstream\n", "text/plain")
+
+            def do_POST(self) -> None:
+                self._record()
+                length = int(self.headers.get("content-length", 0))
+                body = self.rfile.read(length)
+                reply = json.dumps(
+                    {"length": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+                ).encode()
+                self._send(200, reply, "application/json")
+
+            def _send(self, status: int, body: bytes, ctype: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _sse(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for i in range(3):
+                    if i == 1 and not upstream.sse_gate.wait(20):
+                        break  # the client never saw event 0: the proxy buffered
+                    data = f"data: event {i}\n\n".encode()
+                    self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                    self.wfile.flush()
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+
+        self.server = ThreadingHTTPServer((self.host, 0), Handler)
+        self.server.daemon_threads = True
+        if self.tls:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*self.tls)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# -- the proxy -------------------------------------------------------------------------------
+
+
+class Proxy:
+    """`aiwarden run` on free loopback ports; its JSON log lines are collected."""
+
+    def __init__(
+        self, policy_dir: Path, confdir: Path, *extra: str, command: list[str] | None = None
+    ) -> None:
+        self.logs: list[dict] = []
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        cmd = command or [
+            AIWARDEN,
+            "run",
+            "--policy",
+            str(policy_dir),
+            "--confdir",
+            str(confdir),
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            *extra,
+        ]
+        env = {k: v for k, v in os.environ.items() if "PROXY" not in k.upper()}
+        self.process = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+        listening = self.wait_for(_is_listening)
+        if "text" in listening:  # mitmdump's termlog: "... listening proxy=H:P admin=H:P"
+            words = dict(w.split("=", 1) for w in listening["text"].split() if "=" in w)
+            listening = {"proxy": words["proxy"], "admin": words.get("admin")}
+        self.address = listening["proxy"]
+        self.admin = listening.get("admin")
+        self.url = f"http://{self.address}"
+
+    def _read(self) -> None:
+        assert self.process.stdout
+        for line in self.process.stdout:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def wait_for(self, predicate, timeout: float = START_TIMEOUT) -> dict:
+        """The first log record (JSON, or {'text': line}) matching `predicate`."""
+        for record in self.logs:
+            if predicate(record):
+                return record
+        while True:
+            try:
+                line = self._lines.get(timeout=timeout)
+            except queue.Empty:
+                raise AssertionError(f"aiwarden did not log what was expected: {self.logs}")
+            if line is None:
+                raise AssertionError(f"aiwarden exited ({self.process.wait()}): {self.logs}")
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = {"text": line.rstrip()}
+            self.logs.append(record)
+            if predicate(record):
+                return record
+
+    def drain(self) -> list[dict]:
+        """Every log record so far."""
+        while True:
+            try:
+                line = self._lines.get_nowait()
+            except queue.Empty:
+                return self.logs
+            if line is None:
+                return self.logs
+            try:
+                self.logs.append(json.loads(line))
+            except ValueError:
+                self.logs.append({"text": line.rstrip()})
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def _is_listening(record: dict) -> bool:
+    return record.get("event") == "listening" or " listening proxy=" in record.get("text", "")
+
+
+def write_policy(directory: Path, body: str, catalog: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "policy.yaml").write_text(
+        f"version: 1\ncatalog: [{catalog}]\n" + textwrap.dedent(body).lstrip("\n")
+    )
+    return directory
+
+
+# -- clients ----------------------------------------------------------------------------------
+
+
+def curl(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if "PROXY" not in k.upper()}
+    r = subprocess.run(
+        ["curl", "-sS", "--max-time", str(int(timeout)), *args],
+        capture_output=True,
+        timeout=timeout + 5,
+        env=env,
+    )
+    # decoded here, not with text=True, which would turn the protocol's \r\n into \n
+    return subprocess.CompletedProcess(
+        r.args,
+        r.returncode,
+        r.stdout.decode("utf-8", "replace"),
+        r.stderr.decode("utf-8", "replace"),
+    )
+
+
+def connect_tunnel(proxy_address: str, target: str) -> tuple[socket.socket, int, bytes]:
+    """Send CONNECT target to the proxy; (socket, status, response head)."""
+    host, port = proxy_address.rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)), timeout=15)
+    sock.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        head += chunk
+    status = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/") else 0
+    return sock, status, head
+
+
+def request_through_tunnel(
+    proxy_address: str,
+    target: str,
+    sni: str | None,
+    host_header: str,
+    cafile: Path,
+    path: str = "/",
+) -> tuple[int, dict, bytes, dict]:
+    """CONNECT to `target`, TLS with `sni` trusting `cafile`, GET `path` with `host_header`:
+    (status, headers, body, peer certificate)."""
+    sock, status, head = connect_tunnel(proxy_address, target)
+    assert status == 200, head
+    context = ssl.create_default_context(cafile=str(cafile))
+    context.check_hostname = False
+    with context.wrap_socket(sock, server_hostname=sni) as tls:
+        cert = tls.getpeercert()
+        tls.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: {host_header}\r\nAccept: */*\r\n"
+            "Connection: close\r\n\r\n".encode()
+        )
+        data = b""
+        while chunk := tls.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    return int(lines[0].split()[1]), headers, body, cert

@@ -1,0 +1,447 @@
+"""The real proxy (`aiwarden run`) on loopback, driven by curl, raw sockets, httpx and the
+official SDKs, with local upstream servers."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import ssl
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import SHIPPED_CATALOG
+from proxyharness import (
+    Proxy,
+    Upstream,
+    connect_tunnel,
+    curl,
+    make_upstream_pki,
+    request_through_tunnel,
+    write_policy,
+)
+
+from proxy import ca
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("curl") is None, reason="curl is not installed (.ci/run installs it)"
+)
+
+MESSAGE = "External AI services are not approved."
+POLICY = """
+defaults: {contact: "mailto:security@corp.example"}
+network:
+  clients: [127.0.0.0/8, "::1/128"]
+  deny_destinations: [169.254.0.0/16, "fe80::/10"]
+services:
+  - id: local-ai
+    name: Local AI stand-in
+    vendor: Test
+    category: chat
+    hosts: [localhost]
+    source: test
+rules:
+  - id: watch-local-ai
+    match: {services: [local-ai]}
+    action: monitor
+  - id: no-blocked-uploads
+    match: {hosts: [127.0.0.2], paths: [/blocked/**]}
+    action: block
+  - id: block-ai
+    match: {categories: [chat, api, code-assistant, search, image, video, voice, agent]}
+    action: block
+    message: "External AI services are not approved."
+"""
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("pki")
+    ca.init(directory / "ca")
+    upstream_ca, cert, key = make_upstream_pki(directory)
+    return {
+        "ca": directory / "ca",
+        "cafile": directory / "ca" / "ca.pem",
+        "upstream_ca": upstream_ca,
+        "cert": cert,
+        "key": key,
+    }
+
+
+@pytest.fixture(scope="module")
+def plain_upstream():
+    server = Upstream(host="127.0.0.2")  # 127.0.0.1 stays free of path rules: tunnelled
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def tls_upstream(pki):
+    server = Upstream(tls=(pki["cert"], pki["key"]))
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def proxy(pki, tmp_path_factory):
+    policy = write_policy(tmp_path_factory.mktemp("policy"), POLICY, SHIPPED_CATALOG)
+    p = Proxy(policy, pki["ca"], "--upstream-ca", str(pki["upstream_ca"]))
+    yield p
+    assert p.stop() == 0, "aiwarden did not shut down cleanly on SIGTERM"
+
+
+def block_logged(proxy: Proxy, reference: str) -> dict:
+    return proxy.wait_for(lambda e: e.get("event") == "block" and e.get("reference") == reference)
+
+
+# -- the admin listener ---------------------------------------------------------------------
+
+
+def test_admin_endpoints(proxy, pki):
+    base = f"http://{proxy.admin}"
+    assert httpx.get(f"{base}/healthz").text == "ok\n"
+    ready = httpx.get(f"{base}/readyz")
+    assert (ready.status_code, ready.text) == (200, "ready\n")
+    pem = httpx.get(f"{base}/ca.pem")
+    assert pem.content == pki["cafile"].read_bytes()
+    assert httpx.get(f"{base}/nope").status_code == 404
+    assert httpx.post(f"{base}/healthz").status_code == 405
+    assert httpx.head(f"{base}/healthz").status_code == 200
+
+
+# -- blocking -----------------------------------------------------------------------------------
+
+
+def test_plain_http_request_to_ai_service_is_blocked_with_text(proxy):
+    r = curl("-i", "--proxy", proxy.url, "http://claude.ai/api/append_message")
+    head, _, body = r.stdout.partition("\r\n\r\n")
+    assert head.startswith("HTTP/1.1 403")
+    assert "x-aiwarden-rule: block-ai" in head.lower()
+    assert MESSAGE in body and "Service:   Claude (claude.ai)" in body
+    reference = next(line.split()[-1] for line in body.splitlines() if line.startswith("Ref"))
+    record = block_logged(proxy, reference)
+    assert record["host"] == "claude.ai" and record["path"] == "/api/append_message"
+    assert record["service"] == "claude" and record["rule"] == "block-ai"
+
+
+def test_https_api_call_gets_the_openai_error_shape(proxy, pki):
+    r = curl(
+        "-i",
+        "--http1.1",
+        "--proxy",
+        proxy.url,
+        "--cacert",
+        str(pki["cafile"]),
+        "https://api.openai.com/v1/chat/completions?key=secret",
+        "-H",
+        "Authorization: Bearer sk-test",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        '{"model": "gpt-4o", "messages": []}',
+    )
+    head, _, body = r.stdout.split("\r\n\r\n", 1)[1].partition("\r\n\r\n")
+    assert head.startswith("HTTP/1.1 403")
+    error = json.loads(body)["error"]
+    assert error["type"] == "permission_denied" and error["code"] == "blocked_by_policy"
+    assert MESSAGE in error["message"] and "rule 'block-ai'" in error["message"]
+    record = proxy.wait_for(lambda e: e.get("host") == "api.openai.com")
+    assert record["path"] == "/v1/chat/completions", "the query string must not be logged"
+    assert "secret" not in json.dumps(proxy.drain())
+
+
+def test_browser_gets_the_html_block_page(proxy, pki):
+    r = curl(
+        "--proxy",
+        proxy.url,
+        "--cacert",
+        str(pki["cafile"]),
+        "-H",
+        "Accept: text/html,application/xhtml+xml",
+        "https://chatgpt.com/",
+    )
+    page = r.stdout
+    assert "<h1>ChatGPT is blocked by company policy</h1>" in page
+    assert MESSAGE in page and '<dd id="rule">block-ai</dd>' in page
+    assert 'href="mailto:security@corp.example"' in page
+    assert "http" not in page.replace("mailto:", "").split("<body>", 1)[1].replace(
+        "chatgpt.com", ""
+    ), "the page must not load anything from elsewhere"
+
+
+def test_openai_sdk_raises_its_permission_error(proxy, pki, monkeypatch):
+    import openai
+
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    monkeypatch.setenv("SSL_CERT_FILE", str(pki["cafile"]))
+    client = openai.OpenAI(api_key="sk-test", max_retries=0)
+    with pytest.raises(openai.PermissionDeniedError) as e:
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    assert e.value.status_code == 403
+    assert MESSAGE in str(e.value) and "OpenAI API" in str(e.value)
+
+
+def test_anthropic_sdk_raises_its_permission_error(proxy, pki, monkeypatch):
+    import anthropic
+
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    monkeypatch.setenv("SSL_CERT_FILE", str(pki["cafile"]))
+    client = anthropic.Anthropic(api_key="sk-ant-test", max_retries=0)
+    with pytest.raises(anthropic.PermissionDeniedError) as e:
+        client.messages.create(
+            model="claude-test-model", max_tokens=16, messages=[{"role": "user", "content": "hi"}]
+        )
+    assert e.value.status_code == 403
+    assert e.value.body["error"]["type"] == "permission_error"
+    assert MESSAGE in e.value.body["error"]["message"]
+
+
+def test_google_genai_sdk_raises_permission_denied(proxy, pki, monkeypatch):
+    from google import genai
+
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    monkeypatch.setenv("SSL_CERT_FILE", str(pki["cafile"]))
+    client = genai.Client(api_key="AIza-test")
+    with pytest.raises(genai.errors.ClientError) as e:
+        client.models.generate_content(model="gemini-2.5-flash", contents="hi")
+    assert (e.value.code, e.value.status) == (403, "PERMISSION_DENIED")
+    assert MESSAGE in e.value.message
+
+
+def test_websocket_upgrade_to_blocked_service_is_refused(proxy, pki):
+    upgrade = [
+        "-H",
+        "Connection: Upgrade",
+        "-H",
+        "Upgrade: websocket",
+        "-H",
+        "Sec-WebSocket-Version: 13",
+        "-H",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+    ]
+    plain = curl("-i", "--proxy", proxy.url, *upgrade, "http://api.openai.com/v1/realtime")
+    assert plain.stdout.startswith("HTTP/1.1 403")
+    secure = curl(
+        "-i",
+        "--http1.1",
+        "--proxy",
+        proxy.url,
+        "--cacert",
+        str(pki["cafile"]),
+        *upgrade,
+        "https://api.openai.com/v1/realtime?model=gpt-realtime",
+    )
+    assert "\r\n\r\nHTTP/1.1 403" in secure.stdout
+    assert "101 Switching" not in secure.stdout
+
+
+def test_blocked_request_body_never_reaches_the_upstream(proxy, plain_upstream, tmp_path):
+    body = tmp_path / "big.bin"
+    body.write_bytes(os.urandom(2 * 1024 * 1024))
+    r = curl(
+        "-i",
+        "--proxy",
+        proxy.url,
+        "--data-binary",
+        f"@{body}",
+        f"http://{plain_upstream.host}:{plain_upstream.port}/blocked/upload",
+    )
+    # mitmproxy answers `Expect: 100-continue` itself, then reads (and drops) the body
+    final = r.stdout.removeprefix("HTTP/1.1 100 Continue\r\n\r\n")
+    assert final.startswith("HTTP/1.1 403")
+    assert "x-aiwarden-rule: no-blocked-uploads" in r.stdout.lower()
+    assert not any(path.startswith("/blocked") for _, path, _ in plain_upstream.requests)
+
+
+# -- what must pass, and how -----------------------------------------------------------------------
+
+
+def test_non_ai_https_is_tunnelled_with_the_servers_own_certificate(proxy, pki, tls_upstream):
+    target = f"127.0.0.1:{tls_upstream.port}"
+    r = curl("--proxy", proxy.url, "--cacert", str(pki["upstream_ca"]), f"https://{target}/")
+    assert r.stdout == "hello from upstream\n", r.stderr
+    status, _, body, cert = request_through_tunnel(
+        proxy.address, target, sni=None, host_header=target, cafile=pki["upstream_ca"]
+    )
+    assert (status, body) == (200, b"hello from upstream\n")
+    issuer = dict(part[0] for part in cert["issuer"])
+    assert issuer["commonName"] == "test upstream CA"  # not aiwarden's: never decrypted
+
+
+def test_plain_http_upload_arrives_byte_for_byte(proxy, plain_upstream, tmp_path):
+    data = os.urandom(1024 * 1024)
+    body = tmp_path / "upload.bin"
+    body.write_bytes(data)
+    r = curl(
+        "--proxy",
+        proxy.url,
+        "--data-binary",
+        f"@{body}",
+        "-H",
+        "Content-Type: application/octet-stream",
+        f"http://{plain_upstream.host}:{plain_upstream.port}/upload",
+    )
+    assert json.loads(r.stdout) == {"length": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def test_server_sent_events_from_an_allowed_intercepted_host_stream(proxy, pki, tls_upstream):
+    tls_upstream.sse_gate.clear()
+    events = []
+    trust = ssl.create_default_context(cafile=str(pki["cafile"]))
+    with httpx.Client(proxy=proxy.url, verify=trust, timeout=30) as client:
+        with client.stream("GET", f"https://localhost:{tls_upstream.port}/sse") as response:
+            assert response.status_code == 200
+            for line in response.iter_lines():
+                if line.startswith("data:"):
+                    events.append(line)
+                    tls_upstream.sse_gate.set()  # the upstream sends the rest only now
+    assert events == ["data: event 0", "data: event 1", "data: event 2"]
+    record = proxy.wait_for(lambda e: e.get("event") == "monitor")
+    assert record["service"] == "local-ai" and record["rule"] == "watch-local-ai"
+
+
+# -- domain fronting and destinations -------------------------------------------------------------
+
+
+def test_sni_of_a_blocked_service_in_an_allowed_tunnel_is_blocked(proxy, pki, tls_upstream):
+    before = len(tls_upstream.requests)
+    status, headers, body, _ = request_through_tunnel(
+        proxy.address,
+        f"127.0.0.1:{tls_upstream.port}",
+        sni="chatgpt.com",
+        host_header="chatgpt.com",
+        cafile=pki["cafile"],
+    )
+    assert status == 403 and headers["x-aiwarden-rule"] == "block-ai"
+    assert len(tls_upstream.requests) == before
+
+
+def test_host_header_of_a_blocked_service_is_blocked(proxy, pki, plain_upstream, tls_upstream):
+    before = len(plain_upstream.requests), len(tls_upstream.requests)
+    r = curl(
+        "-i",
+        "--proxy",
+        proxy.url,
+        "-H",
+        "Host: chatgpt.com",
+        f"http://{plain_upstream.host}:{plain_upstream.port}/",
+    )
+    assert r.stdout.startswith("HTTP/1.1 403")
+    status, headers, _, _ = request_through_tunnel(
+        proxy.address,
+        f"localhost:{tls_upstream.port}",
+        sni="localhost",
+        host_header="chatgpt.com",
+        cafile=pki["cafile"],
+    )
+    assert status == 403 and headers["x-aiwarden-rule"] == "block-ai"
+    assert (len(plain_upstream.requests), len(tls_upstream.requests)) == before
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["169.254.169.254:80", "169.254.169.254:443", "[::ffff:169.254.169.254]:443", "2852039166:443"],
+)
+def test_metadata_address_is_refused_at_connect(proxy, target):
+    sock, status, head = connect_tunnel(proxy.address, target)
+    sock.close()
+    assert status == 403, head
+    assert b"x-aiwarden-rule: network.deny_destinations" in head.lower()
+
+
+def test_metadata_address_is_refused_for_plain_http(proxy):
+    r = curl("-i", "--proxy", proxy.url, "http://169.254.169.254/latest/meta-data/")
+    assert r.stdout.startswith("HTTP/1.1 403")
+    assert "is in denied destination 169.254.0.0/16" not in r.stdout  # no internals shown
+
+
+def test_the_proxy_never_connects_to_itself(proxy):
+    for target in (proxy.admin, proxy.address):
+        sock, status, _ = connect_tunnel(proxy.address, target)
+        sock.close()
+        assert status == 403, target
+    r = curl("-i", "--proxy", proxy.url, f"http://{proxy.admin}/healthz")
+    assert r.stdout.startswith("HTTP/1.1 403")
+
+
+# -- separate proxies ------------------------------------------------------------------------
+
+
+def test_clients_outside_network_clients_are_refused(pki, tmp_path):
+    policy = write_policy(
+        tmp_path, "network: {clients: [10.0.0.0/8]}\nrules: []\n", SHIPPED_CATALOG
+    )
+    p = Proxy(policy, pki["ca"])
+    try:
+        r = curl("--proxy", p.url, "http://example.com/")
+        assert r.returncode != 0 and r.stdout == ""
+        p.wait_for(lambda e: e.get("event") == "client_refused" and e["client"] == "127.0.0.1")
+    finally:
+        assert p.stop() == 0
+
+
+def test_a_bad_policy_stops_the_start_with_every_error(pki, tmp_path):
+    (tmp_path / "policy.yaml").write_text(
+        f"version: 1\ncatalog: [{SHIPPED_CATALOG}]\nrules:\n  - id: x\n    match: {{}}\n"
+        "    action: deny\n"
+    )
+    r = __import__("subprocess").run(
+        [
+            str(Path(sys.executable).parent / "aiwarden"),
+            "run",
+            "--policy",
+            str(tmp_path),
+            "--confdir",
+            str(pki["ca"]),
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2
+    assert f"{tmp_path / 'policy.yaml'}:6: rule 'x': 'action' must be one of" in r.stderr
+
+
+def test_the_addon_loads_in_mitmdump(pki, tmp_path):
+    mitmdump = Path(sys.executable).parent / "mitmdump"
+    policy = write_policy(
+        tmp_path / "p",
+        "rules:\n  - id: block-chat\n    match: {categories: [chat]}\n    action: block\n",
+        SHIPPED_CATALOG,
+    )
+    addon = Path(__file__).resolve().parent.parent / "proxy" / "addon.py"
+    p = Proxy(
+        policy,
+        pki["ca"],
+        command=[
+            str(mitmdump),
+            "-s",
+            str(addon),
+            "--listen-host",
+            "127.0.0.1",
+            "--listen-port",
+            "0",
+            "--set",
+            f"confdir={pki['ca']}",
+            "--set",
+            f"aiwarden_policy={policy}",
+            "--set",
+            "aiwarden_admin=127.0.0.1:0",
+            "--set",
+            "connection_strategy=lazy",
+        ],
+    )
+    try:
+        r = curl("-i", "--proxy", p.url, "http://chatgpt.com/")
+        assert r.stdout.startswith("HTTP/1.1 403")
+        assert "x-aiwarden-rule: block-chat" in r.stdout.lower()
+        assert httpx.get(f"http://{p.admin}/readyz").status_code == 200
+    finally:
+        p.stop()
