@@ -213,7 +213,9 @@ class Proxy:
             try:
                 line = self._lines.get(timeout=timeout)
             except queue.Empty:
-                raise AssertionError(f"aiwarden did not log what was expected: {self.logs}")
+                raise AssertionError(
+                    f"aiwarden did not log what was expected: {self.logs}"
+                ) from None
             if line is None:
                 raise AssertionError(f"aiwarden exited ({self.process.wait()}): {self.logs}")
             try:

@@ -291,13 +291,16 @@ def test_server_sent_events_from_an_allowed_intercepted_host_stream(proxy, pki, 
     tls_upstream.sse_gate.clear()
     events = []
     trust = ssl.create_default_context(cafile=str(pki["cafile"]))
-    with httpx.Client(proxy=proxy.url, verify=trust, timeout=30) as client:
-        with client.stream("GET", f"https://localhost:{tls_upstream.port}/sse") as response:
-            assert response.status_code == 200
-            for line in response.iter_lines():
-                if line.startswith("data:"):
-                    events.append(line)
-                    tls_upstream.sse_gate.set()  # the upstream sends the rest only now
+    url = f"https://localhost:{tls_upstream.port}/sse"
+    with (
+        httpx.Client(proxy=proxy.url, verify=trust, timeout=30) as client,
+        client.stream("GET", url) as response,
+    ):
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            if line.startswith("data:"):
+                events.append(line)
+                tls_upstream.sse_gate.set()  # the upstream sends the rest only now
     assert events == ["data: event 0", "data: event 1", "data: event 2"]
     record = proxy.wait_for(lambda e: e.get("event") == "monitor")
     assert record["service"] == "local-ai" and record["rule"] == "watch-local-ai"
@@ -308,7 +311,7 @@ def test_server_sent_events_from_an_allowed_intercepted_host_stream(proxy, pki, 
 
 def test_sni_of_a_blocked_service_in_an_allowed_tunnel_is_blocked(proxy, pki, tls_upstream):
     before = len(tls_upstream.requests)
-    status, headers, body, _ = request_through_tunnel(
+    status, headers, _, _ = request_through_tunnel(
         proxy.address,
         f"127.0.0.1:{tls_upstream.port}",
         sni="chatgpt.com",
