@@ -1,0 +1,170 @@
+"""The addon's hooks in mitmproxy's own test context: failing closed, and the choices that are
+hard to provoke through a real client (an exception inside a decision)."""
+
+from __future__ import annotations
+
+import contextlib
+import ssl
+
+import pytest
+from conftest import SHIPPED_CATALOG
+from mitmproxy import exceptions
+from mitmproxy.options import Options
+from mitmproxy.proxy.context import Context
+from mitmproxy.test import taddons, tflow
+from mitmproxy.tls import ClientHello, ClientHelloData
+from proxyharness import write_policy
+
+from proxy.addon import AIWarden
+
+POLICY = """
+network:
+  clients: [127.0.0.0/8]
+  deny_destinations: [169.254.0.0/16]
+defaults: {on_error: %s}
+rules:
+  - id: block-chat
+    match: {categories: [chat]}
+    action: block
+"""
+
+
+@pytest.fixture
+def warden(tmp_path):
+    def make(on_error: str = "block"):
+        addon = AIWarden()
+        context = taddons.context(addon)
+        policy = write_policy(tmp_path / on_error, POLICY % on_error, SHIPPED_CATALOG)
+        context.configure(addon, aiwarden_policy=str(policy))
+        return addon, context
+
+    return make
+
+
+def flow_for(host: str, path: str = "/", host_header: str | None = None):
+    f = tflow.tflow()
+    f.request.host, f.request.port, f.request.path = host, 443, path
+    f.request.headers["host"] = host_header or host
+    f.client_conn.peername = ("127.0.0.1", 50000)
+    return f
+
+
+def explode(*args, **kwargs):
+    raise RuntimeError("boom")
+
+
+def test_an_exception_in_a_request_decision_blocks(warden, monkeypatch):
+    addon, _ = warden("block")
+    monkeypatch.setattr(addon.engine, "decide_request", explode)
+    f = flow_for("example.com")
+    assert addon.requestheaders(f) is None
+    assert f.response.status_code == 403
+    assert f.response.headers["X-AIWarden-Rule"] == "default"
+    assert "RuntimeError while deciding; on_error is block" in f.metadata["aiwarden"].reason
+
+
+def test_on_error_allow_lets_the_flow_go_on_explicitly(warden, monkeypatch):
+    addon, _ = warden("allow")
+    monkeypatch.setattr(addon.engine, "decide_request", explode)
+    f = flow_for("example.com")
+    addon.requestheaders(f)
+    assert f.response is None
+    assert f.metadata["aiwarden"].action == "allow"
+
+
+def test_an_exception_at_connect_refuses_the_tunnel(warden, monkeypatch):
+    addon, _ = warden("block")
+    monkeypatch.setattr(addon.engine, "decide_connect", explode)
+    f = flow_for("example.com")
+    f.request.method = "CONNECT"
+    addon.http_connect(f)
+    assert f.response.status_code == 403
+    assert f.response.headers["Content-Type"].startswith("text/plain")
+
+
+def test_an_unreadable_host_at_connect_falls_to_on_error(warden):
+    addon, _ = warden("block")
+    f = flow_for("exa mple.com")
+    addon.http_connect(f)
+    assert f.response.status_code == 403
+
+
+def test_a_client_check_that_fails_refuses_the_client(warden, monkeypatch):
+    addon, _ = warden("block")
+    client = tflow.tclient_conn()
+    client.peername = ("not an address", 1)
+    addon.client_connected(client)
+    assert client.error
+
+
+@pytest.mark.parametrize(
+    "address, refused", [("127.0.0.1", False), ("10.1.1.1", True), ("::ffff:127.0.0.1", False)]
+)
+def test_only_network_clients_may_connect(warden, address, refused):
+    addon, _ = warden("block")
+    client = tflow.tclient_conn()
+    client.peername = (address, 40000)
+    addon.client_connected(client)
+    assert bool(client.error) is refused
+
+
+def _hello(sni: str | None, connect_host: str) -> ClientHelloData:
+    """A real ClientHello (made by Python's TLS stack) on a connection CONNECTed to a host."""
+    tls_context = ssl.create_default_context()
+    tls_context.check_hostname = False
+    outgoing = ssl.MemoryBIO()
+    client = tls_context.wrap_bio(ssl.MemoryBIO(), outgoing, server_hostname=sni)
+    with contextlib.suppress(ssl.SSLWantReadError):
+        client.do_handshake()
+    record = outgoing.read()
+    hello = ClientHello(record[9:])  # without the record (5 bytes) and handshake (4) headers
+    assert hello.sni == sni
+    context = Context(tflow.tclient_conn(), Options())
+    context.client.peername = ("127.0.0.1", 40000)
+    context.server.address = (connect_host, 443)
+    return ClientHelloData(context, hello)
+
+
+@pytest.mark.parametrize(
+    "sni, connect_host, tunnel",
+    [
+        ("example.com", "example.com", True),
+        (None, "93.184.216.34", True),
+        ("chatgpt.com", "example.com", False),  # domain fronting: SNI of a blocked service
+        ("example.com", "chatgpt.com", False),
+    ],
+)
+def test_clienthello_tunnels_only_when_sni_and_connect_host_allow_it(
+    warden, sni, connect_host, tunnel
+):
+    addon, _ = warden("block")
+    data = _hello(sni, connect_host)
+    addon.tls_clienthello(data)
+    assert data.ignore_connection is tunnel
+
+
+def test_an_exception_at_clienthello_intercepts(warden, monkeypatch):
+    addon, _ = warden("block")
+    monkeypatch.setattr(addon.engine, "decide_connect", explode)
+    data = _hello("example.com", "example.com")
+    addon.tls_clienthello(data)
+    assert data.ignore_connection is False
+
+
+def test_the_strictest_of_target_host_header_and_sni_wins(warden):
+    addon, _ = warden("block")
+    f = flow_for("example.com", host_header="chatgpt.com")
+    addon.requestheaders(f)
+    assert f.response.status_code == 403
+    f = flow_for("example.com")
+    f.client_conn.sni = "claude.ai"
+    addon.requestheaders(f)
+    assert f.response.status_code == 403
+
+
+def test_a_bad_policy_is_an_options_error_with_every_problem(tmp_path):
+    (tmp_path / "policy.yaml").write_text(f"version: 1\ncatalog: [{SHIPPED_CATALOG}]\nrules: 5\n")
+    addon = AIWarden()
+    with taddons.context(addon) as context, pytest.raises(exceptions.OptionsError) as e:
+        context.configure(addon, aiwarden_policy=str(tmp_path))
+    assert f"{tmp_path / 'policy.yaml'}:3: policy: 'rules' must be a list" in str(e.value)
