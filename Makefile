@@ -51,6 +51,7 @@ lint: install
 
 bench: install
 	$(PY) bench/engine_bench.py
+	$(PY) bench/proxy_bench.py
 
 check: install
 	$(VENV)/bin/aiwarden check --policy $(POLICY)

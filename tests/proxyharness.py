@@ -168,8 +168,15 @@ class Proxy:
     """`aiwarden run` on free loopback ports; its JSON log lines are collected."""
 
     def __init__(
-        self, policy_dir: Path, confdir: Path, *extra: str, command: list[str] | None = None
+        self,
+        policy_dir: Path,
+        confdir: Path,
+        *extra: str,
+        command: list[str] | None = None,
+        plain_mitmproxy: bool = False,
     ) -> None:
+        """`command` replaces `aiwarden run`; with `plain_mitmproxy` (no aiwarden addon),
+        mitmproxy's own "listening at" line gives the address."""
         self.logs: list[dict] = []
         self._lines: queue.Queue[str | None] = queue.Queue()
         cmd = command or [
@@ -190,10 +197,14 @@ class Proxy:
             cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
         )
         threading.Thread(target=self._read, daemon=True).start()
-        listening = self.wait_for(_is_listening)
-        if "text" in listening:  # mitmdump's termlog: "... listening proxy=H:P admin=H:P"
-            words = dict(w.split("=", 1) for w in listening["text"].split() if "=" in w)
-            listening = {"proxy": words["proxy"], "admin": words.get("admin")}
+        listening = self.wait_for(_mitmproxy_listening if plain_mitmproxy else _is_listening)
+        if "text" in listening:  # mitmdump's termlog
+            text = listening["text"]
+            if plain_mitmproxy:  # "HTTP(S) proxy listening at 127.0.0.1:PORT."
+                listening = {"proxy": text.rsplit(" at ", 1)[1].rstrip(".")}
+            else:  # our addon's line: "listening proxy=H:P admin=H:P"
+                words = dict(w.split("=", 1) for w in text.split() if "=" in w)
+                listening = {"proxy": words["proxy"], "admin": words.get("admin")}
         self.address = listening["proxy"]
         self.admin = listening.get("admin")
         self.url = f"http://{self.address}"
@@ -253,6 +264,10 @@ class Proxy:
 
 def _is_listening(record: dict) -> bool:
     return record.get("event") == "listening" or " listening proxy=" in record.get("text", "")
+
+
+def _mitmproxy_listening(record: dict) -> bool:
+    return "proxy listening at " in record.get("text", "")
 
 
 def write_policy(directory: Path, body: str, catalog: Path) -> Path:
