@@ -35,12 +35,8 @@ $(STAMP): pyproject.toml
 
 run: install
 	$(VENV)/bin/aiwarden check --policy $(POLICY)
-	@if $(VENV)/bin/aiwarden run --help >/dev/null 2>&1; then \
-	   [ -f certs/ca.pem ] || $(VENV)/bin/aiwarden ca init --dir certs; \
-	   exec $(VENV)/bin/aiwarden run --policy $(POLICY) --confdir certs; \
-	 else \
-	   echo "policy is valid; the proxy itself ('aiwarden run') is not built yet"; \
-	 fi
+	@[ -f certs/mitmproxy-ca.pem ] || $(VENV)/bin/aiwarden ca init --dir certs
+	exec $(VENV)/bin/aiwarden run --policy $(POLICY) --confdir certs
 
 test: install
 	$(PY) -m pytest -q

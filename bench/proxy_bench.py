@@ -153,11 +153,9 @@ def main() -> None:
     def aiwarden() -> Proxy:
         return Proxy(policy_dir, work / "ca")
 
-    def mitmdump() -> Proxy:
-        return Proxy(
-            policy_dir,
-            work / "ca",
-            command=[
+    def mitmdump(*extra: str):
+        def start() -> Proxy:
+            command = [
                 str(BIN / "mitmdump"),
                 "--listen-host",
                 "127.0.0.1",
@@ -169,21 +167,27 @@ def main() -> None:
                 "connection_strategy=lazy",
                 "--set",
                 "ssl_insecure=true",
-                *block_list,
-            ],
-            plain_mitmproxy=True,
-        )
+                *extra,
+            ]
+            return Proxy(policy_dir, work / "ca", command=command, plain_mitmproxy=True)
 
+        return start
+
+    proxies = {
+        "aiwarden": aiwarden,
+        "mitmdump+block_list": mitmdump(*block_list),  # what a mitmproxy user would run
+        "mitmdump": mitmdump(),  # for reference: stock mitmdump blocking nothing
+    }
     classes = {
         "http-allowed": (f"http://127.0.0.1:{http_port}/", True),
         "http-blocked": ("http://chatgpt.com/backend-api/conversation", True),
         "https-blocked": ("https://api.openai.com/v1/chat/completions", True),
         "https-new-conn": (f"https://127.0.0.1:{https_port}/", False),
     }
-    results: dict[str, dict[str, list]] = {c: {"aiwarden": [], "mitmdump": []} for c in classes}
+    results: dict[str, dict[str, list]] = {c: {p: [] for p in proxies} for c in classes}
     try:
         for _ in range(args.rounds):
-            for name, make in (("aiwarden", aiwarden), ("mitmdump", mitmdump)):
+            for name, make in proxies.items():
                 proxy = make()
                 try:
                     for cls, (url, keepalive) in classes.items():
@@ -208,25 +212,36 @@ def main() -> None:
         f"proxy benchmark, {report['date']}, {report['machine']}; hey -c {CONCURRENCY}, "
         f"{args.seconds} s per run, {args.rounds} rounds alternating"
     )
+    names = list(proxies)
     print(
-        f"  {'class':<16} {'aiwarden req/s':>15} {'mitmdump req/s':>15} {'ratio':>7}"
-        f"  {'p50/p99 ms aiwarden':>20}  {'mitmdump':>12}"
+        f"  {'class':<16}"
+        + "".join(f"{n + ' req/s':>26}" for n in names)
+        + "".join(f"{'× ' + n:>24}" for n in names[1:])
+        + "   p50/p99 ms per proxy"
     )
     for cls, runs in results.items():
-        a = _best(runs["aiwarden"])
-        m = _best(runs["mitmdump"])
-        ratio = round(a["rps"] / m["rps"], 2) if m["rps"] else None
-        report["classes"][cls] = {
-            "aiwarden": runs["aiwarden"],
-            "mitmdump": runs["mitmdump"],
-            "ratio": ratio,
+        best = {n: _best(runs[n]) for n in names}
+        ratios = {
+            n: round(best["aiwarden"]["rps"] / best[n]["rps"], 2) if best[n]["rps"] else None
+            for n in names[1:]
         }
+        if cls.endswith("blocked"):
+            ratios["mitmdump"] = None  # it blocks nothing: its numbers are failed look-ups
+        report["classes"][cls] = {"runs": runs, "ratio_vs": ratios}
         print(
-            f"  {cls:<16} {a['rps']:>15} {m['rps']:>15} {ratio:>6}×  "
-            f"{a['p50_ms']:>9}/{a['p99_ms']:<9}  {m['p50_ms']}/{m['p99_ms']}"
-            f"   status a={a['status']} m={m['status']}"
+            f"  {cls:<16}"
+            + "".join(f"{best[n]['rps']:>26}" for n in names)
+            + "".join(f"{ratios[n]:>23}×" if ratios[n] else f"{'n/a':>24}" for n in names[1:])
+            + "   "
+            + "  ".join(f"{best[n]['p50_ms']}/{best[n]['p99_ms']}" for n in names)
         )
-    print(f"  memory: aiwarden RSS {memory['rss_mb']} MB over {memory['requests']} requests")
+        for n in names:
+            if best[n]["errors"]:
+                print(f"    {n}: errors in the run, status {best[n]['status']}")
+    print(
+        f"  memory: aiwarden RSS {memory['rss_mb']} MB over {memory['requests']} requests "
+        f"({memory['growth_after_warmup_percent']} % after the first slice)"
+    )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2) + "\n")
 

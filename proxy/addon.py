@@ -20,6 +20,7 @@ import ipaddress
 import logging
 import weakref
 from collections.abc import Awaitable
+from dataclasses import replace
 from functools import lru_cache
 
 from mitmproxy import connection, ctx, exceptions, http, tls
@@ -37,6 +38,11 @@ logger = logging.getLogger("aiwarden")
 # when the CONNECT host, the SNI and the Host header disagree, the strictest decision wins
 STRICTNESS = {"allow": 0, "monitor": 1, "redact": 2, "block": 3}
 DENIED_RULE = "network.deny_destinations"
+# Redaction is not built yet: a prompt is blocked rather than sent unredacted.
+REDACT_UNAVAILABLE = (
+    "This service is approved only with redaction, which this aiwarden "
+    "version cannot do yet; the request was blocked rather than sent as is."
+)
 
 
 class AIWarden:
@@ -185,6 +191,8 @@ class AIWarden:
             d = self.engine.decide_request(request.method, name, request.path, client, user)
             if decision is None or STRICTNESS[d.action] > STRICTNESS[decision.action]:
                 decision, host = d, name
+        if decision.action == "redact":
+            decision = replace(decision, action="block", message=REDACT_UNAVAILABLE)
         flow.metadata["aiwarden"] = decision
         if decision.action == "block":
             self._block(flow, decision, host)
@@ -286,6 +294,7 @@ class AIWarden:
             decision.action,
             reference=reference,
             client=flow.client_conn.peername[0],
+            user=_user(flow) or self._users.get(flow.client_conn),
             method=flow.request.method,
             host=host,
             path=flow.request.path.partition("?")[0] if decision.stage == "request" else None,

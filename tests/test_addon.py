@@ -168,3 +168,25 @@ def test_a_bad_policy_is_an_options_error_with_every_problem(tmp_path):
     with taddons.context(addon) as context, pytest.raises(exceptions.OptionsError) as e:
         context.configure(addon, aiwarden_policy=str(tmp_path))
     assert f"{tmp_path / 'policy.yaml'}:3: policy: 'rules' must be a list" in str(e.value)
+
+
+def test_redact_never_sends_a_prompt_unredacted_before_the_redactor_exists(tmp_path):
+    policy = write_policy(
+        tmp_path,
+        """
+        network: {clients: [127.0.0.0/8]}
+        rules:
+          - id: approved
+            match: {services: [openai-api]}
+            action: redact
+    """,
+        SHIPPED_CATALOG,
+    )
+    addon = AIWarden()
+    with taddons.context(addon) as context:
+        context.configure(addon, aiwarden_policy=str(policy))
+        f = flow_for("api.openai.com", "/v1/chat/completions")
+        addon.requestheaders(f)
+    assert f.response.status_code == 403
+    assert f.response.headers["X-AIWarden-Rule"] == "approved"
+    assert b"cannot do yet" in f.response.content

@@ -390,6 +390,50 @@ def test_clients_outside_network_clients_are_refused(pki, tmp_path):
         assert p.stop() == 0
 
 
+def test_proxy_authentication_users_reach_the_rules(pki, tmp_path):
+    import bcrypt
+
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text(
+        "".join(
+            f"{user}:{bcrypt.hashpw(password.encode(), bcrypt.gensalt(4)).decode()}\n"
+            for user, password in (("alice", "a-pass"), ("bob", "b-pass"))
+        )
+    )
+    policy = write_policy(
+        tmp_path / "p",
+        """
+        network: {clients: [127.0.0.0/8], deny_destinations: [169.254.0.0/16]}
+        services:
+          - {id: local-ai, name: Local AI, vendor: Test, category: chat, hosts: [localhost],
+             source: test}
+        rules:
+          - id: alice-may
+            match: {users: [alice], services: [local-ai]}
+            action: allow
+          - id: block-chat
+            match: {categories: [chat]}
+            action: block
+    """,
+        SHIPPED_CATALOG,
+    )
+    upstream = Upstream()
+    p = Proxy(policy, pki["ca"], "--proxyauth", f"@{htpasswd}")
+    try:
+        url = f"http://localhost:{upstream.port}/"
+        assert curl("-i", "--proxy", p.url, url).stdout.startswith("HTTP/1.1 407")
+        alice = curl("--proxy", p.url, "--proxy-user", "alice:a-pass", url)
+        assert alice.stdout == "hello from upstream\n"
+        bob = curl("-i", "--proxy", p.url, "--proxy-user", "bob:b-pass", url)
+        assert bob.stdout.startswith("HTTP/1.1 403") and "block-chat" in bob.stdout
+        record = p.wait_for(lambda e: e.get("event") == "block")
+        assert record["user"] == "bob"
+        assert "b-pass" not in json.dumps(p.drain())
+    finally:
+        p.stop()
+        upstream.close()
+
+
 def test_a_bad_policy_stops_the_start_with_every_error(pki, tmp_path):
     (tmp_path / "policy.yaml").write_text(
         f"version: 1\ncatalog: [{SHIPPED_CATALOG}]\nrules:\n  - id: x\n    match: {{}}\n"
