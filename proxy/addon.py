@@ -124,13 +124,7 @@ class AIWarden:
     # -- CONNECT ---------------------------------------------------------------------------
 
     def http_connect(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
-        if flow.response or flow.error:  # proxyauth answered already
-            return None
-        try:
-            return self._connect(flow)
-        except Exception as e:
-            self._fail(flow, "connect", e)
-            return None
+        return self._guarded(flow, "connect", self._connect)
 
     def _connect(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
         client, user = flow.client_conn.peername[0], _user(flow)
@@ -172,13 +166,7 @@ class AIWarden:
     # -- requests ------------------------------------------------------------------------------
 
     def requestheaders(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
-        if flow.response or flow.error:
-            return None
-        try:
-            return self._request(flow)
-        except Exception as e:
-            self._fail(flow, "request", e)
-            return None
+        return self._guarded(flow, "request", self._request)
 
     def _request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
         request = flow.request
@@ -230,6 +218,17 @@ class AIWarden:
             event("upstream_refused", host=str(data.server.address[0]), reason=reason)
 
     # -- shared --------------------------------------------------------------------------------
+
+    def _guarded(self, flow: http.HTTPFlow, stage: str, decide) -> Awaitable[None] | None:
+        """Run a decision; an exception applies on_error instead of mitmproxy's default of
+        letting the flow go on."""
+        if flow.response or flow.error:  # answered already, e.g. proxyauth's 407
+            return None
+        try:
+            return decide(flow)
+        except Exception as e:
+            self._fail(flow, stage, e)
+            return None
 
     def _check_resolved(
         self, flow: http.HTTPFlow, host: str, port: int, refuse: bool

@@ -106,17 +106,7 @@ def test_import_an_intermediate_serves_its_chain(tmp_path):
     )
     root = _issue("Corp Root", root_key, None, root_key, ca=True)
     inter = _issue("Corp Egress Intermediate", root_key, root.subject, inter_key, ca=True)
-    (tmp_path / "chain.pem").write_bytes(_pem(inter, root))
-    (tmp_path / "key.pem").write_bytes(_pem(inter_key))
-    r = run(
-        "import",
-        "--dir",
-        str(tmp_path / "ca"),
-        "--cert",
-        str(tmp_path / "chain.pem"),
-        "--key",
-        str(tmp_path / "key.pem"),
-    )
+    r = _import(tmp_path, [inter, root], inter_key)
     assert r.returncode == 0, r.stderr
     assert "chain:       2 certificates" in r.stdout
     bundle = (tmp_path / "ca" / "mitmproxy-ca.pem").read_bytes()
@@ -127,11 +117,10 @@ def test_import_an_intermediate_serves_its_chain(tmp_path):
     assert stat.S_IMODE((tmp_path / "ca" / "mitmproxy-ca.pem").stat().st_mode) == 0o600
 
 
-def test_import_refuses_a_key_that_does_not_match(tmp_path):
-    key, other = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    (tmp_path / "cert.pem").write_bytes(_pem(_issue("CA", key, None, key, ca=True)))
-    (tmp_path / "key.pem").write_bytes(_pem(other))
-    r = run(
+def _import(tmp_path: Path, certs: list, key) -> subprocess.CompletedProcess:
+    (tmp_path / "cert.pem").write_bytes(_pem(*certs))
+    (tmp_path / "key.pem").write_bytes(_pem(key))
+    return run(
         "import",
         "--dir",
         str(tmp_path / "ca"),
@@ -140,21 +129,16 @@ def test_import_refuses_a_key_that_does_not_match(tmp_path):
         "--key",
         str(tmp_path / "key.pem"),
     )
+
+
+def test_import_refuses_a_key_that_does_not_match(tmp_path):
+    key, other = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    r = _import(tmp_path, [_issue("CA", key, None, key, ca=True)], other)
     assert r.returncode == 2 and "is not the key of the first certificate" in r.stderr
     assert not (tmp_path / "ca").exists()
 
 
 def test_import_refuses_a_certificate_that_is_not_a_ca(tmp_path):
     key = ec.generate_private_key(ec.SECP256R1())
-    (tmp_path / "cert.pem").write_bytes(_pem(_issue("leaf", key, None, key, ca=False)))
-    (tmp_path / "key.pem").write_bytes(_pem(key))
-    r = run(
-        "import",
-        "--dir",
-        str(tmp_path / "ca"),
-        "--cert",
-        str(tmp_path / "cert.pem"),
-        "--key",
-        str(tmp_path / "key.pem"),
-    )
+    r = _import(tmp_path, [_issue("leaf", key, None, key, ca=False)], key)
     assert r.returncode == 2 and "is not a CA" in r.stderr
