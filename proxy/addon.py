@@ -16,6 +16,7 @@ awaitable only when they must resolve a name, so the common path never waits.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import weakref
@@ -30,6 +31,7 @@ from proxy.engine import INTERCEPT, REFUSE, TUNNEL, Decision, Engine
 from proxy.logs import event
 from proxy.normalize import normalize_host
 from proxy.policy import Policy, load_policy
+from proxy.redaction import FileBlocked, Result, Unparseable, redact_body
 from proxy.responses import Block, block_response, new_reference, refuse_response
 from proxy.yamlsource import PolicyError
 
@@ -38,11 +40,7 @@ logger = logging.getLogger("aiwarden")
 # when the CONNECT host, the SNI and the Host header disagree, the strictest decision wins
 STRICTNESS = {"allow": 0, "monitor": 1, "redact": 2, "block": 3}
 DENIED_RULE = "network.deny_destinations"
-# Redaction is not built yet: a prompt is blocked rather than sent unredacted.
-REDACT_UNAVAILABLE = (
-    "This service is approved only with redaction, which this aiwarden "
-    "version cannot do yet; the request was blocked rather than sent as is."
-)
+OFFLOAD_BYTES = 64 * 1024  # larger bodies are redacted in a thread, off the event loop
 
 
 class AIWarden:
@@ -179,8 +177,6 @@ class AIWarden:
             d = self.engine.decide_request(request.method, name, request.path, client, user)
             if decision is None or STRICTNESS[d.action] > STRICTNESS[decision.action]:
                 decision, host = d, name
-        if decision.action == "redact":
-            decision = replace(decision, action="block", message=REDACT_UNAVAILABLE)
         flow.metadata["aiwarden"] = decision
         if decision.action == "block":
             self._block(flow, decision, host)
@@ -189,6 +185,12 @@ class AIWarden:
             request.stream = True  # nothing to inspect: do not buffer the body
         if decision.action == "monitor":
             self._record(flow, decision, host)
+        if decision.action == "redact":
+            limit = self.engine.policy.redaction_profiles[decision.profile].max_body_bytes
+            length = request.headers.get("content-length", "")
+            if length.isdigit() and int(length) > limit:
+                self._too_large(flow, decision, host, limit)
+                return None
         if not flow.client_conn.tls_established:  # plain HTTP: we connect to request.host
             canonical = normalize_host(request.host)
             if reason := self.guard.why_denied_literal(canonical, request.port):
@@ -196,6 +198,76 @@ class AIWarden:
                 return None
             return self._check_resolved(flow, canonical, request.port, refuse=False)
         return None
+
+    def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
+        """Redact the body of requests the policy approves with redaction."""
+        decision = flow.metadata.get("aiwarden")
+        if decision is None or decision.action != "redact" or flow.response or flow.error:
+            return None
+        try:
+            return self._redact(flow, decision)
+        except Exception as e:
+            self._fail(flow, "request", e)
+            return None
+
+    def _redact(self, flow: http.HTTPFlow, decision: Decision) -> Awaitable[None] | None:
+        profile = self.engine.policy.redaction_profiles[decision.profile]
+        host = flow.request.pretty_host
+        try:
+            raw = flow.request.get_content(strict=True)  # Content-Encoding decoded
+        except ValueError as e:
+            self._unreadable(flow, decision, host, Unparseable(f"cannot decode the body: {e}"))
+            return None
+        if raw is not None and len(raw) > profile.max_body_bytes:
+            self._too_large(flow, decision, host, profile.max_body_bytes)
+            return None
+        ctype = flow.request.headers.get("content-type", "")
+        if raw is None or len(raw) <= OFFLOAD_BYTES:
+            self._apply(flow, decision, host, _redact_or_error(raw or b"", ctype, profile))
+            return None
+
+        async def off_loop() -> None:
+            try:
+                outcome = await asyncio.to_thread(_redact_or_error, raw, ctype, profile)
+                self._apply(flow, decision, host, outcome)
+            except Exception as e:
+                self._fail(flow, "request", e)
+
+        return off_loop()
+
+    def _apply(
+        self, flow: http.HTTPFlow, decision: Decision, host: str, outcome: Result | Unparseable
+    ) -> None:
+        if isinstance(outcome, Unparseable):
+            self._unreadable(flow, decision, host, outcome)
+            return
+        if outcome.changed:
+            flow.request.content = outcome.body  # re-encoded as the client sent it
+        counts = outcome.counts
+        flow.metadata["aiwarden_redactions"] = counts
+        self._record(flow, decision, host, redactions=counts)
+
+    def _unreadable(
+        self, flow: http.HTTPFlow, decision: Decision, host: str, error: Unparseable
+    ) -> None:
+        profile = self.engine.policy.redaction_profiles[decision.profile]
+        if profile.on_unparseable == "pass" and not isinstance(error, FileBlocked):
+            flow.metadata["aiwarden_redactions"] = {}
+            self._record(flow, decision, host, redactions={}, note="unparseable body passed")
+            return
+        message = (
+            "aiwarden could not check this request for secrets and personal data, so it was "
+            f"not sent: {error}."
+        )
+        self._block(flow, replace(decision, action="block", message=message), host)
+
+    def _too_large(self, flow: http.HTTPFlow, decision: Decision, host: str, limit: int) -> None:
+        message = (
+            f"The request body is larger than the {limit} bytes aiwarden checks for secrets "
+            "and personal data, so it was not sent."
+        )
+        blocked = replace(decision, action="block", message=message)
+        self._block(flow, blocked, host, status=413)
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         # Nothing here reads reply bodies: stream them all, so server-sent events and other
@@ -245,11 +317,18 @@ class AIWarden:
         return check()
 
     def _block(
-        self, flow: http.HTTPFlow, decision: Decision, host: str, refuse: bool = False
+        self,
+        flow: http.HTTPFlow,
+        decision: Decision,
+        host: str,
+        refuse: bool = False,
+        status: int = 403,
     ) -> None:
         service = self.engine.services.get(decision.service) if decision.service else None
         block = Block(decision, new_reference(), service, host)
-        flow.response = refuse_response(block) if refuse else block_response(flow.request, block)
+        flow.response = (
+            refuse_response(block) if refuse else block_response(flow.request, block, status)
+        )
         self._record(flow, decision, host, block.reference)
 
     def _deny(self, flow: http.HTTPFlow, host: str, reason: str, refuse: bool = False) -> None:
@@ -285,10 +364,16 @@ class AIWarden:
             self._record(flow, decision, host, block.reference)
 
     def _record(
-        self, flow: http.HTTPFlow, decision: Decision, host: str, reference: str | None = None
+        self,
+        flow: http.HTTPFlow,
+        decision: Decision,
+        host: str,
+        reference: str | None = None,
+        redactions: dict[str, int] | None = None,
+        note: str | None = None,
     ) -> None:
-        """One structured log line per block or monitor decision; never headers, bodies,
-        query strings or credentials."""
+        """One structured log line per block, redact or monitor decision; never headers,
+        bodies, query strings, credentials or what was redacted (only its types)."""
         event(
             decision.action,
             reference=reference,
@@ -301,7 +386,17 @@ class AIWarden:
             activity=decision.activity,
             rule=decision.rule,
             stage=decision.stage,
+            redactions=redactions,
+            note=note,
         )
+
+
+def _redact_or_error(raw: bytes, content_type: str, profile) -> Result | Unparseable:
+    """Redaction's outcome as a value, so it can cross from a worker thread."""
+    try:
+        return redact_body(raw, content_type, profile)
+    except Unparseable as e:
+        return e
 
 
 def _user(flow: http.HTTPFlow) -> str | None:

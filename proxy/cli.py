@@ -65,6 +65,24 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--user", help="authenticated user name")
     p.add_argument("--json", action="store_true", help="one JSON object per URL, a line each")
 
+    p = add("redact", cmd_redact, "redact a request body read from stdin, as the proxy would")
+    p.add_argument("--url", required=True, help="where the body would be sent")
+    p.add_argument("--method", default="POST", help="HTTP method (default POST)")
+    p.add_argument(
+        "--profile",
+        help="redaction profile (default: the one the policy applies to this URL, else 'default')",
+    )
+    p.add_argument(
+        "--content-type",
+        default="application/json",
+        help="the body's Content-Type (default application/json)",
+    )
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help="also list what was found, by type and position (never the values), on stderr",
+    )
+
     _run_arguments(add("run", cmd_run, "run the proxy"))
 
     p = add(
@@ -126,6 +144,46 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
         "(@htpasswd-file, user:pass, or ldap:...)",
     )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+
+def cmd_redact(args: argparse.Namespace) -> int:
+    from .redaction import Unparseable, redact_body
+
+    policy = _load(args)
+    if policy is None:
+        return EXIT_INVALID
+    name = args.profile
+    if name is None:
+        try:
+            _scheme, host, path, _port = split_url(args.url)
+        except BadHost as e:
+            print(f"aiwarden redact: {e}", file=sys.stderr)
+            return EXIT_INVALID
+        decision = Engine(policy).decide_request(args.method, host, path)
+        name = decision.profile or "default"
+    profile = policy.redaction_profiles.get(name)
+    if profile is None:
+        known = ", ".join(policy.redaction_profiles) or "none"
+        print(
+            f"aiwarden redact: no redaction profile {name!r} (profiles: {known})", file=sys.stderr
+        )
+        return EXIT_INVALID
+    try:
+        result = redact_body(sys.stdin.buffer.read(), args.content_type, profile)
+    except Unparseable as e:
+        print(
+            f"aiwarden redact: cannot read the body: {e} (on_unparseable is "
+            f"{profile.on_unparseable})",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID
+    sys.stdout.buffer.write(result.body)
+    sys.stdout.flush()
+    if args.explain:
+        print(f"profile {name}: {len(result.findings)} found", file=sys.stderr)
+        for where, kind, start, end in result.findings:
+            print(f"  {kind:<26} {where} [{start}:{end}]", file=sys.stderr)
+    return EXIT_OK
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -43,6 +43,7 @@ class Decision:
     connect: str | None = None  # tunnel | intercept | refuse, at the connect stage
     message: str | None = None  # what a blocked user is told
     contact: str | None = None
+    profile: str | None = None  # the redaction profile, for action: redact
 
     def to_dict(self) -> dict[str, str | None]:
         return asdict(self)
@@ -346,6 +347,7 @@ class Engine:
             connect=connect,
             message=(rule.message if rule else defaults.message) if blocked else None,
             contact=(rule.contact if rule else defaults.contact) if blocked else None,
+            profile=rule.redact if rule and action == "redact" else None,
         )
         if len(self._decisions) < 100_000:  # bounded: reasons can name many rule sets
             self._decisions[key] = decision

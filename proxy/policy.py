@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .catalog import ACTIVITIES, CATEGORIES, Service, load_catalog_dir, methods_from, parse_services
 from .patterns import HostPattern, PatternError, check_path_pattern, parse_host_pattern
+from .profiles import RedactionProfile, parse_profiles
 from .yamlsource import Fields, Mapping, Problems, did_you_mean, load_yaml, type_name
 
 ACTIONS = ("block", "allow", "redact", "monitor")
@@ -96,6 +97,7 @@ class Rule:
     description: str | None
     file: str
     line: int
+    redact: str | None = None  # the redaction profile, for action: redact
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +109,7 @@ class Policy:
     groups: dict[str, Group]
     services: tuple[Service, ...]
     rules: tuple[Rule, ...]
+    redaction_profiles: dict[str, RedactionProfile]
     files: tuple[Path, ...]
     digest: str  # sha256 over every file read, to tell policies apart in logs and metrics
 
@@ -152,7 +155,16 @@ class _PolicyReader:
             "policy",
             self.problems,
             required=("version", "rules"),
-            allowed=("version", "catalog", "defaults", "network", "groups", "services", "rules"),
+            allowed=(
+                "version",
+                "catalog",
+                "defaults",
+                "network",
+                "groups",
+                "services",
+                "redaction_profiles",
+                "rules",
+            ),
         )
         version = top.int("version")
         if version is not None and version != 1:
@@ -161,6 +173,7 @@ class _PolicyReader:
         defaults = self._defaults(top.mapping("defaults"))
         clients, deny = self._network(top.mapping("network"))
         groups = self._groups(top.mapping("groups"))
+        self.profiles = parse_profiles(top.mapping("redaction_profiles"), self.problems)
         rules = self._rules(top, services, groups, defaults)
         self.problems.raise_if_any()
         files = (self.file, *catalog_files)
@@ -172,6 +185,7 @@ class _PolicyReader:
             groups=groups,
             services=tuple(services),
             rules=tuple(rules),
+            redaction_profiles=self.profiles,
             files=files,
             digest=_digest(files),
         )
@@ -344,7 +358,16 @@ class _PolicyReader:
             where,
             self.problems,
             required=("id", "match", "action"),
-            allowed=("id", "description", "match", "action", "message", "contact", "block_with"),
+            allowed=(
+                "id",
+                "description",
+                "match",
+                "action",
+                "message",
+                "contact",
+                "block_with",
+                "redact",
+            ),
         )
         before = len(self.problems.items)
         rid = f.str("id")
@@ -370,8 +393,32 @@ class _PolicyReader:
             description=f.str("description"),
             file=node.file,
             line=node.line,
+            redact=self._profile_of(f, action),
         )
         return rule if len(self.problems.items) == before else None
+
+    def _profile_of(self, f: Fields, action: str | None) -> str | None:
+        """The redaction profile a rule names (or 'default' for action: redact)."""
+        name = f.str("redact")
+        if action != "redact":
+            if name is not None:
+                f.error("redact", "'redact' names a profile for action: redact only")
+            return None
+        if name is None:
+            if "default" in self.profiles:
+                return "default"
+            f.error(
+                "action",
+                "action: redact needs a redaction profile: add 'redact: NAME', or "
+                "a profile named 'default' under redaction_profiles",
+            )
+            return None
+        if name not in self.profiles:
+            f.error(
+                "redact", f"unknown redaction profile {name!r}{did_you_mean(name, self.profiles)}"
+            )
+            return None
+        return name
 
     def _match(
         self, node: Mapping, where: str, services: list[Service], groups: dict[str, Group]

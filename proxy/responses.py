@@ -77,15 +77,15 @@ def _wants_html(headers: http.Headers) -> bool:
     return "text/html" in headers.get("accept", "")
 
 
-def block_response(request: http.Request, block: Block) -> http.Response:
+def block_response(request: http.Request, block: Block, status: int = STATUS) -> http.Response:
     kind = client_kind(request, block.service)
     if kind == "html":
         body, ctype = render_html(block).encode(), "text/html; charset=utf-8"
     elif kind == "text":
         body, ctype = render_text(block).encode(), "text/plain; charset=utf-8"
     else:
-        body, ctype = json.dumps(_json_body(kind, block)).encode(), "application/json"
-    return http.Response.make(STATUS, body, _headers(block, ctype))
+        body, ctype = json.dumps(_json_body(kind, block, status)).encode(), "application/json"
+    return http.Response.make(status, body, _headers(block, ctype))
 
 
 def refuse_response(block: Block) -> http.Response:
@@ -105,7 +105,7 @@ def _headers(block: Block, content_type: str) -> dict[str, str]:
     }
 
 
-def _json_body(kind: str, block: Block) -> dict:
+def _json_body(kind: str, block: Block, status: int = STATUS) -> dict:
     text = block.sentence()
     if kind == "openai":
         return {
@@ -119,7 +119,8 @@ def _json_body(kind: str, block: Block) -> dict:
     if kind == "anthropic":
         return {"type": "error", "error": {"type": "permission_error", "message": text}}
     if kind == "gemini":
-        return {"error": {"code": STATUS, "message": text, "status": "PERMISSION_DENIED"}}
+        gemini_status = "PERMISSION_DENIED" if status == STATUS else "INVALID_ARGUMENT"
+        return {"error": {"code": status, "message": text, "status": gemini_status}}
     return {
         "error": {
             "message": block.message,

@@ -4,6 +4,7 @@ hard to provoke through a real client (an exception inside a decision)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import ssl
 
 import pytest
@@ -170,23 +171,88 @@ def test_a_bad_policy_is_an_options_error_with_every_problem(tmp_path):
     assert f"{tmp_path / 'policy.yaml'}:3: policy: 'rules' must be a list" in str(e.value)
 
 
-def test_redact_never_sends_a_prompt_unredacted_before_the_redactor_exists(tmp_path):
-    policy = write_policy(
-        tmp_path,
-        """
-        network: {clients: [127.0.0.0/8]}
-        rules:
-          - id: approved
-            match: {services: [openai-api]}
-            action: redact
-    """,
-        SHIPPED_CATALOG,
-    )
+REDACT_POLICY = """
+    network: {clients: [127.0.0.0/8]}
+    redaction_profiles:
+      default: {detectors: [secrets, pii], on_unparseable: %s, max_body_bytes: 1000}
+    rules:
+      - id: approved
+        match: {services: [openai-api]}
+        action: redact
+"""
+
+
+def redacting(tmp_path, on_unparseable="block"):
+    policy = write_policy(tmp_path, REDACT_POLICY % on_unparseable, SHIPPED_CATALOG)
     addon = AIWarden()
-    with taddons.context(addon) as context:
-        context.configure(addon, aiwarden_policy=str(policy))
-        f = flow_for("api.openai.com", "/v1/chat/completions")
-        addon.requestheaders(f)
+    context = taddons.context(addon)
+    context.configure(addon, aiwarden_policy=str(policy))
+    return addon
+
+
+def post(body: bytes, content_type="application/json", encoding: str | None = None):
+    f = flow_for("api.openai.com", "/v1/chat/completions")
+    f.request.method = "POST"
+    f.request.headers["content-type"] = content_type
+    if encoding:
+        f.request.headers["content-encoding"] = encoding
+    f.request.content = body  # encoded as the header says
+    return f
+
+
+PROMPT = (
+    b'{"model":"gpt-4o","messages":[{"role":"user",'
+    b'"content":"key AKIAIOSFODNN7EXAMPLE mail bob@corp.example"}]}'
+)
+
+
+@pytest.mark.parametrize("encoding", [None, "gzip", "br", "zstd", "deflate"])
+def test_redact_rewrites_the_body_in_its_own_encoding(tmp_path, encoding):
+    addon = redacting(tmp_path)
+    f = post(PROMPT, encoding=encoding)
+    assert addon.requestheaders(f) is None and f.response is None
+    assert addon.request(f) is None
+    assert f.response is None
+    assert f.request.headers.get("content-encoding") == encoding
+    sent = json.loads(f.request.get_content())
+    assert sent["messages"][0]["content"] == ("key [REDACTED:aws-access-key] mail [REDACTED:email]")
+    assert f.metadata["aiwarden_redactions"] == {"aws-access-key": 1, "email": 1}
+
+
+def test_a_body_without_findings_goes_on_byte_for_byte(tmp_path):
+    addon = redacting(tmp_path)
+    body = b'{ "model": "gpt-4o",  "messages": [{"role": "user", "content": "hello"}] }'
+    f = post(body)
+    addon.requestheaders(f)
+    addon.request(f)
+    assert f.request.content == body and f.metadata["aiwarden_redactions"] == {}
+
+
+@pytest.mark.parametrize(
+    "body, ctype",
+    [(b"{not json", "application/json"), (b"\x00\x01binary", "application/octet-stream")],
+)
+def test_an_unparseable_body_is_refused_with_a_clear_message(tmp_path, body, ctype):
+    addon = redacting(tmp_path)
+    f = post(body, content_type=ctype)
+    addon.requestheaders(f)
+    addon.request(f)
     assert f.response.status_code == 403
-    assert f.response.headers["X-AIWarden-Rule"] == "approved"
-    assert b"cannot do yet" in f.response.content
+    message = json.loads(f.response.content)["error"]["message"]
+    assert "could not check this request for secrets and personal data" in message
+
+
+def test_on_unparseable_pass_forwards_the_body(tmp_path):
+    addon = redacting(tmp_path, on_unparseable="pass")
+    f = post(b"{not json")
+    addon.requestheaders(f)
+    addon.request(f)
+    assert f.response is None and f.request.content == b"{not json"
+
+
+def test_a_body_over_max_body_bytes_gets_413_and_is_not_forwarded(tmp_path):
+    addon = redacting(tmp_path)
+    f = post(b'{"messages": [{"role": "user", "content": "' + b"x" * 2000 + b'"}]}')
+    addon.requestheaders(f)  # Content-Length says it all
+    assert f.response.status_code == 413
+    assert "larger than the 1000 bytes" in json.loads(f.response.content)["error"]["message"]

@@ -218,6 +218,7 @@ def test_connect_mode_follows_the_action(engine_for, action, mode):
     engine = engine_for(
         HEAD
         + f"""
+redaction_profiles: {{default: {{detectors: [secrets]}}}}
 rules:
   - id: r
     match: {{services: [anthropic-api]}}

@@ -1,0 +1,134 @@
+"""Redaction profiles: which detectors run on prompts of approved services, and how.
+
+```yaml
+redaction_profiles:
+  default:
+    detectors: [secrets, pii]          # groups or single detector ids
+    custom:
+      - {id: codename, keywords: [PROJECT-HELIOS, Bluefin]}
+      - {id: ticket, pattern: 'CORP-[0-9]{5}'}
+    replacement: "[REDACTED:{type}]"
+    on_unparseable: block              # block | pass
+    max_body_bytes: 4194304            # larger: 413, never forwarded unscanned
+    files: redact                      # multipart file parts: redact (text) | pass | block
+```
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .detectors import BY_ID, GROUPS, Detector, custom_keywords, custom_pattern
+from .yamlsource import Fields, Mapping, Problems, did_you_mean, type_name
+
+PROFILE_KEYS = ("detectors", "custom", "replacement", "on_unparseable", "max_body_bytes", "files")
+_ID = re.compile(r"[a-z0-9][a-z0-9-]*")
+DEFAULT_MAX_BODY = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class RedactionProfile:
+    name: str
+    detectors: tuple[Detector, ...]
+    replacement: str = "[REDACTED:{type}]"
+    on_unparseable: str = "block"
+    max_body_bytes: int = DEFAULT_MAX_BODY
+    files: str = "redact"
+
+
+def parse_profiles(node: Mapping | None, problems: Problems) -> dict[str, RedactionProfile]:
+    profiles: dict[str, RedactionProfile] = {}
+    for name, spec in (node or {}).items():
+        where = f"redaction profile {name!r}"
+        if not isinstance(spec, Mapping):
+            problems.add(node.file, node.value_line(name), f"{where}: must be a mapping")
+            continue
+        profile = _parse_profile(str(name), spec, where, problems)
+        if profile is not None:
+            profiles[str(name)] = profile
+    return profiles
+
+
+def _parse_profile(
+    name: str, node: Mapping, where: str, problems: Problems
+) -> RedactionProfile | None:
+    before = len(problems.items)
+    f = Fields(node, where, problems, allowed=PROFILE_KEYS)
+    detectors: list[Detector] = []
+    choices = [*GROUPS, *BY_ID]
+    for text, line in f.str_items("detectors") or ():
+        if text in GROUPS:
+            detectors.extend(BY_ID[d] for d in GROUPS[text])
+        elif text in BY_ID:
+            detectors.append(BY_ID[text])
+        else:
+            problems.add(
+                node.file,
+                line,
+                f"{where}: unknown detector {text!r}"
+                f"{did_you_mean(text, choices)}; detectors are the groups "
+                f"{', '.join(GROUPS)} or one of {', '.join(BY_ID)}",
+            )
+    detectors.extend(_custom(f.sequence("custom"), where, problems))
+    if not detectors and len(problems.items) == before:
+        problems.add(
+            node.file, node.line, f"{where}: no detectors; give 'detectors' and/or 'custom'"
+        )
+    replacement = f.str("replacement", "[REDACTED:{type}]")
+    max_body = f.int("max_body_bytes", DEFAULT_MAX_BODY)
+    if max_body is not None and max_body < 1:
+        f.error("max_body_bytes", "'max_body_bytes' must be at least 1")
+    profile = RedactionProfile(
+        name=name,
+        detectors=tuple(dict.fromkeys(detectors)),  # listed twice, run once
+        replacement=replacement if replacement is not None else "[REDACTED:{type}]",
+        on_unparseable=f.str("on_unparseable", "block", choices=("block", "pass")) or "block",
+        max_body_bytes=max_body or DEFAULT_MAX_BODY,
+        files=f.str("files", "redact", choices=("redact", "pass", "block")) or "redact",
+    )
+    return profile if len(problems.items) == before else None
+
+
+def _custom(node, where: str, problems: Problems) -> list[Detector]:
+    detectors: list[Detector] = []
+    seen: set[str] = set()
+    for i, item in enumerate(node or ()):
+        line = node.item_line(i)
+        if not isinstance(item, Mapping):
+            problems.add(
+                node.file,
+                line,
+                f"{where}: a custom detector is a mapping with 'id' "
+                f"and 'keywords' or 'pattern', not {type_name(item)}",
+            )
+            continue
+        cid = item.get("id")
+        here = f"{where}, custom detector {cid!r}" if isinstance(cid, str) else f"{where}, custom"
+        f = Fields(item, here, problems, allowed=("id", "keywords", "pattern"), required=("id",))
+        cid = f.str("id")
+        if cid is None:
+            continue
+        if not _ID.fullmatch(cid):
+            f.error("id", f"id {cid!r} must be a lower-case slug")
+        elif cid in BY_ID or cid in GROUPS or cid in seen:
+            f.error("id", f"id {cid!r} is already a detector's name")
+        seen.add(cid)
+        keywords, pattern = f.str_items("keywords"), f.str("pattern")
+        if (keywords is None) == (pattern is None):
+            problems.add(
+                item.file, item.line, f"{here}: give exactly one of 'keywords' and 'pattern'"
+            )
+        elif keywords is not None:
+            detectors.append(custom_keywords(cid, (k for k, _ in keywords)))
+        else:
+            try:
+                detector = custom_pattern(cid, pattern)
+            except re.error as e:
+                f.error("pattern", f"'pattern' is not a valid regular expression: {e}")
+                continue
+            if detector.regex.search(""):
+                f.error("pattern", "'pattern' matches the empty string")
+                continue
+            detectors.append(detector)
+    return detectors
