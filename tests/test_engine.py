@@ -58,6 +58,7 @@ def test_decision_explains_itself(shipped_engine):
         "message": "External AI services are not approved for company data. "
         "Use https://ai.corp.example instead.",
         "contact": "mailto:security@corp.example",
+        "profile": None,
     }
     assert "block-ai" in d.reason and "chatgpt" in d.reason and "prompt" in d.reason
 
