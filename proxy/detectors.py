@@ -130,11 +130,14 @@ def generic_secret_valid(value: str) -> bool:
     return shannon_entropy(value) >= (3.5 if has_digit else 4.0)
 
 
+_DATE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}\b|\d{1,2}[./-]\d{1,2}[./-]\d{2,4}\b")
+
+
 def phone_valid(text: str) -> bool:
     """International numbers with their `+`; without it, only North American numbers
     (national formats of other countries look too much like other numbers)."""
     digits = sum(c.isdigit() for c in text)
-    if not 8 <= digits <= 15:
+    if not 8 <= digits <= 15 or _DATE.match(text):
         return False
     try:
         number = phonenumbers.parse(text, None if text.startswith("+") else "US")
@@ -214,13 +217,13 @@ BUILTIN: tuple[Detector, ...] = (
        folded=("access", "auth", "api", "cred", "key", "pass", "pwd", "secret", "token"),
        validate=generic_secret_valid, span=1, flags=re.IGNORECASE),
     # Personal data
-    _d("email", "pii", r"\b[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*"
+    _d("email", "pii", r"(?<![/\w.%+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*"
        r"\.[A-Za-z]{2,24}\b", keywords=("@",)),
     _d("payment-card", "pii", r"(?<![\d.-])\d(?:[ -]?\d){12,18}(?![\d-])", validate=card_valid),
     _d("iban", "pii", r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b",
        validate=iban_valid),
     _d("us-ssn", "pii", r"(?<![\d-])\d{3}([- ])\d{2}\1\d{4}(?![\d-])", validate=ssn_valid),
-    _d("phone", "pii", r"(?<![\w+.-])\+?\(?\d[\d ().-]{6,18}\d(?![\w.-])",
+    _d("phone", "pii", r"(?<![\w+.:-])\+?\(?\d[\d ().-]{6,18}\d(?![\w.:-])",
        validate=phone_valid),
 )  # fmt: skip
 

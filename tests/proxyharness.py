@@ -5,6 +5,7 @@ Everything listens on and talks to loopback only."""
 from __future__ import annotations
 
 import datetime
+import gzip
 import hashlib
 import ipaddress
 import json
@@ -96,6 +97,7 @@ class Upstream:
     tls: tuple[Path, Path] | None = None
     host: str = "127.0.0.1"
     requests: list[tuple[str, str, dict]] = field(default_factory=list)
+    bodies: list[bytes] = field(default_factory=list)  # POST bodies as received
     sse_gate: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
@@ -120,10 +122,33 @@ class Upstream:
                 self._record()
                 length = int(self.headers.get("content-length", 0))
                 body = self.rfile.read(length)
+                upstream.bodies.append(body)
+                if self.path.endswith("/chat/completions"):
+                    return self._chat(body)
                 reply = json.dumps(
                     {"length": len(body), "sha256": hashlib.sha256(body).hexdigest()}
                 ).encode()
                 self._send(200, reply, "application/json")
+
+            def _chat(self, body: bytes) -> None:
+                """An OpenAI-compatible stand-in: a fixed answer, streamed if asked."""
+                if self.headers.get("content-encoding") == "gzip":
+                    body = gzip.decompress(body)
+                words = ["The", " answer", " is", " 42."]
+                if not json.loads(body).get("stream"):
+                    return self._send(
+                        200, json.dumps(_completion("".join(words))).encode(), "application/json"
+                    )
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                events = [_chunk(w) for w in words] + ["[DONE]"]
+                for data in events:
+                    payload = f"data: {data}\n\n".encode()
+                    self.wfile.write(f"{len(payload):x}\r\n".encode() + payload + b"\r\n")
+                    self.wfile.flush()
+                self.wfile.write(b"0\r\n\r\n")
 
             def _send(self, status: int, body: bytes, ctype: str) -> None:
                 self.send_response(status)
@@ -159,6 +184,31 @@ class Upstream:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def _completion(text: str) -> dict:
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "m",
+        "choices": [
+            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
+        ],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 4, "total_tokens": 5},
+    }
+
+
+def _chunk(text: str) -> str:
+    return json.dumps(
+        {
+            "id": "chatcmpl-1",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "m",
+            "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}],
+        }
+    )
 
 
 # -- the proxy -------------------------------------------------------------------------------

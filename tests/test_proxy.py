@@ -4,6 +4,7 @@ official SDKs, with local upstream servers."""
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import json
 import os
@@ -46,8 +47,17 @@ services:
     vendor: Test
     category: chat
     hosts: [localhost]
+    api_format: openai
     source: test
+redaction_profiles:
+  default:
+    detectors: [secrets, pii]
+    custom:
+      - {id: codename, keywords: [PROJECT-HELIOS]}
 rules:
+  - id: approved-gateway
+    match: {services: [local-ai], paths: ["/v1/**"]}
+    action: redact
   - id: watch-local-ai
     match: {services: [local-ai]}
     action: monitor
@@ -546,3 +556,81 @@ def test_chromium_shows_the_block_page_for_chatgpt(proxy, pki, tmp_path):
     reference = dom.split('<dd id="reference">', 1)[1].split("<", 1)[0]
     record = block_logged(proxy, reference)
     assert record["host"] == "chatgpt.com" and record["service"] == "chatgpt"
+
+
+# -- redaction towards an approved service -----------------------------------------------------
+
+LEAKY = "Deploy PROJECT-HELIOS with AKIAIOSFODNN7EXAMPLE, then mail bob@corp.example"
+CLEAN = "Deploy [REDACTED:codename] with [REDACTED:aws-access-key], then mail [REDACTED:email]"
+
+
+def gateway_client(proxy, pki, tls_upstream, monkeypatch):
+    import openai
+
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    monkeypatch.setenv("SSL_CERT_FILE", str(pki["cafile"]))
+    return openai.OpenAI(
+        api_key="sk-test", base_url=f"https://localhost:{tls_upstream.port}/v1", max_retries=0
+    )
+
+
+def test_openai_sdk_prompt_reaches_the_approved_service_redacted(
+    proxy, pki, tls_upstream, monkeypatch
+):
+    client = gateway_client(proxy, pki, tls_upstream, monkeypatch)
+    reply = client.chat.completions.create(
+        model="gpt-4o",
+        messages=[{"role": "system", "content": "be brief"}, {"role": "user", "content": LEAKY}],
+    )
+    assert reply.choices[0].message.content == "The answer is 42."
+    sent = json.loads(tls_upstream.bodies[-1])
+    assert sent["messages"][1]["content"] == CLEAN
+    assert sent["messages"][0] == {"role": "system", "content": "be brief"}
+    assert sent["model"] == "gpt-4o"
+    record = proxy.wait_for(lambda e: e.get("event") == "redact")
+    assert record["redactions"] == {"codename": 1, "aws-access-key": 1, "email": 1}
+    assert record["rule"] == "approved-gateway"
+    logs = json.dumps(proxy.drain())
+    assert "AKIAIOSFODNN7EXAMPLE" not in logs and "bob@corp.example" not in logs
+
+
+def test_a_streamed_reply_comes_back_intact(proxy, pki, tls_upstream, monkeypatch):
+    client = gateway_client(proxy, pki, tls_upstream, monkeypatch)
+    stream = client.chat.completions.create(
+        model="gpt-4o", stream=True, messages=[{"role": "user", "content": LEAKY}]
+    )
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in stream)
+    assert text == "The answer is 42."
+    assert json.loads(tls_upstream.bodies[-1])["messages"][0]["content"] == CLEAN
+
+
+def test_a_gzip_body_is_redacted_and_sent_on_gzipped(proxy, pki, tls_upstream):
+    body = json.dumps({"model": "m", "messages": [{"role": "user", "content": LEAKY}]})
+    trust = ssl.create_default_context(cafile=str(pki["cafile"]))
+    with httpx.Client(proxy=proxy.url, verify=trust, timeout=30) as client:
+        r = client.post(
+            f"https://localhost:{tls_upstream.port}/v1/chat/completions",
+            content=gzip.compress(body.encode()),
+            headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+        )
+    assert r.status_code == 200
+    headers = tls_upstream.requests[-1][2]
+    assert headers.get("Content-Encoding", headers.get("content-encoding")) == "gzip"
+    sent = json.loads(gzip.decompress(tls_upstream.bodies[-1]))
+    assert sent["messages"][0]["content"] == CLEAN
+
+
+def test_an_unparseable_body_is_refused_with_a_clear_message(proxy, pki, tls_upstream):
+    before = len(tls_upstream.bodies)
+    trust = ssl.create_default_context(cafile=str(pki["cafile"]))
+    with httpx.Client(proxy=proxy.url, verify=trust, timeout=30) as client:
+        r = client.post(
+            f"https://localhost:{tls_upstream.port}/v1/chat/completions",
+            content=b'{"messages": [truncated',
+            headers={"Content-Type": "application/json", "Authorization": "Bearer x"},
+        )
+    assert r.status_code == 403
+    message = r.json()["error"]["message"]
+    assert "could not check this request for secrets and personal data" in message
+    assert "not valid JSON" in message
+    assert len(tls_upstream.bodies) == before

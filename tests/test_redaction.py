@@ -1,0 +1,446 @@
+"""The redactor: the labelled corpus in the three main API formats, the shapes of request
+bodies, profile validation, and `aiwarden redact`."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import SHIPPED_CATALOG
+from test_policy_validation import assert_error, errors_of
+
+from proxy.detectors import BUILTIN
+from proxy.policy import load_policy
+from proxy.profiles import RedactionProfile, parse_profiles
+from proxy.redaction import FileBlocked, Unparseable, redact_body
+from proxy.yamlsource import Problems, load_yaml
+
+CORPUS = Path(__file__).parent / "data" / "redaction_corpus.yaml"
+
+
+def corpus():
+    problems = Problems()
+    doc = load_yaml(CORPUS, problems)
+    profiles = parse_profiles(_as_profiles(doc["profile"]), problems)
+    assert not problems, problems.items
+    return profiles["corpus"], doc["cases"]
+
+
+def _as_profiles(spec):
+    from proxy.yamlsource import Mapping
+
+    node = Mapping(corpus=spec)
+    node.file, node.line, node.key_lines, node.value_lines = str(CORPUS), 1, {}, {}
+    return node
+
+
+PROFILE, CASES = corpus()
+ALL = RedactionProfile("all", BUILTIN)
+
+
+def openai_body(text):
+    return {
+        "model": "gpt-4o",
+        "messages": [
+            {"role": "system", "content": "You are helpful."},
+            {"role": "user", "content": [{"type": "text", "text": text}]},
+        ],
+    }
+
+
+def anthropic_body(text):
+    return {
+        "model": "claude-test-model",
+        "max_tokens": 64,
+        "system": "Be brief.",
+        "messages": [{"role": "user", "content": [{"type": "text", "text": text}]}],
+    }
+
+
+def gemini_body(text):
+    return {
+        "contents": [{"role": "user", "parts": [{"text": text}]}],
+        "systemInstruction": {"parts": [{"text": "Be brief."}]},
+    }
+
+
+FORMATS = {"openai": openai_body, "anthropic": anthropic_body, "gemini": gemini_body}
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("case", CASES, ids=[c["text"][:40] for c in CASES])
+def test_corpus(case, fmt):
+    raw = json.dumps(FORMATS[fmt](case["text"])).encode()
+    result = redact_body(raw, "application/json", PROFILE)
+    assert sorted(
+        result.counts.elements()
+        if hasattr(result.counts, "elements")
+        else [k for k, n in result.counts.items() for _ in range(n)]
+    ) == sorted(case["expect"])
+    if not case["expect"]:
+        assert result.body == raw  # a near-miss is passed on byte for byte
+        return
+    sent = json.loads(result.body)
+    original = FORMATS[fmt](case["text"])
+    assert _shape(sent) == _shape(original)  # same keys, same structure, same non-text values
+    for kind in case["expect"]:
+        assert f"[REDACTED:{kind}]" in result.body.decode()
+
+
+def _shape(value):
+    if isinstance(value, dict):
+        return {k: _shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shape(v) for v in value]
+    return type(value).__name__
+
+
+def test_corpus_is_large_enough():
+    assert len(CASES) * len(FORMATS) >= 200
+    assert sum(1 for c in CASES if not c["expect"]) >= 30
+    found = {kind for c in CASES for kind in c["expect"]}
+    assert {d.id for d in BUILTIN} <= found, "every detector has positive cases"
+
+
+# -- the shapes of bodies ----------------------------------------------------------------------
+
+SECRET = "AKIAIOSFODNN7EXAMPLE"
+IMAGE = base64.b64encode(bytes(range(256)) * 4).decode()
+
+
+def redact_json(doc, profile=ALL):
+    result = redact_body(json.dumps(doc).encode(), "application/json", profile)
+    return json.loads(result.body), result
+
+
+def test_structural_fields_and_base64_media_are_never_altered():
+    doc = {
+        "model": SECRET,
+        "role": SECRET,
+        "id": SECRET,
+        "tool_call_id": SECRET,
+        "previous_response_id": SECRET,
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{IMAGE}"}},
+                    {"type": "input_audio", "input_audio": {"data": IMAGE, "format": "wav"}},
+                    {"type": "text", "text": f"see {SECRET}"},
+                ],
+            }
+        ],
+    }
+    sent, result = redact_json(doc)
+    assert sent["model"] == sent["role"] == sent["id"] == sent["tool_call_id"] == SECRET
+    assert sent["messages"][0]["content"][0]["image_url"]["url"].endswith(IMAGE)
+    assert sent["messages"][0]["content"][1]["input_audio"]["data"] == IMAGE
+    assert sent["messages"][0]["content"][2]["text"] == "see [REDACTED:aws-access-key]"
+    assert result.findings == [("$.messages[0].content[2].text", "aws-access-key", 4, 24)]
+
+
+def test_openai_tool_calls_and_responses_api():
+    doc = {
+        "model": "gpt-4o",
+        "input": [
+            {"role": "user", "content": [{"type": "input_text", "text": f"k={SECRET}"}]},
+            {"type": "function_call_output", "call_id": "c1", "output": f"found {SECRET}"},
+        ],
+        "instructions": "mail bob@corp.example",
+        "messages": [
+            {
+                "role": "assistant",
+                "tool_calls": [
+                    {
+                        "id": "t1",
+                        "type": "function",
+                        "function": {"name": "lookup", "arguments": json.dumps({"key": SECRET})},
+                    }
+                ],
+            }
+        ],
+    }
+    sent, result = redact_json(doc)
+    assert SECRET not in json.dumps(sent) and "bob@corp.example" not in json.dumps(sent)
+    arguments = json.loads(sent["messages"][0]["tool_calls"][0]["function"]["arguments"])
+    assert arguments == {"key": "[REDACTED:aws-access-key]"}  # still valid JSON inside
+    assert result.counts == {"aws-access-key": 3, "email": 1}
+
+
+def test_anthropic_system_blocks_tool_results_and_documents():
+    doc = {
+        "model": "claude-test-model",
+        "system": [{"type": "text", "text": f"ctx {SECRET}"}],
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "toolu_1",
+                        "content": [{"type": "text", "text": "ssn 536-22-1842"}],
+                    },
+                    {
+                        "type": "tool_use",
+                        "id": "toolu_2",
+                        "name": "q",
+                        "input": {"query": "bob@corp.example"},
+                    },
+                    {
+                        "type": "document",
+                        "source": {
+                            "type": "text",
+                            "media_type": "text/plain",
+                            "data": f"notes: {SECRET}",
+                        },
+                    },
+                    {
+                        "type": "image",
+                        "source": {"type": "base64", "media_type": "image/png", "data": IMAGE},
+                    },
+                ],
+            }
+        ],
+    }
+    sent, result = redact_json(doc)
+    assert result.counts == {"aws-access-key": 2, "us-ssn": 1, "email": 1}
+    assert sent["messages"][0]["content"][0]["tool_use_id"] == "toolu_1"
+    assert sent["messages"][0]["content"][3]["source"]["data"] == IMAGE
+
+
+def test_gemini_snake_case_and_inline_data():
+    doc = {
+        "system_instruction": {"parts": [{"text": f"use {SECRET}"}]},
+        "contents": [
+            {
+                "role": "user",
+                "parts": [
+                    {"text": "card 4111 1111 1111 1111"},
+                    {"inline_data": {"mime_type": "image/jpeg", "data": IMAGE}},
+                    {"functionResponse": {"name": "f", "response": {"out": "bob@corp.example"}}},
+                ],
+            }
+        ],
+    }
+    sent, result = redact_json(doc)
+    assert result.counts == {"aws-access-key": 1, "payment-card": 1, "email": 1}
+    assert sent["contents"][0]["parts"][1]["inline_data"]["data"] == IMAGE
+
+
+def test_bedrock_converse_and_cohere():
+    converse = {
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"text": f"k {SECRET}"},
+                    {
+                        "toolResult": {
+                            "toolUseId": "t",
+                            "content": [{"json": {"v": "bob@corp.example"}}],
+                        }
+                    },
+                ],
+            }
+        ],
+        "system": [{"text": "ssn 536-22-1842"}],
+    }
+    cohere = {
+        "model": "command-r",
+        "message": f"k {SECRET}",
+        "preamble": "mail a@b.example",
+        "chat_history": [{"role": "USER", "message": "ssn 536-22-1842"}],
+    }
+    assert redact_json(converse)[1].counts == {"aws-access-key": 1, "email": 1, "us-ssn": 1}
+    sent, result = redact_json(cohere)
+    assert result.counts == {"aws-access-key": 1, "email": 1, "us-ssn": 1}
+    assert sent["chat_history"][0]["role"] == "USER"
+
+
+def test_unknown_json_shapes_have_every_string_redacted():
+    sent, _ = redact_json({"deeply": [{"nested": {"free": [f"x {SECRET}"]}}], "n": 5})
+    assert sent == {"deeply": [{"nested": {"free": ["x [REDACTED:aws-access-key]"]}}], "n": 5}
+
+
+def test_form_bodies():
+    raw = f"model=x&q=my+key+{SECRET}&empty=".encode()
+    result = redact_body(raw, "application/x-www-form-urlencoded", ALL)
+    assert result.body == b"model=x&q=my+key+%5BREDACTED%3Aaws-access-key%5D&empty="
+
+
+def multipart(file_type: str, file_body: bytes) -> bytes:
+    return (
+        b'--B\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nmail bob@corp.ex'
+        b'ample\r\n--B\r\nContent-Disposition: form-data; name="file"; filename="f"\r\n'
+        b"Content-Type: " + file_type.encode() + b"\r\n\r\n" + file_body + b"\r\n--B--\r\n"
+    )
+
+
+def test_multipart_text_parts_and_text_files_are_redacted():
+    raw = multipart("text/plain", f"key {SECRET}\n".encode())
+    result = redact_body(raw, "multipart/form-data; boundary=B", ALL)
+    assert result.counts == {"email": 1, "aws-access-key": 1}
+    assert b"[REDACTED:email]\r\n--B\r\n" in result.body
+    assert result.body.endswith(b"key [REDACTED:aws-access-key]\n\r\n--B--\r\n")
+
+
+def test_multipart_binary_files_pass_and_files_block_refuses():
+    binary = bytes(range(256))
+    result = redact_body(multipart("image/png", binary), "multipart/form-data; boundary=B", ALL)
+    assert binary in result.body and result.counts == {"email": 1}
+    blocking = RedactionProfile("b", BUILTIN, files="block")
+    with pytest.raises(FileBlocked):
+        redact_body(multipart("text/plain", b"hi"), "multipart/form-data; boundary=B", blocking)
+    passing = RedactionProfile("p", BUILTIN, files="pass")
+    raw = multipart("text/plain", SECRET.encode())
+    assert SECRET.encode() in redact_body(raw, "multipart/form-data; boundary=B", passing).body
+
+
+@pytest.mark.parametrize(
+    "raw, ctype",
+    [
+        (b"{oops", "application/json"),
+        (b"\xff\xfe", "text/plain"),
+        (b"\x00\x01", "application/octet-stream"),
+        (b"a=%zz&&", "application/x-www-form-urlencoded"),
+        (b"--B\r\nno end", "multipart/form-data; boundary=B"),
+        (b"x", "multipart/form-data"),
+        (b"[" * 100000, "application/json"),
+    ],
+)
+def test_unreadable_bodies_raise_unparseable(raw, ctype):
+    with pytest.raises(Unparseable):
+        redact_body(raw, ctype, ALL)
+
+
+# -- profiles in the policy ----------------------------------------------------------------------
+
+
+def profile_policy(profile: str, rule_extra: str = "    action: redact") -> str:
+    return (
+        f"version: 1\nredaction_profiles:\n{profile}rules:\n  - id: r\n"
+        f"    match: {{services: [openai-api]}}\n{rule_extra}\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "text, line, fragment",
+    [
+        (
+            profile_policy("  default:\n    detectors: [secret, pii]\n"),
+            5,
+            "unknown detector 'secret' (did you mean 'secrets'?)",
+        ),
+        (
+            profile_policy(
+                "  default:\n    detectors: [pii]\n    custom:\n"
+                "      - {id: t, pattern: 'CORP-[0-9'}\n"
+            ),
+            7,
+            "'pattern' is not a valid regular expression",
+        ),
+        (
+            profile_policy("  default:\n    custom:\n      - {id: t, pattern: 'x*'}\n"),
+            6,
+            "'pattern' matches the empty string",
+        ),
+        (
+            profile_policy("  default:\n    custom:\n      - {id: email, keywords: [a]}\n"),
+            6,
+            "id 'email' is already a detector's name",
+        ),
+        (
+            profile_policy("  default:\n    custom:\n      - {id: t, keywords: [a], pattern: b}\n"),
+            6,
+            "give exactly one of 'keywords' and 'pattern'",
+        ),
+        (
+            profile_policy("  default:\n    detectors: [pii]\n    max_body_bytes: 0\n"),
+            6,
+            "'max_body_bytes' must be at least 1",
+        ),
+        (
+            profile_policy("  default:\n    detectors: [pii]\n    on_unparseable: drop\n"),
+            6,
+            "'on_unparseable' must be one of block, pass",
+        ),
+        (
+            profile_policy("  default:\n    replacment: x\n    detectors: [pii]\n"),
+            5,
+            "unknown key 'replacment' (did you mean 'replacement'?)",
+        ),
+        (
+            profile_policy("  strict:\n    detectors: [pii]\n"),
+            9,
+            "action: redact needs a redaction",
+        ),
+        (
+            profile_policy(
+                "  strict:\n    detectors: [pii]\n", "    action: redact\n    redact: strikt"
+            ),
+            10,
+            "unknown redaction profile 'strikt' (did you mean 'strict'?)",
+        ),
+        (
+            profile_policy(
+                "  strict:\n    detectors: [pii]\n", "    action: block\n    redact: strict"
+            ),
+            10,
+            "'redact' names a profile for action: redact only",
+        ),
+        (profile_policy("  empty: {}\n"), 4, "no detectors"),
+    ],
+)
+def test_profile_errors(write_policy, text, line, fragment):
+    assert_error(errors_of(write_policy, text), line, fragment)
+
+
+def test_the_rule_gets_the_default_profile(write_policy):
+    policy = load_policy(write_policy(profile_policy("  default:\n    detectors: [pii]\n")))
+    assert policy.rules[0].redact == "default"
+    assert [d.id for d in policy.redaction_profiles["default"].detectors] == [
+        "email",
+        "payment-card",
+        "iban",
+        "us-ssn",
+        "phone",
+    ]
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+
+def test_aiwarden_redact_prints_the_body_and_explains_without_values(write_policy):
+    path = write_policy(profile_policy("  default:\n    detectors: [secrets, pii]\n"))
+    body = json.dumps(openai_body(f"use {SECRET} and mail bob@corp.example"))
+    r = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "aiwarden"),
+            "redact",
+            "--policy",
+            str(path),
+            "--url",
+            "https://api.openai.com/v1/chat/completions",
+            "--explain",
+        ],
+        input=body,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    sent = json.loads(r.stdout)
+    assert sent["messages"][1]["content"][0]["text"] == (
+        "use [REDACTED:aws-access-key] and mail [REDACTED:email]"
+    )
+    assert r.stderr.splitlines() == [
+        "profile default: 2 found",
+        "  aws-access-key             $.messages[1].content[0].text [4:24]",
+        "  email                      $.messages[1].content[0].text [34:50]",
+    ]
+    assert SECRET not in r.stderr and "bob@" not in r.stderr
+    assert SHIPPED_CATALOG.exists()
