@@ -14,11 +14,19 @@ import binascii
 import json
 import math
 import re
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from itertools import repeat
+from typing import ClassVar
 
 import phonenumbers
+
+try:  # optional accelerator: the same findings, keywords found in one pass (see KeywordIndex)
+    import hyperscan
+except ImportError:  # pragma: no cover - exercised where hyperscan has no wheel
+    hyperscan = None
 
 Validator = Callable[[str], bool]
 
@@ -32,6 +40,12 @@ class Detector:
     keywords_folded: tuple[str, ...] = ()  # the same, compared with the lower-cased text
     validate: Validator | None = None
     span_group: int = 0  # the regex group to redact (0: the whole match)
+    # Where a match can lie around a keyword: (before, after) in characters, after=None: to
+    # the end. The regex then runs only in those windows, not over the whole text.
+    window: tuple[int, int | None] | None = None
+    # Number-shaped detectors run only around runs of digits holding this many digits.
+    digits: tuple[int, int] | None = None
+    anchored: bool = False  # every match starts at a keyword: try only there
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,10 +172,12 @@ def _d(
     validate: Validator | None = None,
     span: int = 0,
     flags: int = 0,
+    window: tuple[int, int | None] | None = None,
+    digits: tuple[int, int] | None = None,
+    anchored: bool = False,
 ) -> Detector:
-    return Detector(
-        id, group, re.compile(pattern, flags), tuple(keywords), tuple(folded), validate, span
-    )
+    return Detector(id, group, re.compile(pattern, flags | re.ASCII), tuple(keywords),
+                    tuple(folded), validate, span, window, digits, anchored)  # fmt: skip
 
 
 BUILTIN: tuple[Detector, ...] = (
@@ -170,61 +186,65 @@ BUILTIN: tuple[Detector, ...] = (
        r"-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----"
        r"(?:[\s\S]*?-----END[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----|[\s\S]*\Z)"
        r"|PuTTY-User-Key-File-\d+:[\s\S]*?(?:Private-MAC: [0-9a-fA-F]+|\Z)",
-       keywords=("PRIVATE KEY", "PuTTY-User-Key-File")),
+       keywords=("PRIVATE KEY", "PuTTY-User-Key-File"), window=(120, None)),
     _d("aws-access-key", "secrets", r"\b(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}\b",
-       keywords=("AKIA", "ASIA", "ABIA", "ACCA", "A3T")),
+       keywords=("AKIA", "ASIA", "ABIA", "ACCA", "A3T"), window=(4, 24), anchored=True),
     _d("aws-secret-key", "secrets",
        r"aws.{0,25}?(?:secret|key|pwd|pass|token).{0,25}?[\"'=:\s]\s*([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])",
-       folded=("aws",), span=1, flags=re.IGNORECASE),
+       folded=("aws",), span=1, flags=re.IGNORECASE, window=(0, 160), anchored=True),
     _d("aws-bedrock-key", "secrets",
        r"\bABSK[A-Za-z0-9+/]{109,269}={0,2}|bedrock-api-key-YmVkcm9jay5hbWF6b25hd3MuY29t[A-Za-z0-9+/=%&._-]*",
-       keywords=("ABSK", "bedrock-api-key-")),
+       keywords=("ABSK", "bedrock-api-key-"), window=(4, 400), anchored=True),
     _d("github-token", "secrets", r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36}\b",
-       keywords=("ghp_", "gho_", "ghu_", "ghs_", "ghr_")),
+       keywords=("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), window=(4, 44), anchored=True),
     _d("github-fine-grained-token", "secrets", r"\bgithub_pat_[A-Za-z0-9_]{82}\b",
-       keywords=("github_pat_",)),
-    _d("gitlab-token", "secrets", r"\bglpat-[A-Za-z0-9_-]{20,}", keywords=("glpat-",)),
+       keywords=("github_pat_",), window=(4, 96), anchored=True),
+    _d("gitlab-token", "secrets", r"\bglpat-[A-Za-z0-9_-]{20,}", keywords=("glpat-",),
+       window=(4, 200), anchored=True),
     _d("slack-token", "secrets",
        r"\bxox[abposre]-[0-9]{8,13}-[A-Za-z0-9-]{8,}|\bxapp-\d-[A-Za-z0-9]+-\d+-[A-Za-z0-9]+",
-       keywords=("xox", "xapp-")),
+       keywords=("xox", "xapp-"), window=(4, 300), anchored=True),
     _d("slack-webhook", "secrets",
        r"https?://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/_-]{8,}"
-       r"(?:/[A-Za-z0-9+/_-]+)*", keywords=("hooks.slack.com",)),
+       r"(?:/[A-Za-z0-9+/_-]+)*", keywords=("hooks.slack.com",), window=(12, 400)),
     _d("stripe-key", "secrets", r"\b(?:sk|rk|pk)_(?:test|live|prod)_[A-Za-z0-9]{10,99}\b",
-       keywords=("_live_", "_test_", "_prod_")),
+       keywords=("_live_", "_test_", "_prod_"), window=(8, 120)),
     _d("anthropic-key", "secrets", r"\bsk-ant-(?:api|admin|sid)\d{2}-[A-Za-z0-9_-]{80,}",
-       keywords=("sk-ant-",)),
+       keywords=("sk-ant-",), window=(4, 600), anchored=True),
     _d("openai-key", "secrets",
        r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]*T3BlbkFJ[A-Za-z0-9_-]+"
        r"|\bsk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{40,}",
-       keywords=("T3BlbkFJ", "sk-proj-", "sk-svcacct-", "sk-admin-")),
+       keywords=("T3BlbkFJ", "sk-proj-", "sk-svcacct-", "sk-admin-"), window=(200, 400)),
     _d("huggingface-token", "secrets", r"\b(?:hf|api_org)_[A-Za-z0-9]{34,}\b",
-       keywords=("hf_", "api_org_")),
+       keywords=("hf_", "api_org_"), window=(8, 200), anchored=True),
     _d("google-api-key", "secrets", r"\bAIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])",
-       keywords=("AIza",)),
+       keywords=("AIza",), window=(4, 44), anchored=True),
     _d("azure-client-secret", "secrets",
        r"(?<![A-Za-z0-9_~.-])[A-Za-z0-9_~.]{3}\dQ~[A-Za-z0-9_~.-]{31,34}(?![A-Za-z0-9_~.-])",
-       keywords=("Q~",)),
+       keywords=("Q~",), window=(8, 44)),
     _d("jwt", "secrets", r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*",
-       keywords=("eyJ",), validate=jwt_valid),
+       keywords=("eyJ",), validate=jwt_valid, window=(4, 16384), anchored=True),
     _d("url-credentials", "secrets",
        r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,20}://([^\s:@/\"'<>]{1,100}:[^\s@/\"'<>]{1,200})@",
-       keywords=("://",), span=1),
+       keywords=("://",), span=1, window=(25, 330)),
     _d("generic-secret", "secrets",
-       r"\b[A-Za-z0-9_.-]{0,30}(?:access|auth|api|credential|creds|key|passw(?:or)?d|pwd"
+       r"(?:access|auth|api|credential|creds|key|passw(?:or)?d|pwd"
        r"|secret|token)[A-Za-z0-9_.-]{0,30}[\"']?\s{0,5}(?:=|:|:=|=>|\bis\b)\s{0,5}[\"']?"
        r"([A-Za-z0-9_./+=~@$!%*#?&-]{10,150})",
        folded=("access", "auth", "api", "cred", "key", "pass", "pwd", "secret", "token"),
-       validate=generic_secret_valid, span=1, flags=re.IGNORECASE),
+       validate=generic_secret_valid, span=1, flags=re.IGNORECASE, window=(0, 260), anchored=True),
     # Personal data
-    _d("email", "pii", r"(?<![/\w.%+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*"
-       r"\.[A-Za-z]{2,24}\b", keywords=("@",)),
-    _d("payment-card", "pii", r"(?<![\d.-])\d(?:[ -]?\d){12,18}(?![\d-])", validate=card_valid),
+    _d("email", "pii",
+       r"(?<![/\w.%+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*"
+       r"\.[A-Za-z]{2,24}\b", keywords=("@",), window=(70, 260)),
+    _d("payment-card", "pii", r"(?<![\d.-])\d(?:[ -]?\d){12,18}(?![\d-])", validate=card_valid,
+       digits=(13, 19), window=(3, 3)),
     _d("iban", "pii", r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b",
-       validate=iban_valid),
-    _d("us-ssn", "pii", r"(?<![\d-])\d{3}([- ])\d{2}\1\d{4}(?![\d-])", validate=ssn_valid),
+       validate=iban_valid, digits=(7, 34), window=(34, 34)),
+    _d("us-ssn", "pii", r"(?<![\d-])\d{3}([- ])\d{2}\1\d{4}(?![\d-])", validate=ssn_valid,
+       digits=(9, 9), window=(3, 3)),
     _d("phone", "pii", r"(?<![\w+.:-])\+?\(?\d[\d ().-]{6,18}\d(?![\w.:-])",
-       validate=phone_valid),
+       validate=phone_valid, digits=(8, 15), window=(3, 3)),
 )  # fmt: skip
 
 GROUPS = {
@@ -243,6 +263,8 @@ def custom_keywords(id: str, words: Iterable[str]) -> Detector:
         "custom",
         re.compile(rf"(?<!\w)(?:{pattern})(?!\w)", re.IGNORECASE),
         keywords_folded=tuple(w.lower() for w in words),
+        window=(1, 1 + max(len(w) for w in words)),
+        anchored=True,
     )
 
 
@@ -251,20 +273,176 @@ def custom_pattern(id: str, pattern: str) -> Detector:
     return Detector(id, "custom", re.compile(pattern))
 
 
-def scan(text: str, detectors: Iterable[Detector]) -> list[Finding]:
+_DIGIT_RUN = re.compile(r"[0-9][0-9 ().-]{6,22}[0-9]")  # every number-shaped detector needs one
+
+
+class _Text:
+    """A text with what several detectors share computed once: the lower-cased text, and the
+    runs of digits the number-shaped detectors start from."""
+
+    def __init__(self, text: str, keyword_hits: dict[int, list[tuple[int, int]]] | None) -> None:
+        self.text = text
+        self.keyword_hits = keyword_hits  # by detector position, when an index found them
+        self._folded: str | None = None
+        self._digit_runs: list[tuple[int, int, int]] | None = None  # start, end, digits
+
+    @property
+    def folded(self) -> str:
+        if self._folded is None:
+            self._folded = self.text.lower()
+        return self._folded
+
+    @property
+    def digit_runs(self) -> list[tuple[int, int, int]]:
+        if self._digit_runs is None:
+            runs = []
+            for m in _DIGIT_RUN.finditer(self.text):
+                run = m.group()
+                digits = len(run) - sum(run.count(c) for c in " ().-")
+                runs.append((m.start(), m.end(), digits))
+            self._digit_runs = runs
+        return self._digit_runs
+
+    def starts(self, d: Detector, position: int) -> list[int] | None:
+        """Where an anchored detector's keywords start (None: use windows instead)."""
+        if self.keyword_hits is not None:
+            return sorted({a for a, _ in self.keyword_hits.get(position, ())})
+        if d.keywords_folded and len(self.folded) != len(self.text):
+            return None  # lower-casing changed the length: positions drift
+        found: set[int] = set()
+        for keywords, haystack in ((d.keywords, self.text), (d.keywords_folded, None)):
+            haystack = haystack if haystack is not None else self.folded
+            for k in keywords:
+                i = haystack.find(k)
+                while i >= 0:
+                    found.add(i)
+                    i = haystack.find(k, i + 1)
+        return sorted(found)
+
+    def windows(self, d: Detector, position: int) -> list[tuple[int, int]]:
+        """Where `d` must look: merged windows around its keywords or digit runs; the whole
+        text when it has neither; nothing when its keywords do not occur."""
+        n = len(self.text)
+        if d.digits:
+            low, high = d.digits
+            runs = [(a, b) for a, b, digits in self.digit_runs if low <= digits <= high]
+            return _merge(runs, d.window, n)
+        if not d.keywords and not d.keywords_folded:
+            return [(0, n)]
+        if self.keyword_hits is not None:
+            hits = sorted(self.keyword_hits.get(position, ()))
+            if not hits or d.window is None:
+                return [(0, n)] if hits else []
+            return _merge(hits, d.window, n)
+        hits: list[tuple[int, int]] = []
+        for keywords, haystack in ((d.keywords, self.text), (d.keywords_folded, None)):
+            if not keywords:
+                continue
+            if haystack is None:
+                haystack = self.folded
+                if len(haystack) != n:  # lower-casing changed the length: positions drift
+                    return [(0, n)] if any(k in haystack for k in keywords) else []
+            for k in keywords:
+                i = haystack.find(k)
+                while i >= 0:
+                    hits.append((i, i + len(k)))
+                    i = haystack.find(k, i + 1)
+        if not hits or d.window is None:
+            return [(0, n)] if hits else []
+        return _merge(sorted(hits), d.window, n)
+
+
+def _merge(
+    spans: list[tuple[int, int]], window: tuple[int, int | None] | None, n: int
+) -> list[tuple[int, int]]:
+    before, after = window or (0, 0)
+    merged: list[tuple[int, int]] = []
+    for start, end in spans:
+        a, b = max(0, start - before), n if after is None else min(n, end + after)
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return merged
+
+
+class KeywordIndex:
+    """Every keyword of a detector set, found in one pass by Hyperscan.
+
+    Checking each keyword with str.find costs a pass over the text per keyword (34 for the
+    built-in detectors); Hyperscan finds them all in one pass at several GB/s. Used for ASCII
+    texts of MIN_TEXT characters and more; it only locates keywords, so the findings are the
+    same as without it. One scratch space per thread: bodies are also redacted off the loop.
+    """
+
+    MIN_TEXT = 4096
+    _cache: ClassVar[dict[int, tuple[tuple[Detector, ...], KeywordIndex]]] = {}
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, detectors: tuple[Detector, ...]) -> None:
+        expressions, flags = [], []
+        self.meta: list[tuple[int, int]] = []  # expression id -> (detector position, length)
+        for position, d in enumerate(detectors):
+            for words, flag in ((d.keywords, 0), (d.keywords_folded, hyperscan.HS_FLAG_CASELESS)):
+                for word in words:
+                    expressions.append(b"".join(b"\\x%02x" % c for c in word.encode()))
+                    flags.append(flag)
+                    self.meta.append((position, len(word)))
+        self.database = hyperscan.Database() if expressions else None
+        if self.database is not None:
+            self.database.compile(
+                expressions=expressions,
+                ids=list(range(len(expressions))),
+                elements=len(expressions),
+                flags=flags,
+            )
+        self._local = threading.local()
+
+    @classmethod
+    def of(cls, detectors: tuple[Detector, ...]) -> KeywordIndex:
+        key = id(detectors)
+        entry = cls._cache.get(key)
+        if entry is None or entry[0] is not detectors:
+            with cls._lock:
+                if len(cls._cache) > 256:
+                    cls._cache.clear()
+                entry = (detectors, cls(detectors))
+                cls._cache[key] = entry
+        return entry[1]
+
+    def hits(self, data: bytes) -> dict[int, list[tuple[int, int]]]:
+        found: dict[int, list[tuple[int, int]]] = {}
+        if self.database is None:
+            return found
+        scratch = getattr(self._local, "scratch", None)
+        if scratch is None:
+            scratch = self._local.scratch = hyperscan.Scratch(self.database)
+        meta = self.meta
+
+        def on_match(expression: int, _start: int, end: int, _flags: int, _context) -> None:
+            position, length = meta[expression]
+            found.setdefault(position, []).append((end - length, end))
+
+        self.database.scan(data, match_event_handler=on_match, scratch=scratch)
+        return found
+
+
+def scan(text: str, detectors: tuple[Detector, ...]) -> list[Finding]:
     """Every finding in `text`, earliest first; overlaps resolved in favour of the earlier,
     then the longer, then the detector listed first."""
     found: list[tuple[int, int, int, str]] = []
-    folded: str | None = None
+    hits = None
+    if hyperscan is not None and len(text) >= KeywordIndex.MIN_TEXT and text.isascii():
+        hits = KeywordIndex.of(detectors).hits(text.encode("ascii"))
+    shared = _Text(text, hits)
     for order, d in enumerate(detectors):
-        if d.keywords and not any(k in text for k in d.keywords):
-            continue
-        if d.keywords_folded:
-            if folded is None:
-                folded = text.lower()
-            if not any(k in folded for k in d.keywords_folded):
-                continue
-        for m in d.regex.finditer(text):
+        starts = shared.starts(d, order) if d.anchored else None
+        if starts is not None:
+            matches = (m for m in map(d.regex.match, repeat(text), starts) if m)
+        else:
+            matches = (m for a, b in shared.windows(d, order)
+                       for m in d.regex.finditer(text, a, b))  # fmt: skip
+        for m in matches:
             if d.validate is not None and not d.validate(m.group(d.span_group)):
                 continue
             start, end = m.span(d.span_group)

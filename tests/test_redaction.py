@@ -444,3 +444,27 @@ def test_aiwarden_redact_prints_the_body_and_explains_without_values(write_polic
     ]
     assert SECRET not in r.stderr and "bob@" not in r.stderr
     assert SHIPPED_CATALOG.exists()
+
+
+# -- the keyword index finds what the plain search finds ------------------------------------
+
+
+def test_hyperscan_keyword_index_finds_exactly_what_the_plain_search_finds(monkeypatch):
+    from proxy import detectors
+
+    if detectors.hyperscan is None:
+        pytest.skip(
+            "hyperscan is not installed (it is an x86-64 dependency); the plain "
+            "search is the only path here"
+        )
+    filler = "Some ordinary prose about access keys, tokens and passwords. " * 3
+    # (not the truncated private key: with no END line it rightly runs to the end of the text)
+    cases = [c for c in CASES if c["text"].isascii() and "truncated" not in c["text"]]
+    text = filler.join(c["text"] for c in cases) + filler
+    assert len(text) > detectors.KeywordIndex.MIN_TEXT and text.isascii()
+    indexed = detectors.scan(text, PROFILE.detectors)
+    monkeypatch.setattr(detectors, "hyperscan", None)
+    plain = detectors.scan(text, PROFILE.detectors)
+    assert indexed == plain
+    expected = sum(len(c["expect"]) for c in cases)
+    assert len(indexed) >= expected
