@@ -457,7 +457,7 @@ def test_hyperscan_keyword_index_finds_exactly_what_the_plain_search_finds(monke
             "hyperscan is not installed (it is an x86-64 dependency); the plain "
             "search is the only path here"
         )
-    filler = "Some ordinary prose about access keys, tokens and passwords. " * 3
+    filler = "\nSome ordinary prose about access keys, tokens and passwords.\n" * 3
     # (not the truncated private key: with no END line it rightly runs to the end of the text)
     cases = [c for c in CASES if c["text"].isascii() and "truncated" not in c["text"]]
     text = filler.join(c["text"] for c in cases) + filler
