@@ -45,6 +45,7 @@ class Detector:
     window: tuple[int, int | None] | None = None
     # Number-shaped detectors run only around runs of digits holding this many digits.
     digits: tuple[int, int] | None = None
+    after_letters: bool = False  # also runs glued to letters before them (IBAN: "GB82 …")
     anchored: bool = False  # every match starts at a keyword: try only there
 
 
@@ -174,19 +175,23 @@ def _d(
     flags: int = 0,
     window: tuple[int, int | None] | None = None,
     digits: tuple[int, int] | None = None,
+    after_letters: bool = False,
     anchored: bool = False,
 ) -> Detector:
     return Detector(id, group, re.compile(pattern, flags | re.ASCII), tuple(keywords),
-                    tuple(folded), validate, span, window, digits, anchored)  # fmt: skip
+                    tuple(folded), validate, span, window, digits, after_letters,
+                    anchored)  # fmt: skip
 
 
 BUILTIN: tuple[Detector, ...] = (
     # Whole blocks first, so their contents are not reported as something else.
     _d("private-key", "secrets",
        r"-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----"
-       r"(?:[\s\S]*?-----END[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----|[\s\S]*\Z)"
+       r"(?:[\s\S]{0,65536}?-----END[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----"
+       # no END line (a truncated paste): the header lines and base64 lines that follow
+       r"|(?:\r?\n(?:[A-Za-z0-9+/=]+(?=\r?\n|\Z)|[A-Za-z-]+: [^\r\n]*))*)"
        r"|PuTTY-User-Key-File-\d+:[\s\S]*?(?:Private-MAC: [0-9a-fA-F]+|\Z)",
-       keywords=("PRIVATE KEY", "PuTTY-User-Key-File"), window=(120, None)),
+       keywords=("-----BEGIN", "PuTTY-User-Key-File"), anchored=True),
     _d("aws-access-key", "secrets", r"\b(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}\b",
        keywords=("AKIA", "ASIA", "ABIA", "ACCA", "A3T"), window=(4, 24), anchored=True),
     _d("aws-secret-key", "secrets",
@@ -240,7 +245,8 @@ BUILTIN: tuple[Detector, ...] = (
     _d("payment-card", "pii", r"(?<![\d.-])\d(?:[ -]?\d){12,18}(?![\d-])", validate=card_valid,
        digits=(13, 19), window=(3, 3)),
     _d("iban", "pii", r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b",
-       validate=iban_valid, digits=(7, 34), window=(34, 34)),
+       validate=iban_valid, digits=(7, 34), after_letters=True,
+       window=(34, 34)),
     _d("us-ssn", "pii", r"(?<![\d-])\d{3}([- ])\d{2}\1\d{4}(?![\d-])", validate=ssn_valid,
        digits=(9, 9), window=(3, 3)),
     _d("phone", "pii", r"(?<![\w+.:-])\+?\(?\d[\d ().-]{6,18}\d(?![\w.:-])",
@@ -273,6 +279,7 @@ def custom_pattern(id: str, pattern: str) -> Detector:
     return Detector(id, "custom", re.compile(pattern))
 
 
+_NOT_DIGITS = str.maketrans("", "", " ().-")
 _DIGIT_RUN = re.compile(r"[0-9][0-9 ().-]{6,22}[0-9]")  # every number-shaped detector needs one
 
 
@@ -284,7 +291,8 @@ class _Text:
         self.text = text
         self.keyword_hits = keyword_hits  # by detector position, when an index found them
         self._folded: str | None = None
-        self._digit_runs: list[tuple[int, int, int]] | None = None  # start, end, digits
+        # start, end, number of digits, and whether a letter sits right before the run
+        self._digit_runs: list[tuple[int, int, int, bool]] | None = None
 
     @property
     def folded(self) -> str:
@@ -293,13 +301,15 @@ class _Text:
         return self._folded
 
     @property
-    def digit_runs(self) -> list[tuple[int, int, int]]:
+    def digit_runs(self) -> list[tuple[int, int, int, bool]]:
         if self._digit_runs is None:
             runs = []
-            for m in _DIGIT_RUN.finditer(self.text):
-                run = m.group()
-                digits = len(run) - sum(run.count(c) for c in " ().-")
-                runs.append((m.start(), m.end(), digits))
+            text = self.text
+            for m in _DIGIT_RUN.finditer(text):
+                run, start = m.group(), m.start()
+                digits = len(run.translate(_NOT_DIGITS))
+                glued = start > 0 and (text[start - 1].isalpha() or text[start - 1] == "_")
+                runs.append((start, m.end(), digits, glued))
             self._digit_runs = runs
         return self._digit_runs
 
@@ -325,7 +335,8 @@ class _Text:
         n = len(self.text)
         if d.digits:
             low, high = d.digits
-            runs = [(a, b) for a, b, digits in self.digit_runs if low <= digits <= high]
+            runs = [(a, b) for a, b, digits, glued in self.digit_runs
+                    if low <= digits <= high and (d.after_letters or not glued)]  # fmt: skip
             return _merge(runs, d.window, n)
         if not d.keywords and not d.keywords_folded:
             return [(0, n)]

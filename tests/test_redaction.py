@@ -13,7 +13,7 @@ import pytest
 from conftest import SHIPPED_CATALOG
 from test_policy_validation import assert_error, errors_of
 
-from proxy.detectors import BUILTIN
+from proxy.detectors import BUILTIN, redact_text
 from proxy.policy import load_policy
 from proxy.profiles import RedactionProfile, parse_profiles
 from proxy.redaction import FileBlocked, Unparseable, redact_body
@@ -468,3 +468,13 @@ def test_hyperscan_keyword_index_finds_exactly_what_the_plain_search_finds(monke
     assert indexed == plain
     expected = sum(len(c["expect"]) for c in cases)
     assert len(indexed) >= expected
+
+
+def test_a_truncated_private_key_is_redacted_up_to_the_prose_after_it():
+    text = (
+        "here:\n-----BEGIN EC PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n"
+        "MHcCAQEEIBkg4LVWM9nuwNSk3yByxZpYRTBnVJk5oOBj0ZgZfw6loAoGCCqGSM49\nAwEHoUQDQgAE\n"
+        "Please review this, thanks"
+    )
+    out, _ = redact_text(text, BUILTIN, "[R]")
+    assert out == "here:\n[R]\nPlease review this, thanks"
