@@ -187,7 +187,8 @@ BUILTIN: tuple[Detector, ...] = (
     # Whole blocks first, so their contents are not reported as something else.
     _d("private-key", "secrets",
        r"-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----"
-       r"(?:[\s\S]{0,65536}?-----END[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----"
+       # the body up to its own END: never across the dashes of another BEGIN or END
+       r"(?:(?:[^-]|-(?!----)){0,65536}?-----END[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----"
        # no END line (a truncated paste): the header lines and base64 lines that follow
        r"|(?:\r?\n(?:[A-Za-z0-9+/=]+(?=\r?\n|\Z)|[A-Za-z-]+: [^\r\n]*))*)"
        r"|PuTTY-User-Key-File-\d+:[\s\S]*?(?:Private-MAC: [0-9a-fA-F]+|\Z)",

@@ -478,3 +478,13 @@ def test_a_truncated_private_key_is_redacted_up_to_the_prose_after_it():
     )
     out, _ = redact_text(text, BUILTIN, "[R]")
     assert out == "here:\n[R]\nPlease review this, thanks"
+
+
+def test_a_truncated_key_never_reaches_for_the_end_line_of_a_later_one():
+    truncated = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIBkg4LVWM9nuwNSk3yByxZp\n"
+    complete = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----"
+    text = f"first:\n{truncated}Between them, mail bob@corp.example please.\n{complete}\nend"
+    out, _ = redact_text(text, BUILTIN, "[R:{type}]")
+    assert out == (
+        "first:\n[R:private-key]\nBetween them, mail [R:email] please.\n[R:private-key]\nend"
+    )
