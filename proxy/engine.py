@@ -323,7 +323,8 @@ class Engine:
         target: str | None = None,
     ) -> Decision:
         """The Decision for these facts; made once and then shared (decisions are immutable)."""
-        key = (rule, stage, route, activity, reason, action, connect, target)
+        # the rule by its id: unique in a policy, and hashing a string is cheaper than a Rule
+        key = (rule.id if rule else None, stage, route, activity, reason, action, connect, target)
         decision = self._decisions.get(key)
         if decision is not None:
             return decision
