@@ -186,6 +186,14 @@ class AIWarden:
         if decision.action == "monitor":
             self._record(flow, decision, host)
         if decision.action == "redact":
+            if request.headers.get("upgrade", "").lower() == "websocket":
+                message = (
+                    "aiwarden cannot check WebSocket messages for secrets and personal "
+                    "data, so this approved-with-redaction service is not available "
+                    "over WebSocket."
+                )
+                self._block(flow, replace(decision, action="block", message=message), host)
+                return None
             limit = self.engine.policy.redaction_profiles[decision.profile].max_body_bytes
             length = request.headers.get("content-length", "")
             if length.isdigit() and int(length) > limit:

@@ -256,3 +256,13 @@ def test_a_body_over_max_body_bytes_gets_413_and_is_not_forwarded(tmp_path):
     addon.requestheaders(f)  # Content-Length says it all
     assert f.response.status_code == 413
     assert "larger than the 1000 bytes" in json.loads(f.response.content)["error"]["message"]
+
+
+def test_a_websocket_upgrade_under_redact_is_refused_not_passed_unredacted(tmp_path):
+    addon = redacting(tmp_path)
+    f = flow_for("api.openai.com", "/v1/realtime?model=gpt-realtime")
+    f.request.headers["upgrade"] = "websocket"
+    f.request.headers["connection"] = "Upgrade"
+    addon.requestheaders(f)
+    assert f.response.status_code == 403
+    assert "cannot check WebSocket messages" in json.loads(f.response.content)["error"]["message"]
