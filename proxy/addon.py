@@ -26,9 +26,11 @@ from functools import lru_cache
 
 from mitmproxy import connection, ctx, exceptions, http, tls
 
+from proxy.audit import AuditLog
 from proxy.destinations import DestinationGuard
 from proxy.engine import INTERCEPT, REFUSE, TUNNEL, Decision, Engine
 from proxy.logs import event
+from proxy.metrics import NONE, Metrics, upstream_error_kind
 from proxy.normalize import normalize_host
 from proxy.policy import Policy, load_policy
 from proxy.redaction import FileBlocked, Result, Unparseable, redact_body
@@ -49,6 +51,8 @@ class AIWarden:
         self.guard = DestinationGuard(())
         self._listeners: list[tuple[str, int]] = []
         self._users: weakref.WeakKeyDictionary[connection.Client, str] = weakref.WeakKeyDictionary()
+        self.metrics = Metrics()
+        self.audit: AuditLog | None = None
 
     # -- options and lifecycle ---------------------------------------------------------------
 
@@ -57,14 +61,25 @@ class AIWarden:
             "aiwarden_policy", str, "policies",
             "aiwarden policy: a directory holding policy.yaml, or a policy file.",
         )  # fmt: skip
+        loader.add_option(
+            "aiwarden_audit_log", str, "",
+            "aiwarden audit log: a file (JSON Lines, reopened on SIGHUP), '-' for stdout, "
+            "or empty for none.",
+        )  # fmt: skip
 
     def configure(self, updated: set[str]) -> None:
         if "aiwarden_policy" in updated:
             try:
                 policy = load_policy(ctx.options.aiwarden_policy)
             except PolicyError as e:
+                self.metrics.policy_reloads("error").inc()
                 raise exceptions.OptionsError(f"aiwarden: the policy has errors:\n{e}") from None
             self.install(policy)
+        if "aiwarden_audit_log" in updated:
+            if self.audit is not None:
+                self.audit.close()
+            target = ctx.options.aiwarden_audit_log
+            self.audit = AuditLog(target, self.metrics.audit_errors.inc) if target else None
 
     def install(self, policy: Policy) -> None:
         """Put a checked policy in force (connections in flight keep the decisions they had)."""
@@ -74,6 +89,9 @@ class AIWarden:
             guard.protect(host, port)
         self.engine, self.guard = engine, guard
         _client_allowed.cache_clear()
+        self.metrics.policy_loaded(
+            policy.digest, len(policy.files), len(policy.rules), len(policy.services)
+        )
         event(
             "policy_loaded",
             policy=str(policy.files[0]),
@@ -102,6 +120,10 @@ class AIWarden:
                 "connected to at CONNECT; set connection_strategy=lazy"
             )
 
+    def done(self) -> None:
+        if self.audit is not None:
+            self.audit.close()
+
     @property
     def ready(self) -> bool:
         proxyserver = ctx.master.addons.get("proxyserver")
@@ -110,6 +132,7 @@ class AIWarden:
     # -- the client --------------------------------------------------------------------------
 
     def client_connected(self, client: connection.Client) -> None:
+        self.metrics.open_connections.inc()
         try:
             allowed = _client_allowed(client.peername[0], self.engine.policy.clients)
         except Exception:
@@ -117,7 +140,11 @@ class AIWarden:
             allowed = False
         if not allowed:
             client.error = "client address not allowed by network.clients"
+            self.metrics.clients_refused.inc()
             event("client_refused", client=client.peername[0])
+
+    def client_disconnected(self, client: connection.Client) -> None:
+        self.metrics.open_connections.dec()
 
     # -- CONNECT ---------------------------------------------------------------------------
 
@@ -129,7 +156,8 @@ class AIWarden:
         if user:
             self._users[flow.client_conn] = user
         host, port = normalize_host(flow.request.host), flow.request.port
-        decision = self.engine.decide_connect(host, client, user)
+        decision = self.metrics.timed("connect", self.engine.decide_connect, host, client, user)
+        self.metrics.requests(decision.action, decision.service or NONE, "connect").inc()
         if decision.connect == REFUSE:
             self._block(flow, decision, host, refuse=True)
             return None
@@ -153,11 +181,14 @@ class AIWarden:
                 names.add(data.context.server.address[0])
             names.discard(None)
             names.discard("")
-            if names and all(
-                self.engine.decide_connect(name, client.peername[0], user).connect == TUNNEL
+            decide = self.engine.decide_connect
+            tunnel = bool(names) and all(
+                self.metrics.timed("connect", decide, name, client.peername[0], user).connect
+                == TUNNEL
                 for name in names
-            ):
-                data.ignore_connection = True
+            )
+            data.ignore_connection = tunnel
+            self.metrics.connections(TUNNEL if tunnel else INTERCEPT).inc()
         except Exception:
             logger.exception("TLS decision failed; intercepting so each request is decided")
 
@@ -174,10 +205,19 @@ class AIWarden:
         )
         decision, host = None, request.host
         for name in _claimed_hosts(flow):
-            d = self.engine.decide_request(request.method, name, request.path, client, user)
+            d = self.metrics.timed(
+                "request",
+                self.engine.decide_request,
+                request.method,
+                name,
+                request.path,
+                client,
+                user,
+            )
             if decision is None or STRICTNESS[d.action] > STRICTNESS[decision.action]:
                 decision, host = d, name
         flow.metadata["aiwarden"] = decision
+        self.metrics.requests(decision.action, decision.service or NONE, "request").inc()
         if decision.action == "block":
             self._block(flow, decision, host)
             return None
@@ -277,6 +317,11 @@ class AIWarden:
         blocked = replace(decision, action="block", message=message)
         self._block(flow, blocked, host, status=413)
 
+    def error(self, flow: http.HTTPFlow) -> None:
+        """Every flow ends in a response or an error: count the upstream errors by kind."""
+        if flow.error is not None and flow.server_conn.address:
+            self.metrics.upstream_errors(upstream_error_kind(flow.error.msg)).inc()
+
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         # Nothing here reads reply bodies: stream them all, so server-sent events and other
         # streamed AI answers reach the client as they are produced.
@@ -351,6 +396,7 @@ class AIWarden:
 
     def _fail(self, flow: http.HTTPFlow, stage: str, error: Exception) -> None:
         """A decision raised: apply on_error explicitly (mitmproxy would let the flow go on)."""
+        self.metrics.decision_errors(stage, type(error).__name__).inc()
         logger.error(
             "decision failed at %s: %s: %s", stage, type(error).__name__, error, exc_info=error
         )
@@ -380,16 +426,33 @@ class AIWarden:
         redactions: dict[str, int] | None = None,
         note: str | None = None,
     ) -> None:
-        """One structured log line per block, redact or monitor decision; never headers,
-        bodies, query strings, credentials or what was redacted (only its types)."""
+        """Count it, and write one audit line per block, redact or monitor decision; never
+        headers, bodies, query strings, credentials or what was redacted (only its types)."""
+        service = decision.service or NONE
+        if decision.action == "block":
+            self.metrics.blocked(service, decision.rule).inc()
+            if decision.stage == "connect":
+                self.metrics.connections(REFUSE).inc()
+        for detector, count in (redactions or {}).items():
+            self.metrics.redactions(detector, service).inc(count)
+        user = _user(flow) or self._users.get(flow.client_conn)
+        path = flow.request.path.partition("?")[0] if decision.stage == "request" else None
+        if self.audit is not None:
+            self.audit.write({
+                "id": reference, "client": flow.client_conn.peername[0], "user": user,
+                "method": flow.request.method, "host": host, "path": path,
+                "service": decision.service, "category": decision.category,
+                "activity": decision.activity, "rule": decision.rule,
+                "action": decision.action, "stage": decision.stage, "redactions": redactions,
+            })  # fmt: skip
         event(
             decision.action,
             reference=reference,
             client=flow.client_conn.peername[0],
-            user=_user(flow) or self._users.get(flow.client_conn),
+            user=user,
             method=flow.request.method,
             host=host,
-            path=flow.request.path.partition("?")[0] if decision.stage == "request" else None,
+            path=path,
             service=decision.service,
             activity=decision.activity,
             rule=decision.rule,

@@ -1,4 +1,4 @@
-"""The admin listener: /healthz, /readyz and /ca.pem (later /metrics and /proxy.pac).
+"""The admin listener: /healthz, /readyz, /metrics and /ca.pem (later /proxy.pac).
 
 A deliberately small HTTP/1.1 server on asyncio: GET and HEAD, one request per connection,
 nothing from the request is echoed back. It listens on an address of its own, which the
@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mitmproxy import ctx, exceptions
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .ca import PUBLIC_CERT
 
@@ -41,6 +42,7 @@ class AdminServer:
             "/healthz": self._healthz,
             "/readyz": self._readyz,
             "/ca.pem": self._ca_pem,
+            "/metrics": self._metrics,
         }
 
     def load(self, loader) -> None:
@@ -78,6 +80,12 @@ class AdminServer:
         if warden is not None and warden.ready:
             return 200, "text/plain; charset=utf-8", b"ready\n"
         return 503, "text/plain; charset=utf-8", b"not ready: policy or listener missing\n"
+
+    def _metrics(self) -> tuple[int, str, bytes]:
+        warden = ctx.master.addons.get("aiwarden")
+        if warden is None:
+            return 404, "text/plain; charset=utf-8", b"no aiwarden addon\n"
+        return 200, CONTENT_TYPE_LATEST, generate_latest(warden.metrics.registry)
 
     def _ca_pem(self) -> tuple[int, str, bytes]:
         confdir = Path(ctx.options.confdir).expanduser()

@@ -143,6 +143,12 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
         help="proxy authentication, as mitmproxy's proxyauth option "
         "(@htpasswd-file, user:pass, or ldap:...)",
     )
+    p.add_argument(
+        "--audit-log",
+        metavar="PATH",
+        help="JSON Lines audit log of every block, redact and monitor decision; "
+        "'-' for stdout; reopened on SIGHUP (logrotate)",
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
 

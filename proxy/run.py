@@ -68,6 +68,8 @@ async def _serve(args: argparse.Namespace, listen: tuple[str, int], confdir: Pat
         settings["ssl_verify_upstream_trusted_ca"] = args.upstream_ca
     if args.proxyauth:
         settings["proxyauth"] = args.proxyauth
+    if args.audit_log:
+        settings["aiwarden_audit_log"] = args.audit_log
     try:
         opts.update(**settings)
     except exceptions.OptionsError as e:
@@ -76,7 +78,16 @@ async def _serve(args: argparse.Namespace, listen: tuple[str, int], confdir: Pat
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, m.shutdown)
+    loop.add_signal_handler(signal.SIGHUP, _reopen_audit_log, m)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     await m.run()
     logs.event("stopped")
     return 0
+
+
+def _reopen_audit_log(m: master.Master) -> None:
+    """SIGHUP: logrotate has moved the audit log; start a new file."""
+    warden = m.addons.get("aiwarden")
+    if warden is not None and warden.audit is not None:
+        warden.audit.reopen()
+        logs.event("audit_log_reopened")

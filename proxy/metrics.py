@@ -1,0 +1,169 @@
+"""Prometheus metrics, served at the admin listener's /metrics.
+
+Labels only ever take bounded values: service ids, categories, actions, rule ids, stages,
+detector ids, modes and error kinds; never client addresses, users, hosts, paths or text.
+Label children are looked up once and kept, so the hot path is a dict lookup and an add.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.metrics import MetricWrapperBase
+
+from . import __version__
+
+NONE = "none"  # the label value for "no service" and the like
+DECISION_BUCKETS = (2e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 5e-3, 2.5e-2)
+
+
+class _Children:
+    """`metric.labels(...)` remembered per label tuple."""
+
+    def __init__(self, metric: MetricWrapperBase) -> None:
+        self.metric = metric
+        self.children: dict[tuple[str, ...], object] = {}
+
+    def __call__(self, *labels: str):
+        child = self.children.get(labels)
+        if child is None:
+            child = self.children[labels] = self.metric.labels(*labels)
+        return child
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = self.registry = registry or CollectorRegistry()
+
+        def counter(name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
+            return Counter(name, doc, labels, registry=r)
+
+        self.requests = _Children(
+            counter(
+                "aiwarden_requests",
+                "Decisions made, by action, service and stage (connect: "
+                "CONNECT and TLS; request: HTTP requests).",
+                ("action", "service", "stage"),
+            )
+        )
+        self.blocked = _Children(
+            counter(
+                "aiwarden_blocked",
+                "Blocked requests and refused CONNECTs, each counted once.",
+                ("service", "rule"),
+            )
+        )
+        self.redactions = _Children(
+            counter(
+                "aiwarden_redactions",
+                "Values redacted from prompts, by detector and service.",
+                ("detector", "service"),
+            )
+        )
+        self.connections = _Children(
+            counter(
+                "aiwarden_connections",
+                "TLS connections by handling: tunnel (relayed undecrypted), intercept or refuse.",
+                ("mode",),
+            )
+        )
+        self.open_connections = Gauge(
+            "aiwarden_open_connections", "Client connections open.", registry=r
+        )
+        self.clients_refused = counter(
+            "aiwarden_clients_refused",
+            "Connections refused because the client address is not in network.clients.",
+        )
+        self.decision_seconds = _Children(
+            Histogram(
+                "aiwarden_decision_seconds",
+                "Time spent deciding, by stage.",
+                ("stage",),
+                buckets=DECISION_BUCKETS,
+                registry=r,
+            )
+        )
+        self.upstream_errors = _Children(
+            counter(
+                "aiwarden_upstream_errors",
+                "Flows that ended in an error talking upstream, by kind.",
+                ("kind",),
+            )
+        )
+        self.decision_errors = _Children(
+            counter(
+                "aiwarden_decision_errors",
+                "Decisions that failed and fell to on_error, by stage and error type.",
+                ("stage", "kind"),
+            )
+        )
+        self.audit_errors = counter(
+            "aiwarden_audit_write_errors", "Audit log lines that could not be written."
+        )
+        self.policy_reloads = _Children(
+            counter(
+                "aiwarden_policy_reloads",
+                "Policy loads, by result (success or error).",
+                ("result",),
+            )
+        )
+        self.policy_last_reload = Gauge(
+            "aiwarden_policy_last_reload_timestamp_seconds",
+            "When the policy in force was loaded (Unix time).",
+            registry=r,
+        )
+        self.policy_info = Info("aiwarden_policy", "The policy in force.", registry=r)
+        Info("aiwarden_build", "This aiwarden.", registry=r).info(
+            {
+                "version": __version__,
+                "python": platform.python_version(),
+                "mitmproxy": _mitmproxy_version(),
+            }
+        )
+
+    def policy_loaded(self, digest: str, files: int, rules: int, services: int) -> None:
+        self.policy_reloads("success").inc()
+        self.policy_last_reload.set(time.time())
+        self.policy_info.info(
+            {
+                "digest": digest[:12],
+                "files": str(files),
+                "rules": str(rules),
+                "services": str(services),
+            }
+        )
+
+    def timed(self, stage: str, decide: Callable, *args):
+        """decide(*args), its duration observed in aiwarden_decision_seconds{stage}."""
+        start = time.perf_counter()
+        try:
+            return decide(*args)
+        finally:
+            self.decision_seconds(stage).observe(time.perf_counter() - start)
+
+
+def upstream_error_kind(message: str) -> str:
+    """A bounded label for an upstream error message."""
+    text = message.lower()
+    for kind, needles in (
+        ("refused", ("refused",)),
+        ("timeout", ("timeout", "timed out")),
+        ("tls", ("tls", "ssl", "certificate", "handshake")),
+        ("dns", ("name or service", "getaddrinfo", "resolve", "nodename")),
+        ("reset", ("reset", "broken pipe", "closed", "disconnect")),
+        ("policy", ("aiwarden",)),
+    ):
+        if any(n in text for n in needles):
+            return kind
+    return "other"
+
+
+def _mitmproxy_version() -> str:
+    try:
+        from mitmproxy.version import VERSION
+    except ImportError:  # pragma: no cover
+        return "unknown"
+    return VERSION

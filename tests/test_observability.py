@@ -1,0 +1,196 @@
+"""Metrics and the audit log of the real proxy: exact counts for the traffic sent, one audit
+line per decision even under 200 concurrent connections, logrotate's SIGHUP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+from conftest import SHIPPED_CATALOG
+from prometheus_client.parser import text_string_to_metric_families
+from proxyharness import Proxy, Upstream, connect_tunnel, curl, write_policy
+
+from proxy import ca
+
+POLICY = """
+network:
+  clients: [127.0.0.0/8]
+  deny_destinations: [169.254.0.0/16]
+services:
+  - {id: local-ai, name: Local AI, vendor: Test, category: chat, hosts: [localhost],
+     api_format: openai, source: test}
+redaction_profiles:
+  default: {detectors: [secrets, pii]}
+rules:
+  - id: approved
+    match: {services: [local-ai], paths: ["/v1/**"]}
+    action: redact
+  - id: watch
+    match: {services: [local-ai]}
+    action: monitor
+  - id: block-ai
+    match: {categories: [chat, api]}
+    action: block
+"""
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    work = tmp_path_factory.mktemp("obs")
+    ca.init(work / "ca")
+    policy = write_policy(work / "policy", POLICY, SHIPPED_CATALOG)
+    upstream = Upstream()
+    audit = work / "audit.jsonl"
+    proxy = Proxy(policy, work / "ca", "--audit-log", str(audit))
+    yield proxy, upstream, audit
+    assert proxy.stop() == 0
+    upstream.close()
+
+
+def metrics(proxy: Proxy) -> dict[tuple[str, tuple], float]:
+    text = httpx.get(f"http://{proxy.admin}/metrics").text
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
+def value(m: dict, name: str, **labels) -> float:
+    return m.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def audit_lines(path, count: int, timeout: float = 10) -> list[dict]:
+    """The audit log once it holds `count` lines (it is written by a thread of its own)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = path.read_text().splitlines() if path.exists() else []
+        if len(lines) >= count or time.monotonic() > deadline:
+            return [json.loads(line) for line in lines]
+        time.sleep(0.05)
+
+
+def test_counts_and_audit_lines_match_the_traffic(setup):
+    proxy, upstream, audit = setup
+    before = metrics(proxy)
+    start = len(audit_lines(audit, 0, timeout=0))
+    blocked = [
+        curl("-si", "--proxy", proxy.url, f"http://claude.ai/api/append_message?k={i}")
+        for i in range(3)
+    ]
+    references = sorted(
+        line.split(": ")[1].strip()
+        for r in blocked
+        for line in r.stdout.splitlines()
+        if line.lower().startswith("x-aiwarden-reference")
+    )
+    sock, status, _ = connect_tunnel(proxy.address, "169.254.169.254:443")
+    sock.close()
+    assert status == 403
+    monitored = curl("--proxy", proxy.url, f"http://localhost:{upstream.port}/page")
+    assert monitored.stdout == "hello from upstream\n"
+    body = json.dumps({"messages": [{"role": "user", "content": "mail bob@corp.example"}]})
+    redacted = curl(
+        "--proxy",
+        proxy.url,
+        "-H",
+        "Content-Type: application/json",
+        "--data-binary",
+        body,
+        f"http://localhost:{upstream.port}/v1/upload",
+    )
+    assert redacted.returncode == 0
+    lines = audit_lines(audit, start + 6)[start:]
+    assert [line["action"] for line in lines] == ["block"] * 4 + ["monitor", "redact"]
+    assert sorted(line["id"] for line in lines[:3]) == references  # what users were shown
+    first = lines[0]
+    assert first["path"] == "/api/append_message" and first["service"] == "claude"
+    assert first["category"] == "chat" and first["rule"] == "block-ai"
+    assert first["client"] == "127.0.0.1" and first["stage"] == "request"
+    assert first["ts"].endswith("Z") and "T" in first["ts"]
+    assert lines[3]["rule"] == "network.deny_destinations" and lines[3]["stage"] == "connect"
+    assert lines[5]["redactions"] == {"email": 1}
+    raw = audit.read_text()
+    assert "bob@corp.example" not in raw and "k=0" not in raw
+    after = metrics(proxy)
+
+    def delta(name, **labels):
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert delta("aiwarden_blocked_total", service="claude", rule="block-ai") == 3
+    assert delta("aiwarden_blocked_total", service="none", rule="network.deny_destinations") == 1
+    assert delta("aiwarden_requests_total", action="block", service="claude", stage="request") == 3
+    assert (
+        delta("aiwarden_requests_total", action="monitor", service="local-ai", stage="request") == 1
+    )
+    assert delta("aiwarden_redactions_total", detector="email", service="local-ai") == 1
+    assert delta("aiwarden_connections_total", mode="refuse") == 1
+    assert delta("aiwarden_decision_seconds_count", stage="request") >= 5
+    assert value(after, "aiwarden_policy_reloads_total", result="success") == 1
+    assert value(after, "aiwarden_policy_last_reload_timestamp_seconds") > 1.7e9
+    assert (
+        value(
+            after,
+            "aiwarden_build_info",
+            version="0.1.0",
+            python=__import__("platform").python_version(),
+            mitmproxy=__import__("mitmproxy.version").version.VERSION,
+        )
+        == 1
+    )
+
+
+def test_one_audit_line_and_one_count_per_decision_under_200_connections(setup):
+    proxy, _, audit = setup
+    before = metrics(proxy)
+    start = len(audit_lines(audit, 0, timeout=0))
+    host, port = proxy.address.rsplit(":", 1)
+
+    def blocked_request(i: int) -> int:
+        with socket.create_connection((host, int(port)), timeout=30) as s:
+            s.sendall(
+                f"GET http://chatgpt.com/c/{i} HTTP/1.1\r\nHost: chatgpt.com\r\n"
+                "Connection: close\r\n\r\n".encode()
+            )
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+        return int(data.split(b" ", 2)[1])
+
+    with ThreadPoolExecutor(max_workers=200) as pool:
+        statuses = list(pool.map(blocked_request, range(200)))
+    assert statuses == [403] * 200
+    lines = audit_lines(audit, start + 200)[start:]
+    assert len(lines) == 200
+    assert sorted(int(line["path"].rsplit("/", 1)[1]) for line in lines) == list(range(200))
+    assert len({line["id"] for line in lines}) == 200
+    after = metrics(proxy)
+    blocked = value(after, "aiwarden_blocked_total", service="chatgpt", rule="block-ai") - value(
+        before, "aiwarden_blocked_total", service="chatgpt", rule="block-ai"
+    )
+    assert blocked == 200
+
+
+def test_sighup_reopens_the_audit_log_for_logrotate(setup):
+    proxy, _, audit = setup
+    rotated = audit.with_suffix(".1")
+    os.replace(audit, rotated)
+    proxy.process.send_signal(signal.SIGHUP)
+    proxy.wait_for(lambda e: e.get("event") == "audit_log_reopened")
+    curl("-s", "--proxy", proxy.url, "http://claude.ai/after-rotation")
+    lines = audit_lines(audit, 1)
+    assert [line["path"] for line in lines] == ["/after-rotation"]
+    assert "/after-rotation" not in rotated.read_text()
+    os.replace(rotated, audit.with_suffix(".old"))  # the other tests count from the new file
+
+
+def test_metrics_carry_no_client_addresses_users_or_urls(setup):
+    proxy, _, _ = setup
+    text = httpx.get(f"http://{proxy.admin}/metrics").text
+    assert "127.0.0.1" not in text and "append_message" not in text and "claude.ai" not in text
