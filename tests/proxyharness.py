@@ -379,14 +379,28 @@ def request_through_tunnel(
     context.check_hostname = False
     with context.wrap_socket(sock, server_hostname=sni) as tls:
         cert = tls.getpeercert()
-        tls.sendall(
+        data = exchange(
+            tls,
             f"GET {path} HTTP/1.1\r\nHost: {host_header}\r\nAccept: */*\r\n"
-            "Connection: close\r\n\r\n".encode()
+            "Connection: close\r\n\r\n",
         )
-        data = b""
-        while chunk := tls.recv(65536):
-            data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
     return int(lines[0].split()[1]), headers, body, cert
+
+
+def exchange(sock: socket.socket, request: str) -> bytes:
+    """Send a whole request on a connection and read until the server closes it."""
+    sock.sendall(request.encode())
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+def plain_request(proxy_address: str, request: str) -> bytes:
+    """One request (proxy form, `Connection: close`) on a new connection to the proxy."""
+    host, port = proxy_address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        return exchange(sock, request)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -14,7 +13,7 @@ import httpx
 import pytest
 from conftest import SHIPPED_CATALOG
 from prometheus_client.parser import text_string_to_metric_families
-from proxyharness import Proxy, Upstream, connect_tunnel, curl, write_policy
+from proxyharness import Proxy, Upstream, connect_tunnel, curl, plain_request, write_policy
 
 from proxy import ca
 
@@ -150,18 +149,14 @@ def test_one_audit_line_and_one_count_per_decision_under_200_connections(setup):
     proxy, _, audit = setup
     before = metrics(proxy)
     start = len(audit_lines(audit, 0, timeout=0))
-    host, port = proxy.address.rsplit(":", 1)
 
     def blocked_request(i: int) -> int:
-        with socket.create_connection((host, int(port)), timeout=30) as s:
-            s.sendall(
-                f"GET http://chatgpt.com/c/{i} HTTP/1.1\r\nHost: chatgpt.com\r\n"
-                "Connection: close\r\n\r\n".encode()
-            )
-            data = b""
-            while chunk := s.recv(65536):
-                data += chunk
-        return int(data.split(b" ", 2)[1])
+        reply = plain_request(
+            proxy.address,
+            f"GET http://chatgpt.com/c/{i} HTTP/1.1\r\n"
+            "Host: chatgpt.com\r\nConnection: close\r\n\r\n",
+        )
+        return int(reply.split(b" ", 2)[1])
 
     with ThreadPoolExecutor(max_workers=200) as pool:
         statuses = list(pool.map(blocked_request, range(200)))
