@@ -157,7 +157,9 @@ class AIWarden:
             self._users[flow.client_conn] = user
         host, port = normalize_host(flow.request.host), flow.request.port
         decision = self.metrics.timed("connect", self.engine.decide_connect, host, client, user)
-        self.metrics.requests(decision.action, decision.service or NONE, "connect").inc()
+        self.metrics.requests(
+            decision.action, decision.service or NONE, decision.category or NONE, "connect"
+        ).inc()
         if decision.connect == REFUSE:
             self._block(flow, decision, host, refuse=True)
             return None
@@ -217,7 +219,9 @@ class AIWarden:
             if decision is None or STRICTNESS[d.action] > STRICTNESS[decision.action]:
                 decision, host = d, name
         flow.metadata["aiwarden"] = decision
-        self.metrics.requests(decision.action, decision.service or NONE, "request").inc()
+        self.metrics.requests(
+            decision.action, decision.service or NONE, decision.category or NONE, "request"
+        ).inc()
         if decision.action == "block":
             self._block(flow, decision, host)
             return None

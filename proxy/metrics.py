@@ -44,9 +44,9 @@ class Metrics:
         self.requests = _Children(
             counter(
                 "aiwarden_requests",
-                "Decisions made, by action, service and stage (connect: "
+                "Decisions made, by action, service, category and stage (connect: "
                 "CONNECT and TLS; request: HTTP requests).",
-                ("action", "service", "stage"),
+                ("action", "service", "category", "stage"),
             )
         )
         self.blocked = _Children(

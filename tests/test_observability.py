@@ -124,10 +124,10 @@ def test_counts_and_audit_lines_match_the_traffic(setup):
 
     assert delta("aiwarden_blocked_total", service="claude", rule="block-ai") == 3
     assert delta("aiwarden_blocked_total", service="none", rule="network.deny_destinations") == 1
-    assert delta("aiwarden_requests_total", action="block", service="claude", stage="request") == 3
-    assert (
-        delta("aiwarden_requests_total", action="monitor", service="local-ai", stage="request") == 1
-    )
+    blocked = {"action": "block", "service": "claude", "category": "chat", "stage": "request"}
+    assert delta("aiwarden_requests_total", **blocked) == 3
+    monitored = {"action": "monitor", "service": "local-ai", "category": "chat", "stage": "request"}
+    assert delta("aiwarden_requests_total", **monitored) == 1
     assert delta("aiwarden_redactions_total", detector="email", service="local-ai") == 1
     assert delta("aiwarden_connections_total", mode="refuse") == 1
     assert delta("aiwarden_decision_seconds_count", stage="request") >= 5
