@@ -83,6 +83,22 @@ def _parser() -> argparse.ArgumentParser:
         help="also list what was found, by type and position (never the values), on stderr",
     )
 
+    p = add(
+        "report",
+        cmd_report,
+        "who tried which AI services: a report from the audit log",
+        policy=False,
+    )
+    p.add_argument("--audit-log", required=True, type=Path, metavar="FILE")
+    p.add_argument("--since", metavar="DURATION", help="only the last 30m, 24h, 7d...")
+    p.add_argument("--json", action="store_true", help="the report as one JSON document")
+    p.add_argument(
+        "--html",
+        type=Path,
+        metavar="FILE",
+        help="also write the report as a self-contained HTML page",
+    )
+
     _run_arguments(add("run", cmd_run, "run the proxy"))
 
     p = add(
@@ -189,6 +205,27 @@ def cmd_redact(args: argparse.Namespace) -> int:
         print(f"profile {name}: {len(result.findings)} found", file=sys.stderr)
         for where, kind, start, end in result.findings:
             print(f"  {kind:<26} {where} [{start}:{end}]", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from . import report
+
+    try:
+        since = report.parse_since(args.since) if args.since else None
+        data = report.build(report.read_lines(args.audit_log), since)
+    except ValueError as e:
+        print(f"aiwarden report: {e}", file=sys.stderr)
+        return EXIT_INVALID
+    except OSError as e:
+        print(f"aiwarden report: {args.audit_log}: {e.strerror or e}", file=sys.stderr)
+        return EXIT_INVALID
+    if args.html:
+        args.html.write_text(report.render_html(data), encoding="utf-8")
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        print(report.render_text(data), end="")
     return EXIT_OK
 
 
