@@ -189,3 +189,15 @@ def test_metrics_carry_no_client_addresses_users_or_urls(setup):
     proxy, _, _ = setup
     text = httpx.get(f"http://{proxy.admin}/metrics").text
     assert "127.0.0.1" not in text and "append_message" not in text and "claude.ai" not in text
+
+
+def test_audit_log_to_stdout_for_container_log_collection(tmp_path):
+    ca.init(tmp_path / "ca")
+    policy = write_policy(tmp_path / "policy", POLICY, SHIPPED_CATALOG)
+    proxy = Proxy(policy, tmp_path / "ca", "--audit-log", "-")
+    try:
+        curl("-s", "--proxy", proxy.url, "http://claude.ai/to-stdout")
+        line = proxy.wait_for(lambda r: r.get("path") == "/to-stdout" and "event" not in r)
+        assert line["action"] == "block" and set(line) >= {"ts", "id", "client", "rule"}
+    finally:
+        assert proxy.stop() == 0
