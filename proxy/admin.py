@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from mitmproxy import ctx, exceptions
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from . import pac
 from .ca import PUBLIC_CERT
 
 logger = logging.getLogger("aiwarden")
 
 MAX_REQUEST_BYTES = 8192
 READ_TIMEOUT = 5.0
-Handler = Callable[[], tuple[int, str, bytes]]
+Handler = Callable[[dict[str, str]], tuple[int, str, bytes]]  # request headers -> reply
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -43,15 +44,43 @@ class AdminServer:
             "/readyz": self._readyz,
             "/ca.pem": self._ca_pem,
             "/metrics": self._metrics,
+            "/proxy.pac": self._pac,
+            "/wpad.dat": self._pac,
         }
+        self._pac_cache: tuple[tuple, bytes] | None = None
 
     def load(self, loader) -> None:
         loader.add_option(
             "aiwarden_admin", str, "127.0.0.1:3129",
-            "aiwarden admin listener HOST:PORT (/healthz, /readyz, /ca.pem); empty: none.",
+            "aiwarden admin listener HOST:PORT (/healthz, /readyz, /metrics, /ca.pem, "
+            "/proxy.pac, /wpad.dat); empty: none.",
         )  # fmt: skip
+        loader.add_option(
+            "aiwarden_pac_proxy", Sequence[str], [],
+            "Proxies the PAC file names (HOST:PORT, in failover order); default: this one.",
+        )  # fmt: skip
+        loader.add_option(
+            "aiwarden_pac_mode",
+            str,
+            "all",
+            "PAC mode: all (egress) or ai-only (monitor-first rollout).",
+        )
+        loader.add_option(
+            "aiwarden_pac_bypass",
+            Sequence[str],
+            [],
+            "Domains the PAC file sends DIRECT (never AI hosts).",
+        )
+        loader.add_option(
+            "aiwarden_pac_spread",
+            bool,
+            False,
+            "Rotate the PAC's proxies by a stable hash of the host.",
+        )
 
     def configure(self, updated: set[str]) -> None:
+        if "aiwarden_pac_mode" in updated and ctx.options.aiwarden_pac_mode not in pac.MODES:
+            raise exceptions.OptionsError(f"aiwarden_pac_mode must be one of {pac.MODES}")
         if "aiwarden_admin" in updated and ctx.options.aiwarden_admin:
             try:
                 parse_address(ctx.options.aiwarden_admin)
@@ -72,22 +101,58 @@ class AdminServer:
 
     # -- endpoints ---------------------------------------------------------------------------
 
-    def _healthz(self) -> tuple[int, str, bytes]:
+    def _healthz(self, _headers: dict[str, str]) -> tuple[int, str, bytes]:
         return 200, "text/plain; charset=utf-8", b"ok\n"
 
-    def _readyz(self) -> tuple[int, str, bytes]:
+    def _readyz(self, _headers: dict[str, str]) -> tuple[int, str, bytes]:
         warden = ctx.master.addons.get("aiwarden")
         if warden is not None and warden.ready:
             return 200, "text/plain; charset=utf-8", b"ready\n"
         return 503, "text/plain; charset=utf-8", b"not ready: policy or listener missing\n"
 
-    def _metrics(self) -> tuple[int, str, bytes]:
+    def _metrics(self, _headers: dict[str, str]) -> tuple[int, str, bytes]:
         warden = ctx.master.addons.get("aiwarden")
         if warden is None:
             return 404, "text/plain; charset=utf-8", b"no aiwarden addon\n"
         return 200, CONTENT_TYPE_LATEST, generate_latest(warden.metrics.registry)
 
-    def _ca_pem(self) -> tuple[int, str, bytes]:
+    def _pac(self, headers: dict[str, str]) -> tuple[int, str, bytes]:
+        """The PAC file for the policy in force (made again when the policy changes)."""
+        warden = ctx.master.addons.get("aiwarden")
+        if warden is None or warden.engine is None:
+            return 503, "text/plain; charset=utf-8", b"no policy loaded\n"
+        o = ctx.options
+        proxies = list(o.aiwarden_pac_proxy) or self._advertised_proxies(headers)
+        key = (
+            warden.engine.policy.digest,
+            tuple(proxies),
+            o.aiwarden_pac_mode,
+            tuple(o.aiwarden_pac_bypass),
+            o.aiwarden_pac_spread,
+        )
+        if self._pac_cache is None or self._pac_cache[0] != key:
+            script = pac.render(
+                warden.engine.policy,
+                proxies,
+                o.aiwarden_pac_mode,
+                o.aiwarden_pac_bypass,
+                o.aiwarden_pac_spread,
+            )
+            self._pac_cache = (key, script.encode())
+        return 200, pac.CONTENT_TYPE, self._pac_cache[1]
+
+    def _advertised_proxies(self, headers: dict[str, str]) -> list[str]:
+        """The proxy's own listen address; when it listens on every address, the name the
+        client used to fetch this file, with the proxy's port."""
+        proxyserver = ctx.master.addons.get("proxyserver")
+        out = []
+        for host, port, *_ in proxyserver.listen_addrs() if proxyserver else ():
+            if host in ("0.0.0.0", "::", ""):
+                host = headers.get("host", "127.0.0.1").rsplit(":", 1)[0].strip("[]")
+            out.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+        return out
+
+    def _ca_pem(self, _headers: dict[str, str]) -> tuple[int, str, bytes]:
         confdir = Path(ctx.options.confdir).expanduser()
         for name in (PUBLIC_CERT, "mitmproxy-ca-cert.pem"):
             path = confdir / name
@@ -100,8 +165,13 @@ class AdminServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT)
-            method, target, _version = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ", 2)
-            status, ctype, body = self._respond(method, target.partition("?")[0])
+            request_line, *header_lines = head.decode("latin-1").split("\r\n")
+            method, target, _version = request_line.split(" ", 2)
+            headers = {
+                k.strip().lower(): v.strip()
+                for k, _, v in (h.partition(":") for h in header_lines if h)
+            }
+            status, ctype, body = self._respond(method, target.partition("?")[0], headers)
         except (
             asyncio.IncompleteReadError,
             asyncio.LimitOverrunError,
@@ -136,10 +206,10 @@ class AdminServer:
         finally:
             writer.close()
 
-    def _respond(self, method: str, path: str) -> tuple[int, str, bytes]:
+    def _respond(self, method: str, path: str, headers: dict[str, str]) -> tuple[int, str, bytes]:
         handler = self.routes.get(path)
         if handler is None:
             return 404, "text/plain; charset=utf-8", b"not found\n"
         if method not in ("GET", "HEAD"):
             return 405, "text/plain; charset=utf-8", b"method not allowed\n"
-        return handler()
+        return handler(headers)

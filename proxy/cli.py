@@ -99,6 +99,32 @@ def _parser() -> argparse.ArgumentParser:
         help="also write the report as a self-contained HTML page",
     )
 
+    p = add("pac", cmd_pac, "print a proxy auto-config (PAC) file for the policy")
+    p.add_argument(
+        "--proxy",
+        action="append",
+        required=True,
+        metavar="HOST:PORT",
+        help="a proxy address; give several for failover, in order",
+    )
+    p.add_argument(
+        "--mode",
+        choices=("all", "ai-only"),
+        default="all",
+        help="all: everything through the proxy but local and bypassed hosts "
+        "(default); ai-only: only AI services",
+    )
+    p.add_argument(
+        "--bypass",
+        action="append",
+        default=[],
+        metavar="DOMAIN",
+        help="a domain sent DIRECT in mode all (AI hosts never are)",
+    )
+    p.add_argument(
+        "--spread", action="store_true", help="rotate the proxies by a stable hash of the host"
+    )
+
     _run_arguments(add("run", cmd_run, "run the proxy"))
 
     p = add(
@@ -226,6 +252,16 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=2))
     else:
         print(report.render_text(data), end="")
+    return EXIT_OK
+
+
+def cmd_pac(args: argparse.Namespace) -> int:
+    from . import pac
+
+    policy = _load(args)
+    if policy is None:
+        return EXIT_INVALID
+    print(pac.render(policy, args.proxy, args.mode, args.bypass, args.spread), end="")
     return EXIT_OK
 
 
