@@ -21,6 +21,9 @@ from cryptography.x509.oid import NameOID
 
 PUBLIC_CERT = "ca.pem"
 MITMPROXY_BUNDLE = "mitmproxy-ca.pem"  # key + certificates, the file mitmproxy loads
+# mitmproxy writes this file at start when it is missing; written here, a CA directory is
+# complete and can be mounted read-only (a Kubernetes Secret, a read-only volume).
+DHPARAM = "mitmproxy-dhparam.pem"
 DEFAULT_NAME = "aiwarden corporate egress CA"
 
 
@@ -150,6 +153,10 @@ def _write(directory: Path, key, certs: list[x509.Certificate]) -> None:
     )
     _atomic_write(directory / MITMPROXY_BUNDLE, pem_key + pem_certs, mode=0o600)
     _atomic_write(directory / PUBLIC_CERT, pem_certs, mode=0o644)
+    if not (directory / DHPARAM).exists():
+        from mitmproxy.certs import DEFAULT_DHPARAM
+
+        _atomic_write(directory / DHPARAM, DEFAULT_DHPARAM, mode=0o644)
 
 
 def _atomic_write(path: Path, data: bytes, mode: int) -> None:

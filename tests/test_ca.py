@@ -142,3 +142,21 @@ def test_import_refuses_a_certificate_that_is_not_a_ca(tmp_path):
     key = ec.generate_private_key(ec.SECP256R1())
     r = _import(tmp_path, [_issue("leaf", key, None, key, ca=False)], key)
     assert r.returncode == 2 and "is not a CA" in r.stderr
+
+
+def test_a_ca_directory_is_complete_so_it_can_be_mounted_read_only(tmp_path):
+    from conftest import SHIPPED
+    from proxyharness import Proxy, write_policy
+
+    ca.init(tmp_path / "ca")
+    before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in (tmp_path / "ca").iterdir()}
+    assert set(before) == {"ca.pem", "mitmproxy-ca.pem", "mitmproxy-dhparam.pem"}
+    policy = write_policy(tmp_path / "policy", "rules: []\n", SHIPPED / "catalog")
+    proxy = Proxy(policy, tmp_path / "ca")
+    try:
+        after = {
+            p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in (tmp_path / "ca").iterdir()
+        }
+        assert after == before, "starting the proxy must not write into the CA directory"
+    finally:
+        assert proxy.stop() == 0
