@@ -4,6 +4,7 @@ Everything listens on and talks to loopback only."""
 
 from __future__ import annotations
 
+import base64
 import datetime
 import gzip
 import hashlib
@@ -11,6 +12,7 @@ import ipaddress
 import json
 import os
 import queue
+import shutil
 import signal
 import socket
 import ssl
@@ -404,3 +406,30 @@ def plain_request(proxy_address: str, request: str) -> bytes:
     host, port = proxy_address.rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=30) as sock:
         return exchange(sock, request)
+
+
+# -- a real browser ----------------------------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def spki_pin(cafile: Path) -> str:
+    """Chromium's --ignore-certificate-errors-spki-list value for our CA. aiwarden's leaf
+    certificates reuse the CA key, so this one pin trusts every intercepted site."""
+    cert = x509.load_pem_x509_certificate(cafile.read_bytes())
+    der = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
+def chromium_dom(url: str, profile: Path, *flags: str) -> subprocess.CompletedProcess:
+    """Headless Chromium's DOM of `url`, with the flags this machine needs: no sandbox (root)
+    and no background networking or QUIC (a closed network)."""
+    assert CHROMIUM, "chromium is not installed"
+    return subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", f"--user-data-dir={profile}", "--virtual-time-budget=5000",
+         *flags, "--dump-dom", url],
+        capture_output=True, text=True, timeout=90)  # fmt: skip

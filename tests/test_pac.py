@@ -3,19 +3,13 @@ admin listener, and followed by headless Chromium."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import re
-import shutil
-import subprocess
 
 import httpx
 import pacparser
 import pytest
 from conftest import SHIPPED_CATALOG
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from proxyharness import Proxy, Upstream, write_policy
+from proxyharness import CHROMIUM, Proxy, Upstream, chromium_dom, spki_pin, write_policy
 
 from proxy import ca, pac
 from proxy.policy import load_policy
@@ -150,46 +144,20 @@ def test_admin_serves_the_pac_file(served):
         ]
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 @pytest.mark.skipif(
     CHROMIUM is None,
     reason="chromium is not installed (.ci/run installs Debian's chromium package)",
 )
 def test_chromium_following_the_pac_file(served, tmp_path):
     proxy, upstream, work = served
-    cert = x509.load_pem_x509_certificate((work / "ca" / "ca.pem").read_bytes())
-    pin = base64.b64encode(
-        hashlib.sha256(
-            cert.public_key().public_bytes(
-                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-        ).digest()
-    )
+    pin = spki_pin(work / "ca" / "ca.pem")
 
     def dom(url: str) -> str:
-        return subprocess.run(
-            [
-                CHROMIUM,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                f"--user-data-dir={tmp_path / 'profile'}",
-                f"--proxy-pac-url=http://{proxy.admin}/proxy.pac",
-                f"--ignore-certificate-errors-spki-list={pin.decode()}",
-                "--virtual-time-budget=5000",
-                "--dump-dom",
-                url,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=90,
+        return chromium_dom(
+            url,
+            tmp_path / "profile",
+            f"--proxy-pac-url=http://{proxy.admin}/proxy.pac",
+            f"--ignore-certificate-errors-spki-list={pin}",
         ).stdout
 
     assert "ChatGPT is blocked by company policy" in dom("https://chatgpt.com/")

@@ -3,29 +3,28 @@ official SDKs, with local upstream servers."""
 
 from __future__ import annotations
 
-import base64
 import gzip
 import hashlib
 import json
 import os
 import shutil
 import ssl
-import subprocess
 import sys
 from pathlib import Path
 
 import httpx
 import pytest
 from conftest import SHIPPED_CATALOG
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from proxyharness import (
+    CHROMIUM,
     Proxy,
     Upstream,
+    chromium_dom,
     connect_tunnel,
     curl,
     make_upstream_pki,
     request_through_tunnel,
+    spki_pin,
     write_policy,
 )
 
@@ -510,45 +509,17 @@ def test_the_addon_loads_in_mitmdump(pki, tmp_path):
 
 # -- a real browser ----------------------------------------------------------------------------
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def spki_pin(cafile: Path) -> str:
-    """Chromium's --ignore-certificate-errors-spki-list value for our CA. aiwarden's leaf
-    certificates reuse the CA key, so this one pin trusts every intercepted site."""
-    cert = x509.load_pem_x509_certificate(cafile.read_bytes())
-    der = cert.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return base64.b64encode(hashlib.sha256(der).digest()).decode()
-
 
 @pytest.mark.skipif(
     CHROMIUM is None,
     reason="chromium is not installed (.ci/run installs Debian's chromium package)",
 )
 def test_chromium_shows_the_block_page_for_chatgpt(proxy, pki, tmp_path):
-    r = subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            f"--proxy-server={proxy.url}",
-            f"--ignore-certificate-errors-spki-list={spki_pin(pki['cafile'])}",
-            "--virtual-time-budget=5000",
-            "--dump-dom",
-            "https://chatgpt.com/",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=90,
+    r = chromium_dom(
+        "https://chatgpt.com/",
+        tmp_path / "profile",
+        f"--proxy-server={proxy.url}",
+        f"--ignore-certificate-errors-spki-list={spki_pin(pki['cafile'])}",
     )
     dom = r.stdout
     assert "ChatGPT is blocked by company policy" in dom, r.stderr[-2000:]

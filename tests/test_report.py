@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime
 import json
 import re
-import shutil
 import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from proxyharness import CHROMIUM, chromium_dom
 
 AIWARDEN = str(Path(sys.executable).parent / "aiwarden")
 NOW = datetime.datetime.now(datetime.UTC)
@@ -112,9 +112,6 @@ def test_errors(audit_log, args, error):
     assert r.returncode == 2 and error in r.stderr
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 @pytest.mark.skipif(
     CHROMIUM is None,
     reason="chromium is not installed (.ci/run installs Debian's chromium package)",
@@ -127,24 +124,7 @@ def test_html_report_renders_in_chromium_with_the_json_numbers(audit_log, tmp_pa
     assert "http" not in page.read_text().split("<body>", 1)[1].split("<script", 1)[0], (
         "the page must not load anything from elsewhere"
     )
-    dom = subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--dump-dom",
-            page.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=90,
-    ).stdout
+    dom = chromium_dom(page.as_uri(), tmp_path / "profile").stdout
     assert f'<b id="attempts">{report["attempts"]}</b>' in dom
     services = dom.split('id="services"', 1)[1].split("</svg>", 1)[0]
     counts = [int(n) for n in re.findall(r'data-count="(\d+)"', services)]
