@@ -27,11 +27,11 @@ from functools import lru_cache
 from mitmproxy import connection, ctx, exceptions, http, tls
 
 from proxy.audit import AuditLog
-from proxy.destinations import DestinationGuard
+from proxy.destinations import UNRESOLVED, DestinationGuard
 from proxy.engine import INTERCEPT, REFUSE, TUNNEL, Decision, Engine
 from proxy.logs import event
 from proxy.metrics import NONE, Metrics, upstream_error_kind
-from proxy.normalize import normalize_host
+from proxy.normalize import is_ip, normalize_host
 from proxy.policy import Policy, load_policy
 from proxy.redaction import FileBlocked, Result, Unparseable, redact_body
 from proxy.responses import Block, block_response, new_reference, refuse_response
@@ -163,12 +163,9 @@ class AIWarden:
         if decision.connect == REFUSE:
             self._block(flow, decision, host, refuse=True)
             return None
-        if reason := self.guard.why_denied_literal(host, port):
-            self._deny(flow, host, reason, refuse=True)
-            return None
-        if decision.connect == INTERCEPT and decision.action == "block":
+        if decision.connect == INTERCEPT and decision.action == "block" and not is_ip(host):
             return None  # every request will be blocked: no upstream connection, no DNS
-        return self._check_resolved(flow, host, port, refuse=True)
+        return self._check_destination(flow, host, port, refuse=True)
 
     # -- TLS ---------------------------------------------------------------------------------
 
@@ -245,10 +242,7 @@ class AIWarden:
                 return None
         if not flow.client_conn.tls_established:  # plain HTTP: we connect to request.host
             canonical = normalize_host(request.host)
-            if reason := self.guard.why_denied_literal(canonical, request.port):
-                self._deny(flow, canonical, reason)
-                return None
-            return self._check_resolved(flow, canonical, request.port, refuse=False)
+            return self._check_destination(flow, canonical, request.port, refuse=False)
         return None
 
     def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
@@ -333,15 +327,31 @@ class AIWarden:
 
     # -- upstream connections ------------------------------------------------------------------
 
-    async def server_connect(self, data) -> None:
-        """The last check before any upstream connection: the name may resolve differently
-        now than when the request was decided."""
+    def server_connect(self, data) -> Awaitable[None] | None:
+        """The last check before any upstream connection (a name may have been resolved
+        again since the request was decided); waits only when the name must be looked up."""
         try:
             host, port = data.server.address
-            reason = await self.guard.why_denied(normalize_host(host), port)
+            host = normalize_host(host)
+            reason = self.guard.why_denied_now(host, port)
         except Exception:
             logger.exception("destination check failed; not connecting")
             reason = "destination check failed"
+        if reason is not UNRESOLVED:
+            self._refuse_upstream(data, reason)
+            return None
+
+        async def check() -> None:
+            try:
+                self._refuse_upstream(data, await self.guard.why_denied(host, port))
+            except Exception:
+                logger.exception("destination check failed; not connecting")
+                self._refuse_upstream(data, "destination check failed")
+
+        return check()
+
+    @staticmethod
+    def _refuse_upstream(data, reason: str | None) -> None:
         if reason:
             data.server.error = f"aiwarden: {reason}"
             event("upstream_refused", host=str(data.server.address[0]), reason=reason)
@@ -359,9 +369,17 @@ class AIWarden:
             self._fail(flow, stage, e)
             return None
 
-    def _check_resolved(
+    def _check_destination(
         self, flow: http.HTTPFlow, host: str, port: int, refuse: bool
-    ) -> Awaitable[None]:
+    ) -> Awaitable[None] | None:
+        """Refuse denied destinations (IP literals, names resolving into a denied range, our
+        own listeners); waits for DNS only when the name was not looked up recently."""
+        reason = self.guard.why_denied_now(host, port)
+        if reason is not UNRESOLVED:
+            if reason:
+                self._deny(flow, host, reason, refuse=refuse)
+            return None
+
         async def check() -> None:
             try:
                 reason = await self.guard.why_denied(host, port)
@@ -382,6 +400,7 @@ class AIWarden:
         status: int = 403,
     ) -> None:
         service = self.engine.services.get(decision.service) if decision.service else None
+        # (decisions made on error name no service, so this needs no engine)
         block = Block(decision, new_reference(), service, host)
         flow.response = (
             refuse_response(block) if refuse else block_response(flow.request, block, status)
@@ -413,13 +432,7 @@ class AIWarden:
             decision = self.engine.error_decision(stage, f"{type(error).__name__} while deciding")
         flow.metadata["aiwarden"] = decision
         if decision.action == "block":
-            block = Block(decision, new_reference(), None, host)
-            flow.response = (
-                refuse_response(block)
-                if stage == "connect"
-                else block_response(flow.request, block)
-            )
-            self._record(flow, decision, host, block.reference)
+            self._block(flow, decision, host, refuse=stage == "connect")
 
     def _record(
         self,

@@ -46,7 +46,6 @@ class AuditLog:
     def __init__(self, target: str, on_error: Callable[[], None] | None = None) -> None:
         self.target = target
         self.on_error = on_error or (lambda: None)
-        self.healthy = True  # False after a write failed, until one succeeds again
         self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self._reopen = threading.Event()
         self._file: IO[str] | None = None
@@ -83,9 +82,7 @@ class AuditLog:
                 self._open()
             self._file.write(line)
             self._file.flush()
-            self.healthy = True
         except OSError as e:
-            self.healthy = False
             self.on_error()
             logger.error("audit log %s: cannot write: %s", self.target, e.strerror or e)
             self._file = None  # try to open it again for the next line

@@ -17,6 +17,13 @@ DNS_CACHE_SECONDS = 10.0
 DNS_CACHE_SIZE = 4096
 
 
+class Unresolved:
+    """why_denied_now's answer for a name not looked up recently."""
+
+
+UNRESOLVED = Unresolved()
+
+
 class DestinationGuard:
     def __init__(self, deny: Iterable[Network]) -> None:
         self.deny = tuple(deny)
@@ -45,29 +52,35 @@ class DestinationGuard:
             return f"{address}:{port} is the proxy itself"
         return None
 
-    def why_denied_literal(self, host: str, port: int) -> str | None:
-        """The check that needs no DNS: IP literals only (a canonical host)."""
-        if not is_ip(host):
-            return None
-        address = _ip(host)
-        return self.why_denied_ip(address, port) if address else None
+    def why_denied_now(self, host: str, port: int) -> str | Unresolved | None:
+        """The check without waiting: IP literals, and names resolved in the last
+        DNS_CACHE_SECONDS; UNRESOLVED when the name must be looked up (see why_denied)."""
+        if is_ip(host):
+            address = _ip(host)
+            return self.why_denied_ip(address, port) if address else None
+        hit = self._dns.get((host, port))
+        if hit is None or hit[0] <= time.monotonic():
+            return UNRESOLVED
+        return self._why_denied_name(host, port, hit[1])
 
     async def why_denied(self, host: str, port: int) -> str | None:
         """The full check: a name is denied when any address it resolves to is denied.
         A name that does not resolve is not denied here: the connection will fail anyway."""
-        if is_ip(host):
-            return self.why_denied_literal(host, port)
-        for address in await self._resolve(host, port):
+        reason = self.why_denied_now(host, port)
+        if reason is not UNRESOLVED:
+            return reason
+        return self._why_denied_name(host, port, await self._resolve(host, port))
+
+    def _why_denied_name(
+        self, host: str, port: int, addresses: tuple[IPAddress, ...]
+    ) -> str | None:
+        for address in addresses:
             reason = self.why_denied_ip(address, port)
             if reason:
                 return f"{host} resolves to {reason}"
         return None
 
     async def _resolve(self, host: str, port: int) -> tuple[IPAddress, ...]:
-        now = time.monotonic()
-        hit = self._dns.get((host, port))
-        if hit and hit[0] > now:
-            return hit[1]
         try:
             infos = await asyncio.get_running_loop().getaddrinfo(
                 host, port, type=socket.SOCK_STREAM
@@ -78,7 +91,7 @@ class DestinationGuard:
             addresses = tuple(a for a in (_ip(info[4][0]) for info in infos) if a is not None)
         if len(self._dns) >= DNS_CACHE_SIZE:
             self._dns.clear()
-        self._dns[(host, port)] = (now + DNS_CACHE_SECONDS, addresses)
+        self._dns[(host, port)] = (time.monotonic() + DNS_CACHE_SECONDS, addresses)
         return addresses
 
 

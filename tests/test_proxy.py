@@ -386,6 +386,30 @@ def test_the_proxy_never_connects_to_itself(proxy):
 # -- separate proxies ------------------------------------------------------------------------
 
 
+def test_a_name_resolving_into_a_denied_range_is_refused(pki, tmp_path):
+    """localhost resolves to 127.0.0.1, which this policy denies: refused at CONNECT and for
+    plain HTTP, the first time (the name is looked up) and again (the answer is cached)."""
+    policy = write_policy(
+        tmp_path,
+        "network: {clients: [127.0.0.0/8], deny_destinations: [127.0.0.0/8]}\nrules: []\n",
+        SHIPPED_CATALOG,
+    )
+    upstream = Upstream()
+    p = Proxy(policy, pki["ca"])
+    try:
+        for _ in range(2):
+            sock, status, head = connect_tunnel(p.address, f"localhost:{upstream.port}")
+            sock.close()
+            assert status == 403, head
+            assert b"x-aiwarden-rule: network.deny_destinations" in head.lower()
+            r = curl("-i", "--proxy", p.url, f"http://localhost:{upstream.port}/")
+            assert r.stdout.startswith("HTTP/1.1 403")
+        assert upstream.requests == []
+    finally:
+        p.stop()
+        upstream.close()
+
+
 def test_clients_outside_network_clients_are_refused(pki, tmp_path):
     policy = write_policy(
         tmp_path, "network: {clients: [10.0.0.0/8]}\nrules: []\n", SHIPPED_CATALOG
