@@ -76,11 +76,8 @@ FORMATS = {"openai": openai_body, "anthropic": anthropic_body, "gemini": gemini_
 def test_corpus(case, fmt):
     raw = json.dumps(FORMATS[fmt](case["text"])).encode()
     result = redact_body(raw, "application/json", PROFILE)
-    assert sorted(
-        result.counts.elements()
-        if hasattr(result.counts, "elements")
-        else [k for k, n in result.counts.items() for _ in range(n)]
-    ) == sorted(case["expect"])
+    found = [kind for kind, n in result.counts.items() for _ in range(n)]
+    assert sorted(found) == sorted(case["expect"])
     if not case["expect"]:
         assert result.body == raw  # a near-miss is passed on byte for byte
         return
