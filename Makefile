@@ -48,6 +48,7 @@ lint: install
 bench: install
 	$(PY) bench/engine_bench.py
 	$(PY) bench/proxy_bench.py
+	$(PY) bench/workers_bench.py
 	$(PY) bench/redaction_bench.py
 
 check: install

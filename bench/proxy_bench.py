@@ -99,8 +99,10 @@ def start_nginx(work: Path) -> tuple[subprocess.Popen, int, int]:
     return process, http_port, https_port
 
 
-def hey(proxy_url: str, url: str, seconds: int, keepalive: bool = True) -> dict[str, float]:
-    args = ["hey", "-z", f"{seconds}s", "-c", str(CONCURRENCY), "-x", proxy_url, url]
+def hey(
+    proxy_url: str, url: str, seconds: int, keepalive: bool = True, clients: int = CONCURRENCY
+) -> dict[str, float]:
+    args = ["hey", "-z", f"{seconds}s", "-c", str(clients), "-x", proxy_url, url]
     if not keepalive:
         args.insert(1, "-disable-keepalive")
     out = subprocess.run(args, capture_output=True, text=True, check=True).stdout

@@ -20,7 +20,7 @@ import asyncio
 import ipaddress
 import logging
 import weakref
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 from dataclasses import replace
 from functools import lru_cache
 
@@ -46,10 +46,12 @@ OFFLOAD_BYTES = 64 * 1024  # larger bodies are redacted in a thread, off the eve
 
 
 class AIWarden:
-    def __init__(self) -> None:
+    def __init__(self, protect: Iterable[tuple[str, int]] = ()) -> None:
+        """`protect`: addresses of this deployment besides its own listeners (a worker's
+        supervisor's admin listener) that the proxy must never connect to."""
         self.engine: Engine | None = None
         self.guard = DestinationGuard(())
-        self._listeners: list[tuple[str, int]] = []
+        self._listeners: list[tuple[str, int]] = list(protect)
         self._users: weakref.WeakKeyDictionary[connection.Client, str] = weakref.WeakKeyDictionary()
         self.metrics = Metrics()
         self.audit: AuditLog | None = None
@@ -106,8 +108,8 @@ class AIWarden:
         admin = ctx.master.addons.get("adminserver")
         if admin is not None and admin.address:
             addresses.append(admin.address)
-        for host, port, *_ in addresses:
-            self._listeners.append((host, port))
+        self._listeners += [(host, port) for host, port, *_ in addresses]
+        for host, port in self._listeners:
             self.guard.protect(host, port)
         event(
             "listening",

@@ -1,8 +1,11 @@
-"""The admin listener: /healthz, /readyz, /metrics and /ca.pem (later /proxy.pac).
+"""The admin listener: /healthz, /readyz, /metrics, /ca.pem, /proxy.pac and /wpad.dat.
 
 A deliberately small HTTP/1.1 server on asyncio: GET and HEAD, one request per connection,
 nothing from the request is echoed back. It listens on an address of its own, which the
 proxy refuses to connect to, so it is never reachable through the proxy.
+
+`AdminListener` is the server; what it reports comes from a `Backend`: the `AdminServer`
+addon inside mitmproxy (one process), or the supervisor of `--workers N`.
 """
 
 from __future__ import annotations
@@ -10,19 +13,24 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from mitmproxy import ctx, exceptions
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from . import pac
 from .ca import PUBLIC_CERT
+from .policy import Policy
 
 logger = logging.getLogger("aiwarden")
 
 MAX_REQUEST_BYTES = 8192
 READ_TIMEOUT = 5.0
-Handler = Callable[[dict[str, str]], tuple[int, str, bytes]]  # request headers -> reply
+TEXT = "text/plain; charset=utf-8"
+Reply = tuple[int, str, bytes]
+Handler = Callable[[dict[str, str]], Reply]  # request headers -> reply
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -35,8 +43,32 @@ def parse_address(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-class AdminServer:
-    def __init__(self) -> None:
+def format_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+@dataclass(frozen=True)
+class PacSettings:
+    proxies: tuple[str, ...] = ()  # empty: the proxy's own address
+    mode: str = "all"
+    bypass: tuple[str, ...] = ()
+    spread: bool = False
+
+
+class Backend(Protocol):
+    """What the admin listener reports on."""
+
+    def readiness(self) -> tuple[bool, str]: ...
+    def metrics(self) -> bytes: ...
+    def policy(self) -> Policy | None: ...
+    def proxy_addresses(self) -> list[tuple[str, int]]: ...
+    def pac_settings(self) -> PacSettings: ...
+    def confdir(self) -> Path: ...
+
+
+class AdminListener:
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
         self.address: tuple[str, int] | None = None  # where it listens, once running
         self._server: asyncio.Server | None = None
         self.routes: dict[str, Handler] = {
@@ -48,6 +80,128 @@ class AdminServer:
             "/wpad.dat": self._pac,
         }
         self._pac_cache: tuple[tuple, bytes] | None = None
+
+    async def start(self, host: str, port: int) -> None:
+        self._server = await asyncio.start_server(self._serve, host, port, limit=MAX_REQUEST_BYTES)
+        self.address = self._server.sockets[0].getsockname()[:2]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    # -- endpoints ---------------------------------------------------------------------------
+
+    def _healthz(self, _headers: dict[str, str]) -> Reply:
+        return 200, TEXT, b"ok\n"
+
+    def _readyz(self, _headers: dict[str, str]) -> Reply:
+        ready, why = self.backend.readiness()
+        return (
+            (200 if ready else 503),
+            TEXT,
+            f"{'ready' if ready else 'not ready'}: {why}\n".encode(),
+        )
+
+    def _metrics(self, _headers: dict[str, str]) -> Reply:
+        return 200, CONTENT_TYPE_LATEST, self.backend.metrics()
+
+    def _pac(self, headers: dict[str, str]) -> Reply:
+        """The PAC file for the policy in force (made again when the policy changes)."""
+        policy = self.backend.policy()
+        if policy is None:
+            return 503, TEXT, b"no policy loaded\n"
+        settings = self.backend.pac_settings()
+        proxies = list(settings.proxies) or self._advertised_proxies(headers)
+        key = (policy.digest, tuple(proxies), settings)
+        if self._pac_cache is None or self._pac_cache[0] != key:
+            script = pac.render(policy, proxies, settings.mode, settings.bypass, settings.spread)
+            self._pac_cache = (key, script.encode())
+        return 200, pac.CONTENT_TYPE, self._pac_cache[1]
+
+    def _advertised_proxies(self, headers: dict[str, str]) -> list[str]:
+        """The proxy's own listen address; when it listens on every address, the name the
+        client used to fetch this file, with the proxy's port."""
+        out = []
+        for host, port in self.backend.proxy_addresses():
+            if host in ("0.0.0.0", "::", ""):
+                host = headers.get("host", "127.0.0.1").rsplit(":", 1)[0].strip("[]")
+            out.append(format_address(host, port))
+        return out
+
+    def _ca_pem(self, _headers: dict[str, str]) -> Reply:
+        confdir = self.backend.confdir()
+        for name in (PUBLIC_CERT, "mitmproxy-ca-cert.pem"):
+            path = confdir / name
+            if path.is_file():
+                return 200, "application/x-pem-file", path.read_bytes()
+        return 404, TEXT, b"no CA certificate in the confdir\n"
+
+    # -- HTTP ----------------------------------------------------------------------------------
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT)
+            request_line, *header_lines = head.decode("latin-1").split("\r\n")
+            method, target, _version = request_line.split(" ", 2)
+            headers = {
+                k.strip().lower(): v.strip()
+                for k, _, v in (h.partition(":") for h in header_lines if h)
+            }
+            status, ctype, body = self._respond(method, target.partition("?")[0], headers)
+        except (
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+            TimeoutError,
+            ValueError,
+            ConnectionError,
+        ):
+            status, ctype, body = 400, TEXT, b"bad request\n"
+            method = "GET"
+        except Exception:
+            logger.exception("admin request failed")
+            status, ctype, body = 500, TEXT, b"internal error\n"
+            method = "GET"
+        reason = {
+            200: "OK",
+            400: "Bad Request",
+            404: "Not Found",
+            405: "Method Not Allowed",
+            500: "Internal Server Error",
+            503: "Service Unavailable",
+        }.get(status, "")
+        head_out = (
+            f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\n"
+            f"Content-Length: {len(body)}\r\nCache-Control: no-store\r\n"
+            f"Connection: close\r\n\r\n"
+        ).encode()
+        try:
+            writer.write(head_out + (b"" if method == "HEAD" else body))
+            await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    def _respond(self, method: str, path: str, headers: dict[str, str]) -> Reply:
+        handler = self.routes.get(path)
+        if handler is None:
+            return 404, TEXT, b"not found\n"
+        if method not in ("GET", "HEAD"):
+            return 405, TEXT, b"method not allowed\n"
+        return handler(headers)
+
+
+class AdminServer:
+    """The admin listener as a mitmproxy addon, reporting on this process."""
+
+    def __init__(self) -> None:
+        self.listener = AdminListener(self)
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        return self.listener.address
 
     def load(self, loader) -> None:
         loader.add_option(
@@ -88,128 +242,40 @@ class AdminServer:
                 raise exceptions.OptionsError(f"aiwarden_admin: {e}") from None
 
     async def running(self) -> None:
-        if not ctx.options.aiwarden_admin:
-            return
-        host, port = parse_address(ctx.options.aiwarden_admin)
-        self._server = await asyncio.start_server(self._serve, host, port, limit=MAX_REQUEST_BYTES)
-        self.address = self._server.sockets[0].getsockname()[:2]
+        if ctx.options.aiwarden_admin:
+            await self.listener.start(*parse_address(ctx.options.aiwarden_admin))
 
     async def done(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+        await self.listener.stop()
 
-    # -- endpoints ---------------------------------------------------------------------------
+    # -- Backend -------------------------------------------------------------------------------
 
-    def _healthz(self, _headers: dict[str, str]) -> tuple[int, str, bytes]:
-        return 200, "text/plain; charset=utf-8", b"ok\n"
-
-    def _readyz(self, _headers: dict[str, str]) -> tuple[int, str, bytes]:
+    def readiness(self) -> tuple[bool, str]:
         warden = ctx.master.addons.get("aiwarden")
         if warden is not None and warden.ready:
-            return 200, "text/plain; charset=utf-8", b"ready\n"
-        return 503, "text/plain; charset=utf-8", b"not ready: policy or listener missing\n"
+            return True, "policy loaded, proxy listening"
+        return False, "policy or listener missing"
 
-    def _metrics(self, _headers: dict[str, str]) -> tuple[int, str, bytes]:
+    def metrics(self) -> bytes:
         warden = ctx.master.addons.get("aiwarden")
-        if warden is None:
-            return 404, "text/plain; charset=utf-8", b"no aiwarden addon\n"
-        return 200, CONTENT_TYPE_LATEST, generate_latest(warden.metrics.registry)
+        return generate_latest(warden.metrics.registry) if warden is not None else b""
 
-    def _pac(self, headers: dict[str, str]) -> tuple[int, str, bytes]:
-        """The PAC file for the policy in force (made again when the policy changes)."""
+    def policy(self) -> Policy | None:
         warden = ctx.master.addons.get("aiwarden")
-        if warden is None or warden.engine is None:
-            return 503, "text/plain; charset=utf-8", b"no policy loaded\n"
+        return warden.engine.policy if warden is not None and warden.engine else None
+
+    def proxy_addresses(self) -> list[tuple[str, int]]:
+        proxyserver = ctx.master.addons.get("proxyserver")
+        return [(a[0], a[1]) for a in proxyserver.listen_addrs()] if proxyserver else []
+
+    def pac_settings(self) -> PacSettings:
         o = ctx.options
-        proxies = list(o.aiwarden_pac_proxy) or self._advertised_proxies(headers)
-        key = (
-            warden.engine.policy.digest,
-            tuple(proxies),
+        return PacSettings(
+            tuple(o.aiwarden_pac_proxy),
             o.aiwarden_pac_mode,
             tuple(o.aiwarden_pac_bypass),
             o.aiwarden_pac_spread,
         )
-        if self._pac_cache is None or self._pac_cache[0] != key:
-            script = pac.render(
-                warden.engine.policy,
-                proxies,
-                o.aiwarden_pac_mode,
-                o.aiwarden_pac_bypass,
-                o.aiwarden_pac_spread,
-            )
-            self._pac_cache = (key, script.encode())
-        return 200, pac.CONTENT_TYPE, self._pac_cache[1]
 
-    def _advertised_proxies(self, headers: dict[str, str]) -> list[str]:
-        """The proxy's own listen address; when it listens on every address, the name the
-        client used to fetch this file, with the proxy's port."""
-        proxyserver = ctx.master.addons.get("proxyserver")
-        out = []
-        for host, port, *_ in proxyserver.listen_addrs() if proxyserver else ():
-            if host in ("0.0.0.0", "::", ""):
-                host = headers.get("host", "127.0.0.1").rsplit(":", 1)[0].strip("[]")
-            out.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
-        return out
-
-    def _ca_pem(self, _headers: dict[str, str]) -> tuple[int, str, bytes]:
-        confdir = Path(ctx.options.confdir).expanduser()
-        for name in (PUBLIC_CERT, "mitmproxy-ca-cert.pem"):
-            path = confdir / name
-            if path.is_file():
-                return 200, "application/x-pem-file", path.read_bytes()
-        return 404, "text/plain; charset=utf-8", b"no CA certificate in the confdir\n"
-
-    # -- HTTP ----------------------------------------------------------------------------------
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT)
-            request_line, *header_lines = head.decode("latin-1").split("\r\n")
-            method, target, _version = request_line.split(" ", 2)
-            headers = {
-                k.strip().lower(): v.strip()
-                for k, _, v in (h.partition(":") for h in header_lines if h)
-            }
-            status, ctype, body = self._respond(method, target.partition("?")[0], headers)
-        except (
-            asyncio.IncompleteReadError,
-            asyncio.LimitOverrunError,
-            TimeoutError,
-            ValueError,
-            ConnectionError,
-        ):
-            status, ctype, body = 400, "text/plain; charset=utf-8", b"bad request\n"
-            method = "GET"
-        except Exception:
-            logger.exception("admin request failed")
-            status, ctype, body = 500, "text/plain; charset=utf-8", b"internal error\n"
-            method = "GET"
-        reason = {
-            200: "OK",
-            400: "Bad Request",
-            404: "Not Found",
-            405: "Method Not Allowed",
-            500: "Internal Server Error",
-            503: "Service Unavailable",
-        }.get(status, "")
-        head_out = (
-            f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\n"
-            f"Content-Length: {len(body)}\r\nCache-Control: no-store\r\n"
-            f"Connection: close\r\n\r\n"
-        ).encode()
-        try:
-            writer.write(head_out + (b"" if method == "HEAD" else body))
-            await writer.drain()
-        except ConnectionError:
-            pass
-        finally:
-            writer.close()
-
-    def _respond(self, method: str, path: str, headers: dict[str, str]) -> tuple[int, str, bytes]:
-        handler = self.routes.get(path)
-        if handler is None:
-            return 404, "text/plain; charset=utf-8", b"not found\n"
-        if method not in ("GET", "HEAD"):
-            return 405, "text/plain; charset=utf-8", b"method not allowed\n"
-        return handler(headers)
+    def confdir(self) -> Path:
+        return Path(ctx.options.confdir).expanduser()

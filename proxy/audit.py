@@ -3,20 +3,20 @@
 Lines are queued on the event loop and written by a thread of their own, flushed one by one,
 so a slow disk never stalls traffic and nothing is dropped under load. `reopen()` (on SIGHUP)
 starts a new file after logrotate moved the old one; "-" writes to stdout for container log
-collection. A line holds the decision and who made the request, never prompt text, header
-values, credentials or query strings.
+collection. Each line is one write(2) to a file opened O_APPEND, so the workers of
+`--workers N` share one file without interleaving lines. A line holds the decision and who
+made the request, never prompt text, header values, credentials or query strings.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
-import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import IO
 
 logger = logging.getLogger("aiwarden")
 
@@ -38,6 +38,10 @@ FIELDS = (
 )
 
 
+STDOUT = 1
+MAX_FIELD_CHARS = 512  # a path or user longer than this is cut, marked with "..."
+
+
 def rfc3339(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
 
@@ -48,14 +52,16 @@ class AuditLog:
         self.on_error = on_error or (lambda: None)
         self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self._reopen = threading.Event()
-        self._file: IO[str] | None = None
+        self._fd: int | None = None
         self._thread = threading.Thread(target=self._run, name="aiwarden-audit", daemon=True)
         self._thread.start()
 
     def write(self, record: dict) -> None:
-        """Queue one record (cheap; called on the event loop)."""
+        """Queue one record (cheap; called on the event loop). Long strings are cut so a line
+        stays under PIPE_BUF, the size a pipe (stdout in a container) writes atomically."""
         record.setdefault("ts", rfc3339(time.time()))
-        line = json.dumps({k: record.get(k) for k in FIELDS}, separators=(",", ":"))
+        fields = {k: _cut(record.get(k)) for k in FIELDS}
+        line = json.dumps(fields, separators=(",", ":"))
         self._queue.put(line + "\n")
 
     def reopen(self) -> None:
@@ -71,26 +77,36 @@ class AuditLog:
             line = self._queue.get()
             if line is None:
                 break
-            self._write(line)
-        if self._file is not None and self._file is not sys.stdout:
-            self._file.close()
+            self._write(line.encode())
+        self._close()
 
-    def _write(self, line: str) -> None:
+    def _write(self, data: bytes) -> None:
         try:
-            if self._reopen.is_set() or self._file is None:
+            if self._reopen.is_set() or self._fd is None:
                 self._reopen.clear()
                 self._open()
-            self._file.write(line)
-            self._file.flush()
+            written = os.write(self._fd, data)
+            if written != len(data):  # a full disk; the rest would start a broken line
+                raise OSError(0, f"only {written} of {len(data)} bytes written")
         except OSError as e:
             self.on_error()
             logger.error("audit log %s: cannot write: %s", self.target, e.strerror or e)
-            self._file = None  # try to open it again for the next line
+            self._close()  # try to open it again for the next line
 
     def _open(self) -> None:
-        if self._file is not None and self._file is not sys.stdout:
-            self._file.close()
+        self._close()
         if self.target == "-":
-            self._file = sys.stdout
+            self._fd = STDOUT
         else:
-            self._file = open(self.target, "a", encoding="utf-8")  # noqa: SIM115
+            self._fd = os.open(self.target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+
+    def _close(self) -> None:
+        if self._fd is not None and self._fd != STDOUT:
+            os.close(self._fd)
+        self._fd = None
+
+
+def _cut(value: object) -> object:
+    if isinstance(value, str) and len(value) > MAX_FIELD_CHARS:
+        return value[: MAX_FIELD_CHARS - 3] + "..."
+    return value

@@ -192,6 +192,29 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
         "'-' for stdout; reopened on SIGHUP (logrotate)",
     )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="processes serving the listen address; 1: a single process; 0 (the default): "
+        "one per CPU this process may use, a cgroup CPU quota included",
+    )
+    pac = p.add_argument_group("the PAC file served at /proxy.pac and /wpad.dat")
+    pac.add_argument(
+        "--pac-proxy",
+        action="append",
+        metavar="HOST:PORT",
+        help="a proxy the PAC file names, in failover order (default: this proxy's address)",
+    )
+    pac.add_argument("--pac-mode", choices=("all", "ai-only"), default="all", help="default: all")
+    pac.add_argument("--pac-bypass", action="append", metavar="DOMAIN", help="a domain sent DIRECT")
+    pac.add_argument(
+        "--pac-spread", action="store_true", help="rotate the proxies by a hash of the host"
+    )
+    # set by the supervisor of --workers N for each worker (see run.py)
+    p.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--worker-link", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--protect", help=argparse.SUPPRESS)
 
 
 def cmd_redact(args: argparse.Namespace) -> int:
@@ -268,9 +291,10 @@ def cmd_pac(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from .run import run
 
-    if _load(args) is None:  # report every policy error before starting anything
+    policy = _load(args)  # report every policy error before starting anything
+    if policy is None:
         return EXIT_INVALID
-    return run(args)
+    return run(args, policy)
 
 
 def cmd_ca_init(args: argparse.Namespace) -> int:

@@ -21,6 +21,10 @@ def event(name: str, **fields: object) -> None:
 
 
 class JsonFormatter(logging.Formatter):
+    def __init__(self, worker: int | None = None) -> None:
+        super().__init__()
+        self.worker = worker
+
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, object] = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
@@ -28,6 +32,8 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
         }
+        if self.worker is not None:
+            out["worker"] = self.worker
         if name := getattr(record, "event", None):
             out["event"] = name
             out.update(getattr(record, "fields", {}))
@@ -39,10 +45,11 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str)
 
 
-def setup(level: str = "info") -> None:
-    """JSON lines on stderr; mitmproxy's own chatter only from warnings up."""
+def setup(level: str = "info", worker: int | None = None) -> None:
+    """JSON lines on stderr, each with the worker number under `--workers N`; mitmproxy's
+    own chatter only from warnings up."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(JsonFormatter(worker))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)

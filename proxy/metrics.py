@@ -3,6 +3,11 @@
 Labels only ever take bounded values: service ids, categories, actions, rule ids, stages,
 detector ids, modes and error kinds; never client addresses, users, hosts, paths or text.
 Label children are looked up once and kept, so the hot path is a dict lookup and an add.
+
+With `--workers N` every worker process writes its values to files in the directory named by
+PROMETHEUS_MULTIPROC_DIR (prometheus-client's multiprocess mode, chosen when the library is
+imported), and the supervisor's /metrics sums them. That mode has no Info metric, so the two
+info metrics are gauges fixed at 1, and each gauge says how its workers' values combine.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import platform
 import time
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics import MetricWrapperBase
 
 from . import __version__
@@ -71,7 +76,10 @@ class Metrics:
             )
         )
         self.open_connections = Gauge(
-            "aiwarden_open_connections", "Client connections open.", registry=r
+            "aiwarden_open_connections",
+            "Client connections open.",
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.clients_refused = counter(
             "aiwarden_clients_refused",
@@ -114,27 +122,34 @@ class Metrics:
             "aiwarden_policy_last_reload_timestamp_seconds",
             "When the policy in force was loaded (Unix time).",
             registry=r,
+            multiprocess_mode="livemax",
         )
-        self.policy_info = Info("aiwarden_policy", "The policy in force.", registry=r)
-        Info("aiwarden_build", "This aiwarden.", registry=r).info(
-            {
-                "version": __version__,
-                "python": platform.python_version(),
-                "mitmproxy": _mitmproxy_version(),
-            }
+        self.policy_info = Gauge(
+            "aiwarden_policy_info",
+            "The policy in force (1), by digest; during a reload both digests can be 1.",
+            ("digest", "files", "rules", "services"),
+            registry=r,
+            multiprocess_mode="livemax",
         )
+        self._policy_labels: tuple[str, ...] | None = None
+        Gauge(
+            "aiwarden_build_info",
+            "This aiwarden (1).",
+            ("version", "python", "mitmproxy"),
+            registry=r,
+            multiprocess_mode="livemax",
+        ).labels(__version__, platform.python_version(), _mitmproxy_version()).set(1)
 
     def policy_loaded(self, digest: str, files: int, rules: int, services: int) -> None:
         self.policy_reloads("success").inc()
         self.policy_last_reload.set(time.time())
-        self.policy_info.info(
-            {
-                "digest": digest[:12],
-                "files": str(files),
-                "rules": str(rules),
-                "services": str(services),
-            }
-        )
+        labels = (digest[:12], str(files), str(rules), str(services))
+        if self._policy_labels not in (None, labels):
+            # 0 first: in multiprocess mode the file keeps the last value after remove()
+            self.policy_info.labels(*self._policy_labels).set(0)
+            self.policy_info.remove(*self._policy_labels)
+        self.policy_info.labels(*labels).set(1)
+        self._policy_labels = labels
 
     def timed(self, stage: str, decide: Callable, *args):
         """decide(*args), its duration observed in aiwarden_decision_seconds{stage}."""

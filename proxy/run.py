@@ -3,6 +3,11 @@
 Stock mitmdump dispatches every hook to about 35 addons; aiwarden loads the few that move
 traffic (core, proxyserver, next_layer, tlsconfig), proxyauth for optional proxy
 authentication, errorcheck to stop on startup errors, and its own two.
+
+With `--workers N` (N > 1) this process becomes the supervisor of workers.py, and each worker
+is this same command with hidden options: `--worker I` names it in the logs, `--worker-link
+FD` ties it to the supervisor, `--protect` names the supervisor's admin listener, and its
+listening socket is opened with SO_REUSEPORT so the workers share the port.
 """
 
 from __future__ import annotations
@@ -10,27 +15,36 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import socket
 import sys
 from pathlib import Path
 
-from mitmproxy import exceptions, master, options
+from mitmproxy import ctx, exceptions, master, options
 from mitmproxy.addons import core, errorcheck, next_layer, proxyauth, proxyserver, tlsconfig
 
 from . import ca, logs
 from .addon import AIWarden
 from .admin import AdminServer, parse_address
+from .policy import Policy
+from .workers import Supervisor, available_cpus
 
 
-def run(args: argparse.Namespace) -> int:
-    logs.setup(args.log_level)
+def run(args: argparse.Namespace, policy: Policy) -> int:
+    logs.setup(args.log_level, args.worker)
     try:
         listen = parse_address(args.listen)
-        parse_address(args.admin)
+        protect = [parse_address(a) for a in (args.admin, args.protect) if a]
     except ValueError as e:
         print(f"aiwarden run: {e}", file=sys.stderr)
         return 2
+    if args.workers is not None and args.workers < 0:
+        print("aiwarden run: --workers must be 0 (one per usable CPU) or more", file=sys.stderr)
+        return 2
+    if args.upstream_ca and not Path(args.upstream_ca).is_file():
+        print(f"aiwarden run: --upstream-ca {args.upstream_ca}: no such file", file=sys.stderr)
+        return 2
     confdir = Path(args.confdir)
-    if not ca.exists(confdir):
+    if args.worker is None and not ca.exists(confdir):
         info = ca.init(confdir)
         logs.event(
             "ca_created",
@@ -38,13 +52,57 @@ def run(args: argparse.Namespace) -> int:
             subject=info.subject,
             fingerprint=info.fingerprint_sha256,
         )
+    workers = args.workers or available_cpus()
     try:
-        return asyncio.run(_serve(args, listen, confdir))
+        if workers > 1:
+            return asyncio.run(Supervisor(args, workers, listen, policy).run())
+        if args.worker is not None:  # SO_REUSEPORT: the other workers listen on this port too
+            return asyncio.run(_serve(args, listen, confdir, protect), loop_factory=SharedPortLoop)
+        return asyncio.run(_serve(args, listen, confdir, []))
     except KeyboardInterrupt:
         return 0
 
 
-async def _serve(args: argparse.Namespace, listen: tuple[str, int], confdir: Path) -> int:
+class SharedPortLoop(asyncio.SelectorEventLoop):
+    """An event loop whose servers bind with SO_REUSEPORT (mitmproxy opens its listener with
+    a plain asyncio.start_server, which has no other way to ask for it)."""
+
+    async def create_server(self, *args, **kwargs):
+        kwargs.setdefault("reuse_port", True)
+        return await super().create_server(*args, **kwargs)
+
+
+class WorkerLink:
+    """A worker's tie to its supervisor: "ready" once the proxy listens; shut down when the
+    supervisor's end closes, so no worker outlives it."""
+
+    def __init__(self, fd: int) -> None:
+        self.socket = socket.socket(fileno=fd)
+        self.socket.setblocking(False)
+
+    def running(self) -> None:
+        self.socket.send(b"ready\n")
+        asyncio.get_running_loop().add_reader(self.socket.fileno(), self._supervisor_gone)
+
+    def _supervisor_gone(self) -> None:
+        try:
+            if self.socket.recv(64):
+                return
+        except BlockingIOError:
+            return
+        except OSError:
+            pass
+        asyncio.get_running_loop().remove_reader(self.socket.fileno())
+        logs.event("supervisor_gone")
+        ctx.master.shutdown()
+
+
+async def _serve(
+    args: argparse.Namespace,
+    listen: tuple[str, int],
+    confdir: Path,
+    protect: list[tuple[str, int]],
+) -> int:
     opts = options.Options(
         listen_host=listen[0], listen_port=listen[1], confdir=str(confdir), mode=["regular"]
     )
@@ -56,14 +114,23 @@ async def _serve(args: argparse.Namespace, listen: tuple[str, int], confdir: Pat
         next_layer.NextLayer(),
         tlsconfig.TlsConfig(),
         errorcheck.ErrorCheck(repeat_errors_on_stderr=True),
-        AdminServer(),  # before AIWarden, which protects the admin address once it is bound
-        AIWarden(),
     )
     settings: dict[str, object] = {
         "connection_strategy": "lazy",  # blocked hosts are never connected to
         "aiwarden_policy": args.policy,
-        "aiwarden_admin": args.admin,
     }
+    if args.worker is None:
+        m.addons.add(AdminServer())  # before AIWarden, which protects its address once bound
+        settings.update(
+            aiwarden_admin=args.admin,
+            aiwarden_pac_proxy=args.pac_proxy or [],
+            aiwarden_pac_mode=args.pac_mode,
+            aiwarden_pac_bypass=args.pac_bypass or [],
+            aiwarden_pac_spread=args.pac_spread,
+        )
+    m.addons.add(AIWarden(protect))
+    if args.worker_link is not None:
+        m.addons.add(WorkerLink(args.worker_link))
     if args.upstream_ca:
         settings["ssl_verify_upstream_trusted_ca"] = args.upstream_ca
     if args.proxyauth:

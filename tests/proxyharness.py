@@ -31,6 +31,8 @@ from cryptography.x509.oid import NameOID
 
 AIWARDEN = str(Path(sys.executable).parent / "aiwarden")
 START_TIMEOUT = 30
+# one process unless a test asks for more; AIWARDEN_TEST_WORKERS=2 runs every test on workers
+WORKERS = os.environ.get("AIWARDEN_TEST_WORKERS", "1")
 
 
 # -- certificates for the upstream servers -------------------------------------------------------
@@ -242,6 +244,7 @@ class Proxy:
             "127.0.0.1:0",
             "--admin",
             "127.0.0.1:0",
+            *(() if "--workers" in extra else ("--workers", WORKERS)),
             *extra,
         ]
         env = {k: v for k, v in os.environ.items() if "PROXY" not in k.upper()}
@@ -315,6 +318,9 @@ class Proxy:
 
 
 def _is_listening(record: dict) -> bool:
+    """The whole proxy listens: one process, or the supervisor of its workers."""
+    if "worker" in record:
+        return False
     return record.get("event") == "listening" or " listening proxy=" in record.get("text", "")
 
 

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import SHIPPED
 
 AIWARDEN = str(Path(sys.executable).parent / "aiwarden")
@@ -164,3 +165,19 @@ def test_explain_exits_0_whatever_the_action_and_2_on_a_bad_url():
 def test_no_command_prints_help():
     r = run()
     assert r.returncode == 2 and "check" in r.stdout and "explain" in r.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--upstream-ca", "/nonexistent.pem"), "--upstream-ca /nonexistent.pem: no such file"),
+        (("--listen", "3128"), "'3128' is not HOST:PORT"),
+        (("--admin", "127.0.0.1:99999"), "'127.0.0.1:99999': port out of range"),
+        (("--workers", "-1"), "--workers must be 0 (one per usable CPU) or more"),
+    ],
+)
+def test_run_refuses_bad_arguments_before_starting(args, message, tmp_path):
+    r = run("run", "--policy", str(SHIPPED), "--confdir", str(tmp_path / "ca"), *args)
+    assert r.returncode == 2
+    assert r.stderr.strip() == f"aiwarden run: {message}"
+    assert not (tmp_path / "ca").exists()  # nothing was made

@@ -51,7 +51,9 @@ PANELS: list[tuple[str, str, str, list[tuple[str, str]], int]] = [
         (f"sum by (kind) (rate(aiwarden_upstream_errors_total[{RATE}]))", "upstream {{kind}}"),
         (f"sum by (kind) (rate(aiwarden_decision_errors_total[{RATE}]))", "decision {{kind}}"),
         (f"sum(rate(aiwarden_audit_write_errors_total[{RATE}]))", "audit write")], 8),
-    ("Proxies up", "short", "stat", [('sum(up{job="aiwarden"})', "up")], 8),
+    ("Proxies up", "short", "stat", [
+        ('sum(up{job="aiwarden"})', "up"),
+        ("sum(aiwarden_workers_serving)", "workers serving")], 8),
 ]  # fmt: skip
 
 

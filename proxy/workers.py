@@ -1,0 +1,318 @@
+"""`aiwarden run --workers N`: one listen address served by N processes.
+
+The supervisor (this module) checks the policy, holds the listen port, serves the admin
+listener and starts N workers: `aiwarden run` processes that each embed mitmproxy and bind the
+same address with SO_REUSEPORT, so the kernel spreads new connections across them. Each
+worker is tied to the supervisor by a socket pair: it writes "ready" once it listens, and
+shuts down when the pair closes (the supervisor is gone). A worker that exits is started
+again, after a pause that grows while it keeps failing.
+
+Metrics: workers write to PROMETHEUS_MULTIPROC_DIR, a private directory the supervisor makes
+and removes; /metrics sums them (prometheus-client's multiprocess mode) and adds the
+supervisor's own aiwarden_workers gauges. Audit: every worker appends whole lines to the one
+file (see audit.py). SIGHUP is passed on to the workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import math
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest, multiprocess
+
+from .admin import AdminListener, PacSettings, format_address, parse_address
+from .logs import event
+from .policy import Policy
+
+START_TIMEOUT = 120.0  # a worker that is not listening by then is taken for failed
+STOP_TIMEOUT = 10.0  # then SIGKILL
+RESTART_DELAYS = (0.5, 1, 2, 5, 10, 30)  # seconds, while a worker keeps dying young
+STABLE_AFTER = 30.0  # a worker that lived this long starts the delays over
+
+
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
+def available_cpus(cpu_max: Path = CGROUP_CPU_MAX) -> int:
+    """The CPUs this process may use: its affinity mask, capped by a cgroup v2 CPU quota
+    (a container's `limits.cpu`), which os.cpu_count() does not see."""
+    try:
+        count = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux, or a seccomp filter said no
+        count = os.cpu_count() or 1
+    try:
+        quota, period = cpu_max.read_text().split()
+        if quota != "max":
+            count = min(count, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return count
+
+
+def reserve(host: str, port: int) -> list[socket.socket]:
+    """Bind (without listening) every address `host` stands for, with SO_REUSEPORT, so the
+    port is ours: it fails early if something else holds it, and port 0 becomes a real
+    port the workers can share. Bound sockets that do not listen get no connections."""
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _name, address in dict.fromkeys(infos):
+            s = socket.socket(family, kind, proto)
+            sockets.append(s)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if family == socket.AF_INET6:
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if port == 0 and len(sockets) > 1:  # every family on the port the first got
+                address = (address[0], sockets[0].getsockname()[1], *address[2:])
+            s.bind(address)
+    except OSError:
+        for s in sockets:
+            s.close()
+        raise
+    return sockets
+
+
+class Worker:
+    """One worker slot: the process in it now, and whether it serves."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.process: asyncio.subprocess.Process | None = None
+        self.serving = False
+        self.first_ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+
+class Supervisor:
+    def __init__(
+        self, args: argparse.Namespace, count: int, listen: tuple[str, int], policy: Policy
+    ) -> None:
+        self.args = args
+        self.count = count
+        self.listen = listen
+        self._policy = policy
+        self.stopping = asyncio.Event()
+        self.workers: list[Worker] = []
+        self.metrics_dir = tempfile.mkdtemp(prefix="aiwarden-metrics-")
+        self.registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(self.registry, path=self.metrics_dir)
+        Gauge(
+            "aiwarden_workers", "Worker processes configured (--workers).", registry=self.registry
+        ).set(count)
+        self.serving_gauge = Gauge(
+            "aiwarden_workers_serving", "Worker processes listening now.", registry=self.registry
+        )
+        self.restarts = Counter(
+            "aiwarden_worker_restarts",
+            "Worker processes that exited and were started again.",
+            registry=self.registry,
+        )
+        self.admin = AdminListener(self)
+
+    # -- Backend (what the admin listener reports) -----------------------------------------
+
+    def readiness(self) -> tuple[bool, str]:
+        serving = sum(w.serving for w in self.workers)
+        return serving > 0, f"{serving} of {self.count} workers serving"
+
+    def metrics(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def policy(self) -> Policy | None:
+        return self._policy
+
+    def proxy_addresses(self) -> list[tuple[str, int]]:
+        return [self.listen]
+
+    def pac_settings(self) -> PacSettings:
+        return pac_settings(self.args)
+
+    def confdir(self) -> Path:
+        return Path(self.args.confdir).expanduser()
+
+    # -- running ----------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        try:
+            reserved = reserve(*self.listen)
+        except OSError as e:
+            print(f"aiwarden run: cannot listen on {format_address(*self.listen)}: {e}",
+                  file=sys.stderr)  # fmt: skip
+            return 1
+        self.listen = (self.listen[0], reserved[0].getsockname()[1])
+        try:
+            if self.args.admin:
+                await self.admin.start(*parse_address(self.args.admin))
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, self.stopping.set)
+            loop.add_signal_handler(signal.SIGHUP, self._forward, signal.SIGHUP)
+            self.workers = [Worker(i) for i in range(self.count)]
+            slots = [asyncio.create_task(self._keep(w)) for w in self.workers]
+            if not await self._started():
+                self.stopping.set()
+                await asyncio.gather(*slots)
+                return 1
+            if not self.stopping.is_set():
+                address = self.admin.address
+                event(
+                    "listening",
+                    proxy=format_address(*self.listen),
+                    admin=format_address(*address) if address else None,
+                    workers=self.count,
+                )
+            await self.stopping.wait()
+            await asyncio.gather(*slots)
+            event("stopped")
+            return 0
+        finally:
+            await self.admin.stop()
+            for s in reserved:
+                s.close()
+            shutil.rmtree(self.metrics_dir, ignore_errors=True)
+
+    async def _started(self) -> bool:
+        """Whether every worker came up (or a stop signal came first); the first one that
+        could not is reported."""
+        started = asyncio.gather(*(w.first_ready for w in self.workers))
+        stop = asyncio.create_task(self.stopping.wait())
+        await asyncio.wait(
+            (started, stop), timeout=START_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
+        )
+        stop.cancel()
+        if not started.done():
+            started.cancel()
+            if self.stopping.is_set():
+                return True
+            print(f"aiwarden run: workers not listening after {START_TIMEOUT:.0f} s",
+                  file=sys.stderr)  # fmt: skip
+            return False
+        if isinstance(e := started.exception(), WorkerFailed):
+            print(f"aiwarden run: worker {e.args[0]} exited with {e.args[1]} while starting; "
+                  "its log lines above say why", file=sys.stderr)  # fmt: skip
+            return False
+        return True
+
+    async def _keep(self, worker: Worker) -> None:
+        """Run the slot's worker until the supervisor stops, starting it again if it exits."""
+        failures = 0
+        while not self.stopping.is_set():
+            started = time.monotonic()
+            code = await self._run_once(worker)
+            if self.stopping.is_set():
+                return
+            if not worker.first_ready.done():
+                worker.first_ready.set_exception(WorkerFailed(worker.index, code))
+                return
+            if time.monotonic() - started > STABLE_AFTER:
+                failures = 0
+            delay = RESTART_DELAYS[min(failures, len(RESTART_DELAYS) - 1)]
+            failures += 1
+            event("worker_exited", worker=worker.index, code=code, restart_in=delay)
+            self.restarts.inc()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), delay)
+
+    async def _run_once(self, worker: Worker) -> int:
+        """Start the worker, note when it serves, and wait for it to exit (or stop it)."""
+        ours, theirs = socket.socketpair()
+        try:
+            process = worker.process = await asyncio.create_subprocess_exec(
+                *worker_command(self.args, worker.index, self.listen, self.admin.address,
+                                theirs.fileno()),
+                pass_fds=(theirs.fileno(),),
+                env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": self.metrics_dir},
+                stdin=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+        finally:
+            theirs.close()
+        reader, writer = await asyncio.open_connection(sock=ours)
+        stop = asyncio.create_task(self.stopping.wait())
+        try:
+            ready = asyncio.create_task(reader.readline())
+            await asyncio.wait((ready, stop), return_when=asyncio.FIRST_COMPLETED)
+            if _said_ready(ready):
+                self._set_serving(worker, True)
+                if not worker.first_ready.done():
+                    worker.first_ready.set_result(None)
+            exited = asyncio.create_task(process.wait())
+            await asyncio.wait((exited, stop), return_when=asyncio.FIRST_COMPLETED)
+            if not exited.done():
+                await _terminate(process)
+            ready.cancel()
+            return await exited
+        finally:
+            stop.cancel()
+            writer.close()
+            self._set_serving(worker, False)
+            multiprocess.mark_process_dead(process.pid, self.metrics_dir)
+
+    def _set_serving(self, worker: Worker, serving: bool) -> None:
+        worker.serving = serving
+        self.serving_gauge.set(sum(w.serving for w in self.workers))
+
+    def _forward(self, sig: signal.Signals) -> None:
+        for w in self.workers:
+            if w.process is not None and w.process.returncode is None:
+                w.process.send_signal(sig)
+
+
+def _said_ready(line: asyncio.Task[bytes]) -> bool:
+    return (
+        line.done()
+        and not line.cancelled()
+        and not line.exception()
+        and (line.result() == b"ready\n")
+    )
+
+
+class WorkerFailed(Exception):
+    """A worker exited before it listened: (index, exit code)."""
+
+
+async def _terminate(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:
+        process.terminate()
+    try:
+        await asyncio.wait_for(process.wait(), STOP_TIMEOUT)
+    except TimeoutError:
+        process.kill()
+
+
+def worker_command(
+    args: argparse.Namespace,
+    index: int,
+    listen: tuple[str, int],
+    admin: tuple[str, int] | None,
+    link: int,
+) -> list[str]:
+    """`aiwarden run` for one worker: the supervisor's settings, its port, no admin."""
+    command = [sys.executable, "-m", "proxy", "run", "--workers", "1"]
+    command += ["--listen", format_address(*listen), "--admin", ""]
+    command += ["--policy", str(args.policy), "--confdir", str(args.confdir)]
+    command += ["--log-level", args.log_level, "--worker", str(index), "--worker-link", str(link)]
+    for flag, value in (
+        ("--upstream-ca", args.upstream_ca),
+        ("--proxyauth", args.proxyauth),
+        ("--audit-log", args.audit_log),
+        ("--protect", format_address(*admin) if admin else None),
+    ):
+        if value:
+            command += [flag, str(value)]
+    return command
+
+
+def pac_settings(args: argparse.Namespace) -> PacSettings:
+    return PacSettings(
+        tuple(args.pac_proxy or ()), args.pac_mode, tuple(args.pac_bypass or ()), args.pac_spread
+    )
