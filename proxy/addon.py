@@ -34,6 +34,7 @@ from proxy.metrics import NONE, Metrics, upstream_error_kind
 from proxy.normalize import is_ip, normalize_host
 from proxy.policy import Policy, load_policy
 from proxy.redaction import FileBlocked, Result, Unparseable, redact_body
+from proxy.reload import PolicyReloader
 from proxy.responses import Block, block_response, new_reference, refuse_response
 from proxy.yamlsource import PolicyError
 
@@ -55,6 +56,7 @@ class AIWarden:
         self._users: weakref.WeakKeyDictionary[connection.Client, str] = weakref.WeakKeyDictionary()
         self.metrics = Metrics()
         self.audit: AuditLog | None = None
+        self.reloader: PolicyReloader | None = None
 
     # -- options and lifecycle ---------------------------------------------------------------
 
@@ -68,28 +70,40 @@ class AIWarden:
             "aiwarden audit log: a file (JSON Lines, reopened on SIGHUP), '-' for stdout, "
             "or empty for none.",
         )  # fmt: skip
+        loader.add_option(
+            "aiwarden_policy_watch", int, 2,
+            "aiwarden: look for policy changes every this many seconds (0: only on SIGHUP).",
+        )  # fmt: skip
 
     def configure(self, updated: set[str]) -> None:
+        if "aiwarden_policy_watch" in updated and ctx.options.aiwarden_policy_watch < 0:
+            raise exceptions.OptionsError("aiwarden_policy_watch must be 0 or more seconds")
         if "aiwarden_policy" in updated:
             try:
                 policy = load_policy(ctx.options.aiwarden_policy)
             except PolicyError as e:
                 self.metrics.policy_reloads("error").inc()
                 raise exceptions.OptionsError(f"aiwarden: the policy has errors:\n{e}") from None
-            self.install(policy)
+            self.install(policy, self.prepare(policy))
+        if self.reloader is not None and updated & {"aiwarden_policy", "aiwarden_policy_watch"}:
+            self._watch()  # changed at run time: watch the new path, at the new pace
         if "aiwarden_audit_log" in updated:
             if self.audit is not None:
                 self.audit.close()
             target = ctx.options.aiwarden_audit_log
             self.audit = AuditLog(target, self.metrics.audit_errors.inc) if target else None
 
-    def install(self, policy: Policy) -> None:
-        """Put a checked policy in force (connections in flight keep the decisions they had)."""
-        engine = Engine(policy)
+    def prepare(self, policy: Policy) -> tuple[Engine, DestinationGuard]:
+        """What a policy needs to decide; built off the event loop on a reload."""
         guard = DestinationGuard(policy.deny_destinations)
         for host, port in self._listeners:
             guard.protect(host, port)
-        self.engine, self.guard = engine, guard
+        return Engine(policy), guard
+
+    def install(self, policy: Policy, prepared: tuple[Engine, DestinationGuard]) -> None:
+        """Put a checked policy in force, in one assignment: a request already decided keeps
+        its decision, the next one is decided by the new policy."""
+        self.engine, self.guard = prepared
         _client_allowed.cache_clear()
         self.metrics.policy_loaded(
             policy.digest, len(policy.files), len(policy.rules), len(policy.services)
@@ -102,7 +116,36 @@ class AIWarden:
             services=len(policy.services),
         )
 
+    def reload_policy(self) -> None:
+        """SIGHUP: read the policy again now."""
+        if self.reloader is not None:
+            self.reloader.reload_now()
+
+    def _watch(self) -> None:
+        if self.reloader is not None:
+            self.reloader.stop()
+        self.reloader = PolicyReloader(
+            ctx.options.aiwarden_policy, self.engine.policy, self.prepare, self.install,
+            self._policy_rejected,
+        )  # fmt: skip
+        self.reloader.start(ctx.options.aiwarden_policy_watch)
+
+    def _policy_rejected(self, error: Exception) -> None:
+        """A changed policy with errors: counted and logged; the one in force stays."""
+        self.metrics.policy_reloads("error").inc()
+        errors = str(error).splitlines() if isinstance(error, PolicyError) else [repr(error)]
+        logger.error(
+            "policy change refused, %s stays in force:\n%s",
+            self.engine.policy.digest[:12],
+            "\n".join(errors),
+            extra={
+                "event": "policy_rejected",
+                "fields": {"errors": errors, "in_force": self.engine.policy.digest[:12]},
+            },
+        )
+
     def running(self) -> None:
+        self._watch()
         proxyserver = ctx.master.addons.get("proxyserver")
         addresses = list(proxyserver.listen_addrs()) if proxyserver else []
         admin = ctx.master.addons.get("adminserver")
@@ -123,6 +166,8 @@ class AIWarden:
             )
 
     def done(self) -> None:
+        if self.reloader is not None:
+            self.reloader.stop()
         if self.audit is not None:
             self.audit.close()
 

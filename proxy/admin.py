@@ -253,7 +253,7 @@ class AdminServer:
     def readiness(self) -> tuple[bool, str]:
         warden = ctx.master.addons.get("aiwarden")
         if warden is not None and warden.ready:
-            return True, "policy loaded, proxy listening"
+            return True, f"policy {warden.engine.policy.digest[:12]}, proxy listening"
         return False, "policy or listener missing"
 
     def metrics(self) -> bytes:

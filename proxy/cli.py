@@ -193,6 +193,13 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument(
+        "--policy-watch",
+        type=int,
+        default=2,
+        metavar="SECONDS",
+        help="look for policy changes this often (default 2; 0: only on SIGHUP)",
+    )
+    p.add_argument(
         "--workers",
         type=int,
         metavar="N",

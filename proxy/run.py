@@ -118,6 +118,7 @@ async def _serve(
     settings: dict[str, object] = {
         "connection_strategy": "lazy",  # blocked hosts are never connected to
         "aiwarden_policy": args.policy,
+        "aiwarden_policy_watch": args.policy_watch,
     }
     if args.worker is None:
         m.addons.add(AdminServer())  # before AIWarden, which protects its address once bound
@@ -145,16 +146,19 @@ async def _serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, m.shutdown)
-    loop.add_signal_handler(signal.SIGHUP, _reopen_audit_log, m)
+    loop.add_signal_handler(signal.SIGHUP, _on_sighup, m)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     await m.run()
     logs.event("stopped")
     return 0
 
 
-def _reopen_audit_log(m: master.Master) -> None:
-    """SIGHUP: logrotate has moved the audit log; start a new file."""
+def _on_sighup(m: master.Master) -> None:
+    """SIGHUP: read the policy again, and start a new audit log file (logrotate moved it)."""
     warden = m.addons.get("aiwarden")
-    if warden is not None and warden.audit is not None:
+    if warden is None:
+        return
+    warden.reload_policy()
+    if warden.audit is not None:
         warden.audit.reopen()
         logs.event("audit_log_reopened")

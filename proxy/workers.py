@@ -33,6 +33,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from .admin import AdminListener, PacSettings, format_address, parse_address
 from .logs import event
 from .policy import Policy
+from .reload import PolicyReloader
 
 START_TIMEOUT = 120.0  # a worker that is not listening by then is taken for failed
 STOP_TIMEOUT = 10.0  # then SIGKILL
@@ -118,12 +119,17 @@ class Supervisor:
             registry=self.registry,
         )
         self.admin = AdminListener(self)
+        # the supervisor's own copy of the policy, for the PAC file; each worker reloads its own
+        self.reloader = PolicyReloader(
+            args.policy, policy, lambda _: None, self._policy_changed, lambda _: None
+        )
 
     # -- Backend (what the admin listener reports) -----------------------------------------
 
     def readiness(self) -> tuple[bool, str]:
         serving = sum(w.serving for w in self.workers)
-        return serving > 0, f"{serving} of {self.count} workers serving"
+        digest = self._policy.digest[:12]
+        return serving > 0, f"{serving} of {self.count} workers serving, policy {digest}"
 
     def metrics(self) -> bytes:
         return generate_latest(self.registry)
@@ -156,7 +162,8 @@ class Supervisor:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, self.stopping.set)
-            loop.add_signal_handler(signal.SIGHUP, self._forward, signal.SIGHUP)
+            loop.add_signal_handler(signal.SIGHUP, self._sighup)
+            self.reloader.start(self.args.policy_watch)
             self.workers = [Worker(i) for i in range(self.count)]
             slots = [asyncio.create_task(self._keep(w)) for w in self.workers]
             if not await self._started():
@@ -176,6 +183,7 @@ class Supervisor:
             event("stopped")
             return 0
         finally:
+            self.reloader.stop()
             await self.admin.stop()
             for s in reserved:
                 s.close()
@@ -261,10 +269,15 @@ class Supervisor:
         worker.serving = serving
         self.serving_gauge.set(sum(w.serving for w in self.workers))
 
-    def _forward(self, sig: signal.Signals) -> None:
+    def _policy_changed(self, policy: Policy, _prepared: None) -> None:
+        self._policy = policy
+
+    def _sighup(self) -> None:
+        """Read the policy again, here and in every worker (which also reopen the audit log)."""
+        self.reloader.reload_now()
         for w in self.workers:
             if w.process is not None and w.process.returncode is None:
-                w.process.send_signal(sig)
+                w.process.send_signal(signal.SIGHUP)
 
 
 def _said_ready(line: asyncio.Task[bytes]) -> bool:
@@ -300,6 +313,7 @@ def worker_command(
     command = [sys.executable, "-m", "proxy", "run", "--workers", "1"]
     command += ["--listen", format_address(*listen), "--admin", ""]
     command += ["--policy", str(args.policy), "--confdir", str(args.confdir)]
+    command += ["--policy-watch", str(args.policy_watch)]
     command += ["--log-level", args.log_level, "--worker", str(index), "--worker-link", str(link)]
     for flag, value in (
         ("--upstream-ca", args.upstream_ca),

@@ -1,0 +1,272 @@
+"""Policy changes without a restart, on the real proxy: an edited policy is in force within
+the watch interval, a broken one is refused with its file:line errors while the last good
+one stays, SIGHUP reloads at once, a request in flight finishes under the policy it started
+with, and the PAC file, /readyz and every worker follow."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import SHIPPED_CATALOG
+from prometheus_client.parser import text_string_to_metric_families
+from proxyharness import Proxy, Upstream, curl, write_policy
+
+from proxy import ca
+from proxy.policy import load_policy
+from proxy.reload import PolicyReloader, fingerprint
+
+SERVICE = """
+network:
+  clients: [127.0.0.0/8]
+  deny_destinations: [169.254.0.0/16]
+services:
+  - {id: local-ai, name: Local AI, vendor: Test, category: chat, hosts: [localhost],
+     source: test}
+"""
+BLOCK = (
+    SERVICE
+    + """
+rules:
+  - id: no-local-ai
+    match: {services: [local-ai]}
+    action: block
+"""
+)
+MONITOR = (
+    SERVICE
+    + """
+rules:
+  - id: watch-local-ai
+    match: {services: [local-ai]}
+    action: monitor
+"""
+)
+BROKEN = (
+    SERVICE
+    + """
+rules:
+  - id: watch-local-ai
+    match: {services: [local-ia]}
+    action: monitor
+"""
+)
+
+
+@pytest.fixture(scope="module")
+def confdir(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("reload") / "ca"
+    ca.init(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def upstream():
+    server = Upstream()
+    yield server
+    server.close()
+
+
+def status(proxy: Proxy, upstream: Upstream, path: str = "/page") -> int:
+    r = curl("-o", "/dev/null", "-w", "%{http_code}", "--proxy", proxy.url,
+             f"http://localhost:{upstream.port}{path}")  # fmt: skip
+    return int(r.stdout)
+
+
+def rewrite(directory: Path, body: str) -> None:
+    """Replace policy.yaml the way editors and config tools do: a new file moved in place."""
+    write_policy(directory / "next", body, SHIPPED_CATALOG)
+    os.replace(directory / "next" / "policy.yaml", directory / "policy.yaml")
+
+
+def loaded(proxy: Proxy, count: int, timeout: float = 15) -> list[dict]:
+    """Wait for the count-th policy_loaded event (the first is the start)."""
+    return _events(proxy, "policy_loaded", count, timeout)
+
+
+def _events(proxy: Proxy, name: str, count: int, timeout: float) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [r for r in proxy.drain() if r.get("event") == name]
+        if len(found) >= count:
+            return found
+        assert time.monotonic() < deadline, f"no {count} {name} events: {proxy.logs[-5:]}"
+        time.sleep(0.05)
+
+
+def reloads(proxy: Proxy) -> dict[str, float]:
+    text = httpx.get(f"http://{proxy.admin}/metrics").text
+    return {
+        s.labels["result"]: s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == "aiwarden_policy_reloads_total"
+    }
+
+
+def test_an_edit_is_in_force_within_the_watch_interval(confdir, upstream, tmp_path):
+    policy = write_policy(tmp_path / "p", BLOCK, SHIPPED_CATALOG)
+    proxy = Proxy(policy, confdir, "--policy-watch", "1")
+    try:
+        assert status(proxy, upstream) == 403
+        before = httpx.get(f"http://{proxy.admin}/proxy.pac").text
+        rewrite(policy, MONITOR)
+        first, second = loaded(proxy, 2)
+        assert first["digest"] != second["digest"]
+        assert status(proxy, upstream) == 200
+        assert reloads(proxy) == {"success": 2.0}
+        ready = httpx.get(f"http://{proxy.admin}/readyz").text
+        assert ready == f"ready: policy {second['digest']}, proxy listening\n"
+        after = httpx.get(f"http://{proxy.admin}/proxy.pac").text
+        assert first["digest"] in before and second["digest"] in after
+    finally:
+        assert proxy.stop() == 0
+
+
+def test_a_broken_change_is_refused_and_the_last_good_policy_stays(confdir, upstream, tmp_path):
+    policy = write_policy(tmp_path / "p", BLOCK, SHIPPED_CATALOG)
+    proxy = Proxy(policy, confdir, "--policy-watch", "1")
+    try:
+        [start] = loaded(proxy, 1)
+        rewrite(policy, BROKEN)
+        [rejected] = _events(proxy, "policy_rejected", 1, 15)
+        assert rejected["level"] == "error" and rejected["in_force"] == start["digest"]
+        assert rejected["errors"] == [
+            f"{policy / 'policy.yaml'}:12: rule 'watch-local-ai', match: unknown service "
+            "'local-ia' (did you mean 'local-ai'?)"
+        ]
+        assert status(proxy, upstream) == 403  # still the old policy
+        assert reloads(proxy) == {"success": 1.0, "error": 1.0}
+        assert start["digest"] in httpx.get(f"http://{proxy.admin}/readyz").text
+        rewrite(policy, MONITOR)  # fixed: taken
+        loaded(proxy, 2)
+        assert status(proxy, upstream) == 200
+        assert reloads(proxy) == {"success": 2.0, "error": 1.0}
+    finally:
+        assert proxy.stop() == 0
+
+
+def test_sighup_reloads_when_watching_is_off(confdir, upstream, tmp_path):
+    policy = write_policy(tmp_path / "p", BLOCK, SHIPPED_CATALOG)
+    proxy = Proxy(policy, confdir, "--policy-watch", "0")
+    try:
+        rewrite(policy, MONITOR)
+        time.sleep(2.5)  # would have been seen by a watcher; none runs
+        assert status(proxy, upstream) == 403
+        proxy.process.send_signal(__import__("signal").SIGHUP)
+        loaded(proxy, 2)
+        assert status(proxy, upstream) == 200
+    finally:
+        assert proxy.stop() == 0
+
+
+def test_a_configmap_symlink_swap_is_seen(confdir, upstream, tmp_path):
+    """Kubernetes mounts a ConfigMap as policy.yaml -> ..data/policy.yaml, ..data -> a
+    timestamped directory, and updates it by swapping ..data."""
+    root = tmp_path / "configmap"
+    write_policy(root / "v1", BLOCK, SHIPPED_CATALOG)
+    write_policy(root / "v2", MONITOR, SHIPPED_CATALOG)
+    (root / "..data").symlink_to("v1")
+    (root / "policy.yaml").symlink_to("..data/policy.yaml")
+    proxy = Proxy(root, confdir, "--policy-watch", "1")
+    try:
+        assert status(proxy, upstream) == 403
+        (root / "..data_tmp").symlink_to("v2")
+        os.replace(root / "..data_tmp", root / "..data")
+        loaded(proxy, 2)
+        assert status(proxy, upstream) == 200
+    finally:
+        assert proxy.stop() == 0
+
+
+def test_a_request_in_flight_finishes_under_the_policy_it_started_with(confdir, upstream, tmp_path):
+    policy = write_policy(tmp_path / "p", MONITOR, SHIPPED_CATALOG)
+    proxy = Proxy(policy, confdir, "--policy-watch", "1")
+    upstream.sse_gate.clear()
+    events = []
+    try:
+        with (
+            httpx.Client(proxy=proxy.url, timeout=30) as client,
+            client.stream("GET", f"http://localhost:{upstream.port}/sse") as response,
+        ):
+            assert response.status_code == 200
+            for line in response.iter_lines():
+                if not line.startswith("data:"):
+                    continue
+                events.append(line)
+                if len(events) == 1:  # the stream is open: now the policy blocks it
+                    rewrite(policy, BLOCK)
+                    loaded(proxy, 2)
+                    assert status(proxy, upstream) == 403  # new requests: the new policy
+                    upstream.sse_gate.set()
+        assert events == ["data: event 0", "data: event 1", "data: event 2"]
+    finally:
+        upstream.sse_gate.set()
+        assert proxy.stop() == 0
+
+
+def test_every_worker_and_the_supervisors_pac_follow(confdir, upstream, tmp_path):
+    policy = write_policy(tmp_path / "p", BLOCK, SHIPPED_CATALOG)
+    proxy = Proxy(policy, confdir, "--workers", "2", "--policy-watch", "1")
+    try:
+        assert "new-ai.example" not in httpx.get(f"http://{proxy.admin}/proxy.pac").text
+        rewrite(
+            policy,
+            MONITOR.replace("hosts: [localhost]", "hosts: [localhost, new-ai.example]"),
+        )
+        changed = [r for r in loaded(proxy, 4) if "worker" in r][2:]
+        assert sorted(r["worker"] for r in changed) == [0, 1]
+        assert all(status(proxy, upstream) == 200 for _ in range(20))  # whichever worker
+        assert reloads(proxy) == {"success": 4.0}
+
+        deadline = time.monotonic() + 15
+        while "new-ai.example" not in httpx.get(f"http://{proxy.admin}/proxy.pac").text:
+            assert time.monotonic() < deadline, "the PAC file did not follow"
+            time.sleep(0.1)
+    finally:
+        assert proxy.stop() == 0
+
+
+def test_fingerprint_sees_a_catalog_file_added_edited_or_removed(tmp_path):
+    catalog = tmp_path / "catalog"
+    catalog.mkdir()
+    (catalog / "a.yaml").write_text((SHIPPED_CATALOG / "openai.yaml").read_text())
+    policy_dir = write_policy(tmp_path / "p", BLOCK, catalog)
+    policy = load_policy(policy_dir)
+    seen = fingerprint(policy_dir, policy)
+    (catalog / "b.yaml").write_text("services: []\n")
+    added = fingerprint(policy_dir, policy)
+    assert added != seen
+    os.utime(catalog / "a.yaml", ns=(1, 1))
+    assert fingerprint(policy_dir, policy) != added
+    (catalog / "b.yaml").unlink()
+    (catalog / "a.yaml").unlink()
+    assert [entry[1] for entry in fingerprint(policy_dir, policy)][:1] == [-1]  # gone
+
+
+def test_a_touched_file_is_not_a_new_policy(tmp_path):
+    import asyncio
+
+    policy_dir = write_policy(tmp_path / "p", BLOCK, SHIPPED_CATALOG)
+    installed, rejected = [], []
+
+    async def scenario() -> None:
+        reloader = PolicyReloader(
+            policy_dir,
+            load_policy(policy_dir),
+            lambda policy: policy.digest,
+            lambda policy, prepared: installed.append(prepared),
+            rejected.append,
+        )
+        os.utime(policy_dir / "policy.yaml", ns=(1, 1))  # same bytes, new mtime
+        await reloader._reload(forced=False)
+        await reloader._reload(forced=True)  # SIGHUP installs even the same policy
+        (policy_dir / "policy.yaml").write_text("version: [")
+        await reloader._reload(forced=False)
+
+    asyncio.run(scenario())
+    assert len(installed) == 1
+    assert [type(e).__name__ for e in rejected] == ["PolicyError"]
