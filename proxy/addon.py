@@ -44,6 +44,7 @@ logger = logging.getLogger("aiwarden")
 STRICTNESS = {"allow": 0, "monitor": 1, "redact": 2, "block": 3}
 DENIED_RULE = "network.deny_destinations"
 OFFLOAD_BYTES = 64 * 1024  # larger bodies are redacted in a thread, off the event loop
+MAX_HEAD_BYTES = 64 * 1024  # request line and headers; over it: 431, never forwarded
 
 
 class AIWarden:
@@ -241,7 +242,26 @@ class AIWarden:
     # -- requests ------------------------------------------------------------------------------
 
     def requestheaders(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
+        size = _head_bytes(flow.request)
+        if size > MAX_HEAD_BYTES and not (flow.response or flow.error):
+            self._bad_request(
+                flow, 431, "header_too_large",
+                f"aiwarden: the request's headers are {size} bytes; the limit is "
+                f"{MAX_HEAD_BYTES}. Nothing was forwarded.",
+            )  # fmt: skip
+            return None
         return self._guarded(flow, "request", self._request)
+
+    def _bad_request(self, flow: http.HTTPFlow, status: int, reason: str, text: str) -> None:
+        """A request no upstream should see, refused before any decision; counted, logged."""
+        self.metrics.bad_requests(reason).inc()
+        event("bad_request", client=flow.client_conn.peername[0], reason=reason, status=status)
+        flow.request.headers.pop("expect", None)
+        flow.response = http.Response.make(
+            status,
+            text + "\n",
+            {"Content-Type": "text/plain; charset=utf-8", "Connection": "close"},
+        )
 
     def _request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
         request = flow.request
@@ -449,6 +469,8 @@ class AIWarden:
         service = self.engine.services.get(decision.service) if decision.service else None
         # (decisions made on error name no service, so this needs no engine)
         block = Block(decision, new_reference(), service, host)
+        # no "100 Continue": a client that waits for it sends no body we would only drop
+        flow.request.headers.pop("expect", None)
         flow.response = (
             refuse_response(block) if refuse else block_response(flow.request, block, status)
         )
@@ -532,6 +554,12 @@ def _redact_or_error(raw: bytes, content_type: str, profile) -> Result | Unparse
         return redact_body(raw, content_type, profile)
     except Unparseable as e:
         return e
+
+
+def _head_bytes(request: http.Request) -> int:
+    """About the size of the request line and headers as they came."""
+    fields = request.headers.fields
+    return len(request.path) + len(request.host) + sum(len(k) + len(v) + 4 for k, v in fields)
 
 
 def _user(flow: http.HTTPFlow) -> str | None:

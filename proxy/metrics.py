@@ -108,6 +108,13 @@ class Metrics:
                 ("stage", "kind"),
             )
         )
+        self.bad_requests = _Children(
+            counter(
+                "aiwarden_bad_requests",
+                "Requests refused before any decision, by reason (header_too_large).",
+                ("reason",),
+            )
+        )
         self.audit_errors = counter(
             "aiwarden_audit_write_errors", "Audit log lines that could not be written."
         )

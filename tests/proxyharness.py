@@ -103,6 +103,7 @@ class Upstream:
     requests: list[tuple[str, str, dict]] = field(default_factory=list)
     bodies: list[bytes] = field(default_factory=list)  # POST bodies as received
     sse_gate: threading.Event = field(default_factory=threading.Event)
+    connections: int = 0  # accepted, whether or not a request was read
 
     def __post_init__(self) -> None:
         upstream = self
@@ -112,6 +113,10 @@ class Upstream:
 
             def log_message(self, *args) -> None:
                 pass
+
+            def setup(self) -> None:
+                upstream.connections += 1
+                super().setup()
 
             def _record(self) -> None:
                 upstream.requests.append((self.command, self.path, dict(self.headers)))
