@@ -26,6 +26,7 @@ from functools import lru_cache
 
 from mitmproxy import connection, ctx, exceptions, http, tls
 
+from proxy import upstream_errors
 from proxy.audit import AuditLog
 from proxy.destinations import UNRESOLVED, DestinationGuard
 from proxy.engine import INTERCEPT, REFUSE, TUNNEL, Decision, Engine
@@ -35,7 +36,13 @@ from proxy.normalize import is_ip, normalize_host
 from proxy.policy import Policy, load_policy
 from proxy.redaction import FileBlocked, Result, Unparseable, redact_body
 from proxy.reload import PolicyReloader
-from proxy.responses import Block, block_response, new_reference, refuse_response
+from proxy.responses import (
+    Block,
+    block_response,
+    new_reference,
+    refuse_response,
+    upstream_error_response,
+)
 from proxy.yamlsource import PolicyError
 
 logger = logging.getLogger("aiwarden")
@@ -44,6 +51,7 @@ logger = logging.getLogger("aiwarden")
 STRICTNESS = {"allow": 0, "monitor": 1, "redact": 2, "block": 3}
 DENIED_RULE = "network.deny_destinations"
 OFFLOAD_BYTES = 64 * 1024  # larger bodies are redacted in a thread, off the event loop
+TIMED_OUT = "aiwarden_upstream_timed_out"  # flow.metadata key
 MAX_HEAD_BYTES = 64 * 1024  # request line and headers; over it: 431, never forwarded
 
 
@@ -58,10 +66,12 @@ class AIWarden:
         self.metrics = Metrics()
         self.audit: AuditLog | None = None
         self.reloader: PolicyReloader | None = None
+        self._timers: dict[str, asyncio.TimerHandle] = {}  # flow id -> upstream timeout
 
     # -- options and lifecycle ---------------------------------------------------------------
 
     def load(self, loader) -> None:
+        upstream_errors.install()
         loader.add_option(
             "aiwarden_policy", str, "policies",
             "aiwarden policy: a directory holding policy.yaml, or a policy file.",
@@ -72,13 +82,19 @@ class AIWarden:
             "or empty for none.",
         )  # fmt: skip
         loader.add_option(
+            "aiwarden_upstream_timeout", int, 300,
+            "aiwarden: seconds a server may take to start answering a request before the "
+            "client gets a 504 (0: no limit).",
+        )  # fmt: skip
+        loader.add_option(
             "aiwarden_policy_watch", int, 2,
             "aiwarden: look for policy changes every this many seconds (0: only on SIGHUP).",
         )  # fmt: skip
 
     def configure(self, updated: set[str]) -> None:
-        if "aiwarden_policy_watch" in updated and ctx.options.aiwarden_policy_watch < 0:
-            raise exceptions.OptionsError("aiwarden_policy_watch must be 0 or more seconds")
+        for name in ("aiwarden_policy_watch", "aiwarden_upstream_timeout"):
+            if name in updated and getattr(ctx.options, name) < 0:
+                raise exceptions.OptionsError(f"{name} must be 0 or more seconds")
         if "aiwarden_policy" in updated:
             try:
                 policy = load_policy(ctx.options.aiwarden_policy)
@@ -313,7 +329,9 @@ class AIWarden:
         return None
 
     def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
-        """Redact the body of requests the policy approves with redaction."""
+        """Redact the body of requests the policy approves with redaction; time the server
+        from here (the request is whole) to its first answer."""
+        self._start_upstream_timer(flow)
         decision = flow.metadata.get("aiwarden")
         if decision is None or decision.action != "redact" or flow.response or flow.error:
             return None
@@ -383,14 +401,75 @@ class AIWarden:
         self._block(flow, blocked, host, status=413)
 
     def error(self, flow: http.HTTPFlow) -> None:
-        """Every flow ends in a response or an error: count the upstream errors by kind."""
-        if flow.error is not None and flow.server_conn.address:
-            self.metrics.upstream_errors(upstream_error_kind(flow.error.msg)).inc()
+        """Every flow ends in a response or an error. An upstream error is counted by kind
+        and, when no answer has begun, answered in the client's format (upstream_errors.py):
+        a 504 when the server was too slow, a 502 otherwise, or the block page when it was
+        our own destination check that stopped the connection."""
+        self._stop_upstream_timer(flow)
+        if flow.error is None or not flow.metadata.get(upstream_errors.UPSTREAM_FAILED):
+            return  # the client's side failed: nobody to answer
+        kind = upstream_error_kind(flow.error.msg)
+        if flow.metadata.get(TIMED_OUT):
+            kind = "timeout"
+        self.metrics.upstream_errors(kind).inc()
+        if flow.response is not None:
+            return
+        try:
+            if kind == "policy":
+                reason = flow.error.msg.removeprefix("aiwarden: ")
+                self._deny(flow, flow.request.pretty_host, reason)
+                return
+            request = flow.request
+            service, _ = self.engine.classify(request.method, request.pretty_host, request.path)
+            reference = new_reference()
+            status = 504 if kind == "timeout" else 502
+            flow.response = upstream_error_response(flow.request, service, status, kind, reference)
+        except Exception:  # mitmproxy's own error page is still sent
+            logger.exception("could not build the upstream error response")
+            return
+        event(
+            "upstream_error",
+            reference=reference,
+            client=flow.client_conn.peername[0],
+            host=flow.request.pretty_host,
+            kind=kind,
+            status=status,
+        )
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
+        self._stop_upstream_timer(flow)
         # Nothing here reads reply bodies: stream them all, so server-sent events and other
         # streamed AI answers reach the client as they are produced.
         flow.response.stream = True
+
+    def _start_upstream_timer(self, flow: http.HTTPFlow) -> None:
+        timeout = ctx.options.aiwarden_upstream_timeout
+        if not timeout or flow.response is not None or flow.error is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # a hook called outside mitmproxy (unit tests): nothing to time
+            return
+        self._timers[flow.id] = loop.call_later(timeout, self._upstream_too_slow, flow)
+
+    def _stop_upstream_timer(self, flow: http.HTTPFlow) -> None:
+        timer = self._timers.pop(flow.id, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _upstream_too_slow(self, flow: http.HTTPFlow) -> None:
+        """Close the server connection; the error hook then answers 504. (mitmproxy 12.3
+        cannot kill a flow in transit, but a closed connection ends it.)"""
+        self._timers.pop(flow.id, None)
+        if flow.response is not None or flow.error is not None:
+            return
+        flow.metadata[TIMED_OUT] = True
+        proxyserver = ctx.master.addons.get("proxyserver")
+        handler = proxyserver.connections.get(flow.client_conn.id) if proxyserver else None
+        try:
+            handler.close_connection(flow.server_conn)
+        except (AttributeError, KeyError):
+            logger.warning("upstream timeout: no live connection to close for %s", flow.id)
 
     # -- upstream connections ------------------------------------------------------------------
 

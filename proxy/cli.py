@@ -193,6 +193,14 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument(
+        "--upstream-timeout",
+        type=int,
+        default=300,
+        metavar="SECONDS",
+        help="how long a server may take to start answering before the client gets a 504 "
+        "(default 300; 0: no limit)",
+    )
+    p.add_argument(
         "--policy-watch",
         type=int,
         default=2,

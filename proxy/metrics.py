@@ -171,7 +171,8 @@ def upstream_error_kind(message: str) -> str:
     """A bounded label for an upstream error message."""
     text = message.lower()
     for kind, needles in (
-        ("refused", ("refused",)),
+        ("refused", ("refused", "errno 111")),
+        ("unreachable", ("unreachable", "no route", "errno 101", "errno 113")),
         ("timeout", ("timeout", "timed out")),
         ("tls", ("tls", "ssl", "certificate", "handshake")),
         ("dns", ("name or service", "getaddrinfo", "resolve", "nodename")),

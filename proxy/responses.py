@@ -88,6 +88,51 @@ def block_response(request: http.Request, block: Block, status: int = STATUS) ->
     return http.Response.make(status, body, _headers(block, ctype))
 
 
+UPSTREAM_FAILURES = {
+    "refused": "the server refused the connection",
+    "unreachable": "the server cannot be reached from here",
+    "timeout": "the server did not answer in time",
+    "tls": "the server's TLS certificate or handshake failed verification",
+    "dns": "the server's name does not resolve",
+    "reset": "the server closed the connection before answering",
+    "other": "the connection to the server failed",
+}
+
+
+def upstream_error_response(
+    request: http.Request, service: Service | None, status: int, kind: str, reference: str
+) -> http.Response:
+    """A 502 or 504 for a request whose upstream failed, in the client's own format. SDKs
+    may retry it: the failure is the server's, not the policy's."""
+    host = request.pretty_host
+    text = (
+        f"aiwarden could not get an answer from {host}: "
+        f"{UPSTREAM_FAILURES.get(kind, UPSTREAM_FAILURES['other'])} [reference {reference}]"
+    )
+    client = client_kind(request, service)
+    headers = {"Cache-Control": "no-store", "X-AIWarden-Reference": reference}
+    if client == "html":
+        page = _ERROR_PAGE.format(status=status, host=html.escape(host), text=html.escape(text))
+        return http.Response.make(
+            status, page.encode(), {**headers, "Content-Type": "text/html; charset=utf-8"}
+        )
+    if client == "text":
+        return http.Response.make(
+            status, (text + "\n").encode(), {**headers, "Content-Type": "text/plain; charset=utf-8"}
+        )
+    if client == "openai":
+        body = {"error": {"message": text, "type": "upstream_error", "code": kind, "param": None}}
+    elif client == "anthropic":
+        body = {"type": "error", "error": {"type": "api_error", "message": text}}
+    elif client == "gemini":
+        body = {"error": {"code": status, "message": text, "status": "UNAVAILABLE"}}
+    else:
+        body = {"error": {"message": text, "kind": kind, "reference": reference}}
+    return http.Response.make(
+        status, json.dumps(body).encode(), {**headers, "Content-Type": "application/json"}
+    )
+
+
 def refuse_response(block: Block) -> http.Response:
     """The answer to a refused CONNECT: no TLS, so plain text is all a client can show."""
     return http.Response.make(
@@ -197,4 +242,12 @@ dt{{font-weight:600}} dd{{margin:0;font-family:ui-monospace,monospace}}
 {contact}
 <footer>Quote the reference when you contact the security team. Filtered by aiwarden.</footer>
 </main></body></html>
+"""
+
+_ERROR_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{status}: {host} did not answer</title>
+<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:4rem auto;color:#1d2330}}
+</style></head>
+<body><h1>{host} did not answer</h1><p>{text}</p>
+<p>This is not a policy block: try again later. Filtered by aiwarden.</p></body></html>
 """

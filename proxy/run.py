@@ -119,6 +119,7 @@ async def _serve(
         "connection_strategy": "lazy",  # blocked hosts are never connected to
         "aiwarden_policy": args.policy,
         "aiwarden_policy_watch": args.policy_watch,
+        "aiwarden_upstream_timeout": args.upstream_timeout,
     }
     if args.worker is None:
         m.addons.add(AdminServer())  # before AIWarden, which protects its address once bound
