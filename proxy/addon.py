@@ -26,7 +26,7 @@ from functools import lru_cache
 
 from mitmproxy import connection, ctx, exceptions, http, tls
 
-from proxy import upstream_errors
+from proxy import deadlines, upstream_errors
 from proxy.audit import AuditLog
 from proxy.destinations import UNRESOLVED, DestinationGuard
 from proxy.engine import INTERCEPT, REFUSE, TUNNEL, Decision, Engine
@@ -51,7 +51,6 @@ logger = logging.getLogger("aiwarden")
 STRICTNESS = {"allow": 0, "monitor": 1, "redact": 2, "block": 3}
 DENIED_RULE = "network.deny_destinations"
 OFFLOAD_BYTES = 64 * 1024  # larger bodies are redacted in a thread, off the event loop
-TIMED_OUT = "aiwarden_upstream_timed_out"  # flow.metadata key
 MAX_HEAD_BYTES = 64 * 1024  # request line and headers; over it: 431, never forwarded
 
 
@@ -66,7 +65,6 @@ class AIWarden:
         self.metrics = Metrics()
         self.audit: AuditLog | None = None
         self.reloader: PolicyReloader | None = None
-        self._timers: dict[str, asyncio.TimerHandle] = {}  # flow id -> upstream timeout
 
     # -- options and lifecycle ---------------------------------------------------------------
 
@@ -82,19 +80,13 @@ class AIWarden:
             "or empty for none.",
         )  # fmt: skip
         loader.add_option(
-            "aiwarden_upstream_timeout", int, 300,
-            "aiwarden: seconds a server may take to start answering a request before the "
-            "client gets a 504 (0: no limit).",
-        )  # fmt: skip
-        loader.add_option(
             "aiwarden_policy_watch", int, 2,
             "aiwarden: look for policy changes every this many seconds (0: only on SIGHUP).",
         )  # fmt: skip
 
     def configure(self, updated: set[str]) -> None:
-        for name in ("aiwarden_policy_watch", "aiwarden_upstream_timeout"):
-            if name in updated and getattr(ctx.options, name) < 0:
-                raise exceptions.OptionsError(f"{name} must be 0 or more seconds")
+        if "aiwarden_policy_watch" in updated and ctx.options.aiwarden_policy_watch < 0:
+            raise exceptions.OptionsError("aiwarden_policy_watch must be 0 or more seconds")
         if "aiwarden_policy" in updated:
             try:
                 policy = load_policy(ctx.options.aiwarden_policy)
@@ -329,9 +321,7 @@ class AIWarden:
         return None
 
     def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
-        """Redact the body of requests the policy approves with redaction; time the server
-        from here (the request is whole) to its first answer."""
-        self._start_upstream_timer(flow)
+        """Redact the body of requests the policy approves with redaction."""
         decision = flow.metadata.get("aiwarden")
         if decision is None or decision.action != "redact" or flow.response or flow.error:
             return None
@@ -405,11 +395,10 @@ class AIWarden:
         and, when no answer has begun, answered in the client's format (upstream_errors.py):
         a 504 when the server was too slow, a 502 otherwise, or the block page when it was
         our own destination check that stopped the connection."""
-        self._stop_upstream_timer(flow)
         if flow.error is None or not flow.metadata.get(upstream_errors.UPSTREAM_FAILED):
             return  # the client's side failed: nobody to answer
         kind = upstream_error_kind(flow.error.msg)
-        if flow.metadata.get(TIMED_OUT):
+        if flow.metadata.get(deadlines.TIMED_OUT):
             kind = "timeout"
         self.metrics.upstream_errors(kind).inc()
         if flow.response is not None:
@@ -437,39 +426,9 @@ class AIWarden:
         )
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
-        self._stop_upstream_timer(flow)
         # Nothing here reads reply bodies: stream them all, so server-sent events and other
         # streamed AI answers reach the client as they are produced.
         flow.response.stream = True
-
-    def _start_upstream_timer(self, flow: http.HTTPFlow) -> None:
-        timeout = ctx.options.aiwarden_upstream_timeout
-        if not timeout or flow.response is not None or flow.error is not None:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # a hook called outside mitmproxy (unit tests): nothing to time
-            return
-        self._timers[flow.id] = loop.call_later(timeout, self._upstream_too_slow, flow)
-
-    def _stop_upstream_timer(self, flow: http.HTTPFlow) -> None:
-        timer = self._timers.pop(flow.id, None)
-        if timer is not None:
-            timer.cancel()
-
-    def _upstream_too_slow(self, flow: http.HTTPFlow) -> None:
-        """Close the server connection; the error hook then answers 504. (mitmproxy 12.3
-        cannot kill a flow in transit, but a closed connection ends it.)"""
-        self._timers.pop(flow.id, None)
-        if flow.response is not None or flow.error is not None:
-            return
-        flow.metadata[TIMED_OUT] = True
-        proxyserver = ctx.master.addons.get("proxyserver")
-        handler = proxyserver.connections.get(flow.client_conn.id) if proxyserver else None
-        try:
-            handler.close_connection(flow.server_conn)
-        except (AttributeError, KeyError):
-            logger.warning("upstream timeout: no live connection to close for %s", flow.id)
 
     # -- upstream connections ------------------------------------------------------------------
 
@@ -670,8 +629,9 @@ def _client_allowed(address: str, networks: tuple) -> bool:
 # `mitmdump -s proxy/addon.py`: the admin listener comes first so the addon can protect it.
 def _script_addons() -> list:
     from proxy.admin import AdminServer
+    from proxy.deadlines import Deadlines
 
-    return [AdminServer(), AIWarden()]
+    return [AdminServer(), AIWarden(), Deadlines()]
 
 
 addons = _script_addons()

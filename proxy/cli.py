@@ -201,6 +201,14 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
         "(default 300; 0: no limit)",
     )
     p.add_argument(
+        "--client-header-timeout",
+        type=int,
+        default=30,
+        metavar="SECONDS",
+        help="how long a client may take to send its request headers before it is "
+        "disconnected (default 30; 0: no limit)",
+    )
+    p.add_argument(
         "--policy-watch",
         type=int,
         default=2,

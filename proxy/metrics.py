@@ -111,7 +111,8 @@ class Metrics:
         self.bad_requests = _Children(
             counter(
                 "aiwarden_bad_requests",
-                "Requests refused before any decision, by reason (header_too_large).",
+                "Requests refused before any decision, by reason "
+                "(header_too_large, header_timeout).",
                 ("reason",),
             )
         )

@@ -2,7 +2,7 @@
 
 Stock mitmdump dispatches every hook to about 35 addons; aiwarden loads the few that move
 traffic (core, proxyserver, next_layer, tlsconfig), proxyauth for optional proxy
-authentication, errorcheck to stop on startup errors, and its own two.
+authentication, errorcheck to stop on startup errors, and its own three.
 
 With `--workers N` (N > 1) this process becomes the supervisor of workers.py, and each worker
 is this same command with hidden options: `--worker I` names it in the logs, `--worker-link
@@ -25,6 +25,7 @@ from mitmproxy.addons import core, errorcheck, next_layer, proxyauth, proxyserve
 from . import ca, logs
 from .addon import AIWarden
 from .admin import AdminServer, parse_address
+from .deadlines import Deadlines
 from .policy import Policy
 from .workers import Supervisor, available_cpus
 
@@ -120,6 +121,7 @@ async def _serve(
         "aiwarden_policy": args.policy,
         "aiwarden_policy_watch": args.policy_watch,
         "aiwarden_upstream_timeout": args.upstream_timeout,
+        "aiwarden_client_header_timeout": args.client_header_timeout,
     }
     if args.worker is None:
         m.addons.add(AdminServer())  # before AIWarden, which protects its address once bound
@@ -130,7 +132,7 @@ async def _serve(
             aiwarden_pac_bypass=args.pac_bypass or [],
             aiwarden_pac_spread=args.pac_spread,
         )
-    m.addons.add(AIWarden(protect))
+    m.addons.add(AIWarden(protect), Deadlines())  # Deadlines reads AIWarden's tunnel choice
     if args.worker_link is not None:
         m.addons.add(WorkerLink(args.worker_link))
     if args.upstream_ca:

@@ -315,6 +315,7 @@ def worker_command(
     command += ["--policy", str(args.policy), "--confdir", str(args.confdir)]
     command += ["--policy-watch", str(args.policy_watch)]
     command += ["--upstream-timeout", str(args.upstream_timeout)]
+    command += ["--client-header-timeout", str(args.client_header_timeout)]
     command += ["--log-level", args.log_level, "--worker", str(index), "--worker-link", str(link)]
     for flag, value in (
         ("--upstream-ca", args.upstream_ca),

@@ -16,7 +16,7 @@ import openai
 import pytest
 from conftest import SHIPPED_CATALOG
 from prometheus_client.parser import text_string_to_metric_families
-from proxyharness import Proxy, Upstream, curl, make_upstream_pki, write_policy
+from proxyharness import Proxy, Upstream, connect_tunnel, curl, make_upstream_pki, write_policy
 
 from proxy import ca
 
@@ -84,7 +84,7 @@ def env(tmp_path_factory):
     untrusted = Upstream(tls=(cert, key))
     reset, silent = FaultyServer("reset"), FaultyServer("silent")
     policy = write_policy(work / "policy", POLICY, SHIPPED_CATALOG)
-    proxy = Proxy(policy, work / "ca", "--upstream-timeout", "2")
+    proxy = Proxy(policy, work / "ca", "--upstream-timeout", "2", "--client-header-timeout", "2")
     yield proxy, work / "ca" / "ca.pem", untrusted, reset, silent
     assert proxy.stop() == 0
     untrusted.close()
@@ -183,3 +183,73 @@ def test_the_anthropic_sdk_raises_its_own_error_with_our_message(env, monkeypatc
     assert raised.value.status_code == 504
     assert raised.value.body["error"]["type"] == "api_error"
     assert "the server did not answer in time" in raised.value.body["error"]["message"]
+
+
+def test_a_client_dribbling_its_headers_is_disconnected(env):
+    """slowloris: one header byte every half second, never finishing."""
+    proxy = env[0]
+    host, port = proxy.address.rsplit(":", 1)
+    start = time.monotonic()
+    with socket.create_connection((host, int(port)), timeout=20) as sock:
+        sock.sendall(b"GET http://localhost/ HTTP/1.1\r\nX-Slow: ")
+        closed = False
+        while time.monotonic() - start < 15:
+            try:
+                sock.sendall(b"a")
+                sock.settimeout(0.5)
+                if sock.recv(1024) == b"":
+                    closed = True
+                    break
+            except TimeoutError:
+                continue
+            except OSError:
+                closed = True
+                break
+    assert closed, "still connected after 15 s"
+    assert time.monotonic() - start >= 2  # its deadline, not at once
+    assert proxy.wait_for(lambda r: r.get("event") == "client_too_slow", timeout=5)
+
+
+def test_a_slow_but_complete_request_is_served(env):
+    proxy = env[0]
+    upstream = Upstream()
+    host, port = proxy.address.rsplit(":", 1)
+    try:
+        with socket.create_connection((host, int(port)), timeout=20) as sock:
+            time.sleep(1)  # under the deadline
+            sock.sendall(f"GET http://localhost:{upstream.port}/page HTTP/1.1\r\n".encode())
+            time.sleep(0.5)
+            sock.sendall(f"Host: localhost:{upstream.port}\r\nConnection: close\r\n\r\n".encode())
+            reply = b""
+            while chunk := sock.recv(65536):
+                reply += chunk
+        assert reply.startswith(b"HTTP/1.1 200")
+    finally:
+        upstream.close()
+
+
+def test_a_quiet_raw_tcp_tunnel_outlives_the_header_deadline(env):
+    """A CONNECT tunnel carrying a non-HTTP protocol is not a slow request."""
+    proxy = env[0]
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+
+    def echo() -> None:
+        conn, _ = server.accept()
+        with conn:
+            while data := conn.recv(1024):
+                conn.sendall(data)
+
+    threading.Thread(target=echo, daemon=True).start()
+    sock, status, _ = connect_tunnel(proxy.address, f"127.0.0.1:{server.getsockname()[1]}")
+    try:
+        assert status == 200
+        sock.sendall(b"SSH-2.0-test\r\n")
+        assert sock.recv(1024) == b"SSH-2.0-test\r\n"
+        time.sleep(3)  # longer than the 2 s header deadline
+        sock.sendall(b"still here\r\n")
+        assert sock.recv(1024) == b"still here\r\n"
+    finally:
+        sock.close()
+        server.close()
