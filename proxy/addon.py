@@ -100,7 +100,11 @@ class AIWarden:
             if self.audit is not None:
                 self.audit.close()
             target = ctx.options.aiwarden_audit_log
-            self.audit = AuditLog(target, self.metrics.audit_errors.inc) if target else None
+            self.audit = (
+                AuditLog(target, self.metrics.audit_errors.inc, self.metrics.audit_ok.set)
+                if target
+                else None
+            )
 
     def prepare(self, policy: Policy) -> tuple[Engine, DestinationGuard]:
         """What a policy needs to decide; built off the event loop on a reload."""
@@ -180,10 +184,14 @@ class AIWarden:
         if self.audit is not None:
             self.audit.close()
 
-    @property
-    def ready(self) -> bool:
+    def readiness(self) -> tuple[bool, str]:
+        """Ready to take traffic: a policy, a listener, and an audit log that is written."""
         proxyserver = ctx.master.addons.get("proxyserver")
-        return self.engine is not None and bool(proxyserver and proxyserver.listen_addrs())
+        if self.engine is None or not (proxyserver and proxyserver.listen_addrs()):
+            return False, "policy or listener missing"
+        if self.audit is not None and self.audit.error is not None:
+            return False, f"the audit log cannot be written: {self.audit.error}"
+        return True, f"policy {self.engine.policy.digest[:12]}, proxy listening"
 
     # -- the client --------------------------------------------------------------------------
 

@@ -252,9 +252,7 @@ class AdminServer:
 
     def readiness(self) -> tuple[bool, str]:
         warden = ctx.master.addons.get("aiwarden")
-        if warden is not None and warden.ready:
-            return True, f"policy {warden.engine.policy.digest[:12]}, proxy listening"
-        return False, "policy or listener missing"
+        return warden.readiness() if warden is not None else (False, "no aiwarden addon")
 
     def metrics(self) -> bytes:
         warden = ctx.master.addons.get("aiwarden")

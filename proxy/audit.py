@@ -47,9 +47,18 @@ def rfc3339(ts: float) -> str:
 
 
 class AuditLog:
-    def __init__(self, target: str, on_error: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        target: str,
+        on_error: Callable[[], None] | None = None,
+        on_health: Callable[[bool], None] | None = None,
+    ) -> None:
+        """`on_error()` for each line lost; `on_health(ok)` when writing starts failing or
+        works again."""
         self.target = target
         self.on_error = on_error or (lambda: None)
+        self.on_health = on_health or (lambda ok: None)
+        self.error: str | None = None  # why the last line could not be written; None: fine
         self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self._reopen = threading.Event()
         self._fd: int | None = None
@@ -82,7 +91,7 @@ class AuditLog:
 
     def _write(self, data: bytes) -> None:
         try:
-            if self._reopen.is_set() or self._fd is None:
+            if self._reopen.is_set() or self._fd is None or self._replaced():
                 self._reopen.clear()
                 self._open()
             written = os.write(self._fd, data)
@@ -90,8 +99,27 @@ class AuditLog:
                 raise OSError(0, f"only {written} of {len(data)} bytes written")
         except OSError as e:
             self.on_error()
-            logger.error("audit log %s: cannot write: %s", self.target, e.strerror or e)
             self._close()  # try to open it again for the next line
+            if self.error is None:  # logged once, not for every line while it lasts
+                self.error = str(e.strerror or e)
+                logger.error("audit log %s: cannot write: %s", self.target, self.error)
+                self.on_health(False)
+            return
+        if self.error is not None:
+            logger.warning("audit log %s: writing again after: %s", self.target, self.error)
+            self.error = None
+            self.on_health(True)
+
+    def _replaced(self) -> bool:
+        """Whether the file was removed or moved away without a SIGHUP (lines written to
+        it now would be lost)."""
+        if self.target == "-":
+            return False
+        try:
+            ours, there = os.fstat(self._fd), os.stat(self.target)
+        except OSError:
+            return True
+        return (ours.st_ino, ours.st_dev) != (there.st_ino, there.st_dev)
 
     def _open(self) -> None:
         self._close()

@@ -119,6 +119,14 @@ class Metrics:
         self.audit_errors = counter(
             "aiwarden_audit_write_errors", "Audit log lines that could not be written."
         )
+        self.audit_ok = Gauge(
+            "aiwarden_audit_log_ok",
+            "1 while audit lines are written, 0 while writing fails (the proxy keeps "
+            "deciding; /readyz says not ready).",
+            registry=r,
+            multiprocess_mode="livemin",
+        )
+        self.audit_ok.set(1)
         self.policy_reloads = _Children(
             counter(
                 "aiwarden_policy_reloads",

@@ -106,7 +106,9 @@ class Supervisor:
         self.workers: list[Worker] = []
         self.metrics_dir = tempfile.mkdtemp(prefix="aiwarden-metrics-")
         self.registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(self.registry, path=self.metrics_dir)
+        self.workers_metrics = multiprocess.MultiProcessCollector(
+            self.registry, path=self.metrics_dir
+        )
         Gauge(
             "aiwarden_workers", "Worker processes configured (--workers).", registry=self.registry
         ).set(count)
@@ -128,8 +130,20 @@ class Supervisor:
 
     def readiness(self) -> tuple[bool, str]:
         serving = sum(w.serving for w in self.workers)
+        if serving == 0:
+            return False, f"0 of {self.count} workers serving"
+        if self._audit_failing():
+            return False, "the audit log cannot be written (see the workers' log lines)"
         digest = self._policy.digest[:12]
-        return serving > 0, f"{serving} of {self.count} workers serving, policy {digest}"
+        return True, f"{serving} of {self.count} workers serving, policy {digest}"
+
+    def _audit_failing(self) -> bool:
+        return any(
+            sample.value == 0
+            for family in self.workers_metrics.collect()
+            if family.name == "aiwarden_audit_log_ok"
+            for sample in family.samples
+        )
 
     def metrics(self) -> bytes:
         return generate_latest(self.registry)

@@ -8,6 +8,7 @@ import os
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -208,5 +209,77 @@ def test_audit_log_to_stdout_for_container_log_collection(tmp_path):
         curl("-s", "--proxy", proxy.url, "http://claude.ai/to-stdout")
         line = proxy.wait_for(lambda r: r.get("path") == "/to-stdout" and "event" not in r)
         assert line["action"] == "block" and set(line) >= {"ts", "id", "client", "rule"}
+    finally:
+        assert proxy.stop() == 0
+
+
+def audit_ok(proxy: Proxy) -> float:
+    return value(metrics(proxy), "aiwarden_audit_log_ok")
+
+
+def test_a_removed_audit_log_is_made_again_without_a_signal(tmp_path):
+    ca.init(tmp_path / "ca")
+    audit = tmp_path / "audit.jsonl"
+    proxy = Proxy(write_policy(tmp_path / "p", POLICY, SHIPPED_CATALOG), tmp_path / "ca",
+                  "--audit-log", str(audit))  # fmt: skip
+    try:
+        curl("-s", "--proxy", proxy.url, "http://claude.ai/first")
+        assert [line["path"] for line in audit_lines(audit, 1)] == ["/first"]
+        audit.unlink()  # an operator's mistake, or a rotation without SIGHUP
+        curl("-s", "--proxy", proxy.url, "http://claude.ai/second")
+        assert [line["path"] for line in audit_lines(audit, 1)] == ["/second"]
+        assert audit_ok(proxy) == 1
+    finally:
+        assert proxy.stop() == 0
+
+
+def test_an_audit_log_that_cannot_be_written_makes_the_proxy_unready(tmp_path):
+    """The proxy keeps deciding, counts what it loses, and says so in /readyz until the
+    audit log can be written again."""
+    ca.init(tmp_path / "ca")
+    audit = tmp_path / "audit.jsonl"
+    proxy = Proxy(write_policy(tmp_path / "p", POLICY, SHIPPED_CATALOG), tmp_path / "ca",
+                  "--audit-log", str(audit))  # fmt: skip
+    ready = f"http://{proxy.admin}/readyz"
+    try:
+        curl("-s", "--proxy", proxy.url, "http://claude.ai/before")
+        audit_lines(audit, 1)
+        audit.unlink()
+        audit.mkdir()  # now the name cannot be opened as a file
+        blocked = curl("-si", "--proxy", proxy.url, "http://claude.ai/while-broken")
+        assert blocked.stdout.startswith("HTTP/1.1 403")  # still deciding
+        proxy.wait_for(lambda r: "cannot write" in r.get("msg", ""))
+        assert audit_ok(proxy) == 0
+        assert value(metrics(proxy), "aiwarden_audit_write_errors_total") == 1
+        r = httpx.get(ready)
+        assert r.status_code == 503
+        assert r.text.startswith("not ready: the audit log cannot be written: Is a directory")
+        audit.rmdir()  # fixed: the next line is written, and the proxy is ready again
+        curl("-s", "--proxy", proxy.url, "http://claude.ai/after")
+        assert [line["path"] for line in audit_lines(audit, 1)] == ["/after"]
+        assert audit_ok(proxy) == 1 and httpx.get(ready).status_code == 200
+    finally:
+        assert proxy.stop() == 0
+
+
+def test_a_full_disk_is_counted_and_reported(tmp_path):
+    if not Path("/dev/full").exists():
+        pytest.skip("/dev/full is missing: no way to make writes fail with ENOSPC here")
+    ca.init(tmp_path / "ca")
+    proxy = Proxy(write_policy(tmp_path / "p", POLICY, SHIPPED_CATALOG), tmp_path / "ca",
+                  "--audit-log", "/dev/full")  # fmt: skip
+    try:
+        for i in range(3):
+            r = curl("-si", "--proxy", proxy.url, f"http://claude.ai/full-{i}")
+            assert r.stdout.startswith("HTTP/1.1 403")
+        deadline = time.monotonic() + 10
+        while value(metrics(proxy), "aiwarden_audit_write_errors_total") < 3:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert audit_ok(proxy) == 0
+        reply = httpx.get(f"http://{proxy.admin}/readyz")
+        assert reply.status_code == 503 and "No space left on device" in reply.text
+        errors = [r for r in proxy.drain() if "cannot write" in r.get("msg", "")]
+        assert len(errors) == 1  # logged once, not per line
     finally:
         assert proxy.stop() == 0

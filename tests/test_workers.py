@@ -245,3 +245,17 @@ def socket_on_loopback():
     s.bind(("127.0.0.1", 0))
     s.listen()
     return s
+
+
+def test_an_audit_log_failing_in_a_worker_makes_the_supervisor_unready(confdir):
+    if not Path("/dev/full").exists():
+        pytest.skip("/dev/full is missing: no way to make writes fail with ENOSPC here")
+    proxy = Proxy(SHIPPED, confdir, "--workers", "2", "--audit-log", "/dev/full")
+    try:
+        assert httpx.get(f"http://{proxy.admin}/readyz").status_code == 200
+        assert all(r.startswith(b"HTTP/1.1 403") for r in block_many(proxy, 10))
+        wait_until(lambda: httpx.get(f"http://{proxy.admin}/readyz").status_code == 503)
+        assert "audit log cannot be written" in httpx.get(f"http://{proxy.admin}/readyz").text
+        assert metrics(proxy)[("aiwarden_audit_log_ok", ())] == 0
+    finally:
+        assert proxy.stop() == 0
