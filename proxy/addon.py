@@ -51,6 +51,8 @@ logger = logging.getLogger("aiwarden")
 STRICTNESS = {"allow": 0, "monitor": 1, "redact": 2, "block": 3}
 DENIED_RULE = "network.deny_destinations"
 OFFLOAD_BYTES = 64 * 1024  # larger bodies are redacted in a thread, off the event loop
+BLOCKED_ANSWER = "aiwarden_blocked_answer"  # flow.metadata: sent when the sink is refused
+SINK = ("aiwarden-blocked.invalid", 9)  # where a blocked request's body would go: nowhere
 MAX_HEAD_BYTES = 64 * 1024  # request line and headers; over it: 431, never forwarded
 
 
@@ -405,6 +407,9 @@ class AIWarden:
         our own destination check that stopped the connection."""
         if flow.error is None or not flow.metadata.get(upstream_errors.UPSTREAM_FAILED):
             return  # the client's side failed: nobody to answer
+        if (answer := flow.metadata.pop(BLOCKED_ANSWER, None)) is not None:
+            flow.response = answer  # a block decided before the body (see _block_before_body)
+            return
         kind = upstream_error_kind(flow.error.msg)
         if flow.metadata.get(deadlines.TIMED_OUT):
             kind = "timeout"
@@ -443,6 +448,9 @@ class AIWarden:
     def server_connect(self, data) -> Awaitable[None] | None:
         """The last check before any upstream connection (a name may have been resolved
         again since the request was decided); waits only when the name must be looked up."""
+        if data.server.address == SINK:
+            data.server.error = "aiwarden: blocked before its body"
+            return None
         try:
             host, port = data.server.address
             host = normalize_host(host)
@@ -517,10 +525,23 @@ class AIWarden:
         block = Block(decision, new_reference(), service, host)
         # no "100 Continue": a client that waits for it sends no body we would only drop
         flow.request.headers.pop("expect", None)
-        flow.response = (
-            refuse_response(block) if refuse else block_response(flow.request, block, status)
-        )
+        if refuse:
+            flow.response = refuse_response(block)
+        elif flow.request.raw_content is None and _may_have_body(flow.request):
+            self._block_before_body(flow, block_response(flow.request, block, status))
+        else:
+            flow.response = block_response(flow.request, block, status)
         self._record(flow, decision, host, block.reference)
+
+    @staticmethod
+    def _block_before_body(flow: http.HTTPFlow, answer: http.Response) -> None:
+        """Answer without reading the body. A response set now would be sent only after
+        mitmproxy has read, and held in memory, the whole body. Instead the request is
+        streamed toward an address server_connect refuses, and the error hook sends the
+        answer (upstream_errors.py); the body is never read."""
+        flow.metadata[BLOCKED_ANSWER] = answer
+        flow.request.stream = True
+        flow.request.host, flow.request.port = SINK
 
     def _deny(self, flow: http.HTTPFlow, host: str, reason: str, refuse: bool = False) -> None:
         decision = Decision(
@@ -600,6 +621,18 @@ def _redact_or_error(raw: bytes, content_type: str, profile) -> Result | Unparse
         return redact_body(raw, content_type, profile)
     except Unparseable as e:
         return e
+
+
+def _may_have_body(request: http.Request) -> bool:
+    headers = request.headers
+    if "transfer-encoding" in headers:
+        return True
+    if "content-length" in headers:
+        return headers["content-length"].strip() not in ("", "0")
+    # HTTP/2 and 3 may send a body without announcing its length
+    return request.method in ("POST", "PUT", "PATCH") and not request.http_version.startswith(
+        "HTTP/1"
+    )
 
 
 def _head_bytes(request: http.Request) -> int:

@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import ssl
 import sys
 from pathlib import Path
@@ -629,3 +630,33 @@ def test_an_unparseable_body_is_refused_with_a_clear_message(proxy, pki, tls_ups
     assert "could not check this request for secrets and personal data" in message
     assert "not valid JSON" in message
     assert len(tls_upstream.bodies) == before
+
+
+def test_a_blocked_upload_is_answered_before_its_body(proxy):
+    """Headers announcing 100 MB, then 1 KB: the 403 comes at once. (mitmproxy reads the
+    whole body before sending a response an addon set, and holds it in memory.)"""
+    host, port = proxy.address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(
+            b"POST http://chatgpt.com/backend-api/files HTTP/1.1\r\nHost: chatgpt.com\r\n"
+            b"Content-Type: application/octet-stream\r\nContent-Length: 100000000\r\n"
+            b"Expect: 100-continue\r\n\r\n" + b"x" * 1024
+        )
+        reply = b""
+        while b"\r\n\r\n" not in reply:
+            chunk = sock.recv(65536)  # a 10 s timeout: a proxy waiting for the body fails here
+            assert chunk, reply
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 403"), reply[:200]
+    assert b"x-aiwarden-rule: block-ai" in reply.lower()
+    assert b"100 continue" not in reply.lower()
+
+
+def test_a_blocked_upload_over_http2_is_answered_before_its_body(proxy, pki, tmp_path):
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"x" * (20 * 1024 * 1024))
+    r = curl("-s", "--http2", "-o", "/dev/null", "-w", "%{http_version} %{http_code}",
+             "--proxy", proxy.url, "--cacert", str(pki["cafile"]), "--limit-rate", "1M",
+             "--data-binary", f"@{big}", "https://chatgpt.com/backend-api/files",
+             timeout=15)  # fmt: skip
+    assert r.stdout == "2 403"  # at 1 MB/s the whole body would take 20 s
