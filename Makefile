@@ -20,7 +20,7 @@ done; \
 echo "no Python >= 3.12 found: install python3.12 or set PYTHON=/path/to/python3.12" >&2; exit 1
 endef
 
-.PHONY: install run test lint bench check clean
+.PHONY: install run test lint bench soak check clean
 
 install: $(STAMP)
 
@@ -50,6 +50,9 @@ bench: install
 	$(PY) bench/proxy_bench.py
 	$(PY) bench/workers_bench.py
 	$(PY) bench/redaction_bench.py
+
+soak: install  # ten minutes of steady mixed load, memory sampled
+	$(PY) bench/soak_bench.py
 
 check: install
 	$(VENV)/bin/aiwarden check --policy $(POLICY)

@@ -133,8 +133,8 @@ def per_core(run: dict) -> float:
     return round(run["rps"] / run["proxy_cores"]) if run["proxy_cores"] else 0
 
 
-def tree_cpu_seconds(pid: int) -> float:
-    """User and system CPU time of a process and all its descendants, from /proc."""
+def _proc_stats() -> dict[int, tuple[int, int]]:
+    """pid -> (parent pid, user + system CPU ticks), from /proc."""
     stats = {}
     for path in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -142,15 +142,27 @@ def tree_cpu_seconds(pid: int) -> float:
         except OSError:
             continue
         stats[int(path.parent.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
-    tree, total, grown = {pid}, 0, True
+    return stats
+
+
+def tree_pids(pid: int, stats: dict[int, tuple[int, int]] | None = None) -> set[int]:
+    """A process and all its descendants."""
+    stats = stats if stats is not None else _proc_stats()
+    tree, grown = {pid}, True
     while grown:
         grown = False
         for child, (parent, _) in stats.items():
             if parent in tree and child not in tree:
                 tree.add(child)
                 grown = True
-    total = sum(stats[p][1] for p in tree if p in stats)
-    return total / os.sysconf("SC_CLK_TCK")
+    return tree
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process and all its descendants."""
+    stats = _proc_stats()
+    ticks = sum(stats[p][1] for p in tree_pids(pid, stats) if p in stats)
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 if __name__ == "__main__":

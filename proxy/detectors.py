@@ -16,7 +16,7 @@ import math
 import re
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import repeat
 from typing import ClassVar
@@ -77,7 +77,17 @@ def card_valid(text: str) -> bool:
     digits = re.sub(r"[ -]", "", text)
     if not 13 <= len(digits) <= 19 or len(set(digits)) < 2:
         return False
+    groups = tuple(len(g) for g in re.split(r"[ -]+", text))
+    if len(groups) > 1 and not _card_grouping(groups):
+        return False  # "415 555 0100 4111 1111" is a phone number and more, not a card
     return bool(_CARD_PREFIX.match(digits)) and luhn_valid(digits)
+
+
+def _card_grouping(groups: tuple[int, ...]) -> bool:
+    """How cards are written: fours (the last group may be shorter), or 4-6-5 / 4-6-4."""
+    if groups in ((4, 6, 5), (4, 6, 4)):
+        return True
+    return all(g == 4 for g in groups[:-1]) and 1 <= groups[-1] <= 4
 
 
 def iban_valid(text: str) -> bool:
@@ -281,7 +291,8 @@ def custom_pattern(id: str, pattern: str) -> Detector:
 
 
 _NOT_DIGITS = str.maketrans("", "", " ().-")
-_DIGIT_RUN = re.compile(r"[0-9][0-9 ().-]{6,22}[0-9]")  # every number-shaped detector needs one
+# every number-shaped detector needs one; maximal, since a run may hold several numbers
+_DIGIT_RUN = re.compile(r"[0-9](?:[0-9 ().-]*[0-9])?")
 
 
 class _Text:
@@ -309,7 +320,15 @@ class _Text:
             for m in _DIGIT_RUN.finditer(text):
                 run, start = m.group(), m.start()
                 digits = len(run.translate(_NOT_DIGITS))
-                glued = start > 0 and (text[start - 1].isalpha() or text[start - 1] == "_")
+                if digits < 7:  # fewer than any number-shaped detector needs
+                    continue
+                # glued: a bare number inside a word ("abc123..."); with a separator in the
+                # run, what follows the separator can still be a number of its own
+                glued = (
+                    start > 0
+                    and (text[start - 1].isalpha() or text[start - 1] == "_")
+                    and digits == len(run)
+                )
                 runs.append((start, m.end(), digits, glued))
             self._digit_runs = runs
         return self._digit_runs
@@ -335,9 +354,10 @@ class _Text:
         text when it has neither; nothing when its keywords do not occur."""
         n = len(self.text)
         if d.digits:
-            low, high = d.digits
+            low = d.digits[0]  # more digits than its maximum still count: the run may
+            # hold several numbers
             runs = [(a, b) for a, b, digits, glued in self.digit_runs
-                    if low <= digits <= high and (d.after_letters or not glued)]  # fmt: skip
+                    if low <= digits and (d.after_letters or not glued)]  # fmt: skip
             return _merge(runs, d.window, n)
         if not d.keywords and not d.keywords_folded:
             return [(0, n)]
@@ -453,9 +473,9 @@ def scan(text: str, detectors: tuple[Detector, ...]) -> list[Finding]:
             matches = (m for m in map(d.regex.match, repeat(text), starts) if m)
         else:
             matches = (m for a, b in shared.windows(d, order)
-                       for m in d.regex.finditer(text, a, b))  # fmt: skip
+                       for m in _valid_matches(d, text, a, b))  # fmt: skip
         for m in matches:
-            if d.validate is not None and not d.validate(m.group(d.span_group)):
+            if starts is not None and not _valid(d, m):  # (windows yield valid ones only)
                 continue
             start, end = m.span(d.span_group)
             if end > start:
@@ -468,6 +488,35 @@ def scan(text: str, detectors: tuple[Detector, ...]) -> list[Finding]:
             findings.append(Finding(kind, start, start - negative_length))
             last_end = start - negative_length
     return findings
+
+
+def _valid_matches(d: Detector, text: str, start: int, end: int) -> Iterator[re.Match]:
+    """Like finditer, but a match that fails validation is tried again cut short at each
+    whitespace ("+1 415 555 0100  4111 1111 1111 1111" first matches the phone pattern as a
+    whole), and then the search goes on from the next character, not after the match
+    ("2 4111 1111 1111 1111" must still find the card after the first digit)."""
+    position = start
+    while position < end and (m := d.regex.search(text, position, end)):
+        found = m if _valid(d, m) else _shorter_valid(d, text, m)
+        if found is not None:
+            yield found
+            position = max(found.end(), found.start() + 1)
+        else:
+            position = m.start() + 1
+
+
+def _valid(d: Detector, m: re.Match) -> bool:
+    return d.validate is None or d.validate(m.group(d.span_group))
+
+
+def _shorter_valid(d: Detector, text: str, m: re.Match) -> re.Match | None:
+    a, b = m.span()
+    for cut in range(b - 1, a, -1):  # longest first
+        if text[cut].isspace() and not text[cut - 1].isspace():
+            short = d.regex.fullmatch(text, a, cut)
+            if short is not None and _valid(d, short):
+                return short
+    return None
 
 
 def redact_text(

@@ -134,7 +134,10 @@ def gc_paused() -> Iterator[None]:
 
 
 def _load_policy(path: Path) -> Policy:
-    file = path / "policy.yaml" if path.is_dir() else path
+    try:
+        file = path / "policy.yaml" if path.is_dir() else path
+    except (OSError, ValueError):  # unreadable, or a NUL byte: reported when it is read
+        file = path
     problems = Problems()
     doc = load_yaml(file, problems)
     if not isinstance(doc, Mapping):
@@ -197,12 +200,17 @@ class _PolicyReader:
         services: list[Service] = []
         files: list[Path] = []
         for text, line in dirs:
-            directory = (self.file.parent / text).resolve()
-            if not directory.is_dir():
+            try:
+                directory = (self.file.parent / text).resolve()
+                usable = directory.is_dir()
+            except (OSError, ValueError):  # a NUL byte, a loop of symlinks...
+                usable = False
+            if not usable:
                 self.problems.add(
                     self.name,
                     line,
-                    f"catalog directory {text!r} does not exist (looked in {directory})",
+                    f"catalog directory {text!r} does not exist "
+                    f"(relative paths start from {self.file.parent})",
                 )
                 continue
             files.extend(sorted(directory.glob("*.yaml")))

@@ -86,8 +86,8 @@ def load_yaml(path: Path, problems: Problems) -> Any:
     name = str(path)
     try:
         text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        problems.add(name, 0, f"cannot read: {e.strerror or e}")
+    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the path
+        problems.add(name, 0, f"cannot read: {getattr(e, 'strerror', None) or e}")
         return None
     except UnicodeDecodeError as e:
         problems.add(name, 0, f"not UTF-8 text: {e.reason}")
@@ -103,8 +103,13 @@ def load_yaml(path: Path, problems: Problems) -> Any:
         line = mark.line + 1 if mark else 0
         problems.add(name, line, f"YAML syntax error: {e.problem or e.context}")
         return None
+    except yaml.reader.ReaderError as e:  # a character YAML does not allow
+        line = text.count("\n", 0, e.position) + 1
+        character = f"#x{e.character:04x}" if isinstance(e.character, int) else repr(e.character)
+        problems.add(name, line, f"YAML error: character {character}: {e.reason}")
+        return None
     except yaml.YAMLError as e:
-        problems.add(name, 0, f"YAML error: {e}")
+        problems.add(name, 0, f"YAML error: {' '.join(str(e).split())}")
         return None
     finally:
         loader.dispose()

@@ -116,6 +116,8 @@ class Upstream:
 
             def setup(self) -> None:
                 upstream.connections += 1
+                if isinstance(self.request, ssl.SSLSocket):  # here, not in the accept loop
+                    self.request.do_handshake()
                 super().setup()
 
             def _record(self) -> None:
@@ -185,7 +187,9 @@ class Upstream:
         if self.tls:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(*self.tls)
-            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+            self.server.socket = context.wrap_socket(
+                self.server.socket, server_side=True, do_handshake_on_connect=False
+            )
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
