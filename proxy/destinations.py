@@ -4,6 +4,7 @@ link-local...), also when a name resolves there, and the proxy's own listeners."
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 import time
@@ -80,11 +81,20 @@ class DestinationGuard:
                 return f"{host} resolves to {reason}"
         return None
 
+    def check_resolved(self, host: str, port: int, infos: list) -> list:
+        """getaddrinfo's answer for a connection about to be made, or OSError when any of
+        its addresses is denied (see run.GuardedLoop)."""
+        addresses = tuple(a for a in (_ip(info[4][0]) for info in infos) if a is not None)
+        reason = self._why_denied_name(host, port, addresses)
+        if reason:
+            raise OSError(f"aiwarden: {reason}")
+        return infos
+
     async def _resolve(self, host: str, port: int) -> tuple[IPAddress, ...]:
+        # straight to the resolver: the loop's own getaddrinfo may be the guarded one
+        lookup = functools.partial(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
         try:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                host, port, type=socket.SOCK_STREAM
-            )
+            infos = await asyncio.get_running_loop().run_in_executor(None, lookup)
         except (OSError, UnicodeError):
             addresses: tuple[IPAddress, ...] = ()
         else:

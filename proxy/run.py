@@ -17,6 +17,7 @@ import asyncio
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from mitmproxy import ctx, exceptions, master, options
@@ -26,6 +27,7 @@ from . import ca, logs
 from .addon import AIWarden
 from .admin import AdminServer, parse_address
 from .deadlines import Deadlines
+from .destinations import DestinationGuard
 from .policy import Policy
 from .workers import Supervisor, available_cpus
 
@@ -57,16 +59,39 @@ def run(args: argparse.Namespace, policy: Policy) -> int:
     try:
         if workers > 1:
             return asyncio.run(Supervisor(args, workers, listen, policy).run())
-        if args.worker is not None:  # SO_REUSEPORT: the other workers listen on this port too
-            return asyncio.run(_serve(args, listen, confdir, protect), loop_factory=SharedPortLoop)
-        return asyncio.run(_serve(args, listen, confdir, []))
+        # SO_REUSEPORT for a worker: the other workers listen on this port too
+        loop = SharedPortLoop if args.worker is not None else GuardedLoop
+        if args.worker is None:
+            protect = []  # this process's own admin listener is protected once it is bound
+        return asyncio.run(_serve(args, listen, confdir, protect), loop_factory=loop)
     except KeyboardInterrupt:
         return 0
 
 
-class SharedPortLoop(asyncio.SelectorEventLoop):
-    """An event loop whose servers bind with SO_REUSEPORT (mitmproxy opens its listener with
-    a plain asyncio.start_server, which has no other way to ask for it)."""
+class GuardedLoop(asyncio.SelectorEventLoop):
+    """An event loop whose getaddrinfo refuses names resolving to a denied destination.
+
+    The addon checks names when it decides and again in server_connect, but mitmproxy then
+    resolves the name once more to connect: a name that answers differently the second time
+    (DNS rebinding, towards the metadata address or loopback) would get through. Every
+    connection mitmproxy makes resolves through this method, so the check happens on the
+    very answer it connects with. The refusal reads "aiwarden: ...", which the addon answers
+    with its block response."""
+
+    guard_of: Callable[[], DestinationGuard] | None = None
+
+    async def getaddrinfo(self, host, port, *, family=0, type=0, proto=0, flags=0):
+        infos = await super().getaddrinfo(
+            host, port, family=family, type=type, proto=proto, flags=flags
+        )
+        if self.guard_of is None or not isinstance(host, str):
+            return infos
+        return self.guard_of().check_resolved(host, int(port or 0), infos)
+
+
+class SharedPortLoop(GuardedLoop):
+    """A guarded loop whose servers bind with SO_REUSEPORT (mitmproxy opens its listener
+    with a plain asyncio.start_server, which has no other way to ask for it)."""
 
     async def create_server(self, *args, **kwargs):
         kwargs.setdefault("reuse_port", True)
@@ -132,7 +157,11 @@ async def _serve(
             aiwarden_pac_bypass=args.pac_bypass or [],
             aiwarden_pac_spread=args.pac_spread,
         )
-    m.addons.add(AIWarden(protect), Deadlines())  # Deadlines reads AIWarden's tunnel choice
+    warden = AIWarden(protect)
+    m.addons.add(warden, Deadlines())  # Deadlines reads AIWarden's tunnel choice
+    loop = asyncio.get_running_loop()
+    if isinstance(loop, GuardedLoop):
+        loop.guard_of = lambda: warden.guard
     if args.worker_link is not None:
         m.addons.add(WorkerLink(args.worker_link))
     if args.upstream_ca:
@@ -146,7 +175,6 @@ async def _serve(
     except exceptions.OptionsError as e:
         print(f"aiwarden run: {e}", file=sys.stderr)
         return 2
-    loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, m.shutdown)
     loop.add_signal_handler(signal.SIGHUP, _on_sighup, m)

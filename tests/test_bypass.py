@@ -234,3 +234,31 @@ def test_allowed_traffic_still_flows(env):
     status, _ = tls_request(proxy, f"localhost:{tls.port}", "localhost", "localhost", cafile)
     assert status == 200
     assert (plain.connections, tls.connections) == (before[0] + 1, before[1] + 1)
+
+
+def test_the_resolver_mitmproxy_connects_with_refuses_a_rebound_name(tmp_path):
+    """DNS rebinding: a name can resolve to a public address when it is checked and to the
+    metadata address or loopback a moment later, when mitmproxy resolves it again to
+    connect. aiwarden's event loop checks that second answer too."""
+    import asyncio
+
+    from proxy.destinations import DestinationGuard
+    from proxy.policy import load_policy
+    from proxy.run import GuardedLoop
+
+    policy = load_policy(write_policy(
+        tmp_path, "network: {deny_destinations: [127.0.0.0/8]}\nrules: []\n", SHIPPED_CATALOG
+    ))  # fmt: skip
+    server = Upstream()
+    loop = GuardedLoop()
+    loop.guard_of = lambda: DestinationGuard(policy.deny_destinations)
+    try:
+        with pytest.raises(OSError, match=r"^aiwarden: localhost resolves to 127\.0\.0\.1"):
+            loop.run_until_complete(asyncio.open_connection("localhost", server.port))
+        assert server.connections == 0
+        loop.guard_of = lambda: DestinationGuard(())  # nothing denied: it connects
+        _, writer = loop.run_until_complete(asyncio.open_connection("localhost", server.port))
+        writer.close()
+    finally:
+        loop.close()
+        server.close()
