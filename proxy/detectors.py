@@ -158,12 +158,18 @@ def generic_secret_valid(value: str) -> bool:
 _DATE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}\b|\d{1,2}[./-]\d{1,2}[./-]\d{2,4}\b")
 
 
+# a North American number: optional 1, area code and exchange not starting with 0 or 1
+_NANP_SHAPE = re.compile(r"1?[2-9]\d\d[2-9]\d{6}")
+
+
 def phone_valid(text: str) -> bool:
     """International numbers with their `+`; without it, only North American numbers
     (national formats of other countries look too much like other numbers)."""
     digits = sum(c.isdigit() for c in text)
     if not 8 <= digits <= 15 or _DATE.match(text):
         return False
+    if not text.startswith("+") and not _NANP_SHAPE.fullmatch(re.sub(r"\D", "", text)):
+        return False  # the cheap test first: libphonenumber costs about a millisecond
     try:
         number = phonenumbers.parse(text, None if text.startswith("+") else "US")
     except phonenumbers.NumberParseException:
@@ -292,7 +298,7 @@ def custom_pattern(id: str, pattern: str) -> Detector:
 
 _NOT_DIGITS = str.maketrans("", "", " ().-")
 # every number-shaped detector needs one; maximal, since a run may hold several numbers
-_DIGIT_RUN = re.compile(r"[0-9](?:[0-9 ().-]*[0-9])?")
+_DIGIT_RUN = re.compile(r"[0-9][0-9 ().-]{5,}[0-9]")  # 7 characters at least
 
 
 class _Text:
