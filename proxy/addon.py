@@ -483,6 +483,8 @@ class AIWarden:
         """Run a decision; an exception applies on_error instead of mitmproxy's default of
         letting the flow go on."""
         if flow.response or flow.error:  # answered already, e.g. proxyauth's 407
+            if flow.response and flow.response.status_code == 407:
+                self.metrics.bad_requests("proxy_auth").inc()
             return None
         try:
             return decide(flow)

@@ -112,7 +112,7 @@ class Metrics:
             counter(
                 "aiwarden_bad_requests",
                 "Requests refused before any decision, by reason "
-                "(header_too_large, header_timeout).",
+                "(header_too_large, header_timeout, proxy_auth).",
                 ("reason",),
             )
         )

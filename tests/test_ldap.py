@@ -12,6 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from conftest import SHIPPED_CATALOG
 from proxyharness import Proxy, Upstream, write_policy
@@ -153,6 +154,14 @@ def request(proxy: Proxy, upstream: Upstream, credentials: str | None) -> bytes:
     return reply
 
 
+def auth_refusals(proxy: Proxy) -> float:
+    text = httpx.get(f"http://{proxy.admin}/metrics").text
+    for line in text.splitlines():
+        if line.startswith('aiwarden_bad_requests_total{reason="proxy_auth"}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
 def test_the_right_password_gets_the_users_rules_and_audit(env):
     proxy, upstream, audit = env
     reply = request(proxy, upstream, "alice:alice-password")
@@ -176,10 +185,10 @@ def test_another_user_falls_to_the_block_rule(env):
 )
 def test_bad_or_missing_credentials_get_a_407_and_reach_nothing(env, credentials):
     proxy, upstream, _ = env
-    before = upstream.connections
+    before = upstream.connections, auth_refusals(proxy)
     reply = request(proxy, upstream, credentials)
     assert reply.startswith(b"HTTP/1.1 407"), reply[:300]
-    assert upstream.connections == before
+    assert (upstream.connections, auth_refusals(proxy)) == (before[0], before[1] + 1)
 
 
 def test_an_unreachable_ldap_server_fails_closed(tmp_path):
