@@ -36,7 +36,10 @@ def run(args: argparse.Namespace, policy: Policy) -> int:
     logs.setup(args.log_level, args.worker)
     try:
         listen = parse_address(args.listen)
-        protect = [parse_address(a) for a in (args.admin, args.protect) if a]
+        if args.admin:
+            parse_address(args.admin)
+        # a worker never connects to its supervisor's admin listener
+        protect = [parse_address(args.protect)] if args.protect else []
     except ValueError as e:
         print(f"aiwarden run: {e}", file=sys.stderr)
         return 2
@@ -61,8 +64,6 @@ def run(args: argparse.Namespace, policy: Policy) -> int:
             return asyncio.run(Supervisor(args, workers, listen, policy).run())
         # SO_REUSEPORT for a worker: the other workers listen on this port too
         loop = SharedPortLoop if args.worker is not None else GuardedLoop
-        if args.worker is None:
-            protect = []  # this process's own admin listener is protected once it is bound
         return asyncio.run(_serve(args, listen, confdir, protect), loop_factory=loop)
     except KeyboardInterrupt:
         return 0
