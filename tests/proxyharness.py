@@ -116,9 +116,17 @@ class Upstream:
 
             def setup(self) -> None:
                 upstream.connections += 1
+                self.handshake_failed = False
                 if isinstance(self.request, ssl.SSLSocket):  # here, not in the accept loop
-                    self.request.do_handshake()
+                    try:
+                        self.request.do_handshake()
+                    except (ssl.SSLError, OSError):  # e.g. a client that refused our cert
+                        self.handshake_failed = True
                 super().setup()
+
+            def handle(self) -> None:
+                if not self.handshake_failed:
+                    super().handle()
 
             def _record(self) -> None:
                 upstream.requests.append((self.command, self.path, dict(self.headers)))
