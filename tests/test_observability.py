@@ -253,7 +253,8 @@ def test_an_audit_log_that_cannot_be_written_makes_the_proxy_unready(tmp_path):
         assert value(metrics(proxy), "aiwarden_audit_write_errors_total") == 1
         r = httpx.get(ready)
         assert r.status_code == 503
-        assert r.text.startswith("not ready: the audit log cannot be written: Is a directory")
+        assert r.text.startswith("not ready: the audit log cannot be written")
+        assert "Is a directory" in r.text or int(WORKERS) > 1  # a supervisor says less
         audit.rmdir()  # fixed: the next line is written, and the proxy is ready again
         curl("-s", "--proxy", proxy.url, "http://claude.ai/after")
         assert [line["path"] for line in audit_lines(audit, 1)] == ["/after"]
@@ -278,8 +279,10 @@ def test_a_full_disk_is_counted_and_reported(tmp_path):
             time.sleep(0.05)
         assert audit_ok(proxy) == 0
         reply = httpx.get(f"http://{proxy.admin}/readyz")
-        assert reply.status_code == 503 and "No space left on device" in reply.text
+        assert reply.status_code == 503 and "the audit log cannot be written" in reply.text
+        assert "No space left on device" in reply.text or int(WORKERS) > 1
+        proxy.wait_for(lambda r: "cannot write" in r.get("msg", ""))
         errors = [r for r in proxy.drain() if "cannot write" in r.get("msg", "")]
-        assert len(errors) == 1  # logged once, not per line
+        assert 1 <= len(errors) <= int(WORKERS)  # logged once (per process), not per line
     finally:
         assert proxy.stop() == 0

@@ -13,11 +13,13 @@ import httpx
 import pytest
 from conftest import SHIPPED_CATALOG
 from prometheus_client.parser import text_string_to_metric_families
-from proxyharness import Proxy, Upstream, curl, write_policy
+from proxyharness import WORKERS, Proxy, Upstream, curl, write_policy
 
 from proxy import ca
 from proxy.policy import load_policy
 from proxy.reload import PolicyReloader, fingerprint
+
+W = int(WORKERS)  # processes per proxy the harness starts; each loads the policy itself
 
 SERVICE = """
 network:
@@ -82,9 +84,9 @@ def rewrite(directory: Path, body: str) -> None:
     os.replace(directory / "next" / "policy.yaml", directory / "policy.yaml")
 
 
-def loaded(proxy: Proxy, count: int, timeout: float = 15) -> list[dict]:
+def loaded(proxy: Proxy, count: int, workers: int = W, timeout: float = 15) -> list[dict]:
     """Wait for the count-th policy_loaded event (the first is the start)."""
-    return _events(proxy, "policy_loaded", count, timeout)
+    return _events(proxy, "policy_loaded", count * workers, timeout)
 
 
 def _events(proxy: Proxy, name: str, count: int, timeout: float) -> list[dict]:
@@ -114,12 +116,13 @@ def test_an_edit_is_in_force_within_the_watch_interval(confdir, upstream, tmp_pa
         assert status(proxy, upstream) == 403
         before = httpx.get(f"http://{proxy.admin}/proxy.pac").text
         rewrite(policy, MONITOR)
-        first, second = loaded(proxy, 2)
+        events = loaded(proxy, 2)
+        first, second = events[0], events[-1]
         assert first["digest"] != second["digest"]
         assert status(proxy, upstream) == 200
-        assert reloads(proxy) == {"success": 2.0}
+        assert reloads(proxy) == {"success": 2.0 * W}  # each worker counts its own
         ready = httpx.get(f"http://{proxy.admin}/readyz").text
-        assert ready == f"ready: policy {second['digest']}, proxy listening\n"
+        assert ready.startswith("ready: ") and f"policy {second['digest']}" in ready
         after = httpx.get(f"http://{proxy.admin}/proxy.pac").text
         assert first["digest"] in before and second["digest"] in after
     finally:
@@ -130,21 +133,21 @@ def test_a_broken_change_is_refused_and_the_last_good_policy_stays(confdir, upst
     policy = write_policy(tmp_path / "p", BLOCK, SHIPPED_CATALOG)
     proxy = Proxy(policy, confdir, "--policy-watch", "1")
     try:
-        [start] = loaded(proxy, 1)
+        start = loaded(proxy, 1)[0]
         rewrite(policy, BROKEN)
-        [rejected] = _events(proxy, "policy_rejected", 1, 15)
+        rejected = _events(proxy, "policy_rejected", W, 15)[0]
         assert rejected["level"] == "error" and rejected["in_force"] == start["digest"]
         assert rejected["errors"] == [
             f"{policy / 'policy.yaml'}:12: rule 'watch-local-ai', match: unknown service "
             "'local-ia' (did you mean 'local-ai'?)"
         ]
         assert status(proxy, upstream) == 403  # still the old policy
-        assert reloads(proxy) == {"success": 1.0, "error": 1.0}
+        assert reloads(proxy) == {"success": 1.0 * W, "error": 1.0 * W}
         assert start["digest"] in httpx.get(f"http://{proxy.admin}/readyz").text
         rewrite(policy, MONITOR)  # fixed: taken
         loaded(proxy, 2)
         assert status(proxy, upstream) == 200
-        assert reloads(proxy) == {"success": 2.0, "error": 1.0}
+        assert reloads(proxy) == {"success": 2.0 * W, "error": 1.0 * W}
     finally:
         assert proxy.stop() == 0
 
@@ -217,7 +220,7 @@ def test_every_worker_and_the_supervisors_pac_follow(confdir, upstream, tmp_path
             policy,
             MONITOR.replace("hosts: [localhost]", "hosts: [localhost, new-ai.example]"),
         )
-        changed = [r for r in loaded(proxy, 4) if "worker" in r][2:]
+        changed = [r for r in loaded(proxy, 2, workers=2) if "worker" in r][2:]
         assert sorted(r["worker"] for r in changed) == [0, 1]
         assert all(status(proxy, upstream) == 200 for _ in range(20))  # whichever worker
         assert reloads(proxy) == {"success": 4.0}
