@@ -99,16 +99,32 @@ def start_nginx(work: Path) -> tuple[subprocess.Popen, int, int]:
     return process, http_port, https_port
 
 
+def bench_policy(work: Path) -> Path:
+    """The shipped rules and catalog in `work`/policy, but loopback is allowed as a
+    destination: the upstream lives there."""
+    policy_dir = work / "policy"
+    policy_dir.mkdir()
+    text = (ROOT / "policies/policy.yaml").read_text()
+    text = text.replace("catalog: [catalog]", f"catalog: [{ROOT / 'policies/catalog'}]")
+    text = re.sub(r"  deny_destinations: \[.*\]", "  deny_destinations: [169.254.0.0/16]", text)
+    (policy_dir / "policy.yaml").write_text(text)
+    return policy_dir
+
+
 def hey(
     proxy_url: str, url: str, seconds: int, keepalive: bool = True, clients: int = CONCURRENCY
 ) -> dict[str, float]:
     args = ["hey", "-z", f"{seconds}s", "-c", str(clients), "-x", proxy_url, url]
     if not keepalive:
         args.insert(1, "-disable-keepalive")
-    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    return parse_hey(subprocess.run(args, capture_output=True, text=True, check=True).stdout)
+
+
+def parse_hey(out: str) -> dict:
+    """hey's summary: requests/s, p50 and p99 latency, status counts, errors (text)."""
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p50 = re.search(r"50%% in ([\d.]+) secs".replace("%%", "%"), out)
-    p99 = re.search(r"99%% in ([\d.]+) secs".replace("%%", "%"), out)
+    p50 = re.search(r"50% in ([\d.]+) secs", out)
+    p99 = re.search(r"99% in ([\d.]+) secs", out)
     codes = dict(re.findall(r"\[(\d+)\]\s+(\d+) responses", out))
     errors = re.search(r"Error distribution:(.*)", out, re.S)
     return {
@@ -116,7 +132,7 @@ def hey(
         "p50_ms": round(float(p50.group(1)) * 1000, 1) if p50 else None,
         "p99_ms": round(float(p99.group(1)) * 1000, 1) if p99 else None,
         "status": {k: int(v) for k, v in codes.items()},
-        "errors": bool(errors and errors.group(1).strip()),
+        "errors": errors.group(1).strip() if errors else "",
     }
 
 
@@ -137,15 +153,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="aiwarden-bench-"))
     nginx, http_port, https_port = start_nginx(work)
     ca.init(work / "ca")
-    policy_dir = work / "policy"
-    policy_dir.mkdir()
-    shipped = (ROOT / "policies/policy.yaml").read_text()
-    # the shipped rules, but loopback is allowed as a destination: the upstream lives there
-    policy_text = shipped.replace("catalog: [catalog]", f"catalog: [{ROOT / 'policies/catalog'}]")
-    policy_text = re.sub(
-        r"  deny_destinations: \[.*\]", "  deny_destinations: [169.254.0.0/16]", policy_text
-    )
-    (policy_dir / "policy.yaml").write_text(policy_text)
+    policy_dir = bench_policy(work)
     patterns = [h.text for s in load_policy(policy_dir).services for h in s.hosts]
     # one block_list entry per host pattern, as a mitmproxy user would write them
     block_list = [

@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import signal
 import subprocess
 import sys
@@ -30,7 +29,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from proxyharness import Proxy  # noqa: E402
 
-from bench.proxy_bench import ensure_tools, start_nginx  # noqa: E402
+from bench.proxy_bench import bench_policy, ensure_tools, parse_hey, start_nginx  # noqa: E402
 from bench.workers_bench import tree_pids  # noqa: E402
 from proxy import ca  # noqa: E402
 
@@ -59,12 +58,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="aiwarden-soak-"))
     nginx, http_port, https_port = start_nginx(work)
     ca.init(work / "ca")
-    policy_dir = work / "policy"
-    policy_dir.mkdir()
-    policy = (ROOT / "policies/policy.yaml").read_text()
-    policy = policy.replace("catalog: [catalog]", f"catalog: [{ROOT / 'policies/catalog'}]")
-    policy = re.sub(r"  deny_destinations: \[.*\]", "  deny_destinations: [169.254.0.0/16]", policy)
-    (policy_dir / "policy.yaml").write_text(policy)
+    policy_dir = bench_policy(work)
     audit = work / "audit.jsonl"
     proxy = Proxy(policy_dir, work / "ca", "--workers", str(args.workers),
                   "--audit-log", str(audit))  # fmt: skip
@@ -98,16 +92,7 @@ def main() -> None:
         nginx.wait(10)
     warm = next((mb for t, mb in curve if t >= 60), curve[0][1])
     growth = round((curve[-1][1] - warm) / warm * 100, 1)
-    results = {}
-    for name, out in outputs.items():
-        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-        codes = {k: int(v) for k, v in re.findall(r"\[(\d+)\]\s+(\d+) responses", out)}
-        errors = re.search(r"Error distribution:(.*)", out, re.S)
-        results[name] = {
-            "rps": rps,
-            "status": codes,
-            "errors": errors.group(1).strip() if errors else "",
-        }
+    results = {name: parse_hey(out) for name, out in outputs.items()}
     audited = len(audit.read_text().splitlines())
     report = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import signal
 import sys
 import tempfile
@@ -35,7 +34,15 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from proxyharness import Proxy  # noqa: E402
 
-from bench.proxy_bench import BIN, CONCURRENCY, _best, ensure_tools, hey, start_nginx  # noqa: E402
+from bench.proxy_bench import (  # noqa: E402
+    BIN,
+    CONCURRENCY,
+    _best,
+    bench_policy,
+    ensure_tools,
+    hey,
+    start_nginx,
+)
 from proxy import ca  # noqa: E402
 
 CLIENTS = CONCURRENCY * 2  # enough connections in flight to keep two workers busy
@@ -51,12 +58,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="aiwarden-bench-"))
     nginx, http_port, https_port = start_nginx(work)
     ca.init(work / "ca")
-    policy_dir = work / "policy"
-    policy_dir.mkdir()
-    policy = (ROOT / "policies/policy.yaml").read_text()
-    policy = policy.replace("catalog: [catalog]", f"catalog: [{ROOT / 'policies/catalog'}]")
-    policy = re.sub(r"  deny_destinations: \[.*\]", "  deny_destinations: [169.254.0.0/16]", policy)
-    (policy_dir / "policy.yaml").write_text(policy)
+    policy_dir = bench_policy(work)
 
     def aiwarden(workers: int):
         return lambda: Proxy(policy_dir, work / "ca", "--workers", str(workers))
