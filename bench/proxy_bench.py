@@ -111,6 +111,16 @@ def bench_policy(work: Path) -> Path:
     return policy_dir
 
 
+def start_mitmdump(work: Path, *extra: str) -> Proxy:
+    """Stock mitmdump on a free loopback port, with aiwarden's CA and lazy connections."""
+    command = [
+        str(BIN / "mitmdump"), "--listen-host", "127.0.0.1", "--listen-port", "0",
+        "--set", f"confdir={work / 'ca'}", "--set", "connection_strategy=lazy",
+        "--set", "ssl_insecure=true", *extra,
+    ]  # fmt: skip
+    return Proxy(work / "policy", work / "ca", command=command, plain_mitmproxy=True)
+
+
 def hey(
     proxy_url: str, url: str, seconds: int, keepalive: bool = True, clients: int = CONCURRENCY
 ) -> dict[str, float]:
@@ -164,24 +174,7 @@ def main() -> None:
         return Proxy(policy_dir, work / "ca")
 
     def mitmdump(*extra: str):
-        def start() -> Proxy:
-            command = [
-                str(BIN / "mitmdump"),
-                "--listen-host",
-                "127.0.0.1",
-                "--listen-port",
-                "0",
-                "--set",
-                f"confdir={work / 'ca'}",
-                "--set",
-                "connection_strategy=lazy",
-                "--set",
-                "ssl_insecure=true",
-                *extra,
-            ]
-            return Proxy(policy_dir, work / "ca", command=command, plain_mitmproxy=True)
-
-        return start
+        return lambda: start_mitmdump(work, *extra)
 
     proxies = {
         "aiwarden": aiwarden,

@@ -35,12 +35,12 @@ sys.path.insert(0, str(ROOT / "tests"))
 from proxyharness import Proxy  # noqa: E402
 
 from bench.proxy_bench import (  # noqa: E402
-    BIN,
     CONCURRENCY,
     _best,
     bench_policy,
     ensure_tools,
     hey,
+    start_mitmdump,
     start_nginx,
 )
 from proxy import ca  # noqa: E402
@@ -63,15 +63,11 @@ def main() -> None:
     def aiwarden(workers: int):
         return lambda: Proxy(policy_dir, work / "ca", "--workers", str(workers))
 
-    def mitmdump() -> Proxy:
-        command = [
-            str(BIN / "mitmdump"), "--listen-host", "127.0.0.1", "--listen-port", "0",
-            "--set", f"confdir={work / 'ca'}", "--set", "connection_strategy=lazy",
-            "--set", "ssl_insecure=true",
-        ]  # fmt: skip
-        return Proxy(policy_dir, work / "ca", command=command, plain_mitmproxy=True)
-
-    proxies = {"1 worker": aiwarden(1), "2 workers": aiwarden(2), "mitmdump": mitmdump}
+    proxies = {
+        "1 worker": aiwarden(1),
+        "2 workers": aiwarden(2),
+        "mitmdump": lambda: start_mitmdump(work),
+    }
     classes = {
         "http-allowed": (f"http://127.0.0.1:{http_port}/", True),
         "http-blocked": ("http://chatgpt.com/backend-api/conversation", True),

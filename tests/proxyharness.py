@@ -24,10 +24,12 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from prometheus_client.parser import text_string_to_metric_families
 
 AIWARDEN = str(Path(sys.executable).parent / "aiwarden")
 START_TIMEOUT = 30
@@ -332,6 +334,26 @@ class Proxy:
                 self.process.kill()
                 self.process.wait()
         return self.process.returncode
+
+
+def metrics(proxy: Proxy) -> dict[tuple[str, tuple], float]:
+    """The proxy's /metrics as (sample name, sorted labels) -> value."""
+    text = httpx.get(f"http://{proxy.admin}/metrics").text
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def value(m: dict, name: str, **labels: str) -> float:
+    """One sample of metrics(); 0 when it is not there (yet)."""
+    return m.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def by_label(proxy: Proxy, name: str, label: str) -> dict[str, float]:
+    """Every sample of `name`, keyed by the value of one label."""
+    return {dict(k)[label]: v for (n, k), v in metrics(proxy).items() if n == name}
 
 
 def _is_listening(record: dict) -> bool:

@@ -11,12 +11,18 @@ import threading
 import time
 
 import anthropic
-import httpx
 import openai
 import pytest
 from conftest import SHIPPED_CATALOG
-from prometheus_client.parser import text_string_to_metric_families
-from proxyharness import Proxy, Upstream, connect_tunnel, curl, make_upstream_pki, write_policy
+from proxyharness import (
+    Proxy,
+    Upstream,
+    by_label,
+    connect_tunnel,
+    curl,
+    make_upstream_pki,
+    write_policy,
+)
 
 from proxy import ca
 
@@ -92,16 +98,6 @@ def env(tmp_path_factory):
     silent.close()
 
 
-def upstream_errors(proxy: Proxy) -> dict[str, float]:
-    text = httpx.get(f"http://{proxy.admin}/metrics").text
-    return {
-        s.labels["kind"]: s.value
-        for f in text_string_to_metric_families(text)
-        for s in f.samples
-        if s.name == "aiwarden_upstream_errors_total"
-    }
-
-
 @pytest.mark.parametrize(
     ("fault", "status", "kind", "says"),
     [
@@ -113,7 +109,7 @@ def upstream_errors(proxy: Proxy) -> dict[str, float]:
 def test_plain_http_faults_get_a_clear_answer(env, fault, status, kind, says):
     proxy, _, _, reset, silent = env
     port = {"refused": closed_port(), "reset": reset.port, "silent": silent.port}[fault]
-    before = upstream_errors(proxy).get(kind, 0)
+    before = by_label(proxy, "aiwarden_upstream_errors_total", "kind").get(kind, 0)
     start = time.monotonic()
     r = curl("-si", "--proxy", proxy.url, f"http://localhost:{port}/page", timeout=20)
     assert r.stdout.startswith(f"HTTP/1.1 {status}"), r.stdout[:300]
@@ -124,7 +120,7 @@ def test_plain_http_faults_get_a_clear_answer(env, fault, status, kind, says):
     assert error["type"] == "upstream_error" and error["code"] == kind
     assert error["message"].startswith(f"aiwarden could not get an answer from localhost: {says}")
     assert time.monotonic() - start < 15  # never a hang; the timeout case takes its 2 s
-    assert upstream_errors(proxy).get(kind, 0) == before + 1
+    assert by_label(proxy, "aiwarden_upstream_errors_total", "kind").get(kind, 0) == before + 1
 
 
 def test_a_browser_gets_a_page(env):

@@ -12,10 +12,9 @@ import subprocess
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 from conftest import SHIPPED_CATALOG
-from proxyharness import Proxy, Upstream, write_policy
+from proxyharness import Proxy, Upstream, metrics, value, write_policy
 
 from proxy import ca
 
@@ -155,11 +154,7 @@ def request(proxy: Proxy, upstream: Upstream, credentials: str | None) -> bytes:
 
 
 def auth_refusals(proxy: Proxy) -> float:
-    text = httpx.get(f"http://{proxy.admin}/metrics").text
-    for line in text.splitlines():
-        if line.startswith('aiwarden_bad_requests_total{reason="proxy_auth"}'):
-            return float(line.split()[-1])
-    return 0.0
+    return value(metrics(proxy), "aiwarden_bad_requests_total", reason="proxy_auth")
 
 
 def test_the_right_password_gets_the_users_rules_and_audit(env):

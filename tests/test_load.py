@@ -10,15 +10,14 @@ import threading
 import time
 from collections import Counter
 
-import httpx
 import pytest
 from conftest import SHIPPED_CATALOG
-from prometheus_client.parser import text_string_to_metric_families
 from proxyharness import (
     Proxy,
     Upstream,
     connect_tunnel,
     make_upstream_pki,
+    metrics,
     plain_request,
     write_policy,
 )
@@ -59,15 +58,6 @@ def env(tmp_path_factory):
     assert proxy.stop() == 0
     plain.close()
     tls.close()
-
-
-def metrics(proxy: Proxy) -> dict[tuple[str, tuple], float]:
-    text = httpx.get(f"http://{proxy.admin}/metrics").text
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for f in text_string_to_metric_families(text)
-        for s in f.samples
-    }
 
 
 def test_mixed_load_fails_nothing_and_is_counted_exactly(env):

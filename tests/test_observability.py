@@ -13,14 +13,15 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import SHIPPED_CATALOG
-from prometheus_client.parser import text_string_to_metric_families
 from proxyharness import (
     WORKERS,
     Proxy,
     Upstream,
     connect_tunnel,
     curl,
+    metrics,
     plain_request,
+    value,
     write_policy,
 )
 
@@ -59,19 +60,6 @@ def setup(tmp_path_factory):
     yield proxy, upstream, audit
     assert proxy.stop() == 0
     upstream.close()
-
-
-def metrics(proxy: Proxy) -> dict[tuple[str, tuple], float]:
-    text = httpx.get(f"http://{proxy.admin}/metrics").text
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return out
-
-
-def value(m: dict, name: str, **labels) -> float:
-    return m.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
 def audit_lines(path, count: int, timeout: float = 10) -> list[dict]:

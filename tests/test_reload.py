@@ -12,8 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import SHIPPED_CATALOG
-from prometheus_client.parser import text_string_to_metric_families
-from proxyharness import WORKERS, Proxy, Upstream, curl, write_policy
+from proxyharness import WORKERS, Proxy, Upstream, by_label, curl, write_policy
 
 from proxy import ca
 from proxy.policy import load_policy
@@ -100,13 +99,7 @@ def _events(proxy: Proxy, name: str, count: int, timeout: float) -> list[dict]:
 
 
 def reloads(proxy: Proxy) -> dict[str, float]:
-    text = httpx.get(f"http://{proxy.admin}/metrics").text
-    return {
-        s.labels["result"]: s.value
-        for f in text_string_to_metric_families(text)
-        for s in f.samples
-        if s.name == "aiwarden_policy_reloads_total"
-    }
+    return by_label(proxy, "aiwarden_policy_reloads_total", "result")
 
 
 def test_an_edit_is_in_force_within_the_watch_interval(confdir, upstream, tmp_path):

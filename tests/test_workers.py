@@ -15,8 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import SHIPPED
-from prometheus_client.parser import text_string_to_metric_families
-from proxyharness import AIWARDEN, Proxy, plain_request
+from proxyharness import AIWARDEN, Proxy, metrics, plain_request
 
 from proxy import ca
 from proxy.workers import available_cpus
@@ -37,15 +36,6 @@ def two(confdir, tmp_path):
     proxy = Proxy(SHIPPED, confdir, "--workers", "2", "--audit-log", str(audit))
     yield proxy, audit
     assert proxy.stop() == 0
-
-
-def metrics(proxy: Proxy) -> dict[tuple[str, tuple], float]:
-    out = {}
-    text = httpx.get(f"http://{proxy.admin}/metrics").text
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return out
 
 
 def workers_of(pid: int) -> list[int]:
