@@ -99,6 +99,16 @@ def start_nginx(work: Path) -> tuple[subprocess.Popen, int, int]:
     return process, http_port, https_port
 
 
+def bench_setup() -> tuple[Path, subprocess.Popen, int, int]:
+    """What every proxy benchmark starts from: the tools, a work directory holding a CA and
+    the bench policy, and nginx. (work, nginx, HTTP port, HTTPS port)"""
+    ensure_tools()
+    work = Path(tempfile.mkdtemp(prefix="aiwarden-bench-"))
+    ca.init(work / "ca")
+    bench_policy(work)
+    return work, *start_nginx(work)
+
+
 def bench_policy(work: Path) -> Path:
     """The shipped rules and catalog in `work`/policy, but loopback is allowed as a
     destination: the upstream lives there."""
@@ -159,11 +169,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--json", type=Path, default=ROOT / "bench/results/proxy.json")
     args = parser.parse_args()
-    ensure_tools()
-    work = Path(tempfile.mkdtemp(prefix="aiwarden-bench-"))
-    nginx, http_port, https_port = start_nginx(work)
-    ca.init(work / "ca")
-    policy_dir = bench_policy(work)
+    work, nginx, http_port, https_port = bench_setup()
+    policy_dir = work / "policy"
     patterns = [h.text for s in load_policy(policy_dir).services for h in s.hosts]
     # one block_list entry per host pattern, as a mitmproxy user would write them
     block_list = [

@@ -19,7 +19,6 @@ import platform
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -29,9 +28,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from proxyharness import Proxy  # noqa: E402
 
-from bench.proxy_bench import bench_policy, ensure_tools, parse_hey, start_nginx  # noqa: E402
+from bench.proxy_bench import bench_setup, parse_hey  # noqa: E402
 from bench.workers_bench import tree_pids  # noqa: E402
-from proxy import ca  # noqa: E402
 
 SAMPLE_EVERY = 15
 
@@ -54,11 +52,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--json", type=Path, default=ROOT / "bench/results/soak.json")
     args = parser.parse_args()
-    ensure_tools()
-    work = Path(tempfile.mkdtemp(prefix="aiwarden-soak-"))
-    nginx, http_port, https_port = start_nginx(work)
-    ca.init(work / "ca")
-    policy_dir = bench_policy(work)
+    work, nginx, http_port, https_port = bench_setup()
+    policy_dir = work / "policy"
     audit = work / "audit.jsonl"
     proxy = Proxy(policy_dir, work / "ca", "--workers", str(args.workers),
                   "--audit-log", str(audit))  # fmt: skip

@@ -24,7 +24,6 @@ import os
 import platform
 import signal
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -37,13 +36,10 @@ from proxyharness import Proxy  # noqa: E402
 from bench.proxy_bench import (  # noqa: E402
     CONCURRENCY,
     _best,
-    bench_policy,
-    ensure_tools,
+    bench_setup,
     hey,
     start_mitmdump,
-    start_nginx,
 )
-from proxy import ca  # noqa: E402
 
 CLIENTS = CONCURRENCY * 2  # enough connections in flight to keep two workers busy
 
@@ -54,11 +50,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", type=Path, default=ROOT / "bench/results/workers.json")
     args = parser.parse_args()
-    ensure_tools()
-    work = Path(tempfile.mkdtemp(prefix="aiwarden-bench-"))
-    nginx, http_port, https_port = start_nginx(work)
-    ca.init(work / "ca")
-    policy_dir = bench_policy(work)
+    work, nginx, http_port, https_port = bench_setup()
+    policy_dir = work / "policy"
 
     def aiwarden(workers: int):
         return lambda: Proxy(policy_dir, work / "ca", "--workers", str(workers))
