@@ -45,10 +45,10 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-bench: install
-	$(PY) bench/engine_bench.py
+bench: install  # aiwarden, mitmdump and squid side by side: bench/results/latest.{json,png}
+	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) bench/proxy_bench.py
-	$(PY) bench/workers_bench.py
+	$(PY) bench/engine_bench.py
 	$(PY) bench/redaction_bench.py
 
 soak: install  # ten minutes of steady mixed load, memory sampled

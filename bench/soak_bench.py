@@ -28,22 +28,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from proxyharness import Proxy  # noqa: E402
 
-from bench.proxy_bench import bench_setup, parse_hey  # noqa: E402
-from bench.workers_bench import tree_pids  # noqa: E402
+from bench.proxy_bench import bench_setup, parse_hey, tree_rss_mb  # noqa: E402
 
 SAMPLE_EVERY = 15
-
-
-def tree_rss_mb(pid: int) -> float:
-    total = 0
-    for p in tree_pids(pid):
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            pass
-    return round(total / 1024, 1)
 
 
 def main() -> None:

@@ -216,6 +216,13 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
         help="look for policy changes this often (default 2; 0: only on SIGHUP)",
     )
     p.add_argument(
+        "--no-fast-tunnels",
+        dest="fast_tunnels",
+        action="store_false",
+        help="relay tunnels through mitmproxy's own machinery instead of aiwarden's fast "
+        "path (slower; for troubleshooting)",
+    )
+    p.add_argument(
         "--workers",
         type=int,
         metavar="N",

@@ -28,6 +28,7 @@ from .addon import AIWarden
 from .admin import AdminServer, parse_address
 from .deadlines import Deadlines
 from .destinations import DestinationGuard
+from .fastpath import FastPath
 from .policy import Policy
 from .workers import Supervisor, available_cpus
 
@@ -80,6 +81,13 @@ class GuardedLoop(asyncio.SelectorEventLoop):
     with its block response."""
 
     guard_of: Callable[[], DestinationGuard] | None = None
+    fastpath: FastPath | None = None
+
+    async def create_server(self, protocol_factory, *args, **kwargs):
+        """Listeners get the fast path for tunnels in front of mitmproxy (fastpath.py)."""
+        if self.fastpath is not None:
+            protocol_factory = self.fastpath.wrap(protocol_factory)
+        return await super().create_server(protocol_factory, *args, **kwargs)
 
     async def getaddrinfo(self, host, port, *, family=0, type=0, proto=0, flags=0):
         infos = await super().getaddrinfo(
@@ -163,6 +171,9 @@ async def _serve(
     loop = asyncio.get_running_loop()
     if isinstance(loop, GuardedLoop):
         loop.guard_of = lambda: warden.guard
+        loop.fastpath = FastPath()
+        m.addons.add(loop.fastpath)  # after Deadlines: it reads the header timeout
+        settings["aiwarden_fast_tunnels"] = args.fast_tunnels
     if args.worker_link is not None:
         m.addons.add(WorkerLink(args.worker_link))
     if args.upstream_ca:

@@ -331,6 +331,8 @@ def worker_command(
     command += ["--upstream-timeout", str(args.upstream_timeout)]
     command += ["--client-header-timeout", str(args.client_header_timeout)]
     command += ["--log-level", args.log_level, "--worker", str(index), "--worker-link", str(link)]
+    if not args.fast_tunnels:
+        command.append("--no-fast-tunnels")
     for flag, value in (
         ("--upstream-ca", args.upstream_ca),
         ("--proxyauth", args.proxyauth),

@@ -1,0 +1,447 @@
+"""The fast path for tunnels: a CONNECT that the policy relays undecrypted, relayed without
+mitmproxy's per-connection machinery.
+
+mitmproxy spends about 4 ms of CPU on every connection it relays (a connection handler, a
+dozen hook dispatches through every addon, a stack of layers): most of the cost of a new
+HTTPS connection to a non-AI host. So `aiwarden run` puts this in front of mitmproxy on its
+listener: it reads a new client's first request head itself and, when that is a CONNECT
+aiwarden would tunnel, relays it; anything else goes to mitmproxy exactly as it arrived.
+
+It relays only when all of these hold, each checked as the addon checks it:
+- the client's address is in `network.clients`, proxy authentication is off and the request
+  carries no Proxy-Authorization (users can decide rules: mitmproxy's proxyauth must see
+  them);
+- the CONNECT host's decision is to tunnel, with action allow;
+- the destination is not denied (`network.deny_destinations`, the proxy's own listeners);
+- the first bytes in the tunnel are a TLS ClientHello whose SNI may be tunnelled too (an AI
+  host in the SNI of an allowed tunnel is domain fronting);
+- the server connection opens, through the loop's guarded resolver (run.GuardedLoop), so a
+  name that now resolves somewhere denied is refused.
+As with connection_strategy=lazy, the server is connected to only after the ClientHello.
+When one of the first three fails, mitmproxy gets the request instead (nothing has been
+answered yet). When a later one fails, the client already holds its "200 Connection
+established": mitmproxy gets the CONNECT and what followed, and its own 200 is not sent a
+second time. mitmproxy then refuses, intercepts or reports the error as it always does.
+An exception in the fast path hands the connection to mitmproxy the same way, or, once
+bytes have been relayed, closes it: nothing fails open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Callable
+
+from mitmproxy import ctx
+from mitmproxy.proxy.layers.tls import parse_client_hello
+
+from .destinations import UNRESOLVED
+from .engine import TUNNEL, Decision
+from .logs import event
+from .metrics import NONE
+from .normalize import BadHost, normalize_host
+
+logger = logging.getLogger("aiwarden")
+
+MAX_CONNECT_HEAD = 8 * 1024  # a longer CONNECT request is mitmproxy's to answer
+MAX_CLIENT_HELLO = 64 * 1024  # beyond this, mitmproxy reads the ClientHello
+IDLE_TIMEOUT = 600.0  # as mitmproxy's tcp_timeout: an idle tunnel is closed
+# the host as a name or IPv4 address, or an IPv6 address in brackets; anything odder is
+# mitmproxy's to judge
+CONNECT_LINE = re.compile(
+    rb"CONNECT ([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):(\d{1,5}) (HTTP/1\.[01])\r\n"
+)
+
+
+class FastPath:
+    """The addon side: options, and the state every fast-path connection reads."""
+
+    def __init__(self) -> None:
+        self.ports: frozenset[int] = frozenset()  # the proxy's listening ports
+        self.enabled = False
+        self.warden = None
+        self.header_timeout = 0
+
+    def load(self, loader) -> None:
+        loader.add_option(
+            "aiwarden_fast_tunnels", bool, True,
+            "aiwarden: relay tunnelled CONNECTs without mitmproxy's per-connection "
+            "machinery (aiwarden run only).",
+        )  # fmt: skip
+
+    def configure(self, updated: set[str]) -> None:
+        self.enabled = ctx.options.aiwarden_fast_tunnels and not ctx.options.proxyauth
+        self.header_timeout = getattr(ctx.options, "aiwarden_client_header_timeout", 0)
+
+    def running(self) -> None:
+        proxyserver = ctx.master.addons.get("proxyserver")
+        self.ports = frozenset(port for _, port, *_ in proxyserver.listen_addrs())
+        self.warden = ctx.master.addons.get("aiwarden")
+
+    def wrap(self, mitmproxy_factory: Callable[[], asyncio.Protocol]) -> Callable:
+        """A listener's protocol factory with the fast path in front of mitmproxy's."""
+        return lambda: FastConnection(self, mitmproxy_factory)
+
+
+class FastConnection(asyncio.Protocol):
+    """One client connection, from its first byte until it is relayed or handed over."""
+
+    def __init__(self, fastpath: FastPath, mitmproxy_factory: Callable) -> None:
+        self.fastpath = fastpath
+        self.mitmproxy_factory = mitmproxy_factory
+        self.transport: asyncio.Transport | None = None
+        self.buffer = b""
+        self.state = "head"  # head, checking, hello, connecting, relay, handed over, closed
+        self.connect_head = b""
+        self.upstream: Upstream | None = None
+        self.header_timer: asyncio.TimerHandle | None = None
+        self.idle_timer: asyncio.TimerHandle | None = None
+        self.active = False  # bytes relayed since the last idle check
+        self.eofs = 0  # directions the sender has closed
+        self.warden = None
+
+    # -- the client, before the tunnel -----------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self.transport = transport
+        sockname = transport.get_extra_info("sockname")
+        warden = self.fastpath.warden if self.fastpath.enabled else None
+        if warden is None or warden.engine is None or not sockname:
+            return self.hand_over()  # switched off, or not listening yet
+        if sockname[1] not in self.fastpath.ports:
+            return self.hand_over()  # the admin listener
+        self.warden = warden
+        self.client = transport.get_extra_info("peername")[0]
+        warden.metrics.open_connections.inc()
+        self._arm_header_timer()
+
+    def data_received(self, data: bytes) -> None:
+        if self.state == "relay":
+            self.active = True
+            self.upstream.transport.write(data)
+            return
+        self.buffer += data
+        try:
+            if self.state == "head":
+                self._read_head()
+            elif self.state == "hello":
+                self._read_hello()
+        except Exception:
+            logger.exception("fast path failed; handing the connection to mitmproxy")
+            self._fail()
+
+    def _read_head(self) -> None:
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self.buffer) > MAX_CONNECT_HEAD or not b"CONNECT ".startswith(self.buffer[:8]):
+                self.hand_over()
+            return
+        head, rest = self.buffer[: end + 4], self.buffer[end + 4 :]
+        match = CONNECT_LINE.match(head)
+        if match is None or b"\nproxy-authorization:" in head.lower():
+            return self.hand_over()
+        try:
+            host, port = normalize_host(match.group(1).decode("ascii")), int(match.group(2))
+        except BadHost:
+            return self.hand_over()
+        decision = self._decide(host)
+        if not 0 < port < 65536 or decision is None:
+            return self.hand_over()
+        self.decision = decision
+        self.connect_head, self.buffer = head, rest
+        self.host, self.port, self.http_version = host, port, match.group(3)
+        reason = self.warden.guard.why_denied_now(host, port)
+        if reason is None:
+            self._answer()
+        elif reason is UNRESOLVED:  # a name not looked up lately: resolve it off the loop
+            self.state = "checking"
+            self.transport.pause_reading()
+            asyncio.get_running_loop().create_task(self._check_destination())
+        else:
+            self.hand_over()  # mitmproxy refuses it, with the reason
+
+    def _decide(self, host: str) -> Decision | None:
+        """The addon's CONNECT decision for this client and host, when it is to tunnel
+        with action allow; otherwise None."""
+        from .addon import _client_allowed  # the addon's own (cached) check
+
+        engine = self.warden.engine
+        if not _client_allowed(self.client, engine.policy.clients):
+            return None
+        decision = self.warden.metrics.timed("connect", engine.decide_connect, host,
+                                             self.client, None)  # fmt: skip
+        return decision if decision.connect == TUNNEL and decision.action == "allow" else None
+
+    async def _check_destination(self) -> None:
+        try:
+            reason = await self.warden.guard.why_denied(self.host, self.port)
+        except Exception:
+            logger.exception("fast path: destination check failed; handing over")
+            reason = "the check failed"
+        if self.state != "checking":  # the client left, or its deadline passed
+            return
+        if reason is not None:
+            return self.hand_over()
+        self.transport.resume_reading()
+        self._answer()
+
+    def _answer(self) -> None:
+        """200 to the CONNECT; as with connection_strategy=lazy, the server is connected to
+        only once the ClientHello is read and allowed."""
+        self.transport.write(self.http_version + b" 200 Connection established\r\n\r\n")
+        self.state = "hello"
+        self._arm_header_timer()
+        if self.buffer:
+            self._read_hello()
+
+    def _read_hello(self) -> None:
+        """The tunnel's first bytes: relay them when they are a ClientHello whose SNI may be
+        tunnelled too; otherwise mitmproxy decides (plain HTTP in a tunnel, fronting)."""
+        try:
+            hello = parse_client_hello(self.buffer) if self.buffer[:1] == b"\x16" else False
+        except ValueError:
+            hello = False
+        if hello is None and len(self.buffer) < MAX_CLIENT_HELLO:
+            return  # not whole yet
+        if not hello:
+            return self.hand_over(answered=True)
+        if hello.sni:
+            try:
+                sni = normalize_host(hello.sni)
+            except BadHost:
+                return self.hand_over(answered=True)
+            if sni != self.host and self._decide(sni) is None:
+                return self.hand_over(answered=True)
+        self._disarm_header_timer()
+        self.state = "connecting"
+        self.transport.pause_reading()
+        asyncio.get_running_loop().create_task(self._connect())
+
+    async def _connect(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:  # the loop's guarded resolver refuses a name that now resolves somewhere denied
+            _, upstream = await loop.create_connection(lambda: Upstream(self), self.host, self.port)
+        except Exception as e:
+            logger.debug("fast path: %s:%s: %r; handing over", self.host, self.port, e)
+            if self.state == "connecting":
+                self.hand_over(answered=True)  # mitmproxy tries, and fails, its own way
+            return
+        if self.state != "connecting":  # the client left meanwhile
+            upstream.transport.close()
+            return
+        self.upstream = upstream
+        logger.debug("fast path: relaying %s:%s", self.host, self.port)
+        metrics, d = self.warden.metrics, self.decision
+        metrics.requests(d.action, d.service or NONE, d.category or NONE, "connect").inc()
+        metrics.connections(TUNNEL).inc()
+        self.state = "relay"
+        self._arm_idle_timer()
+        data, self.buffer = self.buffer, b""
+        upstream.transport.write(data)
+        self.transport.resume_reading()
+
+    # -- relaying --------------------------------------------------------------------------
+
+    def relay_from_upstream(self, data: bytes) -> None:
+        self.active = True
+        self.transport.write(data)
+
+    def eof_received(self) -> bool:
+        return self.relay_eof(self.upstream.transport if self.state == "relay" else None)
+
+    def relay_eof(self, to: asyncio.Transport | None) -> bool:
+        """One side closed its sending half: pass it on; once both have, close."""
+        self.eofs += 1
+        if to is None or self.eofs == 2 or not to.can_write_eof():
+            self._close()
+            return False
+        to.write_eof()
+        return True  # half-closed: the other side may still send
+
+    def pause_writing(self) -> None:  # the client reads slower than upstream sends
+        if self.upstream is not None:
+            self.upstream.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.upstream is not None:
+            self.upstream.transport.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.state == "handed over":
+            return
+        self._close()
+
+    # -- endings ---------------------------------------------------------------------------
+
+    def hand_over(self, answered: bool = False) -> None:
+        """mitmproxy takes the connection with the bytes read so far. `answered`: the
+        client has its 200 to the CONNECT already; mitmproxy's is not sent again."""
+        if self.state in ("handed over", "closed"):
+            return
+        replay = self.connect_head + self.buffer
+        if self.warden is not None:
+            self.warden.metrics.open_connections.dec()  # mitmproxy counts it from now on
+        self._disarm_header_timer()
+        if self.upstream is not None:
+            self.upstream.transport.close()
+            self.upstream = None
+        self.state = "handed over"
+        transport = ConnectAnswered(self.transport) if answered else self.transport
+        protocol = self.mitmproxy_factory()
+        self.transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+        if replay:
+            protocol.data_received(replay)
+        if not self.transport.is_reading():
+            self.transport.resume_reading()
+
+    def _fail(self) -> None:
+        """An unexpected error: before relaying, mitmproxy decides; after, the connection
+        is closed."""
+        if self.state in ("head", "checking"):
+            self.hand_over()
+        elif self.state in ("hello", "connecting"):
+            self.hand_over(answered=True)
+        else:
+            self._close()
+
+    def _close(self) -> None:
+        if self.state in ("closed", "handed over"):
+            return
+        self.state = "closed"
+        self._disarm_header_timer()
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+        self.warden.metrics.open_connections.dec()
+        self.transport.close()
+        if self.upstream is not None:
+            self.upstream.transport.close()
+
+    # -- timers ----------------------------------------------------------------------------
+
+    def _arm_header_timer(self) -> None:
+        """The client's deadline for its request head, and again for its ClientHello (the
+        Deadlines addon's `aiwarden_client_header_timeout`)."""
+        self._disarm_header_timer()
+        if timeout := self.fastpath.header_timeout:
+            loop = asyncio.get_running_loop()
+            self.header_timer = loop.call_later(timeout, self._client_too_slow)
+
+    def _disarm_header_timer(self) -> None:
+        if self.header_timer is not None:
+            self.header_timer.cancel()
+            self.header_timer = None
+
+    def _client_too_slow(self) -> None:
+        self.header_timer = None
+        self.warden.metrics.bad_requests("header_timeout").inc()
+        event("client_too_slow", client=self.client)
+        self._close()
+
+    def _arm_idle_timer(self) -> None:
+        self.idle_timer = asyncio.get_running_loop().call_later(IDLE_TIMEOUT, self._idle_check)
+
+    def _idle_check(self) -> None:
+        """Every IDLE_TIMEOUT: close a tunnel that relayed nothing since the last check."""
+        if self.state == "relay" and not self.active:
+            return self._close()
+        self.active = False
+        self._arm_idle_timer()
+
+
+class Upstream(asyncio.Protocol):
+    """The server side of a fast-path tunnel."""
+
+    def __init__(self, client: FastConnection) -> None:
+        self.client = client
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.client.relay_from_upstream(data)
+
+    def eof_received(self) -> bool:
+        relaying = self.client.state == "relay" and self.client.upstream is self
+        return self.client.relay_eof(self.client.transport if relaying else None)
+
+    def pause_writing(self) -> None:  # the server reads slower than the client sends
+        self.client.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.client.transport.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.client.upstream is self:
+            self.client._close()
+
+
+class ConnectAnswered(asyncio.Transport):
+    """The client's transport as mitmproxy sees it after a late hand-over: mitmproxy's
+    answer to the replayed CONNECT is dropped (the client has one). Should mitmproxy answer
+    anything but 2xx — the policy changed in between — the client's tunnel is closed."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        super().__init__()
+        self._transport = transport
+        self._answer: bytes | None = b""
+
+    def write(self, data: bytes) -> None:
+        if self._answer is None:
+            return self._transport.write(data)
+        self._answer += data
+        end = self._answer.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        head, rest = self._answer[:end], self._answer[end + 4 :]
+        self._answer = None
+        if not re.match(rb"HTTP/1\.[01] 2\d\d", head):
+            self._transport.abort()
+            return
+        if rest:
+            self._transport.write(rest)
+
+    def writelines(self, chunks) -> None:
+        for chunk in chunks:
+            self.write(chunk)
+
+    def get_extra_info(self, name, default=None):
+        return self._transport.get_extra_info(name, default)
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def close(self) -> None:
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._transport.abort()
+
+    def can_write_eof(self) -> bool:
+        return self._transport.can_write_eof()
+
+    def write_eof(self) -> None:
+        self._transport.write_eof()
+
+    def pause_reading(self) -> None:
+        self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._transport.resume_reading()
+
+    def is_reading(self) -> bool:
+        return self._transport.is_reading()
+
+    def set_write_buffer_limits(self, high=None, low=None) -> None:
+        self._transport.set_write_buffer_limits(high, low)
+
+    def get_write_buffer_size(self) -> int:
+        return self._transport.get_write_buffer_size()
+
+    def set_protocol(self, protocol) -> None:
+        self._transport.set_protocol(protocol)
+
+    def get_protocol(self):
+        return self._transport.get_protocol()
