@@ -15,6 +15,8 @@ Contenders, started in turn for every round, each running every traffic class:
                   secret in prompts to the local service, connection_strategy=lazy
   squid           Debian's squid: `dstdomain` ACLs for the same hosts, no TLS interception
                   (it tunnels all HTTPS, so it cannot see paths or bodies)
+  aiwarden-nofast `--no-fast-tunnels` (only when named in --contenders): tunnels relayed by
+                  mitmproxy, to see what the fast path gives
 
 Traffic classes:
   1  http             plain HTTP to a non-AI host, keep-alive
@@ -555,7 +557,11 @@ def main() -> None:
     parser.add_argument("--memory-requests", type=int, default=100_000)
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--only", nargs="*", help="run only these classes")
-    parser.add_argument("--contenders", nargs="*", help="run only these contenders")
+    parser.add_argument(
+        "--contenders",
+        nargs="*",
+        help="aiwarden, aiwarden-2w, mitmdump, squid (the default), aiwarden-nofast",
+    )
     parser.add_argument("--json", type=Path, default=ROOT / "bench/results/latest.json")
     parser.add_argument("--chart", type=Path, default=ROOT / "bench/results/latest.png")
     args = parser.parse_args()
@@ -570,9 +576,13 @@ def main() -> None:
         "aiwarden-2w": lambda: Proxy(policy_dir, work / "ca", "--workers", "2", *upstream_ca),
         "mitmdump": lambda: start_mitmdump(work, *mitmdump_settings(patterns)),
         "squid": lambda: Squid(work, patterns),
+        # only when named in --contenders: the tunnels relayed by mitmproxy, for comparison
+        "aiwarden-nofast": lambda: Proxy(
+            policy_dir, work / "ca", "--workers", "1", "--no-fast-tunnels", *upstream_ca
+        ),
     }
-    if args.contenders:
-        contenders = {n: contenders[n] for n in args.contenders}
+    names = args.contenders or ["aiwarden", "aiwarden-2w", "mitmdump", "squid"]
+    contenders = {n: contenders[n] for n in names}
     classes = traffic_classes(http_port, https_port)
     if args.only:
         classes = {c: classes[c] for c in args.only}
