@@ -45,6 +45,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -452,17 +453,34 @@ class PeakMemory:
 
 
 def measured_run(
-    process: subprocess.Popen, proxy_url: str, cls: TrafficClass, seconds: float, body: Path | None
+    process: subprocess.Popen,
+    proxy_url: str,
+    cls: TrafficClass,
+    seconds: float,
+    body: Path | None,
+    upstream_pid: int,
 ) -> dict:
-    """One hey run through a proxy, with the proxy's CPU per 1,000 requests and peak RSS."""
-    before = tree_cpu_seconds(process.pid)
+    """One hey run through a proxy, with the proxy's CPU per 1,000 requests and peak RSS,
+    and the cores the proxy, hey and nginx each used: when they add up to the machine's,
+    the proxy was not the only limit."""
+    before = tree_cpu_seconds(process.pid), tree_cpu_seconds(upstream_pid), _children_cpu()
     with PeakMemory(process.pid) as memory:
         run = hey(proxy_url, cls.url, seconds, cls.keepalive, body=body)
-    used = tree_cpu_seconds(process.pid) - before
+    used = tree_cpu_seconds(process.pid) - before[0]
     run["cpu_s_per_1k"] = round(used / run["requests"] * 1000, 3) if run["requests"] else None
-    run["proxy_cores"] = round(used / seconds, 2)
     run["peak_rss_mb"] = memory.peak_mb
+    run["cores"] = {
+        "proxy": round(used / seconds, 2),
+        "hey": round((_children_cpu() - before[2]) / seconds, 2),
+        "nginx": round((tree_cpu_seconds(upstream_pid) - before[1]) / seconds, 2),
+    }
     return run
+
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's children that have been waited for (hey runs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def median_run(runs: list[dict]) -> dict:
@@ -508,13 +526,18 @@ def decision_share(py_spy: str, proxy: Proxy, cls: TrafficClass, seconds: int,
         total += samples
         if any(f"(proxy/{m}.py:" in stack for m in DECISION_MODULES):
             deciding += samples
-        for frame in {f.split(" (")[0] for f in stack.split(";") if " (proxy/" in f}:
+        for frame in {f.split(" (")[0] for f in stack.split(";") if _own_frame(f)}:
             own[frame] += samples
     return {
         "samples": total,
         "decision_percent": round(deciding / total * 100, 2) if total else None,
         "aiwarden_functions_percent": {f: round(n / total * 100, 1) for f, n in own.most_common(6)},
     }
+
+
+def _own_frame(frame: str) -> bool:
+    """A frame of aiwarden's code, other than the entry points every sample passes."""
+    return " (proxy/" in frame and not frame.startswith(("main (", "cmd_run (", "run (proxy/run"))
 
 
 # -- memory over many requests ---------------------------------------------------------------
@@ -564,7 +587,10 @@ def main() -> None:
     )
     parser.add_argument("--json", type=Path, default=ROOT / "bench/results/latest.json")
     parser.add_argument("--chart", type=Path, default=ROOT / "bench/results/latest.png")
+    parser.add_argument("--chart-only", action="store_true", help="redraw the chart from --json")
     args = parser.parse_args()
+    if args.chart_only:
+        return draw_chart(json.loads(args.json.read_text()), args.chart)
     work, nginx, http_port, https_port = bench_setup(("squid", "squid"))
     policy_dir = work / "policy"
     patterns = [
@@ -597,7 +623,9 @@ def main() -> None:
                     for cls_name, cls in classes.items():
                         body = bodies.get(cls.body_kb)
                         runs[cls_name][name].append(
-                            measured_run(proxy.process, proxy.url, cls, args.seconds, body)
+                            measured_run(
+                                proxy.process, proxy.url, cls, args.seconds, body, nginx.pid
+                            )
                         )
                 finally:
                     proxy.stop()
@@ -684,7 +712,7 @@ def print_report(report: dict) -> None:
     )
     print(
         f"  {'class':<16}{'contender':<13}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
-        f"{'CPU s/1k':>10}{'peak MB':>9}   outcome"
+        f"{'CPU s/1k':>10}{'peak MB':>9}  cores: proxy+hey+nginx   outcome"
     )
     for cls_name, entry in report["classes"].items():
         for name, run in entry["median"].items():
@@ -694,7 +722,8 @@ def print_report(report: dict) -> None:
             print(
                 f"  {cls_name:<16}{name:<13}{run['rps']:>9}{run['p50_ms'] or '-':>9}"
                 f"{run['p99_ms'] or '-':>9}{run['cpu_s_per_1k'] or '-':>10}"
-                f"{run['peak_rss_mb']:>9}   {outcome}"
+                f"{run['peak_rss_mb']:>9}  {'+'.join(map(str, run['cores'].values())):<23}"
+                f"{outcome}"
             )
         ratios = [f"{label} {entry[key]}×" for key, label in RATIOS.items() if key in entry]
         print(f"  {'':<16}{'; '.join(ratios)}")
@@ -737,8 +766,10 @@ def draw_chart(report: dict, path: Path) -> None:
     bottom.set_ylabel("CPU s per 1,000 requests\n(lower is better)")
     bottom.set_yscale("log")
     bottom.set_xticks(range(len(classes)), classes, rotation=20)
-    top.legend(ncols=len(names), loc="upper right", fontsize=9)
-    top.set_title(f"aiwarden, mitmdump and squid, same load (hey -c {report['concurrency']})\n"
+    top.legend(ncols=len(names), loc="lower center", bbox_to_anchor=(0.5, 1.0), fontsize=9)
+    fig.text(0.01, 0.005, "squid tunnels the AI classes (ai-allowed, redact-*) without seeing "
+             "paths or bodies; it refuses https-blocked at CONNECT.", fontsize=8)  # fmt: skip
+    fig.suptitle(f"aiwarden, mitmdump and squid, same load (hey -c {report['concurrency']})\n"
                   f"{report['date']}, {report['machine']}", fontsize=9)  # fmt: skip
     for axis in (top, bottom):
         axis.grid(axis="y", which="both", alpha=0.3)
