@@ -206,13 +206,17 @@ class FastConnection(asyncio.Protocol):
             return  # not whole yet
         if not hello:
             return self.hand_over(answered=True)
+        names = {self.host}
         if hello.sni:
             try:
-                sni = normalize_host(hello.sni)
+                names.add(normalize_host(hello.sni))
             except BadHost:
                 return self.hand_over(answered=True)
-            if sni != self.host and self._decide(sni) is None:
-                return self.hand_over(answered=True)
+        # the CONNECT host again too, as the addon does: the policy may have changed since
+        decisions = {name: self._decide(name) for name in names}
+        if None in decisions.values():
+            return self.hand_over(answered=True)
+        self.decision = decisions[self.host]
         self._disarm_header_timer()
         self.state = "connecting"
         self.transport.pause_reading()

@@ -6,6 +6,7 @@ established" was sent."""
 from __future__ import annotations
 
 import hashlib
+import signal
 import socket
 import ssl
 import threading
@@ -36,6 +37,11 @@ rules:
     match: {categories: [chat, api]}
     action: block
 """
+LOCALHOST_BLOCKED = POLICY.replace(
+    "rules:",
+    "services:\n  - {id: local, name: Local, vendor: T, category: chat, hosts: [localhost],"
+    " source: test}\nrules:",
+)
 MODES = {"fast": (), "mitmproxy": ("--no-fast-tunnels",)}
 SETTINGS = ("--log-level", "debug", "--client-header-timeout", "2")
 BIG = 8 * 1024 * 1024
@@ -216,3 +222,28 @@ def test_a_server_that_refuses_closes_the_tunnel(env, mode):
         sock.settimeout(10)
         sock.sendall(client_hello("localhost"))
         assert sock.recv(1024) == b""
+
+
+def test_a_policy_change_between_connect_and_clienthello_is_obeyed(tmp_path, env, mode):
+    """The CONNECT host is decided again at the ClientHello, under the policy then in force:
+    a host blocked meanwhile gets the block page, not a tunnel."""
+    _, tls, _, aiwarden_ca = env
+    policy = write_policy(tmp_path / "policy", POLICY, SHIPPED_CATALOG)
+    proxy = Proxy(policy, aiwarden_ca.parent, "--policy-watch", "0", *MODES[mode])
+    try:
+        sock, status, _ = connect_tunnel(proxy.address, f"localhost:{tls.port}")
+        assert status == 200
+        first = proxy.wait_for(lambda r: r.get("event") == "policy_loaded")["services"]
+        write_policy(tmp_path / "policy", LOCALHOST_BLOCKED, SHIPPED_CATALOG)
+        proxy.process.send_signal(signal.SIGHUP)
+        proxy.wait_for(lambda r: r.get("event") == "policy_loaded" and r["services"] > first)
+        context = ssl.create_default_context(cafile=str(aiwarden_ca))
+        context.check_hostname = False
+        with context.wrap_socket(sock, server_hostname="localhost") as conn:
+            conn.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            data = b""
+            while chunk := conn.recv(65536):
+                data += chunk
+        assert data.startswith(b"HTTP/1.1 403"), data[:200]
+    finally:
+        assert proxy.stop() == 0
