@@ -36,6 +36,7 @@ from collections.abc import Callable
 from mitmproxy import ctx
 from mitmproxy.proxy.layers.tls import parse_client_hello
 
+from .addon import _client_allowed  # the addon's own (cached) check
 from .destinations import UNRESOLVED
 from .engine import TUNNEL, Decision
 from .logs import event
@@ -164,8 +165,6 @@ class FastConnection(asyncio.Protocol):
     def _decide(self, host: str) -> Decision | None:
         """The addon's CONNECT decision for this client and host, when it is to tunnel
         with action allow; otherwise None."""
-        from .addon import _client_allowed  # the addon's own (cached) check
-
         engine = self.warden.engine
         if not _client_allowed(self.client, engine.policy.clients):
             return None
