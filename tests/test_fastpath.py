@@ -11,6 +11,7 @@ import socket
 import ssl
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from conftest import SHIPPED_CATALOG
@@ -19,6 +20,7 @@ from proxyharness import (
     Upstream,
     by_label,
     connect_tunnel,
+    exchange,
     make_upstream_pki,
     metrics,
     request_through_tunnel,
@@ -43,6 +45,7 @@ LOCALHOST_BLOCKED = POLICY.replace(
     " source: test}\nrules:",
 )
 MODES = {"fast": (), "mitmproxy": ("--no-fast-tunnels",)}
+GET = "GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
 SETTINGS = ("--log-level", "debug", "--client-header-timeout", "2")
 BIG = 8 * 1024 * 1024
 
@@ -76,6 +79,14 @@ def client_hello(sni: str) -> bytes:
     with pytest.raises(ssl.SSLWantReadError):
         tls.do_handshake()
     return outgoing.read()
+
+
+def get_inside(sock: socket.socket, host: str, cafile: Path) -> bytes:
+    """TLS inside an answered tunnel, SNI and Host `host`, trusting `cafile`: the answer."""
+    context = ssl.create_default_context(cafile=str(cafile))
+    context.check_hostname = False
+    with context.wrap_socket(sock, server_hostname=host) as conn:
+        return exchange(conn, GET.format(host=host))
 
 
 class RawServer:
@@ -133,13 +144,7 @@ def test_an_ai_sni_inside_an_allowed_tunnel_reaches_mitmproxy_after_the_200(env,
     connections = tls.connections
     sock, status, head = connect_tunnel(proxy.address, f"localhost:{tls.port}")
     assert status == 200 and head.endswith(b"\r\n\r\n") and head.count(b"HTTP/") == 1
-    context = ssl.create_default_context(cafile=str(aiwarden_ca))
-    context.check_hostname = False
-    with context.wrap_socket(sock, server_hostname="chatgpt.com") as conn:
-        conn.sendall(b"GET / HTTP/1.1\r\nHost: chatgpt.com\r\nConnection: close\r\n\r\n")
-        data = b""
-        while chunk := conn.recv(65536):
-            data += chunk
+    data = get_inside(sock, "chatgpt.com", aiwarden_ca)
     assert data.startswith(b"HTTP/1.1 403"), data[:200]
     assert tls.connections == connections  # the server never saw the fronted request
 
@@ -149,10 +154,7 @@ def test_plain_http_inside_an_allowed_tunnel_is_decided_by_its_host(env, mode):
     sock, status, _ = connect_tunnel(proxies[mode].address, f"localhost:{tls.port}")
     assert status == 200
     with sock:
-        sock.sendall(b"GET / HTTP/1.1\r\nHost: chatgpt.com\r\nConnection: close\r\n\r\n")
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
+        data = exchange(sock, GET.format(host="chatgpt.com"))
     assert data.startswith(b"HTTP/1.1 403"), data[:200]
 
 
@@ -237,13 +239,7 @@ def test_a_policy_change_between_connect_and_clienthello_is_obeyed(tmp_path, env
         write_policy(tmp_path / "policy", LOCALHOST_BLOCKED, SHIPPED_CATALOG)
         proxy.process.send_signal(signal.SIGHUP)
         proxy.wait_for(lambda r: r.get("event") == "policy_loaded" and r["services"] > first)
-        context = ssl.create_default_context(cafile=str(aiwarden_ca))
-        context.check_hostname = False
-        with context.wrap_socket(sock, server_hostname="localhost") as conn:
-            conn.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-            data = b""
-            while chunk := conn.recv(65536):
-                data += chunk
+        data = get_inside(sock, "localhost", aiwarden_ca)
         assert data.startswith(b"HTTP/1.1 403"), data[:200]
     finally:
         assert proxy.stop() == 0
