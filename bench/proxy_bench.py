@@ -350,20 +350,14 @@ def prompt_body(kb: int, directory: Path) -> Path:
 # -- measuring -------------------------------------------------------------------------------
 
 
-def hey(
-    proxy_url: str,
-    url: str,
-    seconds: float,
-    keepalive: bool = True,
-    clients: int = CONCURRENCY,
-    body: Path | None = None,
-) -> dict:
-    args = ["hey", "-z", f"{seconds}s", "-c", str(clients), "-x", proxy_url]
-    if not keepalive:
+def hey(proxy_url: str, cls: TrafficClass, seconds: float, body: Path | None) -> dict:
+    """One hey run of a traffic class through a proxy (`body`: the class's prompt file)."""
+    args = ["hey", "-z", f"{seconds}s", "-c", str(cls.clients), "-x", proxy_url]
+    if not cls.keepalive:
         args.append("-disable-keepalive")
     if body is not None:
         args += ["-m", "POST", "-T", "application/json", "-D", str(body)]
-    out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([*args, cls.url], capture_output=True, text=True, check=True).stdout
     return parse_hey(out)
 
 
@@ -468,7 +462,7 @@ def measured_run(
     before = tree_cpu_seconds(process.pid), tree_cpu_seconds(upstream_pid), _children_cpu()
     opened = tcp_connections_opened()
     with PeakMemory(process.pid) as memory:
-        run = hey(proxy_url, cls.url, seconds, cls.keepalive, cls.clients, body)
+        run = hey(proxy_url, cls, seconds, body)
     run["connections"] = tcp_connections_opened() - opened
     used = tree_cpu_seconds(process.pid) - before[0]
     run["cpu_s_per_1k"] = round(used / run["requests"] * 1000, 3) if run["requests"] else None
@@ -538,7 +532,7 @@ def decision_share(py_spy: str, proxy: Proxy, cls: TrafficClass, seconds: int,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     time.sleep(0.5)
-    hey(proxy.url, cls.url, seconds - 1, cls.keepalive, cls.clients, body)
+    hey(proxy.url, cls, seconds - 1, body)
     spy.wait(30)
     if not out.exists():
         return {"error": "py-spy wrote no profile (is ptrace allowed here?)"}
@@ -633,9 +627,8 @@ def main() -> None:
     }
     names = args.contenders or ["aiwarden", "aiwarden-2w", "mitmdump", "squid"]
     contenders = {n: contenders[n] for n in names}
-    classes = traffic_classes(http_port, https_port)
-    if args.only:
-        classes = {c: classes[c] for c in args.only}
+    every_class = traffic_classes(http_port, https_port)
+    classes = {c: every_class[c] for c in args.only} if args.only else every_class
     bodies = {kb: prompt_body(kb, work) for kb in {c.body_kb for c in classes.values()} if kb}
     runs: dict[str, dict[str, list]] = {c: {n: [] for n in contenders} for c in classes}
     profile, memory = {}, None
@@ -669,7 +662,7 @@ def main() -> None:
             finally:
                 proxy.stop()
         if args.memory_requests and "aiwarden" in contenders:
-            memory = measure_memory(contenders["aiwarden"], classes, args.memory_requests)
+            memory = measure_memory(contenders["aiwarden"], every_class, args.memory_requests)
     finally:
         nginx.send_signal(signal.SIGQUIT)
         nginx.wait(10)

@@ -286,9 +286,6 @@ class FastConnection(asyncio.Protocol):
         if self.warden is not None:
             self.warden.metrics.open_connections.dec()  # mitmproxy counts it from now on
         self._disarm_header_timer()
-        if self.upstream is not None:
-            self.upstream.transport.close()
-            self.upstream = None
         self.state = "handed over"
         transport = ConnectAnswered(self.transport) if answered else self.transport
         protocol = self.mitmproxy_factory()
@@ -300,14 +297,9 @@ class FastConnection(asyncio.Protocol):
             self.transport.resume_reading()
 
     def _fail(self) -> None:
-        """An unexpected error: before relaying, mitmproxy decides; after, the connection
-        is closed."""
-        if self.state in ("head", "checking"):
-            self.hand_over()
-        elif self.state in ("hello", "connecting"):
-            self.hand_over(answered=True)
-        else:
-            self._close()
+        """An unexpected error while reading the head or the ClientHello (relaying raises
+        nothing of ours): mitmproxy decides, after the 200 if it was sent."""
+        self.hand_over(answered=self.state in ("hello", "connecting"))
 
     def _close(self) -> None:
         if self.state in ("closed", "handed over"):
