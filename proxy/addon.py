@@ -9,8 +9,17 @@
 Decisions happen at the earliest point that knows enough: the client at connect, the host at
 CONNECT (refuse, tunnel or intercept), the SNI at the TLS ClientHello (tunnel only when both
 CONNECT host and SNI allow it), the whole request line at request headers (before any upstream
-connection). An exception inside a decision never lets traffic through by accident: the flow
-gets the policy's `on_error` action (block by default). Hooks are synchronous and return an
+connection).
+
+The invariant: a connection whose destination is not tunnel+allow for every name it claims
+carries no byte upstream that a decision did not see. Every name a request claims (CONNECT
+host, each TLS server name, request target, each Host header, HTTP/2 :authority) is decided
+and the strictest decision wins; bytes mitmproxy would relay as raw TCP (unknown framing, a
+TLS record it does not recognise, a protocol after a 101 that is not WebSocket) are relayed
+only toward a destination every name of which is tunnel+allow, and otherwise refused.
+
+An exception inside a decision never lets traffic through by accident: the flow gets the
+policy's `on_error` action (block by default). Hooks are synchronous and return an
 awaitable only when they must resolve a name, so the common path never waits.
 """
 
@@ -25,14 +34,16 @@ from dataclasses import replace
 from functools import lru_cache
 
 from mitmproxy import connection, ctx, exceptions, http, tls
+from mitmproxy.proxy import commands, events, layer, layers
+from mitmproxy.proxy.layers.http import HTTPMode
 
-from proxy import deadlines, upstream_errors
+from proxy import deadlines, framing, upstream_errors
 from proxy.audit import AuditLog
 from proxy.destinations import UNRESOLVED, DestinationGuard
 from proxy.engine import INTERCEPT, REFUSE, TUNNEL, Decision, Engine
 from proxy.logs import event
 from proxy.metrics import NONE, Metrics, upstream_error_kind
-from proxy.normalize import is_ip, normalize_host
+from proxy.normalize import BadHost, is_ip, normalize_host
 from proxy.policy import Policy, load_policy
 from proxy.redaction import FileBlocked, Result, Unparseable, redact_body
 from proxy.reload import PolicyReloader
@@ -54,6 +65,9 @@ OFFLOAD_BYTES = 64 * 1024  # larger bodies are redacted in a thread, off the eve
 BLOCKED_ANSWER = "aiwarden_blocked_answer"  # flow.metadata: sent when the sink is refused
 SINK = ("aiwarden-blocked.invalid", 9)  # where a blocked request's body would go: nowhere
 MAX_HEAD_BYTES = 64 * 1024  # request line and headers; over it: 431, never forwarded
+# layers that relay bytes as they come, with no HTTP or TLS hook to decide them
+RAW_LAYERS = (layers.TCPLayer, layers.UDPLayer, layers.DNSLayer, layers.RawQuicLayer)
+HOP_BY_HOP_PROXY_HEADERS = ("proxy-authorization", "proxy-connection")  # for the proxy only
 
 
 class AIWarden:
@@ -64,6 +78,10 @@ class AIWarden:
         self.guard = DestinationGuard(())
         self._listeners: list[tuple[str, int]] = list(protect)
         self._users: weakref.WeakKeyDictionary[connection.Client, str] = weakref.WeakKeyDictionary()
+        # the TLS server names a client's ClientHello claimed, or why they cannot be read
+        self._tls_names: weakref.WeakKeyDictionary[connection.Client, list[str] | BadHost] = (
+            weakref.WeakKeyDictionary()
+        )
         self.metrics = Metrics()
         self.audit: AuditLog | None = None
         self.reloader: PolicyReloader | None = None
@@ -236,26 +254,98 @@ class AIWarden:
     # -- TLS ---------------------------------------------------------------------------------
 
     def tls_clienthello(self, data: tls.ClientHelloData) -> None:
-        """Relay undecrypted only when the CONNECT host and the SNI both allow it; an SNI
-        naming a blocked service inside an allowed tunnel is domain fronting."""
+        """Relay undecrypted only when the CONNECT host and every server name allow it; an
+        SNI naming a blocked service inside an allowed tunnel is domain fronting, and one
+        that cannot be read is decided by on_error, inside the intercepted connection."""
         try:
             client = data.context.client
-            user = self._users.get(client)
-            names = {data.client_hello.sni}
-            if data.context.server.address:
-                names.add(data.context.server.address[0])
-            names.discard(None)
-            names.discard("")
-            decide = self.engine.decide_connect
-            tunnel = bool(names) and all(
-                self.metrics.timed("connect", decide, name, client.peername[0], user).connect
-                == TUNNEL
-                for name in names
-            )
-            data.ignore_connection = tunnel
+            names = [data.context.server.address[0]] if data.context.server.address else []
+            try:
+                names += framing.server_names(data.client_hello)
+            except BadHost as e:
+                self._tls_names[client] = e
+                names = []
+            else:
+                self._tls_names[client] = names[1:] if data.context.server.address else names
+            tunnel = self.tunnel_decision(names, client.peername[0], self._users.get(client))
+            data.ignore_connection = tunnel is not None
             self.metrics.connections(TUNNEL if tunnel else INTERCEPT).inc()
         except Exception:
             logger.exception("TLS decision failed; intercepting so each request is decided")
+
+    def tunnel_decision(
+        self, names: Iterable[str], client: str, user: str | None
+    ) -> Decision | None:
+        """The decision to relay a connection undecrypted, or None when it must not be:
+        every name it claims must be tunnel+allow (a name that cannot be read gets the
+        on_error decision). The first name's decision is returned. The one rule for the
+        ClientHello, raw bytes (next_layer) and the fast path."""
+        decide, first = self.engine.decide_connect, None
+        for name in names:
+            decision = self.metrics.timed("connect", decide, name, client, user)
+            if decision.connect != TUNNEL or decision.action != "allow":
+                return None
+            first = first or decision
+        return first
+
+    # -- bytes that no HTTP or TLS hook would see ------------------------------------------------
+
+    def next_layer(self, nextlayer: layer.NextLayer) -> None:
+        """mitmproxy relays what it does not recognise as HTTP or TLS as raw TCP, with no
+        hook to decide it: such a relay stands only toward a destination every name of which
+        is tunnel+allow. Bytes that may still become a request (written two at a time) go to
+        mitmproxy's HTTP or TLS layer, which waits for the rest and then asks the hooks;
+        anything else is refused, counted and logged."""
+        if nextlayer.layer is None:  # under mitmdump -s, scripts come before mitmproxy's own
+            builtin = ctx.master.addons.get("nextlayer")
+            if builtin is not None:
+                builtin.next_layer(nextlayer)  # its choice, so that it can be checked
+        if not isinstance(nextlayer.layer, RAW_LAYERS):
+            return
+        context, data = nextlayer.context, nextlayer.data_client()
+        try:
+            verdict = self._raw_verdict(context, data)
+        except Exception:
+            logger.exception("raw-relay decision failed; refusing the connection")
+            verdict = "the proxy could not decide these bytes"
+        if verdict == "relay":
+            return
+        if verdict == "tls":
+            nextlayer.layer = layers.ServerTLSLayer(context)
+            nextlayer.layer.child_layer = layers.ClientTLSLayer(context)
+            return
+        if verdict == "http":
+            nextlayer.layer = layers.HttpLayer(context, HTTPMode.transparent)
+            return
+        host = context.server.address[0] if context.server.address else None
+        reference = new_reference()
+        reason = "bad_tls" if data[:1] == bytes([framing.HANDSHAKE]) else "raw_tcp"
+        self.metrics.bad_requests(reason).inc()
+        event("bad_request", reference=reference, client=context.client.peername[0],
+              host=host, reason=reason, detail=verdict)  # fmt: skip
+        text = f"aiwarden: {verdict}; nothing was forwarded (reference {reference})."
+        nextlayer.layer = Refusal(context, framing.refusal_answer(data, text))
+
+    def _raw_verdict(self, context, data: bytes) -> str:
+        """'relay' as mitmproxy chose; 'tls' or 'http' for bytes too few to tell (those
+        layers wait for the rest and their hooks decide); or why the bytes are refused."""
+        names = [context.server.address[0]] if context.server.address else []
+        if context.client.sni:
+            names.append(context.client.sni)
+        if data[:1] == bytes([framing.HANDSHAKE]):
+            try:
+                hello = framing.read_client_hello(data)
+                if hello is None:
+                    return "tls"
+                names += framing.server_names(hello)
+            except ValueError as e:  # BadHost is a ValueError too
+                return f"a TLS handshake that cannot be read ({e})"
+        client = context.client
+        if names and self.tunnel_decision(names, client.peername[0], self._users.get(client)):
+            return "relay"
+        if framing.may_become_http(data):
+            return "http"
+        return "bytes that are neither HTTP nor TLS, toward a destination that is not tunnelled"
 
     # -- requests ------------------------------------------------------------------------------
 
@@ -268,6 +358,8 @@ class AIWarden:
                 f"{MAX_HEAD_BYTES}. Nothing was forwarded.",
             )  # fmt: skip
             return None
+        for name in HOP_BY_HOP_PROXY_HEADERS:  # read by proxyauth already; not the server's
+            flow.request.headers.pop(name, None)
         return self._guarded(flow, "request", self._request)
 
     def _bad_request(self, flow: http.HTTPFlow, status: int, reason: str, text: str) -> None:
@@ -288,7 +380,11 @@ class AIWarden:
             _user(flow) or self._users.get(flow.client_conn),
         )
         decision, host = None, request.host
-        for name in _claimed_hosts(flow):
+        tls_names = self._tls_names.get(flow.client_conn, [])
+        if isinstance(tls_names, BadHost):  # a server name that cannot be read: on_error
+            decision = self.engine.error_decision("request", f"unreadable host: {tls_names}")
+            tls_names = []
+        for name in _claimed_hosts(flow, tls_names):
             d = self.metrics.timed(
                 "request",
                 self.engine.decide_request,
@@ -436,6 +532,25 @@ class AIWarden:
             host=flow.request.pretty_host,
             kind=kind,
             status=status,
+        )
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        """A server that switches protocols to anything but WebSocket would have mitmproxy
+        relay the rest of the connection as raw TCP, undecided: the client gets a 502 and
+        the connection ends instead."""
+        if flow.response.status_code != 101 or flow.websocket is not None:
+            return
+        upgrade = flow.response.headers.get("upgrade", "")
+        reference = new_reference()
+        self.metrics.bad_requests("protocol_switch").inc()
+        event("bad_request", reference=reference, client=flow.client_conn.peername[0],
+              host=flow.request.pretty_host, reason="protocol_switch", status=502)  # fmt: skip
+        flow.response = http.Response.make(
+            502,
+            f"aiwarden: the server switched this connection to a protocol aiwarden cannot "
+            f"inspect ({upgrade or 'unnamed'}); nothing more is relayed "
+            f"(reference {reference}).\n",
+            {"Content-Type": "text/plain; charset=utf-8", "Connection": "close"},
         )
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
@@ -649,15 +764,13 @@ def _user(flow: http.HTTPFlow) -> str | None:
     return auth[0] if auth else None
 
 
-def _claimed_hosts(flow: http.HTTPFlow) -> list[str]:
+def _claimed_hosts(flow: http.HTTPFlow, tls_names: list[str]) -> list[str]:
     """Every host this request claims to be for: the request target (CONNECT host or
-    absolute-form URL), the Host header and the TLS SNI."""
+    absolute-form URL), its authority (absolute-form inside a tunnel, HTTP/2 :authority),
+    each Host header and every TLS server name."""
     request = flow.request
-    names = {request.host}
-    if header := request.host_header:
-        names.add(header)
-    if sni := flow.client_conn.sni:
-        names.add(sni)
+    names = {request.host, request.authority, *request.headers.get_all("host"), *tls_names}
+    names.add(flow.client_conn.sni)  # mitmproxy's reading of the same ClientHello
     return [n for n in names if n]
 
 
@@ -667,6 +780,21 @@ def _client_allowed(address: str, networks: tuple) -> bool:
     if ip.version == 6 and ip.ipv4_mapped:
         ip = ip.ipv4_mapped
     return any(ip in network for network in networks)
+
+
+class Refusal(layer.Layer):
+    """In place of a raw relay that no decision allowed: tells the client why, in the
+    framing it spoke, and closes. Nothing is ever sent upstream."""
+
+    def __init__(self, context, answer: bytes) -> None:
+        super().__init__(context)
+        self.answer = answer
+
+    def _handle_event(self, received: events.Event) -> layer.CommandGenerator[None]:
+        if isinstance(received, events.Start):
+            if self.answer:
+                yield commands.SendData(self.context.client, self.answer)
+            yield commands.CloseConnection(self.context.client)
 
 
 # `mitmdump -s proxy/addon.py`: the admin listener comes first so the addon can protect it.

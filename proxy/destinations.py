@@ -1,5 +1,7 @@
 """Where the proxy will not connect: `network.deny_destinations` (cloud metadata, loopback,
-link-local...), also when a name resolves there, and the proxy's own listeners."""
+link-local...), also when a name resolves there; this host's unspecified address (`0.0.0.0`,
+`::`, which Linux connects to the machine itself) whatever the policy says; and the proxy's
+own listeners by any address of this host."""
 
 from __future__ import annotations
 
@@ -44,12 +46,12 @@ class DestinationGuard:
         """The reason a connection to this address is refused, or None."""
         if address.version == 6 and address.ipv4_mapped:
             address = address.ipv4_mapped
+        if address.is_unspecified:
+            return f"{address} is this host"
         for network in self.deny:
             if address in network:
                 return f"{address} is in denied destination {network}"
-        if (address, port) in self.own or (
-            port in self.own_ports and (address.is_loopback or address.is_unspecified)
-        ):
+        if (address, port) in self.own or (port in self.own_ports and is_this_host(address)):
             return f"{address}:{port} is the proxy itself"
         return None
 
@@ -103,6 +105,26 @@ class DestinationGuard:
             self._dns.clear()
         self._dns[(host, port)] = (time.monotonic() + DNS_CACHE_SECONDS, addresses)
         return addresses
+
+
+def is_this_host(address: IPAddress) -> bool:
+    """Whether a connection to `address` stays on this machine: loopback, or an address of
+    one of its interfaces (the kernel routes to it from itself). Rechecked every minute, as
+    interfaces gain and lose addresses."""
+    return address.is_loopback or _routes_to_itself(address, int(time.monotonic() // 60))
+
+
+@functools.lru_cache(maxsize=256)
+def _routes_to_itself(address: IPAddress, minute: int) -> bool:
+    """A UDP socket "connected" to the address (which sends nothing) takes the address
+    itself as its source only when the address is this machine's."""
+    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect((str(address), 9))
+            return _ip(probe.getsockname()[0]) == address
+    except OSError:  # no route: not reachable from here at all
+        return False
 
 
 def _ip(text: str) -> IPAddress | None:

@@ -34,8 +34,8 @@ import re
 from collections.abc import Callable
 
 from mitmproxy import ctx
-from mitmproxy.proxy.layers.tls import parse_client_hello
 
+from . import framing
 from .addon import _client_allowed  # the addon's own (cached) check
 from .destinations import UNRESOLVED
 from .engine import TUNNEL, Decision
@@ -46,7 +46,6 @@ from .normalize import BadHost, normalize_host
 logger = logging.getLogger("aiwarden")
 
 MAX_CONNECT_HEAD = 8 * 1024  # a longer CONNECT request is mitmproxy's to answer
-MAX_CLIENT_HELLO = 64 * 1024  # beyond this, mitmproxy reads the ClientHello
 IDLE_TIMEOUT = 600.0  # as mitmproxy's tcp_timeout: an idle tunnel is closed
 # the host as a name or IPv4 address, or an IPv6 address in brackets; anything odder is
 # mitmproxy's to judge
@@ -162,15 +161,12 @@ class FastConnection(asyncio.Protocol):
         else:
             self.hand_over()  # mitmproxy refuses it, with the reason
 
-    def _decide(self, host: str) -> Decision | None:
-        """The addon's CONNECT decision for this client and host, when it is to tunnel
-        with action allow; otherwise None."""
-        engine = self.warden.engine
-        if not _client_allowed(self.client, engine.policy.clients):
+    def _decide(self, *names: str) -> Decision | None:
+        """The addon's decision to tunnel this client's connection claiming `names`
+        (AIWarden.tunnel_decision), or None."""
+        if not _client_allowed(self.client, self.warden.engine.policy.clients):
             return None
-        decision = self.warden.metrics.timed("connect", engine.decide_connect, host,
-                                             self.client, None)  # fmt: skip
-        return decision if decision.connect == TUNNEL and decision.action == "allow" else None
+        return self.warden.tunnel_decision(names, self.client, None)
 
     async def _check_destination(self) -> None:
         try:
@@ -198,24 +194,20 @@ class FastConnection(asyncio.Protocol):
         """The tunnel's first bytes: relay them when they are a ClientHello whose SNI may be
         tunnelled too; otherwise mitmproxy decides (plain HTTP in a tunnel, fronting)."""
         try:
-            hello = parse_client_hello(self.buffer) if self.buffer[:1] == b"\x16" else False
+            hello = framing.read_client_hello(self.buffer)  # as the addon reads it
         except ValueError:
-            hello = False
-        if hello is None and len(self.buffer) < MAX_CLIENT_HELLO:
+            return self.hand_over(answered=True)
+        if hello is None:
             return  # not whole yet
-        if not hello:
-            return self.hand_over(answered=True)
-        names = {self.host}
-        if hello.sni:
-            try:
-                names.add(normalize_host(hello.sni))
-            except BadHost:
-                return self.hand_over(answered=True)
+        try:
+            names = framing.server_names(hello)  # all of them: mitmproxy's .sni keeps one
+        except BadHost:
+            return self.hand_over(answered=True)  # the addon intercepts; on_error decides
         # the CONNECT host again too, as the addon does: the policy may have changed since
-        decisions = {name: self._decide(name) for name in names}
-        if None in decisions.values():
+        decision = self._decide(self.host, *names)
+        if decision is None:
             return self.hand_over(answered=True)
-        self.decision = decisions[self.host]
+        self.decision = decision
         self._disarm_header_timer()
         self.state = "connecting"
         self.transport.pause_reading()

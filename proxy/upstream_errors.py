@@ -8,13 +8,15 @@ proposes that a response the `error` hook sets is sent instead. `install()` adds
 behaviour to `HttpStream.handle_protocol_error`, so that an SDK gets a JSON error it can read
 and a browser gets our page. Nothing changes for a flow whose error hook sets no response.
 It also marks the flow (UPSTREAM_FAILED), so the hook can tell a server's failure from a
-client's.
+client's. And mitmproxy's own error pages (a request it cannot parse) no longer announce
+its name and version in their Server header: they say `aiwarden`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator
 
+from mitmproxy import version
 from mitmproxy.proxy.layers import http as http_layer
 from mitmproxy.proxy.layers.http import (
     ResponseData,
@@ -30,6 +32,7 @@ UPSTREAM_FAILED = "aiwarden_upstream_failed"  # flow.metadata: the error is the 
 
 def install() -> None:
     """Wrap HttpStream.handle_protocol_error once per process."""
+    version.MITMPROXY = "aiwarden"  # read by mitmproxy's HTTP/1, 2 and 3 error pages
     stream = http_layer.HttpStream
     if getattr(stream.handle_protocol_error, _INSTALLED, False):
         return

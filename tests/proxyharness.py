@@ -5,6 +5,7 @@ Everything listens on and talks to loopback only."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import gzip
 import hashlib
@@ -67,7 +68,8 @@ def make_upstream_pki(directory: Path) -> tuple[Path, Path, Path]:
         .not_valid_before(now - datetime.timedelta(days=1))
         .not_valid_after(now + datetime.timedelta(days=30))
         .add_extension(x509.SubjectAlternativeName([
-            x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+            x509.IPAddress(ipaddress.ip_address("127.0.0.2"))]),
             critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
                        critical=False)
@@ -88,6 +90,35 @@ def make_upstream_pki(directory: Path) -> tuple[Path, Path, Path]:
     return paths
 
 
+# -- TLS ClientHellos, real and crafted ----------------------------------------------------------
+
+
+def client_hello(sni: str | None) -> bytes:
+    """A real TLS ClientHello from Python's TLS stack naming `sni`, as a client's first bytes."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    tls = context.wrap_bio(incoming, outgoing, server_hostname=sni)
+    with contextlib.suppress(ssl.SSLWantReadError):  # it waits for the server's answer
+        tls.do_handshake()
+    return outgoing.read()
+
+
+def crafted_hello(names: list[bytes] | None, record_version: bytes = b"\x03\x01") -> bytes:
+    """A minimal TLS 1.2 ClientHello whose server_name extension lists `names` as they are
+    (None: no extension), for what no TLS library would send."""
+    body = b"\x03\x03" + bytes(32) + b"\x00" + b"\x00\x04\xc0\x2f\x00\x9c" + b"\x01\x00"
+    extensions = b""
+    if names is not None:
+        entries = b"".join(b"\x00" + len(n).to_bytes(2) + n for n in names)
+        sni = len(entries).to_bytes(2) + entries
+        extensions += b"\x00\x00" + len(sni).to_bytes(2) + sni
+    body += len(extensions).to_bytes(2) + extensions
+    handshake = b"\x01" + len(body).to_bytes(3) + body
+    return b"\x16" + record_version + len(handshake).to_bytes(2) + handshake
+
+
 # -- upstream servers ----------------------------------------------------------------------------
 
 
@@ -98,6 +129,8 @@ class Upstream:
     GET /sse streams three events; the second waits for `sse_gate`, so a client that gets the
     first event before setting the gate proves the proxy streamed instead of buffering.
     POST /upload answers with the body's length and SHA-256.
+    GET /switch answers 101 Switching Protocols to a protocol that is not WebSocket, then
+    records every byte that follows in `switched`.
     """
 
     tls: tuple[Path, Path] | None = None
@@ -106,6 +139,7 @@ class Upstream:
     bodies: list[bytes] = field(default_factory=list)  # POST bodies as received
     sse_gate: threading.Event = field(default_factory=threading.Event)
     connections: int = 0  # accepted, whether or not a request was read
+    switched: list[bytes] = field(default_factory=list)  # bytes after a 101 from /switch
 
     def __post_init__(self) -> None:
         upstream = self
@@ -137,6 +171,8 @@ class Upstream:
                 self._record()
                 if self.path.startswith("/sse"):
                     return self._sse()
+                if self.path.startswith("/switch"):
+                    return self._switch()
                 self._send(200, b"hello from upstream\n", "text/plain")
 
             def do_POST(self) -> None:
@@ -178,6 +214,16 @@ class Upstream:
                 self.end_headers()
                 self.wfile.write(body)
 
+            def _switch(self) -> None:
+                self.send_response(101)
+                self.send_header("Upgrade", "x-raw")
+                self.send_header("Connection", "Upgrade")
+                self.end_headers()
+                self.wfile.flush()
+                self.close_connection = True
+                while chunk := self.request.recv(65536):
+                    upstream.switched.append(chunk)
+
             def _sse(self) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
@@ -192,7 +238,8 @@ class Upstream:
                 self.wfile.write(b"0\r\n\r\n")
                 self.wfile.flush()
 
-        self.server = ThreadingHTTPServer((self.host, 0), Handler)
+        server_class = _HTTP6Server if ":" in self.host else ThreadingHTTPServer
+        self.server = server_class((self.host, 0), Handler)
         self.server.daemon_threads = True
         if self.tls:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -207,6 +254,10 @@ class Upstream:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class _HTTP6Server(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
 
 
 def _completion(text: str) -> dict:
@@ -354,6 +405,19 @@ def value(m: dict, name: str, **labels: str) -> float:
 def by_label(proxy: Proxy, name: str, label: str) -> dict[str, float]:
     """Every sample of `name`, keyed by the value of one label."""
     return {dict(k)[label]: v for (n, k), v in metrics(proxy).items() if n == name}
+
+
+def mitmdump_proxy(policy: Path, confdir: Path, *settings: str) -> Proxy:
+    """Stock mitmdump on a free loopback port with the aiwarden addon loaded as a script, as
+    people who already run mitmproxy use it; `settings` are more `--set` values."""
+    addon = Path(__file__).resolve().parent.parent / "proxy" / "addon.py"
+    command = [str(Path(sys.executable).parent / "mitmdump"), "-s", str(addon),
+               "--listen-host", "127.0.0.1", "--listen-port", "0"]  # fmt: skip
+    settings = (f"confdir={confdir}", f"aiwarden_policy={policy}",
+                "aiwarden_admin=127.0.0.1:0", "connection_strategy=lazy", *settings)  # fmt: skip
+    for setting in settings:
+        command += ["--set", setting]
+    return Proxy(policy, confdir, command=command)
 
 
 def _is_listening(record: dict) -> bool:

@@ -19,6 +19,7 @@ from proxyharness import (
     Proxy,
     Upstream,
     by_label,
+    client_hello,
     connect_tunnel,
     exchange,
     make_upstream_pki,
@@ -67,18 +68,6 @@ def env(tmp_path_factory):
 @pytest.fixture(params=list(MODES))
 def mode(request):
     return request.param
-
-
-def client_hello(sni: str) -> bytes:
-    """A real TLS ClientHello naming `sni`, as the first bytes a client sends in a tunnel."""
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    tls = context.wrap_bio(incoming, outgoing, server_hostname=sni)
-    with pytest.raises(ssl.SSLWantReadError):
-        tls.do_handshake()
-    return outgoing.read()
 
 
 def get_inside(sock: socket.socket, host: str, cafile: Path) -> bytes:
