@@ -327,8 +327,8 @@ class AIWarden:
         nextlayer.layer = Refusal(context, framing.refusal_answer(data, text))
 
     def _raw_verdict(self, context, data: bytes) -> str:
-        """'relay' as mitmproxy chose; 'tls' or 'http' for bytes too few to tell (those
-        layers wait for the rest and their hooks decide); or why the bytes are refused."""
+        """'relay' as mitmproxy chose; 'tls' or 'http' for bytes that mitmproxy's TLS or
+        HTTP layer must read, so that their hooks decide; or why the bytes are refused."""
         names = [context.server.address[0]] if context.server.address else []
         if context.client.sni:
             names.append(context.client.sni)
@@ -340,6 +340,8 @@ class AIWarden:
                 names += framing.server_names(hello)
             except ValueError as e:  # BadHost is a ValueError too
                 return f"a TLS handshake that cannot be read ({e})"
+        elif framing.starts_with_empty_line(data):  # even toward an allowed host: a server
+            return "an empty line before the request"  # would read the Host header behind it
         client = context.client
         if names and self.tunnel_decision(names, client.peername[0], self._users.get(client)):
             return "relay"

@@ -8,6 +8,8 @@ and the fast path):
 - `read_client_hello`: a ClientHello behind any record version, or None while incomplete;
 - `server_names`: every name of every server_name entry, which mitmproxy's `sni` drops
   unless there is exactly one valid one;
+- `starts_with_empty_line`: what HTTP/1 servers skip before a request line, and what makes
+  mitmproxy take the request behind it for raw TCP (its own HTTP reader stalls on it);
 - `may_become_http`: bytes too few to say they are not the start of an HTTP request;
 - `refusal_answer`: what to tell a client whose bytes are refused.
 """
@@ -74,6 +76,10 @@ def server_names(hello: ClientHello) -> list[str]:
                 raise BadHost(f"the TLS server name {raw!r} is not a plain host name")
             names.append(normalize_host(raw))
     return names
+
+
+def starts_with_empty_line(data: bytes) -> bool:
+    return data[:1] in (b"\r", b"\n")
 
 
 def may_become_http(data: bytes) -> bool:

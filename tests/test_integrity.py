@@ -21,6 +21,10 @@ import ssl
 import time
 from pathlib import Path
 
+import h2.config
+import h2.connection
+import h2.events
+import h2.exceptions
 import pytest
 from conftest import SHIPPED_CATALOG
 from hypothesis import HealthCheck, given, settings
@@ -317,6 +321,83 @@ def test_an_absolute_form_target_inside_a_tunnel_is_decided(env, proxy, scheme):
         with tls_inside(sock, env.aiwarden_ca, "127.0.0.2") as conn:
             reply = exchange(conn, request)
     assert reply.startswith(b"HTTP/1.1 403"), reply[:200]
+    assert settled(env, before) == before
+
+
+def test_plain_http_behind_an_empty_line_is_refused_even_toward_an_allowed_host(env, proxy):
+    """mitmproxy relays `\r\nGET ...` as raw TCP; toward an ordinary site its Host header,
+    naming the blocked service, would reach a front end that serves both. (Refused with a
+    400; or, when the empty line arrives with the CONNECT, mitmproxy's reader of the CONNECT
+    skips it and the request gets the block page.)"""
+    before = env.upstreams()
+    reply = exchange(
+        tunnel(proxy, f"127.0.0.1:{env.plain.port}"),
+        "\r\n" + GET.format(path="/v1/models", host="localhost"),
+    )
+    assert reply.startswith(REFUSED), reply[:200]
+    assert settled(env, before) == before
+
+
+def h2_request(headers: list[tuple[str, str]]) -> tuple[h2.connection.H2Connection, bytes]:
+    """An HTTP/2 client connection's first bytes: the preface, settings, one GET."""
+    conn = h2.connection.H2Connection(
+        h2.config.H2Configuration(client_side=True, validate_outbound_headers=False)
+    )
+    conn.initiate_connection()
+    conn.send_headers(1, headers, end_stream=True)
+    return conn, conn.data_to_send()
+
+
+def h2_status(conn: h2.connection.H2Connection, sock) -> int | None:
+    """The status of stream 1, or None when the connection ends without one."""
+    while data := sock.recv(65536):
+        for received in conn.receive_data(data):
+            if isinstance(received, h2.events.ResponseReceived):
+                return int(dict(received.headers)[b":status"])
+        sock.sendall(conn.data_to_send())
+    return None
+
+
+def test_http2_authority_and_host_header_are_both_decided(env, proxy):
+    """HTTP/2 on the shared host: `:authority` an allowed name, a `host` header the blocked
+    service."""
+    before = env.upstreams()
+    context = ssl.create_default_context(cafile=str(env.aiwarden_ca))
+    context.check_hostname = False
+    context.set_alpn_protocols(["h2"])
+    sock = tunnel(proxy, f"127.0.0.2:{env.shared_tls.port}")
+    with context.wrap_socket(sock, server_hostname="127.0.0.2") as tls:
+        tls.settimeout(5)
+        assert tls.selected_alpn_protocol() == "h2"
+        conn, data = h2_request([(":method", "GET"), (":scheme", "https"),
+                                 (":authority", "127.0.0.2"), (":path", "/repos"),
+                                 ("host", "localhost")])  # fmt: skip
+        tls.sendall(data)
+        try:
+            status = h2_status(conn, tls)
+        except (OSError, h2.exceptions.ProtocolError):
+            status = None
+    assert status in (None, 400, 403)
+    assert settled(env, before) == before
+
+
+def test_http2_prior_knowledge_to_a_blocked_host_is_decided(env, proxy):
+    before = env.upstreams()
+    _, data = h2_request([(":method", "GET"), (":scheme", "http"),
+                             (":authority", "localhost"), (":path", "/v1/models")])  # fmt: skip
+    reply = send_in_pieces(tunnel(proxy, f"localhost:{env.plain.port}"), [data])
+    assert settled(env, before) == before
+    assert b"hello from upstream" not in reply
+
+
+def test_a_connect_inside_a_tunnel_is_not_followed(env, proxy):
+    before = env.upstreams()
+    reply = send_in_pieces(
+        tunnel(proxy, f"127.0.0.1:{env.plain.port}"),
+        [f"CONNECT localhost:{env.plain.port} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode(),
+         b"GET /v1/models HTTP/1.1\r\nHost: localhost\r\n\r\n"],
+    )  # fmt: skip
+    assert not reply.startswith(b"HTTP/1.1 200"), reply[:200]
     assert settled(env, before) == before
 
 
