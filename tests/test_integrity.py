@@ -15,6 +15,7 @@ here, so only the decisions stand between the client and the upstreams.
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import socket
 import ssl
@@ -43,6 +44,7 @@ from proxyharness import (
 )
 
 from proxy import ca
+from proxy.destinations import DestinationGuard
 
 POLICY = """
 network:
@@ -439,6 +441,23 @@ def test_this_host_is_refused_in_every_spelling(env, proxy):
         assert (v6.connections, env.upstreams()) == before
     finally:
         v6.close()
+
+
+def test_the_proxys_own_port_is_refused_by_any_address_of_this_host():
+    """A proxy listening on every address is reached through each address of the machine,
+    not only loopback (a UDP socket finds this host's address and sends nothing)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("198.51.100.1", 9))  # documentation range: only the route is read
+        except OSError:
+            pytest.skip("this machine has no IPv4 route besides loopback")
+        local = ipaddress.ip_address(probe.getsockname()[0])
+    guard = DestinationGuard(())
+    guard.protect("0.0.0.0", 3128)
+    assert "is the proxy itself" in guard.why_denied_ip(local, 3128)
+    assert "is the proxy itself" in guard.why_denied_ip(ipaddress.ip_address("127.0.0.9"), 3128)
+    assert guard.why_denied_ip(local, 3129) is None  # another port of this host
+    assert guard.why_denied_ip(ipaddress.ip_address("198.51.100.7"), 3128) is None  # elsewhere
 
 
 # -- 6. what the proxy itself says and passes on ---------------------------------------------------
