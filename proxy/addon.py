@@ -259,15 +259,16 @@ class AIWarden:
         that cannot be read is decided by on_error, inside the intercepted connection."""
         try:
             client = data.context.client
-            names = [data.context.server.address[0]] if data.context.server.address else []
+            connect = [data.context.server.address[0]] if data.context.server.address else []
             try:
-                names += framing.server_names(data.client_hello)
-            except BadHost as e:
+                sni = framing.server_names(data.client_hello)
+            except BadHost as e:  # never tunnelled; inside, each request gets on_error
                 self._tls_names[client] = e
-                names = []
+                tunnel = None
             else:
-                self._tls_names[client] = names[1:] if data.context.server.address else names
-            tunnel = self.tunnel_decision(names, client.peername[0], self._users.get(client))
+                self._tls_names[client] = sni
+                user = self._users.get(client)
+                tunnel = self.tunnel_decision(connect + sni, client.peername[0], user)
             data.ignore_connection = tunnel is not None
             self.metrics.connections(TUNNEL if tunnel else INTERCEPT).inc()
         except Exception:
@@ -319,7 +320,7 @@ class AIWarden:
             return
         host = context.server.address[0] if context.server.address else None
         reference = new_reference()
-        reason = "bad_tls" if data[:1] == bytes([framing.HANDSHAKE]) else "raw_tcp"
+        reason = "bad_tls" if data[:1] == framing.HANDSHAKE else "raw_tcp"
         self.metrics.bad_requests(reason).inc()
         event("bad_request", reference=reference, client=context.client.peername[0],
               host=host, reason=reason, detail=verdict)  # fmt: skip
@@ -332,7 +333,7 @@ class AIWarden:
         names = [context.server.address[0]] if context.server.address else []
         if context.client.sni:
             names.append(context.client.sni)
-        if data[:1] == bytes([framing.HANDSHAKE]):
+        if data[:1] == framing.HANDSHAKE:
             try:
                 hello = framing.read_client_hello(data)
                 if hello is None:

@@ -24,7 +24,7 @@ from mitmproxy.tls import ClientHello
 from .normalize import BadHost, normalize_host
 
 MAX_CLIENT_HELLO = 64 * 1024  # a longer handshake is not a ClientHello anyone sends
-HANDSHAKE = 0x16  # the TLS record type of a ClientHello
+HANDSHAKE = b"\x16"  # the TLS record type of a ClientHello
 _SNI_HOST = re.compile(r"[A-Za-z0-9._-]{1,253}")  # RFC 6066: a DNS host name, nothing else
 _METHOD_PREFIX = re.compile(rb"[A-Za-z]{0,20}")  # the longest method is under 20 letters
 
@@ -32,11 +32,11 @@ _METHOD_PREFIX = re.compile(rb"[A-Za-z]{0,20}")  # the longest method is under 2
 def read_client_hello(data: bytes) -> ClientHello | None:
     """The ClientHello at the start of `data`, whatever the record version; None while it
     is incomplete; ValueError when these bytes cannot be one."""
-    if data[:1] != bytes([HANDSHAKE]):
+    if data[:1] != HANDSHAKE:
         raise ValueError("not a TLS handshake record")
     handshake, offset = b"", 0
     while len(data) >= offset + 5:
-        if data[offset] != HANDSHAKE:
+        if data[offset : offset + 1] != HANDSHAKE:
             raise ValueError("the ClientHello is interrupted by another record type")
         (size,) = struct.unpack("!H", data[offset + 3 : offset + 5])
         if size == 0:

@@ -16,7 +16,9 @@ import yaml
 from conftest import SHIPPED, SHIPPED_CATALOG
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from proxyharness import client_hello
 
+from proxy import framing
 from proxy.engine import Decision, Engine
 from proxy.normalize import BadHost, normalize_host, normalize_path
 from proxy.policy import load_policy
@@ -180,3 +182,31 @@ def test_form_bodies_stay_forms_and_a_second_pass_finds_nothing(text):
     again = redact_body(result.body, "application/x-www-form-urlencoded", PROFILE)
     assert again.findings == []
     assert result.body.endswith(b"&model=m")
+
+
+# -- the first bytes of a connection (proxy/framing.py) -------------------------------------------
+
+REAL_HELLO = client_hello("api.openai.com")
+
+
+@FAST
+@given(st.binary(max_size=600))
+def test_read_client_hello_gives_a_hello_none_or_value_error(data):
+    try:
+        hello = framing.read_client_hello(b"\x16" + data)
+    except ValueError:
+        return
+    if hello is not None:
+        try:
+            names = framing.server_names(hello)
+        except BadHost:
+            return
+        assert all(normalize_host(n) == n for n in names)
+
+
+@FAST
+@given(st.binary(min_size=2, max_size=2), st.integers(1, len(REAL_HELLO) - 1))
+def test_a_real_hello_is_read_whatever_its_record_version_and_none_while_cut(version, cut):
+    hello = REAL_HELLO[:1] + version + REAL_HELLO[3:]
+    assert framing.read_client_hello(hello[:cut]) is None
+    assert framing.server_names(framing.read_client_hello(hello)) == ["api.openai.com"]
