@@ -7,11 +7,12 @@ see policies/catalog/README.md for it and for the category and activity vocabula
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from .patterns import HostPattern, PatternError, check_path_pattern, parse_host_pattern
-from .yamlsource import Fields, Mapping, Problems, Sequence, load_yaml, type_name
+from .yamlsource import Fields, Mapping, Problems, Sequence, Sources, load_yaml, type_name
 
 CATEGORIES: dict[str, str] = {
     "chat": "chat assistants people use in a browser or app (ChatGPT, Claude, Gemini, Le Chat)",
@@ -65,16 +66,17 @@ class Service:
     line: int
 
 
-def load_catalog_dir(directory: Path, problems: Problems) -> list[Service]:
-    """Every service of every `*.yaml` file in `directory`, in file-name order."""
-    if not directory.is_dir():
-        problems.add(str(directory), 0, "catalog directory does not exist")
-        return []
+def load_catalog_files(
+    paths: Iterable[Path], problems: Problems, sources: Sources | None = None
+) -> list[Service]:
+    """Every service of the given catalog files, in order. A file that is empty, or holds
+    nothing, is an error: read half-written, it would quietly drop its services."""
     services: list[Service] = []
-    for path in sorted(directory.glob("*.yaml")):
-        doc = load_yaml(path, problems)
-        if doc is None:
-            continue
+    for path in paths:
+        before = len(problems.items)
+        doc = load_yaml(path, problems, sources)
+        if doc is None and len(problems.items) > before:
+            continue  # unreadable or empty: reported
         if not isinstance(doc, Mapping):
             problems.add(
                 str(path), 1, f"a catalog file is a mapping with 'services:', not {type_name(doc)}"

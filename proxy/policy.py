@@ -2,23 +2,39 @@
 
 `load_policy(path)` reads `policy.yaml` (or the file given) and the catalog it names, checks
 everything, and returns a Policy or raises PolicyError listing every `file:line: message`.
-The same function serves `aiwarden check`, start-up and (later) every reload.
+The same function serves `aiwarden check`, start-up and every reload; the Policy remembers
+what was read (`fingerprint`), so the reloader can tell whether it is still what is on disk.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
-import hashlib
 import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .catalog import ACTIVITIES, CATEGORIES, Service, load_catalog_dir, methods_from, parse_services
+from .catalog import (
+    ACTIVITIES,
+    CATEGORIES,
+    Service,
+    load_catalog_files,
+    methods_from,
+    parse_services,
+)
 from .patterns import HostPattern, PatternError, check_path_pattern, parse_host_pattern
 from .profiles import RedactionProfile, parse_profiles
-from .yamlsource import Fields, Mapping, Problems, did_you_mean, load_yaml, type_name
+from .yamlsource import (
+    Fields,
+    Fingerprint,
+    Mapping,
+    Problems,
+    Sources,
+    did_you_mean,
+    load_yaml,
+    type_name,
+)
 
 ACTIONS = ("block", "allow", "redact", "monitor")
 ON_ERROR = ("block", "allow")
@@ -111,13 +127,15 @@ class Policy:
     rules: tuple[Rule, ...]
     redaction_profiles: dict[str, RedactionProfile]
     files: tuple[Path, ...]
-    digest: str  # sha256 over every file read, to tell policies apart in logs and metrics
+    digest: str  # sha256 over the bytes parsed, to tell policies apart in logs and metrics
+    fingerprint: Fingerprint  # the files read, stat'd before reading, and the catalog listings
 
 
-def load_policy(path: str | Path) -> Policy:
-    """Load and check a policy directory (holding policy.yaml) or policy file."""
+def load_policy(path: str | Path, sources: Sources | None = None) -> Policy:
+    """Load and check a policy directory (holding policy.yaml) or policy file. `sources`
+    records what was read, also when the policy turns out to have errors."""
     with gc_paused():
-        return _load_policy(Path(path))
+        return _load_policy(Path(path), sources or Sources())
 
 
 @contextlib.contextmanager
@@ -133,23 +151,23 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _load_policy(path: Path) -> Policy:
+def _load_policy(path: Path, sources: Sources) -> Policy:
     try:
         file = path / "policy.yaml" if path.is_dir() else path
     except (OSError, ValueError):  # unreadable, or a NUL byte: reported when it is read
         file = path
     problems = Problems()
-    doc = load_yaml(file, problems)
+    doc = load_yaml(file, problems, sources)
     if not isinstance(doc, Mapping):
         if not problems:
             problems.add(str(file), 1, f"the policy must be a mapping, not {type_name(doc)}")
         problems.raise_if_any()
-    return _PolicyReader(file, doc, problems).read()
+    return _PolicyReader(file, doc, problems, sources).read()
 
 
 class _PolicyReader:
-    def __init__(self, file: Path, doc: Mapping, problems: Problems) -> None:
-        self.file, self.doc, self.problems = file, doc, problems
+    def __init__(self, file: Path, doc: Mapping, problems: Problems, sources: Sources) -> None:
+        self.file, self.doc, self.problems, self.sources = file, doc, problems, sources
         self.name = str(file)
 
     def read(self) -> Policy:
@@ -190,7 +208,8 @@ class _PolicyReader:
             rules=tuple(rules),
             redaction_profiles=self.profiles,
             files=files,
-            digest=_digest(files),
+            digest=self.sources.digest(),
+            fingerprint=self.sources.fingerprint(),
         )
 
     # -- catalog ---------------------------------------------------------------------------
@@ -202,10 +221,11 @@ class _PolicyReader:
         for text, line in dirs:
             try:
                 directory = (self.file.parent / text).resolve()
-                usable = directory.is_dir()
             except (OSError, ValueError):  # a NUL byte, a loop of symlinks...
-                usable = False
-            if not usable:
+                directory = None
+            # listed even when missing, so that the reloader sees the directory's files appear
+            found = self.sources.glob(directory) if directory is not None else ()
+            if directory is None or not directory.is_dir():
                 self.problems.add(
                     self.name,
                     line,
@@ -213,8 +233,12 @@ class _PolicyReader:
                     f"(relative paths start from {self.file.parent})",
                 )
                 continue
-            files.extend(sorted(directory.glob("*.yaml")))
-            services.extend(load_catalog_dir(directory, self.problems))
+            if not found:  # a policy that relies on services no file gives would allow them
+                self.problems.add(
+                    self.name, line, f"catalog directory {text!r} holds no *.yaml files"
+                )
+            files.extend(found)
+            services.extend(load_catalog_files(found, self.problems, self.sources))
         services.extend(parse_services(top.sequence("services"), self.problems))
         self._check_unique_services(services)
         return services, files
@@ -501,13 +525,3 @@ def services_matching(match: Match, services: list[Service] | tuple[Service, ...
 
 def _networks(texts: tuple[str, ...]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(t) for t in texts)
-
-
-def _digest(files: tuple[Path, ...]) -> str:
-    h = hashlib.sha256()
-    for path in files:
-        try:
-            h.update(path.read_bytes())
-        except OSError:
-            continue
-    return h.hexdigest()

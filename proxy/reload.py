@@ -6,6 +6,13 @@ loop and sees a Kubernetes ConfigMap update (a symlink swap) as well as an edit.
 reloads at once. A changed policy is loaded and prepared in a thread, so a large catalog
 never stalls traffic, and then handed to `install` on the event loop in one assignment. A
 policy with errors is refused: `rejected` gets the error, and the policy in force stays.
+
+What the poll compares against is the fingerprint the load itself took, each file's stat
+before it was read (`Policy.fingerprint`), never a stat taken after loading: a change that
+lands while a load reads, or between a worker's first load and the start of its watch,
+then differs at the next poll instead of being taken for what was loaded. (A file rewritten
+in place with the same size within one tick of the file system's clock keeps its stat;
+editors, config tools and ConfigMaps replace the file, which always changes it.)
 """
 
 from __future__ import annotations
@@ -17,29 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from .policy import Policy, load_policy
+from .yamlsource import Sources
 
 logger = logging.getLogger("aiwarden")
-
-Fingerprint = tuple[tuple[str, int, int, int], ...]
-
-
-def fingerprint(policy_path: str | Path, policy: Policy | None) -> Fingerprint:
-    """What changes when a policy file is edited, replaced, added or removed."""
-    path = Path(policy_path)
-    paths = {path / "policy.yaml" if path.is_dir() else path}
-    if policy is not None:
-        paths.update(policy.files)
-        for directory in {f.parent for f in policy.files[1:]}:
-            paths.update(directory.glob("*.yaml"))
-    out = []
-    for p in sorted(paths):
-        try:
-            st = p.stat()
-        except OSError:
-            out.append((str(p), -1, -1, -1))
-        else:
-            out.append((str(p), st.st_mtime_ns, st.st_size, st.st_ino))
-    return tuple(out)
 
 
 class PolicyReloader:
@@ -56,7 +43,7 @@ class PolicyReloader:
         self.path = path
         self.policy = policy
         self.prepare, self.install, self.rejected = prepare, install, rejected
-        self._seen = fingerprint(path, policy)
+        self._seen = policy.fingerprint  # what the last load read, however long ago
         self._task: asyncio.Task | None = None
         self._now = asyncio.Event()
 
@@ -72,6 +59,10 @@ class PolicyReloader:
         """SIGHUP: load the policy again even if no file looks changed."""
         self._now.set()
 
+    def changed(self) -> bool:
+        """Whether any file or listing the last load read is not as it was before reading."""
+        return self._seen.now() != self._seen
+
     async def _run(self, interval: float) -> None:
         while True:
             forced = False
@@ -82,25 +73,25 @@ class PolicyReloader:
                 pass
             self._now.clear()
             try:
-                seen = fingerprint(self.path, self.policy)
-                if forced or seen != self._seen:
-                    self._seen = seen
+                if forced or self.changed():
                     await self._reload(forced)
             except Exception:  # never let the watch die: the next change must still count
                 logger.exception("policy reload failed")
 
     async def _reload(self, forced: bool) -> None:
+        sources = Sources()
         try:
-            policy, prepared = await asyncio.to_thread(self._load)
+            policy, prepared = await asyncio.to_thread(self._load, sources)
         except Exception as e:  # PolicyError, or a file that vanished mid-update
+            self._seen = sources.fingerprint()  # retried when any of it changes again
             self.rejected(e)
             return
+        self._seen = policy.fingerprint  # it may name other catalog files now
         if policy.digest == self.policy.digest and not forced:
             return  # touched, not changed
         self.policy = policy
-        self._seen = fingerprint(self.path, policy)  # it may name other catalog files now
         self.install(policy, prepared)
 
-    def _load(self) -> tuple[Policy, Any]:
-        policy = load_policy(self.path)
+    def _load(self, sources: Sources) -> tuple[Policy, Any]:
+        policy = load_policy(self.path, sources)
         return policy, self.prepare(policy)

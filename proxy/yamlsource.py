@@ -1,13 +1,22 @@
-"""YAML loading that remembers where every value came from.
+"""YAML loading that remembers where every value came from, and what exactly was read.
 
 Policy errors must read `file:line: what is wrong`. PyYAML's plain loaders drop positions and
 silently keep the last of two duplicate keys, so this module composes the node graph itself and
 builds dicts and lists that carry the line of each key, value and item.
+
+A policy is loaded again while the proxy runs, from files an operator or a tool may be
+writing at that moment, so loading also refuses what would fail open or fall over: an empty
+file (a write cut short reads as "no services"), a file too large to be a policy, and YAML
+aliases that expand a small file into millions of values ("billion laughs"), nest without
+end or contain themselves. `Sources` records each file's stat taken before it was read, so a
+change that lands during or after the read is always seen as one.
 """
 
 from __future__ import annotations
 
 import difflib
+import hashlib
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,24 +87,109 @@ class Sequence(list):
 
 
 _STR_TAG = "tag:yaml.org,2002:str"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~5x faster
 
+MAX_FILE_BYTES = 64 * 1024 * 1024  # bench/engine_bench.py's 100,000-host catalog is 4 MB
+ALIAS_ALLOWANCE = 100_000  # values aliases may add to those a file writes out
+MAX_DEPTH = 64  # policy and catalog files nest 6 levels deep
 
-def load_yaml(path: Path, problems: Problems) -> Any:
-    """Load one YAML document; syntax errors and duplicate keys go to `problems`."""
-    name = str(path)
+Stamp = tuple[int, int, int]  # st_mtime_ns, st_size, st_ino
+MISSING: Stamp = (-1, -1, -1)  # the file could not be opened
+
+
+def stamp(path: Path) -> Stamp:
+    """The stat that tells a file changed: an edit, a replacement or a removal."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the path
-        problems.add(name, 0, f"cannot read: {getattr(e, 'strerror', None) or e}")
-        return None
-    except UnicodeDecodeError as e:
-        problems.add(name, 0, f"not UTF-8 text: {e.reason}")
+        st = path.stat()
+    except (OSError, ValueError):  # ValueError: a NUL byte in the path
+        return MISSING
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
+def listing(directory: Path) -> tuple[Path, ...]:
+    """The YAML files of a directory, in the order they are loaded."""
+    try:
+        return tuple(sorted(directory.glob("*.yaml")))
+    except (OSError, ValueError):
+        return ()
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What one load read: each file with its stat taken before reading, and each directory
+    with the files found in it. `now()` looks again at the same names: any difference means
+    the load may have missed a change, so it must be done again."""
+
+    files: tuple[tuple[str, Stamp], ...] = ()
+    listings: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def now(self) -> Fingerprint:
+        return Fingerprint(
+            tuple((name, stamp(Path(name))) for name, _ in self.files),
+            tuple((d, tuple(map(str, listing(Path(d))))) for d, _ in self.listings),
+        )
+
+
+class Sources:
+    """Reads the files of one load, and records what was read: the fingerprint, and a digest
+    of the very bytes parsed (reading the files again afterwards could hash a newer version)."""
+
+    def __init__(self) -> None:
+        self._files: list[tuple[str, Stamp]] = []
+        self._listings: list[tuple[str, tuple[str, ...]]] = []
+        self._hash = hashlib.sha256()
+
+    def fingerprint(self) -> Fingerprint:
+        return Fingerprint(tuple(self._files), tuple(self._listings))
+
+    def digest(self) -> str:
+        return self._hash.hexdigest()
+
+    def glob(self, directory: Path) -> tuple[Path, ...]:
+        found = listing(directory)
+        self._listings.append((str(directory), tuple(map(str, found))))
+        return found
+
+    def read(self, path: Path, problems: Problems) -> str | None:
+        """The file's text, or None with the reason in `problems`. The stat is taken on the
+        open file before reading: a later write changes what `Fingerprint.now()` sees."""
+        name = str(path)
+        try:
+            with open(path, "rb") as f:
+                st = os.fstat(f.fileno())
+                self._files.append((name, (st.st_mtime_ns, st.st_size, st.st_ino)))
+                data = b"" if st.st_size > MAX_FILE_BYTES else f.read(MAX_FILE_BYTES + 1)
+        except (OSError, ValueError) as e:  # ValueError: a NUL byte in the path
+            self._files.append((name, MISSING))
+            problems.add(name, 0, f"cannot read: {getattr(e, 'strerror', None) or e}")
+            return None
+        if st.st_size > MAX_FILE_BYTES or len(data) > MAX_FILE_BYTES:
+            limit = f"{MAX_FILE_BYTES // 2**20} MiB"
+            problems.add(name, 0, f"larger than {limit}: too large for a policy or catalog file")
+            return None
+        self._hash.update(data)
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            problems.add(name, 0, f"not UTF-8 text: {e.reason}")
+            return None
+
+
+def load_yaml(path: Path, problems: Problems, sources: Sources | None = None) -> Any:
+    """Load one YAML document; syntax errors, duplicate keys, an empty file and aliases that
+    would expand without bound go to `problems`. `sources` records what was read."""
+    name = str(path)
+    text = (sources or Sources()).read(path, problems)
+    if text is None:
         return None
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:
+            problems.add(name, 1, "the file is empty: only whitespace or comments")
+            return None
+        if not _bounded(node, name, problems):
             return None
         return _build(node, loader, name, problems)
     except yaml.MarkedYAMLError as e:
@@ -115,13 +209,79 @@ def load_yaml(path: Path, problems: Problems) -> Any:
         loader.dispose()
 
 
+def _bounded(root: yaml.Node, file: str, problems: Problems) -> bool:
+    """Whether building `root` stays within bounds, checked on the composed graph before a
+    single value is built. An alias is the very node it names, so one walk over the distinct
+    collections, in document order, finds what building would make: the values each alias
+    adds (merge keys included), the nesting depth, and loops, which building would follow
+    into a RecursionError. What the file writes out costs nothing; aliases may add at most
+    ALIAS_ALLOWANCE values, and the error names the value whose alias passed that."""
+    scalar, sequence = yaml.ScalarNode, yaml.SequenceNode
+    size: dict[int, int] = {}  # id(collection) -> values it expands to, itself included
+    height: dict[int, int] = {}  # id(collection) -> levels of nesting it expands to
+    found_at: dict[int, tuple[int, int]] = {}  # id(collection) -> (id(parent), index) written
+    path: set[int] = set()  # the collections being walked into: meeting one again is a loop
+    added = 0  # values that aliases add to what the file writes out
+    Entry = tuple[yaml.Node, list[yaml.Node] | None, int, int]
+    stack: list[Entry] = [(root, None, 0, 0)] if type(root) is not scalar else []
+    while stack:
+        node, children, parent, index = stack.pop()
+        key = id(node)
+        if children is None:  # first met: where it is written; walk what it holds
+            if key in size:
+                continue  # an alias of a value already walked: counted at the parent
+            if key in path:
+                problems.add(
+                    file, _line(node), "a YAML alias in this value refers back to it (a loop)"
+                )
+                return False
+            found_at[key] = (parent, index)
+            items = (
+                node.value if type(node) is sequence else [i for pair in node.value for i in pair]
+            )
+            path.add(key)
+            stack.append((node, items, parent, index))
+            for i in range(len(items) - 1, -1, -1):
+                if type(items[i]) is not scalar:
+                    stack.append((items[i], None, key, i))
+            continue
+        path.discard(key)  # everything it holds is walked
+        total, deepest = 1, 0
+        for i, child in enumerate(children):
+            if type(child) is scalar:
+                total += 1
+                continue
+            child_size = size[id(child)]
+            total += child_size
+            deepest = max(deepest, height[id(child)])
+            if found_at[id(child)] != (key, i):
+                added += child_size  # an alias: everything it names is built again here
+        if added > ALIAS_ALLOWANCE:
+            problems.add(
+                file,
+                _line(node),
+                f"YAML aliases here make the file expand to {added:,} more values than it "
+                f"writes out (at most {ALIAS_ALLOWANCE:,})",
+            )
+            return False
+        if deepest + 1 > MAX_DEPTH:
+            problems.add(file, _line(node), f"values nested more than {MAX_DEPTH} levels deep")
+            return False
+        size[key], height[key] = total, deepest + 1
+    return True
+
+
+def _line(node: yaml.Node) -> int:
+    return node.start_mark.line + 1
+
+
 def _build(node: yaml.Node, loader: Any, file: str, problems: Problems) -> Any:
     if type(node) is yaml.ScalarNode:
         if node.tag == _STR_TAG:
             return node.value  # the common case, without the constructor's bookkeeping
         return loader.construct_object(node, deep=True)
     if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)
+        _merge(node)
         result = Mapping()
         result.file, result.line = file, node.start_mark.line + 1
         result.key_lines, result.value_lines = {}, {}
@@ -148,6 +308,42 @@ def _build(node: yaml.Node, loader: Any, file: str, problems: Problems) -> Any:
         seq.item_lines = [item.start_mark.line + 1 for item in node.value]
         return seq
     return loader.construct_object(node, deep=True)
+
+
+def _merge(node: yaml.MappingNode) -> None:
+    """Resolve merge keys (`<<: *base`) in place, as YAML says: the mapping's own keys win
+    over merged ones, and an earlier merged mapping wins over a later one. (PyYAML's
+    flatten_mapping keeps both pairs, which reads as a duplicate key.) `_bounded` has already
+    counted what merging copies, and ruled out loops."""
+    own, sources = [], []
+    for key_node, value_node in node.value:
+        if key_node.tag != _MERGE_TAG:
+            own.append((key_node, value_node))
+        elif isinstance(value_node, yaml.MappingNode):
+            sources.append(value_node)
+        elif isinstance(value_node, yaml.SequenceNode) and all(
+            isinstance(item, yaml.MappingNode) for item in value_node.value
+        ):
+            sources.extend(value_node.value)
+        else:
+            raise yaml.constructor.ConstructorError(
+                None, None, "'<<' merges a mapping or a list of mappings", value_node.start_mark
+            )
+    if len(own) == len(node.value):
+        return
+    seen = {_key_of(key_node) for key_node, _ in own}
+    merged = []
+    for source in sources:
+        _merge(source)
+        for key_node, value_node in source.value:
+            if (key := _key_of(key_node)) not in seen:
+                seen.add(key)
+                merged.append((key_node, value_node))
+    node.value = merged + own
+
+
+def _key_of(node: yaml.Node) -> object:
+    return (node.tag, node.value) if type(node) is yaml.ScalarNode else id(node)
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

@@ -276,7 +276,7 @@ def test_shared_host_is_allowed_when_both_services_list_paths(write_policy):
 
 
 @pytest.mark.parametrize(
-    "text, why", [("- a\n- b\n", "a list"), ("", "nothing"), ("just words\n", "a string")]
+    "text, why", [("- a\n- b\n", "a list"), ("~\n", "nothing"), ("just words\n", "a string")]
 )
 def test_policy_must_be_a_mapping(tmp_path, text, why):
     (tmp_path / "policy.yaml").write_text(text)
