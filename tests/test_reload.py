@@ -1,11 +1,13 @@
 """Policy changes without a restart, on the real proxy: an edited policy is in force within
-the watch interval, a broken one is refused with its file:line errors while the last good
-one stays, SIGHUP reloads at once, a request in flight finishes under the policy it started
-with, and the PAC file, /readyz and every worker follow."""
+the watch interval, a broken one (or a catalog file truncated to nothing) is refused with its
+file:line errors while the last good one stays, SIGHUP reloads at once, a request in flight
+finishes under the policy it started with, and the PAC file, /readyz and every worker follow,
+also edits made right after start or while a reload reads."""
 
 from __future__ import annotations
 
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -249,3 +251,100 @@ def test_a_touched_file_is_not_a_new_policy(tmp_path):
     asyncio.run(scenario())
     assert len(installed) == 1
     assert [type(e).__name__ for e in rejected] == ["PolicyError"]
+
+
+def test_a_catalog_file_truncated_to_nothing_is_refused_and_the_block_stays(
+    confdir, upstream, tmp_path
+):
+    """A write caught half-way, or a full disk: loaded, the empty file would drop its
+    services, and the service it blocked would be allowed."""
+    catalog = tmp_path / "catalog"
+    catalog.mkdir()
+    local = "services:\n" + SERVICE.split("services:\n")[1]
+    (catalog / "local.yaml").write_text(local)
+    (catalog / "openai.yaml").write_text((SHIPPED_CATALOG / "openai.yaml").read_text())
+    network = SERVICE.split("services:")[0]
+    rules = "rules:\n  - {id: no-chat, match: {categories: [chat]}, action: %s}\n"
+    policy = write_policy(tmp_path / "p", network + rules % "block", catalog)
+    proxy = Proxy(policy, confdir, "--policy-watch", "1")
+    try:
+        start = loaded(proxy, 1)[0]
+        assert status(proxy, upstream) == 403
+        os.truncate(catalog / "local.yaml", 0)
+        rejected = _events(proxy, "policy_rejected", W, 15)[0]
+        assert rejected["errors"] == [
+            f"{catalog / 'local.yaml'}:1: the file is empty: only whitespace or comments"
+        ]
+        assert rejected["in_force"] == start["digest"]
+        assert status(proxy, upstream) == 403  # still blocked: the last good policy stays
+        assert reloads(proxy) == {"success": 1.0 * W, "error": 1.0 * W}
+        assert start["digest"] in httpx.get(f"http://{proxy.admin}/readyz").text
+
+        (catalog / "local.yaml").write_text(local)  # control: the 403 was the rule's
+        write_policy(tmp_path / "next", network + rules % "monitor", catalog)
+        os.replace(tmp_path / "next" / "policy.yaml", policy / "policy.yaml")
+        loaded(proxy, 2)
+        assert status(proxy, upstream) == 200
+    finally:
+        assert proxy.stop() == 0
+
+
+def bulk_catalog(directory: Path, hosts: int) -> Path:
+    """A catalog large enough that loading it takes a while (about 0.5 s at 30,000 hosts)."""
+    directory.mkdir()
+    lines = ["services:"]
+    for s in range(hosts // 10):
+        lines += [
+            f"  - {{id: bulk-{s}, name: Bulk {s}, vendor: Bulk, category: api, source: test,",
+            f"     hosts: [{', '.join(f'h{h}.bulk{s}.example' for h in range(10))}]}}",
+        ]
+    (directory / "bulk.yaml").write_text("\n".join(lines) + "\n")
+    return directory
+
+
+def test_every_worker_converges_on_edits_made_right_after_start_and_while_reloading(
+    confdir, upstream, tmp_path
+):
+    """Each worker loads its policy at start and watches it on its own. Edits come right
+    after start, quickly one after another, and then while every process is reading the
+    policy (SIGHUP makes them all load at once; the edit lands during that load). Every
+    worker, and the supervisor behind /readyz, must end on the last edit: a fingerprint
+    taken after loading took the last edit for loaded, and that worker never loaded it."""
+    catalog = bulk_catalog(tmp_path / "catalog", 30_000)
+    policy = tmp_path / "p"
+
+    def edit(n: int, body: str) -> None:
+        write_policy(tmp_path / "next", f"# edit {n}\n{body}", catalog)
+        os.replace(tmp_path / "next" / "policy.yaml", policy / "policy.yaml")
+
+    def converge(timeout: float = 60) -> None:
+        """Until each worker's last policy_loaded, and /readyz, name the policy on disk."""
+        want = load_policy(policy).digest[:12]
+        deadline = time.monotonic() + timeout
+        while True:
+            in_force = {}  # worker -> digest of its last policy_loaded
+            for r in proxy.drain():
+                if r.get("event") == "policy_loaded" and "worker" in r:
+                    in_force[r["worker"]] = r["digest"]
+            ready = httpx.get(f"http://{proxy.admin}/readyz").text
+            if in_force == {0: want, 1: want} and f"policy {want}" in ready:
+                return
+            assert time.monotonic() < deadline, f"not all on {want}: {in_force}; {ready!r}"
+            time.sleep(0.1)
+
+    write_policy(policy, BLOCK, catalog)
+    proxy = Proxy(policy, confdir, "--workers", "2", "--policy-watch", "1")
+    try:
+        for n, body in enumerate([MONITOR, BLOCK, MONITOR, BLOCK]):
+            edit(n, body)
+            time.sleep(0.3)  # pacing, so that some edits land while a reload reads
+        converge()
+        assert all(status(proxy, upstream) == 403 for _ in range(10))  # whichever worker
+
+        proxy.process.send_signal(signal.SIGHUP)  # every process starts loading now
+        time.sleep(0.2)  # pacing: each has read policy.yaml and is parsing the catalog
+        edit(4, MONITOR)
+        converge()
+        assert all(status(proxy, upstream) == 200 for _ in range(10))
+    finally:
+        assert proxy.stop() == 0
