@@ -17,6 +17,8 @@ Contenders, started in turn for every round, each running every traffic class:
                   (it tunnels all HTTPS, so it cannot see paths or bodies)
   aiwarden-nofast `--no-fast-tunnels` (only when named in --contenders): tunnels relayed by
                   mitmproxy, to see what the fast path gives
+  aiwarden@REF    with `--baseline REF`: aiwarden as it was at git commit REF (a worktree of
+                  it, run by the same Python), to compare a change with what it changes
 
 Traffic classes:
   1  http             plain HTTP to a non-AI host, keep-alive
@@ -40,6 +42,7 @@ Writes bench/results/latest.json and a PNG chart (matplotlib, from the `bench` e
 from __future__ import annotations
 
 import argparse
+import atexit
 import collections
 import json
 import os
@@ -219,6 +222,23 @@ def start_nginx(work: Path) -> tuple[subprocess.Popen, int, int]:
     process = subprocess.Popen([_which("nginx"), "-c", str(conf), "-p", str(work)])
     time.sleep(1)
     return process, http_port, https_port
+
+
+def baseline(ref: str, work: Path, policy_dir: Path, *extra: str):
+    """A contender: `aiwarden run --workers 1` from a git worktree of `ref`, run by this
+    Python with the worktree first on its path."""
+    tree = work / f"baseline-{ref}"
+    git = ["git", "-C", str(ROOT), "worktree"]
+    subprocess.run([*git, "add", "--detach", str(tree), ref], check=True, capture_output=True)
+    atexit.register(subprocess.run, [*git, "remove", "--force", str(tree)], capture_output=True)
+    start = (
+        f"import sys; sys.path.insert(0, {str(tree)!r}); from proxy.cli import main; "
+        "sys.exit(main())"
+    )
+    command = [sys.executable, "-c", start, "run", "--policy", str(policy_dir),
+               "--confdir", str(work / "ca"), "--listen", "127.0.0.1:0",
+               "--admin", "127.0.0.1:0", "--workers", "1", *extra]  # fmt: skip
+    return lambda: Proxy(policy_dir, work / "ca", command=command)
 
 
 def bench_setup(*extra_tools: tuple[str, str]) -> tuple[Path, subprocess.Popen, int, int]:
@@ -603,6 +623,9 @@ def main() -> None:
         nargs="*",
         help="aiwarden, aiwarden-2w, mitmdump, squid (the default), aiwarden-nofast",
     )
+    parser.add_argument(
+        "--baseline", metavar="REF", help="also run aiwarden as it was at this git commit"
+    )
     parser.add_argument("--json", type=Path, default=ROOT / "bench/results/latest.json")
     parser.add_argument("--chart", type=Path, default=ROOT / "bench/results/latest.png")
     parser.add_argument("--chart-only", action="store_true", help="redraw the chart from --json")
@@ -626,6 +649,10 @@ def main() -> None:
         ),
     }
     names = args.contenders or ["aiwarden", "aiwarden-2w", "mitmdump", "squid"]
+    if args.baseline:
+        name = f"aiwarden@{args.baseline}"
+        contenders[name] = baseline(args.baseline, work, policy_dir, *upstream_ca)
+        names.append(name)
     contenders = {n: contenders[n] for n in names}
     every_class = traffic_classes(http_port, https_port)
     classes = {c: every_class[c] for c in args.only} if args.only else every_class
@@ -731,7 +758,7 @@ def print_report(report: dict) -> None:
         f"{report['seconds_per_run']} s per run, {report['rounds']} rounds alternating"
     )
     print(
-        f"  {'class':<16}{'contender':<13}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
+        f"  {'class':<16}{'contender':<18}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
         f"{'CPU s/1k':>10}{'peak MB':>9}  cores: proxy+hey+nginx   outcome"
     )
     for cls_name, entry in report["classes"].items():
@@ -740,7 +767,7 @@ def print_report(report: dict) -> None:
             if run["errors"]:
                 outcome += f"{', ' if outcome else ''}errors: {run['errors'][:60]!r}"
             print(
-                f"  {cls_name:<16}{name:<13}{run['rps']:>9}{run['p50_ms'] or '-':>9}"
+                f"  {cls_name:<16}{name:<18}{run['rps']:>9}{run['p50_ms'] or '-':>9}"
                 f"{run['p99_ms'] or '-':>9}{run['cpu_s_per_1k'] or '-':>10}"
                 f"{run['peak_rss_mb']:>9}  {'+'.join(map(str, run['cores'].values())):<23}"
                 f"{outcome}"
