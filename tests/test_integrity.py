@@ -161,25 +161,18 @@ def tls_inside(sock: socket.socket, cafile: Path, sni: str | None) -> ssl.SSLSoc
 
 def test_control_allowed_paths_reach_every_upstream(env, proxy):
     before = env.upstreams()
-    # an ordinary site, tunnelled: TLS end to end, then plain HTTP
-    with tls_inside(tunnel(proxy, f"127.0.0.1:{env.tls.port}"), env.upstream_ca, None) as conn:
-        reply = exchange(conn, GET.format(path="/", host="x"))
-        assert reply.startswith(b"HTTP/1.1 200"), reply[:200]
-    reply = exchange(
-        tunnel(proxy, f"127.0.0.1:{env.plain.port}"),
-        "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
-    )
-    assert reply.startswith(b"HTTP/1.1 200"), reply[:200]
-    # the shared host on a path that is not the assistant's: intercepted, decided, forwarded
-    with tls_inside(tunnel(proxy, f"127.0.0.2:{env.shared_tls.port}"), env.aiwarden_ca,
-                    "127.0.0.2") as conn:  # fmt: skip
-        reply = exchange(conn, GET.format(path="/repos", host="127.0.0.2"))
-        assert reply.startswith(b"HTTP/1.1 200"), reply[:200]
-    reply = exchange(
-        tunnel(proxy, f"127.0.0.2:{env.shared_plain.port}"),
-        "GET /repos HTTP/1.1\r\nHost: 127.0.0.2\r\nConnection: close\r\n\r\n",
-    )
-    assert reply.startswith(b"HTTP/1.1 200"), reply[:200]
+    # an ordinary site, tunnelled (TLS end to end, then plain HTTP), and the shared host on a
+    # path that is not the assistant's: intercepted, decided, forwarded
+    for upstream, cafile, sni, path in (
+        (env.tls, env.upstream_ca, None, "/"),
+        (env.plain, None, None, "/"),
+        (env.shared_tls, env.aiwarden_ca, "127.0.0.2", "/repos"),
+        (env.shared_plain, None, None, "/repos"),
+    ):
+        sock = tunnel(proxy, f"{upstream.host}:{upstream.port}")
+        with tls_inside(sock, cafile, sni) if cafile else sock as conn:
+            reply = exchange(conn, GET.format(path=path, host=upstream.host))
+        assert reply.startswith(b"HTTP/1.1 200"), (upstream.host, reply[:200])
     assert [b - a for a, b in zip(before, env.upstreams(), strict=True)] == [1, 1, 1, 1]
 
 
