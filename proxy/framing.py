@@ -25,7 +25,9 @@ from .normalize import BadHost, normalize_host
 
 MAX_CLIENT_HELLO = 64 * 1024  # a longer handshake is not a ClientHello anyone sends
 HANDSHAKE = b"\x16"  # the TLS record type of a ClientHello
-_SNI_HOST = re.compile(r"[A-Za-z0-9._-]{1,253}")  # RFC 6066: a DNS host name, nothing else
+# RFC 6066 allows a DNS host name only; a port (`host:443`, which some clients send) is read
+# as normalize_host reads one, and the host decided
+_SNI_HOST = re.compile(r"[A-Za-z0-9._:\[\]-]{1,260}")
 _METHOD_PREFIX = re.compile(rb"[A-Za-z]{0,20}")  # the longest method is under 20 letters
 
 
@@ -62,9 +64,9 @@ def read_client_hello(data: bytes) -> ClientHello | None:
 
 
 def server_names(hello: ClientHello) -> list[str]:
-    """Every host the ClientHello names, canonical; BadHost when one cannot be read (not a
-    plain host name: a port, a character no name holds, a label over 63 characters, a name
-    type other than host_name)."""
+    """Every host the ClientHello names, canonical; BadHost when one cannot be read (a
+    character no host name holds, a label over 63 characters, a name type other than
+    host_name)."""
     names = []
     extensions = getattr(hello._client_hello, "extensions", None)  # mitmproxy's parse
     for extension in extensions.extensions if extensions else ():
