@@ -10,7 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__, ca
+from .coverage import ListCoverage, false_positives, measure
 from .engine import Decision, Engine
+from .lists import FORMATS, ListError, ParsedList, guess_format, read_drops, read_list, render
 from .normalize import BadHost, split_url
 from .policy import Policy, load_policy
 from .yamlsource import PolicyError
@@ -57,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = add("catalog", cmd_catalog, "list the catalogued AI services, their hosts and categories")
     p.add_argument("--json", action="store_true", help="one JSON document")
+    _catalog_actions(p)
 
     p = add("explain", cmd_explain, "show the decision the policy makes for each URL")
     p.add_argument("urls", nargs="+", metavar="URL")
@@ -152,6 +155,45 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("--key", required=True, type=Path, help="its unencrypted PEM private key")
     imp.add_argument("--force", action="store_true", help="replace an existing CA")
     return parser
+
+
+def _catalog_actions(catalog: argparse.ArgumentParser) -> None:
+    """`catalog ACTION`: optional, so that plain `aiwarden catalog` still lists the services."""
+    actions = catalog.add_subparsers(
+        metavar="ACTION", help="optional: without one, list the services"
+    )
+    about = "share of community AI-domain lists the catalog recognises, and what it misses"
+    p = actions.add_parser("coverage", help=about, description=about)
+    p.set_defaults(command=cmd_catalog_coverage)
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="lists to measure")
+    p.add_argument(
+        "--format",
+        choices=("auto", *FORMATS),
+        default="auto",
+        help="the lists' syntax (default: guessed from each file)",
+    )
+    p.add_argument(  # SUPPRESS: `catalog --policy P coverage` keeps P
+        "--policy", metavar="DIR", default=argparse.SUPPRESS,
+        help="policy directory or file (default: $AIWARDEN_POLICY or ./policies)",
+    )  # fmt: skip
+    p.add_argument(
+        "--negative",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="a list of non-AI domains: its entries the policy matches are false positives",
+    )
+    p.add_argument(
+        "--drops",
+        type=Path,
+        metavar="FILE",
+        help="entries not to count (list<TAB>entry<TAB>reason; default for reference lists: "
+        "drops-public.tsv beside the list, if there is one)",
+    )
+    p.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="one JSON document"
+    )
 
 
 def _run_arguments(p: argparse.ArgumentParser) -> None:
@@ -413,6 +455,130 @@ def cmd_catalog(args: argparse.Namespace) -> int:
         print(f"{s.id:<{width}}  {s.category:<14}  {s.vendor[:12]:<12}  {hosts}")
     print(f"{len(services)} services")
     return EXIT_OK
+
+
+def cmd_catalog_coverage(args: argparse.Namespace) -> int:
+    try:
+        lists, negatives, drops_used = _read_lists(args)
+    except ListError as e:
+        print(f"aiwarden catalog coverage: {e}", file=sys.stderr)
+        return EXIT_INVALID
+    policy = _load(args)
+    if policy is None:
+        return EXIT_INVALID
+    engine = Engine(policy)
+    measured: list[tuple[ListCoverage, ParsedList]] = []
+    for parsed, drops in lists:
+        measured.extend((cov, parsed) for cov in measure(engine, parsed, drops))
+    wrong = [(parsed, false_positives(engine, parsed)) for parsed in negatives]
+    if args.json:
+        json.dump(_coverage_record(measured, wrong, drops_used), sys.stdout, indent=2)
+        print()
+        return EXIT_OK
+    for cov, parsed in measured:
+        dropped = f", {cov.dropped} dropped" if cov.dropped else ""
+        print(
+            f"{cov.name} ({parsed.format}, {parsed.path}): {cov.recognised}/{len(cov.counted)} "
+            f"recognised ({cov.share:.1%}){dropped}"
+        )
+        for entry in cov.missing:
+            print(f"  {render(entry, parsed.format)}")
+    for path in sorted({str(p) for p in drops_used}):
+        print(f"dropped entries are those named in {path}")
+    for parsed, found in wrong:
+        print(
+            f"{parsed.path} (negative, {parsed.format}): {len(found)} of "
+            f"{len(parsed.entries)} entries matched (false positives)"
+        )
+        for fp in found:
+            by = fp.service or f"blocked ({fp.action})"
+            print(f"  {render(fp.entry, parsed.format)}  ->  {by}  ({fp.url})")
+    notes = [note for parsed, _ in lists for note in parsed.notes]
+    notes += [note for parsed in negatives for note in parsed.notes]
+    for note in notes:
+        print(f"note: {note}")
+    return EXIT_OK
+
+
+def _read_lists(
+    args: argparse.Namespace,
+) -> tuple[list[tuple[ParsedList, dict[str, set[str]]]], list[ParsedList], list[Path]]:
+    """Every list named, read before the policy so a mistyped path fails fast."""
+    explicit = read_drops(args.drops) if args.drops else None
+    lists, used = [], []
+    for path in args.files:
+        parsed = _read_one(path, args.format)
+        drops = explicit
+        if args.drops:
+            used.append(args.drops)
+        elif parsed.format == "reference" and (path.parent / "drops-public.tsv").is_file():
+            beside = path.parent / "drops-public.tsv"
+            if path.resolve() == beside.resolve():
+                raise ListError(f"{path}: a drops file, not a list (it is read automatically)")
+            drops = read_drops(beside)
+            used.append(beside)
+        lists.append((parsed, drops or {}))
+    negatives = [_read_one(path, args.format) for path in args.negative]
+    return lists, negatives, used
+
+
+def _read_one(path: Path, fmt: str) -> ParsedList:
+    if fmt == "auto":
+        try:
+            fmt = guess_format(path.read_text(encoding="utf-8-sig"))
+        except (OSError, UnicodeDecodeError) as e:
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            raise ListError(f"{path}: cannot read: {reason}") from None
+    return read_list(path, fmt)
+
+
+def _coverage_record(
+    measured: list[tuple[ListCoverage, ParsedList]],
+    wrong: list[tuple[ParsedList, list]],
+    drops_used: list[Path],
+) -> dict[str, object]:
+    return {
+        "lists": [
+            {
+                "list": cov.name,
+                "file": str(parsed.path),
+                "format": parsed.format,
+                "entries": len(cov.counted),
+                "recognised": cov.recognised,
+                "share": round(cov.share, 4),
+                "dropped": cov.dropped,
+                "missing": [
+                    {"entry": render(e, parsed.format).split("\t")[0], "label": e.label}
+                    for e in cov.missing
+                ],
+            }
+            for cov, parsed in measured
+        ],
+        "drops": sorted({str(p) for p in drops_used}),
+        "negatives": [
+            {
+                "file": str(parsed.path),
+                "format": parsed.format,
+                "entries": len(parsed.entries),
+                "false_positives": [
+                    {
+                        "entry": render(fp.entry, parsed.format).split("\t")[0],
+                        "url": fp.url,
+                        "service": fp.service,
+                        "action": fp.action,
+                    }
+                    for fp in found
+                ],
+            }
+            for parsed, found in wrong
+        ],
+        "notes": list(
+            dict.fromkeys(
+                [n for _, parsed in measured for n in parsed.notes]
+                + [n for parsed, _ in wrong for n in parsed.notes]
+            )
+        ),
+    }
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
