@@ -14,15 +14,9 @@ from proxy.lists import DOMAIN, FULL, URL, Entry, ListError, guess_format, parse
 AIWARDEN = str(Path(sys.executable).parent / "aiwarden")
 REFERENCE = Path(__file__).resolve().parents[1].parent / "shared/reference/lists"
 
-# Issue 16's target is 0.98 of every list. These floors are the shares the committed catalog
-# reached when the test was written (rounded down); they only ever ratchet upward.
-FLOORS = {
-    "v2fly-!cn": 0.46,
-    "v2fly-cn": 0.17,
-    "v2fly-ru": 0.0,
-    "adguard": 0.62,
-    "llmblocker": 0.52,
-}
+# Issue 16's target: at least 98 % of every public list, each separately, after the drops
+# (the catalog reached 100 % of each on 2026-12-03)
+FLOORS = {name: 0.98 for name in ("v2fly-!cn", "v2fly-cn", "v2fly-ru", "adguard", "llmblocker")}
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
