@@ -13,7 +13,8 @@ It relays only when all of these hold, each checked as the addon checks it:
   them);
 - the CONNECT host's decision is to tunnel, with action allow;
 - the destination is not denied (`network.deny_destinations`, the proxy's own listeners);
-- the first bytes in the tunnel are a TLS ClientHello whose SNI may be tunnelled too (an AI
+- the first bytes in the tunnel are a TLS ClientHello (any record version, framing.py) every
+  server name of which may be tunnelled too, by the addon's own `tunnel_decision` (an AI
   host in the SNI of an allowed tunnel is domain fronting);
 - the server connection opens, through the loop's guarded resolver (run.GuardedLoop), so a
   name that now resolves somewhere denied is refused.
@@ -191,8 +192,9 @@ class FastConnection(asyncio.Protocol):
             self._read_hello()
 
     def _read_hello(self) -> None:
-        """The tunnel's first bytes: relay them when they are a ClientHello whose SNI may be
-        tunnelled too; otherwise mitmproxy decides (plain HTTP in a tunnel, fronting)."""
+        """The tunnel's first bytes: relay them when they are a ClientHello every server name
+        of which may be tunnelled too; otherwise mitmproxy, and the addon's checks of what it
+        chooses, decide (plain HTTP in a tunnel, fronting, unknown framing)."""
         try:
             hello = framing.read_client_hello(self.buffer)  # as the addon reads it
         except ValueError:

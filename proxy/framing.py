@@ -95,7 +95,7 @@ def refusal_answer(data: bytes, text: str) -> bytes:
     (handshake_failure) to a TLS record, an HTTP 400 to text, nothing to anything else."""
     if data[:1] and 0x14 <= data[0] <= 0x17:
         return b"\x15\x03\x03\x00\x02\x02\x28"
-    if data[:1].isascii() and (data[:1].isalpha() or data[:1] in (b"\r", b"\n")):
+    if data[:1].isalpha() or starts_with_empty_line(data):
         body = text.encode() + b"\n"
         return (
             b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
