@@ -715,7 +715,7 @@ class AIWarden:
                 "id": reference, "client": flow.client_conn.peername[0], "user": user,
                 "method": flow.request.method, "host": host, "path": path,
                 "service": decision.service, "category": decision.category,
-                "activity": decision.activity, "rule": decision.rule,
+                "country": decision.country, "activity": decision.activity, "rule": decision.rule,
                 "action": decision.action, "stage": decision.stage, "redactions": redactions,
             })  # fmt: skip
         event(

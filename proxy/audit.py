@@ -30,6 +30,7 @@ FIELDS = (
     "path",
     "service",
     "category",
+    "country",
     "activity",
     "rule",
     "action",

@@ -6,6 +6,7 @@ see policies/catalog/README.md for it and for the category and activity vocabula
 
 from __future__ import annotations
 
+import datetime
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,7 +23,13 @@ CATEGORIES: dict[str, str] = {
     "image": "image generation (Midjourney)",
     "video": "video generation (Sora)",
     "voice": "speech, voice and music generation (ElevenLabs)",
-    "agent": "agents that act on the user's behalf (Jules, Manus)",
+    "agent": "agents and app builders that act or build on the user's behalf (Jules, Manus, v0)",
+    "writing": "writing, grammar, paraphrasing and copywriting assistants (Grammarly, QuillBot)",
+    "translation": "machine translation of text and documents (DeepL)",
+    "meeting": "meeting assistants and note takers that record and summarise calls (Otter)",
+    "companion": "companion and character chat (Character.AI, Replika)",
+    "productivity": "AI slides, documents, email and office tools (Gamma, Tome)",
+    "model-hub": "model and dataset hubs where models are shared and downloaded (Civitai)",
 }
 
 ACTIVITIES: dict[str, str] = {
@@ -38,8 +45,10 @@ HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CON
 
 _SERVICE_ID = re.compile(r"[a-z0-9][a-z0-9-]*[a-z0-9]")
 SERVICE_KEYS = (
-    "id", "name", "vendor", "category", "hosts", "paths", "activities", "api_format", "source"
+    "id", "name", "vendor", "country", "category", "hosts", "paths", "activities", "api_format",
+    "source", "checked",
 )  # fmt: skip
+_COUNTRY = re.compile(r"[A-Z]{2}")  # ISO 3166-1 alpha-2, where the vendor is based
 API_FORMATS = ("openai", "anthropic", "gemini")  # error bodies the official SDKs understand
 
 
@@ -64,6 +73,8 @@ class Service:
     source: str
     file: str
     line: int
+    country: str | None = None  # ISO 3166-1 alpha-2 of where the vendor is based
+    checked: str | None = None  # YYYY-MM-DD: when the entry was last checked against its source
 
 
 def load_catalog_files(
@@ -129,13 +140,44 @@ def _parse_service(node: Mapping, problems: Problems) -> Service | None:
     paths = _path_list(f, "paths", where, problems)
     activities = _parse_activities(f, where, problems)
     api_format = f.str("api_format", choices=API_FORMATS)
+    country = _country(f)
+    checked = _checked(f)
     if len(problems.items) > errors_before or None in (sid, name, vendor, category, source):
         return None
     return Service(
         id=sid, name=name, vendor=vendor, category=category, hosts=tuple(hosts),
         host_lines=tuple(host_lines), paths=tuple(paths), activities=tuple(activities),
-        api_format=api_format, source=source, file=node.file, line=node.line,
+        api_format=api_format, source=source, file=node.file, line=node.line, country=country,
+        checked=checked,
     )  # fmt: skip
+
+
+def _country(f: Fields) -> str | None:
+    value = f.node.get("country")
+    if value is False:  # YAML 1.1 reads a bare NO (Norway) as false
+        f.error("country", 'country NO must be quoted: "NO" (bare, YAML reads it as false)')
+        return None
+    country = f.str("country")
+    if country is not None and not _COUNTRY.fullmatch(country):
+        f.error("country", f"country {country!r} must be an ISO 3166 code: two capital letters")
+        return None
+    return country
+
+
+def _checked(f: Fields) -> str | None:
+    """The date an entry was last checked: a YAML date, or a string in YYYY-MM-DD form."""
+    value = f.node.get("checked")
+    if value is None:
+        return None
+    if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
+        return value.isoformat()
+    if isinstance(value, str):
+        try:
+            return datetime.date.fromisoformat(value).isoformat()
+        except ValueError:
+            pass
+    f.error("checked", f"'checked' must be a date, YYYY-MM-DD, not {value!r}")
+    return None
 
 
 def _path_list(f: Fields, key: str, where: str, problems: Problems) -> list[str]:

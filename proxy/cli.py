@@ -433,11 +433,13 @@ def cmd_catalog(args: argparse.Namespace) -> int:
                     "id": s.id,
                     "name": s.name,
                     "vendor": s.vendor,
+                    "country": s.country,
                     "category": s.category,
                     "hosts": [h.text for h in s.hosts],
                     "paths": list(s.paths),
                     "activities": [a.name for a in s.activities],
                     "source": s.source,
+                    "checked": s.checked,
                 }
                 for s in services
             ],
@@ -629,7 +631,8 @@ def _explain_text(
 ) -> str:
     service = "-"
     if request.service:
-        service = f"{request.service} ({request.category}, {request.vendor})"
+        where = f", {request.country}" if request.country else ""
+        service = f"{request.service} ({request.category}, {request.vendor}{where})"
     lines = [
         f"{args.method.upper()} {url}",
         f"  action:   {request.action}",

@@ -39,6 +39,7 @@ class Decision:
     service: str | None = None
     category: str | None = None
     vendor: str | None = None
+    country: str | None = None
     activity: str | None = None
     connect: str | None = None  # tunnel | intercept | refuse, at the connect stage
     message: str | None = None  # what a blocked user is told
@@ -98,7 +99,7 @@ class _CompiledRule:
         m = rule.match
         self.index, self.rule, self.summary = index, rule, m.summary()
         self.matched = f"rule {rule.id!r} ({self.summary}) matched"
-        by_service = m.services is not None or m.vendors is not None or m.categories is not None
+        by_service = any(v is not None for v in (m.services, m.vendors, m.countries, m.categories))
         self.services = (
             frozenset(s.id for s in services_matching(m, policy.services)) if by_service else None
         )
@@ -344,6 +345,7 @@ class Engine:
             service=service.id if service else None,
             category=service.category if service else None,
             vendor=service.vendor if service else None,
+            country=service.country if service else None,
             activity=activity,
             connect=connect,
             message=(rule.message if rule else defaults.message) if blocked else None,

@@ -49,6 +49,7 @@ DEFAULT_DENY = ("0.0.0.0/8", "127.0.0.0/8", "::1/128", "169.254.0.0/16", "fe80::
 MATCH_KEYS = (
     "services",
     "vendors",
+    "countries",
     "categories",
     "activities",
     "hosts",
@@ -82,6 +83,7 @@ class Match:
 
     services: frozenset[str] | None = None
     vendors: frozenset[str] | None = None
+    countries: frozenset[str] | None = None  # where the vendor is based, ISO 3166 codes
     categories: frozenset[str] | None = None
     activities: frozenset[str] | None = None
     hosts: tuple[HostPattern, ...] | None = None
@@ -351,6 +353,7 @@ class _PolicyReader:
         self.vocabulary = {
             "services": {s.id: s.id for s in services},
             "vendors": {s.vendor.lower(): s.vendor for s in services},
+            "countries": {s.country: s.country for s in services if s.country},
             "categories": {c: c for c in CATEGORIES},
             "activities": {a: a for a in ACTIVITIES},
             "groups": {g: g for g in groups},
@@ -469,6 +472,7 @@ class _PolicyReader:
             values = set()
             for text, line in items:
                 value = text.lower() if key == "vendors" else text
+                value = value.upper() if key == "countries" else value
                 if value not in choices:
                     p.add(
                         node.file,
@@ -494,6 +498,7 @@ class _PolicyReader:
         match = Match(
             services=known("services", "service"),
             vendors=known("vendors", "vendor"),
+            countries=known("countries", "vendor country"),
             categories=known("categories", "category"),
             activities=known("activities", "activity"),
             hosts=tuple(hosts) if f.has("hosts") else None,
@@ -502,7 +507,7 @@ class _PolicyReader:
             groups=tuple(sorted(known("groups", "group") or ())) if f.has("groups") else None,
             users=frozenset(t for t, _ in f.str_items("users") or ()) if f.has("users") else None,
         )
-        by_service = match.services or match.vendors or match.categories
+        by_service = match.services or match.vendors or match.countries or match.categories
         if by_service and len(p.items) == before and not services_matching(match, services):
             p.add(
                 node.file,
@@ -519,6 +524,7 @@ def services_matching(match: Match, services: list[Service] | tuple[Service, ...
         for s in services
         if (match.services is None or s.id in match.services)
         and (match.vendors is None or s.vendor.lower() in match.vendors)
+        and (match.countries is None or s.country in match.countries)
         and (match.categories is None or s.category in match.categories)
     ]
 

@@ -279,7 +279,11 @@ def _build(node: yaml.Node, loader: Any, file: str, problems: Problems) -> Any:
     if type(node) is yaml.ScalarNode:
         if node.tag == _STR_TAG:
             return node.value  # the common case, without the constructor's bookkeeping
-        return loader.construct_object(node, deep=True)
+        try:
+            return loader.construct_object(node, deep=True)
+        except (ValueError, OverflowError) as e:  # a date such as 2026-13-01
+            problems.add(file, _line(node), f"cannot read {node.value!r}: {e}")
+            return node.value
     if isinstance(node, yaml.MappingNode):
         _merge(node)
         result = Mapping()

@@ -18,7 +18,7 @@ def run(*args, cwd=None):
 def test_check_ok():
     r = run("check", "--policy", str(SHIPPED))
     assert r.returncode == 0, r.stderr
-    assert r.stdout.startswith(f"OK {SHIPPED / 'policy.yaml'}: 1 rule, ")
+    assert r.stdout.startswith(f"OK {SHIPPED / 'policy.yaml'}: 3 rules, ")
     assert "services" in r.stdout and "digest" in r.stdout
 
 
@@ -78,11 +78,13 @@ def test_catalog_json():
         "id",
         "name",
         "vendor",
+        "country",
         "category",
         "hosts",
         "paths",
         "activities",
         "source",
+        "checked",
     }
 
 
@@ -144,11 +146,12 @@ def test_explain_text():
     assert r.stdout.splitlines()[:6] == [
         "POST https://api.anthropic.com/v1/messages",
         "  action:   block",
-        "  service:  anthropic-api (api, Anthropic)",
+        "  service:  anthropic-api (api, Anthropic, US)",
         "  activity: prompt",
         "  rule:     block-ai",
         "  connect:  intercept (service anthropic-api (api): rule 'block-ai' "
-        "(categories=agent,api,chat,code-assistant,image,search,video,voice) matched)",
+        "(categories=agent,api,chat,code-assistant,companion,image,meeting,productivity,search,"
+        "video,voice) matched)",
     ]
 
 

@@ -53,6 +53,7 @@ def test_decision_explains_itself(shipped_engine):
         "service": "chatgpt",
         "category": "chat",
         "vendor": "OpenAI",
+        "country": "US",
         "activity": "prompt",
         "connect": None,
         "message": "External AI services are not approved for company data. "
@@ -298,3 +299,26 @@ rules:
     )
     assert engine.decide_request("GET", "x.example", "/", client="not-an-ip").rule == "default"
     assert engine.decide_request("GET", "x.example", "/", client=None).rule == "default"
+
+
+def test_rules_decide_by_the_vendors_country(engine_for):
+    engine = engine_for(
+        """
+version: 1
+services:
+  - {id: far-chat, name: Far, vendor: Far, country: CN, category: chat,
+     hosts: [chat.far.example], source: test}
+  - {id: near-chat, name: Near, vendor: Near, country: DE, category: chat,
+     hosts: [chat.near.example], source: test}
+rules:
+  - id: no-cn
+    match: {countries: [cn]}
+    action: block
+"""
+    )
+    far = engine.decide_request("POST", "chat.far.example", "/", client="10.0.0.1")
+    assert (far.action, far.rule, far.country) == ("block", "no-cn", "CN")
+    near = engine.decide_request("POST", "chat.near.example", "/", client="10.0.0.1")
+    assert (near.action, near.rule, near.country) == ("allow", "default", "DE")
+    assert engine.decide_connect("chat.far.example").connect == "intercept"
+    assert engine.decide_connect("chat.near.example").connect == "tunnel"

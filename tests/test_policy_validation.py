@@ -255,6 +255,11 @@ rules: []
             14,
             "would match a whole top-level domain",
         ),
+        ("    country: NO", 10, 'country NO must be quoted: "NO"'),
+        ("    country: us", 10, "country 'us' must be an ISO 3166 code"),
+        ("    country: USA", 10, "country 'USA' must be an ISO 3166 code"),
+        ("    checked: 2026-13-01", 10, "cannot read '2026-13-01': month must be in 1..12"),
+        ("    checked: yesterday", 10, "'checked' must be a date, YYYY-MM-DD"),
     ],
 )
 def test_service_errors(write_policy, extra, line, fragment):
@@ -328,3 +333,15 @@ def test_policy_file_can_be_given_directly(write_policy):
     path = write_policy(BLOCK_RULE.replace("rules:", "version: 1\nrules:"))
     assert load_policy(path).rules[0].id == "block-ai"
     assert load_policy(path.parent).rules[0].id == "block-ai"
+
+
+def test_country_and_checked_are_read(write_policy):
+    text = SERVICE.format(extra='    country: "NO"\n    checked: 2026-12-03')
+    policy = load_policy(write_policy(text).parent)
+    gateway = next(s for s in policy.services if s.id == "corp-gateway")
+    assert (gateway.country, gateway.checked) == ("NO", "2026-12-03")
+
+
+def test_countries_in_a_rule_must_be_some_vendors_country(write_policy):
+    errors = errors_of(write_policy, rule_matching("countries: [CN, XX]"))
+    assert_error(errors, 6, "unknown vendor country 'XX'")
