@@ -1,12 +1,15 @@
 """Decision time of the engine, against mitmproxy's own flow-filter matching on the same hosts.
 
-    python bench/engine_bench.py [--hosts 100000] [--path-rules 1000] [--json FILE]
+    python bench/engine_bench.py [--hosts 100000] [--path-rules 1000] [--scale 10] [--json FILE]
 
-Three measurements, each in this one run:
-1. the shipped policy: per-decision time over the URL corpus of tests/data/urls.txt;
-2. a generated policy with --hosts host patterns and --path-rules path rules: load time, memory
+Four measurements, each in this one run:
+1. the shipped policy: per-decision time over the URL corpus of tests/data/urls.txt, and the
+   memory of a running worker (`aiwarden run --workers 2`, RSS of each worker process);
+2. the shipped catalog copied --scale times under other domain names (a catalog that size,
+   with the same structure: wildcards, shared hosts, paths, activities), same rules;
+3. a generated policy with --hosts host patterns and --path-rules path rules: load time, memory
    and per-decision time (load and memory measured in a fresh child process);
-3. mitmproxy: what a `block_list` user gets for the same host sets, i.e. one `~d` filter per
+4. mitmproxy: what a `block_list` user gets for the same host sets, i.e. one `~d` filter per
    host evaluated in turn (mitmproxy's BlockList loop), and, as mitmproxy's best case, one `~d`
    filter whose regex alternates every host.
 Times are per call, measured one call at a time with perf_counter_ns; medians and p99 reported.
@@ -19,11 +22,16 @@ import json
 import platform
 import random
 import re
+import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
+
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -114,6 +122,86 @@ def generate_policy(directory: Path, hosts: int, path_rules: int, seed: int = 7)
     return examples
 
 
+# -- the shipped catalog, scaled ----------------------------------------------------------------
+
+
+def renamed(pattern: str, copy: int) -> str:
+    """A host pattern moved to another registrable name: api.openai.com -> api.openai-x3.com."""
+    head, _, tld = pattern.rpartition(".")
+    return f"{head}-x{copy}.{tld}"
+
+
+def scaled_policy(directory: Path, factor: int) -> list[tuple[str, str, str]]:
+    """The shipped policy with its catalog plus factor-1 renamed copies; returns requests (the
+    corpus, and the corpus's catalogued hosts as they are named in the copies)."""
+    catalog = directory / "catalog"
+    shutil.copytree(ROOT / "policies/catalog", catalog, ignore=shutil.ignore_patterns("*.md"))
+    shutil.copy(ROOT / "policies/policy.yaml", directory / "policy.yaml")
+    originals = sorted((ROOT / "policies/catalog").glob("*.yaml"))
+    for copy in range(1, factor):
+        for path in originals:
+            doc = yaml.safe_load(path.read_text())
+            for service in doc["services"]:
+                service["id"] = f"{service['id']}-x{copy}"
+                service["hosts"] = [renamed(h, copy) for h in service["hosts"]]
+            (catalog / f"{path.stem}-x{copy}.yaml").write_text(yaml.safe_dump(doc))
+    requests = corpus_requests()
+    shipped = Engine(load_policy(ROOT / "policies"))
+    rng = random.Random(5)
+    copied = []
+    for method, host, path in requests:
+        if shipped.classify(method, host, path)[0] is not None and factor > 1:
+            copied.append((method, renamed(host, rng.randrange(1, factor)), path))
+    return requests + copied
+
+
+# -- a running worker's memory -------------------------------------------------------------------
+
+
+def worker_memory(policy_dir: Path) -> dict[str, object]:
+    """RSS of each worker of `aiwarden run --workers 2` on the policy, once it is ready."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        admin = s.getsockname()[1]
+    aiwarden = str(Path(sys.executable).parent / "aiwarden")
+    with tempfile.TemporaryDirectory() as confdir:
+        proc = subprocess.Popen(
+            [aiwarden, "run", "--policy", str(policy_dir), "--confdir", confdir,
+             "--listen", f"127.0.0.1:{port}", "--admin", f"127.0.0.1:{admin}", "--workers", "2"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{admin}/readyz", timeout=1):
+                        break
+                except OSError:
+                    time.sleep(0.3)
+            time.sleep(1)
+            children = subprocess.run(
+                ["ps", "-o", "pid=", "--ppid", str(proc.pid)], capture_output=True, text=True
+            ).stdout.split()
+            rss = {}
+            for pid in [str(proc.pid), *children]:
+                try:
+                    status = Path(f"/proc/{pid}/status").read_text()
+                except OSError:
+                    continue
+                kb = next(int(x.split()[1]) for x in status.splitlines() if x.startswith("VmRSS"))
+                rss[pid] = round(kb / 1024, 1)
+            return {
+                "main_rss_mb": rss.pop(str(proc.pid), None),
+                "worker_rss_mb": sorted(rss.values()),
+            }
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+
+
 LOAD_CHILD = """
 import json, sys, time
 sys.path.insert(0, {root!r})
@@ -196,6 +284,7 @@ def main() -> None:
         default=10_000,
         help="one-filter-per-host is timed up to this many hosts (it is slow)",
     )
+    parser.add_argument("--scale", type=int, default=10, help="copies of the shipped catalog")
     parser.add_argument("--json", type=Path, default=ROOT / "bench/results/engine.json")
     args = parser.parse_args()
     report: dict[str, object] = {
@@ -217,7 +306,31 @@ def main() -> None:
         "decide_request": time_calls(shipped.decide_request, req_args, args.rounds),
         "decide_connect": time_calls(shipped.decide_connect, con_args, args.rounds),
         "mitmproxy": mitmproxy_filters(shipped_patterns, requests, max(1, args.rounds // 4)),
+        "workers": worker_memory(ROOT / "policies"),
     }
+
+    # 2. the shipped catalog, scaled
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        scaled_requests = scaled_policy(directory, args.scale)
+        scaled = Engine(load_policy(directory))
+        report["scaled"] = {
+            "factor": args.scale,
+            "services": len(scaled.policy.services),
+            "host_patterns": sum(len(s.hosts) for s in scaled.policy.services),
+            "load": measure_load(directory),
+            "decide_request": time_calls(
+                scaled.decide_request,
+                [(m, h, p, "10.1.2.3", None) for m, h, p in scaled_requests],
+                max(1, args.rounds // 2),
+            ),
+            "decide_connect": time_calls(
+                scaled.decide_connect,
+                [(h, "10.1.2.3", None) for _m, h, _p in scaled_requests],
+                max(1, args.rounds // 2),
+            ),
+            "workers": worker_memory(directory),
+        }
 
     # 2. generated policy
     with tempfile.TemporaryDirectory() as tmp:
@@ -260,7 +373,9 @@ def print_report(r: dict) -> None:
     print(f"aiwarden engine benchmark, {r['date']}, {r['machine']}")
     print(
         f"\nshipped policy: {s['services']} services, {s['host_patterns']} host patterns; "
-        f"load {s['load']['load_seconds']} s, +{s['load']['rss_growth_mb']} MB"
+        f"load {s['load']['load_seconds']} s, +{s['load']['rss_growth_mb']} MB; "
+        f"running: main {s['workers']['main_rss_mb']} MB, "
+        f"workers {' / '.join(map(str, s['workers']['worker_rss_mb']))} MB RSS"
     )
     rows = [
         ("aiwarden decide_request", s["decide_request"]),
@@ -270,6 +385,18 @@ def print_report(r: dict) -> None:
             s["mitmproxy"]["block_list"],
         ),
         ("mitmproxy one ~d filter, all hosts", s["mitmproxy"]["one_filter"]),
+    ]
+    _table(rows, s["decide_request"]["median_us"])
+    x = r["scaled"]
+    print(
+        f"\nshipped catalog x{x['factor']}: {x['services']} services, {x['host_patterns']} host "
+        f"patterns; load {x['load']['load_seconds']} s, +{x['load']['rss_growth_mb']} MB; "
+        f"running: main {x['workers']['main_rss_mb']} MB, "
+        f"workers {' / '.join(map(str, x['workers']['worker_rss_mb']))} MB RSS"
+    )
+    rows = [
+        ("aiwarden decide_request", x["decide_request"]),
+        ("aiwarden decide_connect", x["decide_connect"]),
     ]
     _table(rows, s["decide_request"]["median_us"])
     gm = g["mitmproxy"]
