@@ -59,6 +59,11 @@ def _parser() -> argparse.ArgumentParser:
 
     p = add("catalog", cmd_catalog, "list the catalogued AI services, their hosts and categories")
     p.add_argument("--json", action="store_true", help="one JSON document")
+    p.add_argument(
+        "--summary",
+        action="store_true",
+        help="counts by category, by vendor country and by kind of source, and the oldest check",
+    )
     _catalog_actions(p)
 
     p = add("explain", cmd_explain, "show the decision the policy makes for each URL")
@@ -426,6 +431,8 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     if policy is None:
         return EXIT_INVALID
     services = sorted(policy.services, key=lambda s: (s.category, s.id))
+    if args.summary:
+        return _catalog_summary(services, args.json)
     if args.json:
         json.dump(
             [
@@ -456,6 +463,37 @@ def cmd_catalog(args: argparse.Namespace) -> int:
             hosts += f"  (only {', '.join(s.paths)})"
         print(f"{s.id:<{width}}  {s.category:<14}  {s.vendor[:12]:<12}  {hosts}")
     print(f"{len(services)} services")
+    return EXIT_OK
+
+
+def _catalog_summary(services: list, as_json: bool) -> int:
+    """What the catalog holds, in the numbers a reviewer asks for."""
+    from collections import Counter
+
+    unconfirmed = sum(1 for s in services if "unconfirmed" in s.source.lower())
+    checked = sorted(s.checked for s in services if s.checked)
+    summary = {
+        "services": len(services),
+        "host_patterns": sum(len(s.hosts) for s in services),
+        "categories": dict(Counter(s.category for s in services).most_common()),
+        "countries": dict(Counter(s.country or "unknown" for s in services).most_common()),
+        "sources": {"read": len(services) - unconfirmed, "unconfirmed": unconfirmed},
+        "oldest_check": checked[0] if checked else None,
+        "unchecked": len(services) - len(checked),
+    }
+    if as_json:
+        json.dump(summary, sys.stdout, indent=2)
+        print()
+        return EXIT_OK
+    print(f"{summary['services']} services, {summary['host_patterns']} host patterns")
+    for key in ("categories", "countries"):
+        counts = ", ".join(f"{k} {v}" for k, v in summary[key].items())
+        print(f"{key}: {counts}")
+    print(
+        f"sources: {summary['sources']['read']} from a list or document, "
+        f"{unconfirmed} general knowledge, unconfirmed"
+    )
+    print(f"checked: oldest {summary['oldest_check']}, {summary['unchecked']} never")
     return EXIT_OK
 
 

@@ -65,6 +65,18 @@ def test_catalog_text():
     assert lines[-1].endswith(" services") and int(lines[-1].split()[0]) >= 60
 
 
+def test_catalog_summary_counts_what_the_listing_holds():
+    services = json.loads(run("catalog", "--json", "--policy", str(SHIPPED)).stdout)
+    r = run("catalog", "--summary", "--json", "--policy", str(SHIPPED))
+    summary = json.loads(r.stdout)
+    assert summary["services"] == len(services)
+    assert summary["categories"]["chat"] == sum(s["category"] == "chat" for s in services)
+    assert summary["countries"].get("US") == sum(s["country"] == "US" for s in services)
+    assert sum(summary["sources"].values()) == len(services)
+    text = run("catalog", "--summary", "--policy", str(SHIPPED)).stdout
+    assert text.startswith(f"{len(services)} services, ") and "categories: " in text
+
+
 def test_catalog_json():
     r = run("catalog", "--json", "--policy", str(SHIPPED))
     services = json.loads(r.stdout)
