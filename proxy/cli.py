@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import sys
@@ -196,6 +197,82 @@ def _catalog_actions(catalog: argparse.ArgumentParser) -> None:
         help="entries not to count (list<TAB>entry<TAB>reason; default for reference lists: "
         "drops-public.tsv beside the list, if there is one)",
     )
+    p.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="one JSON document"
+    )
+    _import_arguments(actions)
+
+
+IMPORT_FORMATS = ("v2fly", "adguard", "abp", "hosts", "plain")
+IMPORT_EPILOG = """\
+The policy includes the directory beside the curated catalog, and `aiwarden check` then
+validates both together:
+
+  catalog: [catalog, imported]      # in policy.yaml
+
+One file per list (named after the list's file), one service per label of the list (v2fly
+include or comment heading, AdGuard service id, section comment of an ABP, hosts or plain list,
+else the file's name), with hosts d and *.d for a domain entry and the exact host for a
+full:/hosts entry. What the curated catalog already recognises is skipped; entries that would
+catch a shared host (a curated path-scoped host such as bing.com or api.github.com, a public or
+shared-hosting suffix such as github.io, a host of a --negative list) or v2fly @ads tracking
+hosts are reported, not imported. Importing the same list again rewrites nothing.
+Exit 0 when done (conflicts are reported, not errors), 2 on a mistake or an invalid result."""
+
+
+def _import_arguments(actions) -> None:
+    about = "turn a community AI-domain list into catalog YAML for the policy to include"
+    p = actions.add_parser(
+        "import",
+        help=about,
+        description=about,
+        epilog=IMPORT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.set_defaults(command=cmd_catalog_import)
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="lists to import")
+    p.add_argument(
+        "--format",
+        required=True,
+        metavar="{" + ",".join(IMPORT_FORMATS) + "}",
+        help="the lists' syntax (required: an import changes what is blocked, so it is not "
+        "guessed); v2fly include:NAME is read from the file NAME beside the list",
+    )
+    p.add_argument(  # SUPPRESS: `catalog --policy P import` keeps P
+        "--policy", metavar="DIR", default=argparse.SUPPRESS,
+        help="policy directory or file whose catalog is the curated one "
+             "(default: $AIWARDEN_POLICY or ./policies)",
+    )  # fmt: skip
+    p.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="where the imported files go (default: imported/ beside the policy file; "
+        "created if absent); never counted as curated",
+    )
+    p.add_argument(
+        "--category",
+        default="chat",
+        metavar="CATEGORY",
+        help="the category of every imported service (default: chat). The lists say only "
+        "that a domain is AI, not what it does, and rules decide by category: choose the "
+        "one your policy blocks for such services",
+    )
+    p.add_argument(
+        "--negative",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="a list of ordinary domains (any list syntax, guessed, or the reference TSV): "
+        "an entry that would catch one of them is a conflict, not imported",
+    )
+    p.add_argument(
+        "--date",
+        metavar="YYYY-MM-DD",
+        help="the 'checked' date of new and changed services (default: today)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="report what would change; write nothing")
     p.add_argument(
         "--json", action="store_true", default=argparse.SUPPRESS, help="one JSON document"
     )
@@ -618,6 +695,176 @@ def _coverage_record(
                 + [n for parsed, _ in wrong for n in parsed.notes]
             )
         ),
+    }
+
+
+def cmd_catalog_import(args: argparse.Namespace) -> int:
+    from . import importer
+    from .catalog import CATEGORIES
+
+    def fail(message: str) -> int:
+        print(f"aiwarden catalog import: {message}", file=sys.stderr)
+        return EXIT_INVALID
+
+    if args.format not in IMPORT_FORMATS:
+        return fail(f"unknown list format {args.format!r} (one of {', '.join(IMPORT_FORMATS)})")
+    if args.category not in CATEGORIES:
+        return fail(f"unknown category {args.category!r} (one of {', '.join(CATEGORIES)})")
+    today = args.date or datetime.date.today().isoformat()
+    try:
+        today = datetime.date.fromisoformat(today).isoformat()
+    except ValueError:
+        return fail(f"--date {args.date!r} is not a date (YYYY-MM-DD)")
+    policy = Path(args.policy)
+    file = importer.policy_file(policy)
+    if not file.is_file():
+        return fail(f"{file}: no such policy file (give --policy DIR or FILE)")
+    out = (args.out if args.out is not None else file.parent / "imported").resolve()
+    if out.exists() and not out.is_dir():
+        return fail(f"{out}: not a directory")
+    names: dict[str, Path] = {}
+    try:
+        lists = [read_list(path, args.format) for path in args.files]
+        negatives = importer.Negatives()
+        for path in args.negative:
+            negatives.add(_read_one(path, "auto"))
+    except ListError as e:
+        return fail(str(e))
+    for parsed in lists:
+        target = importer.file_for(parsed.path.name)
+        if target in names and names[target] != parsed.path:
+            return fail(f"{names[target]} and {parsed.path} would both be written to {target}")
+        names[target] = parsed.path
+    try:
+        curated = importer.curated_services(policy, out)
+    except importer.ImportError_ as e:
+        for problem in e.problems:
+            print(problem, file=sys.stderr)
+        return fail("the curated catalog does not load; nothing was imported")
+    plan = importer.Plan(curated, negatives)
+    results = []
+    for parsed in lists:
+        path = out / importer.file_for(parsed.path.name)
+        others = [p for p in sorted(out.glob("*.yaml")) if p.name != path.name]
+        try:
+            other = importer.load_imported(others) if out.is_dir() else []
+            result = importer.plan_list(
+                parsed, plan, other, importer.read_old(path), today, args.category, out=path
+            )
+            text = importer.render_file(result, args.format, args.category)
+            current = path.read_text(encoding="utf-8") if path.is_file() else None
+            if text == current:
+                result.status = "unchanged"
+            elif args.dry_run:
+                result.status = "would be written"
+            else:
+                importer.write_atomically(path, text, other, curated)
+                result.status = "written"
+        except importer.ImportError_ as e:
+            for problem in e.problems:
+                print(problem, file=sys.stderr)
+            return fail(f"{parsed.path}: not imported ({path} is as it was)")
+        except OSError as e:
+            return fail(f"{path}: cannot write: {e.strerror or e}")
+        results.append(result)
+    included = out in importer.catalog_dirs(policy)
+    check = None
+    if included and not args.dry_run:
+        try:
+            loaded = load_policy(policy)
+            check = {"ok": True, "services": len(loaded.services), "errors": []}
+        except PolicyError as e:
+            check = {"ok": False, "services": None, "errors": [str(p) for p in e.problems]}
+    if args.json:
+        json.dump(_import_record(results, out, included, check), sys.stdout, indent=2)
+        print()
+    else:
+        _import_text(results, out, included, check, policy)
+    if check and not check["ok"]:
+        for problem in check["errors"]:
+            print(problem, file=sys.stderr)
+        return fail(f"the policy {file} does not load with the imported files")
+    return EXIT_OK
+
+
+def _import_text(results, out: Path, included: bool, check, policy: Path) -> None:
+    for r in results:
+        fmt = r.parsed.format
+        domains = sum(len(s.entries) for s in r.services)
+        print(
+            f"{r.name} ({fmt}, {r.parsed.path}): {len(r.services)} services, {domains} entries "
+            f"imported, {len(r.catalogued)} already catalogued, {len(r.conflicts)} conflicts, "
+            f"{len(r.left_out)} lines left out -> {r.out} ({r.status})"
+        )
+        for s in r.services:
+            if s.status != "unchanged":
+                print(f"  {s.status:<9} {s.id}  {', '.join(s.hosts)}")
+        for sid in r.removed:
+            print(f"  removed   {sid}")
+        for skip in r.catalogued:
+            print(f"  skipped   {render(skip.entry, fmt)}  ({skip.label}): {skip.reason}")
+        for skip in r.conflicts:
+            print(f"  conflict  {render(skip.entry, fmt)}  ({skip.label}): {skip.reason}")
+        for left in r.left_out:
+            print(f"  left out  {left}")
+        for note in r.parsed.notes:
+            if "include:" in note:
+                print(f"  note      {note}")
+    if not included:
+        name = os.path.relpath(out, importer_policy_dir(policy))
+        print(f"note: the policy does not include {out} yet: add it, as in "
+              f"`catalog: [catalog, {name}]`")  # fmt: skip
+    elif check and check["ok"]:
+        print(f"policy OK with the imported files: {check['services']} services")
+
+
+def importer_policy_dir(policy: Path) -> Path:
+    from .importer import policy_file
+
+    return policy_file(policy).parent.resolve()
+
+
+def _import_record(results, out: Path, included: bool, check) -> dict[str, object]:
+    def skip(x, fmt: str) -> dict[str, object]:
+        return {
+            "entry": render(x.entry, fmt),
+            "label": x.label,
+            "reason": x.reason,
+            "service": x.service,
+        }
+
+    return {
+        "lists": [
+            {
+                "list": r.name,
+                "file": str(r.parsed.path),
+                "format": r.parsed.format,
+                "out": str(r.out),
+                "status": r.status,
+                "services": [
+                    {
+                        "id": s.id,
+                        "label": s.label,
+                        "hosts": s.hosts,
+                        "checked": s.checked,
+                        "status": s.status,
+                    }
+                    for s in r.services
+                ],
+                "removed": r.removed,
+                "catalogued": [skip(x, r.parsed.format) for x in r.catalogued],
+                "conflicts": [skip(x, r.parsed.format) for x in r.conflicts],
+                "left_out": [
+                    {"where": x.where, "text": x.text, "reason": x.reason} for x in r.left_out
+                ],
+                "duplicates": r.duplicates,
+                "notes": r.parsed.notes,
+            }
+            for r in results
+        ],
+        "out": str(out),
+        "included_by_policy": included,
+        "policy_check": check,
     }
 
 

@@ -1,0 +1,414 @@
+"""`aiwarden catalog import`: a community AI-domain list as catalog YAML of its own.
+
+Each imported list becomes one file (`<list>.yaml`) in a directory the policy includes
+(`catalog: [catalog, imported]`): one domain-level service per label of the list. What the
+curated catalog already recognises stays with it; an entry that would catch a shared host (a
+path-scoped curated service's host, a public or shared-hosting suffix, a host of a negative
+list) is reported, never imported. The files are rewritten whole, atomically, and only when
+their content changes: importing the same list again changes nothing, not even a date.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from publicsuffixlist import PublicSuffixList
+
+from .catalog import Service, load_catalog_files, parse_services
+from .lists import DOMAIN, Entry, LeftOut, ParsedList
+from .patterns import HostIndex, PatternError, parse_host_pattern
+from .yamlsource import Fields, Mapping, Problem, Problems, Sequence, Sources, load_yaml
+
+# a name no catalog lists: whether `*.d` is taken is asked with PROBE.d
+PROBE = "aiwarden-import-probe"
+ADS = "ads"  # v2fly's attribute for ad and tracking hosts
+
+
+class ImportError_(Exception):
+    """An import that cannot go on: the problems (file:line: message) say why."""
+
+    def __init__(self, problems: Iterable[Problem | str]) -> None:
+        self.problems = [str(p) for p in problems]
+        super().__init__("\n".join(self.problems))
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """An entry not imported: `service` when something else has it, else the conflict."""
+
+    entry: Entry
+    label: str
+    reason: str
+    service: str | None = None
+
+
+@dataclass(slots=True)
+class Planned:
+    """One service of an imported file, with its hosts in list order."""
+
+    id: str
+    label: str
+    hosts: list[str] = field(default_factory=list)
+    entries: list[Entry] = field(default_factory=list)
+    checked: str = ""
+    status: str = "new"  # new, changed or unchanged
+
+
+@dataclass(slots=True)
+class ListImport:
+    """What importing one list did (or, with dry_run, would do)."""
+
+    parsed: ParsedList
+    name: str  # the list's name: its file name
+    out: Path
+    services: list[Planned] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    catalogued: list[Skip] = field(default_factory=list)
+    conflicts: list[Skip] = field(default_factory=list)
+    duplicates: int = 0  # entries a service of the same label covers already
+    status: str = "unchanged"  # written, unchanged, or would-write / would-stay (dry run)
+
+    @property
+    def left_out(self) -> list[LeftOut]:
+        return self.parsed.left_out
+
+
+def slug(text: str) -> str:
+    """A lower-case slug of letters, digits and '-'; v2fly's `!cn` (not China) is `not-cn`."""
+    text = text.lower().replace("!", "not-")
+    return re.sub(r"[^a-z0-9]+", "-", text).strip("-")
+
+
+def file_for(list_name: str) -> str:
+    """The file name an imported list is written to (stable: the list's own name)."""
+    return f"{_slug_or_hash(list_name, 40)}.yaml"
+
+
+def _slug_or_hash(text: str, limit: int) -> str:
+    """A slug that stays unique: text with letters that a slug drops (Chinese, Cyrillic...) or
+    too long for one gets a short hash of the whole text."""
+    base = slug(text)
+    lossless = base and len(base) <= limit and text.isascii()
+    if lossless:
+        return base
+    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+    return f"{base[:limit].strip('-')}-{digest}".strip("-")
+
+
+# -- the catalogs an import must not contradict ------------------------------------------------
+
+
+def policy_file(policy: Path) -> Path:
+    return policy / "policy.yaml" if policy.is_dir() else policy
+
+
+def catalog_dirs(policy: Path) -> list[Path]:
+    """The catalog directories a policy names (as its loader reads them); [] if unreadable."""
+    file = policy_file(policy)
+    problems = Problems()
+    doc = load_yaml(file, problems)
+    if not isinstance(doc, Mapping):
+        return []
+    value = doc.get("catalog")
+    names = [value] if isinstance(value, str) else value if isinstance(value, list) else None
+    names = names or ["catalog"]
+    return [(file.parent / n).resolve() for n in names if isinstance(n, str)]
+
+
+def curated_services(policy: Path, out: Path) -> list[Service]:
+    """The services of the policy's catalog directories but `out`, and of its `services:`:
+    the curated catalog, which imports never override. ImportError_ when it does not load."""
+    file = policy_file(policy)
+    problems, sources = Problems(), Sources()
+    doc = load_yaml(file, problems, sources)
+    if not isinstance(doc, Mapping):
+        problems.add(str(file), 1, "the policy must be a mapping") if not problems else None
+        raise ImportError_(problems.items)
+    services: list[Service] = []
+    top = Fields(doc, "policy", Problems(), allowed=doc.keys())
+    for text, line in top.str_items("catalog") or [("catalog", doc.line)]:
+        directory = (file.parent / text).resolve()
+        if directory == out.resolve():
+            continue
+        if not directory.is_dir():
+            problems.add(str(file), line, f"catalog directory {text!r} does not exist")
+            continue
+        services.extend(load_catalog_files(sources.glob(directory), problems, sources))
+    own = doc.get("services")
+    if isinstance(own, Sequence):
+        services.extend(parse_services(own, problems))
+    if problems:
+        raise ImportError_(problems.items)
+    return services
+
+
+def load_imported(paths: Iterable[Path]) -> list[Service]:
+    """Services of other imported files; ImportError_ when one does not load."""
+    problems = Problems()
+    services = load_catalog_files(paths, problems)
+    if problems:
+        raise ImportError_(problems.items)
+    return services
+
+
+@dataclass(slots=True)
+class Negatives:
+    """Hosts a negative list says are ordinary: for `d`, d and www.d (what `catalog coverage
+    --negative` asks about), for `full:h`, h. An import must match none of them."""
+
+    under: dict[str, tuple[str, str]] = field(default_factory=dict)  # suffix -> (host, file)
+
+    def add(self, parsed: ParsedList) -> None:
+        for entry in parsed.entries:
+            hosts = [entry.host, f"www.{entry.host}"] if entry.kind == DOMAIN else [entry.host]
+            for host in hosts:
+                labels = host.split(".")
+                for i in range(len(labels)):
+                    self.under.setdefault(".".join(labels[i:]), (host, parsed.path.name))
+
+    def caught(self, entry: Entry) -> tuple[str, str] | None:
+        """The negative host (and its list) the entry would catch, if any."""
+        if entry.kind == DOMAIN:
+            return self.under.get(entry.host)
+        hit = self.under.get(entry.host)
+        return hit if hit and hit[0] == entry.host else None
+
+
+class _Claims:
+    """Host patterns already taken, by whom: look-ups the way the engine routes."""
+
+    def __init__(self) -> None:
+        self.index: HostIndex[tuple[str, str]] = HostIndex()  # (service id, who)
+        self.texts: set[str] = set()
+
+    def add(self, pattern: str, service: str, who: str) -> None:
+        self.index.add(parse_host_pattern(pattern), (service, who))
+        self.texts.add(pattern)
+
+    def owner(self, host: str) -> tuple[str, str] | None:
+        found = self.index.lookup(host)
+        return found[0] if found else None
+
+
+class Plan:
+    """Everything an import checks entries against, built once for all lists of a run."""
+
+    def __init__(self, curated: list[Service], negatives: Negatives) -> None:
+        self.psl = PublicSuffixList()
+        self.negatives = negatives
+        self.curated = _Claims()
+        self.shared: list[tuple[Service, str, object]] = []  # path-scoped: (service, text, pat)
+        self.shared_index: HostIndex[tuple[Service, str]] = HostIndex()
+        for service in curated:
+            for host in service.hosts:
+                if service.paths:
+                    self.shared.append((service, host.text, host))
+                    self.shared_index.add(host, (service, host.text))
+                else:
+                    self.curated.add(host.text, service.id, "curated")
+
+    def shared_host(self, entry: Entry) -> str | None:
+        """Why the entry would catch a host the curated catalog knows to be shared."""
+        host = entry.host
+        probes = [host, f"{PROBE}.{host}"] if entry.kind == DOMAIN else [host]
+        for probe in probes:
+            for service, text in self.shared_index.lookup(probe):
+                return _shared_reason(service, text)
+        if entry.kind == DOMAIN:
+            for service, text, pattern in self.shared:
+                suffix = pattern.suffix  # type: ignore[attr-defined]
+                if suffix == host or suffix.endswith("." + host):
+                    return _shared_reason(service, text)
+        return None
+
+
+def _shared_reason(service: Service, host: str) -> str:
+    return (
+        f"shared host: curated service {service.id} is only some paths of {host} "
+        f"({service.file}:{service.line})"
+    )
+
+
+def plan_list(
+    parsed: ParsedList,
+    plan: Plan,
+    others: list[Service],
+    old: dict[str, dict],
+    today: str,
+    category: str,
+    out: Path,
+) -> ListImport:
+    """Decide entry by entry, in list order (a label's first claim on a domain wins)."""
+    name = parsed.path.name
+    result = ListImport(parsed, name, out)
+    imported = _Claims()
+    for service in others:
+        for host in service.hosts:
+            imported.add(host.text, service.id, f"imported {Path(service.file).name}")
+    mine = _Claims()
+    by_label: dict[str, Planned] = {}
+    prefix = f"import-{_slug_or_hash(name, 40)}"
+    used_ids: set[str] = {s.id for s in others}
+    for entry in parsed.entries:
+        label = entry.group or name
+        skip = _conflict(entry, plan)
+        if skip:
+            result.conflicts.append(Skip(entry, label, skip))
+            continue
+        patterns = [entry.host, f"*.{entry.host}"] if entry.kind == DOMAIN else [entry.host]
+        probes = [entry.host, f"{PROBE}.{entry.host}"] if entry.kind == DOMAIN else [entry.host]
+        free = []
+        taken: tuple[str, str] | None = None
+        for pattern, probe in zip(patterns, probes, strict=True):
+            owner = plan.curated.owner(probe) or imported.owner(probe) or mine.owner(probe)
+            if owner is None:
+                free.append(pattern)
+            elif taken is None:
+                taken = owner
+        if not free:
+            assert taken is not None
+            sid, who = taken
+            if who == "curated":
+                result.catalogued.append(Skip(entry, label, f"already catalogued as {sid}", sid))
+            elif who.startswith("imported "):
+                why = f"already imported as {sid} ({who.removeprefix('imported ')})"
+                result.catalogued.append(Skip(entry, label, why, sid))
+            elif who == label:
+                result.duplicates += 1  # the label lists it twice, or a domain and its subdomain
+            else:
+                why = f"claimed first by label {who!r} of this list ({sid})"
+                result.conflicts.append(Skip(entry, label, why, sid))
+            continue
+        service = by_label.get(label)
+        if service is None:
+            sid = _unique(f"{prefix}-{_slug_or_hash(label, 40)}", used_ids, label)
+            used_ids.add(sid)
+            service = by_label[label] = Planned(sid, label)
+        for pattern in free:
+            service.hosts.append(pattern)
+            mine.add(pattern, service.id, label)
+        service.entries.append(entry)
+    result.services = list(by_label.values())
+    for service in result.services:
+        before = old.get(service.id)
+        same = (before or {}).get("key") == (service.label, category, tuple(service.hosts))
+        if before is not None and same and before.get("checked"):
+            service.checked, service.status = before["checked"], "unchanged"
+        else:
+            service.checked = today
+            service.status = "changed" if before is not None else "new"
+    result.removed = [sid for sid in old if sid not in {s.id for s in result.services}]
+    return result
+
+
+def _unique(sid: str, used: set[str], label: str) -> str:
+    if sid not in used:
+        return sid
+    digest = hashlib.sha256(label.encode()).hexdigest()[:8]
+    return f"{sid}-{digest}"
+
+
+def _conflict(entry: Entry, plan: Plan) -> str | None:
+    host = entry.host
+    try:
+        parse_host_pattern(host)
+        if entry.kind == DOMAIN:
+            parse_host_pattern(f"*.{host}")
+    except PatternError as e:
+        return f"not a host pattern: {e}"
+    if plan.psl.is_public(host):
+        return (
+            "public suffix or shared hosting domain (Public Suffix List): "
+            "it would catch every site under it"
+        )
+    if ADS in entry.attrs:
+        return (
+            "tracking host (@ads): not where prompts go, and often shared third-party "
+            "infrastructure"
+        )
+    caught = plan.negatives.caught(entry)
+    if caught:
+        return f"in the negative list {caught[1]}: it would catch {caught[0]}"
+    return plan.shared_host(entry)
+
+
+# -- the file ----------------------------------------------------------------------------------
+
+
+def render_file(result: ListImport, fmt: str, category: str) -> str:
+    """The catalog YAML of one imported list: stable, so equal input gives equal bytes."""
+    q = lambda s: json.dumps(s, ensure_ascii=False)  # noqa: E731 - a YAML double-quoted scalar
+    lines = [
+        f"# Imported from the {fmt} list {result.name} by `aiwarden catalog import`.",
+        "# Do not edit: the next import of the list rewrites this file. Curated entries",
+        "# (the policy's other catalog directories) win over these; see the command's report.",
+        "services:" if result.services else "services: []",
+    ]
+    for s in result.services:
+        lines += [
+            f"  - id: {s.id}",
+            f"    name: {q(s.label)}",
+            '    vendor: "unknown"',
+            f"    category: {category}",
+            "    hosts:",
+            *(f"      - {q(h)}" for h in s.hosts),
+            f"    source: {q(f'imported from {fmt} list {result.name}: {s.label}')}",
+            f"    checked: {s.checked}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def read_old(path: Path) -> dict[str, dict]:
+    """The services of a previous import of the list, by id ({} when there is none or it does
+    not load: then everything is new)."""
+    problems = Problems()
+    if not path.is_file():
+        return {}
+    services = load_catalog_files([path], problems)
+    if problems:
+        return {}
+    old = {}
+    for s in services:
+        key = (s.name, s.category, tuple(h.text for h in s.hosts))
+        old[s.id] = {"key": key, "checked": s.checked}
+    return old
+
+
+def write_atomically(path: Path, text: str, others: list[Service], curated: list[Service]) -> None:
+    """Write `text` beside `path`, load it with the catalog loader, check that its ids and hosts
+    are nobody else's, and only then rename it over `path`: a proxy watching the directory
+    never reads a half-written or contradictory file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # as an ordinary write would (mkstemp's is 0600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        problems = Problems()
+        services = load_catalog_files([Path(temp)], problems)
+        ids = {s.id: s for s in (*curated, *others)}
+        hosts = {h.text: s for s in (*curated, *others) for h in s.hosts}
+        for s in services:
+            if s.id in ids:
+                problems.add(temp, s.line, f"service id {s.id!r} is already used")
+            for h, line in zip(s.hosts, s.host_lines, strict=True):
+                if h.text in hosts:
+                    problems.add(temp, line, f"host {h.text!r} is already {hosts[h.text].id}'s")
+        if problems:
+            raise ImportError_(problems.items)
+        os.replace(temp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
