@@ -791,11 +791,14 @@ def _import_text(results, out: Path, included: bool, check, policy: Path) -> Non
     for r in results:
         fmt = r.parsed.format
         domains = sum(len(s.entries) for s in r.services)
-        print(
-            f"{r.name} ({fmt}, {r.parsed.path}): {len(r.services)} services, {domains} entries "
-            f"imported, {len(r.catalogued)} already catalogued, {len(r.conflicts)} conflicts, "
-            f"{len(r.left_out)} lines left out -> {r.out} ({r.status})"
-        )
+        counts = [
+            _count(len(r.services), "service"),
+            _count(domains, "entry", "entries") + " imported",
+            f"{len(r.catalogued)} already catalogued",
+            _count(len(r.conflicts), "conflict"),
+            _count(len(r.left_out), "line") + " left out",
+        ]
+        print(f"{r.name} ({fmt}, {r.parsed.path}): {', '.join(counts)} -> {r.out} ({r.status})")
         for s in r.services:
             if s.status != "unchanged":
                 print(f"  {s.status:<9} {s.id}  {', '.join(s.hosts)}")
@@ -816,6 +819,10 @@ def _import_text(results, out: Path, included: bool, check, policy: Path) -> Non
               f"`catalog: [catalog, {name}]`")  # fmt: skip
     elif check and check["ok"]:
         print(f"policy OK with the imported files: {check['services']} services")
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"
 
 
 def importer_policy_dir(policy: Path) -> Path:
@@ -846,6 +853,7 @@ def _import_record(results, out: Path, included: bool, check) -> dict[str, objec
                         "id": s.id,
                         "label": s.label,
                         "hosts": s.hosts,
+                        "entries": len(s.entries),
                         "checked": s.checked,
                         "status": s.status,
                     }

@@ -24,7 +24,7 @@ from publicsuffixlist import PublicSuffixList
 
 from .catalog import Service, load_catalog_files, parse_services
 from .lists import DOMAIN, Entry, LeftOut, ParsedList
-from .patterns import HostIndex, PatternError, parse_host_pattern
+from .patterns import HostIndex, HostPattern, PatternError, parse_host_pattern
 from .yamlsource import Fields, Mapping, Problem, Problems, Sequence, Sources, load_yaml
 
 # a name no catalog lists: whether `*.d` is taken is asked with PROBE.d
@@ -130,7 +130,8 @@ def curated_services(policy: Path, out: Path) -> list[Service]:
     problems, sources = Problems(), Sources()
     doc = load_yaml(file, problems, sources)
     if not isinstance(doc, Mapping):
-        problems.add(str(file), 1, "the policy must be a mapping") if not problems else None
+        if not problems:
+            problems.add(str(file), 1, "the policy must be a mapping")
         raise ImportError_(problems.items)
     services: list[Service] = []
     top = Fields(doc, "policy", Problems(), allowed=doc.keys())
@@ -182,18 +183,24 @@ class Negatives:
         return hit if hit and hit[0] == entry.host else None
 
 
+@dataclass(frozen=True, slots=True)
+class _Owner:
+    service: str  # its id
+    kind: str  # curated, imported (another list's file) or label (this list)
+    who: str  # the other file's name, or the label
+
+
 class _Claims:
-    """Host patterns already taken, by whom: look-ups the way the engine routes."""
+    """Host patterns already taken, and by whom: looked up the way the engine routes, so the
+    most specific pattern answers."""
 
     def __init__(self) -> None:
-        self.index: HostIndex[tuple[str, str]] = HostIndex()  # (service id, who)
-        self.texts: set[str] = set()
+        self.index: HostIndex[_Owner] = HostIndex()
 
-    def add(self, pattern: str, service: str, who: str) -> None:
-        self.index.add(parse_host_pattern(pattern), (service, who))
-        self.texts.add(pattern)
+    def add(self, pattern: str, owner: _Owner) -> None:
+        self.index.add(parse_host_pattern(pattern), owner)
 
-    def owner(self, host: str) -> tuple[str, str] | None:
+    def owner(self, host: str) -> _Owner | None:
         found = self.index.lookup(host)
         return found[0] if found else None
 
@@ -205,15 +212,15 @@ class Plan:
         self.psl = PublicSuffixList()
         self.negatives = negatives
         self.curated = _Claims()
-        self.shared: list[tuple[Service, str, object]] = []  # path-scoped: (service, text, pat)
+        self.shared: list[tuple[Service, HostPattern]] = []  # path-scoped services' hosts
         self.shared_index: HostIndex[tuple[Service, str]] = HostIndex()
         for service in curated:
             for host in service.hosts:
                 if service.paths:
-                    self.shared.append((service, host.text, host))
+                    self.shared.append((service, host))
                     self.shared_index.add(host, (service, host.text))
                 else:
-                    self.curated.add(host.text, service.id, "curated")
+                    self.curated.add(host.text, _Owner(service.id, "curated", service.file))
 
     def shared_host(self, entry: Entry) -> str | None:
         """Why the entry would catch a host the curated catalog knows to be shared."""
@@ -223,10 +230,9 @@ class Plan:
             for service, text in self.shared_index.lookup(probe):
                 return _shared_reason(service, text)
         if entry.kind == DOMAIN:
-            for service, text, pattern in self.shared:
-                suffix = pattern.suffix  # type: ignore[attr-defined]
-                if suffix == host or suffix.endswith("." + host):
-                    return _shared_reason(service, text)
+            for service, pattern in self.shared:  # a shared host below the domain
+                if pattern.suffix == host or pattern.suffix.endswith("." + host):
+                    return _shared_reason(service, pattern.text)
         return None
 
 
@@ -252,7 +258,7 @@ def plan_list(
     imported = _Claims()
     for service in others:
         for host in service.hosts:
-            imported.add(host.text, service.id, f"imported {Path(service.file).name}")
+            imported.add(host.text, _Owner(service.id, "imported", Path(service.file).name))
     mine = _Claims()
     by_label: dict[str, Planned] = {}
     prefix = f"import-{_slug_or_hash(name, 40)}"
@@ -263,23 +269,16 @@ def plan_list(
         if skip:
             result.conflicts.append(Skip(entry, label, skip))
             continue
-        patterns = [entry.host, f"*.{entry.host}"] if entry.kind == DOMAIN else [entry.host]
-        probes = [entry.host, f"{PROBE}.{entry.host}"] if entry.kind == DOMAIN else [entry.host]
-        free = []
-        taken: tuple[str, str] | None = None
-        for pattern, probe in zip(patterns, probes, strict=True):
-            owner = plan.curated.owner(probe) or imported.owner(probe) or mine.owner(probe)
-            if owner is None:
-                free.append(pattern)
-            elif taken is None:
-                taken = owner
-        if not free:
-            assert taken is not None
-            sid, who = taken
-            if who == "curated":
-                result.catalogued.append(Skip(entry, label, f"already catalogued as {sid}", sid))
-            elif who.startswith("imported "):
-                why = f"already imported as {sid} ({who.removeprefix('imported ')})"
+        taken = _taken(entry, plan.curated, imported, mine)
+        if taken is not None:
+            owner, host = taken
+            sid, who = owner.service, owner.who
+            at = "" if host == entry.host else f" ({host})"
+            if owner.kind == "curated":
+                why = f"already catalogued as {sid}{at}"
+                result.catalogued.append(Skip(entry, label, why, sid))
+            elif owner.kind == "imported":
+                why = f"already imported as {sid} ({who})"
                 result.catalogued.append(Skip(entry, label, why, sid))
             elif who == label:
                 result.duplicates += 1  # the label lists it twice, or a domain and its subdomain
@@ -292,9 +291,9 @@ def plan_list(
             sid = _unique(f"{prefix}-{_slug_or_hash(label, 40)}", used_ids, label)
             used_ids.add(sid)
             service = by_label[label] = Planned(sid, label)
-        for pattern in free:
+        for pattern in [entry.host, f"*.{entry.host}"] if entry.kind == DOMAIN else [entry.host]:
             service.hosts.append(pattern)
-            mine.add(pattern, service.id, label)
+            mine.add(pattern, _Owner(service.id, "label", label))
         service.entries.append(entry)
     result.services = list(by_label.values())
     for service in result.services:
@@ -307,6 +306,21 @@ def plan_list(
             service.status = "changed" if before is not None else "new"
     result.removed = [sid for sid in old if sid not in {s.id for s in result.services}]
     return result
+
+
+def _taken(entry: Entry, *claims: _Claims) -> tuple[_Owner, str] | None:
+    """Who already recognises the entry, and at which host: the hosts `catalog coverage` asks
+    about (d, www.d, api.d), and any other name below d, in the order of `claims`."""
+    host = entry.host
+    probes = [host]
+    if entry.kind == DOMAIN:
+        probes += [f"www.{host}", f"api.{host}", f"{PROBE}.{host}"]
+    for claim in claims:
+        for probe in probes:
+            owner = claim.owner(probe)
+            if owner is not None:
+                return owner, probe
+    return None
 
 
 def _unique(sid: str, used: set[str], label: str) -> str:

@@ -80,7 +80,7 @@ class LeftOut:
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.where}: {self.text!r} {self.reason}"
+        return f"{self.where}: {self.text!r}: {self.reason}"
 
 
 def render(entry: Entry, fmt: str) -> str:
@@ -217,7 +217,7 @@ def _v2fly(
         elif kind in ("regexp", "keyword"):
             out.skipped += 1
             out.notes.append(f"{where}: {kind}:{value} left out (not a host entry)")
-            out.left_out.append(LeftOut(where, line, f"left out: {kind} is not a host entry"))
+            out.left_out.append(LeftOut(where, line, f"{kind} is not a host entry"))
         elif kind in ("domain", "full") and _host_ok(value):
             have = {a[1:] for a in attrs}
             if not all(_wanted(have, f) for f in filters):
@@ -310,7 +310,7 @@ def _adguard_services(text: str, out: ParsedList) -> bool:
             else:
                 out.skipped += 1
                 where = f"{out.path.name}:{sid}:{i}"
-                out.left_out.append(LeftOut(where, str(rule), "left out: not a ||domain^ rule"))
+                out.left_out.append(LeftOut(where, str(rule), "not a ||domain^ rule"))
     if out.skipped:
         out.notes.append(f"{out.path.name}: {out.skipped} rules other than ||domain^ left out")
     return True
@@ -330,7 +330,7 @@ def _abp(lines: Iterable[str], out: ParsedList) -> None:
         else:
             out.skipped += 1
             why = "an exception rule" if line.startswith("@@") else "not a ||domain^ rule"
-            out.left_out.append(LeftOut(f"{out.path.name}:{number}", line, f"left out: {why}"))
+            out.left_out.append(LeftOut(f"{out.path.name}:{number}", line, why))
     if out.skipped:
         out.notes.append(f"{out.path.name}: {out.skipped} rules other than ||domain^ left out")
 
@@ -344,7 +344,7 @@ def _hosts(lines: Iterable[str], out: ParsedList) -> None:
         words = raw.partition("#")[0].split()
         if words[0] not in _HOSTS_SINKS or len(words) < 2:
             out.skipped += 1
-            out.left_out.append(LeftOut(where, raw.strip(), "left out: blocks no host"))
+            out.left_out.append(LeftOut(where, raw.strip(), "blocks no host"))
             continue
         for host in words[1:]:  # a hosts line names exact hosts, never their subdomains
             if host.lower() in ("localhost", "localhost.localdomain", "local", "broadcasthost"):
@@ -353,7 +353,7 @@ def _hosts(lines: Iterable[str], out: ParsedList) -> None:
                 out.entries.append(Entry(FULL, host.lower(), group=headings.heading))
             else:
                 out.skipped += 1
-                out.left_out.append(LeftOut(where, host, "left out: not a host name"))
+                out.left_out.append(LeftOut(where, host, "not a host name"))
     if out.skipped:
         out.notes.append(f"{out.path.name}: {out.skipped} lines that block no host left out")
 
@@ -368,9 +368,7 @@ def _plain(lines: Iterable[str], out: ParsedList) -> None:
             out.entries.append(Entry(DOMAIN, line.lower(), group=headings.heading))
         else:
             out.skipped += 1
-            out.left_out.append(
-                LeftOut(f"{out.path.name}:{number}", line, "left out: not a domain")
-            )
+            out.left_out.append(LeftOut(f"{out.path.name}:{number}", line, "not a domain"))
     if out.skipped:
         out.notes.append(f"{out.path.name}: {out.skipped} lines that are not a domain left out")
 
