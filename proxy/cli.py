@@ -737,7 +737,7 @@ def cmd_catalog_import(args: argparse.Namespace) -> int:
         names[target] = parsed.path
     try:
         curated = importer.curated_services(policy, out)
-    except importer.ImportError_ as e:
+    except importer.ImportProblem as e:
         for problem in e.problems:
             print(problem, file=sys.stderr)
         return fail("the curated catalog does not load; nothing was imported")
@@ -760,7 +760,7 @@ def cmd_catalog_import(args: argparse.Namespace) -> int:
             else:
                 importer.write_atomically(path, text, other, curated)
                 result.status = "written"
-        except importer.ImportError_ as e:
+        except importer.ImportProblem as e:
             for problem in e.problems:
                 print(problem, file=sys.stderr)
             return fail(f"{parsed.path}: not imported ({path} is as it was)")

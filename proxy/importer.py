@@ -32,7 +32,7 @@ PROBE = "aiwarden-import-probe"
 ADS = "ads"  # v2fly's attribute for ad and tracking hosts
 
 
-class ImportError_(Exception):
+class ImportProblem(Exception):
     """An import that cannot go on: the problems (file:line: message) say why."""
 
     def __init__(self, problems: Iterable[Problem | str]) -> None:
@@ -74,7 +74,7 @@ class ListImport:
     catalogued: list[Skip] = field(default_factory=list)
     conflicts: list[Skip] = field(default_factory=list)
     duplicates: int = 0  # entries a service of the same label covers already
-    status: str = "unchanged"  # written, unchanged, or would-write / would-stay (dry run)
+    status: str = "unchanged"  # written, unchanged, or "would be written" (--dry-run)
 
     @property
     def left_out(self) -> list[LeftOut]:
@@ -125,14 +125,14 @@ def catalog_dirs(policy: Path) -> list[Path]:
 
 def curated_services(policy: Path, out: Path) -> list[Service]:
     """The services of the policy's catalog directories but `out`, and of its `services:`:
-    the curated catalog, which imports never override. ImportError_ when it does not load."""
+    the curated catalog, which imports never override. ImportProblem when it does not load."""
     file = policy_file(policy)
     problems, sources = Problems(), Sources()
     doc = load_yaml(file, problems, sources)
     if not isinstance(doc, Mapping):
         if not problems:
             problems.add(str(file), 1, "the policy must be a mapping")
-        raise ImportError_(problems.items)
+        raise ImportProblem(problems.items)
     services: list[Service] = []
     top = Fields(doc, "policy", Problems(), allowed=doc.keys())
     for text, line in top.str_items("catalog") or [("catalog", doc.line)]:
@@ -147,16 +147,16 @@ def curated_services(policy: Path, out: Path) -> list[Service]:
     if isinstance(own, Sequence):
         services.extend(parse_services(own, problems))
     if problems:
-        raise ImportError_(problems.items)
+        raise ImportProblem(problems.items)
     return services
 
 
 def load_imported(paths: Iterable[Path]) -> list[Service]:
-    """Services of other imported files; ImportError_ when one does not load."""
+    """Services of other imported files; ImportProblem when one does not load."""
     problems = Problems()
     services = load_catalog_files(paths, problems)
     if problems:
-        raise ImportError_(problems.items)
+        raise ImportProblem(problems.items)
     return services
 
 
@@ -421,7 +421,7 @@ def write_atomically(path: Path, text: str, others: list[Service], curated: list
                 if h.text in hosts:
                     problems.add(temp, line, f"host {h.text!r} is already {hosts[h.text].id}'s")
         if problems:
-            raise ImportError_(problems.items)
+            raise ImportProblem(problems.items)
         os.replace(temp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
