@@ -722,6 +722,12 @@ def cmd_catalog_import(args: argparse.Namespace) -> int:
     out = (args.out if args.out is not None else file.parent / "imported").resolve()
     if out.exists() and not out.is_dir():
         return fail(f"{out}: not a directory")
+    foreign = importer.foreign_files(out)
+    if foreign:
+        return fail(
+            f"{out} holds catalog files no import wrote ({foreign[0].name}...): give --out a "
+            "directory of its own, such as imported/ beside the policy"
+        )
     names: dict[str, Path] = {}
     try:
         lists = [read_list(path, args.format) for path in args.files]

@@ -357,11 +357,28 @@ def _conflict(entry: Entry, plan: Plan) -> str | None:
 # -- the file ----------------------------------------------------------------------------------
 
 
+HEADER = "# Imported from the "  # how every imported file starts
+
+
+def foreign_files(out: Path) -> list[Path]:
+    """Catalog files in `out` that no import wrote (a curated directory given as --out)."""
+    found = []
+    for path in sorted(out.glob("*.yaml")) if out.is_dir() else ():
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                first = f.readline()
+        except OSError:
+            first = ""
+        if not first.startswith(HEADER):
+            found.append(path)
+    return found
+
+
 def render_file(result: ListImport, fmt: str, category: str) -> str:
     """The catalog YAML of one imported list: stable, so equal input gives equal bytes."""
     q = lambda s: json.dumps(s, ensure_ascii=False)  # noqa: E731 - a YAML double-quoted scalar
     lines = [
-        f"# Imported from the {fmt} list {result.name} by `aiwarden catalog import`.",
+        f"{HEADER}{fmt} list {result.name} by `aiwarden catalog import`.",
         "# Do not edit: the next import of the list rewrites this file. Curated entries",
         "# (the policy's other catalog directories) win over these; see the command's report.",
         "services:" if result.services else "services: []",

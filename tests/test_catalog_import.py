@@ -425,6 +425,11 @@ def test_operator_mistakes_are_one_line(tmp_path, policy):
         assert r.returncode == 2, r
         [line] = r.stderr.strip().splitlines()
         assert line.startswith(f"aiwarden catalog import: {message}"), line
+    r = run("catalog", "import", "--policy", str(policy), "--format", "plain", "--out",
+            str(SHIPPED_CATALOG), str(missing))  # fmt: skip
+    assert r.returncode == 2
+    assert r.stderr.startswith(f"aiwarden catalog import: {SHIPPED_CATALOG} holds catalog files "
+                               "no import wrote")  # fmt: skip
     r = run("catalog", "import", "--policy", str(tmp_path / "none"), "--format", "plain",
             str(missing))  # fmt: skip
     assert r.returncode == 2 and "Traceback" not in r.stderr
