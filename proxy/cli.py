@@ -214,9 +214,9 @@ One file per list (named after the list's file), one service per label of the li
 include or comment heading, AdGuard service id, section comment of an ABP, hosts or plain list,
 else the file's name), with hosts d and *.d for a domain entry and the exact host for a
 full:/hosts entry. What the curated catalog already recognises is skipped; entries that would
-catch a shared host (a curated path-scoped host such as bing.com or api.github.com, a public or
-shared-hosting suffix such as github.io, a host of a --negative list) or v2fly @ads tracking
-hosts are reported, not imported. Importing the same list again rewrites nothing.
+catch a shared host (a curated path-scoped host such as huggingface.co or api.github.com, a
+public or shared-hosting suffix such as github.io, a host of a --negative list) or v2fly @ads
+tracking hosts are reported, not imported. Importing the same list again rewrites nothing.
 Exit 0 when done (conflicts are reported, not errors), 2 on a mistake or an invalid result."""
 
 
