@@ -1,6 +1,7 @@
 """`aiwarden catalog import`: community lists as catalog YAML of their own, end to end."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -260,8 +261,9 @@ def test_shared_hosts_public_suffixes_and_negatives_are_conflicts(tmp_path, poli
     assert reasons["huggingface.co"].startswith(
         "shared host: curated service huggingchat is only some paths of huggingface.co"
     )
-    assert reasons["github.com"].startswith("shared host: curated service github-copilot-token")
-    assert "api.github.com" in reasons["github.com"]  # the shared host below the domain
+    # api.github.com (Copilot's token paths) is a shared host below github.com, if not github.com
+    assert reasons["github.com"].startswith("shared host: curated service github-copilot-")
+    assert re.search(r"only some paths of (api\.)?github\.com ", reasons["github.com"])
     if {"bing.com", "www.bing.com"} & shared:  # bing.com is path-scoped in the shipped catalog
         assert reasons["bing.com"].startswith("shared host:")
     for suffix in ("github.io", "vercel.app"):
@@ -281,6 +283,26 @@ def test_shared_hosts_public_suffixes_and_negatives_are_conflicts(tmp_path, poli
     decisions = explain(policy, "https://huggingface.co/models", "https://github.com/",
                         "https://x.vercel.app/")  # fmt: skip
     assert all(d["action"] == "allow" for d in decisions.values()), decisions
+
+
+def test_a_path_scoped_host_below_or_above_the_domain_is_shared(tmp_path, policy):
+    (policy / "policy.yaml").write_text(POLICY + textwrap.dedent("""
+        services:   # the policy's own services are curated too
+          - id: corp-ai-paths
+            name: Corp AI on a shared host
+            vendor: Corp
+            category: api
+            hosts: [api.shared-corp.example, "*.wide-corp.example"]
+            paths: [/ai/**]
+            source: test
+        """))  # fmt: skip
+    listed = write(tmp_path / "ai.txt", "shared-corp.example\nx.wide-corp.example\n")
+    report = do_import(policy, "plain", listed)["lists"][0]
+    assert [x["reason"].split(" (")[0] for x in report["conflicts"]] == [
+        "shared host: curated service corp-ai-paths is only some paths of api.shared-corp.example",
+        "shared host: curated service corp-ai-paths is only some paths of *.wide-corp.example",
+    ]
+    assert report["services"] == []
 
 
 def test_two_labels_of_one_list_first_wins(tmp_path, policy):
