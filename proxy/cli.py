@@ -215,8 +215,9 @@ include or comment heading, AdGuard service id, section comment of an ABP, hosts
 else the file's name), with hosts d and *.d for a domain entry and the exact host for a
 full:/hosts entry. What the curated catalog already recognises is skipped; entries that would
 catch a shared host (a curated path-scoped host such as huggingface.co or api.github.com, a
-public or shared-hosting suffix such as github.io, a host of a --negative list) or v2fly @ads
-tracking hosts are reported, not imported. Importing the same list again rewrites nothing.
+domain of which the curated catalog claims only some hosts, a public or shared-hosting suffix
+such as github.io, a host of a --negative list) or v2fly @ads tracking hosts are reported, not
+imported. Importing the same list again rewrites nothing.
 Exit 0 when done (conflicts are reported, not errors), 2 on a mistake or an invalid result."""
 
 

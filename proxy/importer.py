@@ -3,9 +3,10 @@
 Each imported list becomes one file (`<list>.yaml`) in a directory the policy includes
 (`catalog: [catalog, imported]`): one domain-level service per label of the list. What the
 curated catalog already recognises stays with it; an entry that would catch a shared host (a
-path-scoped curated service's host, a public or shared-hosting suffix, a host of a negative
-list) is reported, never imported. The files are rewritten whole, atomically, and only when
-their content changes: importing the same list again changes nothing, not even a date.
+path-scoped curated service's host, a domain the curated catalog claims only part of, a public
+or shared-hosting suffix, a host of a negative list) is reported, never imported. The files are
+rewritten whole, atomically, and only when their content changes: importing the same list
+again changes nothing, not even a date.
 """
 
 from __future__ import annotations
@@ -214,6 +215,7 @@ class Plan:
         self.curated = _Claims()
         self.shared: list[tuple[Service, HostPattern]] = []  # path-scoped services' hosts
         self.shared_index: HostIndex[tuple[Service, str]] = HostIndex()
+        self.below: dict[str, tuple[Service, str]] = {}  # domain -> a curated host below it
         for service in curated:
             for host in service.hosts:
                 if service.paths:
@@ -221,6 +223,26 @@ class Plan:
                     self.shared_index.add(host, (service, host.text))
                 else:
                     self.curated.add(host.text, _Owner(service.id, "curated", service.file))
+                    self._note_below(host, service)
+
+    def _note_below(self, pattern: HostPattern, service: Service) -> None:
+        """Remember the domains above a curated host: a curated entry that claims only part of
+        a domain (sydney.bing.com, gateway.ai.cloudflare.com) says the domain is wider."""
+        labels = pattern.suffix.split(".")
+        start = 0 if pattern.kind == "glob" else 1  # a glob is any name below its suffix
+        for i in range(start, len(labels) - 1):
+            self.below.setdefault(".".join(labels[i:]), (service, pattern.text))
+
+    def wider(self, entry: Entry) -> str | None:
+        """Why a domain entry is wider than the AI service the curated catalog found in it."""
+        hit = self.below.get(entry.host) if entry.kind == DOMAIN else None
+        if hit is None:
+            return None
+        service, text = hit
+        return (
+            f"wider than the AI service: the curated catalog claims only {text} below it "
+            f"({service.id})"
+        )
 
     def shared_host(self, entry: Entry) -> str | None:
         """Why the entry would catch a host the curated catalog knows to be shared."""
@@ -285,6 +307,10 @@ def plan_list(
             else:
                 why = f"claimed first by label {who!r} of this list ({sid})"
                 result.conflicts.append(Skip(entry, label, why, sid))
+            continue
+        wider = plan.wider(entry)
+        if wider:
+            result.conflicts.append(Skip(entry, label, wider))
             continue
         service = by_label.get(label)
         if service is None:

@@ -285,7 +285,7 @@ def test_shared_hosts_public_suffixes_and_negatives_are_conflicts(tmp_path, poli
     assert all(d["action"] == "allow" for d in decisions.values()), decisions
 
 
-def test_a_path_scoped_host_below_or_above_the_domain_is_shared(tmp_path, policy):
+def test_a_domain_wider_than_a_curated_service_is_a_conflict(tmp_path, policy):
     (policy / "policy.yaml").write_text(POLICY + textwrap.dedent("""
         services:   # the policy's own services are curated too
           - id: corp-ai-paths
@@ -295,12 +295,28 @@ def test_a_path_scoped_host_below_or_above_the_domain_is_shared(tmp_path, policy
             hosts: [api.shared-corp.example, "*.wide-corp.example"]
             paths: [/ai/**]
             source: test
+          - id: corp-chat
+            name: Corp chat, one host of a wider domain
+            vendor: Corp
+            category: chat
+            hosts: [chat.portal-corp.example]
+            source: test
         """))  # fmt: skip
-    listed = write(tmp_path / "ai.txt", "shared-corp.example\nx.wide-corp.example\n")
+    listed = write(
+        tmp_path / "ai.txt",
+        """
+        shared-corp.example
+        x.wide-corp.example
+        portal-corp.example
+        """,
+    )
     report = do_import(policy, "plain", listed)["lists"][0]
     assert [x["reason"].split(" (")[0] for x in report["conflicts"]] == [
         "shared host: curated service corp-ai-paths is only some paths of api.shared-corp.example",
         "shared host: curated service corp-ai-paths is only some paths of *.wide-corp.example",
+        # the curated catalog chose one host of the domain: the rest is not that service
+        "wider than the AI service: the curated catalog claims only chat.portal-corp.example "
+        "below it",
     ]
     assert report["services"] == []
 
