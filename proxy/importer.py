@@ -459,12 +459,14 @@ def write_atomically(path: Path, text: str, others: list[Service], curated: list
         hosts = {h.text: s for s in (*curated, *others) for h in s.hosts}
         for s in services:
             if s.id in ids:
-                problems.add(temp, s.line, f"service id {s.id!r} is already used")
+                problems.add(str(path), s.line, f"service id {s.id!r} is already used")
             for h, line in zip(s.hosts, s.host_lines, strict=True):
                 if h.text in hosts:
-                    problems.add(temp, line, f"host {h.text!r} is already {hosts[h.text].id}'s")
-        if problems:
-            raise ImportProblem(problems.items)
+                    problems.add(
+                        str(path), line, f"host {h.text!r} is already {hosts[h.text].id}'s"
+                    )
+        if problems:  # named after the file it would have replaced
+            raise ImportProblem(str(p).replace(temp, str(path)) for p in problems.items)
         os.replace(temp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
