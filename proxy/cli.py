@@ -786,7 +786,7 @@ def cmd_catalog_import(args: argparse.Namespace) -> int:
         json.dump(_import_record(results, out, included, check), sys.stdout, indent=2)
         print()
     else:
-        _import_text(results, out, included, check, policy)
+        _import_text(results, out, included, check, file.parent.resolve())
     if check and not check["ok"]:
         for problem in check["errors"]:
             print(problem, file=sys.stderr)
@@ -794,7 +794,7 @@ def cmd_catalog_import(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _import_text(results, out: Path, included: bool, check, policy: Path) -> None:
+def _import_text(results, out: Path, included: bool, check, policy_dir: Path) -> None:
     for r in results:
         fmt = r.parsed.format
         domains = sum(len(s.entries) for s in r.services)
@@ -805,6 +805,8 @@ def _import_text(results, out: Path, included: bool, check, policy: Path) -> Non
             _count(len(r.conflicts), "conflict"),
             _count(len(r.left_out), "line") + " left out",
         ]
+        if r.duplicates:
+            counts.append(_count(r.duplicates, "entry", "entries") + " its own label had already")
         print(f"{r.name} ({fmt}, {r.parsed.path}): {', '.join(counts)} -> {r.out} ({r.status})")
         for s in r.services:
             if s.status != "unchanged":
@@ -821,7 +823,7 @@ def _import_text(results, out: Path, included: bool, check, policy: Path) -> Non
             if "include:" in note:
                 print(f"  note      {note}")
     if not included:
-        name = os.path.relpath(out, importer_policy_dir(policy))
+        name = os.path.relpath(out, policy_dir)
         print(f"note: the policy does not include {out} yet: add it, as in "
               f"`catalog: [catalog, {name}]`")  # fmt: skip
     elif check and check["ok"]:
@@ -830,12 +832,6 @@ def _import_text(results, out: Path, included: bool, check, policy: Path) -> Non
 
 def _count(n: int, one: str, many: str | None = None) -> str:
     return f"{n} {one if n == 1 else many or one + 's'}"
-
-
-def importer_policy_dir(policy: Path) -> Path:
-    from .importer import policy_file
-
-    return policy_file(policy).parent.resolve()
 
 
 def _import_record(results, out: Path, included: bool, check) -> dict[str, object]:
