@@ -404,6 +404,22 @@ def test_a_changed_list_changes_only_what_changed(tmp_path, policy):
     ])  # fmt: skip
 
 
+def test_dry_run_writes_nothing_and_several_lists_go_in_one_call(tmp_path, policy):
+    one = write(tmp_path / "one.txt", "one-ai.example\n")
+    two = write(tmp_path / "two.txt", "two-ai.example\none-ai.example\n")
+    r = run("catalog", "--policy", str(policy), "import", "--format", "plain", "--dry-run",
+            "--json", str(one), str(two))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert [x["status"] for x in report["lists"]] == ["would be written"] * 2
+    assert not (policy / "imported").exists()
+    report = do_import(policy, "plain", one, two)
+    assert [x["status"] for x in report["lists"]] == ["written"] * 2
+    # the second list sees the first one's file: one-ai.example stays there
+    assert [x["entry"] for x in report["lists"][1]["catalogued"]] == ["one-ai.example"]
+    assert report["policy_check"]["ok"]
+
+
 def test_malformed_lines_are_reported_with_file_and_line(tmp_path, policy):
     listed = write(
         tmp_path / "ai.hosts",
