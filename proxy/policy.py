@@ -12,7 +12,7 @@ import contextlib
 import gc
 import ipaddress
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .catalog import (
@@ -67,6 +67,21 @@ class Defaults:
     block_with: str = "page"
     message: str = DEFAULT_MESSAGE
     contact: str | None = None
+
+
+DISCOVERY_MODES = ("off", "on", "sampled")
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoverySettings:
+    """What the proxy counts of the domains it relays, for `aiwarden discover`
+    (proxy/discovery.py). Off unless the policy has a `discovery:` section: the counts name
+    every domain clients reach, AI or not, so a policy opts in."""
+
+    mode: str = "off"  # off, on, or sampled (a fraction of connections and requests)
+    sample: float = 1.0  # for sampled: the fraction counted
+    flush_seconds: int = 300  # one audit line per domain per this many seconds
+    max_domains: int = 10_000  # domains kept per window; later ones are counted as "(other)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +146,7 @@ class Policy:
     files: tuple[Path, ...]
     digest: str  # sha256 over the bytes parsed, to tell policies apart in logs and metrics
     fingerprint: Fingerprint  # the files read, stat'd before reading, and the catalog listings
+    discovery: DiscoverySettings = DiscoverySettings()
 
 
 def load_policy(path: str | Path, sources: Sources | None = None) -> Policy:
@@ -187,6 +203,7 @@ class _PolicyReader:
                 "services",
                 "redaction_profiles",
                 "rules",
+                "discovery",
             ),
         )
         version = top.int("version")
@@ -198,6 +215,7 @@ class _PolicyReader:
         groups = self._groups(top.mapping("groups"))
         self.profiles = parse_profiles(top.mapping("redaction_profiles"), self.problems)
         rules = self._rules(top, services, groups, defaults)
+        discovery = self._discovery(top)
         self.problems.raise_if_any()
         files = (self.file, *catalog_files)
         return Policy(
@@ -212,6 +230,7 @@ class _PolicyReader:
             files=files,
             digest=self.sources.digest(),
             fingerprint=self.sources.fingerprint(),
+            discovery=discovery,
         )
 
     # -- catalog ---------------------------------------------------------------------------
@@ -337,6 +356,59 @@ class _PolicyReader:
                 self.problems.add(spec.file, spec.line, f"{where}: give 'cidrs', 'users' or both")
             groups[str(name)] = Group(str(name), cidrs, users)
         return groups
+
+    # -- discovery ---------------------------------------------------------------------------
+
+    def _discovery(self, top: Fields) -> DiscoverySettings:
+        base = DiscoverySettings()
+        if isinstance(top.node.get("discovery"), bool):  # `discovery: off` (YAML 1.1)
+            return replace(base, mode="on" if top.node["discovery"] else "off")
+        node = top.mapping("discovery")
+        if node is None:
+            return base
+        f = Fields(
+            node,
+            "discovery",
+            self.problems,
+            required=("mode",),
+            allowed=("mode", "sample", "flush_seconds", "max_domains"),
+        )
+        mode = node.get("mode")
+        if isinstance(mode, bool):  # YAML 1.1 reads a bare on/off as a boolean
+            mode = "on" if mode else "off"
+        elif mode is not None:
+            mode = f.str("mode", choices=DISCOVERY_MODES)
+        sample = self._fraction(f, "sample")
+        if mode == "sampled" and not f.has("sample"):
+            f.error("mode", "mode: sampled needs 'sample', the fraction counted (0 to 1)")
+        elif mode not in ("sampled", None) and f.has("sample"):
+            f.error("sample", "'sample' applies to mode: sampled only")
+        flush = self._whole(f, "flush_seconds", 1, 86_400)
+        most = self._whole(f, "max_domains", 1, 1_000_000)
+        return DiscoverySettings(
+            mode=mode or base.mode,
+            sample=sample if sample is not None and mode == "sampled" else base.sample,
+            flush_seconds=flush or base.flush_seconds,
+            max_domains=most or base.max_domains,
+        )
+
+    @staticmethod
+    def _fraction(f: Fields, key: str) -> float | None:
+        value = f.node.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+            f.error(key, f"{key!r} must be a number from 0 to 1, not {value!r}")
+            return None
+        return float(value)
+
+    @staticmethod
+    def _whole(f: Fields, key: str, low: int, high: int) -> int | None:
+        value = f.int(key)
+        if value is not None and not low <= value <= high:
+            f.error(key, f"{key!r} must be from {low:,} to {high:,}, not {value:,}")
+            return None
+        return value
 
     # -- rules ---------------------------------------------------------------------------------
 
