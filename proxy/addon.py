@@ -29,7 +29,7 @@ import asyncio
 import ipaddress
 import logging
 import weakref
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
 from functools import lru_cache
 
@@ -85,6 +85,8 @@ class AIWarden:
         self.metrics = Metrics()
         self.audit: AuditLog | None = None
         self.reloader: PolicyReloader | None = None
+        # called on shutdown before the audit log closes (discovery writes its last window)
+        self.before_close: list[Callable[[], None]] = []
 
     # -- options and lifecycle ---------------------------------------------------------------
 
@@ -201,6 +203,11 @@ class AIWarden:
     def done(self) -> None:
         if self.reloader is not None:
             self.reloader.stop()
+        for call in self.before_close:
+            try:
+                call()
+            except Exception:
+                logger.exception("shutdown step failed")
         if self.audit is not None:
             self.audit.close()
 
@@ -800,12 +807,14 @@ class Refusal(layer.Layer):
             yield commands.CloseConnection(self.context.client)
 
 
-# `mitmdump -s proxy/addon.py`: the admin listener comes first so the addon can protect it.
+# `mitmdump -s proxy/addon.py`: the admin listener comes first so the addon can protect it;
+# discovery after the addon, whose decisions it counts.
 def _script_addons() -> list:
     from proxy.admin import AdminServer
     from proxy.deadlines import Deadlines
+    from proxy.discovery import Discovery
 
-    return [AdminServer(), AIWarden(), Deadlines()]
+    return [AdminServer(), AIWarden(), Deadlines(), Discovery()]
 
 
 addons = _script_addons()

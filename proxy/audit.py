@@ -1,4 +1,5 @@
-"""The audit log: one JSON line per block, redact and monitor decision.
+"""The audit log: one JSON line per block, redact and monitor decision, and the records of
+discovery (proxy/discovery.py), which carry an `event` field saying what they are.
 
 Lines are queued on the event loop and written by a thread of their own, flushed one by one,
 so a slow disk never stalls traffic and nothing is dropped under load. `reopen()` (on SIGHUP)
@@ -72,6 +73,12 @@ class AuditLog:
         record.setdefault("ts", rfc3339(time.time()))
         fields = {k: _cut(record.get(k)) for k in FIELDS}
         line = json.dumps(fields, separators=(",", ":"))
+        self._queue.put(line + "\n")
+
+    def write_event(self, record: dict) -> None:
+        """Queue one record that is not a decision, as it is; its `event` field names its kind
+        (thread-safe). The caller keeps it under PIPE_BUF."""
+        line = json.dumps({"ts": rfc3339(time.time()), **record}, separators=(",", ":"))
         self._queue.put(line + "\n")
 
     def reopen(self) -> None:

@@ -25,6 +25,9 @@ established": mitmproxy gets the CONNECT and what followed, and its own 200 is n
 second time. mitmproxy then refuses, intercepts or reports the error as it always does.
 An exception in the fast path hands the connection to mitmproxy the same way, or, once
 bytes have been relayed, closes it: nothing fails open.
+
+A relayed tunnel is counted for discovery (discovery.py) under its first TLS server name,
+with the bytes it carried each way once it closes.
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ class FastPath:
         self.ports: frozenset[int] = frozenset()  # the proxy's listening ports
         self.enabled = False
         self.warden = None
+        self.discovery = None  # counts the tunnels relayed (discovery.py)
         self.header_timeout = 0
 
     def load(self, loader) -> None:
@@ -79,6 +83,7 @@ class FastPath:
         proxyserver = ctx.master.addons.get("proxyserver")
         self.ports = frozenset(port for _, port, *_ in proxyserver.listen_addrs())
         self.warden = ctx.master.addons.get("aiwarden")
+        self.discovery = ctx.master.addons.get("discovery")
 
     def wrap(self, mitmproxy_factory: Callable[[], asyncio.Protocol]) -> Callable:
         """A listener's protocol factory with the fast path in front of mitmproxy's."""
@@ -101,6 +106,9 @@ class FastConnection(asyncio.Protocol):
         self.active = False  # bytes relayed since the last idle check
         self.eofs = 0  # directions the sender has closed
         self.warden = None
+        self.name = ""  # the first TLS server name, else the CONNECT host
+        self.sent = self.received = 0  # bytes relayed, counted for discovery
+        self.counted: str | None = None  # the domain discovery counted this tunnel under
 
     # -- the client, before the tunnel -----------------------------------------------------
 
@@ -120,6 +128,7 @@ class FastConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.state == "relay":
             self.active = True
+            self.sent += len(data)
             self.upstream.transport.write(data)
             return
         self.buffer += data
@@ -210,6 +219,7 @@ class FastConnection(asyncio.Protocol):
         if decision is None:
             return self.hand_over(answered=True)
         self.decision = decision
+        self.name = names[0] if names else self.host
         self._disarm_header_timer()
         self.state = "connecting"
         self.transport.pause_reading()
@@ -233,8 +243,11 @@ class FastConnection(asyncio.Protocol):
         metrics.requests(d.action, d.service or NONE, d.category or NONE, "connect").inc()
         metrics.connections(TUNNEL).inc()
         self.state = "relay"
+        if (discovery := self.fastpath.discovery) is not None:
+            self.counted = discovery.tunnel(self.name, self.client)
         self._arm_idle_timer()
         data, self.buffer = self.buffer, b""
+        self.sent += len(data)
         upstream.transport.write(data)
         self.transport.resume_reading()
 
@@ -242,6 +255,7 @@ class FastConnection(asyncio.Protocol):
 
     def relay_from_upstream(self, data: bytes) -> None:
         self.active = True
+        self.received += len(data)
         self.transport.write(data)
 
     def eof_received(self) -> bool:
@@ -306,6 +320,8 @@ class FastConnection(asyncio.Protocol):
         self.transport.close()
         if self.upstream is not None:
             self.upstream.transport.close()
+        if self.counted is not None:
+            self.fastpath.discovery.transferred(self.counted, self.sent, self.received)
 
     # -- timers ----------------------------------------------------------------------------
 

@@ -127,6 +127,17 @@ class Metrics:
             multiprocess_mode="livemin",
         )
         self.audit_ok.set(1)
+        self.discovery_domains = Gauge(
+            "aiwarden_discovery_domains",
+            "Domains counted in the current discovery window (summed over workers).",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.discovery_overflow = counter(
+            "aiwarden_discovery_overflow",
+            "Connections and requests counted under '(other)' because the discovery window "
+            "already held discovery.max_domains domains.",
+        )
         self.policy_reloads = _Children(
             counter(
                 "aiwarden_policy_reloads",

@@ -62,6 +62,8 @@ def build(
             continue
         if start and ts < start:
             continue
+        if record.get("event"):  # not a decision: discovery counts (see `aiwarden discover`)
+            continue
         action = record.get("action") or "unknown"
         service = record.get("service") or "(no AI service)"
         actions[action] += 1

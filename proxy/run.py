@@ -33,6 +33,7 @@ from .addon import AIWarden
 from .admin import AdminServer, parse_address
 from .deadlines import Deadlines
 from .destinations import DestinationGuard
+from .discovery import Discovery
 from .fastpath import FastPath
 from .policy import Policy
 from .workers import Supervisor, available_cpus
@@ -244,7 +245,8 @@ async def _serve(
             aiwarden_pac_spread=args.pac_spread,
         )
     warden = AIWarden(protect)
-    m.addons.add(warden, Deadlines())  # Deadlines reads AIWarden's tunnel choice
+    # Deadlines reads AIWarden's tunnel choice; Discovery counts what AIWarden let through
+    m.addons.add(warden, Deadlines(), Discovery())
     loop = asyncio.get_running_loop()
     if isinstance(loop, GuardedLoop):
         loop.guard_of = lambda: warden.guard
