@@ -108,6 +108,26 @@ def _parser() -> argparse.ArgumentParser:
         help="also write the report as a self-contained HTML page",
     )
 
+    p = add(
+        "discover",
+        cmd_discover,
+        "rank the domains the proxy relayed that look like AI services the catalog does not "
+        "know, with catalog entries to review (from the audit log's discovery lines)",
+    )
+    p.add_argument(
+        "audit_logs", nargs="+", type=Path, metavar="AUDIT_LOG",
+        help="audit log files; rotated and gzip-compressed ones too",
+    )  # fmt: skip
+    p.add_argument("--json", action="store_true", help="one JSON document")
+    p.add_argument(
+        "--top", type=int, default=25, metavar="N",
+        help="list the N highest-ranked domains (default 25; 0: every one)",
+    )  # fmt: skip
+    p.add_argument(
+        "--all", action="store_true",
+        help="also list, last, the domains without any sign of being an AI service",
+    )  # fmt: skip
+
     p = add("pac", cmd_pac, "print a proxy auto-config (PAC) file for the policy")
     p.add_argument(
         "--proxy",
@@ -430,6 +450,27 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=2))
     else:
         print(report.render_text(data), end="")
+    return EXIT_OK
+
+
+def cmd_discover(args: argparse.Namespace) -> int:
+    from . import discover
+
+    policy = _load(args)
+    if policy is None:
+        return EXIT_INVALID
+    try:
+        log = discover.read(args.audit_logs)
+    except (OSError, EOFError) as e:  # EOFError: a gzip file cut short
+        name = getattr(e, "filename", None) or ", ".join(map(str, args.audit_logs))
+        print(f"aiwarden discover: {name}: {getattr(e, 'strerror', None) or e}", file=sys.stderr)
+        return EXIT_INVALID
+    result = discover.discover(log, policy)
+    today = discover.today()
+    if args.json:
+        print(json.dumps(discover.render_json(result, args.top, args.all, today), indent=2))
+    else:
+        print(discover.render_text(result, args.top, args.all, today), end="")
     return EXIT_OK
 
 
