@@ -27,6 +27,7 @@ from proxyharness import (
     exchange,
     make_upstream_pki,
     metrics,
+    mitmdump_proxy,
     value,
     write_policy,
 )
@@ -526,3 +527,19 @@ def test_each_worker_writes_its_own_window_and_discover_sums_them(upstreams, tmp
     assert r.returncode == 0, r.stderr
     (llm,) = json.loads(r.stdout)["candidates"]
     assert (llm["domain"], llm["connections"], llm["lines"]) == ("some-llm.ai", 8, len(lines))
+
+
+def test_discovery_counts_under_mitmdump_too(upstreams, tmp_path):
+    work, plain, _tls, _ = upstreams
+    policy = write_policy(tmp_path / "policy", POLICY, SHIPPED_CATALOG)
+    audit = tmp_path / "audit.jsonl"
+    proxy = mitmdump_proxy(policy, work / "ca", f"aiwarden_audit_log={audit}")
+    try:
+        plain_get(proxy, f"http://localhost:{plain.port}/private/path?q=secret", "127.0.0.2")
+        lines = discovery_lines(audit, bool)
+    finally:
+        proxy.stop()
+    assert [(x["domain"], x["requests"], x["hosts"]) for x in lines] == [
+        ("localhost", 1, ["localhost"])
+    ]
+    assert "/private/path" not in audit.read_text()
