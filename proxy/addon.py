@@ -37,7 +37,7 @@ from mitmproxy import connection, ctx, exceptions, http, tls
 from mitmproxy.proxy import commands, events, layer, layers
 from mitmproxy.proxy.layers.http import HTTPMode
 
-from proxy import deadlines, framing, upstream_errors
+from proxy import deadlines, framing, llm_shape, upstream_errors
 from proxy.audit import AuditLog
 from proxy.destinations import UNRESOLVED, DestinationGuard
 from proxy.engine import INTERCEPT, REFUSE, TUNNEL, Decision, Engine
@@ -63,6 +63,7 @@ STRICTNESS = {"allow": 0, "monitor": 1, "redact": 2, "block": 3}
 DENIED_RULE = "network.deny_destinations"
 OFFLOAD_BYTES = 64 * 1024  # larger bodies are redacted in a thread, off the event loop
 BLOCKED_ANSWER = "aiwarden_blocked_answer"  # flow.metadata: sent when the sink is refused
+BODY_CHECK = "aiwarden_body_check"  # flow.metadata: the body is to be checked for an LLM call
 SINK = ("aiwarden-blocked.invalid", 9)  # where a blocked request's body would go: nowhere
 MAX_HEAD_BYTES = 64 * 1024  # request line and headers; over it: 431, never forwarded
 # layers that relay bytes as they come, with no HTTP or TLS hook to decide them
@@ -406,16 +407,17 @@ class AIWarden:
             )
             if decision is None or STRICTNESS[d.action] > STRICTNESS[decision.action]:
                 decision, host = d, name
+        decision = self._before_body(flow, decision, host)
         flow.metadata["aiwarden"] = decision
-        self.metrics.requests(
-            decision.action, decision.service or NONE, decision.category or NONE, "request"
-        ).inc()
+        body_check = BODY_CHECK in flow.metadata
+        if not body_check:  # otherwise counted once the body has been checked
+            self._count(decision)
         if decision.action == "block":
             self._block(flow, decision, host)
             return None
-        if decision.action in ("allow", "monitor"):
+        if decision.action in ("allow", "monitor") and not body_check:
             request.stream = True  # nothing to inspect: do not buffer the body
-        if decision.action == "monitor":
+        if decision.action == "monitor" and not body_check:
             self._record(flow, decision, host)
         if decision.action == "redact":
             if request.headers.get("upgrade", "").lower() == "websocket":
@@ -436,8 +438,95 @@ class AIWarden:
             return self._check_destination(flow, canonical, request.port, refuse=False)
         return None
 
+    def _count(self, decision: Decision) -> None:
+        self.metrics.requests(
+            decision.action, decision.service or NONE, decision.category or NONE, "request"
+        ).inc()
+
+    # -- unlisted AI endpoints: the body of requests no service or host rule decided ----------
+
+    def _before_body(self, flow: http.HTTPFlow, decision: Decision, host: str) -> Decision:
+        """Whether this request's body is to be checked for an LLM API call (see
+        Engine.checks_body): then the request waits for its body, which is bounded by
+        unlisted_ai.max_body_bytes as it was announced. A body that cannot be checked is
+        counted, and passes or is blocked as unlisted_ai.unchecked says."""
+        request = flow.request
+        if not (self.engine.checks_body(decision) and _may_have_body(request)):
+            return decision
+        if request.headers.get("upgrade", "").lower() == "websocket":
+            return decision
+        limit = self.engine.policy.unlisted_ai.max_body_bytes
+        length = request.headers.get("content-length", "").strip()
+        if not length.isdigit():  # chunked, or HTTP/2 without a length: unbounded
+            unchecked = "no_length"
+        elif int(length) > limit:
+            unchecked = llm_shape.TOO_LARGE
+        else:
+            flow.metadata[BODY_CHECK] = (host, self.engine)
+            return decision
+        self.metrics.unlisted_ai_unchecked(unchecked).inc()
+        return self.engine.decide_unlisted(decision, None, unchecked) or decision
+
+    def _check_body(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
+        host, engine = flow.metadata.pop(BODY_CHECK)
+        decision = flow.metadata["aiwarden"]
+        if flow.response or flow.error or BLOCKED_ANSWER in flow.metadata:
+            self._count(decision)  # answered already (a denied destination)
+            return None
+        request = flow.request
+        raw = request.raw_content or b""
+        encoding = request.headers.get("content-encoding", "")
+        limit = engine.policy.unlisted_ai.max_body_bytes
+        path = request.path.partition("?")[0]
+        if len(raw) <= OFFLOAD_BYTES or not (encoding or llm_shape.looks_like_object(raw)):
+            outcome = llm_shape.inspect_body(raw, encoding, limit, path)
+            self._body_checked(flow, decision, host, engine, outcome)
+            return None
+
+        async def off_loop() -> None:  # decompressing and parsing megabytes takes a while
+            try:
+                outcome = await asyncio.to_thread(
+                    llm_shape.inspect_body, raw, encoding, limit, path
+                )
+                self._body_checked(flow, decision, host, engine, outcome)
+            except Exception as e:
+                self._fail(flow, "request", e)
+
+        return off_loop()
+
+    def _body_checked(
+        self,
+        flow: http.HTTPFlow,
+        decision: Decision,
+        host: str,
+        engine: Engine,
+        outcome: tuple[str | None, str | None],
+    ) -> None:
+        style, unchecked = outcome
+        if unchecked is not None:
+            self.metrics.unlisted_ai_unchecked(unchecked).inc()
+        unlisted = engine.decide_unlisted(decision, style, unchecked)
+        if unlisted is not None:
+            if style is not None:
+                self.metrics.unlisted_ai(style, unlisted.action).inc()
+            decision = flow.metadata["aiwarden"] = unlisted
+        self._count(decision)
+        if decision.action == "block":
+            self._block(flow, decision, host)
+        elif decision.action == "monitor":
+            self._record(flow, decision, host)
+
+    # -- redaction ------------------------------------------------------------------------------
+
     def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
-        """Redact the body of requests the policy approves with redaction."""
+        """Check the body of requests toward hosts nothing names for an LLM API call, and
+        redact the body of requests the policy approves with redaction."""
+        if BODY_CHECK in flow.metadata:
+            try:
+                return self._check_body(flow)
+            except Exception as e:
+                self._fail(flow, "request", e)
+                return None
         decision = flow.metadata.get("aiwarden")
         if decision is None or decision.action != "redact" or flow.response or flow.error:
             return None
@@ -649,7 +738,8 @@ class AIWarden:
     ) -> None:
         service = self.engine.services.get(decision.service) if decision.service else None
         # (decisions made on error name no service, so this needs no engine)
-        block = Block(decision, new_reference(), service, host)
+        api_format = llm_shape.api_format(decision.style)  # an unlisted AI endpoint's API
+        block = Block(decision, new_reference(), service, host, api_format)
         # no "100 Continue": a client that waits for it sends no body we would only drop
         flow.request.headers.pop("expect", None)
         if refuse:
@@ -724,6 +814,7 @@ class AIWarden:
                 "service": decision.service, "category": decision.category,
                 "country": decision.country, "activity": decision.activity, "rule": decision.rule,
                 "action": decision.action, "stage": decision.stage, "redactions": redactions,
+                **({"style": decision.style} if decision.style else {}),
             })  # fmt: skip
         event(
             decision.action,
@@ -737,6 +828,8 @@ class AIWarden:
             activity=decision.activity,
             rule=decision.rule,
             stage=decision.stage,
+            style=decision.style,
+            category=decision.category if decision.style else None,
             redactions=redactions,
             note=note,
         )

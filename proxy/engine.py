@@ -10,6 +10,10 @@ Two stages:
   relayed without decryption (`tunnel`), must be opened because the decision needs the request
   or a block page must be shown (`intercept`), or can be refused outright (`refuse`).
 - `decide_request` sees the whole request line and gives the final action.
+
+One more look, at the body, for requests that no catalogued service and no rule naming the
+host decided: `decide_unlisted` turns an LLM-shaped body (llm_shape.py) into the policy's
+`unlisted_ai` decision.
 """
 
 from __future__ import annotations
@@ -19,12 +23,21 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 
 from .catalog import Service
+from .llm_shape import describe
 from .normalize import BadHost, normalize_host, normalize_path
 from .patterns import HostIndex, compile_path_patterns
-from .policy import DEFAULT_RULE_ID, Policy, Rule, gc_paused, services_matching
+from .policy import (
+    DEFAULT_RULE_ID,
+    UNLISTED_RULE_ID,
+    Policy,
+    Rule,
+    gc_paused,
+    services_matching,
+)
 
 TUNNEL, INTERCEPT, REFUSE = "tunnel", "intercept", "refuse"
 INSPECT = "inspect"  # connect-stage action when the outcome depends on each request
+UNLISTED_CATEGORY = "unlisted-ai"  # the category of an unlisted AI endpoint's decisions
 _NO, _MAYBE, _YES = 0, 1, 2
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -45,6 +58,7 @@ class Decision:
     message: str | None = None  # what a blocked user is told
     contact: str | None = None
     profile: str | None = None  # the redaction profile, for action: redact
+    style: str | None = None  # the LLM API style of an unlisted AI endpoint's request body
 
     def to_dict(self) -> dict[str, str | None]:
         return asdict(self)
@@ -183,6 +197,8 @@ class Engine:
         rules = [_CompiledRule(i, r, policy) for i, r in enumerate(policy.rules)]
         rules_by_host: HostIndex[_CompiledRule] = HostIndex()
         unhosted = []
+        # a rule naming hosts says what the admin means for them, so it wins over the body
+        self._host_rules = frozenset(r.rule.id for r in rules if r.rule.match.hosts)
         for rule in rules:
             if rule.rule.match.hosts:
                 for host in rule.rule.match.hosts:
@@ -297,6 +313,57 @@ class Engine:
         )
         return self._decision(
             final_rule, "connect", single, None, reason, final_action, mode, shared
+        )
+
+    # -- the body, toward hosts nothing names -----------------------------------------------
+
+    def checks_body(self, decision: Decision) -> bool:
+        """Whether a request so decided has its body looked at for the shape of an LLM API
+        call: `unlisted_ai` is not off, no catalogued service is concerned, the request
+        would pass (allow or monitor), and no rule naming its host decided it."""
+        return (
+            decision.service is None
+            and decision.action in ("allow", "monitor")
+            and decision.stage == "request"
+            and decision.rule not in self._host_rules
+            and self.policy.unlisted_ai.action != "off"
+        )
+
+    def decide_unlisted(
+        self, decision: Decision, style: str | None, unchecked: str | None = None
+    ) -> Decision | None:
+        """The decision for a request whose body is an LLM API call of `style` (or could not
+        be checked, and why), made by `decision` before the body was seen; None when the
+        body changes nothing."""
+        if not self.checks_body(decision):
+            return None
+        unlisted = self.policy.unlisted_ai
+        if style is not None:
+            action = unlisted.action
+            reason = (
+                f"unlisted AI endpoint: {describe(style)} to a host no catalogued service "
+                f"or rule names; unlisted_ai.action is {action}"
+            )
+        elif unchecked is not None and unlisted.unchecked == "block":
+            action = "block"
+            reason = (
+                f"unlisted AI check: the body could not be checked ({unchecked}); "
+                "unlisted_ai.unchecked is block"
+            )
+        else:
+            return None
+        defaults = self.policy.defaults
+        blocked = action == "block"
+        return Decision(
+            action=action,
+            stage="request",
+            rule=UNLISTED_RULE_ID,
+            reason=reason,
+            category=UNLISTED_CATEGORY if style else None,
+            activity="prompt" if style else None,
+            message=(unlisted.message or defaults.message) if blocked else None,
+            contact=defaults.contact if blocked else None,
+            style=style,
         )
 
     # -- shared ---------------------------------------------------------------------------------

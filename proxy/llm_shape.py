@@ -114,6 +114,11 @@ def api_format(style: str | None) -> str | None:
     return STYLES[style][1] if style in STYLES else None
 
 
+def looks_like_object(body: bytes) -> bool:
+    """Whether the body starts as a JSON object does (the first, cheapest test)."""
+    return _PRECHECK.match(body) is not None
+
+
 def might_be_llm(body: bytes) -> bool:
     """The cheap test on bytes before any parsing: a JSON object naming one of the keys the
     shapes need (or written with escapes, which only parsing can read)."""

@@ -1,7 +1,8 @@
 """Prometheus metrics, served at the admin listener's /metrics.
 
 Labels only ever take bounded values: service ids, categories, actions, rule ids, stages,
-detector ids, modes and error kinds; never client addresses, users, hosts, paths or text.
+detector ids, modes, error kinds and LLM API styles; never client addresses, users, hosts,
+paths or text.
 Label children are looked up once and kept, so the hot path is a dict lookup and an add.
 
 With `--workers N` every worker process writes its values to files in the directory named by
@@ -66,6 +67,22 @@ class Metrics:
                 "aiwarden_redactions",
                 "Values redacted from prompts, by detector and service.",
                 ("detector", "service"),
+            )
+        )
+        self.unlisted_ai = _Children(
+            counter(
+                "aiwarden_unlisted_ai_requests",
+                "Requests to hosts no catalogued service or rule names whose body has the "
+                "shape of an LLM API call, by style and action (block or monitor).",
+                ("style", "action"),
+            )
+        )
+        self.unlisted_ai_unchecked = _Children(
+            counter(
+                "aiwarden_unlisted_ai_unchecked",
+                "Request bodies the unlisted-AI check could not read, by reason (too_large, "
+                "no_length, encoding); passed or blocked as unlisted_ai.unchecked says.",
+                ("reason",),
             )
         )
         self.connections = _Children(

@@ -24,7 +24,7 @@ from .catalog import (
     parse_services,
 )
 from .patterns import HostPattern, PatternError, check_path_pattern, parse_host_pattern
-from .profiles import RedactionProfile, parse_profiles
+from .profiles import DEFAULT_MAX_BODY, RedactionProfile, parse_profiles
 from .yamlsource import (
     Fields,
     Fingerprint,
@@ -40,6 +40,9 @@ ACTIONS = ("block", "allow", "redact", "monitor")
 ON_ERROR = ("block", "allow")
 BLOCK_WITH = ("page", "refuse")
 DEFAULT_RULE_ID = "default"  # the rule id reported when no rule matched
+UNLISTED_RULE_ID = "unlisted_ai"  # the rule id reported for an unlisted AI endpoint
+UNLISTED_ACTIONS = ("block", "monitor", "off")
+UNLISTED_KEYS = ("action", "message", "max_body_bytes", "unchecked")
 DEFAULT_MESSAGE = "This AI service is not approved for use by company policy."
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -82,6 +85,21 @@ class DiscoverySettings:
     sample: float = 1.0  # for sampled: the fraction counted
     flush_seconds: int = 300  # one audit line per domain per this many seconds
     max_domains: int = 10_000  # domains kept per window; later ones are counted as "(other)"
+
+
+@dataclass(frozen=True, slots=True)
+class UnlistedAI:
+    """What happens to a request whose body has the shape of an LLM API call (llm_shape.py)
+    when no catalogued service and no rule naming its host decided it.
+
+    Absent from a policy, it blocks: an approved internal gateway is listed under
+    `services:` (catalogued, so never unlisted) or allowed by a rule naming its host, and
+    either wins over this check; what is left is AI traffic nobody approved."""
+
+    action: str = "block"  # block | monitor | off
+    message: str | None = None  # None: defaults.message
+    max_body_bytes: int = DEFAULT_MAX_BODY  # bodies larger (sent or decoded) are unchecked
+    unchecked: str = "pass"  # a body that cannot be checked: pass | block (action block only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +165,7 @@ class Policy:
     digest: str  # sha256 over the bytes parsed, to tell policies apart in logs and metrics
     fingerprint: Fingerprint  # the files read, stat'd before reading, and the catalog listings
     discovery: DiscoverySettings = DiscoverySettings()
+    unlisted_ai: UnlistedAI = UnlistedAI()
 
 
 def load_policy(path: str | Path, sources: Sources | None = None) -> Policy:
@@ -202,6 +221,7 @@ class _PolicyReader:
                 "groups",
                 "services",
                 "redaction_profiles",
+                "unlisted_ai",
                 "rules",
                 "discovery",
             ),
@@ -214,6 +234,7 @@ class _PolicyReader:
         clients, deny = self._network(top.mapping("network"))
         groups = self._groups(top.mapping("groups"))
         self.profiles = parse_profiles(top.mapping("redaction_profiles"), self.problems)
+        unlisted = self._unlisted_ai(top)
         rules = self._rules(top, services, groups, defaults)
         discovery = self._discovery(top)
         self.problems.raise_if_any()
@@ -231,6 +252,7 @@ class _PolicyReader:
             digest=self.sources.digest(),
             fingerprint=self.sources.fingerprint(),
             discovery=discovery,
+            unlisted_ai=unlisted,
         )
 
     # -- catalog ---------------------------------------------------------------------------
@@ -308,6 +330,37 @@ class _PolicyReader:
             block_with=f.str("block_with", base.block_with, choices=BLOCK_WITH) or "page",
             message=f.str("message", base.message) or base.message,
             contact=f.str("contact"),
+        )
+
+    def _unlisted_ai(self, top: Fields) -> UnlistedAI:
+        base = UnlistedAI()
+        node = top.mapping("unlisted_ai")
+        if node is None:
+            if top.has("unlisted_ai") or "unlisted_ai" not in top.node:
+                return base  # absent, or not a mapping (reported)
+            top.error("unlisted_ai", "'unlisted_ai' is empty; give at least 'action'")
+            return base
+        f = Fields(node, "unlisted_ai", self.problems, allowed=UNLISTED_KEYS)
+        if node.get("action") is False:  # YAML 1.1 reads an unquoted `off` as false
+            action = "off"
+        else:
+            action = f.str("action", base.action, choices=UNLISTED_ACTIONS) or base.action
+        max_body = f.int("max_body_bytes", base.max_body_bytes)
+        if max_body is not None and max_body < 1:
+            f.error("max_body_bytes", "'max_body_bytes' must be at least 1")
+            max_body = None
+        unchecked = f.str("unchecked", base.unchecked, choices=("pass", "block"))
+        if unchecked == "block" and action != "block":
+            f.error(
+                "unchecked",
+                f"'unchecked: block' blocks bodies the check cannot read, which only "
+                f"means something with 'action: block', not {action!r}",
+            )
+        return UnlistedAI(
+            action=action,
+            message=f.str("message"),
+            max_body_bytes=max_body or base.max_body_bytes,
+            unchecked=unchecked or base.unchecked,
         )
 
     def _network(self, node: Mapping | None) -> tuple[tuple[Network, ...], tuple[Network, ...]]:
@@ -481,6 +534,8 @@ class _PolicyReader:
         if rid is not None:
             if rid == DEFAULT_RULE_ID:
                 f.error("id", f"the id {DEFAULT_RULE_ID!r} is reserved for the defaults")
+            elif rid == UNLISTED_RULE_ID:
+                f.error("id", f"the id {UNLISTED_RULE_ID!r} is reserved for unlisted AI endpoints")
             elif rid in seen:
                 f.error("id", f"duplicate rule id {rid!r} (first at line {seen[rid]})")
             else:

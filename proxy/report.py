@@ -65,7 +65,9 @@ def build(
         if record.get("event"):  # not a decision: discovery counts (see `aiwarden discover`)
             continue
         action = record.get("action") or "unknown"
-        service = record.get("service") or "(no AI service)"
+        service = record.get("service") or (
+            "(unlisted AI endpoint)" if record.get("rule") == "unlisted_ai" else "(no AI service)"
+        )
         actions[action] += 1
         services[service] += 1
         categories.setdefault(service, record.get("category") or "")

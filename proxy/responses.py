@@ -1,8 +1,8 @@
 """What a blocked client receives: something it understands, saying why.
 
 - API clients get the error body of the API they called, so the official SDK raises its own
-  permission error carrying our message (OpenAI-compatible, Anthropic, Gemini); other JSON
-  clients get a plain JSON error.
+  permission error carrying our message (OpenAI-compatible, Anthropic, Gemini, Ollama);
+  other JSON clients get a plain JSON error.
 - Browsers get a self-contained HTML page: the service, the rule, the policy's message, a
   contact link and the reference id that is also in the audit log.
 - Everything else gets text/plain with the same facts.
@@ -38,6 +38,7 @@ class Block:
     reference: str
     service: Service | None
     host: str
+    api_format: str | None = None  # when no service says it: the API the body spoke
 
     @property
     def service_name(self) -> str:
@@ -54,17 +55,21 @@ class Block:
         )
 
 
-def client_kind(request: http.Request, service: Service | None) -> str:
-    """Which response format this client understands: openai, anthropic, gemini, html, json
-    or text."""
+def client_kind(
+    request: http.Request, service: Service | None, api_format: str | None = None
+) -> str:
+    """Which response format this client understands: openai, anthropic, gemini, ollama,
+    html, json or text. `api_format` is the API a request body was recognised as speaking,
+    for hosts no service describes."""
     headers = request.headers
     if "anthropic-version" in headers:
         return "anthropic"
     if "x-goog-api-key" in headers or "x-goog-api-client" in headers:
         return "gemini"
     api_call = "authorization" in headers or "x-api-key" in headers
-    if service is not None and service.api_format and (api_call or not _wants_html(headers)):
-        return service.api_format
+    api_format = api_format or (service.api_format if service is not None else None)
+    if api_format and (api_call or not _wants_html(headers)):
+        return api_format
     if _wants_html(headers):
         return "html"
     accept = headers.get("accept", "")
@@ -78,7 +83,7 @@ def _wants_html(headers: http.Headers) -> bool:
 
 
 def block_response(request: http.Request, block: Block, status: int = STATUS) -> http.Response:
-    kind = client_kind(request, block.service)
+    kind = client_kind(request, block.service, block.api_format)
     if kind == "html":
         body, ctype = render_html(block).encode(), "text/html; charset=utf-8"
     elif kind == "text":
@@ -166,6 +171,8 @@ def _json_body(kind: str, block: Block, status: int = STATUS) -> dict:
     if kind == "gemini":
         gemini_status = "PERMISSION_DENIED" if status == STATUS else "INVALID_ARGUMENT"
         return {"error": {"code": status, "message": text, "status": gemini_status}}
+    if kind == "ollama":  # Ollama's own API answers errors as {"error": "text"}
+        return {"error": text}
     return {
         "error": {
             "message": block.message,

@@ -7,13 +7,23 @@ The false positives come first: ordinary JSON with `messages`, `input`, `model` 
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import zlib
 
 import pytest
+from conftest import SHIPPED_CATALOG
+from mitmproxy.test import taddons, tflow
+from prometheus_client import generate_latest
+from proxyharness import write_policy
 
+from proxy import llm_shape
+from proxy.addon import AIWarden
+from proxy.engine import Engine
 from proxy.llm_shape import inspect_body, llm_style, might_be_llm
+from proxy.policy import UnlistedAI, load_policy
+from proxy.yamlsource import PolicyError
 
 # -- what is not an LLM API call -------------------------------------------------------------
 
@@ -311,3 +321,368 @@ def test_what_cannot_be_checked_says_why(raw, encoding, reason):
 def test_ordinary_bodies_are_checked_and_not_llm():
     assert inspect_body(b'{"title": "x"}', "", 4096) == (None, None)
     assert inspect_body(b"\x89PNG....", "", 4096) == (None, None)
+
+
+# -- the policy ------------------------------------------------------------------------------
+
+
+def policy_errors(write_policy, section: str) -> list[str]:
+    path = write_policy(f"version: 1\n{section}rules: []\n")
+    with pytest.raises(PolicyError) as e:
+        load_policy(path.parent)
+    return [f"{p.line}: {p.message}" for p in e.value.problems]
+
+
+@pytest.mark.parametrize(
+    "section, line, fragment",
+    [
+        (
+            "unlisted_ai: {action: blok}\n",
+            3,
+            "unlisted_ai: 'action' must be one of block, monitor, off, not 'blok' "
+            "(did you mean 'block'?)",
+        ),
+        (
+            "unlisted_ai:\n  acton: block\n",
+            4,
+            "unlisted_ai: unknown key 'acton' (did you mean 'action'?)",
+        ),
+        ("unlisted_ai: {max_body_bytes: 0}\n", 3, "'max_body_bytes' must be at least 1"),
+        ("unlisted_ai: {max_body_bytes: 1MB}\n", 3, "'max_body_bytes' must be a whole number"),
+        ("unlisted_ai: {message: [a]}\n", 3, "'message' must be a string"),
+        (
+            "unlisted_ai:\n  action: monitor\n  unchecked: block\n",
+            5,
+            "'unchecked: block' blocks bodies the check cannot read",
+        ),
+        ("unlisted_ai: {unchecked: drop}\n", 3, "'unchecked' must be one of pass, block"),
+        ("unlisted_ai: block\n", 3, "'unlisted_ai' must be a mapping, not a string"),
+        ("unlisted_ai:\n", 3, "'unlisted_ai' is empty; give at least 'action'"),
+        ("unlisted_al: {action: block}\n", 3, "unknown key 'unlisted_al' (did you mean"),
+    ],
+)
+def test_policy_errors_name_file_and_line(write_policy, section, line, fragment):
+    errors = policy_errors(write_policy, section)
+    assert any(e.startswith(f"{line}: ") and fragment in e for e in errors), errors
+
+
+def test_the_rule_id_unlisted_ai_is_reserved(write_policy):
+    path = write_policy(
+        "version: 1\nrules:\n  - id: unlisted_ai\n    match: {hosts: [x.example]}\n"
+        "    action: allow\n"
+    )
+    with pytest.raises(PolicyError, match=r"policy\.yaml:4: rule 'unlisted_ai': the id"):
+        load_policy(path.parent)
+
+
+def test_absent_it_blocks_and_the_shipped_policy_says_so(write_policy, shipped_policy):
+    policy = load_policy(write_policy("version: 1\nrules: []\n").parent)
+    assert policy.unlisted_ai == UnlistedAI()
+    assert policy.unlisted_ai.action == "block" and policy.unlisted_ai.unchecked == "pass"
+    assert policy.unlisted_ai.max_body_bytes == 4 * 1024 * 1024
+    assert shipped_policy.unlisted_ai.action == "block"
+    assert "\nunlisted_ai:\n  action: block" in shipped_policy.files[0].read_text()
+
+
+def test_every_key_is_read(write_policy):
+    policy = load_policy(
+        write_policy(
+            "version: 1\nunlisted_ai: {action: block, message: Nope., max_body_bytes: 10, "
+            "unchecked: block}\nrules: []\n"
+        ).parent
+    )
+    assert policy.unlisted_ai == UnlistedAI("block", "Nope.", 10, "block")
+
+
+# -- the decision: one place, the engine -------------------------------------------------------
+
+RULES = """
+network: {clients: [127.0.0.0/8], deny_destinations: [169.254.0.0/16]}
+defaults: {action: %s, contact: "mailto:sec@corp.example"}
+services:
+  - {id: gateway, name: Corp gateway, vendor: Corp, category: api,
+     hosts: [gateway.corp.example], api_format: openai, source: test}
+%s
+rules:
+  - id: allowed-by-host
+    match: {hosts: [llm.corp.example]}
+    action: allow
+  - id: watched-by-host
+    match: {hosts: ["*.watched.example"]}
+    action: monitor
+  - id: no-admin-pages
+    match: {hosts: [shared.example], paths: [/admin/**]}
+    action: block
+  - id: block-chat
+    match: {categories: [chat]}
+    action: block
+"""
+
+
+def engine(write_policy, unlisted: str = "", default: str = "allow") -> Engine:
+    policy = load_policy(write_policy(f"version: 1\n{RULES % (default, unlisted)}").parent)
+    return Engine(policy)
+
+
+@pytest.mark.parametrize(
+    "host, path, checked",
+    [
+        ("relay.example.net", "/v1/chat/completions", True),  # nothing names it
+        ("shared.example", "/v1/chat/completions", True),  # a host rule, on other paths
+        ("shared.example", "/admin/x", False),  # blocked already
+        ("llm.corp.example", "/v1/chat/completions", False),  # allowed by a rule naming it
+        ("a.watched.example", "/v1/chat/completions", False),  # monitored by one naming it
+        ("gateway.corp.example", "/v1/chat/completions", False),  # catalogued
+        ("chatgpt.com", "/backend-api/conversation", False),  # catalogued, blocked
+    ],
+)
+def test_which_requests_have_their_body_checked(write_policy, host, path, checked):
+    e = engine(write_policy)
+    assert e.checks_body(e.decide_request("POST", host, path)) is checked
+
+
+def test_the_unlisted_decision(write_policy):
+    e = engine(write_policy, "unlisted_ai: {action: block, message: Not approved.}")
+    before = e.decide_request("POST", "relay.example.net", "/v1/chat/completions")
+    d = e.decide_unlisted(before, "openai-chat")
+    assert (d.action, d.rule, d.service, d.category, d.style) == (
+        "block", "unlisted_ai", None, "unlisted-ai", "openai-chat",
+    )  # fmt: skip
+    assert d.reason.startswith("unlisted AI endpoint: OpenAI-style chat completion to a host")
+    assert (d.message, d.contact, d.activity) == (
+        "Not approved.",
+        "mailto:sec@corp.example",
+        "prompt",
+    )
+    assert e.decide_unlisted(before, None) is None  # not a call: nothing changes
+    assert e.decide_unlisted(before, None, "too_large") is None  # unchecked: pass
+
+
+def test_monitor_off_and_unchecked(write_policy):
+    before = engine(write_policy).decide_request("POST", "relay.example.net", "/")
+    monitor = engine(write_policy, "unlisted_ai: {action: monitor}")
+    d = monitor.decide_unlisted(before, "gemini")
+    assert (d.action, d.message) == ("monitor", None)
+    for off in ("off", '"off"'):  # unquoted, YAML 1.1 reads it as false
+        e = engine(write_policy, f"unlisted_ai: {{action: {off}}}")
+        assert e.policy.unlisted_ai.action == "off"
+        assert not e.checks_body(before) and e.decide_unlisted(before, "gemini") is None
+    strict = engine(write_policy, "unlisted_ai: {action: block, unchecked: block}")
+    d = strict.decide_unlisted(before, None, "encoding")
+    assert (d.action, d.rule, d.style, d.category) == ("block", "unlisted_ai", None, None)
+    assert "could not be checked (encoding)" in d.reason
+
+
+def test_under_a_monitoring_default_the_body_still_decides(write_policy):
+    e = engine(write_policy, default="monitor")
+    before = e.decide_request("POST", "relay.example.net", "/v1/messages")
+    assert before.action == "monitor" and e.checks_body(before)
+    assert e.decide_unlisted(before, "anthropic-messages").action == "block"
+
+
+# -- the addon's hooks, in mitmproxy's own test context ------------------------------------------
+
+
+@pytest.fixture
+def warden(tmp_path):
+    def make(unlisted: str = "", default: str = "allow"):
+        addon = AIWarden()
+        context = taddons.context(addon)
+        directory = tmp_path / f"p{len(list(tmp_path.iterdir()))}"
+        policy = write_policy(directory, RULES % (default, unlisted), SHIPPED_CATALOG)
+        context.configure(addon, aiwarden_policy=str(policy))
+        addon._context = context  # kept alive for the test
+        return addon
+
+    return make
+
+
+def posted(host: str, body: bytes, path: str = "/v1/chat/completions", **headers: str):
+    f = tflow.tflow()
+    f.request.method, f.request.host, f.request.port, f.request.path = "POST", host, 443, path
+    f.request.headers["host"] = host
+    f.request.headers["content-type"] = "application/json"
+    f.request.content = body  # sets Content-Length
+    for name, value in headers.items():
+        f.request.headers[name.replace("_", "-")] = value
+    f.client_conn.peername, f.client_conn.sni = ("127.0.0.1", 50000), host
+    return f
+
+
+def sample(addon: AIWarden, name: str, **labels: str) -> float:
+    return addon.metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+BODIES = {  # style: (path, body, error format)
+    "openai-chat": ("/v1/chat/completions", CHAT, "openai"),
+    "anthropic-messages": (
+        "/v1/messages",
+        json.dumps({"model": "claude-x", "max_tokens": 8, "messages": [USER]}).encode(),
+        "anthropic",
+    ),
+    "gemini": (
+        "/v1beta/models/g:generateContent",
+        json.dumps({"contents": [{"parts": [{"text": "hi"}]}]}).encode(),
+        "gemini",
+    ),
+    "ollama": (
+        "/api/generate",
+        json.dumps({"model": "llama3", "prompt": "hi", "stream": False}).encode(),
+        "ollama",
+    ),
+}
+
+
+def error_format(response) -> str:
+    body = json.loads(response.content)
+    if body.get("type") == "error":
+        return "anthropic"
+    if isinstance(body["error"], str):
+        return "ollama"
+    return "gemini" if "status" in body["error"] else "openai"
+
+
+@pytest.mark.parametrize("style", BODIES)
+def test_an_llm_call_to_an_unknown_host_is_blocked_in_its_own_format(warden, style):
+    addon = warden()
+    path, body, fmt = BODIES[style]
+    f = posted("relay.example.net", body, path)
+    assert addon.requestheaders(f) is None
+    assert f.response is None and not f.request.stream  # waits for the body
+    assert addon.request(f) is None
+    assert f.response.status_code == 403
+    assert f.response.headers["X-AIWarden-Rule"] == "unlisted_ai"
+    assert error_format(f.response) == fmt
+    decision = f.metadata["aiwarden"]
+    assert (decision.rule, decision.style, decision.category) == (
+        "unlisted_ai", style, "unlisted-ai",
+    )  # fmt: skip
+    assert sample(addon, "aiwarden_unlisted_ai_requests_total", style=style, action="block") == 1
+    assert sample(addon, "aiwarden_blocked_total", service="none", rule="unlisted_ai") == 1
+    labels = {"action": "block", "service": "none", "category": "unlisted-ai", "stage": "request"}
+    assert sample(addon, "aiwarden_requests_total", **labels) == 1
+    assert sample(addon, "aiwarden_requests_total", action="allow", service="none",
+                  category="none", stage="request") == 0  # fmt: skip
+
+
+def test_ordinary_json_passes_and_is_counted_once(warden):
+    addon = warden()
+    f = posted("relay.example.net", json.dumps(NOT_LLM["github issue"]).encode())
+    addon.requestheaders(f)
+    addon.request(f)
+    assert f.response is None and f.metadata["aiwarden"].rule == "default"
+    labels = {"action": "allow", "service": "none", "category": "none", "stage": "request"}
+    assert sample(addon, "aiwarden_requests_total", **labels) == 1
+
+
+@pytest.mark.parametrize(
+    "host, rule",
+    [
+        ("llm.corp.example", "allowed-by-host"),
+        ("x.watched.example", "watched-by-host"),
+        ("gateway.corp.example", "default"),
+    ],
+)
+def test_a_host_rule_or_a_catalogued_service_wins_over_the_body(warden, host, rule):
+    addon = warden()
+    f = posted(host, CHAT)
+    addon.requestheaders(f)
+    assert f.request.stream is True and "aiwarden_body_check" not in f.metadata
+    addon.request(f)
+    assert f.response is None and f.metadata["aiwarden"].rule == rule
+
+
+def test_monitor_lets_it_through_recorded_once(warden, caplog):
+    addon = warden("unlisted_ai: {action: monitor}", default="monitor")
+    f = posted("relay.example.net", CHAT)
+    with caplog.at_level("INFO", logger="aiwarden"):
+        addon.requestheaders(f)
+        addon.request(f)
+    assert f.response is None
+    events = [r for r in caplog.records if getattr(r, "event", None) == "monitor"]
+    assert [e.fields["rule"] for e in events] == ["unlisted_ai"]
+    assert events[0].fields["style"] == "openai-chat"
+    assert sample(addon, "aiwarden_unlisted_ai_requests_total", style="openai-chat",
+                  action="monitor") == 1  # fmt: skip
+
+
+def test_off_checks_nothing(warden):
+    addon = warden("unlisted_ai: {action: off}")
+    f = posted("relay.example.net", CHAT)
+    addon.requestheaders(f)
+    assert f.request.stream is True
+    addon.request(f)
+    assert f.response is None
+    text = generate_latest(addon.metrics.registry).decode()
+    assert "aiwarden_unlisted_ai_requests_total{" not in text
+
+
+def test_a_gzip_body_is_decoded_and_blocked(warden):
+    addon = warden()
+    f = posted("relay.example.net", gzip.compress(CHAT), content_encoding="gzip")
+    addon.requestheaders(f)
+    addon.request(f)
+    assert f.response.status_code == 403
+
+
+@pytest.mark.parametrize(
+    "unchecked, status",
+    [
+        ("unlisted_ai: {max_body_bytes: 100}", None),
+        ("unlisted_ai: {max_body_bytes: 100, unchecked: block}", 403),
+    ],
+)
+def test_a_body_over_the_bound_is_not_read_and_passes_or_is_blocked(warden, unchecked, status):
+    addon = warden(unchecked)
+    f = posted("relay.example.net", CHAT + b" " * 200)
+    addon.requestheaders(f)  # Content-Length says it all
+    assert "aiwarden_body_check" not in f.metadata
+    assert (f.response.status_code if f.response else None) == status
+    assert sample(addon, "aiwarden_unlisted_ai_unchecked_total", reason="too_large") == 1
+
+
+def test_a_body_without_a_length_is_not_buffered(warden):
+    addon = warden()
+    f = posted("relay.example.net", CHAT)
+    del f.request.headers["content-length"]
+    f.request.headers["transfer-encoding"] = "chunked"
+    addon.requestheaders(f)
+    assert f.request.stream is True and f.response is None
+    assert sample(addon, "aiwarden_unlisted_ai_unchecked_total", reason="no_length") == 1
+
+
+def test_a_decompression_bomb_stops_at_the_bound(warden):
+    addon = warden("unlisted_ai: {max_body_bytes: 100000}")
+    f = posted("relay.example.net", gzip.compress(b"{" + b" " * 10_000_000 + b"}"),
+               content_encoding="gzip")  # fmt: skip
+    addon.requestheaders(f)
+    addon.request(f)
+    assert f.response is None
+    assert sample(addon, "aiwarden_unlisted_ai_unchecked_total", reason="too_large") == 1
+
+
+def test_a_large_body_is_checked_off_the_event_loop(warden):
+    addon = warden()
+    body = json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "x" * 200_000}]})
+    f = posted("relay.example.net", body.encode())
+    addon.requestheaders(f)
+    pending = addon.request(f)
+    assert pending is not None and f.response is None
+    asyncio.run(pending)
+    assert f.response.status_code == 403
+
+
+def test_an_exception_in_the_check_falls_to_on_error(warden, monkeypatch):
+    addon = warden()
+
+    def explode(*args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(llm_shape, "inspect_body", explode)
+    f = posted("relay.example.net", CHAT)
+    addon.requestheaders(f)
+    addon.request(f)
+    assert f.response.status_code == 403 and f.metadata["aiwarden"].rule == "default"
+    assert (
+        sample(addon, "aiwarden_decision_errors_total", stage="request", kind="RuntimeError") == 1
+    )
