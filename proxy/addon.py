@@ -814,7 +814,7 @@ class AIWarden:
                 "service": decision.service, "category": decision.category,
                 "country": decision.country, "activity": decision.activity, "rule": decision.rule,
                 "action": decision.action, "stage": decision.stage, "redactions": redactions,
-                **({"style": decision.style} if decision.style else {}),
+                "style": decision.style,
             })  # fmt: skip
         event(
             decision.action,

@@ -37,6 +37,7 @@ FIELDS = (
     "action",
     "stage",
     "redactions",
+    "style",  # the LLM API style of an unlisted AI endpoint's request (unlisted_ai), else null
 )
 
 

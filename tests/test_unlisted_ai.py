@@ -10,15 +10,28 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import ssl
+import time
 import zlib
+from pathlib import Path
 
+import httpx
 import pytest
 from conftest import SHIPPED_CATALOG
 from mitmproxy.test import taddons, tflow
 from prometheus_client import generate_latest
-from proxyharness import write_policy
+from proxyharness import (
+    Proxy,
+    Upstream,
+    by_label,
+    curl,
+    make_upstream_pki,
+    metrics,
+    value,
+    write_policy,
+)
 
-from proxy import llm_shape
+from proxy import ca, llm_shape, report
 from proxy.addon import AIWarden
 from proxy.engine import Engine
 from proxy.llm_shape import inspect_body, llm_style, might_be_llm
@@ -503,8 +516,8 @@ def posted(host: str, body: bytes, path: str = "/v1/chat/completions", **headers
     f.request.headers["host"] = host
     f.request.headers["content-type"] = "application/json"
     f.request.content = body  # sets Content-Length
-    for name, value in headers.items():
-        f.request.headers[name.replace("_", "-")] = value
+    for name, text in headers.items():
+        f.request.headers[name.replace("_", "-")] = text
     f.client_conn.peername, f.client_conn.sni = ("127.0.0.1", 50000), host
     return f
 
@@ -686,3 +699,223 @@ def test_an_exception_in_the_check_falls_to_on_error(warden, monkeypatch):
     assert (
         sample(addon, "aiwarden_decision_errors_total", stage="request", kind="RuntimeError") == 1
     )
+
+
+# -- end to end: the real proxy, the official SDKs, a local upstream under an unknown name -------
+
+E2E_POLICY = """
+network:
+  clients: [127.0.0.0/8, "::1/128"]
+  deny_destinations: [169.254.0.0/16]
+defaults: {contact: "mailto:security@corp.example"}
+%s
+rules:
+  # a rule on some paths of localhost makes the proxy intercept it; other paths fall to
+  # the default, so no rule naming the host decides them
+  - id: no-admin-pages
+    match: {hosts: [localhost], paths: [/admin/**]}
+    action: block
+  - id: block-chat
+    match: {categories: [chat]}
+    action: block
+"""
+UNLISTED_MESSAGE = "Unapproved AI endpoint."
+SECRET_PROMPT = "the merger with Initech closes on Friday"
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("pki")
+    ca.init(directory / "ca")
+    upstream_ca, cert, key = make_upstream_pki(directory)
+    return {"ca": directory / "ca", "cafile": directory / "ca" / "ca.pem",
+            "upstream_ca": upstream_ca, "cert": cert, "key": key}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def upstreams(pki):
+    plain, tls = Upstream(host="127.0.0.2"), Upstream(tls=(pki["cert"], pki["key"]))
+    yield {"http": plain, "https": tls}
+    plain.close()
+    tls.close()
+
+
+def start_proxy(pki, directory, section: str) -> Proxy:
+    policy = write_policy(directory, E2E_POLICY % section, SHIPPED_CATALOG)
+    return Proxy(policy, pki["ca"], "--upstream-ca", str(pki["upstream_ca"]),
+                 "--audit-log", str(directory / "audit.jsonl"))  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def blocking(pki, tmp_path_factory):
+    p = start_proxy(pki, tmp_path_factory.mktemp("blocking"),
+                    f'unlisted_ai: {{action: block, message: "{UNLISTED_MESSAGE}"}}')  # fmt: skip
+    yield p
+    assert p.stop() == 0
+
+
+def base_url(upstreams, scheme: str) -> str:
+    server = upstreams[scheme]
+    host = "127.0.0.2" if scheme == "http" else "localhost"
+    return f"{scheme}://{host}:{server.port}"
+
+
+@pytest.fixture
+def through(pki, monkeypatch):
+    """SDKs in this test talk through `proxy`, trusting its CA."""
+
+    def use(proxy: Proxy | None) -> None:
+        """None: straight to the network again (the admin listener is never proxied)."""
+        for name in ("NO_PROXY", "ALL_PROXY", "HTTP_PROXY", "HTTPS_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+            monkeypatch.delenv(name.lower(), raising=False)
+        if proxy is not None:
+            monkeypatch.setenv("HTTP_PROXY", proxy.url)
+            monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+            monkeypatch.setenv("SSL_CERT_FILE", str(pki["cafile"]))
+
+    return use
+
+
+def audit_lines(proxy: Proxy) -> list[dict]:
+    path = Path(proxy.process.args[proxy.process.args.index("--audit-log") + 1])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text().strip():
+            break
+        time.sleep(0.05)
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_openai_sdk_call_to_an_unknown_host_is_blocked_before_the_upstream(
+    blocking, upstreams, through, pki, scheme
+):
+    import openai
+
+    through(blocking)
+    upstream = upstreams[scheme]
+    before = len(upstream.requests)
+    client = openai.OpenAI(api_key="sk-test", base_url=base_url(upstreams, scheme) + "/v1",
+                           max_retries=0)  # fmt: skip
+    with pytest.raises(openai.PermissionDeniedError) as e:
+        client.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": SECRET_PROMPT}]
+        )
+    assert e.value.status_code == 403
+    assert UNLISTED_MESSAGE in e.value.message and "rule 'unlisted_ai'" in e.value.message
+    assert len(upstream.requests) == before, "nothing may reach the upstream"
+    reference = e.value.response.headers["x-aiwarden-reference"]
+    record = blocking.wait_for(lambda r: r.get("reference") == reference)
+    assert record["event"] == "block" and record["rule"] == "unlisted_ai"
+    assert record["style"] == "openai-chat" and record["category"] == "unlisted-ai"
+    assert record["host"].startswith(("127.0.0.2", "localhost"))  # as the client named it
+    assert record["path"] == "/v1/chat/completions"
+    assert SECRET_PROMPT not in json.dumps(blocking.drain())
+
+    # the control: an ordinary JSON POST to the same host reaches it
+    trust = ssl.create_default_context(cafile=str(pki["cafile"]))
+    r = httpx.post(base_url(upstreams, scheme) + "/v1/issues", json=NOT_LLM["github issue"],
+                   proxy=blocking.url, verify=trust, timeout=30)  # fmt: skip
+    assert r.status_code == 200 and len(upstream.requests) == before + 1
+
+
+def test_anthropic_sdk_gets_its_own_permission_error(blocking, upstreams, through):
+    import anthropic
+
+    through(blocking)
+    upstream = upstreams["https"]
+    before = len(upstream.requests)
+    client = anthropic.Anthropic(api_key="sk-ant-test", base_url=base_url(upstreams, "https"),
+                                 max_retries=0)  # fmt: skip
+    with pytest.raises(anthropic.PermissionDeniedError) as e:
+        client.messages.create(
+            model="claude-sonnet-4-5",
+            max_tokens=64,
+            system="be brief",
+            messages=[{"role": "user", "content": SECRET_PROMPT}],
+        )
+    assert e.value.body["error"]["type"] == "permission_error"
+    assert UNLISTED_MESSAGE in e.value.body["error"]["message"]
+    assert len(upstream.requests) == before
+
+
+def test_gemini_style_with_curl_and_the_genai_sdk(blocking, upstreams, through, pki):
+    from google import genai
+    from google.genai import types
+
+    upstream = upstreams["http"]
+    before = len(upstream.requests)
+    body = {"contents": [{"role": "user", "parts": [{"text": SECRET_PROMPT}]}]}
+    url = base_url(upstreams, "http") + "/v1beta/models/gemini-x:generateContent?key=AIzaSECRET"
+    r = curl("-i", "--proxy", blocking.url, "-H", "Content-Type: application/json",
+             "-d", json.dumps(body), url)  # fmt: skip
+    head, _, text = r.stdout.partition("\r\n\r\n")
+    assert head.startswith("HTTP/1.1 403"), r.stdout
+    assert json.loads(text)["error"]["status"] == "PERMISSION_DENIED"
+    assert len(upstream.requests) == before
+    logs = json.dumps(blocking.drain())
+    assert "AIzaSECRET" not in logs and SECRET_PROMPT not in logs
+
+    through(blocking)
+    client = genai.Client(
+        api_key="AIza-test", http_options=types.HttpOptions(base_url=base_url(upstreams, "https"))
+    )
+    with pytest.raises(genai.errors.ClientError) as e:
+        client.models.generate_content(model="gemini-2.5-flash", contents=SECRET_PROMPT)
+    assert (e.value.code, e.value.status) == (403, "PERMISSION_DENIED")
+    assert UNLISTED_MESSAGE in e.value.message
+
+
+def test_blocks_are_counted_and_audited(blocking, upstreams, through):
+    import openai
+
+    through(blocking)
+    client = openai.OpenAI(api_key="sk-test", base_url=base_url(upstreams, "http") + "/v1",
+                           max_retries=0)  # fmt: skip
+    with pytest.raises(openai.PermissionDeniedError):
+        client.responses.create(model="gpt-4.1", input=SECRET_PROMPT)
+    through(None)
+    m = metrics(blocking)
+    assert value(m, "aiwarden_unlisted_ai_requests_total", style="openai-responses",
+                 action="block") >= 1  # fmt: skip
+    assert value(m, "aiwarden_blocked_total", service="none", rule="unlisted_ai") >= 1
+    lines = [a for a in audit_lines(blocking) if a["rule"] == "unlisted_ai"]
+    assert lines and all(a["category"] == "unlisted-ai" and a["service"] is None for a in lines)
+    responses = [a for a in lines if a["style"] == "openai-responses"]
+    assert responses and responses[0]["action"] == "block" and responses[0]["id"]
+    assert responses[0]["path"] == "/v1/responses" and responses[0]["activity"] == "prompt"
+    assert SECRET_PROMPT not in json.dumps(lines)
+    # `aiwarden report` names them apart from traffic to no AI service
+    top = report.build(map(json.dumps, lines), None)["top_services"]
+    assert top[0]["service"] == "(unlisted AI endpoint)"
+    assert top[0]["category"] == "unlisted-ai"
+
+
+@pytest.mark.parametrize("action", ["monitor", "off"])
+def test_monitor_and_off_let_the_call_through(pki, upstreams, through, tmp_path, action):
+    import openai
+
+    p = start_proxy(pki, tmp_path, f'unlisted_ai: {{action: "{action}"}}')
+    try:
+        through(p)
+        upstream = upstreams["https"]
+        client = openai.OpenAI(api_key="sk-test", base_url=base_url(upstreams, "https") + "/v1",
+                               max_retries=0)  # fmt: skip
+        reply = client.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": SECRET_PROMPT}]
+        )
+        assert reply.choices[0].message.content == "The answer is 42."
+        assert SECRET_PROMPT in json.loads(upstream.bodies[-1])["messages"][0]["content"]
+        through(None)
+        counted = by_label(p, "aiwarden_unlisted_ai_requests_total", "action")
+        if action == "monitor":
+            assert counted == {"monitor": 1.0}
+            record = p.wait_for(lambda r: r.get("event") == "monitor")
+            assert record["rule"] == "unlisted_ai" and record["style"] == "openai-chat"
+            assert [a["action"] for a in audit_lines(p)] == ["monitor"]
+        else:
+            assert counted == {}
+            assert not [r for r in p.drain() if r.get("event") == "monitor"]
+    finally:
+        assert p.stop() == 0
