@@ -197,8 +197,11 @@ class Engine:
         rules = [_CompiledRule(i, r, policy) for i, r in enumerate(policy.rules)]
         rules_by_host: HostIndex[_CompiledRule] = HostIndex()
         unhosted = []
-        # a rule naming hosts says what the admin means for them, so it wins over the body
-        self._host_rules = frozenset(r.rule.id for r in rules if r.rule.match.hosts)
+        # a rule allowing hosts by name approves them, so it wins over the body check (one
+        # monitoring them only looks inside: their bodies are still checked)
+        self._host_allows = frozenset(
+            r.rule.id for r in rules if r.rule.match.hosts and r.rule.action == "allow"
+        )
         for rule in rules:
             if rule.rule.match.hosts:
                 for host in rule.rule.match.hosts:
@@ -320,12 +323,12 @@ class Engine:
     def checks_body(self, decision: Decision) -> bool:
         """Whether a request so decided has its body looked at for the shape of an LLM API
         call: `unlisted_ai` is not off, no catalogued service is concerned, the request
-        would pass (allow or monitor), and no rule naming its host decided it."""
+        would pass (allow or monitor), and no rule allowing its host by name decided it."""
         return (
             decision.service is None
             and decision.action in ("allow", "monitor")
             and decision.stage == "request"
-            and decision.rule not in self._host_rules
+            and decision.rule not in self._host_allows
             and self.policy.unlisted_ai.action != "off"
         )
 

@@ -94,7 +94,9 @@ class UnlistedAI:
 
     Absent from a policy, it blocks: an approved internal gateway is listed under
     `services:` (catalogued, so never unlisted) or allowed by a rule naming its host, and
-    either wins over this check; what is left is AI traffic nobody approved."""
+    either wins over this check; what is left is AI traffic nobody approved. A rule that
+    monitors hosts by name does not approve them: it has the proxy look inside, and their
+    bodies are checked."""
 
     action: str = "block"  # block | monitor | off
     message: str | None = None  # None: defaults.message

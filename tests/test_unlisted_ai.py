@@ -444,7 +444,7 @@ def engine(write_policy, unlisted: str = "", default: str = "allow") -> Engine:
         ("shared.example", "/v1/chat/completions", True),  # a host rule, on other paths
         ("shared.example", "/admin/x", False),  # blocked already
         ("llm.corp.example", "/v1/chat/completions", False),  # allowed by a rule naming it
-        ("a.watched.example", "/v1/chat/completions", False),  # monitored by one naming it
+        ("a.watched.example", "/v1/chat/completions", True),  # monitored: looked inside
         ("gateway.corp.example", "/v1/chat/completions", False),  # catalogued
         ("chatgpt.com", "/backend-api/conversation", False),  # catalogued, blocked
     ],
@@ -589,20 +589,25 @@ def test_ordinary_json_passes_and_is_counted_once(warden):
 
 
 @pytest.mark.parametrize(
-    "host, rule",
-    [
-        ("llm.corp.example", "allowed-by-host"),
-        ("x.watched.example", "watched-by-host"),
-        ("gateway.corp.example", "default"),
-    ],
+    "host, rule", [("llm.corp.example", "allowed-by-host"), ("gateway.corp.example", "default")]
 )
-def test_a_host_rule_or_a_catalogued_service_wins_over_the_body(warden, host, rule):
+def test_a_host_allow_rule_or_a_catalogued_service_wins_over_the_body(warden, host, rule):
     addon = warden()
     f = posted(host, CHAT)
     addon.requestheaders(f)
     assert f.request.stream is True and "aiwarden_body_check" not in f.metadata
     addon.request(f)
     assert f.response is None and f.metadata["aiwarden"].rule == rule
+
+
+def test_a_rule_monitoring_hosts_looks_inside_them_without_approving(warden, caplog):
+    addon = warden()
+    f = posted("x.watched.example", CHAT)
+    with caplog.at_level("INFO", logger="aiwarden"):
+        addon.requestheaders(f)
+        addon.request(f)
+    assert f.response.status_code == 403 and f.metadata["aiwarden"].rule == "unlisted_ai"
+    assert not [r for r in caplog.records if getattr(r, "event", None) == "monitor"]
 
 
 def test_monitor_lets_it_through_recorded_once(warden, caplog):
