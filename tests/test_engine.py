@@ -60,6 +60,7 @@ def test_decision_explains_itself(shipped_engine):
         "Use https://ai.corp.example instead.",
         "contact": "mailto:security@corp.example",
         "profile": None,
+        "style": None,
     }
     assert "block-ai" in d.reason and "chatgpt" in d.reason and "prompt" in d.reason
 
