@@ -44,7 +44,7 @@ from proxy.engine import INTERCEPT, REFUSE, TUNNEL, Decision, Engine
 from proxy.logs import event
 from proxy.metrics import NONE, Metrics, upstream_error_kind
 from proxy.normalize import BadHost, is_ip, normalize_host
-from proxy.policy import Policy, load_policy
+from proxy.policy import UNLISTED_RULE_ID, Policy, load_policy
 from proxy.redaction import FileBlocked, Result, Unparseable, redact_body
 from proxy.reload import PolicyReloader
 from proxy.responses import (
@@ -807,6 +807,8 @@ class AIWarden:
             self.metrics.redactions(detector, service).inc(count)
         user = _user(flow) or self._users.get(flow.client_conn)
         path = flow.request.path.partition("?")[0] if decision.stage == "request" else None
+        if decision.rule == UNLISTED_RULE_ID and decision.style is None:
+            note = note or decision.reason  # blocked unread: say why (unlisted_ai.unchecked)
         if self.audit is not None:
             self.audit.write({
                 "id": reference, "client": flow.client_conn.peername[0], "user": user,

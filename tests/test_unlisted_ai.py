@@ -659,6 +659,20 @@ def test_a_body_over_the_bound_is_not_read_and_passes_or_is_blocked(warden, unch
     assert sample(addon, "aiwarden_unlisted_ai_unchecked_total", reason="too_large") == 1
 
 
+def test_a_body_without_a_length_is_blocked_unread_with_unchecked_block(warden, caplog):
+    addon = warden("unlisted_ai: {unchecked: block}")
+    f = posted("relay.example.net", CHAT)
+    del f.request.headers["content-length"]
+    f.request.headers["transfer-encoding"] = "chunked"
+    f.request.data.content = None  # as at requestheaders: the body is not read yet
+    with caplog.at_level("INFO", logger="aiwarden"):
+        addon.requestheaders(f)
+    assert f.request.host == "aiwarden-blocked.invalid"  # answered before its body
+    assert f.metadata["aiwarden"].rule == "unlisted_ai"
+    (event,) = [r for r in caplog.records if getattr(r, "event", None) == "block"]
+    assert "could not be checked (no_length)" in event.fields["note"]
+
+
 def test_a_body_without_a_length_is_not_buffered(warden):
     addon = warden()
     f = posted("relay.example.net", CHAT)
