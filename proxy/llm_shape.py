@@ -211,6 +211,11 @@ def _style(doc: dict, path: str) -> str | None:
     return None
 
 
+def _one_of(value: object, choices: frozenset[str]) -> bool:
+    """`value in choices`, for any JSON value (a list or mapping is not hashable)."""
+    return isinstance(value, str) and value in choices
+
+
 def _model_id(value: object) -> bool:
     return isinstance(value, str) and _MODEL_ID.fullmatch(value) is not None
 
@@ -224,7 +229,7 @@ def _typed_parts(value: object) -> bool:
 
 
 def _openai_message(m: object) -> bool:
-    if not isinstance(m, dict) or m.get("role") not in OPENAI_ROLES:
+    if not isinstance(m, dict) or not _one_of(m.get("role"), OPENAI_ROLES):
         return False
     content = m.get("content")
     if isinstance(content, str) or _typed_parts(content):
@@ -235,7 +240,7 @@ def _openai_message(m: object) -> bool:
 
 
 def _anthropic_message(m: object) -> bool:
-    if not isinstance(m, dict) or m.get("role") not in ANTHROPIC_ROLES:
+    if not isinstance(m, dict) or not _one_of(m.get("role"), ANTHROPIC_ROLES):
         return False
     content = m.get("content")
     return (isinstance(content, str) and bool(content)) or _typed_parts(content)
@@ -345,7 +350,7 @@ def _gemini_contents(value: object) -> bool:
 def _gemini_content(content: object) -> bool:
     if not isinstance(content, dict):
         return False
-    if "role" in content and content["role"] not in GEMINI_ROLES:
+    if "role" in content and not _one_of(content["role"], GEMINI_ROLES):
         return False
     parts = content.get("parts")
     return isinstance(parts, list) and bool(parts) and all(_gemini_part(p) for p in parts)

@@ -18,6 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import SHIPPED_CATALOG
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from mitmproxy.test import taddons, tflow
 from prometheus_client import generate_latest
 from proxyharness import (
@@ -283,6 +285,32 @@ def test_escaped_keys_and_whitespace_do_not_hide_a_call():
     body = b'\xef\xbb\xbf \n {"\\u006dodel": "gpt-4o", "messages": [{"role": "user",'
     body += b' "content": "x"}]}'
     assert llm_style(body) == "openai-chat"
+
+
+KEYS = st.sampled_from([
+    "model", "messages", "prompt", "input", "contents", "content", "max_tokens", "system",
+    "role", "parts", "text", "anthropic_version", "type", "options",
+]) | st.text(max_size=8)  # fmt: skip
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8)
+    | st.sampled_from(["user", "assistant", "gpt-4o", "text"]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(KEYS, inner, max_size=4),
+    max_leaves=25,
+)  # fmt: skip
+FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@FUZZ
+@given(st.dictionaries(KEYS, JSON, max_size=6), st.sampled_from(["", "/v1/messages", "/api/chat"]))
+def test_any_json_object_gets_a_style_or_none_never_an_error(doc, path):
+    assert llm_style(json.dumps(doc).encode(), path) in (None, *llm_shape.STYLES)
+
+
+@FUZZ
+@given(st.binary(max_size=300), st.sampled_from(["", "gzip", "deflate", "br", "gzip, deflate"]))
+def test_any_bytes_in_any_encoding_get_an_answer_never_an_error(raw, encoding):
+    style, why = inspect_body(raw, encoding, 200)
+    assert style is None or why is None
 
 
 # -- bodies as they come: bounded, compressed ---------------------------------------------------
