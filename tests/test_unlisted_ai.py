@@ -29,6 +29,7 @@ from proxyharness import (
     curl,
     make_upstream_pki,
     metrics,
+    mitmdump_proxy,
     value,
     write_policy,
 )
@@ -966,3 +967,31 @@ def test_monitor_and_off_let_the_call_through(pki, upstreams, through, tmp_path,
             assert not [r for r in p.drain() if r.get("event") == "monitor"]
     finally:
         assert p.stop() == 0
+
+
+def test_over_http2_inside_an_intercepted_connection(blocking, upstreams, pki):
+    before = len(upstreams["https"].requests)
+    body = json.dumps({"model": "llama3.1:8b", "prompt": SECRET_PROMPT, "options": {}})
+    r = curl("-s", "--http2", "-w", "\n%{http_version} %{http_code}", "--proxy", blocking.url,
+             "--cacert", str(pki["cafile"]), "-H", "Content-Type: application/json",
+             "-d", body, base_url(upstreams, "https") + "/api/generate")  # fmt: skip
+    text, _, last = r.stdout.rpartition("\n")
+    assert last == "2 403", r.stdout + r.stderr
+    assert UNLISTED_MESSAGE in json.loads(text)["error"]  # Ollama's own error shape
+    assert len(upstreams["https"].requests) == before
+
+
+def test_the_same_under_mitmdump(pki, upstreams, tmp_path):
+    policy = write_policy(tmp_path, E2E_POLICY % "", SHIPPED_CATALOG)
+    p = mitmdump_proxy(policy, pki["ca"])
+    try:
+        before = len(upstreams["http"].requests)
+        body = json.dumps({"model": "claude-x", "max_tokens": 9, "messages": [USER]})
+        r = curl("-i", "--proxy", p.url, "-H", "anthropic-version: 2023-06-01", "-d", body,
+                 base_url(upstreams, "http") + "/v1/messages")  # fmt: skip
+        head, _, text = r.stdout.partition("\r\n\r\n")
+        assert head.startswith("HTTP/1.1 403") and "x-aiwarden-rule: unlisted_ai" in head.lower()
+        assert json.loads(text)["error"]["type"] == "permission_error"
+        assert len(upstreams["http"].requests) == before
+    finally:
+        p.stop()
