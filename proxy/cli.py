@@ -12,8 +12,9 @@ from pathlib import Path
 
 from . import __version__, ca
 from .coverage import ListCoverage, false_positives, measure
-from .engine import Decision, Engine
+from .engine import TUNNEL, Decision, Engine
 from .lists import FORMATS, ListError, ParsedList, guess_format, read_drops, read_list, render
+from .llm_shape import describe, inspect_body
 from .normalize import BadHost, split_url
 from .policy import Policy, load_policy
 from .yamlsource import PolicyError
@@ -73,6 +74,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--client", default="127.0.0.1", help="client IP address (default 127.0.0.1)")
     p.add_argument("--user", help="authenticated user name")
     p.add_argument("--json", action="store_true", help="one JSON object per URL, a line each")
+    p.add_argument(
+        "--body",
+        metavar="FILE",
+        help="a request body ('-': stdin), to see whether it is an LLM API call that "
+        "unlisted_ai decides on hosts nothing names",
+    )
 
     p = add("redact", cmd_redact, "redact a request body read from stdin, as the proxy would")
     p.add_argument("--url", required=True, help="where the body would be sent")
@@ -925,6 +932,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if policy is None:
         return EXIT_INVALID
     engine = Engine(policy)
+    body = None
+    if args.body is not None:
+        body = sys.stdin.buffer.read() if args.body == "-" else Path(args.body).read_bytes()
     status = EXIT_OK
     for url in args.urls:
         try:
@@ -940,11 +950,37 @@ def cmd_explain(args: argparse.Namespace) -> int:
         connect = None
         if scheme in ("https", "wss"):
             connect = engine.decide_connect(host, args.client, args.user)
+        request, body_note = _body_check(engine, request, connect, body, path)
         if args.json:
-            print(json.dumps(_explain_record(url, args, request, connect)))
+            record = _explain_record(url, args, request, connect)
+            print(json.dumps(record | {"body": body_note}))
         else:
-            print(_explain_text(url, args, request, connect))
+            print(_explain_text(url, args, request, connect, body_note))
     return status
+
+
+def _body_check(
+    engine: Engine, request: Decision, connect: Decision | None, body: bytes | None, path: str
+) -> tuple[Decision, str | None]:
+    """What the unlisted-AI check makes of a request's body (the proxy's own functions), and
+    a note saying so; no note when the body is not looked at."""
+    if not engine.checks_body(request):
+        return request, None
+    if connect is not None and connect.connect == TUNNEL:
+        return request, "not seen: the connection is tunnelled undecrypted"
+    unlisted = engine.policy.unlisted_ai
+    if body is None:
+        return request, f"checked for an LLM API call (unlisted_ai: {unlisted.action})"
+    style, unchecked = inspect_body(body, "", unlisted.max_body_bytes, path)
+    decided = engine.decide_unlisted(request, style, unchecked) or request
+    if style is not None:
+        return decided, f"{describe(style)} (unlisted_ai: {unlisted.action})"
+    if unchecked is not None:
+        return (
+            decided,
+            f"cannot be checked: {unchecked} (unlisted_ai.unchecked: {unlisted.unchecked})",
+        )
+    return decided, "not an LLM API call"
 
 
 def _explain_record(
@@ -964,7 +1000,11 @@ def _explain_record(
 
 
 def _explain_text(
-    url: str, args: argparse.Namespace, request: Decision, connect: Decision | None
+    url: str,
+    args: argparse.Namespace,
+    request: Decision,
+    connect: Decision | None,
+    body: str | None = None,
 ) -> str:
     service = "-"
     if request.service:
@@ -979,6 +1019,8 @@ def _explain_text(
     ]
     if connect:
         lines.append(f"  connect:  {connect.connect} ({connect.reason})")
+    if body:
+        lines.append(f"  body:     {body}")
     lines.append(f"  reason:   {request.reason}")
     if request.message:
         lines.append(f"  message:  {request.message}")

@@ -344,8 +344,8 @@ class Engine:
         if style is not None:
             action = unlisted.action
             reason = (
-                f"unlisted AI endpoint: {describe(style)} to a host no catalogued service "
-                f"or rule names; unlisted_ai.action is {action}"
+                f"unlisted AI endpoint: {describe(style)} to a host that no catalogued "
+                f"service covers and no rule allows by name; unlisted_ai.action is {action}"
             )
         elif unchecked is not None and unlisted.unchecked == "block":
             action = "block"

@@ -11,6 +11,8 @@ import asyncio
 import gzip
 import json
 import ssl
+import subprocess
+import sys
 import time
 import zlib
 from pathlib import Path
@@ -520,6 +522,23 @@ def test_under_a_monitoring_default_the_body_still_decides(write_policy):
     before = e.decide_request("POST", "relay.example.net", "/v1/messages")
     assert before.action == "monitor" and e.checks_body(before)
     assert e.decide_unlisted(before, "anthropic-messages").action == "block"
+
+
+def test_explain_shows_what_the_body_check_makes_of_a_body(tmp_path):
+    body = tmp_path / "chat.json"
+    body.write_bytes(CHAT)
+    aiwarden = [str(Path(sys.executable).parent / "aiwarden"), "explain", "--policy",
+                str(SHIPPED_CATALOG.parent), "--method", "POST"]  # fmt: skip
+    urls = ["http://llm.example.net/v1/chat", "https://llm.example.net/v1/chat"]
+    r = subprocess.run([*aiwarden, "--body", str(body), *urls], capture_output=True, text=True)
+    plain, tunnelled = r.stdout.split("\n\n")[:2]
+    assert "  rule:     unlisted_ai" in plain and "  action:   block" in plain
+    assert "  body:     OpenAI-style chat completion (unlisted_ai: block)" in plain
+    assert "  body:     not seen: the connection is tunnelled undecrypted" in tunnelled
+    r = subprocess.run([*aiwarden, "--json", "--body", "-", "http://llm.example.net/x"],
+                       input=b'{"title": "x"}', capture_output=True)  # fmt: skip
+    record = json.loads(r.stdout)
+    assert (record["action"], record["body"]) == ("allow", "not an LLM API call")
 
 
 # -- the addon's hooks, in mitmproxy's own test context ------------------------------------------
