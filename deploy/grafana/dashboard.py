@@ -54,6 +54,11 @@ PANELS: list[tuple[str, str, str, list[tuple[str, str]], int]] = [
     ("Proxies up", "short", "stat", [
         ('sum(up{job="aiwarden"})', "up"),
         ("sum(aiwarden_workers_serving)", "workers serving")], 8),
+    ("Unlisted AI endpoints: LLM API calls to hosts nothing names", "short", "timeseries", [
+        (f"sum by (style, action) (increase(aiwarden_unlisted_ai_requests_total[{RATE}]))",
+         "{{style}} {{action}}"),
+        (f"sum by (reason) (increase(aiwarden_unlisted_ai_unchecked_total[{RATE}]))",
+         "unchecked: {{reason}}")], 24),
 ]  # fmt: skip
 
 
