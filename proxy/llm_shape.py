@@ -17,7 +17,8 @@ not. `llm_style(body)` names the format, or None:
   nothing beside it but Responses parameters.
 - `openai-embeddings`: `model` and `input` (strings or token ids), only embeddings parameters.
 - `gemini`: `contents`, a non-empty list whose every item has `parts`, every part a text,
-  inline data, file or function part (camelCase or snake_case); or embedContent's `content`.
+  inline data, file or function part (camelCase or snake_case); or embedContent's `content`
+  with its `model` (or an `:embedContent` path).
 - `ollama`: the OpenAI chat or completions shape with an Ollama-only key (`options`,
   `keep_alive`, ...) or an `/api/chat` or `/api/generate` path.
 
@@ -206,8 +207,10 @@ def _style(doc: dict, path: str) -> str | None:
         return _prompt_style(doc, path)
     if "input" in doc:
         return _input_style(doc, path)
-    if "content" in doc and doc.keys() <= GEMINI_EMBED_KEYS and _gemini_content(doc["content"]):
-        return "gemini"
+    if "content" in doc and doc.keys() <= GEMINI_EMBED_KEYS:
+        # embedContent: a lone content is common JSON, so the model or the method must say so
+        named = _model_id(doc.get("model")) or path.endswith(":embedContent")
+        return "gemini" if named and _gemini_content(doc["content"]) else None
     return None
 
 

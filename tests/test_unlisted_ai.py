@@ -102,6 +102,7 @@ NOT_LLM = {
     "empty contents": {"contents": []},
     "cms page contents": {"title": "Home", "contents": [{"type": "hero", "parts": []}]},
     "image generation": {"model": "dall-e-3", "prompt": "a cat", "size": "1024x1024"},
+    "a rich-text editor's content": {"content": {"parts": [{"text": "Welcome"}]}},
 }
 
 
@@ -247,7 +248,10 @@ LLM = {
         },
         "gemini",
     ),
-    "gemini embedContent": ({"content": {"parts": [{"text": "hi"}]}}, "gemini"),
+    "gemini embedContent": (
+        {"model": "models/text-embedding-004", "content": {"parts": [{"text": "hi"}]}},
+        "gemini",
+    ),
     "ollama generate": (
         {
             "model": "llama3.2:latest",
