@@ -75,6 +75,16 @@ def test_corpus_is_broad():
     assert sum(1 for c in CASES if c.values[0] is None) >= 40
 
 
+def test_every_shipped_entry_says_where_it_comes_from_and_when_it_was_checked(shipped_policy):
+    services = shipped_policy.services
+    assert len(services) >= 1000  # issue 16: commercial gateways claim 1,500 to 3,400
+    assert [s.id for s in services if not s.checked] == []
+    assert [s.id for s in services if len(s.source) < 8] == []
+    # where the vendor is based: left out rather than guessed when nobody knew
+    with_country = sum(1 for s in services if s.country)
+    assert with_country >= 0.7 * len(services), f"{with_country} of {len(services)}"
+
+
 def test_catalog_is_broad(shipped_policy):
     services = shipped_policy.services
     assert len(services) >= 60

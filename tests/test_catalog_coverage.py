@@ -230,3 +230,15 @@ def test_shipped_catalog_against_the_reference_lists():
     [negatives] = report["negatives"]
     assert negatives["entries"] > 3000
     assert negatives["false_positives"] == []
+
+
+def test_popular_sites_are_not_caught():
+    """The catalog claims whole domains for a thousand products; none of these is one of them
+    (tests/data/popular-non-ai.txt: top sites, SaaS with AI features, regional portals, CDNs)."""
+    popular = Path(__file__).parent / "data/popular-non-ai.txt"
+    r = run("catalog", "coverage", "--json", "--policy", str(SHIPPED), "--negative", str(popular),
+            "--format", "plain", str(popular))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    [negatives] = json.loads(r.stdout)["negatives"]
+    assert negatives["entries"] > 400
+    assert negatives["false_positives"] == []
