@@ -368,15 +368,19 @@ def main() -> None:
     print_report(report)
 
 
+def _catalog_line(title: str, c: dict) -> str:
+    workers = " / ".join(map(str, c["workers"]["worker_rss_mb"]))
+    return (
+        f"\n{title}: {c['services']} services, {c['host_patterns']} host patterns; "
+        f"load {c['load']['load_seconds']} s, +{c['load']['rss_growth_mb']} MB; "
+        f"running: main {c['workers']['main_rss_mb']} MB, workers {workers} MB RSS"
+    )
+
+
 def print_report(r: dict) -> None:
     s, g = r["shipped"], r["generated"]
     print(f"aiwarden engine benchmark, {r['date']}, {r['machine']}")
-    print(
-        f"\nshipped policy: {s['services']} services, {s['host_patterns']} host patterns; "
-        f"load {s['load']['load_seconds']} s, +{s['load']['rss_growth_mb']} MB; "
-        f"running: main {s['workers']['main_rss_mb']} MB, "
-        f"workers {' / '.join(map(str, s['workers']['worker_rss_mb']))} MB RSS"
-    )
+    print(_catalog_line("shipped policy", s))
     rows = [
         ("aiwarden decide_request", s["decide_request"]),
         ("aiwarden decide_connect", s["decide_connect"]),
@@ -388,12 +392,7 @@ def print_report(r: dict) -> None:
     ]
     _table(rows, s["decide_request"]["median_us"])
     x = r["scaled"]
-    print(
-        f"\nshipped catalog x{x['factor']}: {x['services']} services, {x['host_patterns']} host "
-        f"patterns; load {x['load']['load_seconds']} s, +{x['load']['rss_growth_mb']} MB; "
-        f"running: main {x['workers']['main_rss_mb']} MB, "
-        f"workers {' / '.join(map(str, x['workers']['worker_rss_mb']))} MB RSS"
-    )
+    print(_catalog_line(f"shipped catalog x{x['factor']}", x))
     rows = [
         ("aiwarden decide_request", x["decide_request"]),
         ("aiwarden decide_connect", x["decide_connect"]),
