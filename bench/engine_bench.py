@@ -36,9 +36,9 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from proxy.engine import Engine  # noqa: E402
-from proxy.normalize import split_url  # noqa: E402
-from proxy.policy import load_policy  # noqa: E402
+from proxy.decide.engine import Engine  # noqa: E402
+from proxy.policy.loader import load_policy  # noqa: E402
+from proxy.policy.normalize import split_url  # noqa: E402
 
 
 def corpus_requests() -> list[tuple[str, str, str]]:
@@ -209,8 +209,8 @@ def rss(field):
     for line in open('/proc/self/status'):
         if line.startswith(field):
             return int(line.split()[1]) * 1024
-from proxy.engine import Engine
-from proxy.policy import load_policy
+from proxy.decide.engine import Engine
+from proxy.policy.loader import load_policy
 before = rss('VmRSS:')
 start = time.perf_counter()
 engine = Engine(load_policy({policy!r}))

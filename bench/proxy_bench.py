@@ -68,7 +68,7 @@ from proxyharness import Proxy, make_upstream_pki  # noqa: E402
 
 from bench.engine_bench import host_regex, quoted  # noqa: E402
 from proxy import ca  # noqa: E402
-from proxy.policy import load_policy  # noqa: E402
+from proxy.policy.loader import load_policy  # noqa: E402
 
 BIN = Path(sys.executable).parent
 DECISION_MODULES = ("engine", "normalize", "patterns")  # what deciding a request runs

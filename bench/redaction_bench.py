@@ -26,10 +26,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from test_redaction import CASES, PROFILE, openai_body  # noqa: E402
 
-from proxy import detectors  # noqa: E402
-from proxy.detectors import BUILTIN, GROUPS  # noqa: E402
-from proxy.profiles import RedactionProfile  # noqa: E402
-from proxy.redaction import redact_body  # noqa: E402
+from proxy.redact import detectors  # noqa: E402
+from proxy.redact.bodies import redact_body  # noqa: E402
+from proxy.redact.detectors import BUILTIN, GROUPS  # noqa: E402
+from proxy.redact.profiles import RedactionProfile  # noqa: E402
 
 SECRET_TYPES = set(GROUPS["secrets"])
 

@@ -10,14 +10,23 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__, ca
-from .coverage import ListCoverage, false_positives, measure
-from .engine import TUNNEL, Decision, Engine
-from .lists import FORMATS, ListError, ParsedList, guess_format, read_drops, read_list, render
-from .llm_shape import describe, inspect_body
-from .normalize import BadHost, split_url
-from .policy import Policy, load_policy
-from .yamlsource import PolicyError
+from proxy import __version__, ca
+from proxy.decide.engine import TUNNEL, Decision, Engine
+from proxy.decide.llm_shape import describe, inspect_body
+from proxy.lists.coverage import ListCoverage, false_positives, measure
+from proxy.lists.formats import (
+    FORMATS,
+    ListError,
+    ParsedList,
+    guess_format,
+    read_drops,
+    read_list,
+    render,
+)
+from proxy.policy.loader import load_policy
+from proxy.policy.model import Policy
+from proxy.policy.normalize import BadHost, split_url
+from proxy.policy.yamlsource import PolicyError
 
 EXIT_OK, EXIT_INVALID = 0, 2
 
@@ -400,7 +409,7 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_redact(args: argparse.Namespace) -> int:
-    from .redaction import Unparseable, redact_body
+    from proxy.redact.bodies import Unparseable, redact_body
 
     policy = _load(args)
     if policy is None:
@@ -440,7 +449,7 @@ def cmd_redact(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from . import report
+    from proxy.observe import report
 
     try:
         since = report.parse_since(args.since) if args.since else None
@@ -461,7 +470,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_discover(args: argparse.Namespace) -> int:
-    from . import discover
+    from proxy.observe import discover
 
     policy = _load(args)
     if policy is None:
@@ -482,7 +491,7 @@ def cmd_discover(args: argparse.Namespace) -> int:
 
 
 def cmd_pac(args: argparse.Namespace) -> int:
-    from . import pac
+    from proxy import pac
 
     policy = _load(args)
     if policy is None:
@@ -492,7 +501,7 @@ def cmd_pac(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .run import run
+    from proxy.serve.run import run
 
     policy = _load(args)  # report every policy error before starting anything
     if policy is None:
@@ -748,8 +757,8 @@ def _coverage_record(
 
 
 def cmd_catalog_import(args: argparse.Namespace) -> int:
-    from . import importer
-    from .catalog import CATEGORIES
+    from proxy.lists import importer
+    from proxy.policy.catalog import CATEGORIES
 
     def fail(message: str) -> int:
         print(f"aiwarden catalog import: {message}", file=sys.stderr)

@@ -17,8 +17,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from .patterns import HostPattern
-from .policy import Policy
+from proxy.policy.model import Policy
+from proxy.policy.patterns import HostPattern
 
 MODES = ("all", "ai-only")
 CONTENT_TYPE = "application/x-ns-proxy-autoconfig"

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from proxy.engine import Engine
-from proxy.policy import Policy, load_policy
+from proxy.decide.engine import Engine
+from proxy.policy.loader import load_policy
+from proxy.policy.model import Policy
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "policies"

@@ -410,7 +410,7 @@ def by_label(proxy: Proxy, name: str, label: str) -> dict[str, float]:
 def mitmdump_proxy(policy: Path, confdir: Path, *settings: str) -> Proxy:
     """Stock mitmdump on a free loopback port with the aiwarden addon loaded as a script, as
     people who already run mitmproxy use it; `settings` are more `--set` values."""
-    addon = Path(__file__).resolve().parent.parent / "proxy" / "addon.py"
+    addon = Path(__file__).resolve().parent.parent / "proxy" / "mitm" / "script.py"
     command = [str(Path(sys.executable).parent / "mitmdump"), "-s", str(addon),
                "--listen-host", "127.0.0.1", "--listen-port", "0"]  # fmt: skip
     settings = (f"confdir={confdir}", f"aiwarden_policy={policy}",

@@ -16,7 +16,7 @@ from mitmproxy.test import taddons, tflow
 from mitmproxy.tls import ClientHello, ClientHelloData
 from proxyharness import write_policy
 
-from proxy.addon import AIWarden
+from proxy.mitm.addon import AIWarden
 
 POLICY = """
 network:

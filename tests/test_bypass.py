@@ -242,9 +242,9 @@ def test_the_resolver_mitmproxy_connects_with_refuses_a_rebound_name(tmp_path):
     connect. aiwarden's event loop checks that second answer too."""
     import asyncio
 
-    from proxy.destinations import DestinationGuard
-    from proxy.policy import load_policy
-    from proxy.run import GuardedLoop
+    from proxy.decide.destinations import DestinationGuard
+    from proxy.policy.loader import load_policy
+    from proxy.serve.run import GuardedLoop
 
     policy = load_policy(write_policy(
         tmp_path, "network: {deny_destinations: [127.0.0.0/8]}\nrules: []\n", SHIPPED_CATALOG

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from proxy.catalog import CATEGORIES
-from proxy.normalize import split_url
-from proxy.patterns import HostIndex
+from proxy.policy.catalog import CATEGORIES
+from proxy.policy.normalize import split_url
+from proxy.policy.patterns import HostIndex
 
 CASES_FILE = Path(__file__).parent / "data" / "urls.txt"
 

@@ -9,7 +9,17 @@ from pathlib import Path
 import pytest
 from conftest import SHIPPED
 
-from proxy.lists import DOMAIN, FULL, URL, Entry, ListError, guess_format, parse, read_list, render
+from proxy.lists.formats import (
+    DOMAIN,
+    FULL,
+    URL,
+    Entry,
+    ListError,
+    guess_format,
+    parse,
+    read_list,
+    render,
+)
 
 AIWARDEN = str(Path(sys.executable).parent / "aiwarden")
 REFERENCE = Path(__file__).resolve().parents[1].parent / "shared/reference/lists"

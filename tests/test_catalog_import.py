@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import SHIPPED, SHIPPED_CATALOG
 
-from proxy.lists import DOMAIN, FULL, parse, read_list
+from proxy.lists.formats import DOMAIN, FULL, parse, read_list
 
 AIWARDEN = str(Path(sys.executable).parent / "aiwarden")
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""Discovery (proxy/discovery.py) and `aiwarden discover` (proxy/discover.py): the policy's
+"""Discovery (proxy/mitm/discovery.py) and `aiwarden discover` (proxy/observe/discover.py): the policy's
 `discovery:` section, the bounded window, the scorer, and end to end: real clients through
 the real proxy to local upstreams under AI-looking and ordinary names, then `aiwarden
 discover` on the audit log it wrote."""
@@ -32,12 +32,15 @@ from proxyharness import (
     write_policy,
 )
 
-from proxy import addon, ca, discover, report
-from proxy.discovery import CLIENTS_CAP, HOSTS_CAP, OTHER, SINK_HOST, Discovery
-from proxy.discovery import registrable_domain as domain_of
-from proxy.metrics import Metrics
-from proxy.policy import DiscoverySettings, load_policy
-from proxy.yamlsource import PolicyError
+from proxy import ca
+from proxy.mitm import addon
+from proxy.mitm.discovery import CLIENTS_CAP, HOSTS_CAP, OTHER, SINK_HOST, Discovery
+from proxy.mitm.discovery import registrable_domain as domain_of
+from proxy.observe import discover, report
+from proxy.observe.metrics import Metrics
+from proxy.policy.loader import load_policy
+from proxy.policy.model import DiscoverySettings
+from proxy.policy.yamlsource import PolicyError
 
 AIWARDEN = str(Path(sys.executable).parent / "aiwarden")
 LOOPBACK_NAMES = Path(__file__).resolve().parent / "loopback_names"  # sitecustomize.py

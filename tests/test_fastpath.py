@@ -1,4 +1,4 @@
-"""The fast path for tunnels (proxy/fastpath.py) on the real proxy: a tunnel it relays
+"""The fast path for tunnels (proxy/serve/fastpath.py) on the real proxy: a tunnel it relays
 behaves, is counted and is timed exactly as one mitmproxy relays (`--no-fast-tunnels`), and
 whatever it does not relay itself reaches mitmproxy intact, also after its "200 Connection
 established" was sent."""

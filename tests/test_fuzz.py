@@ -18,12 +18,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from proxyharness import client_hello
 
-from proxy import framing
-from proxy.engine import Decision, Engine
-from proxy.normalize import BadHost, normalize_host, normalize_path
-from proxy.policy import load_policy
-from proxy.redaction import Unparseable, redact_body
-from proxy.yamlsource import PolicyError
+from proxy.decide.engine import Decision, Engine
+from proxy.mitm import framing
+from proxy.policy.loader import load_policy
+from proxy.policy.normalize import BadHost, normalize_host, normalize_path
+from proxy.policy.yamlsource import PolicyError
+from proxy.redact.bodies import Unparseable, redact_body
 
 # AIWARDEN_FUZZ_EXAMPLES=20000 for a deeper run than the test suite's
 EXAMPLES = int(os.environ.get("AIWARDEN_FUZZ_EXAMPLES", "300"))
@@ -184,7 +184,7 @@ def test_form_bodies_stay_forms_and_a_second_pass_finds_nothing(text):
     assert result.body.endswith(b"&model=m")
 
 
-# -- the first bytes of a connection (proxy/framing.py) -------------------------------------------
+# -- the first bytes of a connection (proxy/mitm/framing.py) -------------------------------------------
 
 REAL_HELLO = client_hello("api.openai.com")
 

@@ -10,7 +10,7 @@ import logging
 import pytest
 from mitmproxy import addonmanager, exceptions, hooks, master, options
 
-from proxy.run import LeanAddonManager
+from proxy.serve.run import LeanAddonManager
 
 
 class Recorder:

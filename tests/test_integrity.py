@@ -44,7 +44,7 @@ from proxyharness import (
 )
 
 from proxy import ca
-from proxy.destinations import DestinationGuard
+from proxy.decide.destinations import DestinationGuard
 
 POLICY = """
 network:

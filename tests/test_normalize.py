@@ -2,7 +2,7 @@
 
 import pytest
 
-from proxy.normalize import BadHost, normalize_host, normalize_path, split_url
+from proxy.policy.normalize import BadHost, normalize_host, normalize_path, split_url
 
 
 @pytest.mark.parametrize(

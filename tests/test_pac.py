@@ -12,7 +12,7 @@ from conftest import SHIPPED_CATALOG
 from proxyharness import CHROMIUM, Proxy, Upstream, chromium_dom, spki_pin, write_policy
 
 from proxy import ca, pac
-from proxy.policy import load_policy
+from proxy.policy.loader import load_policy
 
 PROXY = "PROXY 10.0.0.5:3128"
 

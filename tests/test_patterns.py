@@ -2,8 +2,8 @@
 
 import pytest
 
-from proxy.normalize import normalize_path
-from proxy.patterns import HostIndex, PatternError, compile_path_patterns, parse_host_pattern
+from proxy.policy.normalize import normalize_path
+from proxy.policy.patterns import HostIndex, PatternError, compile_path_patterns, parse_host_pattern
 
 
 @pytest.mark.parametrize(

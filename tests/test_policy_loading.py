@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, SHIPPED_CATALOG
 
-from proxy.policy import Policy, load_policy
-from proxy.reload import PolicyReloader
-from proxy.yamlsource import (
+from proxy.policy.loader import load_policy
+from proxy.policy.model import Policy
+from proxy.policy.reload import PolicyReloader
+from proxy.policy.yamlsource import (
     ALIAS_ALLOWANCE,
     MAX_DEPTH,
     MAX_FILE_BYTES,
@@ -128,8 +129,8 @@ def laughs(levels: int, width: int = 10) -> str:
 LOAD_IN_A_CHILD = """
 import resource, sys
 resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))  # old code: MemoryError, not a hang
-from proxy.policy import load_policy
-from proxy.yamlsource import PolicyError
+from proxy.policy.loader import load_policy
+from proxy.policy.yamlsource import PolicyError
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 try:
     load_policy(sys.argv[1])

@@ -2,8 +2,8 @@
 
 import pytest
 
-from proxy.policy import load_policy
-from proxy.yamlsource import PolicyError
+from proxy.policy.loader import load_policy
+from proxy.policy.yamlsource import PolicyError
 
 BLOCK_RULE = """
 rules:

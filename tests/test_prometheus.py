@@ -19,7 +19,7 @@ from conftest import ROOT, SHIPPED_CATALOG
 from proxyharness import Proxy, Upstream, curl, write_policy
 
 from proxy import ca
-from proxy.metrics import Metrics
+from proxy.observe.metrics import Metrics
 
 PROMETHEUS, PROMTOOL = shutil.which("prometheus"), shutil.which("promtool")
 pytestmark = pytest.mark.skipif(

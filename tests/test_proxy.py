@@ -501,7 +501,7 @@ def test_the_addon_loads_in_mitmdump(pki, tmp_path):
         "rules:\n  - id: block-chat\n    match: {categories: [chat]}\n    action: block\n",
         SHIPPED_CATALOG,
     )
-    addon = Path(__file__).resolve().parent.parent / "proxy" / "addon.py"
+    addon = Path(__file__).resolve().parent.parent / "proxy" / "mitm" / "script.py"
     p = Proxy(
         policy,
         pki["ca"],

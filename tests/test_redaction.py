@@ -13,11 +13,11 @@ import pytest
 from conftest import SHIPPED_CATALOG
 from test_policy_validation import assert_error, errors_of
 
-from proxy.detectors import BUILTIN, redact_text
-from proxy.policy import load_policy
-from proxy.profiles import RedactionProfile, parse_profiles
-from proxy.redaction import FileBlocked, Unparseable, redact_body
-from proxy.yamlsource import Problems, load_yaml
+from proxy.policy.loader import load_policy
+from proxy.policy.yamlsource import Problems, load_yaml
+from proxy.redact.bodies import FileBlocked, Unparseable, redact_body
+from proxy.redact.detectors import BUILTIN, redact_text
+from proxy.redact.profiles import RedactionProfile, parse_profiles
 
 CORPUS = Path(__file__).parent / "data" / "redaction_corpus.yaml"
 
@@ -31,7 +31,7 @@ def corpus():
 
 
 def _as_profiles(spec):
-    from proxy.yamlsource import Mapping
+    from proxy.policy.yamlsource import Mapping
 
     node = Mapping(corpus=spec)
     node.file, node.line, node.key_lines, node.value_lines = str(CORPUS), 1, {}, {}
@@ -447,7 +447,7 @@ def test_aiwarden_redact_prints_the_body_and_explains_without_values(write_polic
 
 
 def test_hyperscan_keyword_index_finds_exactly_what_the_plain_search_finds(monkeypatch):
-    from proxy import detectors
+    from proxy.redact import detectors
 
     if detectors.hyperscan is None:
         pytest.skip(

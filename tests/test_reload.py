@@ -17,8 +17,8 @@ from conftest import SHIPPED_CATALOG
 from proxyharness import WORKERS, Proxy, Upstream, by_label, curl, write_policy
 
 from proxy import ca
-from proxy.policy import load_policy
-from proxy.reload import PolicyReloader
+from proxy.policy.loader import load_policy
+from proxy.policy.reload import PolicyReloader
 
 W = int(WORKERS)  # processes per proxy the harness starts; each loads the policy itself
 

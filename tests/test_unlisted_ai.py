@@ -36,12 +36,15 @@ from proxyharness import (
     write_policy,
 )
 
-from proxy import ca, llm_shape, report
-from proxy.addon import AIWarden
-from proxy.engine import Engine
-from proxy.llm_shape import inspect_body, llm_style, might_be_llm
-from proxy.policy import UnlistedAI, load_policy
-from proxy.yamlsource import PolicyError
+from proxy import ca
+from proxy.decide import llm_shape
+from proxy.decide.engine import Engine
+from proxy.decide.llm_shape import inspect_body, llm_style, might_be_llm
+from proxy.mitm.addon import AIWarden
+from proxy.observe import report
+from proxy.policy.loader import load_policy
+from proxy.policy.model import UnlistedAI
+from proxy.policy.yamlsource import PolicyError
 
 # -- what is not an LLM API call -------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from conftest import SHIPPED
 from proxyharness import AIWARDEN, Proxy, metrics, plain_request
 
 from proxy import ca
-from proxy.workers import available_cpus
+from proxy.serve.workers import available_cpus
 
 BLOCKED = "GET http://chatgpt.com/{path} HTTP/1.1\r\nHost: chatgpt.com\r\nConnection: close\r\n\r\n"
 

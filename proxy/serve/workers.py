@@ -30,10 +30,10 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest, multiprocess
 
-from .admin import AdminListener, PacSettings, format_address, parse_address
-from .logs import event
-from .policy import Policy
-from .reload import PolicyReloader
+from proxy.observe.logs import event
+from proxy.policy.model import Policy
+from proxy.policy.reload import PolicyReloader
+from proxy.serve.admin import AdminListener, PacSettings, format_address, parse_address
 
 START_TIMEOUT = 120.0  # a worker that is not listening by then is taken for failed
 STOP_TIMEOUT = 10.0  # then SIGKILL

@@ -28,15 +28,16 @@ from pathlib import Path
 from mitmproxy import addonmanager, ctx, exceptions, hooks, http, master, options
 from mitmproxy.addons import core, errorcheck, next_layer, proxyauth, proxyserver, tlsconfig
 
-from . import ca, logs
-from .addon import AIWarden
-from .admin import AdminServer, parse_address
-from .deadlines import Deadlines
-from .destinations import DestinationGuard
-from .discovery import Discovery
-from .fastpath import FastPath
-from .policy import Policy
-from .workers import Supervisor, available_cpus
+from proxy import ca
+from proxy.decide.destinations import DestinationGuard
+from proxy.mitm.addon import AIWarden
+from proxy.mitm.deadlines import Deadlines
+from proxy.mitm.discovery import Discovery
+from proxy.observe import logs
+from proxy.policy.model import Policy
+from proxy.serve.admin import AdminServer, parse_address
+from proxy.serve.fastpath import FastPath
+from proxy.serve.workers import Supervisor, available_cpus
 
 addon_log = logging.getLogger("mitmproxy.addonmanager")  # where mitmproxy logs addon errors
 

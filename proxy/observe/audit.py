@@ -1,5 +1,5 @@
 """The audit log: one JSON line per block, redact and monitor decision, and the records of
-discovery (proxy/discovery.py), which carry an `event` field saying what they are.
+discovery (proxy/mitm/discovery.py), which carry an `event` field saying what they are.
 
 Lines are queued on the event loop and written by a thread of their own, flushed one by one,
 so a slow disk never stalls traffic and nothing is dropped under load. `reopen()` (on SIGHUP)

@@ -23,10 +23,10 @@ from pathlib import Path
 
 from publicsuffixlist import PublicSuffixList
 
-from .catalog import Service, load_catalog_files, parse_services
-from .lists import DOMAIN, Entry, LeftOut, ParsedList
-from .patterns import HostIndex, HostPattern, PatternError, parse_host_pattern
-from .yamlsource import Fields, Mapping, Problem, Problems, Sequence, Sources, load_yaml
+from proxy.lists.formats import DOMAIN, Entry, LeftOut, ParsedList
+from proxy.policy.catalog import Service, load_catalog_files, parse_services
+from proxy.policy.patterns import HostIndex, HostPattern, PatternError, parse_host_pattern
+from proxy.policy.yamlsource import Fields, Mapping, Problem, Problems, Sequence, Sources, load_yaml
 
 # a name no catalog lists: whether `*.d` is taken is asked with PROBE.d
 PROBE = "aiwarden-import-probe"

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .engine import Engine
-from .lists import Entry, ParsedList, reference_text
-from .normalize import BadHost, split_url
+from proxy.decide.engine import Engine
+from proxy.lists.formats import Entry, ParsedList, reference_text
+from proxy.policy.normalize import BadHost, split_url
 
 
 @dataclass(slots=True)

@@ -15,8 +15,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode
 
-from .detectors import redact_text
-from .profiles import RedactionProfile
+from proxy.redact.detectors import redact_text
+from proxy.redact.profiles import RedactionProfile
 
 # Keys whose string values are structure, not prompt text.
 STRUCTURAL_KEYS = frozenset({

@@ -2,7 +2,7 @@
 
 `aiwarden run` embeds it; people who already run mitmproxy load it as a script:
 
-    mitmdump -s proxy/addon.py --set aiwarden_policy=policies --set connection_strategy=lazy
+    mitmdump -s proxy/mitm/script.py --set aiwarden_policy=policies --set connection_strategy=lazy
 
 (Imports are absolute because mitmdump loads this file as a script, outside its package.)
 
@@ -37,24 +37,26 @@ from mitmproxy import connection, ctx, exceptions, http, tls
 from mitmproxy.proxy import commands, events, layer, layers
 from mitmproxy.proxy.layers.http import HTTPMode
 
-from proxy import deadlines, framing, llm_shape, upstream_errors
-from proxy.audit import AuditLog
-from proxy.destinations import UNRESOLVED, DestinationGuard
-from proxy.engine import INTERCEPT, REFUSE, TUNNEL, Decision, Engine
-from proxy.logs import event
-from proxy.metrics import NONE, Metrics, upstream_error_kind
-from proxy.normalize import BadHost, is_ip, normalize_host
-from proxy.policy import UNLISTED_RULE_ID, Policy, load_policy
-from proxy.redaction import FileBlocked, Result, Unparseable, redact_body
-from proxy.reload import PolicyReloader
-from proxy.responses import (
+from proxy.decide import llm_shape
+from proxy.decide.destinations import UNRESOLVED, DestinationGuard
+from proxy.decide.engine import INTERCEPT, REFUSE, TUNNEL, Decision, Engine
+from proxy.mitm import deadlines, framing, upstream_errors
+from proxy.mitm.responses import (
     Block,
     block_response,
     new_reference,
     refuse_response,
     upstream_error_response,
 )
-from proxy.yamlsource import PolicyError
+from proxy.observe.audit import AuditLog
+from proxy.observe.logs import event
+from proxy.observe.metrics import NONE, Metrics, upstream_error_kind
+from proxy.policy.loader import load_policy
+from proxy.policy.model import UNLISTED_RULE_ID, Policy
+from proxy.policy.normalize import BadHost, is_ip, normalize_host
+from proxy.policy.reload import PolicyReloader
+from proxy.policy.yamlsource import PolicyError
+from proxy.redact.bodies import FileBlocked, Result, Unparseable, redact_body
 
 logger = logging.getLogger("aiwarden")
 
@@ -900,16 +902,3 @@ class Refusal(layer.Layer):
             if self.answer:
                 yield commands.SendData(self.context.client, self.answer)
             yield commands.CloseConnection(self.context.client)
-
-
-# `mitmdump -s proxy/addon.py`: the admin listener comes first so the addon can protect it;
-# discovery after the addon, whose decisions it counts.
-def _script_addons() -> list:
-    from proxy.admin import AdminServer
-    from proxy.deadlines import Deadlines
-    from proxy.discovery import Discovery
-
-    return [AdminServer(), AIWarden(), Deadlines(), Discovery()]
-
-
-addons = _script_addons()

@@ -12,8 +12,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .patterns import HostPattern, PatternError, check_path_pattern, parse_host_pattern
-from .yamlsource import Fields, Mapping, Problems, Sequence, Sources, load_yaml, type_name
+from proxy.policy.patterns import HostPattern, PatternError, check_path_pattern, parse_host_pattern
+from proxy.policy.yamlsource import (
+    Fields,
+    Mapping,
+    Problems,
+    Sequence,
+    Sources,
+    load_yaml,
+    type_name,
+)
 
 CATEGORIES: dict[str, str] = {
     "chat": "chat assistants people use in a browser or app (ChatGPT, Claude, Gemini, Le Chat)",

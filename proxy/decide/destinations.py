@@ -12,9 +12,9 @@ import socket
 import time
 from collections.abc import Iterable
 
-from .engine import IPAddress
-from .normalize import is_ip
-from .policy import Network
+from proxy.decide.engine import IPAddress
+from proxy.policy.model import Network
+from proxy.policy.normalize import is_ip
 
 DNS_CACHE_SECONDS = 10.0
 DNS_CACHE_SIZE = 4096

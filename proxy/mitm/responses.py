@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 from mitmproxy import http
 
-from .catalog import Service
-from .engine import Decision
+from proxy.decide.engine import Decision
+from proxy.policy.catalog import Service
 
 STATUS = 403
 _SAFE_LINK_SCHEMES = ("https://", "http://", "mailto:")

@@ -25,7 +25,7 @@ import logging
 
 from mitmproxy import connection, ctx, exceptions, http, tcp, tls
 
-from .logs import event
+from proxy.observe.logs import event
 
 logger = logging.getLogger("aiwarden")
 

@@ -20,9 +20,9 @@ from typing import Protocol
 from mitmproxy import ctx, exceptions
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from . import pac
-from .ca import PUBLIC_CERT
-from .policy import Policy
+from proxy import pac
+from proxy.ca import PUBLIC_CERT
+from proxy.policy.model import Policy
 
 logger = logging.getLogger("aiwarden")
 

@@ -22,18 +22,12 @@ import ipaddress
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 
-from .catalog import Service
-from .llm_shape import describe
-from .normalize import BadHost, normalize_host, normalize_path
-from .patterns import HostIndex, compile_path_patterns
-from .policy import (
-    DEFAULT_RULE_ID,
-    UNLISTED_RULE_ID,
-    Policy,
-    Rule,
-    gc_paused,
-    services_matching,
-)
+from proxy.decide.llm_shape import describe
+from proxy.policy.catalog import Service
+from proxy.policy.loader import gc_paused
+from proxy.policy.model import DEFAULT_RULE_ID, UNLISTED_RULE_ID, Policy, Rule, services_matching
+from proxy.policy.normalize import BadHost, normalize_host, normalize_path
+from proxy.policy.patterns import HostIndex, compile_path_patterns
 
 TUNNEL, INTERCEPT, REFUSE = "tunnel", "intercept", "refuse"
 INSPECT = "inspect"  # connect-stage action when the outcome depends on each request

@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .normalize import HOST_NAME, BadHost, is_ip, normalize_host
+from proxy.policy.normalize import HOST_NAME, BadHost, is_ip, normalize_host
 
 _GLOB_LABEL = re.compile(r"[a-z0-9_*-]+")
 _PATH_CHARS = re.compile(r"[A-Za-z0-9._~!$&'()+,;=:@/*{}-]+")

@@ -23,8 +23,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .policy import Policy, load_policy
-from .yamlsource import Sources
+from proxy.policy.loader import load_policy
+from proxy.policy.model import Policy
+from proxy.policy.yamlsource import Sources
 
 logger = logging.getLogger("aiwarden")
 

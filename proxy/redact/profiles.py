@@ -19,8 +19,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .detectors import BY_ID, GROUPS, Detector, custom_keywords, custom_pattern
-from .yamlsource import Fields, Mapping, Problems, did_you_mean, type_name
+from proxy.policy.yamlsource import Fields, Mapping, Problems, did_you_mean, type_name
+from proxy.redact.detectors import BY_ID, GROUPS, Detector, custom_keywords, custom_pattern
 
 PROFILE_KEYS = ("detectors", "custom", "replacement", "on_unparseable", "max_body_bytes", "files")
 _ID = re.compile(r"[a-z0-9][a-z0-9-]*")

@@ -39,13 +39,13 @@ from collections.abc import Callable
 
 from mitmproxy import ctx
 
-from . import framing
-from .addon import _client_allowed  # the addon's own (cached) check
-from .destinations import UNRESOLVED
-from .engine import TUNNEL, Decision
-from .logs import event
-from .metrics import NONE
-from .normalize import BadHost, normalize_host
+from proxy.decide.destinations import UNRESOLVED
+from proxy.decide.engine import TUNNEL, Decision
+from proxy.mitm import framing
+from proxy.mitm.addon import _client_allowed  # the addon's own (cached) check
+from proxy.observe.logs import event
+from proxy.observe.metrics import NONE
+from proxy.policy.normalize import BadHost, normalize_host
 
 logger = logging.getLogger("aiwarden")
 

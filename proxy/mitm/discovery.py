@@ -1,5 +1,5 @@
 """Discovery: what the proxy counts of the domains it relays, so that `aiwarden discover`
-(proxy/discover.py) can find AI services nobody has catalogued.
+(proxy/observe/discover.py) can find AI services nobody has catalogued.
 
 Per registrable domain (the Public Suffix List's: api.x.co.uk and www.x.co.uk are x.co.uk,
 x.github.io and y.github.io are two; an IP address counts as itself), over a window of
@@ -37,10 +37,10 @@ from functools import lru_cache
 from mitmproxy import ctx, http, tls
 from mitmproxy.proxy import layer, layers
 
-from proxy.audit import AuditLog, rfc3339
-from proxy.logs import event
-from proxy.normalize import BadHost, is_ip, normalize_host
-from proxy.policy import DiscoverySettings, Policy
+from proxy.observe.audit import AuditLog, rfc3339
+from proxy.observe.logs import event
+from proxy.policy.model import DiscoverySettings, Policy
+from proxy.policy.normalize import BadHost, is_ip, normalize_host
 
 logger = logging.getLogger("aiwarden")
 

@@ -1,7 +1,7 @@
 """`aiwarden discover`: which of the domains the proxy relayed look like AI services that the
 catalog does not know, ranked, with a catalog entry for each ready to review.
 
-It reads the discovery lines of audit logs (proxy/discovery.py), sums them per registrable
+It reads the discovery lines of audit logs (proxy/mitm/discovery.py), sums them per registrable
 domain, leaves out hosts the catalog recognises (the policy's own host index: a domain all
 of whose hosts are catalogued is left out), and scores the rest. The score is a sum of
 points, each with its reason printed; no hidden weights:
@@ -35,10 +35,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .discovery import OTHER, registrable_domain
-from .normalize import BadHost, is_ip, normalize_host
-from .patterns import HostIndex
-from .policy import Policy
+from proxy.mitm.discovery import OTHER, registrable_domain
+from proxy.policy.model import Policy
+from proxy.policy.normalize import BadHost, is_ip, normalize_host
+from proxy.policy.patterns import HostIndex
 
 
 def _set(words: str) -> frozenset[str]:

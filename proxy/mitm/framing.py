@@ -21,7 +21,7 @@ import struct
 
 from mitmproxy.tls import ClientHello
 
-from .normalize import BadHost, normalize_host
+from proxy.policy.normalize import BadHost, normalize_host
 
 MAX_CLIENT_HELLO = 64 * 1024  # a longer handshake is not a ClientHello anyone sends
 HANDSHAKE = b"\x16"  # the TLS record type of a ClientHello

@@ -1,0 +1,2 @@
+"""Deciding: the engine, the destination guard, and the gate that holds what the policy in
+force decides with."""

@@ -1,0 +1,1 @@
+"""Observing: metrics, the audit log, structured logs, and the reports read from them."""

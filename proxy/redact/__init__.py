@@ -1,0 +1,2 @@
+"""Redaction: detectors of secrets and personal data, profiles, and finding the text in
+request bodies."""

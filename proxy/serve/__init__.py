@@ -1,0 +1,1 @@
+"""Serving: embedding mitmproxy, the fast path for tunnels, workers and the admin listener."""
