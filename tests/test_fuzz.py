@@ -184,7 +184,7 @@ def test_form_bodies_stay_forms_and_a_second_pass_finds_nothing(text):
     assert result.body.endswith(b"&model=m")
 
 
-# -- the first bytes of a connection (proxy/mitm/framing.py) -------------------------------------------
+# -- the first bytes of a connection (proxy/mitm/framing.py) ----------------------------------
 
 REAL_HELLO = client_hello("api.openai.com")
 
