@@ -243,8 +243,8 @@ def test_the_resolver_mitmproxy_connects_with_refuses_a_rebound_name(tmp_path):
     import asyncio
 
     from proxy.decide.destinations import DestinationGuard
+    from proxy.mitm.compat import GuardedLoop
     from proxy.policy.loader import load_policy
-    from proxy.serve.run import GuardedLoop
 
     policy = load_policy(write_policy(
         tmp_path, "network: {deny_destinations: [127.0.0.0/8]}\nrules: []\n", SHIPPED_CATALOG

@@ -1,4 +1,4 @@
-"""run.LeanAddonManager calls hooks as mitmproxy's own manager does — chain order, nested
+"""compat.LeanAddonManager calls hooks as mitmproxy's own manager does — chain order, nested
 addons, awaited results, an addon's error logged without stopping the others, AddonHalt
 stopping the chain, addons added later included — while looking each hook's handlers up once."""
 
@@ -10,7 +10,7 @@ import logging
 import pytest
 from mitmproxy import addonmanager, exceptions, hooks, master, options
 
-from proxy.serve.run import LeanAddonManager
+from proxy.mitm.compat import LeanAddonManager
 
 
 class Recorder:

@@ -85,7 +85,7 @@ class DestinationGuard:
 
     def check_resolved(self, host: str, port: int, infos: list) -> list:
         """getaddrinfo's answer for a connection about to be made, or OSError when any of
-        its addresses is denied (see run.GuardedLoop)."""
+        its addresses is denied (see compat.GuardedLoop)."""
         addresses = tuple(a for a in (_ip(info[4][0]) for info in infos) if a is not None)
         reason = self._why_denied_name(host, port, addresses)
         if reason:

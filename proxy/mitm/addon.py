@@ -40,7 +40,7 @@ from mitmproxy.proxy.layers.http import HTTPMode
 from proxy.decide import llm_shape
 from proxy.decide.destinations import UNRESOLVED, DestinationGuard
 from proxy.decide.engine import INTERCEPT, REFUSE, TUNNEL, Decision, Engine
-from proxy.mitm import deadlines, framing, upstream_errors
+from proxy.mitm import compat, deadlines, framing
 from proxy.mitm.responses import (
     Block,
     block_response,
@@ -94,7 +94,7 @@ class AIWarden:
     # -- options and lifecycle ---------------------------------------------------------------
 
     def load(self, loader) -> None:
-        upstream_errors.install()
+        compat.answer_upstream_errors()
         loader.add_option(
             "aiwarden_policy", str, "policies",
             "aiwarden policy: a directory holding policy.yaml, or a policy file.",
@@ -602,7 +602,7 @@ class AIWarden:
         and, when no answer has begun, answered in the client's format (upstream_errors.py):
         a 504 when the server was too slow, a 502 otherwise, or the block page when it was
         our own destination check that stopped the connection."""
-        if flow.error is None or not flow.metadata.get(upstream_errors.UPSTREAM_FAILED):
+        if flow.error is None or not flow.metadata.get(compat.UPSTREAM_FAILED):
             return  # the client's side failed: nobody to answer
         if (answer := flow.metadata.pop(BLOCKED_ANSWER, None)) is not None:
             flow.response = answer  # a block decided before the body (see _block_before_body)

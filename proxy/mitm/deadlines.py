@@ -15,7 +15,7 @@ never answers, would hold a connection (and the client waiting on it) indefinite
   TIMED_OUT, which the aiwarden addon's `error` hook answers with a 504.
 
 mitmproxy 12.3 cannot kill a flow in transit; closing the connection through its connection
-handler ends the flow the way a peer's close would.
+handler (compat.close_connection) ends the flow the way a peer's close would.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import logging
 
 from mitmproxy import connection, ctx, exceptions, http, tcp, tls
 
+from proxy.mitm import compat
 from proxy.observe.logs import event
 
 logger = logging.getLogger("aiwarden")
@@ -126,9 +127,5 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
 
 def _close(client: connection.Client, conn: connection.Connection) -> None:
     """Close `conn` (the client itself, or one of its server connections)."""
-    proxyserver = ctx.master.addons.get("proxyserver")
-    handler = proxyserver.connections.get(client.id) if proxyserver else None
-    try:
-        handler.close_connection(conn)
-    except (AttributeError, KeyError):  # gone already
+    if not compat.close_connection(ctx.master, client, conn):  # gone already
         logger.debug("deadline: no live connection to close for %s", client.peername)

@@ -21,6 +21,7 @@ import struct
 
 from mitmproxy.tls import ClientHello
 
+from proxy.mitm import compat
 from proxy.policy.normalize import BadHost, normalize_host
 
 MAX_CLIENT_HELLO = 64 * 1024  # a longer handshake is not a ClientHello anyone sends
@@ -68,15 +69,11 @@ def server_names(hello: ClientHello) -> list[str]:
     character no host name holds, a label over 63 characters, a name type other than
     host_name)."""
     names = []
-    extensions = getattr(hello._client_hello, "extensions", None)  # mitmproxy's parse
-    for extension in extensions.extensions if extensions else ():
-        if extension.type != 0x00:
-            continue
-        for entry in extension.body.server_names:
-            raw = entry.host_name.decode("ascii", "backslashreplace")
-            if entry.name_type != 0 or not _SNI_HOST.fullmatch(raw):
-                raise BadHost(f"the TLS server name {raw!r} is not a plain host name")
-            names.append(normalize_host(raw))
+    for name_type, sent in compat.sni_entries(hello):
+        raw = sent.decode("ascii", "backslashreplace")
+        if name_type != 0 or not _SNI_HOST.fullmatch(raw):
+            raise BadHost(f"the TLS server name {raw!r} is not a plain host name")
+        names.append(normalize_host(raw))
     return names
 
 

@@ -5,7 +5,9 @@ traffic (core, proxyserver, next_layer, tlsconfig), proxyauth for optional proxy
 authentication, errorcheck to stop on startup errors, and its own. Three more savings apply
 to `aiwarden run` only (not to `mitmdump -s`): hooks go only to the addons that have them
 (LeanAddonManager), mitmproxy's per-message type checks are skipped, and tunnels take the
-fast path (fastpath.py) in front of mitmproxy on the listener.
+fast path (fastpath.py) in front of mitmproxy on the listener. Those that reach into
+mitmproxy's internals live in proxy/mitm/compat.py, which also refuses a mitmproxy version
+aiwarden was not tested with.
 
 With `--workers N` (N > 1) this process becomes the supervisor of workers.py, and each worker
 is this same command with hidden options: `--worker I` names it in the logs, `--worker-link
@@ -17,20 +19,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import inspect
-import logging
 import signal
 import socket
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
-from mitmproxy import addonmanager, ctx, exceptions, hooks, http, master, options
+from mitmproxy import ctx, exceptions, master, options
 from mitmproxy.addons import core, errorcheck, next_layer, proxyauth, proxyserver, tlsconfig
 
 from proxy import ca
-from proxy.decide.destinations import DestinationGuard
 from proxy.mitm.addon import AIWarden
+from proxy.mitm.compat import (
+    ALLOW_ENV,
+    GuardedLoop,
+    LeanAddonManager,
+    SharedPortLoop,
+    UntestedMitmproxy,
+    check_mitmproxy_version,
+    skip_message_type_checks,
+)
 from proxy.mitm.deadlines import Deadlines
 from proxy.mitm.discovery import Discovery
 from proxy.observe import logs
@@ -39,11 +46,16 @@ from proxy.serve.admin import AdminServer, parse_address
 from proxy.serve.fastpath import FastPath
 from proxy.serve.workers import Supervisor, available_cpus
 
-addon_log = logging.getLogger("mitmproxy.addonmanager")  # where mitmproxy logs addon errors
-
 
 def run(args: argparse.Namespace, policy: Policy) -> int:
+    try:
+        untested = check_mitmproxy_version()  # before anything starts (compat.py)
+    except UntestedMitmproxy as e:
+        print(f"aiwarden run: {e}", file=sys.stderr)
+        return 2
     logs.setup(args.log_level, args.worker)
+    if untested:
+        logs.event("mitmproxy_untested", version=untested, accepted_by=ALLOW_ENV)
     try:
         listen = parse_address(args.listen)
         if args.admin:
@@ -77,111 +89,6 @@ def run(args: argparse.Namespace, policy: Policy) -> int:
         return asyncio.run(_serve(args, listen, confdir, protect), loop_factory=loop)
     except KeyboardInterrupt:
         return 0
-
-
-class GuardedLoop(asyncio.SelectorEventLoop):
-    """An event loop whose getaddrinfo refuses names resolving to a denied destination.
-
-    The addon checks names when it decides and again in server_connect, but mitmproxy then
-    resolves the name once more to connect: a name that answers differently the second time
-    (DNS rebinding, towards the metadata address or loopback) would get through. Every
-    connection mitmproxy makes resolves through this method, so the check happens on the
-    very answer it connects with. The refusal reads "aiwarden: ...", which the addon answers
-    with its block response."""
-
-    guard_of: Callable[[], DestinationGuard] | None = None
-    fastpath: FastPath | None = None
-
-    async def create_server(self, protocol_factory, *args, **kwargs):
-        """Listeners get the fast path for tunnels in front of mitmproxy (fastpath.py)."""
-        if self.fastpath is not None:
-            protocol_factory = self.fastpath.wrap(protocol_factory)
-        return await super().create_server(protocol_factory, *args, **kwargs)
-
-    async def getaddrinfo(self, host, port, *, family=0, type=0, proto=0, flags=0):
-        infos = await super().getaddrinfo(
-            host, port, family=family, type=type, proto=proto, flags=flags
-        )
-        if self.guard_of is None or not isinstance(host, str):
-            return infos
-        return self.guard_of().check_resolved(host, int(port or 0), infos)
-
-
-class SharedPortLoop(GuardedLoop):
-    """A guarded loop whose servers bind with SO_REUSEPORT (mitmproxy opens its listener
-    with a plain asyncio.start_server, which has no other way to ask for it)."""
-
-    async def create_server(self, *args, **kwargs):
-        kwargs.setdefault("reuse_port", True)
-        return await super().create_server(*args, **kwargs)
-
-
-class LeanAddonManager(addonmanager.AddonManager):
-    """mitmproxy's addon manager, calling each hook only on the addons that have it.
-
-    Stock mitmproxy walks every addon for every hook, through a generator, a context manager
-    and a coroutine each, and walks them all again for an `update` hook after every flow
-    hook: about a third of the CPU of a plain HTTP request through aiwarden. The addons of
-    `aiwarden run` are fixed once it starts, so each hook's handlers are looked up once
-    (again after any add or remove). An exception is handled as mitmproxy's safecall does:
-    logged, and the next addon runs; the aiwarden addon decides its own errors before that.
-    """
-
-    def __init__(self, master) -> None:
-        super().__init__(master)
-        self._handlers: dict[str, list[Callable]] = {}
-
-    def add(self, *addons) -> None:
-        super().add(*addons)
-        self._handlers.clear()
-
-    def remove(self, addon) -> None:
-        super().remove(addon)
-        self._handlers.clear()
-
-    def clear(self) -> None:
-        super().clear()
-        self._handlers.clear()
-
-    def handlers(self, name: str) -> list[Callable]:
-        found = self._handlers.get(name)
-        if found is None:
-            found = self._handlers[name] = [
-                func
-                for addon in addonmanager.traverse(self.chain)
-                if callable(func := getattr(addon, name, None))
-            ]
-        return found
-
-    async def trigger_event(self, event: hooks.Hook) -> None:
-        handlers = self.handlers(event.name)
-        if not handlers:
-            return
-        args = event.args()
-        for func in handlers:
-            try:
-                result = func(*args)
-                if result is not None and inspect.isawaitable(result):
-                    await result
-            except exceptions.AddonHalt:
-                return
-            except exceptions.OptionsError:
-                raise
-            except Exception as e:
-                addon_log.error(f"Addon error: {e}", exc_info=True)
-
-
-def skip_message_type_checks() -> None:
-    """mitmproxy checks the type of every field of every HTTP request and response it builds
-    (`MessageData.__post_init__`, a debugging aid that `python -O` would drop along with
-    every assert): a tenth of the CPU of a plain HTTP request. The messages are mitmproxy's
-    own parses and aiwarden's `Response.make` calls, whose types the tests pin down; the
-    asserts stay."""
-    http.MessageData.__post_init__ = _no_check
-
-
-def _no_check(self) -> None:
-    return None
 
 
 class WorkerLink:

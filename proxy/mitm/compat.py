@@ -1,0 +1,325 @@
+"""Every use aiwarden makes of mitmproxy's internals, and the check of its version.
+
+mitmproxy documents its hooks and addon options; everything else can change in any release.
+aiwarden was checked against the versions in TESTED (`check_mitmproxy_version` refuses
+others) and relies on the following, each guarded by a test in tests/test_compat.py that
+fails when mitmproxy stops taking the path the patch or reliance assumes:
+
+1. `answer_upstream_errors`: wraps `HttpStream.handle_protocol_error` (mitmproxy 12.3 sends
+   its own HTML page after the `error` hook; a response that hook sets is sent instead, as
+   mitmproxy PR #7999 proposes), marks the flow UPSTREAM_FAILED, and sets
+   `mitmproxy.version.MITMPROXY`, which mitmproxy's HTTP/1, 2 and 3 error pages read for
+   their Server header. Tests: test_an_upstream_failure_gets_aiwardens_answer,
+   test_mitmproxys_own_error_page_does_not_name_it.
+2. `skip_message_type_checks`: replaces `http.MessageData.__post_init__`, which every
+   Request and Response mitmproxy builds calls (a tenth of the CPU of a plain request).
+   Test: test_mitmproxy_builds_its_messages_through_the_patched_post_init.
+3. `LeanAddonManager`: subclasses `addonmanager.AddonManager`, reads its `chain` and
+   `traverse`, and relies on the master and the connection handlers dispatching every hook
+   through `trigger_event` (directly, or through `handle_lifecycle`). Test:
+   test_mitmproxy_dispatches_hooks_through_trigger_event.
+4. `GuardedLoop.getaddrinfo`: relies on mitmproxy opening upstream connections with
+   `asyncio.open_connection(host, port)`, which resolves the name through the running
+   loop's `getaddrinfo`; that is where a name that resolves somewhere denied at connect
+   time (DNS rebinding) is refused. Tests: test_mitmproxy_resolves_upstream_names_through_the_loop,
+   test_a_name_rebound_after_the_decision_is_refused_at_connect.
+5. `GuardedLoop.create_server` and `SharedPortLoop`: rely on mitmproxy opening its
+   listeners with `asyncio.start_server` on the running loop, whose protocol factory the
+   fast path wraps (serve/fastpath.py hands a connection back with `set_protocol`,
+   `connection_made` and the bytes read so far), and which has no other way to ask for
+   SO_REUSEPORT. Test: test_mitmproxys_listener_gets_the_fast_path.
+6. `sni_entries`: reads `ClientHello._client_hello`, mitmproxy's kaitai parse, because
+   `ClientHello.sni` drops every server name unless there is exactly one valid one. Test:
+   test_sni_entries_reads_every_server_name.
+7. `close_connection`: `Proxyserver.connections[client.id].close_connection(conn)`, the
+   only way in 12.3 to end a connection (and the flow on it) from outside. Test:
+   test_a_deadline_closes_a_slow_client_through_its_connection_handler.
+
+Reliances still outside this module (they are written in mitmproxy's layer API, which its
+own next_layer addon uses; proxy/mitm/addon.py is being rewritten under issue 17 and they
+move here after it lands):
+- addon.py `next_layer`: under `mitmdump -s` it calls the built-in `nextlayer` addon's
+  `next_layer` itself (scripts run first), reads `NextLayer.data_client()`, and replaces
+  `NextLayer.layer` with `ServerTLSLayer`/`ClientTLSLayer`, `HttpLayer(context,
+  HTTPMode.transparent)` or its own `Refusal(layer.Layer)`, which implements the
+  protected `_handle_event`. Tests: test_integrity.py (raw TCP, odd record versions, empty
+  lines, two-byte writes: test_unknown_framing_to_a_blocked_host_is_refused_and_counted,
+  test_plain_http_whose_first_write_is_two_bytes_is_decided), run under mitmdump too.
+- addon.py `server_connect` sets `data.server.error` to refuse a connection before it is
+  opened, and `error` reads the refusal back from `flow.error.msg` ("aiwarden: ...").
+  Tests: test_proxy.py::test_a_name_resolving_into_a_denied_range_is_refused, and
+  test_a_name_rebound_after_the_decision_is_refused_at_connect here.
+Public API, not listed above: `Proxyserver.listen_addrs()`, the `proxyserver` and
+`nextlayer` addon names, `mitmproxy.certs.DEFAULT_DHPARAM` and the confdir CA file format
+(ca.py), `mitmproxy.version.VERSION` (metrics), the embedding of `master.Master` (run.py).
+
+The check runs after imports: a mitmproxy that removed a name imported here fails at
+start-up with an ImportError (closed, and loud); one that kept the names but changed what
+they do is what the version check is for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import os
+from collections.abc import Callable, Generator, Iterator
+from typing import TYPE_CHECKING, Any
+
+from mitmproxy import addonmanager, connection, exceptions, hooks, http, version
+from mitmproxy.proxy.layers import http as http_layer
+from mitmproxy.proxy.layers.http import (
+    ResponseData,
+    ResponseEndOfMessage,
+    ResponseHeaders,
+    ResponseProtocolError,
+    SendHttp,
+)
+from mitmproxy.tls import ClientHello
+
+if TYPE_CHECKING:
+    from proxy.decide.destinations import DestinationGuard
+    from proxy.serve.fastpath import FastPath
+
+addon_log = logging.getLogger("mitmproxy.addonmanager")  # where mitmproxy logs addon errors
+
+# -- the versions these reliances were checked against ---------------------------------------
+
+TESTED = ("12.3",)  # release series: any 12.3.x (12.3.1 when this was written)
+# the one untested version an operator accepts, after running tests/test_compat.py with it
+ALLOW_ENV = "AIWARDEN_ALLOW_MITMPROXY"
+
+
+class UntestedMitmproxy(RuntimeError):
+    """The installed mitmproxy is not a version aiwarden was tested with."""
+
+
+def check_mitmproxy_version() -> str | None:
+    """None when the installed mitmproxy is a version in TESTED; its version when it is not
+    but the operator accepted exactly that one (ALLOW_ENV: log it); UntestedMitmproxy
+    otherwise.
+
+    A refusal by default: on another version a patch here may silently stop applying (the
+    resolver check, the error answers), and the proxy would then fail open. An operator
+    who has run tests/test_compat.py against a new version accepts exactly that version
+    with AIWARDEN_ALLOW_MITMPROXY=<version>; the next upgrade is refused again."""
+    installed = version.VERSION
+    if any(installed == series or installed.startswith(series + ".") for series in TESTED):
+        return None
+    if os.environ.get(ALLOW_ENV, "").strip() == installed:
+        return installed
+    tested = ", ".join(f"{series}.x" for series in TESTED)
+    raise UntestedMitmproxy(
+        f"mitmproxy {installed} is not a version aiwarden was tested with ({tested}); "
+        f"install one (pip install 'mitmproxy=={TESTED[-1]}.*'), or, once tests/test_compat.py "
+        f"passes with it, set {ALLOW_ENV}={installed}"
+    )
+
+
+# -- 1. the error hook's answer instead of mitmproxy's error page ----------------------------
+
+_INSTALLED = "_aiwarden_error_response"
+UPSTREAM_FAILED = "aiwarden_upstream_failed"  # flow.metadata: the error is the server side's
+
+
+def answer_upstream_errors() -> None:
+    """Let the `error` hook answer a request whose upstream failed.
+
+    When the upstream of a request fails before its response began (connection refused, a
+    name that does not resolve, a certificate that does not verify, a reset, or a
+    connection aiwarden closed because the server was too slow), mitmproxy 12.3 calls the
+    `error` hook and then sends the client its own HTML error page. This wraps
+    `HttpStream.handle_protocol_error` (once per process) so that a response the error hook
+    set is sent instead: an SDK gets a JSON error it can read, a browser our page. Nothing
+    changes for a flow whose error hook sets no response. The flow is marked
+    UPSTREAM_FAILED, so the hook can tell a server's failure from a client's. And
+    mitmproxy's own error pages (a request it cannot parse) say `aiwarden` in their Server
+    header instead of mitmproxy's name and version."""
+    version.MITMPROXY = "aiwarden"  # read by mitmproxy's HTTP/1, 2 and 3 error pages
+    stream = http_layer.HttpStream
+    if getattr(stream.handle_protocol_error, _INSTALLED, False):
+        return
+    original = stream.handle_protocol_error
+
+    def handle_protocol_error(self, event) -> Generator:
+        answered = self.flow.response is not None  # by the upstream, or by a hook before
+        if isinstance(event, ResponseProtocolError):
+            self.flow.metadata[UPSTREAM_FAILED] = True
+        commands = original(self, event)
+        reply = None
+        while True:
+            try:
+                command = commands.send(reply)
+            except StopIteration:
+                return
+            if (
+                not answered
+                and self.flow.response is not None  # the error hook set one
+                and isinstance(event, ResponseProtocolError)
+                and isinstance(command, SendHttp)
+                and command.event is event
+            ):
+                yield from _send(self, self.flow.response)
+                reply = None
+            else:
+                reply = yield command
+
+    setattr(handle_protocol_error, _INSTALLED, True)
+    stream.handle_protocol_error = handle_protocol_error
+
+
+def _send(stream, response: http.Response) -> Generator:
+    """The response, whole, in place of mitmproxy's error page."""
+    client = stream.context.client
+    if client.alpn not in (b"h2", b"h3"):  # HTTP/1: this connection ends with the answer
+        response.headers["Connection"] = "close"
+    yield SendHttp(ResponseHeaders(stream.stream_id, response, False), client)
+    if response.raw_content:
+        yield SendHttp(ResponseData(stream.stream_id, response.raw_content), client)
+    yield SendHttp(ResponseEndOfMessage(stream.stream_id), client)
+
+
+# -- 2. no per-message type checks ------------------------------------------------------------
+
+
+def skip_message_type_checks() -> None:
+    """mitmproxy checks the type of every field of every HTTP request and response it builds
+    (`MessageData.__post_init__`, a debugging aid that `python -O` would drop along with
+    every assert): a tenth of the CPU of a plain HTTP request. The messages are mitmproxy's
+    own parses and aiwarden's `Response.make` calls, whose types the tests pin down; the
+    asserts stay. For `aiwarden run` only."""
+    http.MessageData.__post_init__ = _no_check
+
+
+def _no_check(self) -> None:
+    return None
+
+
+# -- 3. hooks only to the addons that have them -------------------------------------------------
+
+
+class LeanAddonManager(addonmanager.AddonManager):
+    """mitmproxy's addon manager, calling each hook only on the addons that have it.
+
+    Stock mitmproxy walks every addon for every hook, through a generator, a context manager
+    and a coroutine each, and walks them all again for an `update` hook after every flow
+    hook: about a third of the CPU of a plain HTTP request through aiwarden. The addons of
+    `aiwarden run` are fixed once it starts, so each hook's handlers are looked up once
+    (again after any add or remove). An exception is handled as mitmproxy's safecall does:
+    logged, and the next addon runs; the aiwarden addon decides its own errors before that.
+    """
+
+    def __init__(self, master) -> None:
+        super().__init__(master)
+        self._handlers: dict[str, list[Callable]] = {}
+
+    def add(self, *addons) -> None:
+        super().add(*addons)
+        self._handlers.clear()
+
+    def remove(self, addon) -> None:
+        super().remove(addon)
+        self._handlers.clear()
+
+    def clear(self) -> None:
+        super().clear()
+        self._handlers.clear()
+
+    def handlers(self, name: str) -> list[Callable]:
+        found = self._handlers.get(name)
+        if found is None:
+            found = self._handlers[name] = [
+                func
+                for addon in addonmanager.traverse(self.chain)
+                if callable(func := getattr(addon, name, None))
+            ]
+        return found
+
+    async def trigger_event(self, event: hooks.Hook) -> None:
+        handlers = self.handlers(event.name)
+        if not handlers:
+            return
+        args = event.args()
+        for func in handlers:
+            try:
+                result = func(*args)
+                if result is not None and inspect.isawaitable(result):
+                    await result
+            except exceptions.AddonHalt:
+                return
+            except exceptions.OptionsError:
+                raise
+            except Exception as e:
+                addon_log.error(f"Addon error: {e}", exc_info=True)
+
+
+# -- 4, 5. the event loop mitmproxy resolves, connects and listens with -------------------------
+
+
+class GuardedLoop(asyncio.SelectorEventLoop):
+    """An event loop whose getaddrinfo refuses names resolving to a denied destination.
+
+    The addon checks names when it decides and again in server_connect, but mitmproxy then
+    resolves the name once more to connect: a name that answers differently the second time
+    (DNS rebinding, towards the metadata address or loopback) would get through. Every
+    connection mitmproxy makes resolves through this method, so the check happens on the
+    very answer it connects with. The refusal reads "aiwarden: ...", which the addon answers
+    with its block response."""
+
+    guard_of: Callable[[], DestinationGuard] | None = None
+    fastpath: FastPath | None = None
+
+    async def create_server(self, protocol_factory, *args, **kwargs):
+        """Listeners get the fast path for tunnels in front of mitmproxy (fastpath.py)."""
+        if self.fastpath is not None:
+            protocol_factory = self.fastpath.wrap(protocol_factory)
+        return await super().create_server(protocol_factory, *args, **kwargs)
+
+    async def getaddrinfo(self, host, port, *, family=0, type=0, proto=0, flags=0):
+        infos = await super().getaddrinfo(
+            host, port, family=family, type=type, proto=proto, flags=flags
+        )
+        if self.guard_of is None or not isinstance(host, str):
+            return infos
+        return self.guard_of().check_resolved(host, int(port or 0), infos)
+
+
+class SharedPortLoop(GuardedLoop):
+    """A guarded loop whose servers bind with SO_REUSEPORT (mitmproxy opens its listener
+    with a plain asyncio.start_server, which has no other way to ask for it)."""
+
+    async def create_server(self, *args, **kwargs):
+        kwargs.setdefault("reuse_port", True)
+        return await super().create_server(*args, **kwargs)
+
+
+# -- 6. every server name of a ClientHello ------------------------------------------------------
+
+
+def sni_entries(hello: ClientHello) -> Iterator[tuple[int, bytes]]:
+    """(name_type, name as sent) for every entry of every server_name extension of `hello`.
+    mitmproxy's `ClientHello.sni` gives one name, and none when there are several or one
+    is invalid; a decision must see them all, so this reads mitmproxy's own parse."""
+    extensions = getattr(hello._client_hello, "extensions", None)
+    for extension in extensions.extensions if extensions else ():
+        if extension.type != 0x00:  # server_name
+            continue
+        for entry in extension.body.server_names:
+            yield entry.name_type, entry.host_name
+
+
+# -- 7. closing a connection from outside its layers ---------------------------------------------
+
+
+def close_connection(master: Any, client: connection.Client, conn: connection.Connection) -> bool:
+    """Close `conn` (the client itself, or one of its server connections) through the
+    client's connection handler, which ends the flow on it as a peer's close would
+    (mitmproxy 12.3 cannot kill a flow in transit). False when it is gone already."""
+    proxyserver = master.addons.get("proxyserver")
+    handler = proxyserver.connections.get(client.id) if proxyserver else None
+    try:
+        handler.close_connection(conn)
+    except (AttributeError, KeyError):  # gone already
+        return False
+    return True
