@@ -34,6 +34,7 @@ from proxyharness import (
     crafted_hello,
     curl,
     exchange,
+    mitmdump_proxy,
     plain_request,
     write_policy,
 )
@@ -512,23 +513,46 @@ def test_aiwarden_run_refuses_an_untested_mitmproxy_in_one_line(monkeypatch, cap
     )
 
 
+def pretend_mitmproxy(tmp_path: Path, installed: str, allow: str | None = None) -> dict:
+    """An environment in which processes started by the test see mitmproxy `installed`."""
+    site = tmp_path / "pretend"
+    site.mkdir(exist_ok=True)
+    (site / "sitecustomize.py").write_text(
+        f"import mitmproxy.version\nmitmproxy.version.VERSION = {installed!r}\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != compat.ALLOW_ENV and "PROXY" not in k}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(site), env.get("PYTHONPATH", "")) if p)
+    if allow is not None:
+        env[compat.ALLOW_ENV] = allow
+    return env
+
+
+def test_the_aiwarden_command_refuses_an_untested_mitmproxy(tmp_path):
+    """`aiwarden run` as people start it: exit 2, one line, no traceback."""
+    policy = write_policy(tmp_path / "policy", "rules: []\n", SHIPPED_CATALOG)
+    r = subprocess.run(
+        [str(Path(sys.executable).parent / "aiwarden"), "run", "--policy", str(policy),
+         "--confdir", str(tmp_path / "ca"), "--listen", "127.0.0.1:0"],
+        capture_output=True, text=True, timeout=60, env=pretend_mitmproxy(tmp_path, "13.0.0"),
+    )  # fmt: skip
+    assert r.returncode == 2, r.stderr
+    assert r.stdout == ""
+    assert r.stderr.startswith(
+        "aiwarden run: mitmproxy 13.0.0 is not a version aiwarden was tested with (12.3.x)"
+    )
+    assert r.stderr.count("\n") == 1
+    assert not (tmp_path / "ca").exists()  # nothing was started, not even the CA made
+
+
 def test_mitmdump_refuses_to_run_the_script_on_an_untested_mitmproxy(tmp_path):
     """What someone who runs `mitmdump -s proxy/mitm/script.py` sees: our one line, then
     mitmproxy's own, and an exit; no traceback."""
-    (tmp_path / "site").mkdir()
-    (tmp_path / "site" / "sitecustomize.py").write_text(
-        "import mitmproxy.version\nmitmproxy.version.VERSION = '13.0.0'\n"
-    )
     script = Path(__file__).resolve().parent.parent / "proxy" / "mitm" / "script.py"
-    env = {k: v for k, v in os.environ.items() if k != compat.ALLOW_ENV}
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(tmp_path / "site"), env.get("PYTHONPATH", "")) if p
-    )
     r = subprocess.run(
         [str(Path(sys.executable).parent / "mitmdump"), "-s", str(script),
          "--listen-host", "127.0.0.1", "--listen-port", "0",
          "--set", f"confdir={tmp_path / 'conf'}"],
-        capture_output=True, text=True, timeout=60, env=env,
+        capture_output=True, text=True, timeout=60, env=pretend_mitmproxy(tmp_path, "13.0.0"),
     )  # fmt: skip
     output = r.stdout + r.stderr
     assert r.returncode != 0, output
@@ -536,3 +560,21 @@ def test_mitmdump_refuses_to_run_the_script_on_an_untested_mitmproxy(tmp_path):
         output
     )
     assert "Traceback" not in output
+
+
+@pytest.mark.parametrize("how", ["aiwarden run", "mitmdump -s"])
+def test_an_accepted_untested_version_runs_and_says_so(tmp_path, monkeypatch, how):
+    """AIWARDEN_ACCEPT_MITM_VERSION naming the installed version exactly: the proxy starts,
+    and its log says the version is untested."""
+    for name, value in pretend_mitmproxy(tmp_path, "13.0.0", allow="13.0.0").items():
+        monkeypatch.setenv(name, value)
+    ca.init(tmp_path / "ca")
+    policy = write_policy(tmp_path / "policy", "rules: []\n", SHIPPED_CATALOG)
+    if how == "aiwarden run":
+        proxy = Proxy(policy, tmp_path / "ca")
+        said = proxy.wait_for(lambda r: r.get("event") == "mitmproxy_untested")
+        assert said["version"] == "13.0.0"
+    else:
+        proxy = mitmdump_proxy(policy, tmp_path / "ca")
+        proxy.wait_for(lambda r: "mitmproxy 13.0.0 is untested" in r.get("text", ""))
+    assert proxy.stop() == 0

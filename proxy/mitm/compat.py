@@ -1,61 +1,73 @@
 """Every use aiwarden makes of mitmproxy's internals, and the check of its version.
 
 mitmproxy documents its hooks and addon options; everything else can change in any release.
-aiwarden was checked against the versions in TESTED (`check_mitmproxy_version` refuses
-others) and relies on the following, each guarded by a test in tests/test_compat.py that
-fails when mitmproxy stops taking the path the patch or reliance assumes:
+aiwarden was checked against the versions in TESTED (12.3.x; pyproject.toml pins
+mitmproxy>=12.3,<12.4), and `check_mitmproxy_version` refuses others at the start of
+`aiwarden run` and when the mitmdump script loads. Each reliance below has a test in
+tests/test_compat.py that fails when mitmproxy stops taking the path it assumes (each was
+seen failing with the patch disabled):
 
 1. `answer_upstream_errors`: wraps `HttpStream.handle_protocol_error` (mitmproxy 12.3 sends
    its own HTML page after the `error` hook; a response that hook sets is sent instead, as
-   mitmproxy PR #7999 proposes), marks the flow UPSTREAM_FAILED, and sets
-   `mitmproxy.version.MITMPROXY`, which mitmproxy's HTTP/1, 2 and 3 error pages read for
-   their Server header. Tests: test_an_upstream_failure_gets_aiwardens_answer,
+   mitmproxy PR #7999 proposes; a block decided before the body is sent this way too), and
+   marks the flow UPSTREAM_FAILED. It also sets `mitmproxy.version.MITMPROXY`, which
+   mitmproxy's HTTP/1, 2 and 3 error pages read, when they are made, for their Server
+   header. Tests: test_an_upstream_failure_gets_aiwardens_answer,
    test_mitmproxys_own_error_page_does_not_name_it.
 2. `skip_message_type_checks`: replaces `http.MessageData.__post_init__`, which every
    Request and Response mitmproxy builds calls (a tenth of the CPU of a plain request).
    Test: test_mitmproxy_builds_its_messages_through_the_patched_post_init.
-3. `LeanAddonManager`: subclasses `addonmanager.AddonManager`, reads its `chain` and
-   `traverse`, and relies on the master and the connection handlers dispatching every hook
-   through `trigger_event` (directly, or through `handle_lifecycle`). Test:
-   test_mitmproxy_dispatches_hooks_through_trigger_event.
+3. `LeanAddonManager`: subclasses `addonmanager.AddonManager`, reads its `chain` with
+   `addonmanager.traverse`, is put in place as `Master.addons` after the master is built,
+   and relies on mitmproxy dispatching every hook through `trigger_event` (directly, or
+   through `handle_lifecycle` for connection and flow hooks). Tests:
+   test_mitmproxy_dispatches_hooks_through_trigger_event (and test_hooks.py, which
+   compares it with mitmproxy's own manager).
 4. `GuardedLoop.getaddrinfo`: relies on mitmproxy opening upstream connections with
    `asyncio.open_connection(host, port)`, which resolves the name through the running
-   loop's `getaddrinfo`; that is where a name that resolves somewhere denied at connect
-   time (DNS rebinding) is refused. Tests: test_mitmproxy_resolves_upstream_names_through_the_loop,
+   loop's `getaddrinfo` (uvloop would not: see the README); that is where a name that
+   resolves somewhere denied at connect time (DNS rebinding) is refused. Tests:
+   test_mitmproxy_resolves_upstream_names_through_the_loop,
+   test_a_name_the_guard_refuses_at_connect_is_never_connected_to,
    test_a_name_rebound_after_the_decision_is_refused_at_connect.
 5. `GuardedLoop.create_server` and `SharedPortLoop`: rely on mitmproxy opening its
-   listeners with `asyncio.start_server` on the running loop, whose protocol factory the
-   fast path wraps (serve/fastpath.py hands a connection back with `set_protocol`,
-   `connection_made` and the bytes read so far), and which has no other way to ask for
-   SO_REUSEPORT. Test: test_mitmproxys_listener_gets_the_fast_path.
+   listeners with `asyncio.start_server` on the running loop (the only way to ask for
+   SO_REUSEPORT), whose protocol factory the fast path wraps; serve/fastpath.py also
+   relies on mitmproxy's protocol taking over a connection through `set_protocol`,
+   `connection_made` and the bytes read so far. Tests:
+   test_mitmproxy_resolves_upstream_names_through_the_loop (the factory is wrapped and
+   makes the connection), test_mitmproxys_listener_gets_the_fast_path,
+   test_workers_listen_with_so_reuseport; the hand-over: test_fastpath.py.
 6. `sni_entries`: reads `ClientHello._client_hello`, mitmproxy's kaitai parse, because
-   `ClientHello.sni` drops every server name unless there is exactly one valid one. Test:
+   `ClientHello.sni` gives no name unless there is exactly one valid one. Test:
    test_sni_entries_reads_every_server_name.
 7. `close_connection`: `Proxyserver.connections[client.id].close_connection(conn)`, the
-   only way in 12.3 to end a connection (and the flow on it) from outside. Test:
-   test_a_deadline_closes_a_slow_client_through_its_connection_handler.
+   only way in 12.3 to end a connection (and the flow on it) from outside its layers.
+   Test: test_a_deadline_closes_a_slow_client_through_its_connection_handler.
 
-Reliances still outside this module (they are written in mitmproxy's layer API, which its
-own next_layer addon uses; proxy/mitm/addon.py is being rewritten under issue 17 and they
-move here after it lands):
+Reliances still outside this module: proxy/mitm/addon.py is being rewritten under issue 17,
+and they move here once that lands. They use mitmproxy's layer API, as mitmproxy's own
+next_layer addon does:
 - addon.py `next_layer`: under `mitmdump -s` it calls the built-in `nextlayer` addon's
-  `next_layer` itself (scripts run first), reads `NextLayer.data_client()`, and replaces
-  `NextLayer.layer` with `ServerTLSLayer`/`ClientTLSLayer`, `HttpLayer(context,
-  HTTPMode.transparent)` or its own `Refusal(layer.Layer)`, which implements the
-  protected `_handle_event`. Tests: test_integrity.py (raw TCP, odd record versions, empty
-  lines, two-byte writes: test_unknown_framing_to_a_blocked_host_is_refused_and_counted,
-  test_plain_http_whose_first_write_is_two_bytes_is_decided), run under mitmdump too.
+  `next_layer` itself (scripts come first), reads `NextLayer.data_client()`, and replaces
+  `NextLayer.layer` with `ServerTLSLayer` + `ClientTLSLayer`, `HttpLayer(context,
+  HTTPMode.transparent)` or its own `Refusal(layer.Layer)`, which implements the protected
+  `_handle_event`; RAW_LAYERS names mitmproxy's raw relay layer classes. Tests:
+  test_integrity.py, under `aiwarden run` and mitmdump (e.g.
+  test_unknown_framing_to_a_blocked_host_is_refused_and_counted,
+  test_plain_http_whose_first_write_is_two_bytes_is_decided).
 - addon.py `server_connect` sets `data.server.error` to refuse a connection before it is
-  opened, and `error` reads the refusal back from `flow.error.msg` ("aiwarden: ...").
-  Tests: test_proxy.py::test_a_name_resolving_into_a_denied_range_is_refused, and
-  test_a_name_rebound_after_the_decision_is_refused_at_connect here.
-Public API, not listed above: `Proxyserver.listen_addrs()`, the `proxyserver` and
-`nextlayer` addon names, `mitmproxy.certs.DEFAULT_DHPARAM` and the confdir CA file format
-(ca.py), `mitmproxy.version.VERSION` (metrics), the embedding of `master.Master` (run.py).
+  opened, and `error` reads a refusal back from `flow.error.msg` ("aiwarden: ..."). Tests:
+  test_proxy.py::test_a_name_resolving_into_a_denied_range_is_refused,
+  test_a_name_rebound_after_the_decision_is_refused_at_connect.
+Public API, not listed above: `Proxyserver.listen_addrs()`, the addon names `proxyserver`,
+`nextlayer` and `aiwarden`, `master.Master(options, with_termlog=False)` with `run()` and
+`shutdown()` (run.py), `mitmproxy.certs.DEFAULT_DHPARAM` and the confdir CA file format
+(ca.py), `mitmproxy.version.VERSION` (metrics, and the check here).
 
 The check runs after imports: a mitmproxy that removed a name imported here fails at
-start-up with an ImportError (closed, and loud); one that kept the names but changed what
-they do is what the version check is for.
+start-up with an ImportError (loud, and nothing is relayed); one that kept the names but
+changed what they do is what the version check is for.
 """
 
 from __future__ import annotations
@@ -88,7 +100,8 @@ addon_log = logging.getLogger("mitmproxy.addonmanager")  # where mitmproxy logs 
 
 TESTED = ("12.3",)  # release series: any 12.3.x (12.3.1 when this was written)
 # the one untested version an operator accepts, after running tests/test_compat.py with it
-ALLOW_ENV = "AIWARDEN_ALLOW_MITMPROXY"
+# (no "PROXY" in the name: tools and test harnesses strip such variables as proxy settings)
+ALLOW_ENV = "AIWARDEN_ACCEPT_MITM_VERSION"
 
 
 class UntestedMitmproxy(RuntimeError):
@@ -103,7 +116,7 @@ def check_mitmproxy_version() -> str | None:
     A refusal by default: on another version a patch here may silently stop applying (the
     resolver check, the error answers), and the proxy would then fail open. An operator
     who has run tests/test_compat.py against a new version accepts exactly that version
-    with AIWARDEN_ALLOW_MITMPROXY=<version>; the next upgrade is refused again."""
+    with AIWARDEN_ACCEPT_MITM_VERSION=<version>; the next upgrade is refused again."""
     installed = version.VERSION
     if any(installed == series or installed.startswith(series + ".") for series in TESTED):
         return None
