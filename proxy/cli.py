@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from proxy import __version__, ca
-from proxy.decide.engine import TUNNEL, Decision, Engine
+from proxy.decide.engine import Engine
 from proxy.decide.llm_shape import describe, inspect_body
+from proxy.decide.verdict import Decision, Mode
 from proxy.lists.coverage import ListCoverage, false_positives, measure
 from proxy.lists.formats import (
     FORMATS,
@@ -975,7 +976,7 @@ def _body_check(
     a note saying so; no note when the body is not looked at."""
     if not engine.checks_body(request):
         return request, None
-    if connect is not None and connect.connect == TUNNEL:
+    if connect is not None and connect.connect == Mode.TUNNEL:
         return request, "not seen: the connection is tunnelled undecrypted"
     unlisted = engine.policy.unlisted_ai
     if body is None:

@@ -9,6 +9,7 @@ import ssl
 
 import pytest
 from conftest import SHIPPED_CATALOG
+from hookharness import Hooks
 from mitmproxy import exceptions
 from mitmproxy.options import Options
 from mitmproxy.proxy.context import Context
@@ -16,7 +17,8 @@ from mitmproxy.test import taddons, tflow
 from mitmproxy.tls import ClientHello, ClientHelloData
 from proxyharness import write_policy
 
-from proxy.mitm.addon import AIWarden
+from proxy.mitm.pipeline import build
+from proxy.mitm.state import decision_of, state_of
 
 POLICY = """
 network:
@@ -33,11 +35,9 @@ rules:
 @pytest.fixture
 def warden(tmp_path):
     def make(on_error: str = "block"):
-        addon = AIWarden()
-        context = taddons.context(addon)
         policy = write_policy(tmp_path / on_error, POLICY % on_error, SHIPPED_CATALOG)
-        context.configure(addon, aiwarden_policy=str(policy))
-        return addon, context
+        hooks = Hooks(policy)
+        return hooks, hooks.context
 
     return make
 
@@ -61,7 +61,7 @@ def test_an_exception_in_a_request_decision_blocks(warden, monkeypatch):
     assert addon.requestheaders(f) is None
     assert f.response.status_code == 403
     assert f.response.headers["X-AIWarden-Rule"] == "default"
-    assert "RuntimeError while deciding; on_error is block" in f.metadata["aiwarden"].reason
+    assert "RuntimeError while deciding; on_error is block" in decision_of(f).reason
 
 
 def test_on_error_allow_lets_the_flow_go_on_explicitly(warden, monkeypatch):
@@ -70,7 +70,7 @@ def test_on_error_allow_lets_the_flow_go_on_explicitly(warden, monkeypatch):
     f = flow_for("example.com")
     addon.requestheaders(f)
     assert f.response is None
-    assert f.metadata["aiwarden"].action == "allow"
+    assert decision_of(f).action == "allow"
 
 
 def test_an_exception_at_connect_refuses_the_tunnel(warden, monkeypatch):
@@ -165,9 +165,9 @@ def test_the_strictest_of_target_host_header_and_sni_wins(warden):
 
 def test_a_bad_policy_is_an_options_error_with_every_problem(tmp_path):
     (tmp_path / "policy.yaml").write_text(f"version: 1\ncatalog: [{SHIPPED_CATALOG}]\nrules: 5\n")
-    addon = AIWarden()
-    with taddons.context(addon) as context, pytest.raises(exceptions.OptionsError) as e:
-        context.configure(addon, aiwarden_policy=str(tmp_path))
+    policy = build(admin=False).policy
+    with taddons.context(policy) as context, pytest.raises(exceptions.OptionsError) as e:
+        context.configure(policy, aiwarden_policy=str(tmp_path))
     assert f"{tmp_path / 'policy.yaml'}:3: policy: 'rules' must be a list" in str(e.value)
 
 
@@ -184,10 +184,7 @@ REDACT_POLICY = """
 
 def redacting(tmp_path, on_unparseable="block"):
     policy = write_policy(tmp_path, REDACT_POLICY % on_unparseable, SHIPPED_CATALOG)
-    addon = AIWarden()
-    context = taddons.context(addon)
-    context.configure(addon, aiwarden_policy=str(policy))
-    return addon
+    return Hooks(policy)
 
 
 def post(body: bytes, content_type="application/json", encoding: str | None = None):
@@ -216,7 +213,7 @@ def test_redact_rewrites_the_body_in_its_own_encoding(tmp_path, encoding):
     assert f.request.headers.get("content-encoding") == encoding
     sent = json.loads(f.request.get_content())
     assert sent["messages"][0]["content"] == ("key [REDACTED:aws-access-key] mail [REDACTED:email]")
-    assert f.metadata["aiwarden_redactions"] == {"aws-access-key": 1, "email": 1}
+    assert state_of(f).redactions == {"aws-access-key": 1, "email": 1}
 
 
 def test_a_body_without_findings_goes_on_byte_for_byte(tmp_path):
@@ -225,7 +222,7 @@ def test_a_body_without_findings_goes_on_byte_for_byte(tmp_path):
     f = post(body)
     addon.requestheaders(f)
     addon.request(f)
-    assert f.request.content == body and f.metadata["aiwarden_redactions"] == {}
+    assert f.request.content == body and state_of(f).redactions == {}
 
 
 @pytest.mark.parametrize(

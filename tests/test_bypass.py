@@ -241,6 +241,7 @@ def test_the_resolver_mitmproxy_connects_with_refuses_a_rebound_name(tmp_path):
     metadata address or loopback a moment later, when mitmproxy resolves it again to
     connect. aiwarden's event loop checks that second answer too."""
     import asyncio
+    from types import SimpleNamespace
 
     from proxy.decide.destinations import DestinationGuard
     from proxy.mitm.compat import GuardedLoop
@@ -251,12 +252,16 @@ def test_the_resolver_mitmproxy_connects_with_refuses_a_rebound_name(tmp_path):
     ))  # fmt: skip
     server = Upstream()
     loop = GuardedLoop()
-    loop.guard_of = lambda: DestinationGuard(policy.deny_destinations)
+    loop.gate = SimpleNamespace(
+        check_resolved=DestinationGuard(policy.deny_destinations).check_resolved
+    )
     try:
         with pytest.raises(OSError, match=r"^aiwarden: localhost resolves to 127\.0\.0\.1"):
             loop.run_until_complete(asyncio.open_connection("localhost", server.port))
         assert server.connections == 0
-        loop.guard_of = lambda: DestinationGuard(())  # nothing denied: it connects
+        loop.gate = SimpleNamespace(
+            check_resolved=DestinationGuard(()).check_resolved
+        )  # it connects
         _, writer = loop.run_until_complete(asyncio.open_connection("localhost", server.port))
         writer.close()
     finally:

@@ -42,6 +42,8 @@ from proxyharness import (
 from proxy import ca
 from proxy.mitm import compat, framing
 from proxy.mitm.deadlines import Deadlines
+from proxy.mitm.recording import Recorder
+from proxy.mitm.state import Clients
 from proxy.serve import run
 
 # -- a real mitmproxy master in this process -------------------------------------------------
@@ -204,7 +206,7 @@ def test_mitmproxy_resolves_upstream_names_through_the_loop(tmp_path, upstream):
     guard, fast = RecordingGuard(), WrapRecorder()
 
     def setup(loop: compat.GuardedLoop) -> None:
-        loop.guard_of = lambda: guard
+        loop.gate = guard
         loop.fastpath = fast
 
     proxy = InProcess(tmp_path, setup=setup)
@@ -225,7 +227,7 @@ def test_a_name_the_guard_refuses_at_connect_is_never_connected_to(tmp_path, ups
     guard = RecordingGuard(deny=frozenset({"localhost"}))
 
     def setup(loop: compat.GuardedLoop) -> None:
-        loop.guard_of = lambda: guard
+        loop.gate = guard
 
     proxy = InProcess(tmp_path, setup=setup)
     try:
@@ -278,7 +280,8 @@ def test_a_deadline_closes_a_slow_client_through_its_connection_handler(tmp_path
         return results[-1]
 
     monkeypatch.setattr(compat, "close_connection", spy)
-    proxy = InProcess(tmp_path, Deadlines(), aiwarden_client_header_timeout=1)
+    deadlines = Deadlines(Recorder(Clients()))
+    proxy = InProcess(tmp_path, deadlines, aiwarden_client_header_timeout=1)
     try:
         host, port = proxy.address.rsplit(":", 1)
         with socket.create_connection((host, int(port)), timeout=10) as sock:
@@ -431,17 +434,11 @@ def test_a_name_rebound_after_the_decision_is_refused_at_connect(real, upstream)
     way, it would have connected to 198.51.100.7, and the client would get "unreachable"
     or wait for a timeout. (test_bypass.py checks the loop itself, with asyncio.)"""
     r = curl("-si", "--proxy", real.url, f"http://rebind.test:{upstream.port}/")
-    head, _, body = r.stdout.partition("\r\n\r\n")
+    head = r.stdout.partition("\r\n\r\n")[0]
     assert "x-aiwarden-reference:" in head.lower(), r.stdout[:300]
-    # The guard's refusal reads "aiwarden: rebind.test resolves to ...", which
-    # metrics.upstream_error_kind files under "dns" (it tries "resolve" before "aiwarden"),
-    # so today the client gets a 502 saying the name does not resolve, not the 403 of
-    # network.deny_destinations that GuardedLoop's docstring describes. Either is a refusal
-    # by the loop; changing which one is not for a restructuring.
-    denied = head.startswith("HTTP/1.1 403") and "network.deny_destinations" in head
-    assert denied or (
-        head.startswith("HTTP/1.1 502") and "the server's name does not resolve" in body
-    ), r.stdout[:300]
+    # the refusal of the loop's guard is our own: the block page of network.deny_destinations
+    assert head.startswith("HTTP/1.1 403"), r.stdout[:300]
+    assert "x-aiwarden-rule: network.deny_destinations" in head.lower(), r.stdout[:300]
     assert upstream.connections == 0
 
 

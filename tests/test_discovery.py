@@ -1,5 +1,5 @@
-"""Discovery (proxy/mitm/discovery.py) and `aiwarden discover` (proxy/observe/discover.py): the policy's
-`discovery:` section, the bounded window, the scorer, and end to end: real clients through
+"""Discovery (proxy/mitm/discovery.py) and `aiwarden discover` (proxy/observe/discover.py): the
+policy's `discovery:` section, the bounded window, the scorer, and end to end: real clients through
 the real proxy to local upstreams under AI-looking and ordinary names, then `aiwarden
 discover` on the audit log it wrote."""
 
@@ -19,6 +19,7 @@ from types import SimpleNamespace
 
 import pytest
 from conftest import SHIPPED_CATALOG
+from mitmproxy.test import tflow
 from prometheus_client import CollectorRegistry
 from proxyharness import (
     Proxy,
@@ -33,9 +34,11 @@ from proxyharness import (
 )
 
 from proxy import ca
-from proxy.mitm import addon
-from proxy.mitm.discovery import CLIENTS_CAP, HOSTS_CAP, OTHER, SINK_HOST, Discovery
+from proxy.decide.verdict import Action, Decision, Stage
+from proxy.mitm.answers import SINK
+from proxy.mitm.discovery import CLIENTS_CAP, HOSTS_CAP, OTHER, Discovery
 from proxy.mitm.discovery import registrable_domain as domain_of
+from proxy.mitm.state import state_of
 from proxy.observe import discover, report
 from proxy.observe.metrics import Metrics
 from proxy.policy.loader import load_policy
@@ -108,8 +111,8 @@ def counting(write_policy, section: str) -> tuple[Discovery, FakeAudit, Metrics]
     """A Discovery with a policy, an audit log and metrics, and no event loop."""
     policy = load_policy(write_policy("version: 1\nrules: []\n" + section))
     audit, m = FakeAudit(), Metrics(CollectorRegistry())
-    d = Discovery()
-    d.warden = SimpleNamespace(engine=SimpleNamespace(policy=policy), audit=audit, metrics=m)
+    recorder = SimpleNamespace(audit=audit, metrics=m, before_close=[])
+    d = Discovery(SimpleNamespace(policy=policy), recorder)
     return d, audit, m
 
 
@@ -176,15 +179,22 @@ def test_sample_zero_counts_nothing_and_off_counts_nothing(write_policy):
 def test_a_new_policy_applies_at_the_next_connection(write_policy):
     d, audit, _ = counting(write_policy, "discovery: {mode: on}\n")
     d.tunnel("api.x.ai", "10.0.0.1")
-    d.warden.engine = SimpleNamespace(
-        policy=load_policy(write_policy("version: 1\nrules: []\ndiscovery: {mode: off}\n"))
-    )
+    d.gate.policy = load_policy(write_policy("version: 1\nrules: []\ndiscovery: {mode: off}\n"))
     assert d.tunnel("api.x.ai", "10.0.0.1") is None
     assert [r["connections"] for r in audit.records] == [1]  # what was counted was written
 
 
-def test_the_sink_host_is_the_addons():
-    assert addon.SINK[0] == SINK_HOST
+def test_a_body_blocked_before_it_was_read_is_not_counted(write_policy):
+    """A request blocked before its body is streamed to the sink: not traffic to count."""
+    d, _, _ = counting(write_policy, "discovery: {mode: on}\n")
+    flows = {}
+    for host in ("api.x.ai", SINK[0]):  # a control, then the sink
+        f = flows[host] = tflow.tflow()
+        f.request.host, f.request.headers["content-length"] = host, "0"
+        state_of(f).decision = Decision(Action.ALLOW, Stage.REQUEST, "default", "test")
+        d.request(f)
+    assert state_of(flows["api.x.ai"]).counted == "x.ai"
+    assert state_of(flows[SINK[0]]).counted is None
 
 
 # -- the scorer ----------------------------------------------------------------------------------

@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from proxyharness import client_hello
 
-from proxy.decide.engine import Decision, Engine
+from proxy.decide.engine import Engine
+from proxy.decide.verdict import Decision
 from proxy.mitm import framing
 from proxy.policy.loader import load_policy
 from proxy.policy.normalize import BadHost, normalize_host, normalize_path

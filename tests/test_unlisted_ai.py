@@ -20,9 +20,10 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import SHIPPED_CATALOG
+from hookharness import Hooks
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mitmproxy.test import taddons, tflow
+from mitmproxy.test import tflow
 from prometheus_client import generate_latest
 from proxyharness import (
     Proxy,
@@ -40,7 +41,7 @@ from proxy import ca
 from proxy.decide import llm_shape
 from proxy.decide.engine import Engine
 from proxy.decide.llm_shape import inspect_body, llm_style, might_be_llm
-from proxy.mitm.addon import AIWarden
+from proxy.mitm.state import decision_of, state_of
 from proxy.observe import report
 from proxy.policy.loader import load_policy
 from proxy.policy.model import UnlistedAI
@@ -554,13 +555,9 @@ def test_explain_shows_what_the_body_check_makes_of_a_body(tmp_path):
 @pytest.fixture
 def warden(tmp_path):
     def make(unlisted: str = "", default: str = "allow"):
-        addon = AIWarden()
-        context = taddons.context(addon)
         directory = tmp_path / f"p{len(list(tmp_path.iterdir()))}"
         policy = write_policy(directory, RULES % (default, unlisted), SHIPPED_CATALOG)
-        context.configure(addon, aiwarden_policy=str(policy))
-        addon._context = context  # kept alive for the test
-        return addon
+        return Hooks(policy)
 
     return make
 
@@ -577,7 +574,7 @@ def posted(host: str, body: bytes, path: str = "/v1/chat/completions", **headers
     return f
 
 
-def sample(addon: AIWarden, name: str, **labels: str) -> float:
+def sample(addon: Hooks, name: str, **labels: str) -> float:
     return addon.metrics.registry.get_sample_value(name, labels) or 0.0
 
 
@@ -621,7 +618,7 @@ def test_an_llm_call_to_an_unknown_host_is_blocked_in_its_own_format(warden, sty
     assert f.response.status_code == 403
     assert f.response.headers["X-AIWarden-Rule"] == "unlisted_ai"
     assert error_format(f.response) == fmt
-    decision = f.metadata["aiwarden"]
+    decision = decision_of(f)
     assert (decision.rule, decision.style, decision.category) == (
         "unlisted_ai", style, "unlisted-ai",
     )  # fmt: skip
@@ -638,7 +635,7 @@ def test_ordinary_json_passes_and_is_counted_once(warden):
     f = posted("relay.example.net", json.dumps(NOT_LLM["github issue"]).encode())
     addon.requestheaders(f)
     addon.request(f)
-    assert f.response is None and f.metadata["aiwarden"].rule == "default"
+    assert f.response is None and decision_of(f).rule == "default"
     labels = {"action": "allow", "service": "none", "category": "none", "stage": "request"}
     assert sample(addon, "aiwarden_requests_total", **labels) == 1
 
@@ -650,9 +647,9 @@ def test_a_host_allow_rule_or_a_catalogued_service_wins_over_the_body(warden, ho
     addon = warden()
     f = posted(host, CHAT)
     addon.requestheaders(f)
-    assert f.request.stream is True and "aiwarden_body_check" not in f.metadata
+    assert f.request.stream is True and state_of(f).body_check is None
     addon.request(f)
-    assert f.response is None and f.metadata["aiwarden"].rule == rule
+    assert f.response is None and decision_of(f).rule == rule
 
 
 def test_a_rule_monitoring_hosts_looks_inside_them_without_approving(warden, caplog):
@@ -661,7 +658,7 @@ def test_a_rule_monitoring_hosts_looks_inside_them_without_approving(warden, cap
     with caplog.at_level("INFO", logger="aiwarden"):
         addon.requestheaders(f)
         addon.request(f)
-    assert f.response.status_code == 403 and f.metadata["aiwarden"].rule == "unlisted_ai"
+    assert f.response.status_code == 403 and decision_of(f).rule == "unlisted_ai"
     assert not [r for r in caplog.records if getattr(r, "event", None) == "monitor"]
 
 
@@ -709,7 +706,7 @@ def test_a_body_over_the_bound_is_not_read_and_passes_or_is_blocked(warden, unch
     addon = warden(unchecked)
     f = posted("relay.example.net", CHAT + b" " * 200)
     addon.requestheaders(f)  # Content-Length says it all
-    assert "aiwarden_body_check" not in f.metadata
+    assert state_of(f).body_check is None
     assert (f.response.status_code if f.response else None) == status
     assert sample(addon, "aiwarden_unlisted_ai_unchecked_total", reason="too_large") == 1
 
@@ -723,7 +720,7 @@ def test_a_body_without_a_length_is_blocked_unread_with_unchecked_block(warden, 
     with caplog.at_level("INFO", logger="aiwarden"):
         addon.requestheaders(f)
     assert f.request.host == "aiwarden-blocked.invalid"  # answered before its body
-    assert f.metadata["aiwarden"].rule == "unlisted_ai"
+    assert decision_of(f).rule == "unlisted_ai"
     (event,) = [r for r in caplog.records if getattr(r, "event", None) == "block"]
     assert "could not be checked (no_length)" in event.fields["note"]
 
@@ -769,7 +766,7 @@ def test_an_exception_in_the_check_falls_to_on_error(warden, monkeypatch):
     f = posted("relay.example.net", CHAT)
     addon.requestheaders(f)
     addon.request(f)
-    assert f.response.status_code == 403 and f.metadata["aiwarden"].rule == "default"
+    assert f.response.status_code == 403 and decision_of(f).rule == "default"
     assert (
         sample(addon, "aiwarden_decision_errors_total", stage="request", kind="RuntimeError") == 1
     )

@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import ipaddress
 import socket
 import time
 from collections.abc import Iterable
 
-from proxy.decide.engine import IPAddress
 from proxy.policy.model import Network
-from proxy.policy.normalize import is_ip
+from proxy.policy.normalize import IPAddress, is_ip, parse_ip
 
 DNS_CACHE_SECONDS = 10.0
+REFUSED = "aiwarden: "  # how the error of a connection refused here begins
 DNS_CACHE_SIZE = 4096
 
 
@@ -36,7 +35,7 @@ class DestinationGuard:
 
     def protect(self, host: str, port: int) -> None:
         """Never connect to this listener of ours (an unspecified host means any address)."""
-        address = _ip(host)
+        address = parse_ip(host)
         if address is None or address.is_unspecified:
             self.own_ports.add(port)
         else:
@@ -44,8 +43,6 @@ class DestinationGuard:
 
     def why_denied_ip(self, address: IPAddress, port: int) -> str | None:
         """The reason a connection to this address is refused, or None."""
-        if address.version == 6 and address.ipv4_mapped:
-            address = address.ipv4_mapped
         if address.is_unspecified:
             return f"{address} is this host"
         for network in self.deny:
@@ -59,7 +56,7 @@ class DestinationGuard:
         """The check without waiting: IP literals, and names resolved in the last
         DNS_CACHE_SECONDS; UNRESOLVED when the name must be looked up (see why_denied)."""
         if is_ip(host):
-            address = _ip(host)
+            address = parse_ip(host)
             return self.why_denied_ip(address, port) if address else None
         hit = self._dns.get((host, port))
         if hit is None or hit[0] <= time.monotonic():
@@ -86,10 +83,10 @@ class DestinationGuard:
     def check_resolved(self, host: str, port: int, infos: list) -> list:
         """getaddrinfo's answer for a connection about to be made, or OSError when any of
         its addresses is denied (see compat.GuardedLoop)."""
-        addresses = tuple(a for a in (_ip(info[4][0]) for info in infos) if a is not None)
+        addresses = tuple(a for a in (parse_ip(info[4][0]) for info in infos) if a is not None)
         reason = self._why_denied_name(host, port, addresses)
         if reason:
-            raise OSError(f"aiwarden: {reason}")
+            raise OSError(f"{REFUSED}{reason}")
         return infos
 
     async def _resolve(self, host: str, port: int) -> tuple[IPAddress, ...]:
@@ -100,7 +97,7 @@ class DestinationGuard:
         except (OSError, UnicodeError):
             addresses: tuple[IPAddress, ...] = ()
         else:
-            addresses = tuple(a for a in (_ip(info[4][0]) for info in infos) if a is not None)
+            addresses = tuple(a for a in (parse_ip(info[4][0]) for info in infos) if a is not None)
         if len(self._dns) >= DNS_CACHE_SIZE:
             self._dns.clear()
         self._dns[(host, port)] = (time.monotonic() + DNS_CACHE_SECONDS, addresses)
@@ -122,13 +119,6 @@ def _routes_to_itself(address: IPAddress, minute: int) -> bool:
     try:
         with socket.socket(family, socket.SOCK_DGRAM) as probe:
             probe.connect((str(address), 9))
-            return _ip(probe.getsockname()[0]) == address
+            return parse_ip(probe.getsockname()[0]) == address
     except OSError:  # no route: not reachable from here at all
         return False
-
-
-def _ip(text: str) -> IPAddress | None:
-    try:
-        return ipaddress.ip_address(text.split("%", 1)[0])
-    except ValueError:
-        return None

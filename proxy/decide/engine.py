@@ -18,44 +18,18 @@ host decided: `decide_unlisted` turns an LLM-shaped body (llm_shape.py) into the
 
 from __future__ import annotations
 
-import ipaddress
-from dataclasses import asdict, dataclass
 from functools import lru_cache
 
 from proxy.decide.llm_shape import describe
+from proxy.decide.verdict import Action, Decision, Mode, Stage
 from proxy.policy.catalog import Service
 from proxy.policy.loader import gc_paused
 from proxy.policy.model import DEFAULT_RULE_ID, UNLISTED_RULE_ID, Policy, Rule, services_matching
-from proxy.policy.normalize import BadHost, normalize_host, normalize_path
+from proxy.policy.normalize import BadHost, IPAddress, normalize_host, normalize_path, parse_ip
 from proxy.policy.patterns import HostIndex, compile_path_patterns
 
-TUNNEL, INTERCEPT, REFUSE = "tunnel", "intercept", "refuse"
-INSPECT = "inspect"  # connect-stage action when the outcome depends on each request
 UNLISTED_CATEGORY = "unlisted-ai"  # the category of an unlisted AI endpoint's decisions
 _NO, _MAYBE, _YES = 0, 1, 2
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    action: str  # block | allow | redact | monitor (and `inspect` at the connect stage)
-    stage: str  # connect | request
-    rule: str  # the rule that decided, or "default"
-    reason: str
-    service: str | None = None
-    category: str | None = None
-    vendor: str | None = None
-    country: str | None = None
-    activity: str | None = None
-    connect: str | None = None  # tunnel | intercept | refuse, at the connect stage
-    message: str | None = None  # what a blocked user is told
-    contact: str | None = None
-    profile: str | None = None  # the redaction profile, for action: redact
-    style: str | None = None  # the LLM API style of an unlisted AI endpoint's request body
-
-    def to_dict(self) -> dict[str, str | None]:
-        return asdict(self)
 
 
 class _Route:
@@ -160,17 +134,6 @@ class _CompiledRule:
         return state
 
 
-@lru_cache(maxsize=4096)
-def _parse_ip(text: str) -> IPAddress | None:
-    try:
-        ip = ipaddress.ip_address(text.split("%", 1)[0])
-    except ValueError:
-        return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        return ip.ipv4_mapped
-    return ip
-
-
 class Engine:
     """The compiled form of a Policy. Immutable: a new policy means a new Engine."""
 
@@ -234,7 +197,7 @@ class Engine:
         route = self._route(host, path)
         sid = route.service.id if route else None
         activity = route.activity(method, path) if route else None
-        ip = _parse_ip(client) if client else None
+        ip = parse_ip(client) if client else None
         for rule in self._candidate_rules(host, (sid,)):
             if rule.matches(sid, activity, method, path, ip, user):
                 return self._decision(rule.rule, "request", route, activity, rule.matched)
@@ -272,7 +235,7 @@ class Engine:
         else:
             possible.append(None)
         sids = tuple(r.service.id if r else None for r in possible)
-        ip = _parse_ip(client) if client else None
+        ip = parse_ip(client) if client else None
         maybe: list[_CompiledRule] = []
         final: _CompiledRule | None = None
         for rule in self._candidate_rules(host, sids):
@@ -292,19 +255,19 @@ class Engine:
         if maybe:
             depends = ", ".join(repr(r.rule.id) for r in maybe)
             if all(r.rule.action == "allow" for r in maybe) and final_action == "allow":
-                mode, action = TUNNEL, "allow"
+                mode, action = Mode.TUNNEL, Action.ALLOW
                 reason = f"every rule that could apply ({depends}) allows; relayed undecrypted"
             else:
-                mode, action = INTERCEPT, INSPECT
+                mode, action = Mode.INTERCEPT, Action.INSPECT
                 reason = f"the outcome depends on each request (rules {depends})"
             return self._decision(None, "connect", single, None, reason, action, mode, shared)
         if final_action == "allow":
-            mode = TUNNEL
+            mode = Mode.TUNNEL
         elif final_action == "block":
             block_with = final_rule.block_with if final_rule else self.policy.defaults.block_with
-            mode = REFUSE if block_with == "refuse" else INTERCEPT
+            mode = Mode.REFUSE if block_with == "refuse" else Mode.INTERCEPT
         else:
-            mode = INTERCEPT
+            mode = Mode.INTERCEPT
         reason = (
             final.matched if final else f"no rule applies; the default action is {final_action}"
         )
@@ -352,8 +315,8 @@ class Engine:
         defaults = self.policy.defaults
         blocked = action == "block"
         return Decision(
-            action=action,
-            stage="request",
+            action=Action(action),
+            stage=Stage.REQUEST,
             rule=UNLISTED_RULE_ID,
             reason=reason,
             category=UNLISTED_CATEGORY if style else None,
@@ -402,8 +365,8 @@ class Engine:
             target += f", activity {activity}"
         blocked = action == "block"
         decision = Decision(
-            action=action,
-            stage=stage,
+            action=Action(action),
+            stage=Stage(stage),
             rule=rule.id if rule else DEFAULT_RULE_ID,
             reason=f"{target}: {reason}",
             service=service.id if service else None,
@@ -423,12 +386,14 @@ class Engine:
     def error_decision(self, stage: str, why: str) -> Decision:
         """The decision when deciding failed: the policy's on_error action."""
         d = self.policy.defaults
+        blocks = d.on_error == "block"
+        connect = (Mode.REFUSE if blocks else Mode.TUNNEL) if stage == Stage.CONNECT else None
         return Decision(
-            action=d.on_error,
-            stage=stage,
+            action=Action(d.on_error),
+            stage=Stage(stage),
             rule=DEFAULT_RULE_ID,
             reason=f"{why}; on_error is {d.on_error}",
-            connect=(REFUSE if d.on_error == "block" else TUNNEL) if stage == "connect" else None,
+            connect=connect,
             message=d.message if d.on_error == "block" else None,
             contact=d.contact if d.on_error == "block" else None,
         )

@@ -10,7 +10,7 @@ seen failing with the patch disabled):
 1. `answer_upstream_errors`: wraps `HttpStream.handle_protocol_error` (mitmproxy 12.3 sends
    its own HTML page after the `error` hook; a response that hook sets is sent instead, as
    mitmproxy PR #7999 proposes; a block decided before the body is sent this way too), and
-   marks the flow UPSTREAM_FAILED. It also sets `mitmproxy.version.MITMPROXY`, which
+   marks the flow (FlowState.upstream_failed). It also sets `mitmproxy.version.MITMPROXY`, which
    mitmproxy's HTTP/1, 2 and 3 error pages read, when they are made, for their Server
    header. Tests: test_an_upstream_failure_gets_aiwardens_answer,
    test_mitmproxys_own_error_page_does_not_name_it.
@@ -45,23 +45,20 @@ seen failing with the patch disabled):
    only way in 12.3 to end a connection (and the flow on it) from outside its layers.
    Test: test_a_deadline_closes_a_slow_client_through_its_connection_handler.
 
-Reliances still outside this module: proxy/mitm/addon.py is being rewritten under issue 17,
-and they move here once that lands. They use mitmproxy's layer API, as mitmproxy's own
-next_layer addon does:
-- addon.py `next_layer`: under `mitmdump -s` it calls the built-in `nextlayer` addon's
-  `next_layer` itself (scripts come first), reads `NextLayer.data_client()`, and replaces
-  `NextLayer.layer` with `ServerTLSLayer` + `ClientTLSLayer`, `HttpLayer(context,
-  HTTPMode.transparent)` or its own `Refusal(layer.Layer)`, which implements the protected
-  `_handle_event`; RAW_LAYERS names mitmproxy's raw relay layer classes. Tests:
-  test_integrity.py, under `aiwarden run` and mitmdump (e.g.
-  test_unknown_framing_to_a_blocked_host_is_refused_and_counted,
-  test_plain_http_whose_first_write_is_two_bytes_is_decided).
-- addon.py `server_connect` sets `data.server.error` to refuse a connection before it is
-  opened, and `error` reads a refusal back from `flow.error.msg` ("aiwarden: ..."). Tests:
-  test_proxy.py::test_a_name_resolving_into_a_denied_range_is_refused,
-  test_a_name_rebound_after_the_decision_is_refused_at_connect.
+8. The layers of `next_layer` (admission.py), as mitmproxy's own next_layer addon uses
+   them: `ask_builtin_next_layer` calls the built-in `nextlayer` addon under `mitmdump -s`
+   (scripts come first); `is_raw_relay` names mitmproxy's raw relay layers; `read_as_tls`,
+   `read_as_http` and `refuse` replace `NextLayer.layer` with `ServerTLSLayer` +
+   `ClientTLSLayer`, `HttpLayer(context, HTTPMode.transparent)` or `Refusal`, a layer
+   implementing the protected `_handle_event`. Tests: test_integrity.py, under `aiwarden
+   run` and mitmdump (e.g. test_unknown_framing_to_a_blocked_host_is_refused_and_counted,
+   test_plain_http_whose_first_write_is_two_bytes_is_decided).
+Documented hook API, not internals: upstream.py refuses a server connection by setting
+`data.server.error` in `server_connect`, and reads the refusal back from `flow.error.msg`
+("aiwarden: ..."). Tests: test_proxy.py::test_a_name_resolving_into_a_denied_range_is_refused,
+test_a_name_rebound_after_the_decision_is_refused_at_connect.
 Public API, not listed above: `Proxyserver.listen_addrs()`, the addon names `proxyserver`,
-`nextlayer` and `aiwarden`, `master.Master(options, with_termlog=False)` with `run()` and
+`nextlayer`, `master.Master(options, with_termlog=False)` with `run()` and
 `shutdown()` (run.py), `mitmproxy.certs.DEFAULT_DHPARAM` and the confdir CA file format
 (ca.py), `mitmproxy.version.VERSION` (metrics, and the check here).
 
@@ -80,8 +77,10 @@ from collections.abc import Callable, Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from mitmproxy import addonmanager, connection, exceptions, hooks, http, version
+from mitmproxy.proxy import commands, events, layer, layers
 from mitmproxy.proxy.layers import http as http_layer
 from mitmproxy.proxy.layers.http import (
+    HTTPMode,
     ResponseData,
     ResponseEndOfMessage,
     ResponseHeaders,
@@ -90,8 +89,10 @@ from mitmproxy.proxy.layers.http import (
 )
 from mitmproxy.tls import ClientHello
 
+from proxy.mitm.state import state_of
+
 if TYPE_CHECKING:
-    from proxy.decide.destinations import DestinationGuard
+    from proxy.decide.gate import Gate
     from proxy.serve.fastpath import FastPath
 
 addon_log = logging.getLogger("mitmproxy.addonmanager")  # where mitmproxy logs addon errors
@@ -133,7 +134,6 @@ def check_mitmproxy_version() -> str | None:
 # -- 1. the error hook's answer instead of mitmproxy's error page ----------------------------
 
 _INSTALLED = "_aiwarden_error_response"
-UPSTREAM_FAILED = "aiwarden_upstream_failed"  # flow.metadata: the error is the server side's
 
 
 def answer_upstream_errors() -> None:
@@ -146,7 +146,7 @@ def answer_upstream_errors() -> None:
     `HttpStream.handle_protocol_error` (once per process) so that a response the error hook
     set is sent instead: an SDK gets a JSON error it can read, a browser our page. Nothing
     changes for a flow whose error hook sets no response. The flow is marked
-    UPSTREAM_FAILED, so the hook can tell a server's failure from a client's. And
+    (FlowState.upstream_failed), so the hook can tell a server's failure from a client's. And
     mitmproxy's own error pages (a request it cannot parse) say `aiwarden` in their Server
     header instead of mitmproxy's name and version."""
     version.MITMPROXY = "aiwarden"  # read by mitmproxy's HTTP/1, 2 and 3 error pages
@@ -158,7 +158,7 @@ def answer_upstream_errors() -> None:
     def handle_protocol_error(self, event) -> Generator:
         answered = self.flow.response is not None  # by the upstream, or by a hook before
         if isinstance(event, ResponseProtocolError):
-            self.flow.metadata[UPSTREAM_FAILED] = True
+            state_of(self.flow).upstream_failed = True  # the server side failed
         commands = original(self, event)
         reply = None
         while True:
@@ -273,14 +273,14 @@ class LeanAddonManager(addonmanager.AddonManager):
 class GuardedLoop(asyncio.SelectorEventLoop):
     """An event loop whose getaddrinfo refuses names resolving to a denied destination.
 
-    The addon checks names when it decides and again in server_connect, but mitmproxy then
-    resolves the name once more to connect: a name that answers differently the second time
-    (DNS rebinding, towards the metadata address or loopback) would get through. Every
-    connection mitmproxy makes resolves through this method, so the check happens on the
-    very answer it connects with. The refusal reads "aiwarden: ...", which the addon answers
-    with its block response."""
+    The gate checks names when a request is decided and again in server_connect, but
+    mitmproxy then resolves the name once more to connect: a name that answers differently
+    the second time (DNS rebinding, towards the metadata address or loopback) would get
+    through. Every connection mitmproxy makes resolves through this method, so the gate
+    checks the very answer it connects with. The refusal reads "aiwarden: ...", which the
+    Upstream addon answers with its block response."""
 
-    guard_of: Callable[[], DestinationGuard] | None = None
+    gate: Gate | None = None
     fastpath: FastPath | None = None
 
     async def create_server(self, protocol_factory, *args, **kwargs):
@@ -293,9 +293,9 @@ class GuardedLoop(asyncio.SelectorEventLoop):
         infos = await super().getaddrinfo(
             host, port, family=family, type=type, proto=proto, flags=flags
         )
-        if self.guard_of is None or not isinstance(host, str):
+        if self.gate is None or not isinstance(host, str):
             return infos
-        return self.guard_of().check_resolved(host, int(port or 0), infos)
+        return self.gate.check_resolved(host, int(port or 0), infos)
 
 
 class SharedPortLoop(GuardedLoop):
@@ -336,3 +336,53 @@ def close_connection(master: Any, client: connection.Client, conn: connection.Co
     except (AttributeError, KeyError):  # gone already
         return False
     return True
+
+
+# -- 8. the layers next_layer chooses ---------------------------------------------------------
+
+# layers that relay bytes as they come, with no HTTP or TLS hook to decide them
+RAW_LAYERS = (layers.TCPLayer, layers.UDPLayer, layers.DNSLayer, layers.RawQuicLayer)
+
+
+def ask_builtin_next_layer(master: Any, nextlayer: layer.NextLayer) -> None:
+    """Under `mitmdump -s`, scripts come before mitmproxy's own next_layer addon: have it
+    choose first, so that its choice can be checked."""
+    if nextlayer.layer is None:
+        builtin = master.addons.get("nextlayer")
+        if builtin is not None:
+            builtin.next_layer(nextlayer)
+
+
+def is_raw_relay(nextlayer: layer.NextLayer) -> bool:
+    """Whether mitmproxy chose to relay the bytes as they come, with no hook to see them."""
+    return isinstance(nextlayer.layer, RAW_LAYERS)
+
+
+def read_as_tls(nextlayer: layer.NextLayer) -> None:
+    """Have mitmproxy's TLS layers read the bytes, so that the ClientHello hook decides."""
+    nextlayer.layer = layers.ServerTLSLayer(nextlayer.context)
+    nextlayer.layer.child_layer = layers.ClientTLSLayer(nextlayer.context)
+
+
+def read_as_http(nextlayer: layer.NextLayer) -> None:
+    """Have mitmproxy's HTTP layer read the bytes, so that the request hooks decide."""
+    nextlayer.layer = layers.HttpLayer(nextlayer.context, HTTPMode.transparent)
+
+
+def refuse(nextlayer: layer.NextLayer, answer: bytes) -> None:
+    """In place of the relay: send `answer`, close, and send nothing upstream."""
+    nextlayer.layer = Refusal(nextlayer.context, answer)
+
+
+class Refusal(layer.Layer):
+    """Tells the client why, in the framing it spoke, and closes."""
+
+    def __init__(self, context, answer: bytes) -> None:
+        super().__init__(context)
+        self.answer = answer
+
+    def _handle_event(self, received: events.Event) -> layer.CommandGenerator[None]:
+        if isinstance(received, events.Start):
+            if self.answer:
+                yield commands.SendData(self.context.client, self.answer)
+            yield commands.CloseConnection(self.context.client)

@@ -12,7 +12,7 @@ never answers, would hold a connection (and the client waiting on it) indefinite
   timeout.
 - Server: from the moment the request is whole, it has `aiwarden_upstream_timeout` seconds
   to send its response headers. Then its connection is closed and the flow is marked
-  TIMED_OUT, which the aiwarden addon's `error` hook answers with a 504.
+  timed out, which the Upstream addon's `error` hook answers with a 504.
 
 mitmproxy 12.3 cannot kill a flow in transit; closing the connection through its connection
 handler (compat.close_connection) ends the flow the way a peer's close would.
@@ -26,15 +26,16 @@ import logging
 from mitmproxy import connection, ctx, exceptions, http, tcp, tls
 
 from proxy.mitm import compat
+from proxy.mitm.recording import Recorder
+from proxy.mitm.state import state_of
 from proxy.observe.logs import event
 
 logger = logging.getLogger("aiwarden")
 
-TIMED_OUT = "aiwarden_upstream_timed_out"  # flow.metadata: the server was too slow
-
 
 class Deadlines:
-    def __init__(self) -> None:
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
         self._clients: dict[str, asyncio.TimerHandle] = {}  # client id -> header deadline
         self._flows: dict[str, asyncio.TimerHandle] = {}  # flow id -> answer deadline
 
@@ -84,9 +85,7 @@ class Deadlines:
 
     def _client_too_slow(self, client: connection.Client) -> None:
         self._clients.pop(client.id, None)
-        warden = ctx.master.addons.get("aiwarden")
-        if warden is not None:
-            warden.metrics.bad_requests("header_timeout").inc()
+        self.recorder.metrics.bad_requests("header_timeout").inc()
         event("client_too_slow", client=client.peername[0])
         _close(client, client)
 
@@ -107,7 +106,7 @@ class Deadlines:
     def _server_too_slow(self, flow: http.HTTPFlow) -> None:
         self._flows.pop(flow.id, None)
         if flow.response is None and flow.error is None:
-            flow.metadata[TIMED_OUT] = True
+            state_of(flow).timed_out = True
             _close(flow.client_conn, flow.server_conn)
 
     @staticmethod

@@ -34,9 +34,13 @@ import random
 import time
 from functools import lru_cache
 
-from mitmproxy import ctx, http, tls
+from mitmproxy import http, tls
 from mitmproxy.proxy import layer, layers
 
+from proxy.decide.gate import Gate
+from proxy.mitm.answers import SINK
+from proxy.mitm.recording import Recorder
+from proxy.mitm.state import STATE, decision_of, state_of
 from proxy.observe.audit import AuditLog, rfc3339
 from proxy.observe.logs import event
 from proxy.policy.model import DiscoverySettings, Policy
@@ -47,8 +51,6 @@ logger = logging.getLogger("aiwarden")
 OTHER = "(other)"  # the domain of what was counted beyond max_domains
 CLIENTS_CAP = 32  # distinct client addresses kept per domain and window
 HOSTS_CAP = 10  # host names kept per domain and window
-COUNTED = "aiwarden_discovery"  # flow.metadata: the domain a forwarded request was counted under
-SINK_HOST = "aiwarden-blocked.invalid"  # addon.SINK: where the addon sends blocked bodies
 
 
 class Counts:
@@ -97,11 +99,12 @@ class Window:
 
 
 class Discovery:
-    """The addon: counts what the aiwarden addon let through (its hooks run after that
-    addon's), and what the fast path relays (which calls `tunnel` and `transferred`)."""
+    """The addon: counts what admission and enforcement let through (its hooks run after
+    theirs), and what the fast path relays (which calls `tunnel` and `transferred`)."""
 
-    def __init__(self) -> None:
-        self.warden = None  # the aiwarden addon: its policy, audit log and metrics
+    def __init__(self, gate: Gate, recorder: Recorder) -> None:
+        self.gate = gate  # the policy in force, whose discovery settings apply
+        self.recorder = recorder  # the audit log discovery writes to, and metrics
         self.policy: Policy | None = None  # the policy whose settings are in force
         self.settings = DiscoverySettings()
         self.sample = 1.0
@@ -114,10 +117,7 @@ class Discovery:
 
     def running(self) -> None:
         self.loop = asyncio.get_running_loop()
-        self.warden = ctx.master.addons.get("aiwarden")
-        if self.warden is None:
-            return
-        self.warden.before_close.append(self.close)  # the last window, before the log closes
+        self.recorder.before_close.append(self.close)  # the last window, before the log closes
         self._on()
 
     def close(self) -> None:
@@ -129,12 +129,12 @@ class Discovery:
 
     def _on(self) -> bool:
         """Whether to count, after taking up the settings of a policy that changed."""
-        warden = self.warden
-        if warden is None or warden.engine is None:
+        policy = self.gate.policy
+        if policy is None:
             return False
-        if warden.engine.policy is not self.policy:
-            self.apply(warden.engine.policy)
-        return self.settings.mode != "off" and warden.audit is not None
+        if policy is not self.policy:
+            self.apply(policy)
+        return self.settings.mode != "off" and self.recorder.audit is not None
 
     def apply(self, policy: Policy) -> None:
         old, new = self.settings, policy.discovery
@@ -146,7 +146,7 @@ class Discovery:
             self.flush()  # what was counted so far is not lost
         else:
             registrable_domain("example.com")  # reads the Public Suffix List once, now
-            if self.warden is not None and self.warden.audit is None and not self._warned:
+            if self.recorder.audit is None and not self._warned:
                 self._warned = True
                 logger.warning("discovery is on, but there is no audit log to write it to")
         if new.mode == "off" or new.flush_seconds != old.flush_seconds or self.timer is None:
@@ -175,10 +175,8 @@ class Discovery:
         """End the window: its lines are built and queued by a thread (here, with `wait`)."""
         window, now = self.window, time.time()
         self.window = Window(now)
-        if self.warden is None:
-            return
-        self.warden.metrics.discovery_domains.set(0)
-        audit = self.warden.audit
+        self.recorder.metrics.discovery_domains.set(0)
+        audit = self.recorder.audit
         if audit is None or not (window.domains or window.other):
             return
         if wait or self.loop is None:
@@ -248,7 +246,7 @@ class Discovery:
         counts = window.domains.get(domain)
         if counts is not None:
             return domain, counts
-        metrics = self.warden.metrics
+        metrics = self.recorder.metrics
         if len(window.domains) >= self.settings.max_domains:
             metrics.discovery_overflow.inc()
             if window.other is None:
@@ -258,10 +256,10 @@ class Discovery:
         metrics.discovery_domains.inc()
         return domain, counts
 
-    # -- hooks: what mitmproxy relays (after the aiwarden addon decided) ----------------------
+    # -- hooks: what mitmproxy relays (after admission and enforcement decided) ------------
 
     def tls_clienthello(self, data: tls.ClientHelloData) -> None:
-        """A TLS connection mitmproxy relays undecrypted (the aiwarden addon said so)."""
+        """A TLS connection mitmproxy relays undecrypted (admission said so)."""
         if not data.ignore_connection:
             return
         context = data.context
@@ -269,7 +267,7 @@ class Discovery:
         self._tunnel_to(name, context.client.peername[0])
 
     def next_layer(self, nextlayer: layer.NextLayer) -> None:
-        """Raw TCP relayed toward a tunnel+allow destination (the aiwarden addon refuses it
+        """Raw TCP relayed toward a tunnel+allow destination (admission refuses it
         toward anything else, replacing the layer)."""
         if isinstance(nextlayer.layer, layers.TCPLayer) and nextlayer.context.server.address:
             context = nextlayer.context
@@ -284,11 +282,11 @@ class Discovery:
 
     def request(self, flow: http.HTTPFlow) -> None:
         """A request about to go upstream (or, streamed, gone): neither answered by aiwarden
-        nor failed nor sent to the addon's nowhere."""
-        if flow.response or flow.error or flow.metadata.get("aiwarden") is None:
+        nor failed nor sent to the sink of a body blocked unread."""
+        if flow.response or flow.error or decision_of(flow) is None:
             return
         request = flow.request
-        if request.host == SINK_HOST:
+        if request.host == SINK[0]:  # a body blocked before it was read
             return
         try:
             host = normalize_host(request.pretty_host)
@@ -298,10 +296,11 @@ class Discovery:
         up = int(length) if length.isdigit() else len(request.raw_content or b"")
         domain = self.forwarded(host, flow.client_conn.peername[0], up)
         if domain is not None:
-            flow.metadata[COUNTED] = domain
+            state_of(flow).counted = domain
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
-        domain = flow.metadata.get(COUNTED)
+        state = flow.metadata.get(STATE)
+        domain = state.counted if state is not None else None
         if domain is None:
             return
         length = flow.response.headers.get("content-length", "")

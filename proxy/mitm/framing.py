@@ -3,7 +3,7 @@
 mitmproxy recognises TLS only with a record version of 3.0 to 3.3 and HTTP only with a
 method and a space in its first bytes; anything else it relays as raw TCP, undecided. A
 TLS 1.3 server ignores the record version, and a client may send its first bytes two at a
-time, so the proxy reads them itself before anything is relayed (the addon's `next_layer`
+time, so the proxy reads them itself before anything is relayed (admission's `next_layer`
 and the fast path):
 - `read_client_hello`: a ClientHello behind any record version, or None while incomplete;
 - `server_names`: every name of every server_name entry, which mitmproxy's `sni` drops

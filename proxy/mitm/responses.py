@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from mitmproxy import http
 
-from proxy.decide.engine import Decision
+from proxy.decide.verdict import Decision
 from proxy.policy.catalog import Service
 
 STATUS = 403

@@ -16,10 +16,7 @@ import logging
 from mitmproxy import ctx
 
 from proxy.mitm import compat
-from proxy.mitm.addon import AIWarden
-from proxy.mitm.deadlines import Deadlines
-from proxy.mitm.discovery import Discovery
-from proxy.serve.admin import AdminServer
+from proxy.mitm.pipeline import build
 
 logger = logging.getLogger("aiwarden")
 
@@ -42,6 +39,4 @@ except compat.UntestedMitmproxy as e:
     logger.error(f"aiwarden: {e}")  # mitmdump exits on an error logged while it starts
     addons: list[object] = [Refused(str(e))]
 else:
-    # the admin listener comes first so the addon can protect it; discovery after the addon,
-    # whose decisions it counts
-    addons = [AdminServer(), AIWarden(), Deadlines(), Discovery()]
+    addons = build().addons

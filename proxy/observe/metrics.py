@@ -204,23 +204,6 @@ class Metrics:
             self.decision_seconds(stage).observe(time.perf_counter() - start)
 
 
-def upstream_error_kind(message: str) -> str:
-    """A bounded label for an upstream error message."""
-    text = message.lower()
-    for kind, needles in (
-        ("refused", ("refused", "errno 111")),
-        ("unreachable", ("unreachable", "no route", "errno 101", "errno 113")),
-        ("timeout", ("timeout", "timed out")),
-        ("tls", ("tls", "ssl", "certificate", "handshake")),
-        ("dns", ("name or service", "getaddrinfo", "resolve", "nodename")),
-        ("reset", ("reset", "broken pipe", "closed", "disconnect")),
-        ("policy", ("aiwarden",)),
-    ):
-        if any(n in text for n in needles):
-            return kind
-    return "other"
-
-
 def _mitmproxy_version() -> str:
     try:
         from mitmproxy.version import VERSION

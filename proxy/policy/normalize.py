@@ -19,6 +19,8 @@ HOST_NAME = re.compile(rf"(?:{_LABEL}\.)*{_LABEL}")
 _NUMERIC_V4 = re.compile(r"(?:0x[0-9a-f]*|[0-9]+)(?:\.(?:0x[0-9a-f]*|[0-9]+)){0,3}")
 _NEEDS_WORK = re.compile(r"[%\\;#]|//|/\.|^\.")  # anything a plain path never holds
 
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
 
 class BadHost(ValueError):
     """A host name that cannot be put in canonical form."""
@@ -58,13 +60,24 @@ def normalize_host(raw: str) -> str:
 
 
 def _canonical_ip(text: str, raw: str) -> str:
+    address = parse_ip(text)
+    if address is None:
+        raise BadHost(f"not a valid IP address: {raw!r}")
+    return str(address)
+
+
+@lru_cache(maxsize=4096)
+def parse_ip(text: str) -> IPAddress | None:
+    """The one reading of an IP address (a client's, a listener's, a resolver's answer): an
+    IPv6 zone dropped and an IPv4-mapped IPv6 address read as the IPv4 address it maps, so
+    that no spelling of an address escapes a network it is in; None when it is not one."""
     try:
         address = ipaddress.ip_address(text.split("%", 1)[0])
-    except ValueError as e:
-        raise BadHost(f"not a valid IP address: {raw!r}") from e
+    except ValueError:
+        return None
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        return str(address.ipv4_mapped)
-    return str(address)
+        return address.ipv4_mapped
+    return address
 
 
 def is_ip(host: str) -> bool:

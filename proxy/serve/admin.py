@@ -22,6 +22,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from proxy import pac
 from proxy.ca import PUBLIC_CERT
+from proxy.decide.gate import Gate
+from proxy.mitm.recording import Recorder
 from proxy.policy.model import Policy
 
 logger = logging.getLogger("aiwarden")
@@ -196,7 +198,9 @@ class AdminListener:
 class AdminServer:
     """The admin listener as a mitmproxy addon, reporting on this process."""
 
-    def __init__(self) -> None:
+    def __init__(self, gate: Gate, recorder: Recorder) -> None:
+        self.gate = gate  # the policy in force
+        self.recorder = recorder  # the metrics and the audit log
         self.listener = AdminListener(self)
 
     @property
@@ -251,19 +255,22 @@ class AdminServer:
     # -- Backend -------------------------------------------------------------------------------
 
     def readiness(self) -> tuple[bool, str]:
-        warden = ctx.master.addons.get("aiwarden")
-        return warden.readiness() if warden is not None else (False, "no aiwarden addon")
+        """Ready to take traffic: a policy, a listener, and an audit log that is written."""
+        policy, audit = self.gate.policy, self.recorder.audit
+        if policy is None or not self.proxy_addresses():
+            return False, "policy or listener missing"
+        if audit is not None and audit.error is not None:
+            return False, f"the audit log cannot be written: {audit.error}"
+        return True, f"policy {policy.digest[:12]}, proxy listening"
 
     def metrics(self) -> bytes:
-        warden = ctx.master.addons.get("aiwarden")
-        return generate_latest(warden.metrics.registry) if warden is not None else b""
+        return generate_latest(self.recorder.metrics.registry)
 
     def policy(self) -> Policy | None:
-        warden = ctx.master.addons.get("aiwarden")
-        return warden.engine.policy if warden is not None and warden.engine else None
+        return self.gate.policy
 
     def proxy_addresses(self) -> list[tuple[str, int]]:
-        proxyserver = ctx.master.addons.get("proxyserver")
+        proxyserver = ctx.master.addons.get("proxyserver")  # mitmproxy's
         return [(a[0], a[1]) for a in proxyserver.listen_addrs()] if proxyserver else []
 
     def pac_settings(self) -> PacSettings:

@@ -7,15 +7,16 @@ HTTPS connection to a non-AI host. So `aiwarden run` puts this in front of mitmp
 listener: it reads a new client's first request head itself and, when that is a CONNECT
 aiwarden would tunnel, relays it; anything else goes to mitmproxy exactly as it arrived.
 
-It relays only when all of these hold, each checked as the addon checks it:
+It relays only when all of these hold, each asked of the gate (decide/gate.py) that the
+addons ask too:
 - the client's address is in `network.clients`, proxy authentication is off and the request
   carries no Proxy-Authorization (users can decide rules: mitmproxy's proxyauth must see
   them);
 - the CONNECT host's decision is to tunnel, with action allow;
 - the destination is not denied (`network.deny_destinations`, the proxy's own listeners);
 - the first bytes in the tunnel are a TLS ClientHello (any record version, framing.py) every
-  server name of which may be tunnelled too, by the addon's own `tunnel_decision` (an AI
-  host in the SNI of an allowed tunnel is domain fronting);
+  server name of which may be tunnelled too (`Gate.tunnel`: an AI host in the SNI of an
+  allowed tunnel is domain fronting);
 - the server connection opens, through the loop's guarded resolver (run.GuardedLoop), so a
   name that now resolves somewhere denied is refused.
 As with connection_strategy=lazy, the server is connected to only after the ClientHello.
@@ -39,12 +40,12 @@ from collections.abc import Callable
 
 from mitmproxy import ctx
 
-from proxy.decide.destinations import UNRESOLVED
-from proxy.decide.engine import TUNNEL, Decision
+from proxy.decide.gate import Gate
+from proxy.decide.verdict import Decision, Mode
 from proxy.mitm import framing
-from proxy.mitm.addon import _client_allowed  # the addon's own (cached) check
+from proxy.mitm.discovery import Discovery
+from proxy.mitm.recording import Recorder
 from proxy.observe.logs import event
-from proxy.observe.metrics import NONE
 from proxy.policy.normalize import BadHost, normalize_host
 
 logger = logging.getLogger("aiwarden")
@@ -61,11 +62,12 @@ CONNECT_LINE = re.compile(
 class FastPath:
     """The addon side: options, and the state every fast-path connection reads."""
 
-    def __init__(self) -> None:
+    def __init__(self, gate: Gate, recorder: Recorder, discovery: Discovery | None) -> None:
         self.ports: frozenset[int] = frozenset()  # the proxy's listening ports
         self.enabled = False
-        self.warden = None
-        self.discovery = None  # counts the tunnels relayed (discovery.py)
+        self.gate = gate
+        self.recorder = recorder
+        self.discovery = discovery  # counts the tunnels relayed
         self.header_timeout = 0
 
     def load(self, loader) -> None:
@@ -82,8 +84,6 @@ class FastPath:
     def running(self) -> None:
         proxyserver = ctx.master.addons.get("proxyserver")
         self.ports = frozenset(port for _, port, *_ in proxyserver.listen_addrs())
-        self.warden = ctx.master.addons.get("aiwarden")
-        self.discovery = ctx.master.addons.get("discovery")
 
     def wrap(self, mitmproxy_factory: Callable[[], asyncio.Protocol]) -> Callable:
         """A listener's protocol factory with the fast path in front of mitmproxy's."""
@@ -105,7 +105,7 @@ class FastConnection(asyncio.Protocol):
         self.idle_timer: asyncio.TimerHandle | None = None
         self.active = False  # bytes relayed since the last idle check
         self.eofs = 0  # directions the sender has closed
-        self.warden = None
+        self.counting = False  # counted in aiwarden_open_connections, until handed over
         self.name = ""  # the first TLS server name, else the CONNECT host
         self.sent = self.received = 0  # bytes relayed, counted for discovery
         self.counted: str | None = None  # the domain discovery counted this tunnel under
@@ -115,14 +115,15 @@ class FastConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self.transport = transport
         sockname = transport.get_extra_info("sockname")
-        warden = self.fastpath.warden if self.fastpath.enabled else None
-        if warden is None or warden.engine is None or not sockname:
+        fastpath = self.fastpath
+        if not fastpath.enabled or fastpath.gate.policy is None or not sockname:
             return self.hand_over()  # switched off, or not listening yet
-        if sockname[1] not in self.fastpath.ports:
+        if sockname[1] not in fastpath.ports:
             return self.hand_over()  # the admin listener
-        self.warden = warden
+        self.gate, self.recorder = fastpath.gate, fastpath.recorder
         self.client = transport.get_extra_info("peername")[0]
-        warden.metrics.open_connections.inc()
+        self.counting = True
+        self.recorder.metrics.open_connections.inc()
         self._arm_header_timer()
 
     def data_received(self, data: bytes) -> None:
@@ -161,35 +162,32 @@ class FastConnection(asyncio.Protocol):
         self.decision = decision
         self.connect_head, self.buffer = head, rest
         self.host, self.port, self.http_version = host, port, match.group(3)
-        reason = self.warden.guard.why_denied_now(host, port)
-        if reason is None:
-            self._answer()
-        elif reason is UNRESOLVED:  # a name not looked up lately: resolve it off the loop
-            self.state = "checking"
+        self.state = "checking"
+        looking_up = self.gate.when_checked(host, port, self._checked, self._check_failed)
+        if looking_up is not None:  # a name not looked up lately: resolve it off the loop
             self.transport.pause_reading()
-            asyncio.get_running_loop().create_task(self._check_destination())
-        else:
-            self.hand_over()  # mitmproxy refuses it, with the reason
+            asyncio.get_running_loop().create_task(looking_up)
 
     def _decide(self, *names: str) -> Decision | None:
-        """The addon's decision to tunnel this client's connection claiming `names`
-        (AIWarden.tunnel_decision), or None."""
-        if not _client_allowed(self.client, self.warden.engine.policy.clients):
+        """The gate's decision to tunnel this client's connection claiming `names`, or
+        None."""
+        if not self.gate.client_allowed(self.client):
             return None
-        return self.warden.tunnel_decision(names, self.client, None)
+        return self.gate.tunnel(names, self.client, None)
 
-    async def _check_destination(self) -> None:
-        try:
-            reason = await self.warden.guard.why_denied(self.host, self.port)
-        except Exception:
-            logger.exception("fast path: destination check failed; handing over")
-            reason = "the check failed"
+    def _checked(self, reason: str | None) -> None:
+        """The destination check's answer: mitmproxy refuses a denied one, with the reason."""
         if self.state != "checking":  # the client left, or its deadline passed
             return
         if reason is not None:
             return self.hand_over()
-        self.transport.resume_reading()
+        if not self.transport.is_reading():
+            self.transport.resume_reading()
         self._answer()
+
+    def _check_failed(self, error: Exception) -> None:
+        logger.error("fast path: destination check failed; handing over", exc_info=error)
+        self._checked("the check failed")
 
     def _answer(self) -> None:
         """200 to the CONNECT; as with connection_strategy=lazy, the server is connected to
@@ -202,10 +200,10 @@ class FastConnection(asyncio.Protocol):
 
     def _read_hello(self) -> None:
         """The tunnel's first bytes: relay them when they are a ClientHello every server name
-        of which may be tunnelled too; otherwise mitmproxy, and the addon's checks of what it
+        of which may be tunnelled too; otherwise mitmproxy, and admission's checks of what it
         chooses, decide (plain HTTP in a tunnel, fronting, unknown framing)."""
         try:
-            hello = framing.read_client_hello(self.buffer)  # as the addon reads it
+            hello = framing.read_client_hello(self.buffer)  # as admission reads it
         except ValueError:
             return self.hand_over(answered=True)
         if hello is None:
@@ -213,8 +211,8 @@ class FastConnection(asyncio.Protocol):
         try:
             names = framing.server_names(hello)  # all of them: mitmproxy's .sni keeps one
         except BadHost:
-            return self.hand_over(answered=True)  # the addon intercepts; on_error decides
-        # the CONNECT host again too, as the addon does: the policy may have changed since
+            return self.hand_over(answered=True)  # admission intercepts; on_error decides
+        # the CONNECT host again too, as admission does: the policy may have changed since
         decision = self._decide(self.host, *names)
         if decision is None:
             return self.hand_over(answered=True)
@@ -239,9 +237,8 @@ class FastConnection(asyncio.Protocol):
             return
         self.upstream = upstream
         logger.debug("fast path: relaying %s:%s", self.host, self.port)
-        metrics, d = self.warden.metrics, self.decision
-        metrics.requests(d.action, d.service or NONE, d.category or NONE, "connect").inc()
-        metrics.connections(TUNNEL).inc()
+        self.recorder.decided(self.decision)
+        self.recorder.connection(Mode.TUNNEL)
         self.state = "relay"
         if (discovery := self.fastpath.discovery) is not None:
             self.counted = discovery.tunnel(self.name, self.client)
@@ -291,8 +288,9 @@ class FastConnection(asyncio.Protocol):
         if self.state in ("handed over", "closed"):
             return
         replay = self.connect_head + self.buffer
-        if self.warden is not None:
-            self.warden.metrics.open_connections.dec()  # mitmproxy counts it from now on
+        if self.counting:
+            self.counting = False
+            self.recorder.metrics.open_connections.dec()  # mitmproxy counts it from now on
         self._disarm_header_timer()
         self.state = "handed over"
         transport = ConnectAnswered(self.transport) if answered else self.transport
@@ -316,7 +314,9 @@ class FastConnection(asyncio.Protocol):
         self._disarm_header_timer()
         if self.idle_timer is not None:
             self.idle_timer.cancel()
-        self.warden.metrics.open_connections.dec()
+        if self.counting:
+            self.counting = False
+            self.recorder.metrics.open_connections.dec()
         self.transport.close()
         if self.upstream is not None:
             self.upstream.transport.close()
@@ -340,7 +340,7 @@ class FastConnection(asyncio.Protocol):
 
     def _client_too_slow(self) -> None:
         self.header_timer = None
-        self.warden.metrics.bad_requests("header_timeout").inc()
+        self.recorder.metrics.bad_requests("header_timeout").inc()
         event("client_too_slow", client=self.client)
         self._close()
 

@@ -28,7 +28,6 @@ from mitmproxy import ctx, exceptions, master, options
 from mitmproxy.addons import core, errorcheck, next_layer, proxyauth, proxyserver, tlsconfig
 
 from proxy import ca
-from proxy.mitm.addon import AIWarden
 from proxy.mitm.compat import (
     ALLOW_ENV,
     GuardedLoop,
@@ -38,11 +37,10 @@ from proxy.mitm.compat import (
     check_mitmproxy_version,
     skip_message_type_checks,
 )
-from proxy.mitm.deadlines import Deadlines
-from proxy.mitm.discovery import Discovery
+from proxy.mitm.pipeline import Pipeline, build
 from proxy.observe import logs
 from proxy.policy.model import Policy
-from proxy.serve.admin import AdminServer, parse_address
+from proxy.serve.admin import parse_address
 from proxy.serve.fastpath import FastPath
 from proxy.serve.workers import Supervisor, available_cpus
 
@@ -143,8 +141,9 @@ async def _serve(
         "aiwarden_upstream_timeout": args.upstream_timeout,
         "aiwarden_client_header_timeout": args.client_header_timeout,
     }
+    pipeline = build(protect, admin=args.worker is None)
+    m.addons.add(*pipeline.addons)
     if args.worker is None:
-        m.addons.add(AdminServer())  # before AIWarden, which protects its address once bound
         settings.update(
             aiwarden_admin=args.admin,
             aiwarden_pac_proxy=args.pac_proxy or [],
@@ -152,13 +151,10 @@ async def _serve(
             aiwarden_pac_bypass=args.pac_bypass or [],
             aiwarden_pac_spread=args.pac_spread,
         )
-    warden = AIWarden(protect)
-    # Deadlines reads AIWarden's tunnel choice; Discovery counts what AIWarden let through
-    m.addons.add(warden, Deadlines(), Discovery())
     loop = asyncio.get_running_loop()
     if isinstance(loop, GuardedLoop):
-        loop.guard_of = lambda: warden.guard
-        loop.fastpath = FastPath()
+        loop.gate = pipeline.gate
+        loop.fastpath = FastPath(pipeline.gate, pipeline.recorder, pipeline.discovery)
         m.addons.add(loop.fastpath)  # after Deadlines: it reads the header timeout
         settings["aiwarden_fast_tunnels"] = args.fast_tunnels
     if args.worker_link is not None:
@@ -176,19 +172,14 @@ async def _serve(
         return 2
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, m.shutdown)
-    loop.add_signal_handler(signal.SIGHUP, _on_sighup, m)
+    loop.add_signal_handler(signal.SIGHUP, _on_sighup, pipeline)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     await m.run()
     logs.event("stopped")
     return 0
 
 
-def _on_sighup(m: master.Master) -> None:
+def _on_sighup(pipeline: Pipeline) -> None:
     """SIGHUP: read the policy again, and start a new audit log file (logrotate moved it)."""
-    warden = m.addons.get("aiwarden")
-    if warden is None:
-        return
-    warden.reload_policy()
-    if warden.audit is not None:
-        warden.audit.reopen()
-        logs.event("audit_log_reopened")
+    pipeline.policy.reload_policy()
+    pipeline.recorder.reopen()

@@ -1,0 +1,99 @@
+"""The addons, built together and in the order their hooks must run.
+
+Each addon gets the objects it works with when it is built (the gate, the client facts, the
+recorder, the answers); none looks another up by name. mitmproxy calls a hook on the addons
+in the order they were added, which is the order of `Pipeline.addons`:
+
+1. admin: binds its listener in `running` before the policy addon protects its address;
+2. recorder: opens the audit log before anything is recorded, and on shutdown lets
+   discovery write its last window before closing it;
+3. policy: the policy is in the gate before the first connection;
+4. admission: the client, CONNECT, ClientHello and raw bytes;
+5. enforcement: each request at its headers;
+6. unlisted AI, then redaction: the body, once whole (a request is for one or the other);
+7. upstream: server connections, server errors, protocol switches;
+8. deadlines: after admission (whose tunnel choice ends the client's header deadline) and
+   after redaction (the server's deadline starts once the request is about to leave);
+9. discovery: last, it counts what the others let through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from proxy.decide.gate import Gate
+from proxy.mitm.admission import Admission
+from proxy.mitm.answers import Answers
+from proxy.mitm.deadlines import Deadlines
+from proxy.mitm.discovery import Discovery
+from proxy.mitm.enforcement import Enforcement
+from proxy.mitm.policy_in_force import PolicyInForce
+from proxy.mitm.recording import Recorder
+from proxy.mitm.redaction import Redaction
+from proxy.mitm.state import Clients
+from proxy.mitm.unlisted import UnlistedAI
+from proxy.mitm.upstream import Upstream
+from proxy.serve.admin import AdminServer
+
+
+@dataclass
+class Pipeline:
+    gate: Gate
+    clients: Clients
+    recorder: Recorder
+    answers: Answers
+    admin: AdminServer | None
+    policy: PolicyInForce
+    admission: Admission
+    enforcement: Enforcement
+    unlisted: UnlistedAI
+    redaction: Redaction
+    upstream: Upstream
+    deadlines: Deadlines
+    discovery: Discovery
+
+    @property
+    def addons(self) -> list:
+        """The addons, in hook order (see the module's docstring)."""
+        ordered = [
+            self.admin,
+            self.recorder,
+            self.policy,
+            self.admission,
+            self.enforcement,
+            self.unlisted,
+            self.redaction,
+            self.upstream,
+            self.deadlines,
+            self.discovery,
+        ]
+        return [addon for addon in ordered if addon is not None]
+
+
+def build(protect: Iterable[tuple[str, int]] = (), admin: bool = True) -> Pipeline:
+    """Every addon of aiwarden, wired. `protect`: addresses besides its own listeners the
+    proxy never connects to (a worker's supervisor's admin listener); `admin`: serve the
+    admin listener from this process (a worker leaves it to its supervisor)."""
+    clients = Clients()
+    recorder = Recorder(clients)
+    gate = Gate(protect, timed=recorder.metrics.timed)
+    answers = Answers(gate, recorder)
+    admin_server = AdminServer(gate, recorder) if admin else None
+    unlisted = UnlistedAI(gate, recorder, answers)
+    redaction = Redaction(gate, recorder, answers)
+    return Pipeline(
+        gate=gate,
+        clients=clients,
+        recorder=recorder,
+        answers=answers,
+        admin=admin_server,
+        policy=PolicyInForce(gate, recorder, admin_server),
+        admission=Admission(gate, clients, recorder, answers),
+        enforcement=Enforcement(gate, clients, recorder, answers, unlisted, redaction),
+        unlisted=unlisted,
+        redaction=redaction,
+        upstream=Upstream(gate, recorder, answers),
+        deadlines=Deadlines(recorder),
+        discovery=Discovery(gate, recorder),
+    )

@@ -1,0 +1,78 @@
+"""What the addons know of each client connection and each flow, as typed values.
+
+The addons hand each other facts through these, never through string markers: a client's
+authenticated user and TLS server names (learnt at CONNECT and ClientHello, needed for each
+request inside), and a flow's decision and what became of it (needed by the hooks that come
+after the one that decided).
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass, field
+
+from mitmproxy import connection, http
+
+from proxy.decide.gate import InForce
+from proxy.decide.verdict import Decision
+from proxy.policy.normalize import BadHost
+
+STATE = "aiwarden"  # the flow.metadata key of a flow's FlowState
+
+
+@dataclass(slots=True)
+class ClientFacts:
+    user: str | None = None  # the user proxy authentication named at CONNECT
+    # the TLS server names the client's ClientHello claimed, or why they cannot be read
+    tls_names: list[str] | BadHost = field(default_factory=list)
+
+
+class Clients:
+    """Facts about each client connection, forgotten with it."""
+
+    def __init__(self) -> None:
+        self._facts: weakref.WeakKeyDictionary[connection.Client, ClientFacts] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def of(self, client: connection.Client) -> ClientFacts:
+        facts = self._facts.get(client)
+        if facts is None:
+            facts = self._facts[client] = ClientFacts()
+        return facts
+
+    def user(self, flow: http.HTTPFlow) -> str | None:
+        """The user proxy authentication named for this request or its connection (never
+        the password, which sits next to it)."""
+        auth = flow.metadata.get("proxyauth")  # set by mitmproxy's proxyauth addon
+        if auth:
+            return auth[0]
+        facts = self._facts.get(flow.client_conn)
+        return facts.user if facts is not None else None
+
+
+@dataclass(slots=True)
+class FlowState:
+    decision: Decision | None = None  # the decision in force for this request
+    host: str = ""  # the claimed name it was decided for
+    # the body is to be checked for an LLM API call, by the policy in force at the headers
+    body_check: InForce | None = None
+    # the block answer for a request refused before its body (answers.Answers.block)
+    blocked_answer: http.Response | None = None
+    redactions: dict[str, int] | None = None  # detector -> count, once redacted
+    upstream_failed: bool = False  # the flow's error is the server side's
+    timed_out: bool = False  # the server took too long to answer (deadlines.py)
+    counted: str | None = None  # the domain discovery counted the request under
+
+
+def state_of(flow: http.HTTPFlow) -> FlowState:
+    state = flow.metadata.get(STATE)
+    if state is None:
+        state = flow.metadata[STATE] = FlowState()
+    return state
+
+
+def decision_of(flow: http.HTTPFlow) -> Decision | None:
+    """The flow's decision, without creating state for a flow nothing decided."""
+    state = flow.metadata.get(STATE)
+    return state.decision if state is not None else None

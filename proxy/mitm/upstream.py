@@ -1,0 +1,146 @@
+"""The upstream side: the last destination check before any server connection, answers when
+the server fails, and protocol switches nothing could inspect.
+
+- `server_connect`: a name may have been resolved again since the request was decided, so
+  the destination is checked once more; the sink of a request blocked before its body is
+  refused here, and its block answer sent by `error`.
+- `error`: every flow ends in a response or an error. An upstream error is counted by kind
+  and, when no answer has begun, answered in the client's format (compat.py lets the hook's
+  response replace mitmproxy's HTML page): a 504 when the server was too slow, a 502
+  otherwise, or the block page when our own destination check stopped the connection.
+- `response`: a 101 to anything but WebSocket would have mitmproxy relay the rest as raw
+  TCP, undecided: the client gets a 502 and the connection ends instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable
+
+from mitmproxy import http
+
+from proxy.decide.destinations import REFUSED
+from proxy.decide.gate import Gate
+from proxy.mitm import compat
+from proxy.mitm.answers import SINK, Answers
+from proxy.mitm.recording import Recorder
+from proxy.mitm.responses import new_reference, upstream_error_response
+from proxy.mitm.state import STATE, FlowState
+from proxy.observe.logs import event
+from proxy.policy.normalize import normalize_host
+
+logger = logging.getLogger("aiwarden")
+
+
+class Upstream:
+    def __init__(self, gate: Gate, recorder: Recorder, answers: Answers) -> None:
+        self.gate = gate
+        self.recorder = recorder
+        self.answers = answers
+
+    def load(self, loader) -> None:
+        compat.answer_upstream_errors()  # so that `error` answers, not mitmproxy's page
+
+    # -- before connecting ---------------------------------------------------------------------
+
+    def server_connect(self, data) -> Awaitable[None] | None:
+        """The last check before any upstream connection; waits only when the name must be
+        looked up."""
+        if data.server.address == SINK:
+            data.server.error = f"{REFUSED}blocked before its body"
+            return None
+
+        def failed(error: Exception) -> None:
+            logger.error("destination check failed; not connecting", exc_info=error)
+            _refuse(data, "destination check failed")
+
+        try:
+            host, port = data.server.address
+            return self.gate.when_checked(
+                normalize_host(host), port, lambda reason: _refuse(data, reason), failed
+            )
+        except Exception as e:
+            failed(e)
+            return None
+
+    # -- when the server fails -------------------------------------------------------------------
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        state: FlowState | None = flow.metadata.get(STATE)
+        if flow.error is None or state is None or not state.upstream_failed:
+            return  # the client's side failed: nobody to answer
+        if state.blocked_answer is not None:
+            flow.response, state.blocked_answer = state.blocked_answer, None
+            return  # a block decided before the body (Answers.block)
+        kind = "timeout" if state.timed_out else upstream_error_kind(flow.error.msg)
+        self.recorder.metrics.upstream_errors(kind).inc()
+        if flow.response is not None:
+            return
+        try:
+            if kind == "policy":
+                reason = flow.error.msg.partition(REFUSED)[2]
+                self.answers.deny(flow, flow.request.pretty_host, reason)
+                return
+            request = flow.request
+            service = self.gate.classify(request.method, request.pretty_host, request.path)
+            reference = new_reference()
+            status = 504 if kind == "timeout" else 502
+            flow.response = upstream_error_response(request, service, status, kind, reference)
+        except Exception:  # mitmproxy's own error page is still sent
+            logger.exception("could not build the upstream error response")
+            return
+        event(
+            "upstream_error",
+            reference=reference,
+            client=flow.client_conn.peername[0],
+            host=flow.request.pretty_host,
+            kind=kind,
+            status=status,
+        )
+
+    # -- the answer ------------------------------------------------------------------------------
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        if flow.response.status_code != 101 or flow.websocket is not None:
+            return
+        upgrade = flow.response.headers.get("upgrade", "")
+        reference = new_reference()
+        self.recorder.bad_request("protocol_switch", reference=reference, status=502,
+                                  client=flow.client_conn.peername[0],
+                                  host=flow.request.pretty_host)  # fmt: skip
+        flow.response = http.Response.make(
+            502,
+            f"aiwarden: the server switched this connection to a protocol aiwarden cannot "
+            f"inspect ({upgrade or 'unnamed'}); nothing more is relayed "
+            f"(reference {reference}).\n",
+            {"Content-Type": "text/plain; charset=utf-8", "Connection": "close"},
+        )
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        # Nothing here reads reply bodies: stream them all, so server-sent events and other
+        # streamed AI answers reach the client as they are produced.
+        flow.response.stream = True
+
+
+def _refuse(data, reason: str | None) -> None:
+    if reason:
+        data.server.error = f"{REFUSED}{reason}"
+        event("upstream_refused", host=str(data.server.address[0]), reason=reason)
+
+
+def upstream_error_kind(message: str) -> str:
+    """A bounded label for an upstream error message."""
+    if REFUSED in message:  # our own destination check, whatever words follow
+        return "policy"
+    text = message.lower()
+    for kind, needles in (
+        ("refused", ("refused", "errno 111")),
+        ("unreachable", ("unreachable", "no route", "errno 101", "errno 113")),
+        ("timeout", ("timeout", "timed out")),
+        ("tls", ("tls", "ssl", "certificate", "handshake")),
+        ("dns", ("name or service", "getaddrinfo", "resolve", "nodename")),
+        ("reset", ("reset", "broken pipe", "closed", "disconnect")),
+    ):
+        if any(n in text for n in needles):
+            return kind
+    return "other"
