@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from proxy import __version__, ca
+from proxy import __version__, ca, options
 from proxy.decide.engine import Engine
 from proxy.decide.llm_shape import describe, inspect_body
 from proxy.decide.verdict import Decision, Mode
@@ -60,11 +60,7 @@ def _parser() -> argparse.ArgumentParser:
         p.set_defaults(command=func)
         if not policy:
             return p
-        p.add_argument(
-            "--policy", metavar="DIR", default=os.environ.get("AIWARDEN_POLICY", "policies"),
-            help="policy directory holding policy.yaml, or a policy file "
-                 "(default: $AIWARDEN_POLICY or ./policies)",
-        )  # fmt: skip
+        options.add_flag(p, "--policy")
         return p
 
     add("check", cmd_check, "validate the policy and catalog; exit 2 listing every error")
@@ -171,7 +167,12 @@ def _parser() -> argparse.ArgumentParser:
         "--spread", action="store_true", help="rotate the proxies by a stable hash of the host"
     )
 
-    _run_arguments(add("run", cmd_run, "run the proxy"))
+    options.add_run_flags(add("run", cmd_run, "run the proxy", policy=False))
+    p = add("options", cmd_options, "the options of `aiwarden run` as a Markdown table", False)
+    p.add_argument(
+        "--readme", type=Path, metavar="FILE",
+        help="write the table into FILE between its markers instead (README.md)",
+    )  # fmt: skip
 
     p = add(
         "ca", None, "create, show or import the CA that signs intercepted connections", policy=False
@@ -316,99 +317,6 @@ def _import_arguments(actions) -> None:
     )
 
 
-def _run_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--listen",
-        default="127.0.0.1:3128",
-        metavar="HOST:PORT",
-        help="proxy listen address (default 127.0.0.1:3128; port 0: any free port)",
-    )
-    p.add_argument(
-        "--admin",
-        default="127.0.0.1:3129",
-        metavar="HOST:PORT",
-        help="admin listener for /healthz, /readyz, /ca.pem (default 127.0.0.1:3129)",
-    )
-    p.add_argument(
-        "--confdir",
-        default="certs",
-        metavar="DIR",
-        help="the CA directory (default certs/); a CA is created there if none",
-    )
-    p.add_argument(
-        "--upstream-ca",
-        metavar="FILE",
-        help="PEM bundle to verify upstream servers with, instead of the public roots "
-        "(must also hold the public roots if public sites are intercepted)",
-    )
-    p.add_argument(
-        "--proxyauth",
-        metavar="SPEC",
-        help="proxy authentication, as mitmproxy's proxyauth option "
-        "(@htpasswd-file, user:pass, or ldap:...)",
-    )
-    p.add_argument(
-        "--audit-log",
-        metavar="PATH",
-        help="JSON Lines audit log of every block, redact and monitor decision; "
-        "'-' for stdout; reopened on SIGHUP (logrotate)",
-    )
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    p.add_argument(
-        "--upstream-timeout",
-        type=int,
-        default=300,
-        metavar="SECONDS",
-        help="how long a server may take to start answering before the client gets a 504 "
-        "(default 300; 0: no limit)",
-    )
-    p.add_argument(
-        "--client-header-timeout",
-        type=int,
-        default=30,
-        metavar="SECONDS",
-        help="how long a client may take to send its request headers before it is "
-        "disconnected (default 30; 0: no limit)",
-    )
-    p.add_argument(
-        "--policy-watch",
-        type=int,
-        default=2,
-        metavar="SECONDS",
-        help="look for policy changes this often (default 2; 0: only on SIGHUP)",
-    )
-    p.add_argument(
-        "--no-fast-tunnels",
-        dest="fast_tunnels",
-        action="store_false",
-        help="relay tunnels through mitmproxy's own machinery instead of aiwarden's fast "
-        "path (slower; for troubleshooting)",
-    )
-    p.add_argument(
-        "--workers",
-        type=int,
-        metavar="N",
-        help="processes serving the listen address; 1: a single process; 0 (the default): "
-        "one per CPU this process may use, a cgroup CPU quota included",
-    )
-    pac = p.add_argument_group("the PAC file served at /proxy.pac and /wpad.dat")
-    pac.add_argument(
-        "--pac-proxy",
-        action="append",
-        metavar="HOST:PORT",
-        help="a proxy the PAC file names, in failover order (default: this proxy's address)",
-    )
-    pac.add_argument("--pac-mode", choices=("all", "ai-only"), default="all", help="default: all")
-    pac.add_argument("--pac-bypass", action="append", metavar="DOMAIN", help="a domain sent DIRECT")
-    pac.add_argument(
-        "--pac-spread", action="store_true", help="rotate the proxies by a hash of the host"
-    )
-    # set by the supervisor of --workers N for each worker (see run.py)
-    p.add_argument("--worker", type=int, help=argparse.SUPPRESS)
-    p.add_argument("--worker-link", type=int, help=argparse.SUPPRESS)
-    p.add_argument("--protect", help=argparse.SUPPRESS)
-
-
 def cmd_redact(args: argparse.Namespace) -> int:
     from proxy.redact.bodies import Unparseable, redact_body
 
@@ -508,6 +416,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     if policy is None:
         return EXIT_INVALID
     return run(args, policy)
+
+
+def cmd_options(args: argparse.Namespace) -> int:
+    if args.readme is None:
+        print(options.markdown(), end="")
+        return EXIT_OK
+    try:
+        changed = options.update_readme(args.readme)
+    except (OSError, ValueError) as e:
+        print(f"aiwarden options: {e}", file=sys.stderr)
+        return EXIT_INVALID
+    print(f"{args.readme}: {'updated' if changed else 'up to date'}")
+    return EXIT_OK
 
 
 def cmd_ca_init(args: argparse.Namespace) -> int:

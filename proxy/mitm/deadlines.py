@@ -29,6 +29,7 @@ from proxy.mitm import compat
 from proxy.mitm.recording import Recorder
 from proxy.mitm.state import state_of
 from proxy.observe.logs import event
+from proxy.options import declare
 
 logger = logging.getLogger("aiwarden")
 
@@ -40,16 +41,7 @@ class Deadlines:
         self._flows: dict[str, asyncio.TimerHandle] = {}  # flow id -> answer deadline
 
     def load(self, loader) -> None:
-        loader.add_option(
-            "aiwarden_client_header_timeout", int, 30,
-            "aiwarden: seconds a client may take to send its request headers (after it "
-            "connects, and after a CONNECT) before it is disconnected (0: no limit).",
-        )  # fmt: skip
-        loader.add_option(
-            "aiwarden_upstream_timeout", int, 300,
-            "aiwarden: seconds a server may take to start answering a request before the "
-            "client gets a 504 (0: no limit).",
-        )  # fmt: skip
+        declare(loader, "aiwarden_client_header_timeout", "aiwarden_upstream_timeout")
 
     def configure(self, updated: set[str]) -> None:
         for name in ("aiwarden_client_header_timeout", "aiwarden_upstream_timeout"):

@@ -15,6 +15,7 @@ from mitmproxy import ctx, exceptions
 from proxy.decide.gate import Gate, InForce
 from proxy.mitm.recording import Recorder
 from proxy.observe.logs import event
+from proxy.options import declare
 from proxy.policy.loader import load_policy
 from proxy.policy.model import Policy
 from proxy.policy.reload import PolicyReloader
@@ -32,14 +33,7 @@ class PolicyInForce:
         self.reloader: PolicyReloader | None = None
 
     def load(self, loader) -> None:
-        loader.add_option(
-            "aiwarden_policy", str, "policies",
-            "aiwarden policy: a directory holding policy.yaml, or a policy file.",
-        )  # fmt: skip
-        loader.add_option(
-            "aiwarden_policy_watch", int, 2,
-            "aiwarden: look for policy changes every this many seconds (0: only on SIGHUP).",
-        )  # fmt: skip
+        declare(loader, "aiwarden_policy", "aiwarden_policy_watch")
 
     def configure(self, updated: set[str]) -> None:
         if "aiwarden_policy_watch" in updated and ctx.options.aiwarden_policy_watch < 0:

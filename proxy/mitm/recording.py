@@ -17,6 +17,7 @@ from proxy.mitm.state import Clients
 from proxy.observe.audit import AuditLog
 from proxy.observe.logs import event
 from proxy.observe.metrics import NONE, Metrics
+from proxy.options import declare
 from proxy.policy.model import UNLISTED_RULE_ID
 
 logger = logging.getLogger("aiwarden")
@@ -31,11 +32,7 @@ class Recorder:
         self.before_close: list[Callable[[], None]] = []
 
     def load(self, loader) -> None:
-        loader.add_option(
-            "aiwarden_audit_log", str, "",
-            "aiwarden audit log: a file (JSON Lines, reopened on SIGHUP), '-' for stdout, "
-            "or empty for none.",
-        )  # fmt: skip
+        declare(loader, "aiwarden_audit_log")
 
     def configure(self, updated: set[str]) -> None:
         if "aiwarden_audit_log" in updated:

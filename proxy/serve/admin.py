@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -24,6 +24,7 @@ from proxy import pac
 from proxy.ca import PUBLIC_CERT
 from proxy.decide.gate import Gate
 from proxy.mitm.recording import Recorder
+from proxy.options import declare
 from proxy.policy.model import Policy
 
 logger = logging.getLogger("aiwarden")
@@ -208,33 +209,10 @@ class AdminServer:
         return self.listener.address
 
     def load(self, loader) -> None:
-        loader.add_option(
-            "aiwarden_admin", str, "127.0.0.1:3129",
-            "aiwarden admin listener HOST:PORT (/healthz, /readyz, /metrics, /ca.pem, "
-            "/proxy.pac, /wpad.dat); empty: none.",
+        declare(
+            loader, "aiwarden_admin", "aiwarden_pac_proxy", "aiwarden_pac_mode",
+            "aiwarden_pac_bypass", "aiwarden_pac_spread",
         )  # fmt: skip
-        loader.add_option(
-            "aiwarden_pac_proxy", Sequence[str], [],
-            "Proxies the PAC file names (HOST:PORT, in failover order); default: this one.",
-        )  # fmt: skip
-        loader.add_option(
-            "aiwarden_pac_mode",
-            str,
-            "all",
-            "PAC mode: all (egress) or ai-only (monitor-first rollout).",
-        )
-        loader.add_option(
-            "aiwarden_pac_bypass",
-            Sequence[str],
-            [],
-            "Domains the PAC file sends DIRECT (never AI hosts).",
-        )
-        loader.add_option(
-            "aiwarden_pac_spread",
-            bool,
-            False,
-            "Rotate the PAC's proxies by a stable hash of the host.",
-        )
 
     def configure(self, updated: set[str]) -> None:
         if "aiwarden_pac_mode" in updated and ctx.options.aiwarden_pac_mode not in pac.MODES:

@@ -46,6 +46,7 @@ from proxy.mitm import framing
 from proxy.mitm.discovery import Discovery
 from proxy.mitm.recording import Recorder
 from proxy.observe.logs import event
+from proxy.options import declare
 from proxy.policy.normalize import BadHost, normalize_host
 
 logger = logging.getLogger("aiwarden")
@@ -71,11 +72,7 @@ class FastPath:
         self.header_timeout = 0
 
     def load(self, loader) -> None:
-        loader.add_option(
-            "aiwarden_fast_tunnels", bool, True,
-            "aiwarden: relay tunnelled CONNECTs without mitmproxy's per-connection "
-            "machinery (aiwarden run only).",
-        )  # fmt: skip
+        declare(loader, "aiwarden_fast_tunnels")
 
     def configure(self, updated: set[str]) -> None:
         self.enabled = ctx.options.aiwarden_fast_tunnels and not ctx.options.proxyauth

@@ -39,6 +39,7 @@ from proxy.mitm.compat import (
 )
 from proxy.mitm.pipeline import Pipeline, build
 from proxy.observe import logs
+from proxy.options import settings_from
 from proxy.policy.model import Policy
 from proxy.serve.admin import parse_address
 from proxy.serve.fastpath import FastPath
@@ -134,37 +135,17 @@ async def _serve(
         tlsconfig.TlsConfig(),
         errorcheck.ErrorCheck(repeat_errors_on_stderr=True),
     )
-    settings: dict[str, object] = {
-        "connection_strategy": "lazy",  # blocked hosts are never connected to
-        "aiwarden_policy": args.policy,
-        "aiwarden_policy_watch": args.policy_watch,
-        "aiwarden_upstream_timeout": args.upstream_timeout,
-        "aiwarden_client_header_timeout": args.client_header_timeout,
-    }
     pipeline = build(protect, admin=args.worker is None)
     m.addons.add(*pipeline.addons)
-    if args.worker is None:
-        settings.update(
-            aiwarden_admin=args.admin,
-            aiwarden_pac_proxy=args.pac_proxy or [],
-            aiwarden_pac_mode=args.pac_mode,
-            aiwarden_pac_bypass=args.pac_bypass or [],
-            aiwarden_pac_spread=args.pac_spread,
-        )
     loop = asyncio.get_running_loop()
     if isinstance(loop, GuardedLoop):
         loop.gate = pipeline.gate
         loop.fastpath = FastPath(pipeline.gate, pipeline.recorder, pipeline.discovery)
         m.addons.add(loop.fastpath)  # after Deadlines: it reads the header timeout
-        settings["aiwarden_fast_tunnels"] = args.fast_tunnels
     if args.worker_link is not None:
         m.addons.add(WorkerLink(args.worker_link))
-    if args.upstream_ca:
-        settings["ssl_verify_upstream_trusted_ca"] = args.upstream_ca
-    if args.proxyauth:
-        settings["proxyauth"] = args.proxyauth
-    if args.audit_log:
-        settings["aiwarden_audit_log"] = args.audit_log
+    # the flags of the options the addons above declared (a worker has no admin listener)
+    settings = {"connection_strategy": "lazy", **settings_from(args, opts)}  # lazy: blocked
     try:
         opts.update(**settings)
     except exceptions.OptionsError as e:

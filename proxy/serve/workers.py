@@ -31,6 +31,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest, multiprocess
 
 from proxy.observe.logs import event
+from proxy.options import worker_argv
 from proxy.policy.model import Policy
 from proxy.policy.reload import PolicyReloader
 from proxy.serve.admin import AdminListener, PacSettings, format_address, parse_address
@@ -325,22 +326,10 @@ def worker_command(
 ) -> list[str]:
     """`aiwarden run` for one worker: the supervisor's settings, its port, no admin."""
     command = [sys.executable, "-m", "proxy", "run", "--workers", "1"]
-    command += ["--listen", format_address(*listen), "--admin", ""]
-    command += ["--policy", str(args.policy), "--confdir", str(args.confdir)]
-    command += ["--policy-watch", str(args.policy_watch)]
-    command += ["--upstream-timeout", str(args.upstream_timeout)]
-    command += ["--client-header-timeout", str(args.client_header_timeout)]
-    command += ["--log-level", args.log_level, "--worker", str(index), "--worker-link", str(link)]
-    if not args.fast_tunnels:
-        command.append("--no-fast-tunnels")
-    for flag, value in (
-        ("--upstream-ca", args.upstream_ca),
-        ("--proxyauth", args.proxyauth),
-        ("--audit-log", args.audit_log),
-        ("--protect", format_address(*admin) if admin else None),
-    ):
-        if value:
-            command += [flag, str(value)]
+    command += ["--listen", format_address(*listen), "--admin", "", *worker_argv(args)]
+    command += ["--worker", str(index), "--worker-link", str(link)]
+    if admin:
+        command += ["--protect", format_address(*admin)]
     return command
 
 
