@@ -36,14 +36,14 @@ class Option:
     """The mitmproxy option: `aiwarden_*` ones are declared by an aiwarden addon, others
     (`proxyauth`, `confdir`...) are mitmproxy's own. None: a flag of the run process itself."""
     type: Any = str
-    """Its mitmproxy type: str, int, bool or Sequence[str]."""
+    """Its mitmproxy type: str, int, bool or Sequence[str]; int also makes the flag a number."""
     default: Any = None
-    """Its mitmproxy default; for a flag without an option, the flag's default."""
+    """Its default under mitmproxy."""
     help: str = ""
     """Its help under mitmproxy (`mitmdump --options`)."""
     run_only: bool = False
     """Declared by an addon only `aiwarden run` loads: no such option under `mitmdump -s`."""
-    settings: bool = True
+    in_settings: bool = True
     """`settings_from` sets it (False: `aiwarden run` gives it to mitmproxy another way)."""
     empty_is_unset: bool = False
     """An empty flag value leaves the option at mitmproxy's default."""
@@ -87,7 +87,7 @@ class Option:
         return self.dest or self.flag.removeprefix("--").replace("-", "_")
 
     def argv(self, value: Any) -> list[str]:
-        """The flag as it would be written to give `value`; nothing for the default."""
+        """The flag as written to give `value`: nothing for None, nor for a switch left off."""
         assert self.flag is not None
         if self.action == "store_true":
             return [self.flag] if value else []
@@ -127,7 +127,7 @@ OPTIONS: tuple[Option, ...] = (
         "`/ca.pem` (the certificate users install), `/proxy.pac` and `/wpad.dat`; empty: none",
     ),
     Option(
-        option="confdir", settings=False,  # run.py builds mitmproxy's Options with it
+        option="confdir", in_settings=False,  # run.py builds mitmproxy's Options with it
         flag="--confdir", metavar="DIR", flag_default="certs",
         flag_help="the CA directory (default certs/); a CA is created there if none",
         to_workers=True,
@@ -326,7 +326,7 @@ def settings_from(args: argparse.Namespace, known: Container[str]) -> dict[str, 
     the addons loaded in this process declare, and mitmproxy's own), given a value."""
     settings: dict[str, object] = {}
     for o in RUN_FLAGS:
-        if o.option is None or not o.settings or o.option not in known:
+        if o.option is None or not o.in_settings or o.option not in known:
             continue
         value = getattr(args, o.attribute)
         if value is None or (o.empty_is_unset and not value):

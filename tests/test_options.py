@@ -16,7 +16,8 @@ from proxy.options import BY_FLAG, OPTIONS, RUN_FLAGS, Option, settings_from, wo
 from proxy.serve.fastpath import FastPath
 from proxy.serve.workers import worker_command
 
-README = Path(__file__).parent.parent / "README.md"
+ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file())
+README = ROOT / "README.md"
 
 # the flags a worker does not get from the supervisor as they are, and why
 NOT_FOR_WORKERS = {
