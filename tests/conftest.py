@@ -10,8 +10,11 @@ import pytest
 from proxy.decide.engine import Engine
 from proxy.policy.loader import load_policy
 from proxy.policy.model import Policy
+from proxy.policy.yamlsource import PolicyError
 
-ROOT = Path(__file__).resolve().parent.parent
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+DATA = TESTS / "data"
 SHIPPED = ROOT / "policies"
 SHIPPED_CATALOG = SHIPPED / "catalog"
 
@@ -56,3 +59,25 @@ def engine_for(write_policy):
         return Engine(load_policy(write_policy(text, files)))
 
     return build
+
+
+# -- policy errors as 'line: message' (the validation and redaction tests) ---------------------
+
+
+def errors_of(write_policy, text, files=None):
+    """The problems as 'line: message' strings (checking that each names the file)."""
+    path = write_policy(text, files)
+    with pytest.raises(PolicyError) as e:
+        load_policy(path.parent)
+    out = []
+    for p in e.value.problems:
+        assert p.file.endswith(".yaml")
+        out.append(f"{p.line}: {p.message}")
+    return out
+
+
+def assert_error(errors, line, fragment):
+    for e in errors:
+        if e.startswith(f"{line}: ") and fragment in e:
+            return
+    pytest.fail(f"no error at line {line} containing {fragment!r}; got:\n" + "\n".join(errors))

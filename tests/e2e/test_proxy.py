@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import SHIPPED_CATALOG
+from conftest import ROOT, SHIPPED_CATALOG
 from proxyharness import (
     CHROMIUM,
     Proxy,
@@ -501,7 +501,7 @@ def test_the_addon_loads_in_mitmdump(pki, tmp_path):
         "rules:\n  - id: block-chat\n    match: {categories: [chat]}\n    action: block\n",
         SHIPPED_CATALOG,
     )
-    addon = Path(__file__).resolve().parent.parent / "proxy" / "mitm" / "script.py"
+    addon = ROOT / "proxy" / "mitm" / "script.py"
     p = Proxy(
         policy,
         pki["ca"],

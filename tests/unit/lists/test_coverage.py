@@ -7,7 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import SHIPPED
+from conftest import DATA, ROOT, SHIPPED
 
 from proxy.lists.formats import (
     DOMAIN,
@@ -22,7 +22,7 @@ from proxy.lists.formats import (
 )
 
 AIWARDEN = str(Path(sys.executable).parent / "aiwarden")
-REFERENCE = Path(__file__).resolve().parents[1].parent / "shared/reference/lists"
+REFERENCE = ROOT.parent / "shared/reference/lists"
 
 # Issue 16's target: at least 98 % of every public list, each separately, after the drops
 # (the catalog reached 100 % of each on 2026-12-03)
@@ -245,7 +245,7 @@ def test_shipped_catalog_against_the_reference_lists():
 def test_popular_sites_are_not_caught():
     """The catalog claims whole domains for a thousand products; none of these is one of them
     (tests/data/popular-non-ai.txt: top sites, SaaS with AI features, regional portals, CDNs)."""
-    popular = Path(__file__).parent / "data/popular-non-ai.txt"
+    popular = DATA / "popular-non-ai.txt"
     r = run("catalog", "coverage", "--json", "--policy", str(SHIPPED), "--negative", str(popular),
             "--format", "plain", str(popular))  # fmt: skip
     assert r.returncode == 0, r.stderr

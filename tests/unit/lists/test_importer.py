@@ -9,12 +9,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import SHIPPED, SHIPPED_CATALOG
+from conftest import ROOT, SHIPPED, SHIPPED_CATALOG
 
 from proxy.lists.formats import DOMAIN, FULL, parse, read_list
 
 AIWARDEN = str(Path(sys.executable).parent / "aiwarden")
-ROOT = Path(__file__).resolve().parents[1]
 # the reference lists sit beside the project (../shared); a worktree is one level deeper
 REFERENCE = next(
     (

@@ -1,6 +1,6 @@
-"""Discovery (proxy/mitm/discovery.py) and `aiwarden discover` (proxy/observe/discover.py): the
-policy's `discovery:` section, the bounded window, the scorer, and end to end: real clients through
-the real proxy to local upstreams under AI-looking and ordinary names, then `aiwarden
+"""Discovery (proxy/mitm/discovery.py) and `aiwarden discover` (proxy/observe/discover.py):
+the policy's `discovery:` section, the bounded window, the scorer, and end to end: real clients
+through the real proxy to local upstreams under AI-looking and ordinary names, then `aiwarden
 discover` on the audit log it wrote."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import SHIPPED_CATALOG
+from conftest import SHIPPED_CATALOG, TESTS
 from mitmproxy.test import tflow
 from prometheus_client import CollectorRegistry
 from proxyharness import (
@@ -46,7 +46,7 @@ from proxy.policy.model import DiscoverySettings
 from proxy.policy.yamlsource import PolicyError
 
 AIWARDEN = str(Path(sys.executable).parent / "aiwarden")
-LOOPBACK_NAMES = Path(__file__).resolve().parent / "loopback_names"  # sitecustomize.py
+LOOPBACK_NAMES = TESTS / "loopback_names"  # sitecustomize.py
 
 # -- the policy ----------------------------------------------------------------------------------
 

@@ -1,15 +1,15 @@
 """The shipped catalog: broad, precise, and consistent with itself."""
 
 import re
-from pathlib import Path
 
 import pytest
+from conftest import DATA
 
 from proxy.policy.catalog import CATEGORIES
 from proxy.policy.normalize import split_url
 from proxy.policy.patterns import HostIndex
 
-CASES_FILE = Path(__file__).parent / "data" / "urls.txt"
+CASES_FILE = DATA / "urls.txt"
 
 
 def _cases():

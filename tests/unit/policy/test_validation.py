@@ -1,6 +1,7 @@
 """Every policy mistake is reported as `file:line: message`, all of them at once."""
 
 import pytest
+from conftest import assert_error, errors_of
 
 from proxy.policy.loader import load_policy
 from proxy.policy.yamlsource import PolicyError
@@ -11,25 +12,6 @@ rules:
     match: {categories: [chat]}
     action: block
 """
-
-
-def errors_of(write_policy, text, files=None):
-    """The problems as 'line: message' strings (checking that each names the file)."""
-    path = write_policy(text, files)
-    with pytest.raises(PolicyError) as e:
-        load_policy(path.parent)
-    out = []
-    for p in e.value.problems:
-        assert p.file.endswith(".yaml")
-        out.append(f"{p.line}: {p.message}")
-    return out
-
-
-def assert_error(errors, line, fragment):
-    for e in errors:
-        if e.startswith(f"{line}: ") and fragment in e:
-            return
-    pytest.fail(f"no error at line {line} containing {fragment!r}; got:\n" + "\n".join(errors))
 
 
 def rule_matching(field: str) -> str:

@@ -10,8 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import SHIPPED_CATALOG
-from test_policy_validation import assert_error, errors_of
+from conftest import DATA, SHIPPED_CATALOG, assert_error, errors_of
 
 from proxy.policy.loader import load_policy
 from proxy.policy.yamlsource import Problems, load_yaml
@@ -19,7 +18,7 @@ from proxy.redact.bodies import FileBlocked, Unparseable, redact_body
 from proxy.redact.detectors import BUILTIN, redact_text
 from proxy.redact.profiles import RedactionProfile, parse_profiles
 
-CORPUS = Path(__file__).parent / "data" / "redaction_corpus.yaml"
+CORPUS = DATA / "redaction_corpus.yaml"
 
 
 def corpus():
