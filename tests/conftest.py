@@ -81,3 +81,52 @@ def assert_error(errors, line, fragment):
         if e.startswith(f"{line}: ") and fragment in e:
             return
     pytest.fail(f"no error at line {line} containing {fragment!r}; got:\n" + "\n".join(errors))
+
+
+# -- the local-AI policy: one `local-ai` service on localhost, the name the local upstreams -----
+# -- answer to, so the proxy tests decide on a real service without leaving loopback ----------
+
+
+def local_ai_service(category: str = "chat", api_format: str | None = None) -> str:
+    """The catalog entry of the `local-ai` service, as one item of a `services:` list."""
+    fmt = f"api_format: {api_format}, " if api_format else ""
+    return (
+        f"  - {{id: local-ai, name: Local AI, vendor: Test, category: {category}, "
+        f"hosts: [localhost],\n     {fmt}source: test}}\n"
+    )
+
+
+def _section(text: str, indent: str = "") -> str:
+    text = textwrap.dedent(text).strip("\n")
+    return textwrap.indent(text, indent) + "\n" if text else ""
+
+
+def local_ai_policy(
+    rules: str | None = None,
+    *,
+    category: str = "chat",
+    api_format: str | None = None,
+    clients: tuple[str, ...] = ("127.0.0.0/8",),
+    deny: tuple[str, ...] = ("169.254.0.0/16",),
+    services: str = "",
+    sections: str = "",
+    defaults: str = "",
+) -> str:
+    """Policy text for proxyharness.write_policy: clients on loopback, link-local denied, the
+    `local-ai` service, then `services` (more list items), `sections` (more top-level keys:
+    groups, redaction_profiles) and `rules` (the list items; no `rules:` key when None).
+    Each argument is YAML, dedented here."""
+    network = ", ".join(f'"{c}"' if ":" in c else c for c in clients)
+    denied = ", ".join(f'"{d}"' if ":" in d else d for d in deny)
+    text = (
+        "\n"
+        + _section(defaults)
+        + f"network:\n  clients: [{network}]\n  deny_destinations: [{denied}]\n"
+        + "services:\n"
+        + local_ai_service(category, api_format)
+        + _section(services, "  ")
+        + _section(sections)
+    )
+    if rules is not None:
+        text += "rules:\n" + _section(rules, "  ")
+    return text

@@ -27,7 +27,7 @@ import h2.connection
 import h2.events
 import h2.exceptions
 import pytest
-from conftest import SHIPPED_CATALOG
+from conftest import SHIPPED_CATALOG, local_ai_policy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from proxyharness import (
@@ -46,20 +46,18 @@ from proxyharness import (
 from proxy import ca
 from proxy.decide.destinations import DestinationGuard
 
-POLICY = """
-network:
-  clients: [127.0.0.0/8, "::1/128"]
-  deny_destinations: [169.254.0.0/16]
-services:
-  - {id: local-ai, name: Local AI, vendor: Test, category: chat, hosts: [localhost],
-     source: test}
-  - {id: shared-assistant, name: Shared assistant, vendor: Test, category: code-assistant,
-     hosts: [127.0.0.2], paths: [/copilot_internal/**], source: test}
-rules:
-  - id: block-ai
-    match: {categories: [chat, api, code-assistant]}
-    action: block
-"""
+POLICY = local_ai_policy(
+    clients=("127.0.0.0/8", "::1/128"),
+    services="""
+    - {id: shared-assistant, name: Shared assistant, vendor: Test, category: code-assistant,
+       hosts: [127.0.0.2], paths: [/copilot_internal/**], source: test}
+    """,
+    rules="""
+    - id: block-ai
+      match: {categories: [chat, api, code-assistant]}
+      action: block
+    """,
+)
 MODES = ("fast", "no-fast", "mitmdump")
 REFUSED = (b"HTTP/1.1 403", b"HTTP/1.1 400")  # blocked by the policy, or refused unread
 GET = "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SHIPPED_CATALOG
+from conftest import SHIPPED_CATALOG, local_ai_policy
 from proxyharness import Proxy, Upstream, metrics, value, write_policy
 
 from proxy import ca
@@ -65,23 +65,20 @@ cn: bob
 sn: Bob
 userPassword: bob-password
 """
-POLICY = """
-network:
-  clients: [127.0.0.0/8]
-  deny_destinations: [169.254.0.0/16]
-services:
-  - {id: local-ai, name: Local AI, vendor: Test, category: chat, hosts: [localhost],
-     source: test}
-groups:
-  research: {users: [alice]}
-rules:
-  - id: research-may
-    match: {groups: [research], services: [local-ai]}
-    action: monitor
-  - id: block-ai
-    match: {categories: [chat]}
-    action: block
-"""
+POLICY = local_ai_policy(
+    sections="""
+    groups:
+      research: {users: [alice]}
+    """,
+    rules="""
+    - id: research-may
+      match: {groups: [research], services: [local-ai]}
+      action: monitor
+    - id: block-ai
+      match: {categories: [chat]}
+      action: block
+    """,
+)
 
 
 def free_port() -> int:

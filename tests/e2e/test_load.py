@@ -11,7 +11,7 @@ import time
 from collections import Counter
 
 import pytest
-from conftest import SHIPPED_CATALOG
+from conftest import SHIPPED_CATALOG, local_ai_policy
 from proxyharness import (
     Proxy,
     Upstream,
@@ -27,21 +27,17 @@ from proxy import ca
 CONNECTIONS = 200
 SECONDS = 6
 
-POLICY = """
-network:
-  clients: [127.0.0.0/8]
-  deny_destinations: [169.254.0.0/16]
-services:
-  - {id: local-ai, name: Local AI, vendor: Test, category: api, hosts: [localhost],
-     source: test}
-rules:
-  - id: watch-local-ai
-    match: {services: [local-ai]}
-    action: monitor
-  - id: block-ai
-    match: {categories: [chat]}
-    action: block
-"""
+POLICY = local_ai_policy(
+    category="api",
+    rules="""
+    - id: watch-local-ai
+      match: {services: [local-ai]}
+      action: monitor
+    - id: block-ai
+      match: {categories: [chat]}
+      action: block
+    """,
+)
 
 
 @pytest.fixture(scope="module")

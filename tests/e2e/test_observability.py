@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import SHIPPED_CATALOG
+from conftest import SHIPPED_CATALOG, local_ai_policy
 from proxyharness import (
     WORKERS,
     Proxy,
@@ -27,26 +27,24 @@ from proxyharness import (
 
 from proxy import ca
 
-POLICY = """
-network:
-  clients: [127.0.0.0/8]
-  deny_destinations: [169.254.0.0/16]
-services:
-  - {id: local-ai, name: Local AI, vendor: Test, category: chat, hosts: [localhost],
-     api_format: openai, source: test}
-redaction_profiles:
-  default: {detectors: [secrets, pii]}
-rules:
-  - id: approved
-    match: {services: [local-ai], paths: ["/v1/**"]}
-    action: redact
-  - id: watch
-    match: {services: [local-ai]}
-    action: monitor
-  - id: block-ai
-    match: {categories: [chat, api]}
-    action: block
-"""
+POLICY = local_ai_policy(
+    api_format="openai",
+    sections="""
+    redaction_profiles:
+      default: {detectors: [secrets, pii]}
+    """,
+    rules="""
+    - id: approved
+      match: {services: [local-ai], paths: ["/v1/**"]}
+      action: redact
+    - id: watch
+      match: {services: [local-ai]}
+      action: monitor
+    - id: block-ai
+      match: {categories: [chat, api]}
+      action: block
+    """,
+)
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from conftest import ROOT, SHIPPED_CATALOG
+from conftest import ROOT, SHIPPED_CATALOG, local_ai_policy
 from proxyharness import Proxy, Upstream, curl, write_policy
 
 from proxy import ca
@@ -30,21 +30,20 @@ sys.path.insert(0, str(ROOT / "deploy" / "grafana"))
 import dashboard  # noqa: E402
 
 RULES = ROOT / "deploy" / "prometheus" / "aiwarden-rules.yml"
-POLICY = """
-network: {clients: [127.0.0.0/8], deny_destinations: [169.254.0.0/16]}
-services:
-  - {id: local-ai, name: Local AI, vendor: Test, category: chat, hosts: [localhost],
-     source: test}
-redaction_profiles:
-  default: {detectors: [pii]}
-rules:
-  - id: approved
-    match: {services: [local-ai]}
-    action: redact
-  - id: block-ai
-    match: {categories: [chat, api]}
-    action: block
-"""
+POLICY = local_ai_policy(
+    sections="""
+    redaction_profiles:
+      default: {detectors: [pii]}
+    """,
+    rules="""
+    - id: approved
+      match: {services: [local-ai]}
+      action: redact
+    - id: block-ai
+      match: {categories: [chat, api]}
+      action: block
+    """,
+)
 
 
 def free_port() -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ROOT, SHIPPED_CATALOG
+from conftest import ROOT, SHIPPED_CATALOG, local_ai_policy
 from proxyharness import (
     CHROMIUM,
     Proxy,
@@ -36,39 +36,34 @@ pytestmark = pytest.mark.skipif(
 )
 
 MESSAGE = "External AI services are not approved."
-POLICY = """
-defaults: {contact: "mailto:security@corp.example"}
-network:
-  clients: [127.0.0.0/8, "::1/128"]
-  deny_destinations: [169.254.0.0/16, "fe80::/10"]
-services:
-  - id: local-ai
-    name: Local AI stand-in
-    vendor: Test
-    category: chat
-    hosts: [localhost]
-    api_format: openai
-    source: test
-redaction_profiles:
-  default:
-    detectors: [secrets, pii]
-    custom:
-      - {id: codename, keywords: [PROJECT-HELIOS]}
-rules:
-  - id: approved-gateway
-    match: {services: [local-ai], paths: ["/v1/**"]}
-    action: redact
-  - id: watch-local-ai
-    match: {services: [local-ai]}
-    action: monitor
-  - id: no-blocked-uploads
-    match: {hosts: [127.0.0.2], paths: [/blocked/**]}
-    action: block
-  - id: block-ai
-    match: {categories: [chat, api, code-assistant, search, image, video, voice, agent]}
-    action: block
-    message: "External AI services are not approved."
-"""
+POLICY = local_ai_policy(
+    defaults='defaults: {contact: "mailto:security@corp.example"}',
+    clients=("127.0.0.0/8", "::1/128"),
+    deny=("169.254.0.0/16", "fe80::/10"),
+    api_format="openai",
+    sections="""
+    redaction_profiles:
+      default:
+        detectors: [secrets, pii]
+        custom:
+          - {id: codename, keywords: [PROJECT-HELIOS]}
+    """,
+    rules="""
+    - id: approved-gateway
+      match: {services: [local-ai], paths: ["/v1/**"]}
+      action: redact
+    - id: watch-local-ai
+      match: {services: [local-ai]}
+      action: monitor
+    - id: no-blocked-uploads
+      match: {hosts: [127.0.0.2], paths: [/blocked/**]}
+      action: block
+    - id: block-ai
+      match: {categories: [chat, api, code-assistant, search, image, video, voice, agent]}
+      action: block
+      message: "External AI services are not approved."
+    """,
+)
 
 
 @pytest.fixture(scope="module")
@@ -436,19 +431,16 @@ def test_proxy_authentication_users_reach_the_rules(pki, tmp_path):
     )
     policy = write_policy(
         tmp_path / "p",
-        """
-        network: {clients: [127.0.0.0/8], deny_destinations: [169.254.0.0/16]}
-        services:
-          - {id: local-ai, name: Local AI, vendor: Test, category: chat, hosts: [localhost],
-             source: test}
-        rules:
-          - id: alice-may
-            match: {users: [alice], services: [local-ai]}
-            action: allow
-          - id: block-chat
-            match: {categories: [chat]}
-            action: block
-    """,
+        local_ai_policy(
+            rules="""
+            - id: alice-may
+              match: {users: [alice], services: [local-ai]}
+              action: allow
+            - id: block-chat
+              match: {categories: [chat]}
+              action: block
+            """
+        ),
         SHIPPED_CATALOG,
     )
     upstream = Upstream()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import SHIPPED_CATALOG
+from conftest import SHIPPED_CATALOG, local_ai_policy
 from proxyharness import WORKERS, Proxy, Upstream, by_label, curl, write_policy
 
 from proxy import ca
@@ -22,14 +22,7 @@ from proxy.policy.reload import PolicyReloader
 
 W = int(WORKERS)  # processes per proxy the harness starts; each loads the policy itself
 
-SERVICE = """
-network:
-  clients: [127.0.0.0/8]
-  deny_destinations: [169.254.0.0/16]
-services:
-  - {id: local-ai, name: Local AI, vendor: Test, category: chat, hosts: [localhost],
-     source: test}
-"""
+SERVICE = local_ai_policy()  # no rules: each version below adds its own
 BLOCK = (
     SERVICE
     + """

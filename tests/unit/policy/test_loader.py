@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SHIPPED_CATALOG
+from conftest import ROOT, SHIPPED_CATALOG, local_ai_service
 
 from proxy.policy.loader import load_policy
 from proxy.policy.model import Policy
@@ -30,11 +30,7 @@ from proxy.policy.yamlsource import (
     load_yaml,
 )
 
-LOCAL = """
-services:
-  - {id: local-ai, name: Local AI, vendor: Test, category: chat, hosts: [localhost],
-     source: test}
-"""
+LOCAL = "\nservices:\n" + local_ai_service()  # a catalog file of one service
 POLICY = (
     "catalog: [cat]\nversion: 1\nrules:\n  - {id: r, match: {categories: [chat]}, action: block}\n"
 )
