@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import SHIPPED_CATALOG
+from conftest import ROOT, SHIPPED_CATALOG
 from mitmproxy import http, master, options, version
 from mitmproxy.addons import core, next_layer, proxyserver
 from mitmproxy.net.http.http1 import read_request_head
@@ -544,7 +544,7 @@ def test_the_aiwarden_command_refuses_an_untested_mitmproxy(tmp_path):
 def test_mitmdump_refuses_to_run_the_script_on_an_untested_mitmproxy(tmp_path):
     """What someone who runs `mitmdump -s proxy/mitm/script.py` sees: our one line, then
     mitmproxy's own, and an exit; no traceback."""
-    script = Path(__file__).resolve().parent.parent / "proxy" / "mitm" / "script.py"
+    script = ROOT / "proxy" / "mitm" / "script.py"
     r = subprocess.run(
         [str(Path(sys.executable).parent / "mitmdump"), "-s", str(script),
          "--listen-host", "127.0.0.1", "--listen-port", "0",
