@@ -48,6 +48,18 @@ class Warden:
         self.metrics = Metrics()
 
 
+# the two places these tests touch how the addons are wired: how Deadlines is made, and how a
+# flow says its server was too slow
+
+
+def make_deadlines() -> Deadlines:
+    return Deadlines()
+
+
+def timed_out(flow) -> bool:
+    return bool(flow.metadata.get(TIMED_OUT))
+
+
 def context(deadlines: Deadlines, server: ProxyServer, client: int = 1, upstream: int = 1):
     ctx = taddons.context(deadlines, server)
     ctx.configure(
@@ -79,14 +91,14 @@ def flow_of(client):
 
 
 def test_the_options_and_their_defaults():
-    with taddons.context(Deadlines()) as ctx:
+    with taddons.context(make_deadlines()) as ctx:
         assert ctx.options.aiwarden_client_header_timeout == 30
         assert ctx.options.aiwarden_upstream_timeout == 300
 
 
 @pytest.mark.parametrize("name", ["aiwarden_client_header_timeout", "aiwarden_upstream_timeout"])
 def test_a_negative_timeout_is_refused_and_zero_is_no_limit(name):
-    deadlines = Deadlines()
+    deadlines = make_deadlines()
     with taddons.context(deadlines) as ctx:
         with pytest.raises(exceptions.OptionsError, match=f"{name} must be 0 or more seconds"):
             ctx.configure(deadlines, **{name: -1})
@@ -100,7 +112,7 @@ def test_a_negative_timeout_is_refused_and_zero_is_no_limit(name):
 def test_each_hook_that_ends_the_wait_for_headers_disarms_and_the_others_are_closed(caplog):
     """One client per path through the hooks; after the deadline, exactly the clients still
     waiting are closed (the client itself, not a server connection) and counted."""
-    server, deadlines, warden = ProxyServer(), Deadlines(), Warden()
+    server, deadlines, warden = ProxyServer(), make_deadlines(), Warden()
 
     async def scenario() -> dict[str, str]:
         with context(deadlines, server) as ctx:
@@ -135,7 +147,7 @@ def test_each_hook_that_ends_the_wait_for_headers_disarms_and_the_others_are_clo
 def test_a_connect_restarts_the_deadline_it_does_not_add_one():
     """Armed again, the old timer is cancelled: the client is closed once, a deadline after
     the CONNECT, not a deadline after it connected."""
-    server, deadlines = ProxyServer(), Deadlines()
+    server, deadlines = ProxyServer(), make_deadlines()
 
     async def scenario() -> list[int]:
         with context(deadlines, server):
@@ -152,7 +164,7 @@ def test_a_connect_restarts_the_deadline_it_does_not_add_one():
 
 
 def test_zero_arms_nothing():
-    server, deadlines = ProxyServer(), Deadlines()
+    server, deadlines = ProxyServer(), make_deadlines()
 
     async def scenario() -> None:
         with context(deadlines, server, client=0, upstream=0):
@@ -166,7 +178,7 @@ def test_zero_arms_nothing():
 
 
 def test_outside_an_event_loop_the_hooks_arm_nothing_and_do_not_fail():
-    server, deadlines = ProxyServer(), Deadlines()
+    server, deadlines = ProxyServer(), make_deadlines()
     with context(deadlines, server):
         client = client_of(server)
         f = flow_of(client)
@@ -178,7 +190,7 @@ def test_outside_an_event_loop_the_hooks_arm_nothing_and_do_not_fail():
 
 
 def test_a_client_whose_connection_is_already_gone_is_not_an_error():
-    server, deadlines = ProxyServer(), Deadlines()
+    server, deadlines = ProxyServer(), make_deadlines()
 
     async def scenario() -> None:
         with context(deadlines, server):
@@ -195,7 +207,7 @@ def test_a_client_whose_connection_is_already_gone_is_not_an_error():
 def test_a_server_too_slow_is_closed_and_its_flow_marked_timed_out():
     """Per flow: the request arms, response headers or an error disarm; a flow answered
     before the request hook (blocked, say) is not timed; a flow answered meanwhile is left."""
-    server, deadlines = ProxyServer(), Deadlines()
+    server, deadlines = ProxyServer(), make_deadlines()
     flows: dict[str, object] = {}
 
     async def scenario() -> None:
@@ -212,7 +224,7 @@ def test_a_server_too_slow_is_closed_and_its_flow_marked_timed_out():
             await asyncio.sleep(WAIT)
 
     asyncio.run(scenario())
-    marked = sorted(name for name, f in flows.items() if f.metadata.get(TIMED_OUT))
+    marked = sorted(name for name, f in flows.items() if timed_out(f))
     assert marked == ["slow"]
     slow = flows["slow"]
     assert server.closed == [(slow.client_conn.id, slow.server_conn)]  # the server side only

@@ -32,16 +32,38 @@ class FakeAudit:
         self.records.append(json.loads(json.dumps(record)))
 
 
+# the places these tests touch how the addons are wired: how a Discovery gets its policy,
+# audit log and metrics, how a flow says the aiwarden addon decided on it, and where the
+# domain a request was counted under is kept
+
+
+def make_discovery(policy, audit) -> Discovery:
+    d = Discovery()
+    d.warden = SimpleNamespace(
+        engine=SimpleNamespace(policy=policy), audit=audit, metrics=Metrics(CollectorRegistry())
+    )
+    return d
+
+
+def decide(flow) -> None:
+    flow.metadata["aiwarden"] = SimpleNamespace(action="allow")
+
+
+def undecide(flow) -> None:
+    del flow.metadata["aiwarden"]
+
+
+def counted(flow) -> str | None:
+    return flow.metadata.get(COUNTED)
+
+
 @pytest.fixture
 def discovery(write_policy):
     """A Discovery counting everything, behind a stand-in for the aiwarden addon; returns it
     and a function giving the window's lines, by domain, once written."""
     policy = load_policy(write_policy("version: 1\nrules: []\ndiscovery: {mode: on}\n"))
     audit = FakeAudit()
-    d = Discovery()
-    d.warden = SimpleNamespace(
-        engine=SimpleNamespace(policy=policy), audit=audit, metrics=Metrics(CollectorRegistry())
-    )
+    d = make_discovery(policy, audit)
 
     def written() -> dict[str, dict]:
         d.flush(wait=True)
@@ -73,7 +95,7 @@ def forwarded(url: str, body: bytes = b"", client: str = "10.0.0.7", **headers: 
         f.request.headers[name.replace("_", "-")] = value
     f.response = None
     f.client_conn.peername = (client, 50000)
-    f.metadata["aiwarden"] = SimpleNamespace(action="allow")
+    decide(f)
     return f
 
 
@@ -133,7 +155,7 @@ def test_a_forwarded_request_and_its_answer_are_counted(discovery):
     f = forwarded("https://api.new-llm.ai/v1/chat", b"x" * 120)
     f.request.headers["content-length"] = "120"
     d.request(f)
-    assert f.metadata[COUNTED] == "new-llm.ai"
+    assert counted(f) == "new-llm.ai"
     f.response = tflow.tresp(content=b"y" * 3000)
     f.response.headers["content-length"] = "3000"
     d.responseheaders(f)
@@ -165,9 +187,9 @@ def test_what_did_not_go_upstream_is_not_counted(discovery, case):
     elif case == "failed":
         f.error = tflow.terr()
     elif case == "undecided":
-        del f.metadata["aiwarden"]
+        undecide(f)
     d.request(f)
-    assert COUNTED not in f.metadata
+    assert counted(f) is None
     assert written() == {}
 
 
@@ -182,15 +204,12 @@ def test_an_answer_to_an_uncounted_request_adds_nothing(discovery):
 def test_off_counts_nothing_through_the_hooks(write_policy):
     policy = load_policy(write_policy("version: 1\nrules: []\ndiscovery: {mode: off}\n"))
     audit = FakeAudit()
-    d = Discovery()
-    d.warden = SimpleNamespace(
-        engine=SimpleNamespace(policy=policy), audit=audit, metrics=Metrics(CollectorRegistry())
-    )
+    d = make_discovery(policy, audit)
     f = forwarded("https://api.new-llm.ai/", b"x")
     d.request(f)
     d.tls_clienthello(hello("api.new-llm.ai", ("203.0.113.5", 443)))
     d.flush(wait=True)
-    assert COUNTED not in f.metadata and audit.records == []
+    assert counted(f) is None and audit.records == []
 
 
 # -- lifecycle -------------------------------------------------------------------------------
