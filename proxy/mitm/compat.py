@@ -4,7 +4,7 @@ mitmproxy documents its hooks and addon options; everything else can change in a
 aiwarden was checked against the versions in TESTED (12.3.x; pyproject.toml pins
 mitmproxy>=12.3,<12.4), and `check_mitmproxy_version` refuses others at the start of
 `aiwarden run` and when the mitmdump script loads. Each reliance below has a test in
-tests/test_compat.py that fails when mitmproxy stops taking the path it assumes (each was
+tests/e2e/test_compat.py that fails when mitmproxy stops taking the path it assumes (each was
 seen failing with the patch disabled):
 
 1. `answer_upstream_errors`: wraps `HttpStream.handle_protocol_error` (mitmproxy 12.3 sends
@@ -21,8 +21,8 @@ seen failing with the patch disabled):
    `addonmanager.traverse`, is put in place as `Master.addons` after the master is built,
    and relies on mitmproxy dispatching every hook through `trigger_event` (directly, or
    through `handle_lifecycle` for connection and flow hooks). Tests:
-   test_mitmproxy_dispatches_hooks_through_trigger_event (and test_hooks.py, which
-   compares it with mitmproxy's own manager).
+   test_mitmproxy_dispatches_hooks_through_trigger_event (and
+   tests/unit/mitm/test_lean_addon_manager.py, which compares it with mitmproxy's own).
 4. `GuardedLoop.getaddrinfo`: relies on mitmproxy opening upstream connections with
    `asyncio.open_connection(host, port)`, which resolves the name through the running
    loop's `getaddrinfo` (uvloop would not: see the README); that is where a name that
@@ -100,7 +100,7 @@ addon_log = logging.getLogger("mitmproxy.addonmanager")  # where mitmproxy logs 
 # -- the versions these reliances were checked against ---------------------------------------
 
 TESTED = ("12.3",)  # release series: any 12.3.x (12.3.1 when this was written)
-# the one untested version an operator accepts, after running tests/test_compat.py with it
+# the one untested version an operator accepts, after running tests/e2e/test_compat.py with it
 # (no "PROXY" in the name: tools and test harnesses strip such variables as proxy settings)
 ALLOW_ENV = "AIWARDEN_ACCEPT_MITM_VERSION"
 
@@ -116,7 +116,7 @@ def check_mitmproxy_version() -> str | None:
 
     A refusal by default: on another version a patch here may silently stop applying (the
     resolver check, the error answers), and the proxy would then fail open. An operator
-    who has run tests/test_compat.py against a new version accepts exactly that version
+    who has run tests/e2e/test_compat.py against a new version accepts exactly that version
     with AIWARDEN_ACCEPT_MITM_VERSION=<version>; the next upgrade is refused again."""
     installed = version.VERSION
     if any(installed == series or installed.startswith(series + ".") for series in TESTED):
@@ -126,7 +126,7 @@ def check_mitmproxy_version() -> str | None:
     tested = ", ".join(f"{series}.x" for series in TESTED)
     raise UntestedMitmproxy(
         f"mitmproxy {installed} is not a version aiwarden was tested with ({tested}); "
-        f"install one (pip install 'mitmproxy=={TESTED[-1]}.*'), or, once tests/test_compat.py "
+        f"install one (pip install 'mitmproxy=={TESTED[-1]}.*'), or, once tests/e2e/test_compat.py "
         f"passes with it, set {ALLOW_ENV}={installed}"
     )
 

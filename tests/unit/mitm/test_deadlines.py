@@ -1,6 +1,6 @@
 """Deadlines (proxy/mitm/deadlines.py) in mitmproxy's own test context: which hook arms and
 which disarms the client's header deadline and the server's answer deadline, what happens when
-one runs out (the connection closed, the flow marked TIMED_OUT), and the options.
+one runs out (the connection closed, the flow marked timed out), and the options.
 
 The deadlines are whole seconds, so the tests that let one run out wait about a second; the
 scenarios of a kind share one wait."""
@@ -19,8 +19,9 @@ from mitmproxy.test import taddons, tflow
 from mitmproxy.tls import ClientHello, ClientHelloData
 from proxyharness import client_hello
 
-from proxy.mitm.deadlines import TIMED_OUT, Deadlines
-from proxy.observe.metrics import Metrics
+from proxy.mitm.deadlines import Deadlines
+from proxy.mitm.recording import Recorder
+from proxy.mitm.state import Clients, state_of
 
 WAIT = 1.3  # a deadline of 1 s, and some room
 
@@ -39,25 +40,16 @@ class ProxyServer:
         )
 
 
-class Warden:
-    """Stands in for the aiwarden addon: only the metrics the deadlines count in."""
-
-    name = "aiwarden"
-
-    def __init__(self) -> None:
-        self.metrics = Metrics()
-
-
 # the two places these tests touch how the addons are wired: how Deadlines is made, and how a
 # flow says its server was too slow
 
 
 def make_deadlines() -> Deadlines:
-    return Deadlines()
+    return Deadlines(Recorder(Clients()))
 
 
 def timed_out(flow) -> bool:
-    return bool(flow.metadata.get(TIMED_OUT))
+    return state_of(flow).timed_out
 
 
 def context(deadlines: Deadlines, server: ProxyServer, client: int = 1, upstream: int = 1):
@@ -112,11 +104,10 @@ def test_a_negative_timeout_is_refused_and_zero_is_no_limit(name):
 def test_each_hook_that_ends_the_wait_for_headers_disarms_and_the_others_are_closed(caplog):
     """One client per path through the hooks; after the deadline, exactly the clients still
     waiting are closed (the client itself, not a server connection) and counted."""
-    server, deadlines, warden = ProxyServer(), make_deadlines(), Warden()
+    server, deadlines = ProxyServer(), make_deadlines()
 
     async def scenario() -> dict[str, str]:
-        with context(deadlines, server) as ctx:
-            ctx.master.addons.add(warden)
+        with context(deadlines, server):
             clients = {name: client_of(server) for name in (
                 "silent", "headers", "tcp", "gone", "tunnelled", "intercepted",
                 "connect-again",
@@ -139,7 +130,7 @@ def test_each_hook_that_ends_the_wait_for_headers_disarms_and_the_others_are_clo
     closed = sorted(names[cid] for cid, conn in server.closed if conn.id == cid)
     assert closed == ["connect-again", "intercepted", "silent"]
     assert len(server.closed) == 3  # and nothing else: no server connection
-    bad = warden.metrics.registry.get_sample_value
+    bad = deadlines.recorder.metrics.registry.get_sample_value
     assert bad("aiwarden_bad_requests_total", {"reason": "header_timeout"}) == 3
     assert sum(r.getMessage().startswith("client_too_slow") for r in caplog.records) == 3
 

@@ -1,8 +1,8 @@
 """The Discovery addon's mitmproxy hooks (proxy/mitm/discovery.py), with mitmproxy's test
 flows and contexts: what each hook counts (a TLS connection relayed undecrypted, raw TCP, a
 forwarded request and its answer's size) and what it leaves alone (what was intercepted,
-answered by aiwarden, failed, or sent to the addon's sink). The counting itself, the window
-and its bounds are in test_discovery.py."""
+answered by aiwarden, failed, or sent to the sink of a body blocked unread). The counting
+itself, the window and its bounds are in test_discovery.py."""
 
 from __future__ import annotations
 
@@ -19,7 +19,10 @@ from mitmproxy.tls import ClientHello, ClientHelloData
 from prometheus_client import CollectorRegistry
 from proxyharness import client_hello
 
-from proxy.mitm.discovery import COUNTED, SINK_HOST, Discovery
+from proxy.decide.verdict import Action, Decision, Stage
+from proxy.mitm.answers import SINK
+from proxy.mitm.discovery import Discovery
+from proxy.mitm.state import STATE, state_of
 from proxy.observe.metrics import Metrics
 from proxy.policy.loader import load_policy
 
@@ -33,33 +36,31 @@ class FakeAudit:
 
 
 # the places these tests touch how the addons are wired: how a Discovery gets its policy,
-# audit log and metrics, how a flow says the aiwarden addon decided on it, and where the
+# audit log and metrics, how a flow says enforcement decided on it, and where the
 # domain a request was counted under is kept
 
 
 def make_discovery(policy, audit) -> Discovery:
-    d = Discovery()
-    d.warden = SimpleNamespace(
-        engine=SimpleNamespace(policy=policy), audit=audit, metrics=Metrics(CollectorRegistry())
-    )
-    return d
+    recorder = SimpleNamespace(audit=audit, metrics=Metrics(CollectorRegistry()), before_close=[])
+    return Discovery(SimpleNamespace(policy=policy), recorder)
 
 
 def decide(flow) -> None:
-    flow.metadata["aiwarden"] = SimpleNamespace(action="allow")
+    state_of(flow).decision = Decision(Action.ALLOW, Stage.REQUEST, "default", "test")
 
 
 def undecide(flow) -> None:
-    del flow.metadata["aiwarden"]
+    del flow.metadata[STATE]
 
 
 def counted(flow) -> str | None:
-    return flow.metadata.get(COUNTED)
+    state = flow.metadata.get(STATE)
+    return state.counted if state is not None else None
 
 
 @pytest.fixture
 def discovery(write_policy):
-    """A Discovery counting everything, behind a stand-in for the aiwarden addon; returns it
+    """A Discovery counting everything, behind stand-ins for the gate and the recorder; returns it
     and a function giving the window's lines, by domain, once written."""
     policy = load_policy(write_policy("version: 1\nrules: []\ndiscovery: {mode: on}\n"))
     audit = FakeAudit()
@@ -86,7 +87,7 @@ def hello(sni: str | None, server=None, ignore=True, client="10.0.0.7") -> Clien
 
 
 def forwarded(url: str, body: bytes = b"", client: str = "10.0.0.7", **headers: str):
-    """A flow the aiwarden addon decided on and let go upstream."""
+    """A flow enforcement decided on and let go upstream."""
     f = tflow.tflow()
     f.request.url = url
     f.request.headers["host"] = f.request.host
@@ -178,10 +179,10 @@ def test_without_a_length_the_body_as_read_is_counted(discovery):
 
 @pytest.mark.parametrize("case", ["answered", "failed", "undecided", "sink"])
 def test_what_did_not_go_upstream_is_not_counted(discovery, case):
-    """Answered by aiwarden (a block), failed, never seen by the aiwarden addon, or a blocked
-    body sent to the addon's sink."""
+    """Answered by aiwarden (a block), failed, never decided, or a blocked
+    body sent to the sink."""
     d, written = discovery
-    f = forwarded(f"https://{SINK_HOST}/" if case == "sink" else "https://api.new-llm.ai/")
+    f = forwarded(f"https://{SINK[0]}/" if case == "sink" else "https://api.new-llm.ai/")
     if case == "answered":
         f.response = tflow.tresp(status_code=403)
     elif case == "failed":
@@ -215,42 +216,33 @@ def test_off_counts_nothing_through_the_hooks(write_policy):
 # -- lifecycle -------------------------------------------------------------------------------
 
 
-def test_running_finds_the_aiwarden_addon_and_writes_the_last_window_before_it_closes(
-    discovery,
-):
+def test_running_writes_the_last_window_before_the_audit_log_closes(discovery):
+    """running() asks the recorder to run Discovery.close on shutdown, before the audit log
+    closes, and arms the window's flush."""
     d, _ = discovery
-    warden = d.warden
-    d.warden = None
-
-    class Warden:
-        name = "aiwarden"
-
-        def __init__(self) -> None:
-            self.engine, self.audit, self.metrics = warden.engine, warden.audit, warden.metrics
-            self.before_close: list = []
-
-    stand_in = Warden()
 
     async def scenario() -> None:
-        with taddons.context(d, stand_in):
+        with taddons.context(d):
             d.running()
-            assert d.warden is not None and d.timer is not None  # the window's flush armed
+            assert d.timer is not None  # the window's flush armed
             d.tunnel("api.new-llm.ai", "10.0.0.7")
-            for close in stand_in.before_close:  # what the aiwarden addon does on shutdown
+            for close in d.recorder.before_close:  # what the recorder does on shutdown
                 close()
 
     asyncio.run(scenario())
-    assert [r["domain"] for r in warden.audit.records] == ["new-llm.ai"]
+    assert [r["domain"] for r in d.recorder.audit.records] == ["new-llm.ai"]
     assert d.timer is None
 
 
-def test_running_without_the_aiwarden_addon_counts_nothing():
-    d = Discovery()
+def test_without_a_policy_in_force_nothing_is_counted():
+    recorder = SimpleNamespace(
+        audit=FakeAudit(), metrics=Metrics(CollectorRegistry()), before_close=[]
+    )
+    d = Discovery(SimpleNamespace(policy=None), recorder)
 
     async def scenario() -> None:
         with taddons.context(d):
             d.running()
 
     asyncio.run(scenario())
-    assert d.warden is None
     assert d.tunnel("api.new-llm.ai", "10.0.0.7") is None

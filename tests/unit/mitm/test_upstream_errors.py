@@ -25,7 +25,7 @@ from mitmproxy.proxy.layers.http import (
 from mitmproxy.test import tflow
 
 from proxy.mitm import compat
-from proxy.mitm.compat import UPSTREAM_FAILED
+from proxy.mitm.state import STATE, state_of
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -90,7 +90,7 @@ def test_the_error_hooks_response_is_sent_whole_in_place_of_mitmproxys_page():
     assert all(c.connection is s.context.client for c in commands[1:4])  # to the client
     assert commands[-1] == DropStream(1)
     assert answer.headers["connection"] == "close"  # HTTP/1: the connection ends with it
-    assert s.flow.metadata[UPSTREAM_FAILED] is True
+    assert state_of(s.flow).upstream_failed is True
 
 
 def test_over_http2_the_connection_stays_open_and_an_empty_body_sends_no_data():
@@ -116,7 +116,7 @@ def test_without_a_response_from_the_hook_mitmproxy_answers_as_it_would():
         "DropStream",
     ]
     assert commands[1].event is event  # mitmproxy's own error page, from the event
-    assert s.flow.metadata[UPSTREAM_FAILED] is True  # still the server's failure
+    assert state_of(s.flow).upstream_failed is True  # still the server's failure
 
 
 def test_a_response_that_had_begun_is_not_replaced():
@@ -131,7 +131,7 @@ def test_a_clients_failure_is_not_marked_and_not_answered():
     s.client_state = s.state_wait_for_request_headers
     event = RequestProtocolError(1, "client disconnected", ErrorCode.CLIENT_DISCONNECTED)
     commands = drive(s, event, tflow.tresp(status_code=502))
-    assert UPSTREAM_FAILED not in s.flow.metadata
+    assert STATE not in s.flow.metadata or not state_of(s.flow).upstream_failed
     assert not any(isinstance(c, SendHttp) for c in commands)
 
 

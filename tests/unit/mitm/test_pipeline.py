@@ -1,5 +1,6 @@
-"""The addon's hooks in mitmproxy's own test context: failing closed, and the choices that are
-hard to provoke through a real client (an exception inside a decision)."""
+"""The addons of the pipeline (proxy/mitm/pipeline.py), their hooks in mitmproxy's own test
+context: failing closed, and the choices that are hard to provoke through a real client (an
+exception inside a decision)."""
 
 from __future__ import annotations
 
