@@ -47,7 +47,8 @@ seen failing with the patch disabled):
 
 8. The layers of `next_layer` (admission.py), as mitmproxy's own next_layer addon uses
    them: `ask_builtin_next_layer` calls the built-in `nextlayer` addon under `mitmdump -s`
-   (scripts come first); `is_raw_relay` names mitmproxy's raw relay layers; `read_as_tls`,
+   (scripts come first); `is_raw_relay` and `is_tcp_relay` name mitmproxy's raw relay
+   layers (admission refuses them, discovery counts them); `read_as_tls`,
    `read_as_http` and `refuse` replace `NextLayer.layer` with `ServerTLSLayer` +
    `ClientTLSLayer`, `HttpLayer(context, HTTPMode.transparent)` or `Refusal`, a layer
    implementing the protected `_handle_event`. Tests: test_integrity.py, under `aiwarden
@@ -356,6 +357,11 @@ def ask_builtin_next_layer(master: Any, nextlayer: layer.NextLayer) -> None:
 def is_raw_relay(nextlayer: layer.NextLayer) -> bool:
     """Whether mitmproxy chose to relay the bytes as they come, with no hook to see them."""
     return isinstance(nextlayer.layer, RAW_LAYERS)
+
+
+def is_tcp_relay(nextlayer: layer.NextLayer) -> bool:
+    """Whether the bytes go on as a TCP relay (what discovery counts as a tunnel)."""
+    return isinstance(nextlayer.layer, layers.TCPLayer)
 
 
 def read_as_tls(nextlayer: layer.NextLayer) -> None:

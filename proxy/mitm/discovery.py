@@ -35,9 +35,10 @@ import time
 from functools import lru_cache
 
 from mitmproxy import http, tls
-from mitmproxy.proxy import layer, layers
+from mitmproxy.proxy import layer
 
 from proxy.decide.gate import Gate
+from proxy.mitm import compat
 from proxy.mitm.answers import SINK
 from proxy.mitm.recording import Recorder
 from proxy.mitm.state import STATE, decision_of, state_of
@@ -269,7 +270,7 @@ class Discovery:
     def next_layer(self, nextlayer: layer.NextLayer) -> None:
         """Raw TCP relayed toward a tunnel+allow destination (admission refuses it
         toward anything else, replacing the layer)."""
-        if isinstance(nextlayer.layer, layers.TCPLayer) and nextlayer.context.server.address:
+        if compat.is_tcp_relay(nextlayer) and nextlayer.context.server.address:
             context = nextlayer.context
             self._tunnel_to(context.server.address[0], context.client.peername[0])
 
