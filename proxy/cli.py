@@ -33,7 +33,7 @@ EXIT_OK, EXIT_INVALID = 0, 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+    parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:  # URLs after options (`explain URL --method POST URL2`) are still URLs
         if getattr(args, "command", None) is not cmd_explain or any(
@@ -47,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return args.command(args)
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aiwarden",
         description="Egress proxy that blocks or redacts traffic to external AI services.",

@@ -10,7 +10,7 @@ import pytest
 from mitmproxy import optmanager
 
 from proxy import options, pac
-from proxy.cli import _parser, main
+from proxy.cli import build_parser, main
 from proxy.mitm.pipeline import build
 from proxy.options import BY_FLAG, OPTIONS, RUN_FLAGS, Option, settings_from, worker_argv
 from proxy.serve.fastpath import FastPath
@@ -54,7 +54,7 @@ def declared_by(*addons) -> dict[str, list[str]]:
 
 
 def run_args(*argv: str) -> argparse.Namespace:
-    return _parser().parse_args(["run", *argv])
+    return build_parser().parse_args(["run", *argv])
 
 
 @pytest.fixture(autouse=True)
