@@ -71,7 +71,7 @@ from proxy import ca  # noqa: E402
 from proxy.policy.loader import load_policy  # noqa: E402
 
 BIN = Path(sys.executable).parent
-DECISION_MODULES = ("engine", "normalize", "patterns")  # what deciding a request runs
+DECISION_MODULES = ("decide/engine", "policy/normalize", "policy/patterns")  # deciding a request
 CONCURRENCY = 40  # enough connections in flight to keep two workers busy
 NGINX_CONF = """
 worker_processes 1;
@@ -575,7 +575,8 @@ def decision_share(py_spy: str, proxy: Proxy, cls: TrafficClass, seconds: int,
 
 def _own_frame(frame: str) -> bool:
     """A frame of aiwarden's code, other than the entry points every sample passes."""
-    return " (proxy/" in frame and not frame.startswith(("main (", "cmd_run (", "run (proxy/run"))
+    entry_points = ("main (", "cmd_run (", "run (proxy/serve/run")
+    return " (proxy/" in frame and not frame.startswith(entry_points)
 
 
 # -- memory over many requests ---------------------------------------------------------------
