@@ -91,10 +91,6 @@ class Gate:
         and gets on_error)."""
         return self.in_force.engine
 
-    @property
-    def guard(self) -> DestinationGuard:
-        return self.in_force.guard
-
     # -- who may use the proxy, and where it connects --------------------------------------------
 
     def client_allowed(self, address: str) -> bool:
