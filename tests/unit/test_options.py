@@ -120,7 +120,7 @@ def test_a_flag_s_default_is_its_option_s():
 
 
 def run_parser() -> argparse.ArgumentParser:
-    parser = _parser()
+    parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     return sub.choices["run"]
 
@@ -138,7 +138,7 @@ def test_run_flags_defaults(monkeypatch):
     assert {k: v for k, v in vars(args).items() if k != "command"} == expected
     monkeypatch.setenv("AIWARDEN_POLICY", "/etc/aiwarden")
     assert run_args().policy == "/etc/aiwarden"
-    assert _parser().parse_args(["check"]).policy == "/etc/aiwarden"
+    assert build_parser().parse_args(["check"]).policy == "/etc/aiwarden"
 
 
 def test_settings_by_default():
@@ -221,7 +221,7 @@ def test_a_worker_gets_the_supervisor_s_settings(make):
     args = make()
     argv = worker_command(args, 3, ("127.0.0.1", 4567), ("127.0.0.1", 3129), 9)
     assert argv[1:4] == ["-m", "proxy", "run"]
-    worker = _parser().parse_args(argv[3:])
+    worker = build_parser().parse_args(argv[3:])
     for o in RUN_FLAGS:
         if o.to_workers:
             assert getattr(worker, o.attribute) == getattr(args, o.attribute), o.flag
