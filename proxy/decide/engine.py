@@ -18,6 +18,7 @@ host decided: `decide_unlisted` turns an LLM-shaped body (llm_shape.py) into the
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 
 from proxy.decide.llm_shape import describe
@@ -27,6 +28,7 @@ from proxy.policy.loader import gc_paused
 from proxy.policy.model import DEFAULT_RULE_ID, UNLISTED_RULE_ID, Policy, Rule, services_matching
 from proxy.policy.normalize import BadHost, IPAddress, normalize_host, normalize_path, parse_ip
 from proxy.policy.patterns import HostIndex, compile_path_patterns
+from proxy.policy.tenants import Tenant
 
 UNLISTED_CATEGORY = "unlisted-ai"  # the category of an unlisted AI endpoint's decisions
 _NO, _MAYBE, _YES = 0, 1, 2
@@ -178,6 +180,15 @@ class Engine:
             if rules_by_host
             else lambda h: ()
         )
+        tenants: HostIndex[Tenant] = HostIndex()
+        for tenant in policy.tenants:
+            for pattern in tenant.control.host_patterns():
+                tenants.add(pattern, tenant)
+        self._tenants_of = (
+            lru_cache(self.LOOKUP_CACHE)(lambda h: tuple(tenants.lookup(h)))
+            if policy.tenants
+            else lambda h: ()
+        )
         self._decisions: dict[tuple, Decision] = {}
         d = policy.defaults
         self._no_rule_reason = f"no rule matched; the default action is {d.action}"
@@ -198,10 +209,16 @@ class Engine:
         sid = route.service.id if route else None
         activity = route.activity(method, path) if route else None
         ip = parse_ip(client) if client else None
+        decision = None
         for rule in self._candidate_rules(host, (sid,)):
             if rule.matches(sid, activity, method, path, ip, user):
-                return self._decision(rule.rule, "request", route, activity, rule.matched)
-        return self._decision(None, "request", route, activity, self._no_rule_reason)
+                decision = self._decision(rule.rule, "request", route, activity, rule.matched)
+                break
+        else:
+            decision = self._decision(None, "request", route, activity, self._no_rule_reason)
+        if decision.action is not Action.BLOCK and (tenants := self._tenants_of(host)):
+            return self._tenant_anonymous(tenants, path) or decision
+        return decision
 
     def classify(self, method: str, host: str, path: str) -> tuple[Service | None, str | None]:
         """The catalogued service and activity of a request, if any (host and path raw)."""
@@ -222,11 +239,49 @@ class Engine:
     def decide_connect(
         self, host: str, client: str | None = None, user: str | None = None
     ) -> Decision:
-        """How to handle a CONNECT (or a TLS ClientHello's SNI) to `host`."""
+        """How to handle a CONNECT (or a TLS ClientHello's SNI) to `host`. A host that gets
+        a tenant-restriction header is never tunnelled: each request must carry it."""
         try:
             host = normalize_host(host)
         except BadHost as e:
             return self.error_decision("connect", f"unreadable host: {e}")
+        decision = self._decide_connect(host, client, user)
+        if decision.connect is Mode.TUNNEL and (tenants := self._tenants_of(host)):
+            headers = ", ".join(t.control.header for t in tenants)
+            return replace(
+                decision,
+                connect=Mode.INTERCEPT,
+                reason=f"{decision.reason}; intercepted to set the tenant header {headers}",
+            )
+        return decision
+
+    def tenants_of(self, host: str) -> tuple[Tenant, ...]:
+        """The tenant restrictions whose header a request to this canonical host carries."""
+        return self._tenants_of(host)
+
+    def _tenant_anonymous(self, tenants: tuple[Tenant, ...], path: str) -> Decision | None:
+        """Logged-out use of a service whose tenant is restricted bypasses the tenant: the
+        block decision for such a path, else None."""
+        for tenant in tenants:
+            control = tenant.control
+            if any(path.startswith(p) for p in control.anonymous_paths):
+                key = ("tenant-anonymous", control.vendor)
+                decision = self._decisions.get(key)
+                if decision is None:
+                    decision = self._decisions[key] = Decision(
+                        action=Action.BLOCK,
+                        stage=Stage.REQUEST,
+                        rule=f"tenants.{control.vendor}",
+                        reason=f"logged-out use of {control.vendor} bypasses the company's "
+                        f"tenant ({control.header}); blocked while tenants.{control.vendor} is set",
+                        message="Sign in with your company account: logged-out use of this "
+                        "service is not allowed.",
+                        contact=self.policy.defaults.contact,
+                    )
+                return decision
+        return None
+
+    def _decide_connect(self, host: str, client: str | None, user: str | None) -> Decision:
         possible: list[_Route | None] = []
         for route in self._routes_of(host):
             possible.append(route)

@@ -21,6 +21,7 @@ from proxy.decide.verdict import Action, Decision, Stage, stricter
 from proxy.policy.catalog import Service
 from proxy.policy.model import DEFAULT_RULE_ID, Policy
 from proxy.policy.normalize import BadHost, parse_ip
+from proxy.policy.tenants import Tenant
 from proxy.redact.profiles import RedactionProfile
 
 logger = logging.getLogger("aiwarden")
@@ -215,6 +216,10 @@ class Gate:
     def classify(self, method: str, host: str, path: str) -> Service | None:
         """The catalogued service a request is for, if any."""
         return self.in_force.engine.classify(method, host, path)[0]
+
+    def tenants_of(self, host: str) -> tuple[Tenant, ...]:
+        """The tenant restrictions whose header a request to this canonical host carries."""
+        return self.in_force.engine.tenants_of(host)
 
     def service(self, decision: Decision) -> Service | None:
         """The catalogued service a decision names (none for decisions made on error)."""

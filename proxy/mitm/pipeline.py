@@ -9,7 +9,7 @@ in the order they were added, which is the order of `Pipeline.addons`:
    discovery write its last window before closing it;
 3. policy: the policy is in the gate before the first connection;
 4. admission: the client, CONNECT, ClientHello and raw bytes;
-5. enforcement: each request at its headers;
+5. enforcement: each request at its headers; then tenant headers, on what it let through;
 6. unlisted AI, then redaction: the body, once whole (a request is for one or the other);
 7. upstream: server connections, server errors, protocol switches;
 8. deadlines: after admission (whose tunnel choice ends the client's header deadline) and
@@ -32,6 +32,7 @@ from proxy.mitm.policy_in_force import PolicyInForce
 from proxy.mitm.recording import Recorder
 from proxy.mitm.redaction import Redaction
 from proxy.mitm.state import Clients
+from proxy.mitm.tenants import TenantHeaders
 from proxy.mitm.unlisted import UnlistedAI
 from proxy.mitm.upstream import Upstream
 from proxy.serve.admin import AdminServer
@@ -47,6 +48,7 @@ class Pipeline:
     policy: PolicyInForce
     admission: Admission
     enforcement: Enforcement
+    tenants: TenantHeaders
     unlisted: UnlistedAI
     redaction: Redaction
     upstream: Upstream
@@ -62,6 +64,7 @@ class Pipeline:
             self.policy,
             self.admission,
             self.enforcement,
+            self.tenants,
             self.unlisted,
             self.redaction,
             self.upstream,
@@ -91,6 +94,7 @@ def build(protect: Iterable[tuple[str, int]] = (), admin: bool = True) -> Pipeli
         policy=PolicyInForce(gate, recorder, admin_server),
         admission=Admission(gate, clients, recorder, answers),
         enforcement=Enforcement(gate, clients, recorder, answers, unlisted, redaction),
+        tenants=TenantHeaders(gate, recorder),
         unlisted=unlisted,
         redaction=redaction,
         upstream=Upstream(gate, recorder, answers),

@@ -85,6 +85,13 @@ class Metrics:
                 ("reason",),
             )
         )
+        self.tenant_headers = _Children(
+            counter(
+                "aiwarden_tenant_headers",
+                "Requests given a vendor's tenant-restriction header (policy tenants:), by vendor.",
+                ("vendor",),
+            )
+        )
         self.connections = _Children(
             counter(
                 "aiwarden_connections",

@@ -46,6 +46,7 @@ from proxy.policy.model import (
     services_matching,
 )
 from proxy.policy.patterns import PatternError, check_path_pattern, parse_host_pattern
+from proxy.policy.tenants import parse_tenants
 from proxy.policy.yamlsource import (
     Fields,
     Mapping,
@@ -114,6 +115,7 @@ class _PolicyReader:
                 "unlisted_ai",
                 "rules",
                 "discovery",
+                "tenants",
             ),
         )
         version = top.int("version")
@@ -127,6 +129,9 @@ class _PolicyReader:
         unlisted = self._unlisted_ai(top)
         rules = self._rules(top, services, groups, defaults)
         discovery = self._discovery(top)
+        tenants = parse_tenants(
+            top.node.get("tenants"), self.name, top.line("tenants"), self.problems
+        )
         self.problems.raise_if_any()
         files = (self.file, *catalog_files)
         return Policy(
@@ -143,6 +148,7 @@ class _PolicyReader:
             fingerprint=self.sources.fingerprint(),
             discovery=discovery,
             unlisted_ai=unlisted,
+            tenants=tenants,
         )
 
     # -- catalog ---------------------------------------------------------------------------

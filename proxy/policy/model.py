@@ -11,6 +11,7 @@ from proxy.policy.catalog import (
     Service,
 )
 from proxy.policy.patterns import HostPattern
+from proxy.policy.tenants import Tenant
 from proxy.policy.yamlsource import (
     Fingerprint,
 )
@@ -148,6 +149,7 @@ class Policy:
     fingerprint: Fingerprint  # the files read, stat'd before reading, and the catalog listings
     discovery: DiscoverySettings = DiscoverySettings()
     unlisted_ai: UnlistedAI = UnlistedAI()
+    tenants: tuple[Tenant, ...] = ()  # tenant restrictions: vendor headers set by the proxy
 
 
 def services_matching(match: Match, services: list[Service] | tuple[Service, ...]) -> list[Service]:
