@@ -882,12 +882,20 @@ def cmd_explain(args: argparse.Namespace) -> int:
         if scheme in ("https", "wss"):
             connect = engine.decide_connect(host, args.client, args.user)
         request, body_note = _body_check(engine, request, connect, body, path)
+        headers = _tenant_headers(engine, host, request)
         if args.json:
             record = _explain_record(url, args, request, connect)
-            print(json.dumps(record | {"body": body_note}))
+            print(json.dumps(record | {"body": body_note, "tenant_headers": headers}))
         else:
-            print(_explain_text(url, args, request, connect, body_note))
+            print(_explain_text(url, args, request, connect, body_note, headers))
     return status
+
+
+def _tenant_headers(engine: Engine, host: str, request: Decision) -> dict[str, str]:
+    """The tenant-restriction headers the proxy would set on this request (none on a block)."""
+    if request.action == "block":
+        return {}
+    return {t.control.header: t.value for t in engine.tenants_of(host)}
 
 
 def _body_check(
@@ -936,6 +944,7 @@ def _explain_text(
     request: Decision,
     connect: Decision | None,
     body: str | None = None,
+    tenant_headers: dict[str, str] | None = None,
 ) -> str:
     service = "-"
     if request.service:
@@ -952,6 +961,8 @@ def _explain_text(
         lines.append(f"  connect:  {connect.connect} ({connect.reason})")
     if body:
         lines.append(f"  body:     {body}")
+    for name, value in (tenant_headers or {}).items():
+        lines.append(f"  header:   {name}: {value} (tenants:, replacing the client's)")
     lines.append(f"  reason:   {request.reason}")
     if request.message:
         lines.append(f"  message:  {request.message}")

@@ -41,9 +41,10 @@ WORKERS = os.environ.get("AIWARDEN_TEST_WORKERS", "1")
 # -- certificates for the upstream servers -------------------------------------------------------
 
 
-def make_upstream_pki(directory: Path) -> tuple[Path, Path, Path]:
-    """A CA of the upstream servers' own (not aiwarden's) and a certificate for localhost and
-    127.0.0.1; returns (ca file, cert file, key file)."""
+def make_upstream_pki(directory: Path, names: tuple[str, ...] = ()) -> tuple[Path, Path, Path]:
+    """A CA of the upstream servers' own (not aiwarden's) and a certificate for localhost,
+    127.0.0.1 and `names` (served on loopback, see loopback_names); returns (ca file, cert
+    file, key file)."""
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test upstream CA")])
@@ -68,7 +69,8 @@ def make_upstream_pki(directory: Path) -> tuple[Path, Path, Path]:
         .not_valid_before(now - datetime.timedelta(days=1))
         .not_valid_after(now + datetime.timedelta(days=30))
         .add_extension(x509.SubjectAlternativeName([
-            x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+            x509.DNSName("localhost"), *map(x509.DNSName, names),
+            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
             x509.IPAddress(ipaddress.ip_address("127.0.0.2"))]),
             critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
@@ -136,6 +138,7 @@ class Upstream:
     tls: tuple[Path, Path] | None = None
     host: str = "127.0.0.1"
     requests: list[tuple[str, str, dict]] = field(default_factory=list)
+    header_lists: list[list[tuple[str, str]]] = field(default_factory=list)  # as sent, repeats kept
     bodies: list[bytes] = field(default_factory=list)  # POST bodies as received
     sse_gate: threading.Event = field(default_factory=threading.Event)
     connections: int = 0  # accepted, whether or not a request was read
@@ -166,6 +169,7 @@ class Upstream:
 
             def _record(self) -> None:
                 upstream.requests.append((self.command, self.path, dict(self.headers)))
+                upstream.header_lists.append(list(self.headers.items()))
 
             def do_GET(self) -> None:
                 self._record()
@@ -437,6 +441,23 @@ def write_policy(directory: Path, body: str, catalog: Path) -> Path:
         f"version: 1\ncatalog: [{catalog}]\n" + textwrap.dedent(body).lstrip("\n")
     )
     return directory
+
+
+@contextlib.contextmanager
+def loopback_names(names):
+    """Proxies started inside resolve `names` to 127.0.0.1 (tests/loopback_names)."""
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "AIWARDEN_TEST_LOOPBACK_NAMES")}
+    path = [str(Path(__file__).resolve().parent / "loopback_names"), saved["PYTHONPATH"]]
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in path if p)
+    os.environ["AIWARDEN_TEST_LOOPBACK_NAMES"] = ",".join(names)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 # -- clients ----------------------------------------------------------------------------------

@@ -217,7 +217,7 @@ class Engine:
         else:
             decision = self._decision(None, "request", route, activity, self._no_rule_reason)
         if decision.action is not Action.BLOCK and (tenants := self._tenants_of(host)):
-            return self._tenant_anonymous(tenants, path) or decision
+            return self._tenant_anonymous(tenants, path, decision) or decision
         return decision
 
     def classify(self, method: str, host: str, path: str) -> tuple[Service | None, str | None]:
@@ -259,24 +259,27 @@ class Engine:
         """The tenant restrictions whose header a request to this canonical host carries."""
         return self._tenants_of(host)
 
-    def _tenant_anonymous(self, tenants: tuple[Tenant, ...], path: str) -> Decision | None:
+    def _tenant_anonymous(
+        self, tenants: tuple[Tenant, ...], path: str, decided: Decision
+    ) -> Decision | None:
         """Logged-out use of a service whose tenant is restricted bypasses the tenant: the
-        block decision for such a path, else None."""
+        block decision for such a path (`decided` otherwise), else None."""
         for tenant in tenants:
             control = tenant.control
             if any(path.startswith(p) for p in control.anonymous_paths):
-                key = ("tenant-anonymous", control.vendor)
+                key = ("tenant-anonymous", control.vendor, decided)
                 decision = self._decisions.get(key)
                 if decision is None:
-                    decision = self._decisions[key] = Decision(
+                    decision = self._decisions[key] = replace(
+                        decided,
                         action=Action.BLOCK,
-                        stage=Stage.REQUEST,
                         rule=f"tenants.{control.vendor}",
-                        reason=f"logged-out use of {control.vendor} bypasses the company's "
-                        f"tenant ({control.header}); blocked while tenants.{control.vendor} is set",
+                        reason=f"logged-out use bypasses the company's tenant "
+                        f"({control.header}); blocked while tenants.{control.vendor} is set",
                         message="Sign in with your company account: logged-out use of this "
                         "service is not allowed.",
                         contact=self.policy.defaults.contact,
+                        profile=None,
                     )
                 return decision
         return None

@@ -3,9 +3,7 @@ under AI-looking and ordinary names, then `aiwarden discover` on the audit log i
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import socket
 import ssl
 import subprocess
@@ -14,12 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SHIPPED_CATALOG, TESTS
+from conftest import SHIPPED_CATALOG
 from proxyharness import (
     Proxy,
     Upstream,
     curl,
     exchange,
+    loopback_names,
     make_upstream_pki,
     metrics,
     mitmdump_proxy,
@@ -30,7 +29,6 @@ from proxyharness import (
 from proxy import ca
 
 AIWARDEN = str(Path(sys.executable).parent / "aiwarden")
-LOOPBACK_NAMES = TESTS / "loopback_names"  # sitecustomize.py
 
 # -- end to end ----------------------------------------------------------------------------------
 
@@ -50,23 +48,6 @@ discovery: {mode: on, flush_seconds: 1}
 rules: []
 """
 SECRETS = ("/v1/chat/completions", "/private/path", "/news/today", "token=", "q=secret")
-
-
-@contextlib.contextmanager
-def loopback_names(names):
-    """Proxies started inside resolve `names` to 127.0.0.1 (tests/loopback_names)."""
-    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "AIWARDEN_TEST_LOOPBACK_NAMES")}
-    path = [str(LOOPBACK_NAMES), saved["PYTHONPATH"]]
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in path if p)
-    os.environ["AIWARDEN_TEST_LOOPBACK_NAMES"] = ",".join(names)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def tunnel_get(proxy: Proxy, name: str, port: int, path: str, source: str, cafile: Path) -> bytes:

@@ -3,6 +3,10 @@ the hosts that get a vendor's tenant header are intercepted, and logged-out use 
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import pytest
 
 from proxy.decide.engine import Engine
@@ -90,3 +94,19 @@ def test_tenants_of_names_the_header_a_host_gets(write_policy):
         "anthropic-allowed-org-ids"
     ]
     assert engine.tenants_of("api.openai.com") == ()
+
+
+def test_explain_shows_the_header_a_request_gets(write_policy):
+    """`aiwarden explain`, the real command: the header on a signed-in request, none on the
+    logged-out one it blocks, none on another vendor's host."""
+    policy = write_policy(ALLOW_ALL + f"tenants:\n  chatgpt: [{WS}]\n")
+    urls = ["https://chatgpt.com/backend-api/me", "https://chatgpt.com/backend-anon/x",
+            "https://api.openai.com/v1/models"]  # fmt: skip
+    r = subprocess.run([sys.executable, "-m", "proxy", "explain", "--policy", str(policy),
+                        "--json", *urls], capture_output=True, text=True, check=True)  # fmt: skip
+    records = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [r["tenant_headers"] for r in records] == [{"ChatGPT-Allowed-Workspace-Id": WS}, {}, {}]
+    assert [r["rule"] for r in records] == ["default", "tenants.chatgpt", "default"]
+    text = subprocess.run([sys.executable, "-m", "proxy", "explain", "--policy", str(policy),
+                           urls[0]], capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert f"header:   ChatGPT-Allowed-Workspace-Id: {WS}" in text
