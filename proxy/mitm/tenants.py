@@ -31,9 +31,10 @@ class TenantHeaders:
         except BadHost:
             return  # decided, and answered, by enforcement
         headers = flow.request.headers
+        lowercase = flow.request.is_http2 or flow.request.is_http3  # what HTTP/2 allows
         for tenant in self.gate.tenants_of(host):
             control = tenant.control
-            for name in control.also_strip:
-                headers.pop(name, None)
-            headers[control.header] = tenant.value  # replaces every value the client sent
+            for name in (control.header, *control.also_strip):
+                headers.pop(name, None)  # every line the client sent, in any case
+            headers[control.header.lower() if lowercase else control.header] = tenant.value
             self.recorder.metrics.tenant_headers(control.vendor).inc()

@@ -70,3 +70,14 @@ def test_logged_out_use_is_blocked_and_gets_no_header(tmp_path):
     assert f.response.status_code == 403
     assert f.response.headers["X-AIWarden-Rule"] == "tenants.chatgpt"
     assert "chatgpt-allowed-workspace-id" not in f.request.headers
+
+
+def test_over_http2_the_name_is_lowercase_as_http2_requires(tmp_path):
+    h = hooks(tmp_path)
+    f = request("chatgpt.com", ChatGPT_Allowed_Workspace_Id="mine")
+    f.request.http_version = "HTTP/2.0"
+    h.requestheaders(f)
+    sent = [
+        (k, v) for k, v in f.request.headers.fields if k.lower() == b"chatgpt-allowed-workspace-id"
+    ]
+    assert sent == [(b"chatgpt-allowed-workspace-id", WS.encode())]
