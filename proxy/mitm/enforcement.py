@@ -60,17 +60,18 @@ class Enforcement:
         request = flow.request
         tls_names = self.clients.of(flow.client_conn).tls_names
         unreadable = tls_names if isinstance(tls_names, BadHost) else None
+        names = claimed_hosts(flow, [] if unreadable else tls_names)
         decision, host = self.gate.request(
             request.method,
             request.path,
-            claimed_hosts(flow, [] if unreadable else tls_names),
+            names,
             flow.client_conn.peername[0],
             self.clients.user(flow),
             unreadable,
         )
         decision = self.unlisted.before_body(flow, decision, host)
         state = state_of(flow)
-        state.decision, state.host = decision, host
+        state.decision, state.host, state.names = decision, host, tuple(names)
         checking = state.body_check is not None
         if not checking:  # otherwise counted once the body has been checked
             self.recorder.decided(decision)

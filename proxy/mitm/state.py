@@ -55,6 +55,7 @@ class Clients:
 class FlowState:
     decision: Decision | None = None  # the decision in force for this request
     host: str = ""  # the claimed name it was decided for
+    names: tuple[str, ...] = ()  # every name the request claims, as decided (enforcement.py)
     # the body is to be checked for an LLM API call, by the policy in force at the headers
     body_check: InForce | None = None
     # the block answer for a request refused before its body (answers.Answers.block)

@@ -13,7 +13,9 @@ from mitmproxy import http
 
 from proxy.decide.gate import Gate
 from proxy.mitm.recording import Recorder
+from proxy.mitm.state import STATE, FlowState
 from proxy.policy.normalize import BadHost, normalize_host
+from proxy.policy.tenants import Tenant
 
 
 class TenantHeaders:
@@ -22,19 +24,27 @@ class TenantHeaders:
         self.recorder = recorder
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
-        if flow.response or flow.error or self.gate.policy is None:
+        """After enforcement: every name the request claims (target, Host headers, TLS
+        server names) is looked up, so a request fronted behind another host still carries
+        the header of the vendor it names."""
+        state: FlowState | None = flow.metadata.get(STATE)
+        if flow.response or flow.error or state is None or state.decision is None:
+            return  # answered (blocked), or never decided
+        policy = self.gate.policy
+        if policy is None or not policy.tenants:
             return
-        if not self.gate.policy.tenants:
-            return
-        try:
-            host = normalize_host(flow.request.host)
-        except BadHost:
-            return  # decided, and answered, by enforcement
+        tenants = {t.control.vendor: t for name in state.names for t in self._tenants_of(name)}
         headers = flow.request.headers
         lowercase = flow.request.is_http2 or flow.request.is_http3  # what HTTP/2 allows
-        for tenant in self.gate.tenants_of(host):
+        for tenant in tenants.values():
             control = tenant.control
             for name in (control.header, *control.also_strip):
                 headers.pop(name, None)  # every line the client sent, in any case
             headers[control.header.lower() if lowercase else control.header] = tenant.value
             self.recorder.metrics.tenant_headers(control.vendor).inc()
+
+    def _tenants_of(self, name: str) -> tuple[Tenant, ...]:
+        try:
+            return self.gate.tenants_of(normalize_host(name))
+        except BadHost:  # decided by enforcement: on_error
+            return ()

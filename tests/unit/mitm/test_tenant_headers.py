@@ -81,3 +81,15 @@ def test_over_http2_the_name_is_lowercase_as_http2_requires(tmp_path):
         (k, v) for k, v in f.request.headers.fields if k.lower() == b"chatgpt-allowed-workspace-id"
     ]
     assert sent == [(b"chatgpt-allowed-workspace-id", WS.encode())]
+
+
+def test_a_request_fronted_behind_another_host_still_gets_the_vendors_header(tmp_path):
+    """The connection went to example.com, but the TLS server name and the Host header
+    name chatgpt.com: whichever the vendor's server reads, it gets our workspace."""
+    h = hooks(tmp_path)
+    f = request("example.com", ChatGPT_Allowed_Workspace_Id="mine")
+    f.request.headers["host"] = "chatgpt.com"
+    f.client_conn.sni = "chatgpt.com"
+    h.requestheaders(f)
+    assert f.response is None
+    assert f.request.headers.get_all("chatgpt-allowed-workspace-id") == [WS]
