@@ -247,12 +247,16 @@ class Engine:
             return self.error_decision("connect", f"unreadable host: {e}")
         decision = self._decide_connect(host, client, user)
         if decision.connect is Mode.TUNNEL and (tenants := self._tenants_of(host)):
-            headers = ", ".join(t.control.header for t in tenants)
-            return replace(
-                decision,
-                connect=Mode.INTERCEPT,
-                reason=f"{decision.reason}; intercepted to set the tenant header {headers}",
-            )
+            key = ("tenant-intercept", decision, tenants)
+            intercepted = self._decisions.get(key)
+            if intercepted is None:
+                headers = ", ".join(t.control.header for t in tenants)
+                intercepted = self._decisions[key] = replace(
+                    decision,
+                    connect=Mode.INTERCEPT,
+                    reason=f"{decision.reason}; intercepted to set the tenant header {headers}",
+                )
+            return intercepted
         return decision
 
     def tenants_of(self, host: str) -> tuple[Tenant, ...]:
