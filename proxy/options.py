@@ -167,6 +167,18 @@ OPTIONS: tuple[Option, ...] = (
         doc_default="none",
     ),
     Option(
+        option="aiwarden_coaching_store", default="", empty_is_unset=True,
+        help="aiwarden coaching: the SQLite file of warning tickets and grants, shared by the "
+        "workers; empty for aiwarden-coaching.sqlite3 in the confdir.",
+        flag="--coaching-store", metavar="FILE",
+        flag_help="the SQLite file where `warn` rules keep acknowledgement tickets and grants "
+        "(shared by the workers; created 0600); default: aiwarden-coaching.sqlite3 in --confdir",
+        to_workers=True,
+        doc="where `warn` rules keep their tickets and grants (see [Coaching](#coaching-warn-"
+        "justify-proceed)); one file the workers share",
+        doc_default="`aiwarden-coaching.sqlite3` in `--confdir`",
+    ),
+    Option(
         flag="--log-level", flag_default="info", choices=("debug", "info", "warning", "error"),
         to_workers=True,
         doc="the least severe log lines written (JSON lines on stderr)",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime
+import fcntl
 import gzip
 import hashlib
 import ipaddress
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -563,3 +565,91 @@ def chromium_dom(url: str, profile: Path, *flags: str) -> subprocess.CompletedPr
          "--disable-sync", f"--user-data-dir={profile}", "--virtual-time-budget=5000",
          *flags, "--dump-dom", url],
         capture_output=True, text=True, timeout=90)  # fmt: skip
+
+
+class Browser:
+    """Headless Chromium driven over the DevTools protocol on a pipe (--remote-debugging-pipe:
+    it reads commands on fd 3 and writes on fd 4, NUL-separated JSON), so a test can click,
+    type and read the page as a user would."""
+
+    def __init__(self, profile: Path, *flags: str) -> None:
+        assert CHROMIUM, "chromium is not installed"
+        to_chromium, self._out = os.pipe()
+        self._in, from_chromium = os.pipe()
+
+        def wire() -> None:  # in the child: its fd 3 reads our commands, fd 4 answers
+            reads = fcntl.fcntl(to_chromium, fcntl.F_DUPFD, 10)  # out of the way of 3 and 4
+            writes = fcntl.fcntl(from_chromium, fcntl.F_DUPFD, 10)
+            os.dup2(reads, 3)  # inheritable, unlike the pipes' own descriptors
+            os.dup2(writes, 4)
+
+        self.process = subprocess.Popen(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+             "--no-first-run", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", f"--user-data-dir={profile}", "--remote-debugging-pipe",
+             *flags, "about:blank"],
+            preexec_fn=wire, close_fds=False, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        os.close(to_chromium)
+        os.close(from_chromium)
+        self._next_id = 0
+        self._answers: dict[int, queue.Queue] = {}
+        threading.Thread(target=self._read, daemon=True).start()
+        target = self.send("Target.createTarget", url="about:blank")["targetId"]
+        self.session = self.send("Target.attachToTarget", targetId=target, flatten=True)[
+            "sessionId"
+        ]
+
+    def _read(self) -> None:
+        buffer = b""
+        while chunk := os.read(self._in, 65536):
+            buffer += chunk
+            while b"\0" in buffer:
+                message, buffer = buffer.split(b"\0", 1)
+                data = json.loads(message)
+                if "id" in data and data["id"] in self._answers:
+                    self._answers[data["id"]].put(data)
+
+    def send(self, method: str, session: str | None = None, **params) -> dict:
+        self._next_id += 1
+        answer: queue.Queue = queue.Queue()
+        self._answers[self._next_id] = answer
+        message = {"id": self._next_id, "method": method, "params": params}
+        if session:
+            message["sessionId"] = session
+        os.write(self._out, json.dumps(message).encode() + b"\0")
+        data = answer.get(timeout=60)
+        assert "error" not in data, data
+        return data["result"]
+
+    def go(self, url: str) -> None:
+        self.send("Page.navigate", self.session, url=url)
+
+    def evaluate(self, expression: str):
+        result = self.send(
+            "Runtime.evaluate", self.session, expression=expression, returnByValue=True
+        )
+        return result["result"].get("value")
+
+    def wait_for(self, expression: str, timeout: float = 30) -> None:
+        """Until `expression` is true in the page (or fail, showing the page's text)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.evaluate(f"Boolean({expression})"):
+                return
+            time.sleep(0.1)
+        text = self.evaluate("document.body ? document.body.innerText : ''")
+        raise AssertionError(f"the page never had {expression}; it shows: {text!r}")
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self._out)
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        with contextlib.suppress(OSError):
+            os.close(self._in)

@@ -425,7 +425,7 @@ class Engine:
             target = f"service {service.id} ({service.category})" if service else "no AI service"
         if activity:
             target += f", activity {activity}"
-        blocked = action == "block"
+        blocked = action in ("block", "warn")  # a warning shows the message too
         decision = Decision(
             action=Action(action),
             stage=Stage(stage),
@@ -440,6 +440,7 @@ class Engine:
             message=(rule.message if rule else defaults.message) if blocked else None,
             contact=(rule.contact if rule else defaults.contact) if blocked else None,
             profile=rule.redact if rule and action == "redact" else None,
+            coaching=rule.coaching if rule and action == "warn" else None,
         )
         if len(self._decisions) < 100_000:  # bounded: reasons can name many rule sets
             self._decisions[key] = decision

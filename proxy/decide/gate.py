@@ -19,7 +19,7 @@ from proxy.decide.destinations import UNRESOLVED, DestinationGuard
 from proxy.decide.engine import Engine
 from proxy.decide.verdict import Action, Decision, Stage, stricter
 from proxy.policy.catalog import Service
-from proxy.policy.model import DEFAULT_RULE_ID, Policy
+from proxy.policy.model import DEFAULT_RULE_ID, Policy, Rule
 from proxy.policy.normalize import BadHost, parse_ip
 from proxy.policy.tenants import Tenant
 from proxy.redact.profiles import RedactionProfile
@@ -226,6 +226,15 @@ class Gate:
         if decision.service is None or self.in_force is None:
             return None
         return self.in_force.engine.services.get(decision.service)
+
+    def catalogued(self, service_id: str) -> Service | None:
+        """The catalogued service with this id, if any."""
+        return self.in_force.engine.services.get(service_id) if self.in_force else None
+
+    def rule(self, rule_id: str) -> Rule | None:
+        """The policy's rule with this id, if it has one now."""
+        policy = self.policy
+        return next((r for r in policy.rules if r.id == rule_id), None) if policy else None
 
     def profile(self, decision: Decision) -> RedactionProfile:
         """The redaction profile of a redact decision."""

@@ -11,21 +11,31 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 
+from proxy.policy.model import Coaching
+
 
 class Action(StrEnum):
     ALLOW = "allow"
     MONITOR = "monitor"
     REDACT = "redact"
+    WARN = "warn"  # coaching: blocked until the user acknowledges (proxy/mitm/coaching.py)
     BLOCK = "block"
     INSPECT = "inspect"  # connect stage only: the outcome depends on each request
 
     @property
     def strictness(self) -> int:
-        """allow < monitor < redact < block; `inspect` is no request's final action."""
+        """allow < monitor < redact < warn < block; `inspect` is no request's final action.
+        Warn is stricter than redact: until the user proceeds, nothing passes."""
         return _STRICTNESS[self]
 
 
-_STRICTNESS = {Action.ALLOW: 0, Action.MONITOR: 1, Action.REDACT: 2, Action.BLOCK: 3}
+_STRICTNESS = {
+    Action.ALLOW: 0,
+    Action.MONITOR: 1,
+    Action.REDACT: 2,
+    Action.WARN: 3,
+    Action.BLOCK: 4,
+}
 
 
 class Stage(StrEnum):
@@ -57,8 +67,9 @@ class Decision:
     contact: str | None = None
     profile: str | None = None  # the redaction profile, for action: redact
     style: str | None = None  # the LLM API style of an unlisted AI endpoint's request body
+    coaching: Coaching | None = None  # for action: warn, what the user is told and granted
 
-    def to_dict(self) -> dict[str, str | None]:
+    def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
     @property

@@ -60,15 +60,21 @@ class Answers:
         """Answer with the block page (or the refusal of a CONNECT) and record it."""
         api_format = llm_shape.api_format(decision.style)  # an unlisted AI endpoint's API
         block = Block(decision, new_reference(), self.gate.service(decision), host, api_format)
+        if refuse:
+            flow.request.headers.pop("expect", None)
+            flow.response = refuse_response(block)
+        else:
+            self.respond(flow, block_response(flow.request, block, status))
+        self.recorder.record(flow, decision, host, block.reference)
+
+    def respond(self, flow: http.HTTPFlow, answer: http.Response) -> None:
+        """Answer a request the proxy stops, without reading a body it has not read yet."""
         # no "100 Continue": a client that waits for it sends no body we would only drop
         flow.request.headers.pop("expect", None)
-        if refuse:
-            flow.response = refuse_response(block)
-        elif flow.request.raw_content is None and may_have_body(flow.request):
-            self._block_before_body(flow, block_response(flow.request, block, status))
+        if flow.request.raw_content is None and may_have_body(flow.request):
+            self._block_before_body(flow, answer)
         else:
-            flow.response = block_response(flow.request, block, status)
-        self.recorder.record(flow, decision, host, block.reference)
+            flow.response = answer
 
     def block_instead(
         self, flow: http.HTTPFlow, decision: Decision, host: str, message: str, status: int = 403

@@ -2,7 +2,9 @@
 
 Every name the request claims (the request target, its authority, each Host header, every
 TLS server name of its connection) is decided and the strictest decision wins (Gate.request).
-Blocked: answered without reading the body. Allowed or monitored: the body streams through
+Blocked: answered without reading the body. Warned: passed as monitored when its user
+proceeded past the warning, else answered like a block with a link to proceed (coaching.py).
+Allowed or monitored: the body streams through
 unbuffered, unless it is to be checked for an LLM API call (unlisted.py). Redacted: the body
 is buffered for redaction.py, which may refuse it before reading it.
 """
@@ -16,9 +18,10 @@ from mitmproxy import http
 from proxy.decide.gate import Gate
 from proxy.decide.verdict import Action, Stage
 from proxy.mitm.answers import Answers
+from proxy.mitm.coaching import Coaching
 from proxy.mitm.recording import Recorder
 from proxy.mitm.redaction import Redaction
-from proxy.mitm.state import Clients, state_of
+from proxy.mitm.state import STATE, Clients, state_of
 from proxy.mitm.unlisted import UnlistedAI
 from proxy.policy.normalize import BadHost, normalize_host
 
@@ -35,6 +38,7 @@ class Enforcement:
         answers: Answers,
         unlisted: UnlistedAI,
         redaction: Redaction,
+        coaching: Coaching,
     ) -> None:
         self.gate = gate
         self.clients = clients
@@ -42,8 +46,12 @@ class Enforcement:
         self.answers = answers
         self.unlisted = unlisted
         self.redaction = redaction
+        self.coaching = coaching
 
     def requestheaders(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
+        state = flow.metadata.get(STATE)
+        if state is not None and state.coaching_call:
+            return None  # the proxy's own page, answered by coaching.py, never forwarded
         size = head_bytes(flow.request)
         if size > MAX_HEAD_BYTES and not (flow.response or flow.error):
             self.answers.bad_request(
@@ -70,6 +78,8 @@ class Enforcement:
             unreadable,
         )
         decision = self.unlisted.before_body(flow, decision, host)
+        if decision.action is Action.WARN:
+            decision = self.coaching.granted(flow, decision, host)
         state = state_of(flow)
         state.decision, state.host, state.names = decision, host, tuple(names)
         checking = state.body_check is not None
@@ -78,6 +88,8 @@ class Enforcement:
         if decision.action is Action.BLOCK:
             self.answers.block(flow, decision, host)
             return None
+        if decision.action is Action.WARN:
+            return self.coaching.warn(flow, decision, host)
         if decision.action in (Action.ALLOW, Action.MONITOR) and not checking:
             request.stream = True  # nothing to inspect: do not buffer the body
             if decision.action is Action.MONITOR:

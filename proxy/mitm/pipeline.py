@@ -9,12 +9,13 @@ in the order they were added, which is the order of `Pipeline.addons`:
    discovery write its last window before closing it;
 3. policy: the policy is in the gate before the first connection;
 4. admission: the client, CONNECT, ClientHello and raw bytes;
-5. enforcement: each request at its headers; then tenant headers, on what it let through;
-6. unlisted AI, then redaction: the body, once whole (a request is for one or the other);
-7. upstream: server connections, server errors, protocol switches;
-8. deadlines: after admission (whose tunnel choice ends the client's header deadline) and
+5. coaching: answers the proxy's own /.aiwarden/ pages before anything decides them;
+6. enforcement: each request at its headers; then tenant headers, on what it let through;
+7. unlisted AI, then redaction: the body, once whole (a request is for one or the other);
+8. upstream: server connections, server errors, protocol switches;
+9. deadlines: after admission (whose tunnel choice ends the client's header deadline) and
    after redaction (the server's deadline starts once the request is about to leave);
-9. discovery: last, it counts what the others let through.
+10. discovery: last, it counts what the others let through.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from proxy.decide.gate import Gate
 from proxy.mitm.admission import Admission
 from proxy.mitm.answers import Answers
+from proxy.mitm.coaching import Coaching
 from proxy.mitm.deadlines import Deadlines
 from proxy.mitm.discovery import Discovery
 from proxy.mitm.enforcement import Enforcement
@@ -47,6 +49,7 @@ class Pipeline:
     admin: AdminServer | None
     policy: PolicyInForce
     admission: Admission
+    coaching: Coaching
     enforcement: Enforcement
     tenants: TenantHeaders
     unlisted: UnlistedAI
@@ -63,6 +66,7 @@ class Pipeline:
             self.recorder,
             self.policy,
             self.admission,
+            self.coaching,
             self.enforcement,
             self.tenants,
             self.unlisted,
@@ -82,7 +86,8 @@ def build(protect: Iterable[tuple[str, int]] = (), admin: bool = True) -> Pipeli
     recorder = Recorder(clients)
     gate = Gate(protect, timed=recorder.metrics.timed)
     answers = Answers(gate, recorder)
-    admin_server = AdminServer(gate, recorder) if admin else None
+    coaching = Coaching(gate, clients, recorder, answers)
+    admin_server = AdminServer(gate, recorder, coaching) if admin else None
     unlisted = UnlistedAI(gate, recorder, answers)
     redaction = Redaction(gate, recorder, answers)
     return Pipeline(
@@ -93,7 +98,8 @@ def build(protect: Iterable[tuple[str, int]] = (), admin: bool = True) -> Pipeli
         admin=admin_server,
         policy=PolicyInForce(gate, recorder, admin_server),
         admission=Admission(gate, clients, recorder, answers),
-        enforcement=Enforcement(gate, clients, recorder, answers, unlisted, redaction),
+        coaching=coaching,
+        enforcement=Enforcement(gate, clients, recorder, answers, unlisted, redaction, coaching),
         tenants=TenantHeaders(gate, recorder),
         unlisted=unlisted,
         redaction=redaction,

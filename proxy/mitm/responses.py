@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from mitmproxy import http
 
+from proxy.coach.pages import duration
 from proxy.decide.verdict import Decision
 from proxy.policy.catalog import Service
 
@@ -39,6 +40,7 @@ class Block:
     service: Service | None
     host: str
     api_format: str | None = None  # when no service says it: the API the body spoke
+    acknowledge: str | None = None  # a warning's link: open it to proceed (coaching.py)
 
     @property
     def service_name(self) -> str:
@@ -48,9 +50,23 @@ class Block:
     def message(self) -> str:
         return self.decision.message or "Blocked by company policy."
 
-    def sentence(self) -> str:
+    @property
+    def how_to_proceed(self) -> str | None:
+        """A warning's instructions: where to acknowledge it, and for how long it counts."""
+        if self.acknowledge is None:
+            return None
+        coaching = self.decision.coaching
+        ttl = f" for {duration(coaching.ttl)}" if coaching else ""
         return (
-            f"{self.message} [aiwarden: {self.service_name} blocked by rule "
+            f"To use it anyway{ttl}, open {self.acknowledge} in your browser (through this "
+            "proxy) and proceed; then retry."
+        )
+
+    def sentence(self) -> str:
+        verb = "blocked" if self.acknowledge is None else "not approved"
+        proceed = f" {self.how_to_proceed}" if self.acknowledge else ""
+        return (
+            f"{self.message}{proceed} [aiwarden: {self.service_name} {verb} by rule "
             f"'{self.decision.rule}', reference {self.reference}]"
         )
 
@@ -146,13 +162,16 @@ def refuse_response(block: Block) -> http.Response:
 
 
 def _headers(block: Block, content_type: str) -> dict[str, str]:
-    return {
+    headers = {
         "Content-Type": content_type,
         "Cache-Control": "no-store",
         "X-AIWarden-Rule": block.decision.rule,
         "X-AIWarden-Reference": block.reference,
         "X-Should-Retry": "false",  # the OpenAI and Anthropic SDKs honour it
     }
+    if block.acknowledge:
+        headers["X-AIWarden-Acknowledge"] = block.acknowledge
+    return headers
 
 
 def _json_body(kind: str, block: Block, status: int = STATUS) -> dict:
@@ -173,23 +192,25 @@ def _json_body(kind: str, block: Block, status: int = STATUS) -> dict:
         return {"error": {"code": status, "message": text, "status": gemini_status}}
     if kind == "ollama":  # Ollama's own API answers errors as {"error": "text"}
         return {"error": text}
-    return {
-        "error": {
-            "message": block.message,
-            "rule": block.decision.rule,
-            "service": block.decision.service,
-            "reference": block.reference,
-            "contact": block.decision.contact,
-        }
+    error = {
+        "message": block.message,
+        "rule": block.decision.rule,
+        "service": block.decision.service,
+        "reference": block.reference,
+        "contact": block.decision.contact,
     }
+    if block.acknowledge:
+        error["acknowledge"] = block.acknowledge
+        error["how_to_proceed"] = block.how_to_proceed
+    return {"error": error}
 
 
 def render_text(block: Block) -> str:
-    lines = [
-        "Blocked by company policy",
-        "",
-        block.message,
-        "",
+    title = "Blocked by company policy" if block.acknowledge is None else "Not approved"
+    lines = [title, "", block.message, ""]
+    if block.acknowledge:
+        lines[3:3] = [block.how_to_proceed, ""]
+    lines += [
         f"Service:   {block.service_name}",
         f"Rule:      {block.decision.rule}",
         f"Reference: {block.reference}",

@@ -64,6 +64,7 @@ class FlowState:
     upstream_failed: bool = False  # the flow's error is the server side's
     timed_out: bool = False  # the server took too long to answer (deadlines.py)
     counted: str | None = None  # the domain discovery counted the request under
+    coaching_call: bool = False  # a request for the proxy's own /.aiwarden/ pages (coaching.py)
 
 
 def state_of(flow: http.HTTPFlow) -> FlowState:

@@ -92,6 +92,15 @@ class Metrics:
                 ("vendor",),
             )
         )
+        self.coaching = _Children(
+            counter(
+                "aiwarden_coaching",
+                "Coaching (rules with action: warn), by outcome: warned (a ticket issued), "
+                "proceeded, cancelled, timed_out (a ticket nobody followed), expired and "
+                "revoked (grants); and by service.",
+                ("outcome", "service"),
+            )
+        )
         self.connections = _Children(
             counter(
                 "aiwarden_connections",

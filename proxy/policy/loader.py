@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import hashlib
 import ipaddress
+import re
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -29,12 +31,16 @@ from proxy.policy.model import (
     DEFAULT_CLIENTS,
     DEFAULT_DENY,
     DEFAULT_RULE_ID,
+    DEFAULT_TTL,
     DISCOVERY_MODES,
+    JUSTIFICATION,
     MATCH_KEYS,
+    MAX_TTL,
     ON_ERROR,
     UNLISTED_ACTIONS,
     UNLISTED_KEYS,
     UNLISTED_RULE_ID,
+    Coaching,
     Defaults,
     DiscoverySettings,
     Group,
@@ -423,6 +429,7 @@ class _PolicyReader:
                 "contact",
                 "block_with",
                 "redact",
+                *COACHING_KEYS,
             ),
         )
         before = len(self.problems.items)
@@ -453,6 +460,7 @@ class _PolicyReader:
             line=node.line,
             redact=self._profile_of(f, action),
         )
+        rule = replace(rule, coaching=_coaching_of(f, rule))
         return rule if len(self.problems.items) == before else None
 
     def _profile_of(self, f: Fields, action: str | None) -> str | None:
@@ -538,6 +546,36 @@ class _PolicyReader:
                 f"{where}: no catalogued service is in all of {match.summary()}",
             )
         return match
+
+
+COACHING_KEYS = ("ttl", "justification", "alternative")
+_DURATION = re.compile(r"(\d+)\s*([smhd]?)")
+_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _coaching_of(f: Fields, rule: Rule) -> Coaching | None:
+    """A warn rule's coaching settings; the keys are an error on any other action."""
+    if rule.action != "warn":
+        for key in COACHING_KEYS:
+            if f.has(key):
+                f.error(key, f"{key!r} is for action: warn only")
+        return None
+    ttl = DEFAULT_TTL
+    if f.has("ttl"):
+        text = str(f.node["ttl"]).strip().lower()
+        match = _DURATION.fullmatch(text)
+        seconds = int(match.group(1)) * _SECONDS[match.group(2)] if match else None
+        if seconds is None or isinstance(f.node["ttl"], bool):
+            f.error("ttl", f"'ttl' must be a duration like 90s, 15m, 8h or 1d, not {text!r}")
+        elif not 1 <= seconds <= MAX_TTL:
+            f.error("ttl", f"'ttl' must be from 1s to {MAX_TTL // 86400}d, not {text}")
+        else:
+            ttl = seconds
+    justification = f.str("justification", "optional", choices=JUSTIFICATION) or "optional"
+    alternative = f.str("alternative")
+    facts = (rule.id, rule.match.summary(), rule.message, ttl, justification, alternative)
+    digest = hashlib.sha256(repr(facts).encode()).hexdigest()[:16]
+    return Coaching(ttl, justification, alternative, digest)
 
 
 def _networks(texts: tuple[str, ...]) -> tuple[Network, ...]:

@@ -17,7 +17,7 @@ from proxy.policy.yamlsource import (
 )
 from proxy.redact.profiles import DEFAULT_MAX_BODY, RedactionProfile
 
-ACTIONS = ("block", "allow", "redact", "monitor")
+ACTIONS = ("block", "allow", "redact", "monitor", "warn")
 ON_ERROR = ("block", "allow")
 BLOCK_WITH = ("page", "refuse")
 DEFAULT_RULE_ID = "default"  # the rule id reported when no rule matched
@@ -120,6 +120,23 @@ class Match:
         return " ".join(parts) or "everything"
 
 
+JUSTIFICATION = ("required", "optional", "none")
+DEFAULT_TTL = 15 * 60  # seconds a user who proceeds past a warning may use the service
+MAX_TTL = 7 * 86_400
+
+
+@dataclass(frozen=True, slots=True)
+class Coaching:
+    """What a `warn` rule tells the user and grants when they proceed (proxy/mitm/coaching.py).
+    `digest` changes whenever the rule does: grants made under an older form of the rule no
+    longer count, so editing a rule (and SIGHUP) asks everyone again."""
+
+    ttl: int = DEFAULT_TTL  # seconds
+    justification: str = "optional"  # required | optional | none
+    alternative: str | None = None  # the approved alternative, shown on the warning
+    digest: str = ""
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     id: str
@@ -132,6 +149,7 @@ class Rule:
     file: str
     line: int
     redact: str | None = None  # the redaction profile, for action: redact
+    coaching: Coaching | None = None  # for action: warn
 
 
 @dataclass(frozen=True, slots=True)

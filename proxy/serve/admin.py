@@ -1,7 +1,10 @@
-"""The admin listener: /healthz, /readyz, /metrics, /ca.pem, /proxy.pac and /wpad.dat.
+"""The admin listener: /healthz, /readyz, /metrics, /ca.pem, /proxy.pac and /wpad.dat, and
+POST /coaching/revoke.
 
 A deliberately small HTTP/1.1 server on asyncio: GET and HEAD, one request per connection,
-nothing from the request is echoed back. It listens on an address of its own, which the
+nothing from the request is echoed back. Its one POST ends coaching grants (all, or those of
+`?user=`, `?client=`, `?service=`): it can only make the proxy stricter, so it needs no more
+protection than the listener's own address. It listens on an address of its own, which the
 proxy refuses to connect to, so it is never reachable through the proxy.
 
 `AdminListener` is the server; what it reports comes from a `Backend`: the `AdminServer`
@@ -11,11 +14,13 @@ addon inside mitmproxy (one process), or the supervisor of `--workers N`.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import parse_qs
 
 from mitmproxy import ctx, exceptions
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -23,6 +28,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from proxy import pac
 from proxy.ca import PUBLIC_CERT
 from proxy.decide.gate import Gate
+from proxy.mitm.coaching import Coaching
 from proxy.mitm.recording import Recorder
 from proxy.options import declare
 from proxy.policy.model import Policy
@@ -67,6 +73,9 @@ class Backend(Protocol):
     def proxy_addresses(self) -> list[tuple[str, int]]: ...
     def pac_settings(self) -> PacSettings: ...
     def confdir(self) -> Path: ...
+    def revoke_grants(self, user: str | None, client: str | None, service: str | None) -> int:
+        """End coaching grants now; how many there were (runs in a thread)."""
+        ...
 
 
 class AdminListener:
@@ -82,6 +91,7 @@ class AdminListener:
             "/proxy.pac": self._pac,
             "/wpad.dat": self._pac,
         }
+        self.actions = {"/coaching/revoke": self._revoke}  # POST
         self._pac_cache: tuple[tuple, bytes] | None = None
 
     async def start(self, host: str, port: int) -> None:
@@ -133,6 +143,11 @@ class AdminListener:
             out.append(format_address(host, port))
         return out
 
+    async def _revoke(self, query: dict[str, str]) -> Reply:
+        which = {k: query.get(k) for k in ("user", "client", "service")}
+        count = await asyncio.to_thread(self.backend.revoke_grants, **which)
+        return 200, "application/json", json.dumps({"revoked": count}).encode() + b"\n"
+
     def _ca_pem(self, _headers: dict[str, str]) -> Reply:
         confdir = self.backend.confdir()
         for name in (PUBLIC_CERT, "mitmproxy-ca-cert.pem"):
@@ -152,7 +167,12 @@ class AdminListener:
                 k.strip().lower(): v.strip()
                 for k, _, v in (h.partition(":") for h in header_lines if h)
             }
-            status, ctype, body = self._respond(method, target.partition("?")[0], headers)
+            path, _, query = target.partition("?")
+            if method == "POST" and path in self.actions:
+                fields = {k: v[0] for k, v in parse_qs(query).items()}
+                status, ctype, body = await self.actions[path](fields)
+            else:
+                status, ctype, body = self._respond(method, path, headers)
         except (
             asyncio.IncompleteReadError,
             asyncio.LimitOverrunError,
@@ -199,9 +219,10 @@ class AdminListener:
 class AdminServer:
     """The admin listener as a mitmproxy addon, reporting on this process."""
 
-    def __init__(self, gate: Gate, recorder: Recorder) -> None:
+    def __init__(self, gate: Gate, recorder: Recorder, coaching: Coaching) -> None:
         self.gate = gate  # the policy in force
         self.recorder = recorder  # the metrics and the audit log
+        self.coaching = coaching  # its grants
         self.listener = AdminListener(self)
 
     @property
@@ -262,3 +283,6 @@ class AdminServer:
 
     def confdir(self) -> Path:
         return Path(ctx.options.confdir).expanduser()
+
+    def revoke_grants(self, user: str | None, client: str | None, service: str | None) -> int:
+        return len(self.coaching.revoke(user=user, client=client, target=service))

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest, multiprocess
 
+from proxy.coach.store import CoachingStore, store_path
 from proxy.observe.logs import event
 from proxy.options import worker_argv
 from proxy.policy.model import Policy
@@ -160,6 +161,18 @@ class Supervisor:
 
     def confdir(self) -> Path:
         return Path(self.args.confdir).expanduser()
+
+    def revoke_grants(self, user: str | None, client: str | None, service: str | None) -> int:
+        """The workers share one store: ending grants there ends them for every worker."""
+        store = CoachingStore(store_path(self.args.coaching_store or "", self.args.confdir))
+        try:
+            revoked = store.revoke(user=user, client=client, target=service)
+        finally:
+            store.close()
+        for g in revoked:
+            event("coaching_revoked", client=g.client, user=g.user or None, service=g.target,
+                  rule=g.rule)  # fmt: skip
+        return len(revoked)
 
     # -- running ----------------------------------------------------------------------------
 

@@ -61,6 +61,7 @@ def test_decision_explains_itself(shipped_engine):
         "contact": "mailto:security@corp.example",
         "profile": None,
         "style": None,
+        "coaching": None,
     }
     assert "block-ai" in d.reason and "chatgpt" in d.reason and "prompt" in d.reason
 

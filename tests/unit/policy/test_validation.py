@@ -73,7 +73,7 @@ CASES = [
     (
         "version: 1\nrules:\n  - id: x\n    match: {}\n    action: deny\n",
         6,
-        "'action' must be one of block, allow, redact, monitor, not 'deny'",
+        "'action' must be one of block, allow, redact, monitor, warn, not 'deny'",
     ),
     (
         "version: 1\nrules:\n  - id: x\n    match: {categories: [chat]}\n    action: block\n"

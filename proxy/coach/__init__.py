@@ -1,0 +1,1 @@
+"""Coaching: the `warn` action's acknowledgement tickets and grants, and the pages that ask."""
