@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from proxy import __version__, ca, options
+from proxy.coach.pages import duration
 from proxy.decide.engine import Engine
 from proxy.decide.llm_shape import describe, inspect_body
 from proxy.decide.verdict import Decision, Mode
@@ -966,4 +967,11 @@ def _explain_text(
     lines.append(f"  reason:   {request.reason}")
     if request.message:
         lines.append(f"  message:  {request.message}")
+    if request.coaching:
+        c = request.coaching
+        alternative = f"; approved instead: {c.alternative}" if c.alternative else ""
+        lines.append(
+            f"  warn:     until the user proceeds (justification {c.justification}); then "
+            f"allowed and monitored for {duration(c.ttl)}{alternative}"
+        )
     return "\n".join(lines) + "\n"

@@ -14,7 +14,7 @@ from mitmproxy import ctx, http
 
 from proxy.decide.verdict import Action, Decision, Mode, Stage
 from proxy.mitm.state import Clients
-from proxy.observe.audit import AuditLog, rfc3339
+from proxy.observe.audit import AuditLog, coaching_fields
 from proxy.observe.logs import event
 from proxy.observe.metrics import NONE, Metrics
 from proxy.options import declare
@@ -89,11 +89,7 @@ class Recorder:
         """A coaching event (coaching.py): counted, and one audit line with `event:
         coaching`. The justification goes to the audit log only, never to logs or metrics."""
         self.metrics.coaching(outcome, target).inc()
-        fields = {
-            "outcome": outcome, "id": reference, "client": client, "user": user or None,
-            "service": target, "rule": rule,
-            "until": rfc3339(until) if until is not None else None,
-        }  # fmt: skip
+        fields = coaching_fields(outcome, client, user, target, rule, reference, until)
         if self.audit is not None:
             self.audit.write_event({"event": "coaching", **fields, "justification": justification})
         event(f"coaching_{outcome}", **fields)

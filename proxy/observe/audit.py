@@ -143,6 +143,23 @@ class AuditLog:
         self._fd = None
 
 
+def coaching_fields(
+    outcome: str,
+    client: str,
+    user: str | None,
+    target: str,
+    rule: str,
+    reference: str | None = None,
+    until: float | None = None,
+) -> dict:
+    """The fields of a coaching event (proxy/mitm/coaching.py) in the audit and log lines;
+    the audit line adds `event: coaching` and the justification."""
+    return {
+        "outcome": outcome, "id": reference, "client": client, "user": user or None,
+        "service": target, "rule": rule, "until": rfc3339(until) if until is not None else None,
+    }  # fmt: skip
+
+
 def _cut(value: object) -> object:
     if isinstance(value, str) and len(value) > MAX_FIELD_CHARS:
         return value[: MAX_FIELD_CHARS - 3] + "..."

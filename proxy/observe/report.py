@@ -1,8 +1,9 @@
 """`aiwarden report`: who is trying which AI services, from the audit log.
 
-Top services, rules, client networks (/24 for IPv4, /64 for IPv6) and users by attempts, and
-the trend per day, as text, JSON or one self-contained HTML page (inline SVG, no external
-assets) that a security lead can forward.
+Top services, rules, client networks (/24 for IPv4, /64 for IPv6) and users by attempts, the
+trend per day, and coaching: how warnings ended and who proceeded to what and why; as text,
+JSON or one self-contained HTML page (inline SVG, no external assets) that a security lead can
+forward.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 TOP = 10
+MAX_PROCEEDED = 200  # proceeds listed in a report, the latest
 _SINCE = re.compile(r"(\d+)([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -53,6 +55,7 @@ def build(
     categories: dict[str, str] = {}
     days: dict[str, Counter] = defaultdict(Counter)
     skipped = 0
+    coaching = _Coaching()
     for line in lines:
         try:
             record = json.loads(line)
@@ -61,6 +64,9 @@ def build(
             skipped += 1
             continue
         if start and ts < start:
+            continue
+        if record.get("event") == "coaching":
+            coaching.add(record)
             continue
         if record.get("event"):  # not a decision: discovery counts (see `aiwarden discover`)
             continue
@@ -91,8 +97,34 @@ def build(
         "per_day": [
             {"day": d, "attempts": sum(c.values()), **dict(c)} for d, c in sorted(days.items())
         ],
+        "coaching": coaching.summary(),
         "unreadable_lines": skipped,
     }
+
+
+class _Coaching:
+    """Warnings and what users did with them: counts per outcome, and who proceeded to
+    which service, when and why (their justification, as written)."""
+
+    def __init__(self) -> None:
+        self.outcomes: Counter = Counter()
+        self.proceeded: list[dict] = []
+
+    def add(self, record: dict) -> None:
+        outcome = record.get("outcome") or "unknown"
+        self.outcomes[outcome] += 1
+        if outcome == "proceeded":
+            self.proceeded.append({
+                "ts": record.get("ts"), "who": record.get("user") or record.get("client"),
+                "service": record.get("service"), "rule": record.get("rule"),
+                "justification": record.get("justification") or "",
+            })  # fmt: skip
+
+    def summary(self) -> dict:
+        return {
+            "by_outcome": dict(self.outcomes.most_common()),
+            "proceeded": self.proceeded[-MAX_PROCEEDED:][::-1],  # the latest first
+        }
 
 
 def read_lines(path: Path) -> Iterable[str]:
@@ -123,6 +155,14 @@ def render_text(report: dict) -> str:
     out.append("Per day")
     for row in report["per_day"]:
         out.append(f"  {row['day']}  {row['attempts']:>8}")
+    coaching = report["coaching"]
+    if coaching["by_outcome"]:
+        out += ["", "Coaching (warn rules): "
+                + "  ".join(f"{k}: {n}" for k, n in coaching["by_outcome"].items())]  # fmt: skip
+        out.append("Who proceeded, to what, and why (latest first)")
+        for row in coaching["proceeded"]:
+            why = row["justification"] or "(no justification)"
+            out.append(f"  {row['ts']}  {row['who']}  {row['service']}  {why}")
     return "\n".join(out) + "\n"
 
 
@@ -160,6 +200,19 @@ def render_html(report: dict) -> str:
             ("Top users", report["top_users"], "user", "users"),
             ("Attempts per day", days, "day", "days"),
         ))  # fmt: skip
+    coaching = report["coaching"]
+    if coaching["by_outcome"]:
+        outcomes = " · ".join(f"{e(k)}: <b>{n}</b>" for k, n in coaching["by_outcome"].items())
+        rows = "".join(
+            f"<tr><td>{e(r['ts'] or '')}</td><td>{e(r['who'] or '')}</td>"
+            f"<td>{e(r['service'] or '')}</td><td>{e(r['justification'])}</td></tr>"
+            for r in coaching["proceeded"]
+        )
+        sections += (
+            f'<section id="coaching"><h2>Coaching: who proceeded past a warning, and why</h2>'
+            f"<p>{outcomes}</p><table><tr><th>when</th><th>who</th><th>service</th>"
+            f"<th>justification</th></tr>{rows}</table></section>"
+        )
     since = f" since {e(report['since'])}" if report["since"] else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>aiwarden report</title>

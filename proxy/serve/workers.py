@@ -31,6 +31,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest, multiprocess
 
 from proxy.coach.store import CoachingStore, store_path
+from proxy.observe.audit import AuditLog, coaching_fields
 from proxy.observe.logs import event
 from proxy.options import worker_argv
 from proxy.policy.model import Policy
@@ -169,9 +170,14 @@ class Supervisor:
             revoked = store.revoke(user=user, client=client, target=service)
         finally:
             store.close()
+        audit = AuditLog(self.args.audit_log) if self.args.audit_log and revoked else None
         for g in revoked:
-            event("coaching_revoked", client=g.client, user=g.user or None, service=g.target,
-                  rule=g.rule)  # fmt: skip
+            fields = coaching_fields("revoked", g.client, g.user, g.target, g.rule, until=g.expires)
+            event("coaching_revoked", **fields)
+            if audit is not None:
+                audit.write_event({"event": "coaching", **fields, "justification": None})
+        if audit is not None:
+            audit.close()
         return len(revoked)
 
     # -- running ----------------------------------------------------------------------------

@@ -351,3 +351,25 @@ def test_chromium_clicks_through_the_warning_and_reaches_the_service(
     assert any(m == "GET" and p == "/" for m, p, _ in upstream.requests[before:])
     events = audit_events(proxy.directory, "proceeded")
     assert any(e["justification"] == "Comparing answers for QA" for e in events), events
+
+
+def test_the_proxys_own_paths_are_never_forwarded(proxy, pki, upstream):
+    before = len(upstream.requests)
+    for path in ("/.aiwarden/ack/made-up-token", "/.aiwarden/anything", "/.aiwarden/proceed"):
+        r = curl("--proxy", proxy.url, "--cacert", str(pki["cafile"]), "-o", "/dev/null",
+                 "-w", "%{http_code}", f"https://api.openai.com:{upstream.port}{path}")  # fmt: skip
+        assert r.stdout in ("404", "410"), (path, r.stdout)
+    assert len(upstream.requests) == before
+
+
+def test_without_a_usable_store_a_warning_blocks(pki, upstream):
+    (pki["dir"] / "missing").write_text("a file where a directory would have to be")
+    p = start(pki, "no-store", store=pki["dir"] / "missing" / "file" / "x.sqlite3")
+    try:
+        url = f"https://api.openai.com:{upstream.port}/v1/models"
+        r = curl("--proxy", p.url, "--cacert", str(pki["cafile"]), "-D", "-",
+                 "-H", "Authorization: Bearer sk-test", url)  # fmt: skip
+    finally:
+        p.stop()
+    assert re.search(r"^HTTP/[\d.]+ 403", r.stdout, re.M), r.stdout
+    assert "coaching store is unavailable" in r.stdout and not LINK.search(r.stdout)

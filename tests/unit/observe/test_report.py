@@ -145,3 +145,33 @@ def test_every_bar_leaves_room_for_its_number(tmp_path):
         width, body = int(svg[0]), svg[1]
         for bar, count in re.findall(r'<rect x="200"[^>]*width="(\d+)".*?data-count="(\d+)"', body):
             assert 205 + int(bar) + 8 * len(count) <= width, (bar, count)
+
+
+def coaching_line(outcome, service, client, user=None, justification=None):
+    ts = NOW.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    return json.dumps({"ts": ts, "event": "coaching", "outcome": outcome, "id": "r1",
+                       "client": client, "user": user, "service": service, "rule": "coach",
+                       "until": None, "justification": justification})  # fmt: skip
+
+
+def test_the_report_says_who_proceeded_past_a_warning_and_why(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    path.write_text("\n".join([
+        line(0.1, "chatgpt", "10.1.2.3", rule="coach", action="warn"),
+        coaching_line("warned", "chatgpt", "10.1.2.3"),
+        coaching_line("proceeded", "chatgpt", "10.1.2.3", justification="QA <script>"),
+        coaching_line("warned", "claude", "10.1.2.4", user="bob"),
+        coaching_line("cancelled", "claude", "10.1.2.4", user="bob"),
+    ]) + "\n")  # fmt: skip
+    report = json.loads(run("--audit-log", str(path), "--json").stdout)
+    assert report["attempts"] == 1  # coaching events are not attempts
+    assert report["coaching"]["by_outcome"] == {"warned": 2, "proceeded": 1, "cancelled": 1}
+    assert report["coaching"]["proceeded"] == [
+        {"ts": NOW.strftime("%Y-%m-%dT%H:%M:%S.000Z"), "who": "10.1.2.3",
+         "service": "chatgpt", "rule": "coach", "justification": "QA <script>"}
+    ]  # fmt: skip
+    text = run("--audit-log", str(path)).stdout
+    assert "Who proceeded" in text and "10.1.2.3  chatgpt  QA <script>" in text
+    page = tmp_path / "r.html"
+    run("--audit-log", str(path), "--html", str(page))
+    assert "QA &lt;script&gt;" in page.read_text() and 'id="coaching"' in page.read_text()
