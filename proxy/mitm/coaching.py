@@ -202,7 +202,19 @@ class Coaching:
         path = flow.request.path.partition("?")[0]
         if not path.startswith(pages.PREFIX) or flow.response or flow.error:
             return
-        state_of(flow).coaching_call = True
+        state_of(flow).coaching_call = True  # from here on, enforcement leaves it to us
+        try:
+            self._headers(flow, path)
+        except Exception as e:
+            self._failed(flow, e)
+
+    def _failed(self, flow: http.HTTPFlow, error: Exception) -> None:
+        """Our own page failed: answer so, never let the request go on upstream."""
+        logger.error("coaching page failed: %s: %s", type(error).__name__, error, exc_info=error)
+        self.recorder.metrics.decision_errors("coaching", type(error).__name__).inc()
+        self._outcome(flow, 500, "Something went wrong", "Send your request again.", "refused")
+
+    def _headers(self, flow: http.HTTPFlow, path: str) -> None:
         request = flow.request
         if request.method in ("GET", "HEAD") and path.startswith(pages.ACK):
             self._show(flow, path.removeprefix(pages.ACK))
@@ -221,6 +233,13 @@ class Coaching:
         state = state_of(flow)
         if not state.coaching_call or flow.response or flow.error:
             return None
+        try:
+            return self._form(flow)
+        except Exception as e:
+            self._failed(flow, e)
+            return None
+
+    def _form(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
         form = flow.request.urlencoded_form
         proceed = flow.request.path.partition("?")[0] == pages.PROCEED
         found = self._usable_ticket(flow, form.get("token", ""))
@@ -270,7 +289,13 @@ class Coaching:
                 "request again.",
             )  # fmt: skip
 
-        return self.answers.in_thread(flow, take, answer)
+        async def off_loop() -> None:
+            try:
+                answer(await asyncio.to_thread(take))
+            except Exception as e:
+                self._failed(flow, e)
+
+        return off_loop()
 
     def _show(self, flow: http.HTTPFlow, token: str, problem: str | None = None, status=200):
         """The warning page of a ticket, for its link or to ask again."""

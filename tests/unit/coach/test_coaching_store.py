@@ -145,3 +145,12 @@ def test_a_warn_rule_decides_warn_and_intercepts(write_policy):
     assert engine.decide_connect("chatgpt.com").connect == "intercept"
     edited = load_policy(write_policy(text.replace("90m", "2h")).parent).rules[0].coaching
     assert edited.digest != coaching.digest  # grants made under the old rule lapse
+
+
+def test_a_ticket_nobody_followed_is_swept_once(store):
+    ticket, _ = issue(store)
+    store._writer.execute("UPDATE tickets SET expires = 0")  # as if ten minutes had passed
+    assert store.ticket(ticket.token) is None and store.use(ticket.token) is None
+    tickets, grants = store.sweep()
+    assert [t.token for t in tickets] == [ticket.token] and grants == []
+    assert store.sweep() == ([], [])
