@@ -73,7 +73,7 @@ def upstream(pki):
     server.close()
 
 
-def start(pki, name: str, mode: str = "fast path", store=None) -> Proxy:
+def start(pki, name: str, mode: str = "fast path", store=None, extra=()) -> Proxy:
     """A proxy on the shared test policy, with its own store and audit log unless told."""
     policy = write_policy(pki["dir"] / name, POLICY, SHIPPED_CATALOG)
     store = store or pki["dir"] / name / "coaching.sqlite3"
@@ -88,7 +88,7 @@ def start(pki, name: str, mode: str = "fast path", store=None) -> Proxy:
             fast = () if mode == "fast path" else ("--no-fast-tunnels",)
             p = Proxy(
                 policy, pki["ca"], "--upstream-ca", str(pki["upstream_ca"]),
-                "--coaching-store", str(store), "--audit-log", str(audit), *fast,
+                "--coaching-store", str(store), "--audit-log", str(audit), *fast, *extra,
             )  # fmt: skip
     p.directory = policy
     return p
@@ -315,6 +315,25 @@ def test_a_grant_holds_in_another_process_sharing_the_store_and_after_a_restart(
         first.stop()
         second.stop()
     assert oct(store.stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_grant_made_through_one_worker_holds_in_the_others(pki, upstream):
+    p = start(pki, "workers", extra=("--workers", "2"))
+    try:
+        with browser_client(p, pki) as browser:
+            assert proceed(browser, warned_link(p, pki, upstream)).status_code == 200
+        url = f"https://api.openai.com:{upstream.port}/v1/models"
+        served_by: set[int] = set()
+        for _ in range(40):  # each curl is a new connection, spread over the workers
+            r = curl("--proxy", p.url, "--cacert", str(pki["cafile"]), "-o", "/dev/null",
+                     "-w", "%{http_code}", url)  # fmt: skip
+            assert r.stdout == "200"
+            served_by = {e["worker"] for e in p.drain() if e.get("event") == "monitor"}
+            if served_by == {0, 1}:
+                break
+        assert served_by == {0, 1}  # both workers passed a request on the one grant
+    finally:
+        p.stop()
 
 
 # -- a real browser ---------------------------------------------------------------------------
