@@ -45,7 +45,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return EXIT_INVALID
-    return args.command(args)
+    try:
+        return args.command(args)
+    except BrokenPipeError:  # `aiwarden catalog --json | head`: the reader had enough
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes stdout
+        return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:

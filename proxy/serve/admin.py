@@ -67,6 +67,7 @@ class PacSettings:
 class Backend(Protocol):
     """What the admin listener reports on."""
 
+    def health(self) -> tuple[bool, str]: ...
     def readiness(self) -> tuple[bool, str]: ...
     def metrics(self) -> bytes: ...
     def policy(self) -> Policy | None: ...
@@ -107,7 +108,8 @@ class AdminListener:
     # -- endpoints ---------------------------------------------------------------------------
 
     def _healthz(self, _headers: dict[str, str]) -> Reply:
-        return 200, TEXT, b"ok\n"
+        alive, why = self.backend.health()
+        return (200, TEXT, b"ok\n") if alive else (503, TEXT, f"unhealthy: {why}\n".encode())
 
     def _readyz(self, _headers: dict[str, str]) -> Reply:
         ready, why = self.backend.readiness()
@@ -252,6 +254,10 @@ class AdminServer:
         await self.listener.stop()
 
     # -- Backend -------------------------------------------------------------------------------
+
+    def health(self) -> tuple[bool, str]:
+        """One process: alive while it answers."""
+        return True, "ok"
 
     def readiness(self) -> tuple[bool, str]:
         """Ready to take traffic: a policy, a listener, and an audit log that is written."""

@@ -42,6 +42,7 @@ START_TIMEOUT = 120.0  # a worker that is not listening by then is taken for fai
 STOP_TIMEOUT = 10.0  # then SIGKILL
 RESTART_DELAYS = (0.5, 1, 2, 5, 10, 30)  # seconds, while a worker keeps dying young
 STABLE_AFTER = 30.0  # a worker that lived this long starts the delays over
+UNHEALTHY_AFTER = 3  # young deaths in a row after which /healthz fails (it restarts anyway)
 
 
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
@@ -94,7 +95,14 @@ class Worker:
         self.index = index
         self.process: asyncio.subprocess.Process | None = None
         self.serving = False
+        self.started = 0.0  # time.monotonic() when the process in the slot started
+        self.young_deaths = 0  # exits in a row, each before STABLE_AFTER
         self.first_ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def keeps_dying(self) -> bool:
+        """Died young UNHEALTHY_AFTER times in a row, and the one now has not lasted."""
+        lasting = self.serving and time.monotonic() - self.started > STABLE_AFTER
+        return self.young_deaths >= UNHEALTHY_AFTER and not lasting
 
 
 class Supervisor:
@@ -130,6 +138,18 @@ class Supervisor:
         )
 
     # -- Backend (what the admin listener reports) -----------------------------------------
+
+    def health(self) -> tuple[bool, str]:
+        """Alive unless a worker keeps dying young: then an orchestrator should act (the
+        supervisor restarts it anyway, with growing delays)."""
+        for w in self.workers:
+            if w.keeps_dying():
+                return (
+                    False,
+                    f"worker {w.index} died {w.young_deaths} times in a row, each "
+                    f"within {STABLE_AFTER:.0f} s of starting; its log lines say why",
+                )
+        return True, "ok"
 
     def readiness(self) -> tuple[bool, str]:
         serving = sum(w.serving for w in self.workers)
@@ -247,19 +267,18 @@ class Supervisor:
 
     async def _keep(self, worker: Worker) -> None:
         """Run the slot's worker until the supervisor stops, starting it again if it exits."""
-        failures = 0
         while not self.stopping.is_set():
-            started = time.monotonic()
+            worker.started = time.monotonic()
             code = await self._run_once(worker)
             if self.stopping.is_set():
                 return
             if not worker.first_ready.done():
                 worker.first_ready.set_exception(WorkerFailed(worker.index, code))
                 return
-            if time.monotonic() - started > STABLE_AFTER:
-                failures = 0
-            delay = RESTART_DELAYS[min(failures, len(RESTART_DELAYS) - 1)]
-            failures += 1
+            if time.monotonic() - worker.started > STABLE_AFTER:
+                worker.young_deaths = 0
+            delay = RESTART_DELAYS[min(worker.young_deaths, len(RESTART_DELAYS) - 1)]
+            worker.young_deaths += 1
             event("worker_exited", worker=worker.index, code=code, restart_in=delay)
             self.restarts.inc()
             with contextlib.suppress(TimeoutError):
