@@ -507,7 +507,7 @@ def cmd_catalog(args: argparse.Namespace) -> int:
                     "category": s.category,
                     "hosts": [h.text for h in s.hosts],
                     "paths": list(s.paths),
-                    "activities": [a.name for a in s.activities],
+                    "activities": list(dict.fromkeys(a.name for a in s.activities)),
                     "source": s.source,
                     "checked": s.checked,
                 }

@@ -27,7 +27,7 @@ from proxy.policy.catalog import Service
 from proxy.policy.loader import gc_paused
 from proxy.policy.model import DEFAULT_RULE_ID, UNLISTED_RULE_ID, Policy, Rule, services_matching
 from proxy.policy.normalize import BadHost, IPAddress, normalize_host, normalize_path, parse_ip
-from proxy.policy.patterns import HostIndex, compile_path_patterns
+from proxy.policy.patterns import HostIndex, HostPattern, compile_path_patterns
 from proxy.policy.tenants import Tenant
 
 UNLISTED_CATEGORY = "unlisted-ai"  # the category of an unlisted AI endpoint's decisions
@@ -35,23 +35,51 @@ _NO, _MAYBE, _YES = 0, 1, 2
 
 
 class _Route:
-    """A service as seen on one of its host patterns: where it applies and its activities."""
+    """A service as seen on one of its host patterns: where it applies and its activities.
 
-    __slots__ = ("activities", "activity_names", "path_re", "service")
+    Activities limited to some hosts (`hosts:` in the catalog) are sorted out per host once:
+    the table of a host is computed at its first request and remembered (bounded), so the
+    per-request cost stays one dict look-up."""
+
+    __slots__ = ("_by_host", "activities", "activity_names", "host_scoped", "path_re", "service")
+
+    HOST_TABLES = 4096  # hosts whose activity table a route remembers
 
     def __init__(self, service: Service) -> None:
         self.service = service
         self.path_re = compile_path_patterns(service.paths) if service.paths else None
         self.activities = tuple(
-            (a.name, a.methods, compile_path_patterns(a.paths)) for a in service.activities
+            (a.name, a.methods, compile_path_patterns(a.paths), _host_index(a.hosts))
+            for a in service.activities
         )
         self.activity_names = frozenset(a.name for a in service.activities)
+        self.host_scoped = any(a.hosts for a in service.activities)
+        self._by_host: dict[str, tuple] = {}
 
-    def activity(self, method: str, path: str) -> str | None:
-        for name, methods, regex in self.activities:
+    def activity(self, method: str, host: str, path: str) -> str | None:
+        """The activity of a request to canonical `host` and `path`, if any."""
+        table = self._table(host) if self.host_scoped else self.activities
+        for name, methods, regex, _hosts in table:
             if (methods is None or method in methods) and regex.fullmatch(path):
                 return name
         return None
+
+    def _table(self, host: str) -> tuple:
+        table = self._by_host.get(host)
+        if table is None:
+            table = tuple(a for a in self.activities if a[3] is None or a[3].lookup(host))
+            if len(self._by_host) < self.HOST_TABLES:
+                self._by_host[host] = table
+        return table
+
+
+def _host_index(hosts: tuple[HostPattern, ...]) -> HostIndex[bool] | None:
+    if not hosts:
+        return None
+    index: HostIndex[bool] = HostIndex()
+    for host in hosts:
+        index.add(host, True)
+    return index
 
 
 class _Who:
@@ -207,7 +235,7 @@ class Engine:
         method = method.upper()
         route = self._route(host, path)
         sid = route.service.id if route else None
-        activity = route.activity(method, path) if route else None
+        activity = route.activity(method, host, path) if route else None
         ip = parse_ip(client) if client else None
         decision = None
         for rule in self._candidate_rules(host, (sid,)):
@@ -222,11 +250,11 @@ class Engine:
 
     def classify(self, method: str, host: str, path: str) -> tuple[Service | None, str | None]:
         """The catalogued service and activity of a request, if any (host and path raw)."""
-        path, method = normalize_path(path), method.upper()
-        route = self._route(normalize_host(host), path)
+        path, method, host = normalize_path(path), method.upper(), normalize_host(host)
+        route = self._route(host, path)
         if route is None:
             return None, None
-        return route.service, route.activity(method, path)
+        return route.service, route.activity(method, host, path)
 
     def _route(self, host: str, path: str) -> _Route | None:
         for route in self._routes_of(host):

@@ -87,6 +87,44 @@ rules:
     assert (page.action, page.activity) == ("monitor", None)
 
 
+def test_an_activity_limited_to_some_hosts_applies_only_there(engine_for):
+    engine = engine_for(
+        """
+version: 1
+services:
+  - id: notes-ai
+    name: Notes AI
+    vendor: Corp
+    category: chat
+    hosts: [notes.example, "*.notes-files.example"]
+    source: test
+    activities:
+      upload:
+        - {methods: [POST], paths: [/api/files]}
+        - {methods: [PUT], hosts: ["blob*.notes-files.example"], paths: ["/**"]}
+      prompt: {methods: [POST, PUT], paths: [/api/chat, "/**"], hosts: [notes.example]}
+rules:
+  - id: no-uploads
+    match: {activities: [upload]}
+    action: block
+"""
+    )
+
+    def activity(method: str, host: str, path: str) -> str | None:
+        return engine.decide_request(method, host, path).activity
+
+    assert activity("PUT", "blob7.notes-files.example", "/c/f-1/raw") == "upload"
+    assert activity("PUT", "BLOB7.Notes-Files.Example.", "/c/f-1/raw") == "upload"  # canonical
+    assert activity("PUT", "cdn.notes-files.example", "/c/f-1/raw") is None  # not the upload host
+    assert activity("GET", "blob7.notes-files.example", "/c/f-1/raw") is None
+    assert activity("POST", "notes.example", "/api/files") == "upload"
+    assert activity("PUT", "notes.example", "/c/f-1/raw") == "prompt"  # the same path elsewhere
+    assert engine.decide_request("PUT", "blob7.notes-files.example", "/x").action == "block"
+    assert engine.classify("PUT", "blob7.notes-files.example", "/x")[1] == "upload"
+    for _ in range(2):  # the per-host table, remembered, answers the same
+        assert activity("PUT", "blob8.notes-files.example", "/x") == "upload"
+
+
 def test_methods_and_paths_in_rules(engine_for):
     engine = engine_for(
         HEAD

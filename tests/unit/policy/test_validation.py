@@ -202,6 +202,37 @@ rules: []
         ),
         ("    activities:\n      upload: {methods: [POST]}", 11, "missing required key 'paths'"),
         (
+            "    activities:\n      upload:\n        paths: [/x]\n"
+            "        hosts: [ai.corp.example, files.other.example]",
+            13,
+            "activity 'upload': host 'files.other.example' is not one of the service's hosts",
+        ),
+        (
+            "    activities:\n      upload: {paths: [/x], hosts: ['*.corp.example']}",
+            11,
+            "activity 'upload': host '*.corp.example' is not one of the service's hosts",
+        ),
+        (
+            "    activities:\n      upload: {paths: [/x], hosts: ['a/b']}",
+            11,
+            "activity 'upload': bad host pattern",
+        ),
+        (
+            "    activities:\n      upload:\n        - {paths: [/x]}\n        - [/y]",
+            13,
+            "activity 'upload': must be a mapping",
+        ),
+        (
+            "    activities:\n      upload:\n        paths: [/x]\n        checked: 2026-13-01",
+            13,
+            "activity 'upload': 'checked' must be a date, YYYY-MM-DD",
+        ),
+        (
+            "    activities:\n      anonymous: {paths: [/x], source: [a]}",
+            11,
+            "activity 'anonymous'",
+        ),
+        (
             "  - id: chatgpt\n    name: x\n    vendor: x\n    category: chat\n"
             "    hosts: [x.example]\n    source: x",
             10,
