@@ -18,6 +18,7 @@ host decided: `decide_unlisted` turns an LLM-shaped body (llm_shape.py) into the
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from functools import lru_cache
 
@@ -37,40 +38,73 @@ _NO, _MAYBE, _YES = 0, 1, 2
 class _Route:
     """A service as seen on one of its host patterns: where it applies and its activities.
 
-    Activities limited to some hosts (`hosts:` in the catalog) are sorted out per host once:
-    the table of a host is computed at its first request and remembered (bounded), so the
-    per-request cost stays one dict look-up."""
+    A request's activity is found with one regex: the path patterns of the activities that
+    can apply to its method (and host, for activities limited to some hosts), one group each,
+    in file order, so the first that matches names the activity. That regex is chosen at the
+    first request of each method (and host) and remembered (bounded); each selection of
+    activities is compiled once."""
 
-    __slots__ = ("_by_host", "activities", "activity_names", "host_scoped", "path_re", "service")
+    __slots__ = (
+        "_by_host", "_by_method", "_compiled", "activities", "activity_names", "host_scoped",
+        "path_re", "service",
+    )  # fmt: skip
 
-    HOST_TABLES = 4096  # hosts whose activity table a route remembers
+    HOSTS = 4096  # hosts whose choice of activities a route remembers
+    METHODS = 16  # methods remembered per host
+    _NONE = (None, ())  # no activity can apply
 
     def __init__(self, service: Service) -> None:
         self.service = service
         self.path_re = compile_path_patterns(service.paths) if service.paths else None
         self.activities = tuple(
-            (a.name, a.methods, compile_path_patterns(a.paths), _host_index(a.hosts))
+            (a.name, a.methods, compile_path_patterns(a.paths).pattern, _host_index(a.hosts))
             for a in service.activities
         )
         self.activity_names = frozenset(a.name for a in service.activities)
         self.host_scoped = any(a.hosts for a in service.activities)
-        self._by_host: dict[str, tuple] = {}
+        self._by_method: dict[str, tuple[re.Pattern[str] | None, tuple[str, ...]]] = {}
+        self._by_host: dict[str, dict[str, tuple[re.Pattern[str] | None, tuple[str, ...]]]] = {}
+        self._compiled: dict[tuple[int, ...], tuple[re.Pattern[str] | None, tuple[str, ...]]] = {}
 
     def activity(self, method: str, host: str, path: str) -> str | None:
-        """The activity of a request to canonical `host` and `path`, if any."""
-        table = self._table(host) if self.host_scoped else self.activities
-        for name, methods, regex, _hosts in table:
-            if (methods is None or method in methods) and regex.fullmatch(path):
-                return name
-        return None
+        """The activity of a request (method upper-case, host and path canonical), if any."""
+        if not self.activities:
+            return None
+        if self.host_scoped:
+            by_method = self._by_host.get(host)
+            if by_method is None:
+                by_method = {}
+                if len(self._by_host) < self.HOSTS:
+                    self._by_host[host] = by_method
+        else:
+            by_method = self._by_method
+        matcher = by_method.get(method)
+        if matcher is None:
+            matcher = self._matcher(method, host)
+            if len(by_method) < self.METHODS:  # a client may send any method name
+                by_method[method] = matcher
+        regex, names = matcher
+        if regex is None:
+            return None
+        found = regex.fullmatch(path)
+        return names[found.lastindex] if found else None
 
-    def _table(self, host: str) -> tuple:
-        table = self._by_host.get(host)
-        if table is None:
-            table = tuple(a for a in self.activities if a[3] is None or a[3].lookup(host))
-            if len(self._by_host) < self.HOST_TABLES:
-                self._by_host[host] = table
-        return table
+    def _matcher(self, method: str, host: str) -> tuple[re.Pattern[str] | None, tuple[str, ...]]:
+        chosen = tuple(
+            i
+            for i, (_name, methods, _source, hosts) in enumerate(self.activities)
+            if (methods is None or method in methods) and (hosts is None or hosts.lookup(host))
+        )
+        matcher = self._compiled.get(chosen)
+        if matcher is None:
+            if not chosen:
+                matcher = self._NONE
+            else:  # group n (1-based) is the n-th chosen activity; the patterns have no groups
+                source = "|".join(f"({self.activities[i][2]})" for i in chosen)
+                names = ("", *(self.activities[i][0] for i in chosen))
+                matcher = (re.compile(source, re.IGNORECASE), names)
+            self._compiled[chosen] = matcher
+        return matcher
 
 
 def _host_index(hosts: tuple[HostPattern, ...]) -> HostIndex[bool] | None:

@@ -121,8 +121,12 @@ rules:
     assert activity("PUT", "notes.example", "/c/f-1/raw") == "prompt"  # the same path elsewhere
     assert engine.decide_request("PUT", "blob7.notes-files.example", "/x").action == "block"
     assert engine.classify("PUT", "blob7.notes-files.example", "/x")[1] == "upload"
-    for _ in range(2):  # the per-host table, remembered, answers the same
+    for _ in range(2):  # the per-host choice, remembered, answers the same
         assert activity("PUT", "blob8.notes-files.example", "/x") == "upload"
+    for i in range(100):  # any method name a client sends: none is an activity, none sticks
+        assert activity(f"X{i}", "blob8.notes-files.example", "/x") is None
+    assert activity("PUT", "blob8.notes-files.example", "/x") == "upload"
+    assert activity("POST", "notes.example", "/API/Files") == "upload"  # case of the path
 
 
 def test_methods_and_paths_in_rules(engine_for):
