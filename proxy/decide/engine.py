@@ -330,9 +330,10 @@ class Engine:
     ) -> Decision | None:
         """Logged-out use of a service whose tenant is restricted bypasses the tenant: the
         block decision for such a path (`decided` otherwise), else None."""
+        lower = path.lower()  # as the catalog's paths: any case, and no trailing slash
         for tenant in tenants:
             control = tenant.control
-            if any(path.startswith(p) for p in control.anonymous_paths):
+            if any(lower.startswith(p) or lower == p[:-1] for p in control.anonymous_paths):
                 key = ("tenant-anonymous", control.vendor, decided)
                 decision = self._decisions.get(key)
                 if decision is None:

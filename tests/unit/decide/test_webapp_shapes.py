@@ -127,7 +127,8 @@ tenants:
   chatgpt: [6e4f5c3a-1b2d-4e8f-9a0b-1c2d3e4f5a6b]
 """
     )
-    d = engine.decide_request("POST", "chatgpt.com", "/backend-anon/conversation")
-    assert (d.action, d.rule, d.activity) == ("block", "tenants.chatgpt", "anonymous")
+    for path in ("/backend-anon/conversation", "/backend-anon/", "/Backend-Anon"):
+        d = engine.decide_request("POST", "chatgpt.com", path)
+        assert (d.action, d.rule, d.activity) == ("block", "tenants.chatgpt", "anonymous"), path
     signed_in = engine.decide_request("POST", "chatgpt.com", "/backend-api/conversation")
     assert (signed_in.action, signed_in.activity) == ("allow", "prompt")  # control
