@@ -504,6 +504,7 @@ class Engine:
             contact=(rule.contact if rule else defaults.contact) if blocked else None,
             profile=rule.redact if rule and action == "redact" else None,
             coaching=rule.coaching if rule and action == "warn" else None,
+            audit=bool(rule and rule.audit and action == "allow"),
         )
         if len(self._decisions) < 100_000:  # bounded: reasons can name many rule sets
             self._decisions[key] = decision

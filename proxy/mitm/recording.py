@@ -13,8 +13,8 @@ from collections.abc import Callable
 from mitmproxy import ctx, http
 
 from proxy.decide.verdict import Action, Decision, Mode, Stage
-from proxy.mitm.state import Clients
-from proxy.observe.audit import AuditLog, coaching_fields
+from proxy.mitm.state import Clients, state_of
+from proxy.observe.audit import AuditLog, coaching_fields, new_reference
 from proxy.observe.logs import event
 from proxy.observe.metrics import NONE, Metrics
 from proxy.options import declare
@@ -94,6 +94,44 @@ class Recorder:
             self.audit.write_event({"event": "coaching", **fields, "justification": justification})
         event(f"coaching_{outcome}", **fields)
 
+    def tunnel_audited(self, decision: Decision, client: str, user: str | None, host: str) -> None:
+        """A tunnel an allow rule with `audit: true` relayed: one audit line (stage connect),
+        as the request lines of that rule's intercepted traffic."""
+        reference = new_reference()
+        if self.audit is not None:
+            self.audit.write({
+                "id": reference, "client": client, "user": user, "method": "CONNECT",
+                "host": host, "path": None, "service": decision.service,
+                "category": decision.category, "country": decision.country, "activity": None,
+                "rule": decision.rule, "action": decision.action, "stage": Stage.CONNECT,
+                "redactions": None, "style": None,
+            })  # fmt: skip
+        event("allow", reference=reference, client=client, user=user, host=host,
+              service=decision.service, rule=decision.rule, stage=Stage.CONNECT)  # fmt: skip
+
+    def upstream_error(
+        self,
+        kind: str,
+        reference: str,
+        client: str,
+        user: str | None,
+        host: str,
+        tunnel: bool,
+        status: int | None = None,
+    ) -> None:
+        """A server that could not be reached or failed: counted by kind, one log line and
+        one audit line (`event: upstream_error`), for tunnels as for intercepted requests."""
+        self.metrics.upstream_errors(kind).inc()
+        fields = {
+            "id": reference, "client": client, "user": user, "host": host, "kind": kind,
+            "tunnel": tunnel, "status": status,
+        }  # fmt: skip
+        if self.audit is not None:
+            self.audit.write_event({"event": "upstream_error", **fields})
+        event(
+            "upstream_error", **{k: v for k, v in fields.items() if k != "id"}, reference=reference
+        )
+
     # -- the audit and log lines of a decision -------------------------------------------------
 
     def record(
@@ -105,7 +143,11 @@ class Recorder:
         redactions: dict[str, int] | None = None,
         note: str | None = None,
     ) -> None:
-        """Count a block, redact or monitor decision and write its audit and log lines."""
+        """Count a block, redact or monitor decision and write its audit and log lines.
+        Every line has an id: the reference the user saw, or a new one (kept on the flow,
+        so that an upstream failure later names the same id)."""
+        reference = reference or new_reference()
+        state_of(flow).reference = reference
         service = decision.service or NONE
         if decision.action is Action.BLOCK:
             self.metrics.blocked(service, decision.rule).inc()

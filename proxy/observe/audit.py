@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import queue
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -43,6 +44,12 @@ FIELDS = (
 
 STDOUT = 1
 MAX_FIELD_CHARS = 512  # a path or user longer than this is cut, marked with "..."
+
+
+def new_reference() -> str:
+    """A short id that ties what the user sees (a block page, an error) and the log line to
+    the audit line."""
+    return secrets.token_hex(6)
 
 
 def rfc3339(ts: float) -> str:

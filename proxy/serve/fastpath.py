@@ -236,6 +236,8 @@ class FastConnection(asyncio.Protocol):
         logger.debug("fast path: relaying %s:%s", self.host, self.port)
         self.recorder.decided(self.decision)
         self.recorder.connection(Mode.TUNNEL)
+        if self.decision.audit:
+            self.recorder.tunnel_audited(self.decision, self.client, None, self.host)
         self.state = "relay"
         if (discovery := self.fastpath.discovery) is not None:
             self.counted = discovery.tunnel(self.name, self.client)

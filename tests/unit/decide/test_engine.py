@@ -62,6 +62,7 @@ def test_decision_explains_itself(shipped_engine):
         "profile": None,
         "style": None,
         "coaching": None,
+        "audit": False,
     }
     assert "block-ai" in d.reason and "chatgpt" in d.reason and "prompt" in d.reason
 

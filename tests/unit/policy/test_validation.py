@@ -21,6 +21,16 @@ def rule_matching(field: str) -> str:
 
 # (policy text without the catalog line, line of the error, fragment of the message)
 CASES = [
+    (
+        rule_matching("categories: [chat]") + "    audit: true\n",
+        8,
+        "'audit' is for action: allow (every other action is audited)",
+    ),
+    (
+        rule_matching("categories: [chat]").replace("block", "allow") + "    audit: sometimes\n",
+        8,
+        "'audit' must be true or false, not a string",
+    ),
     ("version: 1\nrules: [\n", 4, "YAML syntax error"),  # found at the end of the file
     ("version: 1\nversion: 1\nrules: []\n", 3, "duplicate key 'version' (first at line 2)"),
     ("version: 1\nrule: []\n", 3, "unknown key 'rule' (did you mean 'rules'?)"),
