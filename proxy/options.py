@@ -227,6 +227,19 @@ OPTIONS: tuple[Option, ...] = (
         doc_default="fast tunnels on",
     ),
     Option(
+        option="aiwarden_proxy_protocol_from", type=Sequence[str], default=[], run_only=True,
+        help="aiwarden: networks of load balancers whose connections start with a PROXY "
+        "protocol header (v1 or v2) naming the client (aiwarden run only).",
+        flag="--proxy-protocol-from", action="append", metavar="CIDR",
+        flag_help="a load balancer's network: its connections must start with a PROXY protocol "
+        "header (v1 or v2), whose source is then the client; never honoured from others",
+        to_workers=True,
+        doc="a network of load balancers whose connections start with a PROXY protocol header "
+        "(v1 or v2); the client is the header's source, for rules, grants and the audit log. "
+        "Required from those addresses, never honoured from others; repeat for more",
+        doc_default="none",
+    ),
+    Option(
         flag="--workers", type=int, metavar="N",
         flag_help="processes serving the listen address; 1: a single process; 0 (the "
         "default): one per CPU this process may use, a cgroup CPU quota included",

@@ -34,20 +34,23 @@ with the bytes it carried each way once it closes.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import re
 from collections.abc import Callable
 
-from mitmproxy import ctx
+from mitmproxy import ctx, exceptions
 
 from proxy.decide.gate import Gate
 from proxy.decide.verdict import Decision, Mode
 from proxy.mitm import framing
 from proxy.mitm.discovery import Discovery
 from proxy.mitm.recording import Recorder
+from proxy.observe.audit import new_reference
 from proxy.observe.logs import event
 from proxy.options import declare
-from proxy.policy.normalize import BadHost, normalize_host
+from proxy.policy.normalize import BadHost, normalize_host, parse_ip
+from proxy.serve import proxyproto
 
 logger = logging.getLogger("aiwarden")
 
@@ -70,13 +73,29 @@ class FastPath:
         self.recorder = recorder
         self.discovery = discovery  # counts the tunnels relayed
         self.header_timeout = 0
+        self.balancers: tuple = ()  # networks whose connections carry a PROXY header
 
     def load(self, loader) -> None:
-        declare(loader, "aiwarden_fast_tunnels")
+        declare(loader, "aiwarden_fast_tunnels", "aiwarden_proxy_protocol_from")
 
     def configure(self, updated: set[str]) -> None:
         self.enabled = ctx.options.aiwarden_fast_tunnels and not ctx.options.proxyauth
         self.header_timeout = getattr(ctx.options, "aiwarden_client_header_timeout", 0)
+        if "aiwarden_proxy_protocol_from" in updated:
+            try:
+                self.balancers = tuple(
+                    ipaddress.ip_network(text, strict=False)
+                    for text in ctx.options.aiwarden_proxy_protocol_from
+                )
+            except ValueError as e:
+                raise exceptions.OptionsError(f"--proxy-protocol-from: {e}") from None
+
+    def behind_balancer(self, peername) -> bool:
+        """Whether a connection comes from a load balancer that sends a PROXY header."""
+        if not self.balancers or not peername:
+            return False
+        ip = parse_ip(peername[0])
+        return ip is not None and any(ip in net for net in self.balancers)
 
     def running(self) -> None:
         proxyserver = ctx.master.addons.get("proxyserver")
@@ -104,6 +123,8 @@ class FastConnection(asyncio.Protocol):
         self.eofs = 0  # directions the sender has closed
         self.counting = False  # counted in aiwarden_open_connections, until handed over
         self.name = ""  # the first TLS server name, else the CONNECT host
+        self.peername: tuple | None = None  # the client: the socket's, or a PROXY header's
+        self.relayed_for: tuple | None = None  # the client a PROXY header named, if any
         self.sent = self.received = 0  # bytes relayed, counted for discovery
         self.counted: str | None = None  # the domain discovery counted this tunnel under
 
@@ -113,15 +134,29 @@ class FastConnection(asyncio.Protocol):
         self.transport = transport
         sockname = transport.get_extra_info("sockname")
         fastpath = self.fastpath
+        self.gate, self.recorder = fastpath.gate, fastpath.recorder
+        self.peername = transport.get_extra_info("peername")
+        if sockname and sockname[1] in fastpath.ports and fastpath.behind_balancer(self.peername):
+            self.state = "proxy header"  # read first, whether or not the fast path is on
+            self._arm_header_timer()
+            return
+        self._start()
+
+    def _start(self) -> None:
+        """Take the connection on, from its client's first request head."""
+        sockname = self.transport.get_extra_info("sockname")
+        fastpath = self.fastpath
         if not fastpath.enabled or fastpath.gate.policy is None or not sockname:
             return self.hand_over()  # switched off, or not listening yet
         if sockname[1] not in fastpath.ports:
             return self.hand_over()  # the admin listener
-        self.gate, self.recorder = fastpath.gate, fastpath.recorder
-        self.client = transport.get_extra_info("peername")[0]
+        self.client = self.peername[0]
+        self.state = "head"
         self.counting = True
         self.recorder.metrics.open_connections.inc()
         self._arm_header_timer()
+        if self.buffer:
+            self._read_head()
 
     def data_received(self, data: bytes) -> None:
         if self.state == "relay":
@@ -131,13 +166,37 @@ class FastConnection(asyncio.Protocol):
             return
         self.buffer += data
         try:
-            if self.state == "head":
+            if self.state == "proxy header":
+                self._read_proxy_header()
+            elif self.state == "head":
                 self._read_head()
             elif self.state == "hello":
                 self._read_hello()
         except Exception:
             logger.exception("fast path failed; handing the connection to mitmproxy")
             self._fail()
+
+    def _read_proxy_header(self) -> None:
+        """A load balancer's PROXY header: its source is the client from now on, for the
+        fast path and for mitmproxy (which is handed a transport that says so)."""
+        try:
+            header = proxyproto.read_header(self.buffer)
+        except proxyproto.NotProxyProtocol as e:
+            reference = new_reference()
+            self.recorder.bad_request("proxy_protocol", reference=reference,
+                                      client=self.peername[0], detail=str(e))  # fmt: skip
+            self._disarm_header_timer()
+            self.state = "closed"
+            self.transport.close()
+            return
+        if header is None:
+            return
+        self._disarm_header_timer()
+        self.buffer = self.buffer[header.length :]
+        if header.source is not None:
+            self.peername = header.source
+            self.relayed_for = header.source
+        self._start()
 
     def _read_head(self) -> None:
         end = self.buffer.find(b"\r\n\r\n")
@@ -292,7 +351,9 @@ class FastConnection(asyncio.Protocol):
             self.recorder.metrics.open_connections.dec()  # mitmproxy counts it from now on
         self._disarm_header_timer()
         self.state = "handed over"
-        transport = ConnectAnswered(self.transport) if answered else self.transport
+        transport = self.transport
+        if answered or self.relayed_for:
+            transport = ClientTransport(self.transport, answered, self.relayed_for)
         protocol = self.mitmproxy_factory()
         self.transport.set_protocol(protocol)
         protocol.connection_made(transport)
@@ -382,15 +443,21 @@ class Upstream(asyncio.Protocol):
             self.client._close()
 
 
-class ConnectAnswered(asyncio.Transport):
-    """The client's transport as mitmproxy sees it after a late hand-over: mitmproxy's
-    answer to the replayed CONNECT is dropped (the client has one). Should mitmproxy answer
-    anything but 2xx — the policy changed in between — the client's tunnel is closed."""
+class ClientTransport(asyncio.Transport):
+    """The client's transport as mitmproxy sees it after a hand-over.
+    - `answered` (a late hand-over): mitmproxy's answer to the replayed CONNECT is dropped
+      (the client has one). Should mitmproxy answer anything but 2xx — the policy changed
+      in between — the client's tunnel is closed.
+    - `peername`: the client a load balancer's PROXY header named, which mitmproxy then
+      takes for the client's address (its ACL, rules, logs)."""
 
-    def __init__(self, transport: asyncio.Transport) -> None:
+    def __init__(
+        self, transport: asyncio.Transport, answered: bool, peername: tuple | None = None
+    ) -> None:
         super().__init__()
         self._transport = transport
-        self._answer: bytes | None = b""
+        self._answer: bytes | None = b"" if answered else None
+        self._peername = peername
 
     def write(self, data: bytes) -> None:
         if self._answer is None:
@@ -412,6 +479,8 @@ class ConnectAnswered(asyncio.Transport):
             self.write(chunk)
 
     def get_extra_info(self, name, default=None):
+        if name == "peername" and self._peername is not None:
+            return self._peername
         return self._transport.get_extra_info(name, default)
 
     def is_closing(self) -> bool:
