@@ -901,7 +901,7 @@ def _tenant_headers(engine: Engine, host: str, request: Decision) -> dict[str, s
     """The tenant-restriction headers the proxy would set on this request (none on a block)."""
     if request.action == "block":
         return {}
-    return {t.control.header: t.value for t in engine.tenants_of(host)}
+    return {name: value for t in engine.tenants_of(host) for name, value in t.headers}
 
 
 def _body_check(
