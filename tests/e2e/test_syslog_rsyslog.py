@@ -289,11 +289,13 @@ def test_a_syslog_server_that_is_down_delays_nothing_and_is_reported_until_back(
             assert time.monotonic() < deadline
             time.sleep(0.1)
         assert "audit syslog" not in httpx.get(f"http://{proxy.admin}/readyz").text
-        said = [r for r in proxy.drain() if "audit syslog" in str(r.get("msg", ""))]
-        assert [("cannot send" in r["msg"], r["level"]) for r in said] == [
-            (True, "error"),
-            (False, "warning"),
-        ], said  # one line when it failed, one when it worked again; no flood
+        said: dict[object, list] = {}  # by worker (--workers N: each sends its own)
+        for r in proxy.drain():
+            if "audit syslog" in str(r.get("msg", "")):
+                said.setdefault(r.get("worker"), []).append(("cannot send" in r["msg"], r["level"]))
+        assert said and all(
+            lines == [(True, "error"), (False, "warning")] for lines in said.values()
+        ), said  # one line when it failed, one when it worked again; no flood
     finally:
         assert proxy.stop() == 0
         if server is not None:
@@ -303,3 +305,20 @@ def test_a_syslog_server_that_is_down_delays_nothing_and_is_reported_until_back(
 def test_a_bad_syslog_url_stops_the_proxy_from_starting_with_a_clear_error(work):
     with pytest.raises(AssertionError, match="udp://, tcp://, tls://"):
         Proxy(work / "policy", work / "ca", "--audit-syslog", "http://127.0.0.1:514")
+
+
+@needs_gtls
+def test_a_tls_server_whose_certificate_is_not_trusted_gets_nothing_and_is_reported(work, rsyslog):
+    proxy = Proxy(work / "policy", work / "ca", "--audit-syslog", rsyslog.url("tls"))
+    try:  # no --audit-syslog-ca: the system's roots do not know the test CA
+        before = len(rsyslog.received("tls"))
+        start = time.monotonic()
+        reference = block_one(proxy)
+        assert time.monotonic() - start < 3
+        said = proxy.wait_for(lambda r: "audit syslog" in str(r.get("msg", "")))
+        assert "certificate" in said["msg"] and said["level"] == "error"
+        assert "audit syslog not reached" in httpx.get(f"http://{proxy.admin}/readyz").text
+        time.sleep(0.5)
+        assert not [m for m in rsyslog.received("tls")[before:] if reference in m["msg"]]
+    finally:
+        assert proxy.stop() == 0
