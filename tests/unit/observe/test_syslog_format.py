@@ -6,6 +6,7 @@ counts. The real rsyslogd is in tests/e2e/test_syslog_rsyslog.py."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import socket
@@ -27,6 +28,7 @@ from proxy.observe.syslog import (
     severity,
     structured_data,
 )
+from proxy.serve.workers import audit_trail
 
 BLOCK = {"ts": "2026-01-02T03:04:05.678Z", "id": "R1", "action": "block", "rule": "no-ai"}
 
@@ -260,3 +262,27 @@ def test_a_bad_url_facility_or_ca_file_is_refused_at_once(tmp_path):
         SyslogSender("udp://127.0.0.1", facility="nope")
     with pytest.raises(OSError):
         SyslogSender("tls://127.0.0.1", ca_file=str(tmp_path / "missing.pem"))
+
+
+def test_the_supervisors_trail_for_its_revocations_goes_to_the_file_and_syslog(tmp_path):
+    """`--workers N`: the supervisor writes the grants it revokes itself, to both."""
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.settimeout(5)
+    args = argparse.Namespace(
+        audit_log=str(tmp_path / "audit.jsonl"),
+        audit_syslog=f"udp://127.0.0.1:{receiver.getsockname()[1]}",
+        audit_syslog_ca=None,
+        audit_syslog_facility=None,  # local0
+    )
+    trail = audit_trail(args)
+    assert trail is not None
+    try:
+        trail.write_event({"event": "coaching", "outcome": "revoked", "id": None})
+        datagram = receiver.recv(65536)
+    finally:
+        trail.close()
+        receiver.close()
+    [line] = (tmp_path / "audit.jsonl").read_text().splitlines()
+    assert datagram.startswith(b"<134>1 ") and datagram.endswith(line.encode())
+    assert audit_trail(argparse.Namespace(audit_log=None, audit_syslog=None)) is None
