@@ -171,8 +171,8 @@ class SyslogSender:
         queue_size: int = QUEUE_SIZE,
     ) -> None:
         """`on_drop(reason)` for each record lost (`queue_full`, `send_error`); `on_health(ok)`
-        when sending starts failing or works again. Raises ValueError for a bad URL, facility
-        or CA file."""
+        when sending starts failing or works again. Raises ValueError for a bad URL or
+        facility, OSError for a CA file that cannot be read."""
         self.destination = parse_url(url)
         self.facility = facility_number(facility)
         self.context = tls_context(ca_file) if self.destination.scheme == "tls" else None
