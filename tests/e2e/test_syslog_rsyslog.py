@@ -21,7 +21,15 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import SHIPPED_CATALOG, local_ai_policy
-from proxyharness import Proxy, curl, make_upstream_pki, metrics, value, write_policy
+from proxyharness import (
+    Proxy,
+    curl,
+    make_upstream_pki,
+    metrics,
+    mitmdump_proxy,
+    value,
+    write_policy,
+)
 
 from proxy import ca
 
@@ -322,3 +330,18 @@ def test_a_tls_server_whose_certificate_is_not_trusted_gets_nothing_and_is_repor
         assert not [m for m in rsyslog.received("tls")[before:] if reference in m["msg"]]
     finally:
         assert proxy.stop() == 0
+
+
+def test_under_mitmdump_the_option_is_set_with_set(work, rsyslog):
+    """People who run mitmdump -s with the addon set it as `aiwarden_audit_syslog`."""
+    proxy = mitmdump_proxy(
+        work / "policy", work / "ca", f"aiwarden_audit_syslog={rsyslog.url('tcp')}",
+        "aiwarden_audit_syslog_facility=local7",
+    )  # fmt: skip
+    try:
+        reference = block_one(proxy)
+        got = rsyslog.wait_for("tcp", lambda m: f'"id":"{reference}"' in m["msg"])
+        assert got["pri"] == str(23 * 8 + 4) and got["app"] == "aiwarden"
+        assert json.loads(got["msg"])["rule"] == "block-ai"
+    finally:
+        proxy.stop()
