@@ -1,4 +1,5 @@
-"""Recording: the metrics, the audit line and the log line for each verdict.
+"""Recording: the metrics, the audit line and the log line for each verdict. The audit line
+goes to the file, to syslog, or both (`AuditTrail`, options `aiwarden_audit_*`).
 
 One place writes what the SOC sees, so every addon records a decision the same way: counted
 in Prometheus, one audit line per block, redact or monitor decision, one log event. Never
