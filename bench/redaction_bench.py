@@ -29,7 +29,7 @@ from test_redaction import CASES, PROFILE, openai_body  # noqa: E402
 
 from proxy.redact import detectors  # noqa: E402
 from proxy.redact.bodies import redact_body  # noqa: E402
-from proxy.redact.detectors import BUILTIN, GROUPS  # noqa: E402
+from proxy.redact.builtin import BUILTIN, GROUPS  # noqa: E402
 from proxy.redact.profiles import RedactionProfile  # noqa: E402
 
 SECRET_TYPES = set(GROUPS["secrets"])

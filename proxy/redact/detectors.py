@@ -1,27 +1,20 @@
-"""Detectors of secrets and personal data in prompt text, and text redaction.
+"""What a detector is, and the scanner that runs detectors over prompt text and redacts.
 
 Each detector is a regular expression, optionally gated by keywords (a cheap `in` test that
 skips the regex on text that cannot match) and followed by a validator that rejects
-near-misses: Luhn for cards, mod-97 for IBANs, the SSA's rules for SSNs, JSON-decoding for
-JWTs, Shannon entropy for generic `key = value` secrets, libphonenumber for phone numbers.
-Patterns are this project's own, written from the facts in shared/reference/ai-services.md.
+near-misses. The built-in ones live in secret_detectors.py and personal_detectors.py (listed
+together in builtin.py); their patterns are this project's own, written from the published
+formats of each token and identifier.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-import math
 import re
 import threading
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import repeat
 from typing import ClassVar
-
-import phonenumbers
 
 try:  # optional accelerator: the same findings, keywords found in one pass (see KeywordIndex)
     import hyperscan
@@ -56,131 +49,10 @@ class Finding:
     end: int
 
 
-# -- validators ----------------------------------------------------------------------------
+# -- building detectors ---------------------------------------------------------------------
 
 
-def luhn_valid(digits: str) -> bool:
-    total, double = 0, False
-    for ch in reversed(digits):
-        d = ord(ch) - 48
-        if double:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-        double = not double
-    return total % 10 == 0
-
-
-_CARD_PREFIX = re.compile(r"4|5[1-5]|2[2-7]|3[47]|3[068]|35|6(?:011|5|4[4-9]|2)")
-
-
-def card_valid(text: str) -> bool:
-    digits = re.sub(r"[ -]", "", text)
-    if not 13 <= len(digits) <= 19 or len(set(digits)) < 2:
-        return False
-    groups = tuple(len(g) for g in re.split(r"[ -]+", text))
-    if len(groups) > 1 and not _card_grouping(groups):
-        return False  # "415 555 0100 4111 1111" is a phone number and more, not a card
-    return bool(_CARD_PREFIX.match(digits)) and luhn_valid(digits)
-
-
-def _card_grouping(groups: tuple[int, ...]) -> bool:
-    """How cards are written: fours (the last group may be shorter), or 4-6-5 / 4-6-4."""
-    if groups in ((4, 6, 5), (4, 6, 4)):
-        return True
-    return all(g == 4 for g in groups[:-1]) and 1 <= groups[-1] <= 4
-
-
-def iban_valid(text: str) -> bool:
-    iban = text.replace(" ", "").upper()
-    if not 15 <= len(iban) <= 34:
-        return False
-    rearranged = iban[4:] + iban[:4]
-    number = "".join(str(int(ch, 36)) for ch in rearranged)
-    return int(number) % 97 == 1
-
-
-_SSN_NOT_ISSUED = {"078051120", "219099999", "123456789", "457555462"}
-
-
-def ssn_valid(text: str) -> bool:
-    digits = re.sub(r"[ -]", "", text)
-    area, group, serial = digits[:3], digits[3:5], digits[5:]
-    return not (
-        area in ("000", "666")
-        or area[0] == "9"
-        or group == "00"
-        or serial == "0000"
-        or digits in _SSN_NOT_ISSUED
-        or len(set(digits)) == 1
-    )
-
-
-def _b64json(part: str) -> bool:
-    try:
-        raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
-        return isinstance(json.loads(raw), dict)
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        return False
-
-
-def jwt_valid(text: str) -> bool:
-    header, payload, *_ = text.split(".")
-    return _b64json(header) and _b64json(payload)
-
-
-def shannon_entropy(text: str) -> float:
-    counts = Counter(text)
-    n = len(text)
-    return -sum(c / n * math.log2(c / n) for c in counts.values())
-
-
-_HEX = re.compile(r"[0-9a-fA-F]+")
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-_VERSIONISH = re.compile(r"v?\d+(?:[._-]\d+)+[a-z0-9.-]*")
-
-
-def generic_secret_valid(value: str) -> bool:
-    """A value assigned to a key-like name that looks random, not like a word, version, path,
-    git SHA or UUID."""
-    value = value.strip("\"'")
-    if len(value) < 10 or _UUID.fullmatch(value) or _VERSIONISH.fullmatch(value):
-        return False
-    if _HEX.fullmatch(value) and len(value) in (7, 8, 12, 40, 64):
-        return False  # git and content hashes
-    if value.isalpha() and (value.islower() or value.isupper()):
-        return False  # a plain word
-    if "/" in value and value.count("/") >= 2 and "." in value:
-        return False  # a path or URL
-    has_digit = any(c.isdigit() for c in value)
-    return shannon_entropy(value) >= (3.5 if has_digit else 4.0)
-
-
-_DATE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}\b|\d{1,2}[./-]\d{1,2}[./-]\d{2,4}\b")
-
-
-# a North American number: optional 1, area code and exchange not starting with 0 or 1
-_NANP_SHAPE = re.compile(r"1?[2-9]\d\d[2-9]\d{6}")
-
-
-def phone_valid(text: str) -> bool:
-    """International numbers with their `+`; without it, only North American numbers
-    (national formats of other countries look too much like other numbers)."""
-    digits = sum(c.isdigit() for c in text)
-    if not 8 <= digits <= 15 or _DATE.match(text):
-        return False
-    if not text.startswith("+") and not _NANP_SHAPE.fullmatch(re.sub(r"\D", "", text)):
-        return False  # the cheap test first: libphonenumber costs about a millisecond
-    try:
-        number = phonenumbers.parse(text, None if text.startswith("+") else "US")
-    except phonenumbers.NumberParseException:
-        return False
-    return phonenumbers.is_valid_number(number)
-
-
-# -- the built-in detectors ----------------------------------------------------------------
-
-
-def _d(
+def detector(
     id: str,
     group: str,
     pattern: str,
@@ -194,87 +66,10 @@ def _d(
     after_letters: bool = False,
     anchored: bool = False,
 ) -> Detector:
+    """A detector from its pattern (compiled ASCII-only) and the hints that keep it cheap."""
     return Detector(id, group, re.compile(pattern, flags | re.ASCII), tuple(keywords),
                     tuple(folded), validate, span, window, digits, after_letters,
                     anchored)  # fmt: skip
-
-
-BUILTIN: tuple[Detector, ...] = (
-    # Whole blocks first, so their contents are not reported as something else.
-    _d("private-key", "secrets",
-       r"-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----"
-       # the body up to its own END: never across the dashes of another BEGIN or END
-       r"(?:(?:[^-]|-(?!----)){0,65536}?-----END[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----"
-       # no END line (a truncated paste): the header lines and base64 lines that follow
-       r"|(?:\r?\n(?:[A-Za-z0-9+/=]+(?=\r?\n|\Z)|[A-Za-z-]+: [^\r\n]*))*)"
-       r"|PuTTY-User-Key-File-\d+:[\s\S]*?(?:Private-MAC: [0-9a-fA-F]+|\Z)",
-       keywords=("-----BEGIN", "PuTTY-User-Key-File"), anchored=True),
-    _d("aws-access-key", "secrets", r"\b(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}\b",
-       keywords=("AKIA", "ASIA", "ABIA", "ACCA", "A3T"), window=(4, 24), anchored=True),
-    _d("aws-secret-key", "secrets",
-       r"aws.{0,25}?(?:secret|key|pwd|pass|token).{0,25}?[\"'=:\s]\s*([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])",
-       folded=("aws",), span=1, flags=re.IGNORECASE, window=(0, 160), anchored=True),
-    _d("aws-bedrock-key", "secrets",
-       r"\bABSK[A-Za-z0-9+/]{109,269}={0,2}|bedrock-api-key-YmVkcm9jay5hbWF6b25hd3MuY29t[A-Za-z0-9+/=%&._-]*",
-       keywords=("ABSK", "bedrock-api-key-"), window=(4, 400), anchored=True),
-    _d("github-token", "secrets", r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36}\b",
-       keywords=("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), window=(4, 44), anchored=True),
-    _d("github-fine-grained-token", "secrets", r"\bgithub_pat_[A-Za-z0-9_]{82}\b",
-       keywords=("github_pat_",), window=(4, 96), anchored=True),
-    _d("gitlab-token", "secrets", r"\bglpat-[A-Za-z0-9_-]{20,}", keywords=("glpat-",),
-       window=(4, 200), anchored=True),
-    _d("slack-token", "secrets",
-       r"\bxox[abposre]-[0-9]{8,13}-[A-Za-z0-9-]{8,}|\bxapp-\d-[A-Za-z0-9]+-\d+-[A-Za-z0-9]+",
-       keywords=("xox", "xapp-"), window=(4, 300), anchored=True),
-    _d("slack-webhook", "secrets",
-       r"https?://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/_-]{8,}"
-       r"(?:/[A-Za-z0-9+/_-]+)*", keywords=("hooks.slack.com",), window=(12, 400)),
-    _d("stripe-key", "secrets", r"\b(?:sk|rk|pk)_(?:test|live|prod)_[A-Za-z0-9]{10,99}\b",
-       keywords=("_live_", "_test_", "_prod_"), window=(8, 120)),
-    _d("anthropic-key", "secrets", r"\bsk-ant-(?:api|admin|sid)\d{2}-[A-Za-z0-9_-]{80,}",
-       keywords=("sk-ant-",), window=(4, 600), anchored=True),
-    _d("openai-key", "secrets",
-       r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]*T3BlbkFJ[A-Za-z0-9_-]+"
-       r"|\bsk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{40,}",
-       keywords=("T3BlbkFJ", "sk-proj-", "sk-svcacct-", "sk-admin-"), window=(200, 400)),
-    _d("huggingface-token", "secrets", r"\b(?:hf|api_org)_[A-Za-z0-9]{34,}\b",
-       keywords=("hf_", "api_org_"), window=(8, 200), anchored=True),
-    _d("google-api-key", "secrets", r"\bAIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])",
-       keywords=("AIza",), window=(4, 44), anchored=True),
-    _d("azure-client-secret", "secrets",
-       r"(?<![A-Za-z0-9_~.-])[A-Za-z0-9_~.]{3}\dQ~[A-Za-z0-9_~.-]{31,34}(?![A-Za-z0-9_~.-])",
-       keywords=("Q~",), window=(8, 44)),
-    _d("jwt", "secrets", r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*",
-       keywords=("eyJ",), validate=jwt_valid, window=(4, 16384), anchored=True),
-    _d("url-credentials", "secrets",
-       r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,20}://([^\s:@/\"'<>]{1,100}:[^\s@/\"'<>]{1,200})@",
-       keywords=("://",), span=1, window=(25, 330)),
-    _d("generic-secret", "secrets",
-       r"(?:access|auth|api|credential|creds|key|passw(?:or)?d|pwd"
-       r"|secret|token)[A-Za-z0-9_.-]{0,30}[\"']?\s{0,5}(?:=|:|:=|=>|\bis\b)\s{0,5}[\"']?"
-       r"([A-Za-z0-9_./+=~@$!%*#?&-]{10,150})",
-       folded=("access", "auth", "api", "cred", "key", "pass", "pwd", "secret", "token"),
-       validate=generic_secret_valid, span=1, flags=re.IGNORECASE, window=(0, 260), anchored=True),
-    # Personal data
-    _d("email", "pii",
-       r"(?<![/\w.%+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*"
-       r"\.[A-Za-z]{2,24}\b", keywords=("@",), window=(70, 260)),
-    _d("payment-card", "pii", r"(?<![\d.-])\d(?:[ -]?\d){12,18}(?![\d-])", validate=card_valid,
-       digits=(13, 19), window=(3, 3)),
-    _d("iban", "pii", r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b",
-       validate=iban_valid, digits=(7, 34), after_letters=True,
-       window=(34, 34)),
-    _d("us-ssn", "pii", r"(?<![\d-])\d{3}([- ])\d{2}\1\d{4}(?![\d-])", validate=ssn_valid,
-       digits=(9, 9), window=(3, 3)),
-    _d("phone", "pii", r"(?<![\w+.:-])\+?\(?\d[\d ().-]{6,18}\d(?![\w.:-])",
-       validate=phone_valid, digits=(8, 15), window=(3, 3)),
-)  # fmt: skip
-
-GROUPS = {
-    "secrets": [d.id for d in BUILTIN if d.group == "secrets"],
-    "pii": [d.id for d in BUILTIN if d.group == "pii"],
-}
-BY_ID = {d.id: d for d in BUILTIN}
 
 
 def custom_keywords(id: str, words: Iterable[str]) -> Detector:

@@ -20,7 +20,8 @@ import re
 from dataclasses import dataclass
 
 from proxy.policy.yamlsource import Fields, Mapping, Problems, did_you_mean, type_name
-from proxy.redact.detectors import BY_ID, GROUPS, Detector, custom_keywords, custom_pattern
+from proxy.redact.builtin import BY_ID, GROUPS
+from proxy.redact.detectors import Detector, custom_keywords, custom_pattern
 
 PROFILE_KEYS = ("detectors", "custom", "replacement", "on_unparseable", "max_body_bytes", "files")
 _ID = re.compile(r"[a-z0-9][a-z0-9-]*")

@@ -15,7 +15,8 @@ from conftest import DATA, SHIPPED_CATALOG, assert_error, errors_of
 from proxy.policy.loader import load_policy
 from proxy.policy.yamlsource import Problems, load_yaml
 from proxy.redact.bodies import FileBlocked, Unparseable, redact_body
-from proxy.redact.detectors import BUILTIN, redact_text
+from proxy.redact.builtin import BUILTIN
+from proxy.redact.detectors import redact_text
 from proxy.redact.profiles import RedactionProfile, parse_profiles
 
 CORPUS = DATA / "redaction_corpus.yaml"
