@@ -40,6 +40,8 @@ class Detector:
     digits: tuple[int, int] | None = None
     after_letters: bool = False  # also runs glued to letters before them (IBAN: "GB82 …")
     anchored: bool = False  # every match starts at a keyword: try only there
+    # A subset of the group a profile can name as "<group>.<family>" (e.g. secrets.cloud)
+    family: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +67,12 @@ def detector(
     digits: tuple[int, int] | None = None,
     after_letters: bool = False,
     anchored: bool = False,
+    family: str = "",
 ) -> Detector:
     """A detector from its pattern (compiled ASCII-only) and the hints that keep it cheap."""
     return Detector(id, group, re.compile(pattern, flags | re.ASCII), tuple(keywords),
                     tuple(folded), validate, span, window, digits, after_letters,
-                    anchored)  # fmt: skip
+                    anchored, family)  # fmt: skip
 
 
 def custom_keywords(id: str, words: Iterable[str]) -> Detector:

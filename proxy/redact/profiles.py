@@ -3,7 +3,7 @@
 ```yaml
 redaction_profiles:
   default:
-    detectors: [secrets, pii]          # groups or single detector ids
+    detectors: [secrets, pii]          # groups, families (secrets.cloud) or detector ids
     custom:
       - {id: codename, keywords: [PROJECT-HELIOS, Bluefin]}
       - {id: ticket, pattern: 'CORP-[0-9]{5}'}
@@ -68,8 +68,8 @@ def _parse_profile(
                 node.file,
                 line,
                 f"{where}: unknown detector {text!r}"
-                f"{did_you_mean(text, choices)}; detectors are the groups "
-                f"{', '.join(GROUPS)} or one of {', '.join(BY_ID)}",
+                f"{did_you_mean(text, choices)}; name a group or family "
+                f"({', '.join(GROUPS)}) or a detector id (README, Redaction)",
             )
     detectors.extend(_custom(f.sequence("custom"), where, problems))
     if not detectors and len(problems.items) == before:

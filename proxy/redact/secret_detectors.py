@@ -1,6 +1,13 @@
-"""The built-in detectors of secrets: provider tokens by their published shapes, private keys,
-credentials in URLs, and values that a secret-like key names, and the validators that reject
-near-misses (JSON-decoding for JWTs, Shannon entropy for generic `key = value` secrets)."""
+"""The built-in detectors of secrets, in families a profile can choose (`secrets.cloud`...).
+
+Two kinds. Shape detectors know a provider's published token format: a fixed prefix (the
+keyword that gates them), a length and an alphabet, and where the format has one a checksum or
+structure check (GitHub's and npm's CRC32, base64 that must decode to the right number of
+bytes, JWT parts that must decode to JSON). Context detectors know nothing of the value's
+shape: a value is a secret because a secret-like key or phrase names it (`DB_PASSWORD=...`,
+"my password is ...", `Authorization: Bearer ...`), whatever its entropy; their validators
+reject what is not a value at all: placeholders, variable references, code, types, words.
+"""
 
 from __future__ import annotations
 
@@ -9,22 +16,11 @@ import binascii
 import json
 import math
 import re
+import zlib
 from collections import Counter
+from urllib.parse import unquote
 
 from proxy.redact.detectors import Detector, detector
-
-
-def _b64json(part: str) -> bool:
-    try:
-        raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
-        return isinstance(json.loads(raw), dict)
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        return False
-
-
-def jwt_valid(text: str) -> bool:
-    header, payload, *_ = text.split(".")
-    return _b64json(header) and _b64json(payload)
 
 
 def shannon_entropy(text: str) -> float:
@@ -33,30 +29,263 @@ def shannon_entropy(text: str) -> float:
     return -sum(c / n * math.log2(c / n) for c in counts.values())
 
 
+def _b64decode(text: str, urlsafe: bool = False) -> bytes | None:
+    try:
+        padded = text + "=" * (-len(text) % 4)
+        return base64.b64decode(padded, altchars=b"-_" if urlsafe else None, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+# -- shape validators --------------------------------------------------------------------------
+
+
+def _b64json(part: str) -> bool:
+    raw = _b64decode(part, urlsafe=True)
+    try:
+        return raw is not None and isinstance(json.loads(raw), dict)
+    except (ValueError, UnicodeDecodeError):
+        return False
+
+
+def jwt_valid(text: str) -> bool:
+    header, payload, *_ = text.split(".")
+    return _b64json(header) and _b64json(payload)
+
+
+_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def base62_crc32(text: str) -> str:
+    """The 6-character checksum GitHub and npm append to their tokens."""
+    n, digits = zlib.crc32(text.encode()), []
+    while n:
+        n, r = divmod(n, 62)
+        digits.append(_BASE62[r])
+    return "".join(reversed(digits)).rjust(6, "0")
+
+
+def looks_random(text: str) -> bool:
+    """Not a placeholder run like `xxxx...` or `0000...` or `abcabc...`."""
+    return len(set(text)) >= 8 and shannon_entropy(text) >= 3.0
+
+
+def checksummed_token_valid(token: str) -> bool:
+    """prefix_ + 30 random base62 + their CRC32 in 6 base62. A token whose checksum is wrong
+    (a hand-made or mangled one) still counts when it looks random: redacting it costs
+    nothing, and a checksum is not a reason to let a near-real token through."""
+    body = token.split("_", 1)[1]
+    return base62_crc32(body[:-6]) == body[-6:] or looks_random(body)
+
+
+def random_tail_valid(token: str) -> bool:
+    """A prefixed token whose random part (after the last `_`, `-` or `.` of the prefix) does
+    not look like a placeholder."""
+    return looks_random(token[-min(len(token), 32) :])
+
+
+def aws_secret_valid(value: str) -> bool:
+    """AWS secret keys are 40 base64 characters, mixed case: never all hex (a git SHA)."""
+    return (
+        not _HEX.fullmatch(value)
+        and any(c.isupper() for c in value)
+        and any(c.islower() for c in value)
+    )
+
+
+def b64_bytes_valid(*sizes: int, urlsafe: bool = False):
+    """base64 (maybe URL-encoded) that decodes to one of `sizes` bytes: an HMAC key or
+    signature, not a word that happens to fit the alphabet."""
+
+    def valid(text: str) -> bool:
+        raw = _b64decode(unquote(text), urlsafe=urlsafe)
+        if raw is None and not urlsafe:
+            raw = _b64decode(unquote(text), urlsafe=True)
+        return raw is not None and len(raw) in sizes
+
+    return valid
+
+
+def telegram_valid(token: str) -> bool:
+    secret = token.split(":", 1)[1]
+    return looks_random(secret) and not secret.islower() and not secret.isupper()
+
+
+def discord_bot_valid(token: str) -> bool:
+    """The first part is the bot's user id (a snowflake of 17-20 digits) in base64."""
+    raw = _b64decode(token.split(".", 1)[0], urlsafe=True)
+    return raw is not None and raw.isdigit() and 17 <= len(raw) <= 20
+
+
+# -- context validators ---------------------------------------------------------------------
+
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-_VERSIONISH = re.compile(r"v?\d+(?:[._-]\d+)+[a-z0-9.-]*")
+_VERSIONISH = re.compile(r"v?\d+(?:[._-]\d+)+[a-z0-9.-]*|\d{4}-\d\d-\d\d(?:[T ][\d:.]+Z?)?")
+# What stands in for a value: a template, a variable, a redaction, a mask, a type.
+_REFERENCE = re.compile(
+    r"""\$\{|\$\(|\$[A-Z_][A-Z0-9_]*$|%[A-Za-z_]+%|\{\{|\{%|<[^>]*>|\[\[|%\(\w+\)s
+    |^[\[{(]|\*\*\*|xxxx|XXXX|\.\.\.|…|REDACTED|\[REDACTED|^[!&*@]|^\{\w*\}$
+    |^\w[\w.]*\s*\(|^\w[\w.]*\[|^(?:process\.env|os\.environ|ENV|env|secrets|vars|config|
+    settings|self|this|props|params|args|opts|options|ctx|context|request|req)\b[.\[]
+    |^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$|://|^[~.]?/""",
+    re.VERBOSE,
+)
+# Words that are not a secret's value: placeholders, types, literals, auth schemes.
+_NOT_VALUE_WORDS = """changeme change_me changeit password passwd pass secret token apikey
+    api_key key value
+    none null nil undefined true false yes no on off empty redacted hidden masked example sample
+    placeholder dummy test testing fake foo bar baz qux todo tbd fixme required optional
+    string str bytes int integer bool boolean number float any object dict list secretstr
+    default unset notset env environ oauth oauth2 basic bearer jwt saml ldap kerberos ntlm
+    digest anonymous your_password your_token your_api_key yourpassword mypassword
+    password123 secret123 abc123 123456 12345678 123456789 1234567890 qwerty letmein admin123"""
+_NOT_VALUES = frozenset(_NOT_VALUE_WORDS.split())
+_PLACEHOLDER_PARTS = ("your", "insert", "replace", "enter", "example", "sample", "dummy", "fake",
+                      "placeholder", "redacted", "changeme", "here")  # fmt: skip
+_SNAKE_IDENTIFIER = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+|[a-z]+[A-Z][A-Za-z]*")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}")
+_TRAILING = ".,;:!?)]}>"
 
 
-def generic_secret_valid(value: str) -> bool:
-    """A value assigned to a key-like name that looks random, not like a word, version, path,
-    git SHA or UUID."""
-    value = value.strip("\"'")
-    if len(value) < 10 or _UUID.fullmatch(value) or _VERSIONISH.fullmatch(value):
+def _core(value: str) -> str:
+    return value.strip().rstrip(_TRAILING).strip("\"'`")
+
+
+def _not_a_value(value: str) -> bool:
+    lowered = value.lower()
+    if not value or lowered in _NOT_VALUES or _REFERENCE.search(value):
+        return True
+    if len(set(value)) <= 2 or lowered.startswith(("xxx", "***")):
+        return True  # "xxxxxx", "******", "aaaaaa"
+    if any(part in lowered for part in _PLACEHOLDER_PARTS) and not any(c.isdigit() for c in value):
+        return True
+    return bool(_VERSIONISH.fullmatch(value) or _EMAIL.fullmatch(value))
+
+
+_PROSE_WORD_LIST = (
+    "the a an is are be to of and or for in on at with must should will can your you this "
+    "that it not at least characters chars minimum maximum new old confirm reset forgot please "
+    "enter type here"
+)
+_PROSE_WORDS = frozenset(_PROSE_WORD_LIST.split())
+
+
+def password_value_valid(value: str) -> bool:
+    """A value a password-like key names: any entropy (`Tiger1992@`), but not a placeholder,
+    a reference, a bare word (`required`), or an identifier (`new_password`)."""
+    core = _core(value)
+    if len(core) < 6 or _not_a_value(core):
         return False
-    if _HEX.fullmatch(value) and len(value) in (7, 8, 12, 40, 64):
-        return False  # git and content hashes
-    if value.isalpha() and (value.islower() or value.isupper()):
-        return False  # a plain word
-    if "/" in value and value.count("/") >= 2 and "." in value:
-        return False  # a path or URL
-    has_digit = any(c.isdigit() for c in value)
-    return shannon_entropy(value) >= (3.5 if has_digit else 4.0)
+    if " " in core:  # a quoted passphrase, not a sentence or a label
+        words = core.lower().split()
+        return len(words) <= 8 and not any(w.strip(_TRAILING) in _PROSE_WORDS for w in words)
+    if core.isalpha():
+        return False  # a word or an identifier: "required", "Welcome", "newPassword"
+    return not _SNAKE_IDENTIFIER.fullmatch(core)  # a variable: new_password, db_pass2
+
+
+def token_value_valid(value: str) -> bool:
+    """A value a token- or key-like name names: not a placeholder or reference, and not a
+    word; a hex string, UUID or random-looking mix of any entropy above a floor."""
+    core = _core(value)
+    if len(core) < 8 or " " in core or len(set(core)) <= 2:
+        return False
+    if _HEX.fullmatch(core) or _UUID.fullmatch(core):
+        return len(core) >= 16 and not core.isdigit()  # hex keys, git-SHA-shaped or not
+    if _not_a_value(core):
+        return False
+    if core.isalpha():
+        return (
+            len(core) >= 16
+            and not core.islower()
+            and not core.isupper()
+            and shannon_entropy(core) >= 4.0
+            and sum(c.isupper() for c in core) >= 4  # not a CamelCaseIdentifier
+        )
+    if core.isdigit():
+        return len(core) >= 10 and len(set(core)) >= 5
+    if _SNAKE_IDENTIFIER.fullmatch(core) or re.fullmatch(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+", core):
+        return False  # a variable or constant name
+    return shannon_entropy(core) >= 2.8
+
+
+def auth_value_valid(value: str) -> bool:
+    """What follows `Bearer`/`Basic`/`Authorization:`: base64 `user:pass`, or token-like."""
+    raw = _b64decode(value.rstrip(_TRAILING))
+    if raw is not None and b":" in raw:
+        try:
+            return raw.decode().isprintable()
+        except UnicodeDecodeError:
+            pass
+    return token_value_valid(value)
+
+
+# -- how detectors are declared ----------------------------------------------------------------
+
+
+def token(
+    id: str,
+    family: str,
+    pattern: str,
+    prefixes: tuple[str, ...],
+    length: int,
+    validate=None,
+    folded: bool = False,
+) -> Detector:
+    """A token that starts with one of `prefixes` (its keywords): tried only where one
+    occurs, and over at most `length` characters."""
+    return detector(id, "secrets", pattern, keywords=() if folded else prefixes,
+                    folded=prefixes if folded else (), validate=validate,
+                    window=(4, length), anchored=True, family=family)  # fmt: skip
+
+
+# The end of a token: no more characters of its alphabet.
+_END = r"(?![A-Za-z0-9_-])"
+
+# A key or phrase that names a password, and one that names another secret. The key may end
+# the identifier only (`password_length` and `token_url` name no secret); `pass`, `pwd` and
+# `auth` start a word (not `bypass`, `author`).
+_WORD_START = r"(?:(?<![A-Za-z])|(?<=[a-z])(?=[A-Z]))"
+_PASSWORD_NAME = (
+    r"(?i:passw(?:or)?d|passphrase|passcode)(?i:[_.-]?(?:value|str|string|plain|plaintext))?"
+    rf"|{_WORD_START}(?i:pass|pwd)"
+)
+_QUALIFIED_KEY = (
+    "api|access|secret|private|client|master|encryption|signing|sign|app|application|consumer"
+    "|service|shared|storage|subscription|license|licence|webhook|deploy|admin|session|account"
+    "|primary|secondary|sas|ingest|ingestion|bot|management|mgmt|write|read|upload|publish"
+    "|registry|integration|auth|hmac|jwt|cookie|aes|crypt|cipher|ssh|gpg|pgp|root|user|dev|prod"
+)
+_SECRET_NAME = (
+    r"(?i:client[_.-]?secret|secret|(?:access|refresh|auth|bearer|session|api|bot|oauth|id|csrf"
+    r"|personal[_.-]?access|private)?[_.-]?token|credentials?|creds|apikey|x[_.-]api[_.-]key"
+    rf"|(?:{_QUALIFIED_KEY})[_.-]?key)"
+    r"(?i:[_.-]?(?:key|token|secret|value|b64|base64|hex|base))?"
+    rf"|{_WORD_START}(?i:auth)"
+)
+# Between the key and the value: a closing quote or bracket, then an assignment (also `is`).
+_ASSIGN = (
+    r"""\\?["'\]]?[ \t]{0,5}(?:=>|:=|==|=|:|>|["']\s+value\s*=|[ \t]+(?:is|was)\b[ \t]*:?)"""
+    r"""[ \t]{0,5}"""
+)
+# The value: quoted (spaces allowed) or bare (up to a space, quote, separator).
+_VALUE = r"""\\?["'`]?((?<=["'`])[^"'`\n\\]{1,200}(?=\\?["'`])|(?<!["'`])[^\s"'`,;&<>]{1,200})"""
+_PHRASE = r"(?:[ \t]+(?:for|to|of|on)[ \t]+[^\n:=\"']{1,40}?)?"  # "the password for the VPN is"
+
+_CLI_PASSWORD = (
+    r"(?:\b(?:mysql|mysqldump|mysqladmin|mariadb|mongo|mongosh|mongodump|mongorestore|sshpass"
+    r"|docker\s+login|podman\s+login|helm\s+registry\s+login)\b[^\n|;&]{0,160}?[ \t]-p"
+    r"|\bredis-cli\b[^\n|;&]{0,160}?[ \t]-a"
+    r"|[ \t]--(?:[a-z]+-)?(?:password|passwd|pass|passphrase|token|secret|api-key|apikey"
+    r"|access-key|secret-key|auth-token|client-secret))"
+    r"""(?:[ \t]+|=|(?<=-p)|(?<=-a))["']?([^\s"'|;&]{4,200})"""
+)
 
 
 # -- detectors -------------------------------------------------------------------------------
 
-DETECTORS: tuple[Detector, ...] = (
+_PRIVATE_KEYS: tuple[Detector, ...] = (
     # Whole blocks first, so their contents are not reported as something else.
     detector("private-key", "secrets",
        r"-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----"
@@ -65,51 +294,235 @@ DETECTORS: tuple[Detector, ...] = (
        # no END line (a truncated paste): the header lines and base64 lines that follow
        r"|(?:\r?\n(?:[A-Za-z0-9+/=]+(?=\r?\n|\Z)|[A-Za-z-]+: [^\r\n]*))*)"
        r"|PuTTY-User-Key-File-\d+:[\s\S]*?(?:Private-MAC: [0-9a-fA-F]+|\Z)",
-       keywords=("-----BEGIN", "PuTTY-User-Key-File"), anchored=True),
+       keywords=("-----BEGIN", "PuTTY-User-Key-File"), anchored=True, family="private-keys"),
+    token("age-secret-key", "private-keys",
+          r"AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}", ("AGE-SECRET-KEY-1",), 80),
+)  # fmt: skip
+
+_CLOUD: tuple[Detector, ...] = (
     detector("aws-access-key", "secrets", r"\b(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}\b",
-       keywords=("AKIA", "ASIA", "ABIA", "ACCA", "A3T"), window=(4, 24), anchored=True),
+       keywords=("AKIA", "ASIA", "ABIA", "ACCA", "A3T"), window=(4, 24), anchored=True,
+       family="cloud"),
     detector("aws-secret-key", "secrets",
        r"aws.{0,25}?(?:secret|key|pwd|pass|token).{0,25}?[\"'=:\s]\s*([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])",
-       folded=("aws",), span=1, flags=re.IGNORECASE, window=(0, 160), anchored=True),
+       folded=("aws",), span=1, flags=re.IGNORECASE, window=(0, 160), anchored=True,
+       validate=aws_secret_valid, family="cloud"),
     detector("aws-bedrock-key", "secrets",
        r"\bABSK[A-Za-z0-9+/]{109,269}={0,2}|bedrock-api-key-YmVkcm9jay5hbWF6b25hd3MuY29t[A-Za-z0-9+/=%&._-]*",
-       keywords=("ABSK", "bedrock-api-key-"), window=(4, 400), anchored=True),
-    detector("github-token", "secrets", r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36}\b",
-       keywords=("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), window=(4, 44), anchored=True),
-    detector("github-fine-grained-token", "secrets", r"\bgithub_pat_[A-Za-z0-9_]{82}\b",
-       keywords=("github_pat_",), window=(4, 96), anchored=True),
-    detector("gitlab-token", "secrets", r"\bglpat-[A-Za-z0-9_-]{20,}", keywords=("glpat-",),
-       window=(4, 200), anchored=True),
-    detector("slack-token", "secrets",
-       r"\bxox[abposre]-[0-9]{8,13}-[A-Za-z0-9-]{8,}|\bxapp-\d-[A-Za-z0-9]+-\d+-[A-Za-z0-9]+",
-       keywords=("xox", "xapp-"), window=(4, 300), anchored=True),
+       keywords=("ABSK", "bedrock-api-key-"), window=(4, 400), anchored=True, family="cloud"),
+    token("google-api-key", "cloud", r"\bAIza[0-9A-Za-z_-]{35}" + _END, ("AIza",), 44),
+    token("google-oauth-token", "cloud",
+          r"\bya29\.[0-9A-Za-z_-]{30,}|\bGOCSPX-[0-9A-Za-z_-]{28}" + _END
+          + r"|\b1//0[0-9A-Za-z_-]{40,}", ("ya29.", "GOCSPX-", "1//0"), 2048,
+          validate=random_tail_valid),
+    detector("gcp-service-account", "secrets", r"\"private_key_id\"\s*:\s*\"([0-9a-f]{40})\"",
+       keywords=('"private_key_id"',), span=1, window=(0, 60), anchored=True, family="cloud"),
+    detector("azure-client-secret", "secrets",
+       r"(?<![A-Za-z0-9_~.-])[A-Za-z0-9_~.]{3}\dQ~[A-Za-z0-9_~.-]{31,34}(?![A-Za-z0-9_~.-])",
+       keywords=("Q~",), window=(8, 44), family="cloud"),
+    detector("azure-storage-key", "secrets",
+       r"(?i:AccountKey|SharedAccessKey|PrimaryKey|SecondaryKey)\s*=\s*([A-Za-z0-9+/]{42,86}={0,2})",
+       folded=("accountkey", "sharedaccesskey", "primarykey", "secondarykey"), span=1,
+       validate=b64_bytes_valid(32, 64), window=(0, 110), anchored=True, family="cloud"),
+    detector("azure-sas-signature", "secrets", r"\bsig=([A-Za-z0-9%+/_-]{40,90})",
+       keywords=("sig=",), span=1, validate=b64_bytes_valid(32, urlsafe=False),
+       window=(2, 96), family="cloud"),
+    token("digitalocean-token", "cloud", r"\bdo[opr]_v1_[a-f0-9]{64}\b",
+          ("dop_v1_", "doo_v1_", "dor_v1_"), 72),
+    token("alibaba-access-key", "cloud", r"\bLTAI[A-Za-z0-9]{20}\b", ("LTAI",), 24,
+          validate=random_tail_valid),
+    token("heroku-api-key", "cloud", r"\bHRKU-AA[0-9A-Za-z_-]{58}" + _END, ("HRKU-",), 66),
+    token("cloudflare-origin-ca-key", "cloud", r"\bv1\.0-[a-f0-9]{24}-[a-f0-9]{146}\b",
+          ("v1.0-",), 180),
+    token("hashicorp-vault-token", "cloud",
+          r"\bhv[sbr]\.[A-Za-z0-9_-]{24,400}" + _END, ("hvs.", "hvb.", "hvr."), 410,
+          validate=random_tail_valid),
+    detector("terraform-cloud-token", "secrets",
+       r"\b[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=-]{60,70}", keywords=(".atlasv1.",),
+       window=(14, 80), family="cloud"),
+    token("pulumi-token", "cloud", r"\bpul-[a-f0-9]{40}\b", ("pul-",), 48),
+    token("flyio-token", "cloud",
+          r"\bfo1_[\w-]{43}" + _END + r"|\bfm[12][ar]?_[A-Za-z0-9+/]{100,}={0,3}",
+          ("fo1_", "fm1a_", "fm1r_", "fm2_"), 4096),
+    token("doppler-token", "cloud", r"\bdp\.(?:pt|st|sa|ct|scim|audit)\.[A-Za-z0-9]{40,44}\b",
+          ("dp.pt.", "dp.st.", "dp.sa.", "dp.ct.", "dp.scim.", "dp.audit."), 56),
+    token("databricks-token", "cloud", r"\bdapi[a-f0-9]{32}(?:-\d)?\b", ("dapi",), 40),
+)  # fmt: skip
+
+_CODE_HOSTING: tuple[Detector, ...] = (
+    token("github-token", "code-hosting", r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36}\b",
+          ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), 44, validate=checksummed_token_valid),
+    token("github-fine-grained-token", "code-hosting", r"\bgithub_pat_[A-Za-z0-9_]{82}\b",
+          ("github_pat_",), 96),
+    token("gitlab-token", "code-hosting",
+          r"\bgl(?:pat|dt|ft|rt|oas|soat|imt|agent|ffct|cbt|ptt|wt)-[0-9A-Za-z_-]{20,300}"
+          r"(?:\.[0-9a-z]{2,9}){0,2}" + _END + r"|\bGR1348941[0-9A-Za-z_-]{20}" + _END,
+          ("glpat-", "gldt-", "glft-", "glrt-", "gloas-", "glsoat-", "glimt-", "glagent-",
+           "glffct-", "glcbt-", "glptt-", "glwt-", "GR1348941"), 330,
+          validate=random_tail_valid),
+    token("npm-token", "code-hosting", r"\bnpm_[A-Za-z0-9]{36}\b", ("npm_",), 44,
+          validate=checksummed_token_valid),
+    token("pypi-token", "code-hosting",
+          r"\bpypi-AgE(?:IcHlwaS5vcmc|NdGVzdC5weXBpLm9yZw)[A-Za-z0-9_-]{50,1000}",
+          ("pypi-AgE",), 1100),
+    token("rubygems-token", "code-hosting", r"\brubygems_[a-f0-9]{48}\b", ("rubygems_",), 60),
+    token("nuget-key", "code-hosting", r"\boy2[a-z0-9]{43}\b", ("oy2",), 48,
+          validate=random_tail_valid),
+    token("docker-hub-token", "code-hosting", r"\bdckr_(?:pat|oat)_[A-Za-z0-9_-]{27,}" + _END,
+          ("dckr_pat_", "dckr_oat_"), 80),
+    token("bitbucket-app-password", "code-hosting", r"\bATBB[A-Za-z0-9_=.-]{32,}" + _END,
+          ("ATBB",), 64, validate=random_tail_valid),
+    token("artifactory-token", "code-hosting",
+          r"\bAKCp[A-Za-z0-9]{69}\b|\bcmVmdGtu[A-Za-z0-9]{56}\b", ("AKCp", "cmVmdGtu"), 80),
+    token("sourcegraph-token", "code-hosting",
+          r"\bsgp_(?:[a-fA-F0-9]{16}_|local_)?[a-fA-F0-9]{40}\b", ("sgp_",), 70),
+    token("clojars-token", "code-hosting", r"\bCLOJARS_[a-z0-9]{60}\b", ("CLOJARS_",), 72),
+)  # fmt: skip
+
+_CHAT: tuple[Detector, ...] = (
+    token("slack-token", "chat",
+          r"\bxox(?:e\.xox[bp]|[abposre])-[0-9A-Za-z-]{10,250}" + _END
+          + r"|\bxapp-\d-[A-Za-z0-9]+-\d+-[A-Za-z0-9]+",
+          ("xoxa-", "xoxb-", "xoxp-", "xoxo-", "xoxs-", "xoxr-", "xoxe-", "xoxe.", "xapp-"),
+          300, validate=lambda t: looks_random(t) and any(c.isdigit() for c in t)),
     detector("slack-webhook", "secrets",
-       r"https?://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/_-]{8,}"
-       r"(?:/[A-Za-z0-9+/_-]+)*", keywords=("hooks.slack.com",), window=(12, 400)),
-    detector("stripe-key", "secrets", r"\b(?:sk|rk|pk)_(?:test|live|prod)_[A-Za-z0-9]{10,99}\b",
-       keywords=("_live_", "_test_", "_prod_"), window=(8, 120)),
-    detector("anthropic-key", "secrets", r"\bsk-ant-(?:api|admin|sid)\d{2}-[A-Za-z0-9_-]{80,}",
-       keywords=("sk-ant-",), window=(4, 600), anchored=True),
+       r"(?:https?://)?hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/_-]{8,}"
+       r"(?:/[A-Za-z0-9+/_-]+)*", keywords=("hooks.slack.com",), window=(12, 400), family="chat"),
+    detector("telegram-bot-token", "secrets",
+       r"(?:(?<=bot)|(?<![\w:/-]))\d{8,10}:[A-Za-z0-9_-]{35}" + _END,
+       validate=telegram_valid, digits=(8, 10), after_letters=True, window=(4, 40),
+       family="chat"),
+    detector("discord-webhook", "secrets",
+       r"(?:https?://)?(?:(?:ptb|canary)\.)?discord(?:app)?\.com/api/webhooks/\d{17,20}/"
+       r"[A-Za-z0-9_-]{60,68}" + _END,
+       keywords=("discord.com/api/webhooks/", "discordapp.com/api/webhooks/"),
+       window=(20, 130), family="chat"),
+    detector("discord-bot-token", "secrets",
+       r"\b[MNO][A-Za-z0-9_-]{23,27}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,40}" + _END,
+       folded=("discord",), validate=discord_bot_valid, window=(300, 300),
+       family="chat"),
+    detector("teams-webhook", "secrets",
+       r"(?:https://)?[a-z0-9-]+\.webhook\.office\.com/webhookb2/[A-Za-z0-9@/-]{60,300}",
+       keywords=(".webhook.office.com/",), window=(40, 300), family="chat"),
+)  # fmt: skip
+
+_PAYMENTS: tuple[Detector, ...] = (
+    detector("stripe-key", "secrets",
+       r"\b(?:sk|rk|pk)_(?:test|live|prod)_[A-Za-z0-9]{10,99}\b|\bwhsec_[A-Za-z0-9]{32,}\b",
+       keywords=("_live_", "_test_", "_prod_", "whsec_"), window=(8, 120), family="payments"),
+    token("square-token", "payments",
+          r"\b(?:sq0atp|sq0csp|EAAA)[A-Za-z0-9_-]{22,100}" + _END,
+          ("sq0atp-", "sq0csp-", "EAAA"), 110, validate=random_tail_valid),
+    token("shopify-token", "payments", r"\bshp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}\b",
+          ("shpat_", "shpca_", "shppa_", "shpss_"), 40),
+    token("braintree-token", "payments",
+          r"\baccess_token\$(?:production|sandbox)\$[0-9a-z]{16}\$[0-9a-f]{32}\b",
+          ("access_token$",), 90),
+    token("flutterwave-key", "payments", r"\bFLWSECK(?:_TEST)?-[a-hA-H0-9]{12,32}(?:-X)?\b",
+          ("FLWSECK",), 60),
+    token("plaid-token", "payments",
+          r"\b(?:access|secret)-(?:sandbox|development|production)-[0-9a-f]{8}-[0-9a-f]{4}-"
+          r"[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", ("access-", "secret-"), 70),
+)  # fmt: skip
+
+_AI: tuple[Detector, ...] = (
+    token("anthropic-key", "ai", r"\bsk-ant-(?:api|admin|sid)\d{2}-[A-Za-z0-9_-]{80,}",
+          ("sk-ant-",), 600),
     detector("openai-key", "secrets",
        r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]*T3BlbkFJ[A-Za-z0-9_-]+"
        r"|\bsk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{40,}",
-       keywords=("T3BlbkFJ", "sk-proj-", "sk-svcacct-", "sk-admin-"), window=(200, 400)),
-    detector("huggingface-token", "secrets", r"\b(?:hf|api_org)_[A-Za-z0-9]{34,}\b",
-       keywords=("hf_", "api_org_"), window=(8, 200), anchored=True),
-    detector("google-api-key", "secrets", r"\bAIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])",
-       keywords=("AIza",), window=(4, 44), anchored=True),
-    detector("azure-client-secret", "secrets",
-       r"(?<![A-Za-z0-9_~.-])[A-Za-z0-9_~.]{3}\dQ~[A-Za-z0-9_~.-]{31,34}(?![A-Za-z0-9_~.-])",
-       keywords=("Q~",), window=(8, 44)),
-    detector("jwt", "secrets", r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*",
-       keywords=("eyJ",), validate=jwt_valid, window=(4, 16384), anchored=True),
-    detector("url-credentials", "secrets",
-       r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,20}://([^\s:@/\"'<>]{1,100}:[^\s@/\"'<>]{1,200})@",
-       keywords=("://",), span=1, window=(25, 330)),
-    detector("generic-secret", "secrets",
-       r"(?:access|auth|api|credential|creds|key|passw(?:or)?d|pwd"
-       r"|secret|token)[A-Za-z0-9_.-]{0,30}[\"']?\s{0,5}(?:=|:|:=|=>|\bis\b)\s{0,5}[\"']?"
-       r"([A-Za-z0-9_./+=~@$!%*#?&-]{10,150})",
-       folded=("access", "auth", "api", "cred", "key", "pass", "pwd", "secret", "token"),
-       validate=generic_secret_valid, span=1, flags=re.IGNORECASE, window=(0, 260), anchored=True),
+       keywords=("T3BlbkFJ", "sk-proj-", "sk-svcacct-", "sk-admin-"), window=(200, 400),
+       family="ai"),
+    token("huggingface-token", "ai", r"\b(?:hf|api_org)_[A-Za-z0-9]{34,}\b", ("hf_", "api_org_"),
+          200),
+    token("ai-provider-key", "ai",
+          r"\bgsk_[A-Za-z0-9]{52}\b|\bpplx-[A-Za-z0-9]{48}\b|\br8_[A-Za-z0-9]{37}\b"
+          r"|\bxai-[A-Za-z0-9]{80}\b|\bsk-or-v1-[a-f0-9]{64}\b"
+          r"|\blsv2_(?:pt|sk)_[a-f0-9]{32}_[a-f0-9]{10}\b|\bfw_[A-Za-z0-9]{24}\b"
+          r"|\bnvapi-[A-Za-z0-9_-]{64}" + _END + r"|\bsk-[a-f0-9]{32}(?=[\s\"'`,;)]|$)",
+          ("gsk_", "pplx-", "r8_", "xai-", "sk-or-v1-", "lsv2_", "fw_", "nvapi-", "sk-"), 100,
+          validate=random_tail_valid),
 )  # fmt: skip
+
+_SAAS: tuple[Detector, ...] = (
+    token("sendgrid-key", "saas", r"\bSG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}" + _END,
+          ("SG.",), 72),
+    token("twilio-key", "saas", r"\bSK[0-9a-fA-F]{32}\b", ("SK",), 34,
+          validate=random_tail_valid),
+    token("mailgun-key", "saas", r"\b(?:key|pubkey)-[0-9a-f]{32}\b", ("key-", "pubkey-"), 40),
+    detector("mailchimp-key", "secrets", r"\b[0-9a-f]{32}-us\d{1,2}\b", keywords=("-us",),
+       window=(33, 6), family="saas"),
+    token("atlassian-token", "saas", r"\bATATT3[A-Za-z0-9_=-]{150,250}" + _END, ("ATATT3",), 260),
+    token("postman-key", "saas", r"\bPMAK-[a-f0-9]{24}-[a-f0-9]{34}\b", ("PMAK-",), 70),
+    token("grafana-token", "saas",
+          r"\bglc_[A-Za-z0-9+/]{32,400}={0,3}|\bglsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}\b"
+          r"|\beyJrIjoi[A-Za-z0-9]{70,400}={0,3}", ("glc_", "glsa_", "eyJrIjoi"), 420),
+    token("new-relic-key", "saas", r"\bNR(?:AK|II|RA|SP)-[A-Za-z0-9]{27,32}\b",
+          ("NRAK-", "NRII-", "NRRA-", "NRSP-"), 40),
+    token("linear-key", "saas", r"\blin_(?:api|oauth)_[A-Za-z0-9]{40,64}\b",
+          ("lin_api_", "lin_oauth_"), 76),
+    token("notion-token", "saas", r"\bsecret_[A-Za-z0-9]{43}\b|\bntn_[0-9]{11}[A-Za-z0-9]{35}\b",
+          ("secret_", "ntn_"), 52, validate=random_tail_valid),
+    token("figma-token", "saas", r"\bfig[dou]_[A-Za-z0-9_-]{40,}" + _END,
+          ("figd_", "figo_", "figu_"), 90),
+    token("sentry-token", "saas",
+          r"\bsntry[us]_[A-Za-z0-9+/=_]{40,400}" + _END, ("sntryu_", "sntrys_"), 420),
+    token("dynatrace-token", "saas", r"\bdt0c01\.[A-Z0-9]{24}\.[A-Z0-9]{64}\b", ("dt0c01.",), 100),
+    token("airtable-token", "saas", r"\bpat[A-Za-z0-9]{14}\.[a-f0-9]{64}\b", ("pat",), 84),
+    token("1password-token", "saas",
+          r"\bops_eyJ[A-Za-z0-9+/]{250,}={0,3}|\bA3-[A-Z0-9]{6}-(?:[A-Z0-9]{11}|[A-Z0-9]{6}-"
+          r"[A-Z0-9]{5})-[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{5}\b", ("ops_eyJ", "A3-"), 2000),
+    token("planetscale-token", "saas", r"\bpscale_(?:tkn|oauth|pw)_[\w=.-]{32,64}" + _END,
+          ("pscale_",), 80),
+    token("supabase-token", "saas", r"\bsb(?:p|_secret)_[A-Za-z0-9_-]{32,}" + _END,
+          ("sbp_", "sb_secret_"), 80),
+    token("mapbox-token", "saas", r"\bsk\.eyJ[A-Za-z0-9_-]{20,}\.[A-Za-z0-9_-]{20,}",
+          ("sk.eyJ",), 300),
+    token("hubspot-token", "saas",
+          r"\bpat-(?:na|eu)\d-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b",
+          ("pat-na", "pat-eu"), 48),
+    token("saas-token", "saas",
+          r"\bxkeysib-[a-f0-9]{64}-[A-Za-z0-9]{16}\b|\bEZ[AT]K[A-Za-z0-9]{54}\b"
+          r"|\bshippo_(?:live|test)_[a-fA-F0-9]{40}\b|\bduffel_(?:test|live)_[A-Za-z0-9_=-]{43}"
+          r"|\bfio-u-[A-Za-z0-9_=-]{64}|\btfp_[A-Za-z0-9_.=-]{59}|\bpnu_[A-Za-z0-9]{36}\b"
+          r"|\brdme_[a-z0-9]{70}\b|\bico-[A-Za-z0-9]{32}\b|\bCFPAT-[A-Za-z0-9_-]{43}"
+          r"|\btk-us-[\w-]{48}|\bsntrys_[A-Za-z0-9]{20,}|\bpk_\d{6,10}_[A-Z0-9]{32}\b"
+          r"|\bsl\.(?:u\.)?[A-Za-z0-9_-]{130,}|\bnfp_[A-Za-z0-9]{36,40}\b"
+          r"|\b(?:phc|phx)_[A-Za-z0-9]{43}\b|\bpat\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9]{24}"
+          r"\.[A-Za-z0-9]{20}|\bAAAAAAAAAAAAAAAAAAAAA[A-Za-z0-9%]{60,120}",
+          ("xkeysib-", "EZAK", "EZTK", "shippo_", "duffel_", "fio-u-", "tfp_", "pnu_",
+           "rdme_", "ico-", "CFPAT-", "tk-us-", "pk_", "sl.", "nfp_", "phc_", "phx_", "pat.",
+           "AAAAAAAAAAAAAAAAAAAAA"), 1200, validate=random_tail_valid),
+)  # fmt: skip
+
+_GENERIC: tuple[Detector, ...] = (
+    detector("jwt", "secrets",
+       r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}(?:\.[A-Za-z0-9_-]*)?",
+       keywords=("eyJ",), validate=jwt_valid, window=(4, 16384), anchored=True,
+       family="generic"),
+    detector("url-credentials", "secrets",
+       r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,20}://([^\s:@/\"'<>]{0,100}:[^\s@/\"'<>]{1,200})@",
+       keywords=("://",), span=1, window=(25, 330), family="generic"),
+    detector("auth-header", "secrets",
+       r"(?:(?i:authorization)[\"']?[ \t]*[:=][ \t]*[\"']?"
+       r"(?:(?:Bearer|Basic|Token|token|JWT|Bot|Key|SSWS|GenieKey|Splunk|OAuth|Api-Key"
+       r"|DeepL-Auth-Key|Zoho-oauthtoken|Digest)[ \t]+)?"
+       r"|\b(?:Bearer|bearer|BEARER|Basic|BASIC)[ \t]+)"
+       r"([A-Za-z0-9._~+/=:-]{8,4096})",
+       folded=("authorization", "bearer", "basic"), span=1, validate=auth_value_valid,
+       window=(0, 4200), anchored=True, family="generic"),
+    detector("cli-secret", "secrets", _CLI_PASSWORD, span=1,
+       keywords=("mysql", "mariadb", "mongo", "sshpass", "login", "redis-cli", "--"),
+       validate=lambda v: password_value_valid(v) or token_value_valid(v),
+       window=(200, 300), family="generic"),
+    detector("password", "secrets", rf"(?:{_PASSWORD_NAME}){_PHRASE}{_ASSIGN}{_VALUE}",
+       folded=("pass", "pwd"), span=1, validate=password_value_valid, window=(20, 320),
+       family="generic"),
+    detector("generic-secret", "secrets", rf"(?:{_SECRET_NAME}){_ASSIGN}{_VALUE}",
+       folded=("secret", "token", "cred", "key", "auth"), span=1,
+       validate=token_value_valid, window=(40, 320), family="generic"),
+)  # fmt: skip
+
+DETECTORS: tuple[Detector, ...] = (
+    _PRIVATE_KEYS + _CLOUD + _CODE_HOSTING + _CHAT + _PAYMENTS + _AI + _SAAS + _GENERIC
+)
