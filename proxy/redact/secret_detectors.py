@@ -486,7 +486,7 @@ _SAAS: tuple[Detector, ...] = (
           r"|\bshippo_(?:live|test)_[a-fA-F0-9]{40}\b|\bduffel_(?:test|live)_[A-Za-z0-9_=-]{43}"
           r"|\bfio-u-[A-Za-z0-9_=-]{64}|\btfp_[A-Za-z0-9_.=-]{59}|\bpnu_[A-Za-z0-9]{36}\b"
           r"|\brdme_[a-z0-9]{70}\b|\bico-[A-Za-z0-9]{32}\b|\bCFPAT-[A-Za-z0-9_-]{43}"
-          r"|\btk-us-[\w-]{48}|\bsntrys_[A-Za-z0-9]{20,}|\bpk_\d{6,10}_[A-Z0-9]{32}\b"
+          r"|\btk-us-[\w-]{48}|\bpk_\d{6,10}_[A-Z0-9]{32}\b"
           r"|\bsl\.(?:u\.)?[A-Za-z0-9_-]{130,}|\bnfp_[A-Za-z0-9]{36,40}\b"
           r"|\b(?:phc|phx)_[A-Za-z0-9]{43}\b|\bpat\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9]{24}"
           r"\.[A-Za-z0-9]{20}|\bAAAAAAAAAAAAAAAAAAAAA[A-Za-z0-9%]{60,120}",

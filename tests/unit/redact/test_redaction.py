@@ -485,3 +485,39 @@ def test_a_truncated_key_never_reaches_for_the_end_line_of_a_later_one():
     assert out == (
         "first:\n[R:private-key]\nBetween them, mail [R:email] please.\n[R:private-key]\nend"
     )
+
+
+# -- secret families and checksums (issue 21) --------------------------------------------------
+
+
+def test_a_profile_can_choose_families_of_secrets(write_policy):
+    policy = load_policy(
+        write_policy(profile_policy("  default:\n    detectors: [secrets.chat, github-token]\n"))
+    )
+    chosen = [d.id for d in policy.redaction_profiles["default"].detectors]
+    assert chosen[-1] == "github-token"
+    assert {"slack-token", "telegram-bot-token", "discord-webhook"} <= set(chosen)
+    assert {d.family for d in BUILTIN if d.id in chosen[:-1]} == {"chat"}
+
+
+def test_an_unknown_family_is_a_one_line_error_with_a_suggestion(write_policy):
+    text = profile_policy("  default:\n    detectors: [secrets.chatt]\n")
+    assert_error(errors_of(write_policy, text), 5, "unknown detector 'secrets.chatt' (did you mean")
+
+
+def test_every_secret_detector_has_a_family_and_a_keyword_or_anchor():
+    for d in BUILTIN:
+        if d.group == "secrets":
+            assert d.family, d.id
+            assert d.keywords or d.keywords_folded or d.digits, f"{d.id} runs on every text"
+
+
+@pytest.mark.parametrize("prefix", ["ghp", "npm"])
+def test_a_token_with_a_valid_checksum_is_found_even_when_it_looks_regular(prefix):
+    from proxy.redact.secret_detectors import base62_crc32
+
+    body = "aaaaaaaaaabbbbbbbbbbaaaaaaaaaa"  # a run no entropy check would let through...
+    valid = f"{prefix}_{body}{base62_crc32(body)}"  # ...but its CRC32 says it is real
+    forged = f"{prefix}_{body}aaaaaa"
+    _, found = redact_text(f"token {valid} and {forged}", BUILTIN, "[R]")
+    assert [(f.start, f.end) for f in found] == [(6, 6 + len(valid))]
