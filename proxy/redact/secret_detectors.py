@@ -125,7 +125,7 @@ _VERSIONISH = re.compile(r"v?\d+(?:[._-]\d+)+[a-z0-9.-]*|\d{4}-\d\d-\d\d(?:[T ][
 # What stands in for a value: a template, a variable, a redaction, a mask, a type.
 _REFERENCE = re.compile(
     r"""\$\{|\$\(|\$[A-Z_][A-Z0-9_]*$|%[A-Za-z_]+%|\{\{|\{%|<[^>]*>|\[\[|%\(\w+\)s
-    |^[\[{(]|\*\*\*|xxxx|XXXX|\.\.\.|…|REDACTED|\[REDACTED|^[!&*@]|^\{\w*\}$
+    |^[\[{(_]|^\.[A-Za-z]|\*\*\*|xxxx|XXXX|\.\.\.|…|REDACTED|\[REDACTED|^[!&*@]|^\{\w*\}$
     |^\w[\w.]*\s*\(|^\w[\w.]*\[|^(?:process\.env|os\.environ|ENV|env|secrets|vars|config|
     settings|self|this|props|params|args|opts|options|ctx|context|request|req)\b[.\[]
     |^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$|://|^[~.]?/""",
@@ -146,6 +146,12 @@ _PLACEHOLDER_PARTS = ("your", "insert", "replace", "enter", "example", "sample",
 _SNAKE_IDENTIFIER = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+|[a-z]+[A-Z][A-Za-z]*")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}")
 _TRAILING = ".,;:!?)]}>"
+_CODE_CHARS = re.compile(r"[()\[\]{}|<>]")
+_WORDS_ONLY = re.compile(r"[A-Za-z]+(?:[-_/.][A-Za-z]+)+")
+_TOKEN_PLACEHOLDER = re.compile(
+    r"token|secret|key|test|example|dummy|fake|sample|mock|demo|placeholder|changeme|your|pass",
+    re.IGNORECASE,
+)
 
 
 def _core(value: str) -> str:
@@ -193,8 +199,10 @@ def token_value_valid(value: str) -> bool:
         return False
     if _HEX.fullmatch(core) or _UUID.fullmatch(core):
         return len(core) >= 16 and not core.isdigit()  # hex keys, git-SHA-shaped or not
-    if _not_a_value(core):
-        return False
+    if _not_a_value(core) or _CODE_CHARS.search(core) or _WORDS_ONLY.fullmatch(core):
+        return False  # code, or words: "same-origin", "test-api-key", "auth-request-type/at"
+    if len(core) < 24 and _TOKEN_PLACEHOLDER.search(core):
+        return False  # "token123", "my-secret-1", "auth_tokens/tok_123"
     if core.isalpha():
         return (
             len(core) >= 16
@@ -208,6 +216,15 @@ def token_value_valid(value: str) -> bool:
     if _SNAKE_IDENTIFIER.fullmatch(core) or re.fullmatch(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+", core):
         return False  # a variable or constant name
     return shannon_entropy(core) >= 2.8
+
+
+def url_password_valid(userinfo: str) -> bool:
+    """`user:password` of a URL, unless the password is a placeholder (`user:password`,
+    `${PASS}`, `****`)."""
+    password = userinfo.split(":", 1)[1]
+    return not (
+        password.lower() in _NOT_VALUES or _REFERENCE.search(password) or len(set(password)) <= 2
+    )
 
 
 def auth_value_valid(value: str) -> bool:
@@ -257,16 +274,27 @@ _QUALIFIED_KEY = (
     "|primary|secondary|sas|ingest|ingestion|bot|management|mgmt|write|read|upload|publish"
     "|registry|integration|auth|hmac|jwt|cookie|aes|crypt|cipher|ssh|gpg|pgp|root|user|dev|prod"
 )
+# Tokens that page through results are not secrets: page_token, nextPageToken, sync-token.
+_NOT_AFTER_PAGING = "".join(
+    f"(?<!{word}{sep})"
+    for word in ("page", "next", "continuation", "continue", "sync", "resume", "cancellation")
+    for sep in ("", "_", "-", ".")
+)
+# `key` names a secret only after a qualifier: api_key, x-api-key, secretKey (not sort_key).
+_AFTER_QUALIFIER = (
+    "(?:" + "|".join(f"(?<={q}{sep})" for q in _QUALIFIED_KEY.split("|")
+                     for sep in ("", "_", "-", ".")) + ")"
+)  # fmt: skip
+# Every alternative starts at one of the detector's keywords, so it runs only there.
 _SECRET_NAME = (
-    r"(?i:client[_.-]?secret|secret|(?:access|refresh|auth|bearer|session|api|bot|oauth|id|csrf"
-    r"|personal[_.-]?access|private)?[_.-]?token|credentials?|creds|apikey|x[_.-]api[_.-]key"
-    rf"|(?:{_QUALIFIED_KEY})[_.-]?key)"
+    rf"(?i:secret|{_NOT_AFTER_PAGING}token|credentials?|creds|{_AFTER_QUALIFIER}key)"
     r"(?i:[_.-]?(?:key|token|secret|value|b64|base64|hex|base))?"
     rf"|{_WORD_START}(?i:auth)"
 )
 # Between the key and the value: a closing quote or bracket, then an assignment (also `is`).
 _ASSIGN = (
-    r"""\\?["'\]]?[ \t]{0,5}(?:=>|:=|==|=|:|>|["']\s+value\s*=|[ \t]+(?:is|was)\b[ \t]*:?)"""
+    r"""\\?["'\]]?[ \t]{0,5}(?:=>|:=|==|=|:|>(?=[^<\n]{1,200}</)|["']\s+value\s*="""
+    r"""|[ \t]+(?:is|was)\b[ \t]*:?)"""
     r"""[ \t]{0,5}"""
 )
 # The value: quoted (spaces allowed) or bare (up to a space, quote, separator).
@@ -277,7 +305,7 @@ _CLI_PASSWORD = (
     r"(?:\b(?:mysql|mysqldump|mysqladmin|mariadb|mongo|mongosh|mongodump|mongorestore|sshpass"
     r"|docker\s+login|podman\s+login|helm\s+registry\s+login)\b[^\n|;&]{0,160}?[ \t]-p"
     r"|\bredis-cli\b[^\n|;&]{0,160}?[ \t]-a"
-    r"|[ \t]--(?:[a-z]+-)?(?:password|passwd|pass|passphrase|token|secret|api-key|apikey"
+    r"|(?<=[ \t])--(?:[a-z]+-)?(?:password|passwd|pass|passphrase|token|secret|api-key|apikey"
     r"|access-key|secret-key|auth-token|client-secret))"
     r"""(?:[ \t]+|=|(?<=-p)|(?<=-a))["']?([^\s"'|;&]{4,200})"""
 )
@@ -502,7 +530,8 @@ _GENERIC: tuple[Detector, ...] = (
        family="generic"),
     detector("url-credentials", "secrets",
        r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,20}://([^\s:@/\"'<>]{0,100}:[^\s@/\"'<>]{1,200})@",
-       keywords=("://",), span=1, window=(25, 330), family="generic"),
+       keywords=("://",), span=1, validate=url_password_valid, window=(25, 330),
+       family="generic"),
     detector("auth-header", "secrets",
        r"(?:(?i:authorization)[\"']?[ \t]*[:=][ \t]*[\"']?"
        r"(?:(?:Bearer|Basic|Token|token|JWT|Bot|Key|SSWS|GenieKey|Splunk|OAuth|Api-Key"
@@ -512,15 +541,16 @@ _GENERIC: tuple[Detector, ...] = (
        folded=("authorization", "bearer", "basic"), span=1, validate=auth_value_valid,
        window=(0, 4200), anchored=True, family="generic"),
     detector("cli-secret", "secrets", _CLI_PASSWORD, span=1,
-       keywords=("mysql", "mariadb", "mongo", "sshpass", "login", "redis-cli", "--"),
+       keywords=("mysql", "mariadb", "mongo", "sshpass", "docker", "podman", "helm",
+                 "redis-cli", "--"),
        validate=lambda v: password_value_valid(v) or token_value_valid(v),
-       window=(200, 300), family="generic"),
+       window=(0, 400), anchored=True, family="generic"),
     detector("password", "secrets", rf"(?:{_PASSWORD_NAME}){_PHRASE}{_ASSIGN}{_VALUE}",
-       folded=("pass", "pwd"), span=1, validate=password_value_valid, window=(20, 320),
-       family="generic"),
+       folded=("pass", "pwd"), span=1, validate=password_value_valid, window=(0, 320),
+       anchored=True, family="generic"),
     detector("generic-secret", "secrets", rf"(?:{_SECRET_NAME}){_ASSIGN}{_VALUE}",
        folded=("secret", "token", "cred", "key", "auth"), span=1,
-       validate=token_value_valid, window=(40, 320), family="generic"),
+       validate=token_value_valid, window=(0, 320), anchored=True, family="generic"),
 )  # fmt: skip
 
 DETECTORS: tuple[Detector, ...] = (
