@@ -93,6 +93,21 @@ def aws_secret_valid(value: str) -> bool:
     )
 
 
+def vault_token_valid(token: str) -> bool:
+    """hvs./hvb./hvr. tokens, and legacy `s.` + 24: random, mixed case, with digits (not
+    `s.ThisIsAWordyIdentifier`)."""
+    tail = token.split(".", 1)[1]
+    return looks_random(tail) and (len(tail) > 24 or _mixed_random(tail))
+
+
+def _mixed_random(text: str) -> bool:
+    return (
+        any(c.isdigit() for c in text)
+        and any(c.isupper() for c in text)
+        and any(c.islower() for c in text)
+    )
+
+
 def b64_bytes_valid(*sizes: int, urlsafe: bool = False):
     """base64 (maybe URL-encoded) that decodes to one of `sizes` bytes: an HMAC key or
     signature, not a word that happens to fit the alphabet."""
@@ -288,17 +303,21 @@ _AFTER_QUALIFIER = (
 # Every alternative starts at one of the detector's keywords, so it runs only there.
 _SECRET_NAME = (
     rf"(?i:secret|{_NOT_AFTER_PAGING}token|credentials?|creds|{_AFTER_QUALIFIER}key)"
+    r"|(?<=[A-Z0-9]_)KEY(?![A-Za-z0-9])"  # an environment variable: PAYMENT_GATEWAY_KEY
     r"(?i:[_.-]?(?:key|token|secret|value|b64|base64|hex|base))?"
     rf"|{_WORD_START}(?i:auth)"
 )
 # Between the key and the value: a closing quote or bracket, then an assignment (also `is`).
 _ASSIGN = (
-    r"""\\?["'\]]?[ \t]{0,5}(?:=>|:=|==|=|:|>(?=[^<\n]{1,200}</)|["']\s+value\s*="""
+    r"""\\?["']?\]?[ \t]{0,5}(?:=>|:=|==|=|:|>(?=[^<\n]{1,200}</)|["']\s+value\s*="""
     r"""|[ \t]+(?:is|was)\b[ \t]*:?)"""
     r"""[ \t]{0,5}"""
 )
 # The value: quoted (spaces allowed) or bare (up to a space, quote, separator).
 _VALUE = r"""\\?["'`]?((?<=["'`])[^"'`\n\\]{1,200}(?=\\?["'`])|(?<!["'`])[^\s"'`,;&<>]{1,200})"""
+# "log in with the password river52288": the value right after the whole word
+# (8 or more characters, letters and digits, not only capitals: not "password SOCKS5")
+_BARE = r"(?<=[dDeE])[ \t]+(?=(?=\S*[a-z])(?=\S*\d)\S{8,64}(?!\S))"
 _PHRASE = r"(?:[ \t]+(?:for|to|of|on)[ \t]+[^\n:=\"']{1,40}?)?"  # "the password for the VPN is"
 
 _CLI_PASSWORD = (
@@ -363,8 +382,8 @@ _CLOUD: tuple[Detector, ...] = (
     token("cloudflare-origin-ca-key", "cloud", r"\bv1\.0-[a-f0-9]{24}-[a-f0-9]{146}\b",
           ("v1.0-",), 180),
     token("hashicorp-vault-token", "cloud",
-          r"\bhv[sbr]\.[A-Za-z0-9_-]{24,400}" + _END, ("hvs.", "hvb.", "hvr."), 410,
-          validate=random_tail_valid),
+          r"\bhv[sbr]\.[A-Za-z0-9_-]{24,400}" + _END + r"|\bs\.[A-Za-z0-9]{24}\b",
+          ("hvs.", "hvb.", "hvr.", "s."), 410, validate=vault_token_valid),
     detector("terraform-cloud-token", "secrets",
        r"\b[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=-]{60,70}", keywords=(".atlasv1.",),
        window=(14, 80), family="cloud"),
@@ -427,8 +446,9 @@ _CHAT: tuple[Detector, ...] = (
        window=(20, 130), family="chat"),
     detector("discord-bot-token", "secrets",
        r"\b[MNO][A-Za-z0-9_-]{23,27}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,40}" + _END,
-       folded=("discord",), validate=discord_bot_valid, window=(300, 300),
-       family="chat"),
+       # the first part is base64 of a decimal id: it starts with one of these
+       keywords=("MT", "Mj", "Mz", "ND", "NT", "Nj", "Nz", "OD", "OT"),
+       validate=discord_bot_valid, window=(0, 80), anchored=True, family="chat"),
     detector("teams-webhook", "secrets",
        r"(?:https://)?[a-z0-9-]+\.webhook\.office\.com/webhookb2/[A-Za-z0-9@/-]{60,300}",
        keywords=(".webhook.office.com/",), window=(40, 300), family="chat"),
@@ -485,8 +505,10 @@ _SAAS: tuple[Detector, ...] = (
     token("grafana-token", "saas",
           r"\bglc_[A-Za-z0-9+/]{32,400}={0,3}|\bglsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}\b"
           r"|\beyJrIjoi[A-Za-z0-9]{70,400}={0,3}", ("glc_", "glsa_", "eyJrIjoi"), 420),
-    token("new-relic-key", "saas", r"\bNR(?:AK|II|RA|SP)-[A-Za-z0-9]{27,32}\b",
+    token("new-relic-key", "saas", r"\bNR(?:AK|II|RA|SP)-[A-Za-z0-9_-]{27,32}" + _END,
           ("NRAK-", "NRII-", "NRRA-", "NRSP-"), 40),
+    detector("new-relic-license-key", "secrets", r"\b[a-f0-9]{36}NRAL\b", keywords=("NRAL",),
+       window=(36, 4), family="saas"),
     token("linear-key", "saas", r"\blin_(?:api|oauth)_[A-Za-z0-9]{40,64}\b",
           ("lin_api_", "lin_oauth_"), 76),
     token("notion-token", "saas", r"\bsecret_[A-Za-z0-9]{43}\b|\bntn_[0-9]{11}[A-Za-z0-9]{35}\b",
@@ -516,11 +538,11 @@ _SAAS: tuple[Detector, ...] = (
           r"|\brdme_[a-z0-9]{70}\b|\bico-[A-Za-z0-9]{32}\b|\bCFPAT-[A-Za-z0-9_-]{43}"
           r"|\btk-us-[\w-]{48}|\bpk_\d{6,10}_[A-Z0-9]{32}\b"
           r"|\bsl\.(?:u\.)?[A-Za-z0-9_-]{130,}|\bnfp_[A-Za-z0-9]{36,40}\b"
-          r"|\b(?:phc|phx)_[A-Za-z0-9]{43}\b|\bpat\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9]{24}"
+          r"|\b(?:phc|phx)_[A-Za-z0-9]{43}\b|\baio_[A-Za-z0-9]{28}\b|\bpat\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9]{24}"
           r"\.[A-Za-z0-9]{20}|\bAAAAAAAAAAAAAAAAAAAAA[A-Za-z0-9%]{60,120}",
           ("xkeysib-", "EZAK", "EZTK", "shippo_", "duffel_", "fio-u-", "tfp_", "pnu_",
            "rdme_", "ico-", "CFPAT-", "tk-us-", "pk_", "sl.", "nfp_", "phc_", "phx_", "pat.",
-           "AAAAAAAAAAAAAAAAAAAAA"), 1200, validate=random_tail_valid),
+           "AAAAAAAAAAAAAAAAAAAAA", "aio_"), 1200, validate=random_tail_valid),
 )  # fmt: skip
 
 _GENERIC: tuple[Detector, ...] = (
@@ -545,7 +567,8 @@ _GENERIC: tuple[Detector, ...] = (
                  "redis-cli", "--"),
        validate=lambda v: password_value_valid(v) or token_value_valid(v),
        window=(0, 400), anchored=True, family="generic"),
-    detector("password", "secrets", rf"(?:{_PASSWORD_NAME}){_PHRASE}{_ASSIGN}{_VALUE}",
+    detector("password", "secrets",
+       rf"(?:{_PASSWORD_NAME})(?:{_PHRASE}{_ASSIGN}|{_BARE}){_VALUE}",
        folded=("pass", "pwd"), span=1, validate=password_value_valid, window=(0, 320),
        anchored=True, family="generic"),
     detector("generic-secret", "secrets", rf"(?:{_SECRET_NAME}){_ASSIGN}{_VALUE}",
