@@ -143,7 +143,7 @@ _REFERENCE = re.compile(
     |^[\[{(_]|^\.[A-Za-z]|\*\*\*|xxxx|XXXX|\.\.\.|…|REDACTED|\[REDACTED|^[!&*@]|^\{\w*\}$
     |^\w[\w.]*\s*\(|^\w[\w.]*\[|^(?:process\.env|os\.environ|ENV|env|secrets|vars|config|
     settings|self|this|props|params|args|opts|options|ctx|context|request|req)\b[.\[]
-    |^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$|://|^[~.]?/""",
+    |://|^[~.]?/""",
     re.VERBOSE,
 )
 # Words that are not a secret's value: placeholders, types, literals, auth schemes.
@@ -161,6 +161,9 @@ _PLACEHOLDER_PARTS = ("your", "insert", "replace", "enter", "example", "sample",
 _SNAKE_IDENTIFIER = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+|[a-z]+[A-Z][A-Za-z]*")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}")
 _TRAILING = ".,;:!?)]}>"
+_DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
+# A name: snake_case, CONSTANT_CASE, camelCase or PascalCase words (capitals start words).
+_NAME = re.compile(r"_*(?:[A-Z0-9_]+|[A-Za-z][a-z0-9]*(?:_*[A-Z0-9]?[a-z0-9]+)*_*)")
 _CODE_CHARS = re.compile(r"[()\[\]{}|<>]")
 _WORDS_ONLY = re.compile(r"[A-Za-z]+(?:[-_/.][A-Za-z]+)+")
 _TOKEN_PLACEHOLDER = re.compile(
@@ -181,6 +184,8 @@ def _not_a_value(value: str) -> bool:
         return True  # "xxxxxx", "******", "aaaaaa"
     if any(part in lowered for part in _PLACEHOLDER_PARTS) and not any(c.isdigit() for c in value):
         return True
+    if _DOTTED.fullmatch(value) and all(map(_NAME.fullmatch, value.split("."))):
+        return True  # self.password, settings.SECRET_KEY (not s.AhuaT21I2zMGuBwywJ7Oqssi)
     return bool(_VERSIONISH.fullmatch(value) or _EMAIL.fullmatch(value))
 
 
