@@ -101,11 +101,8 @@ def vault_token_valid(token: str) -> bool:
 
 
 def _mixed_random(text: str) -> bool:
-    return (
-        any(c.isdigit() for c in text)
-        and any(c.isupper() for c in text)
-        and any(c.islower() for c in text)
-    )
+    """Upper and lower case, and not a camelCase or PascalCase name."""
+    return text.lower() != text != text.upper() and not _name_shaped(text)
 
 
 def b64_bytes_valid(*sizes: int, urlsafe: bool = False):
@@ -162,8 +159,16 @@ _SNAKE_IDENTIFIER = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+|[a-z]+[A-Z][A-Za-
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}")
 _TRAILING = ".,;:!?)]}>"
 _DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
-# A name: snake_case, CONSTANT_CASE, camelCase or PascalCase words (capitals start words).
-_NAME = re.compile(r"_*(?:[A-Z0-9_]+|[A-Za-z][a-z0-9]*(?:_*[A-Z0-9]?[a-z0-9]+)*_*)")
+# A name: CONSTANT_CASE, or words with digits only at their end and capitals that start words
+# (about one letter in three at most): getPassword2, HTTPSConnectionPool; not u6gTzfMf0zOp.
+_NAME = re.compile(r"_*(?:[A-Z0-9_]+|[A-Za-z][a-z]*\d*(?:_*[A-Z]+[a-z]*\d*|_+[a-z]+\d*)*_*)")
+
+
+def _name_shaped(part: str) -> bool:
+    capitals = sum(c.isupper() for c in part)
+    return bool(_NAME.fullmatch(part)) and (part.isupper() or capitals <= 0.4 * len(part))
+
+
 _CODE_CHARS = re.compile(r"[()\[\]{}|<>]")
 _WORDS_ONLY = re.compile(r"[A-Za-z]+(?:[-_/.][A-Za-z]+)+")
 _TOKEN_PLACEHOLDER = re.compile(
@@ -184,15 +189,20 @@ def _not_a_value(value: str) -> bool:
         return True  # "xxxxxx", "******", "aaaaaa"
     if any(part in lowered for part in _PLACEHOLDER_PARTS) and not any(c.isdigit() for c in value):
         return True
-    if _DOTTED.fullmatch(value) and all(map(_NAME.fullmatch, value.split("."))):
+    if _DOTTED.fullmatch(value) and all(map(_name_shaped, value.split("."))):
         return True  # self.password, settings.SECRET_KEY (not s.AhuaT21I2zMGuBwywJ7Oqssi)
     return bool(_VERSIONISH.fullmatch(value) or _EMAIL.fullmatch(value))
 
 
 _PROSE_WORD_LIST = (
-    "the a an is are be to of and or for in on at with must should will can your you this "
-    "that it not at least characters chars minimum maximum new old confirm reset forgot please "
-    "enter type here"
+    "the a an is are was were be been being to of and or but for in on at with by from as into "
+    "about after before if else than then there here when where which what who how why because "
+    "must should will would can could may might cannot not never always also only just still "
+    "very too more most less much many such same other all any each every some no yes "
+    "your you my his her their its our this that these those it has have had do does did "
+    "least characters chars minimum maximum length new old confirm reset change forgot please "
+    "enter type field manager policy hash hashed stored required expired expires contain "
+    "contains need needs set get"
 )
 _PROSE_WORDS = frozenset(_PROSE_WORD_LIST.split())
 
@@ -203,9 +213,11 @@ def password_value_valid(value: str) -> bool:
     core = _core(value)
     if len(core) < 6 or _not_a_value(core):
         return False
-    if " " in core:  # a quoted passphrase, not a sentence or a label
-        words = core.lower().split()
-        return len(words) <= 8 and not any(w.strip(_TRAILING) in _PROSE_WORDS for w in words)
+    if " " in core:  # a passphrase, not a sentence or a label
+        words = [w.strip(_TRAILING) for w in core.lower().split()]
+        return len(words) <= 8 and not any(
+            w in _PROSE_WORDS or w.endswith(("ly", "ed", "ing")) or "pass" in w for w in words
+        )
     if core.isalpha():
         return False  # a word or an identifier: "required", "Welcome", "newPassword"
     return not _SNAKE_IDENTIFIER.fullmatch(core)  # a variable: new_password, db_pass2
@@ -322,7 +334,14 @@ _ASSIGN = (
 _VALUE = r"""\\?["'`]?((?<=["'`])[^"'`\n\\]{1,200}(?=\\?["'`])|(?<!["'`])[^\s"'`,;&<>]{1,200})"""
 # "log in with the password river52288": the value right after the whole word
 # (8 or more characters, letters and digits, not only capitals: not "password SOCKS5")
-_BARE = r"(?<=[dDeE])[ \t]+(?=(?=\S*[a-z])(?=\S*\d)\S{8,64}(?!\S))"
+_BARE = r"(?<=[dDeE])[ \t]+(?=(?=\S*[a-z])(?=\S*\d)\S{8,64}(?!\S)|(?:[a-z]{3,10}[ \t]){3})"
+# An unquoted passphrase of 3-6 lowercase words, up to the end of the line, a punctuation mark
+# or a word that goes on with the sentence ("the password is river dragon horse tiger but").
+_PASSPHRASE = (
+    r"(?<![\"'`])(?:[a-z]{3,10}[ \t]){2,5}[a-z]{3,10}"
+    r"(?=[ \t]*(?:$|[\n.,;!?)])|[ \t]+(?:and|but|then|to|for|so|or|on|in|at|please|because)\b)"
+)
+_PASSWORD_VALUE = _VALUE.replace("((?<=", f"((?m:{_PASSPHRASE})|(?<=", 1)
 _PHRASE = r"(?:[ \t]+(?:for|to|of|on)[ \t]+[^\n:=\"']{1,40}?)?"  # "the password for the VPN is"
 
 _CLI_PASSWORD = (
@@ -331,7 +350,8 @@ _CLI_PASSWORD = (
     r"|\bredis-cli\b[^\n|;&]{0,160}?[ \t]-a"
     r"|(?<=[ \t])--(?:[a-z]+-)?(?:password|passwd|pass|passphrase|token|secret|api-key|apikey"
     r"|access-key|secret-key|auth-token|client-secret))"
-    r"""(?:[ \t]+|=|(?<=-p)|(?<=-a))["']?([^\s"'|;&]{4,200})"""
+    r"""(?:[ \t]+|=|(?<=-p)|(?<=-a))["']?"""
+    r"""((?<=["'])[^"'\n]{4,200}(?=["'])|(?<!["'])[^\s"'|;&]{4,200})"""
 )
 
 
@@ -573,7 +593,7 @@ _GENERIC: tuple[Detector, ...] = (
        validate=lambda v: password_value_valid(v) or token_value_valid(v),
        window=(0, 400), anchored=True, family="generic"),
     detector("password", "secrets",
-       rf"(?:{_PASSWORD_NAME})(?:{_PHRASE}{_ASSIGN}|{_BARE}){_VALUE}",
+       rf"(?:{_PASSWORD_NAME})(?:{_PHRASE}{_ASSIGN}|{_BARE}){_PASSWORD_VALUE}",
        folded=("pass", "pwd"), span=1, validate=password_value_valid, window=(0, 320),
        anchored=True, family="generic"),
     detector("generic-secret", "secrets", rf"(?:{_SECRET_NAME}){_ASSIGN}{_VALUE}",
