@@ -101,8 +101,9 @@ def vault_token_valid(token: str) -> bool:
 
 
 def _mixed_random(text: str) -> bool:
-    """Upper and lower case, and not a camelCase or PascalCase name."""
-    return text.lower() != text != text.upper() and not _name_shaped(text)
+    """Several capitals and small letters, spread as randomly as base62 spreads them."""
+    capitals, small = sum(c.isupper() for c in text), sum(c.islower() for c in text)
+    return capitals >= 3 and small >= 3 and shannon_entropy(text) >= 3.8
 
 
 def b64_bytes_valid(*sizes: int, urlsafe: bool = False):
