@@ -206,7 +206,7 @@ class KeywordIndex:
     """Every keyword of a detector set, found in one pass by Hyperscan.
 
     Checking each keyword with str.find costs a pass over the text per keyword (34 for the
-    built-in detectors); Hyperscan finds them all in one pass at several GB/s. Used for ASCII
+    built-in detectors); Hyperscan finds them all in one pass at several GB/s. Used for
     texts of MIN_TEXT characters and more; it only locates keywords, so the findings are the
     same as without it. One scratch space per thread: bodies are also redacted off the loop.
     """
@@ -218,6 +218,9 @@ class KeywordIndex:
     def __init__(self, detectors: tuple[Detector, ...]) -> None:
         expressions, flags = [], []
         self.meta: list[tuple[int, int]] = []  # expression id -> (detector position, length)
+        self.ascii_keywords = all(
+            w.isascii() and "?" not in w for d in detectors for w in d.keywords + d.keywords_folded
+        )
         for position, d in enumerate(detectors):
             for words, flag in ((d.keywords, 0), (d.keywords_folded, hyperscan.HS_FLAG_CASELESS)):
                 for word in words:
@@ -268,8 +271,12 @@ def scan(text: str, detectors: tuple[Detector, ...]) -> list[Finding]:
     then the longer, then the detector listed first."""
     found: list[tuple[int, int, int, str]] = []
     hits = None
-    if hyperscan is not None and len(text) >= KeywordIndex.MIN_TEXT and text.isascii():
-        hits = KeywordIndex.of(detectors).hits(text.encode("ascii"))
+    if hyperscan is not None and len(text) >= KeywordIndex.MIN_TEXT:
+        index = KeywordIndex.of(detectors)
+        if text.isascii():
+            hits = index.hits(text.encode("ascii"))
+        elif index.ascii_keywords:  # each other character becomes one "?": same offsets
+            hits = index.hits(text.encode("ascii", "replace"))
     shared = _Text(text, hits)
     for order, d in enumerate(detectors):
         starts = shared.starts(d, order) if d.anchored else None

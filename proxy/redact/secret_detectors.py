@@ -462,9 +462,8 @@ _CHAT: tuple[Detector, ...] = (
        r"(?:https?://)?hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/_-]{8,}"
        r"(?:/[A-Za-z0-9+/_-]+)*", keywords=("hooks.slack.com",), window=(12, 400), family="chat"),
     detector("telegram-bot-token", "secrets",
-       r"(?:(?<=bot)|(?<![\w:/-]))\d{8,10}:[A-Za-z0-9_-]{35}" + _END,
-       validate=telegram_valid, digits=(8, 10), after_letters=True, window=(4, 40),
-       family="chat"),
+       r"(?:(?<=bot)|(?<![\w:/-]))\d{8,10}:AA[A-Za-z0-9_-]{33}" + _END,
+       keywords=(":AA",), validate=telegram_valid, window=(10, 36), family="chat"),
     detector("discord-webhook", "secrets",
        r"(?:https?://)?(?:(?:ptb|canary)\.)?discord(?:app)?\.com/api/webhooks/\d{17,20}/"
        r"[A-Za-z0-9_-]{60,68}" + _END,

@@ -467,6 +467,25 @@ def test_hyperscan_keyword_index_finds_exactly_what_the_plain_search_finds(monke
     assert len(indexed) >= expected
 
 
+def test_the_keyword_index_also_serves_texts_that_are_not_ascii(monkeypatch):
+    from proxy.redact import detectors
+
+    if detectors.hyperscan is None:
+        pytest.skip("hyperscan is not installed; the plain search is the only path here")
+    filler = "\nGrüße aus Köln — 東京 ☕, über Schlüssel und Passwörter.\n" * 3
+    cases = [c for c in CASES if "truncated" not in c["text"]]
+    text = filler.join(c["text"] for c in cases) + filler
+    assert len(text) > detectors.KeywordIndex.MIN_TEXT and not text.isascii()
+    calls = []
+    hits = detectors.KeywordIndex.hits
+    monkeypatch.setattr(detectors.KeywordIndex, "hits", lambda *a: calls.append(1) or hits(*a))
+    indexed = detectors.scan(text, PROFILE.detectors)
+    assert calls, "the index was not used"
+    monkeypatch.setattr(detectors, "hyperscan", None)
+    assert indexed == detectors.scan(text, PROFILE.detectors)
+    assert len(indexed) >= sum(len(c["expect"]) for c in cases)
+
+
 def test_a_truncated_private_key_is_redacted_up_to_the_prose_after_it():
     text = (
         "here:\n-----BEGIN EC PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n"
