@@ -88,7 +88,10 @@ def test_service_monitor_hpa_and_pdb_point_at_the_deployment():
 
 def test_the_image_runs_unprivileged_with_a_health_check():
     dockerfile = (DEPLOY / "Dockerfile").read_text()
-    assert re.search(r"^FROM python:3\.\d+-slim-(bookworm|trixie)$", dockerfile, re.M)
+    # the base is a build argument (test_container.py builds on Debian's packages); its
+    # default is the public image
+    assert re.search(r"^ARG BASE=python:3\.1[3-9]-slim-trixie$", dockerfile, re.M)
+    assert re.search(r"^FROM \$\{BASE\}$", dockerfile, re.M)
     assert re.search(r"^USER 10001", dockerfile, re.M)
     assert "HEALTHCHECK" in dockerfile and "/healthz" in dockerfile
     assert 'ENTRYPOINT ["aiwarden", "run"]' in dockerfile
@@ -104,7 +107,16 @@ def test_compose_mounts_files_that_exist():
     for service in compose["services"].values():
         for volume in service.get("volumes", []):
             source = volume.split(":", 1)[0]
+            if source in compose.get("volumes", {}):
+                continue  # a named volume
             assert (DEPLOY / source).exists(), f"{source} is mounted but does not exist"
+    # run as test_container.py runs the image: the service user, nothing writable but the
+    # state volume and /tmp, and the coaching store on that volume
+    proxy = compose["services"]["aiwarden"]
+    assert proxy["user"] == "10001:10001" and proxy["read_only"] is True
+    assert proxy["tmpfs"] == ["/tmp"] and proxy["cap_drop"] == ["ALL"]
+    assert "aiwarden-state:/var/lib/aiwarden" in proxy["volumes"]
+    assert "../certs:/etc/aiwarden/certs:ro" in proxy["volumes"]
     grafana_source = load(DEPLOY / "grafana/provisioning/datasources/aiwarden.yaml")
     assert grafana_source["datasources"][0]["url"] == "http://prometheus:9090"
 
