@@ -199,7 +199,9 @@ def container_policy(directory: Path) -> Path:
 class Container:
     """The image's own command with the listen and admin addresses on free loopback ports."""
 
-    def __init__(self, image: dict, policy: Path, certs: Path, name: str) -> None:
+    def __init__(
+        self, image: dict, policy: Path, certs: Path, name: str, logs: Path | None = None
+    ) -> None:
         self.name = name
         self.volume = f"{name}-state"
         self.proxy_port, self.admin_port = free_port(), free_port()
@@ -208,6 +210,10 @@ class Container:
         args = list(image["Cmd"])
         args[args.index("--listen") + 1] = f"127.0.0.1:{self.proxy_port}"
         args[args.index("--admin") + 1] = f"127.0.0.1:{self.admin_port}"
+        mounts = []
+        if logs is not None:  # the audit log in a file, as the systemd unit writes it
+            args[args.index("--audit-log") + 1] = "/var/log/aiwarden/audit.jsonl"
+            mounts = ["-v", f"{logs}:/var/log/aiwarden"]
         self.args = args
         podman("rm", "-f", name, check=False)
         podman("volume", "rm", "-f", self.volume, check=False)
@@ -217,7 +223,7 @@ class Container:
             "--cap-drop=ALL", "--security-opt", "no-new-privileges",
             "-v", f"{policy}:/etc/aiwarden/policy:ro",
             "-v", f"{certs}:/etc/aiwarden/certs:ro",
-            "--mount", f"type=volume,source={self.volume},target=/var/lib/aiwarden",
+            "--mount", f"type=volume,source={self.volume},target=/var/lib/aiwarden", *mounts,
             image["tag"], *args,
         )  # fmt: skip
 
@@ -249,10 +255,10 @@ class Container:
 def run(image, tmp_path):
     started: list[Container] = []
 
-    def start(certs: Path) -> Container:
+    def start(certs: Path, logs: Path | None = None) -> Container:
         policy = container_policy(tmp_path / "policy")
         name = f"aiwarden-test-{os.getpid()}-{len(started)}"
-        c = Container(image, policy, certs, name)
+        c = Container(image, policy, certs, name, logs)
         started.append(c)
         return c
 
@@ -369,3 +375,63 @@ def test_a_key_only_root_can_read_keeps_the_workers_from_serving(run, tmp_path):
     logs = c.logs()
     assert "Permission denied: '/etc/aiwarden/certs/mitmproxy-ca.pem'" in logs, logs[-3000:]
     assert '"worker_exited"' in logs
+
+
+@pytest.mark.skipif(shutil.which("logrotate") is None, reason="logrotate is not installed")
+def test_logrotate_hands_the_service_user_a_new_audit_log(run, tmp_path):
+    """deploy/systemd/aiwarden.logrotate, forced, against the proxy running as uid 10001 (in
+    the container: the test's interpreter is not one another user may run). The log directory
+    is the service user's, 0750, as LogsDirectory= leaves it; after the rotation and SIGHUP
+    the proxy writes into the file logrotate created, as that user."""
+    logs = tmp_path / "log"
+    logs.mkdir()
+    os.chown(logs, UID, UID)
+    logs.chmod(0o750)
+    c = run(operator_ca(tmp_path / "certs"), logs)
+    c.wait_ready()
+    audit = logs / "audit.jsonl"
+
+    def block(path: str) -> None:
+        r = curl(
+            "--proxy", c.proxy, "--cacert", str(tmp_path / "certs/ca.pem"), "-w", "\n%{http_code}",
+            f"https://api.openai.com{path}",
+        )  # fmt: skip
+        assert status(r) == 403, r.stdout + r.stderr
+
+    def lines(path: Path) -> list[str]:
+        return [a["path"] for a in map(json.loads, path.read_text().splitlines()) if "path" in a]
+
+    block("/v1/before-rotation")
+    deadline = time.monotonic() + 10
+    while "/v1/before-rotation" not in (audit.read_text() if audit.exists() else ""):
+        assert time.monotonic() < deadline, c.logs()[-2000:]
+        time.sleep(0.2)
+    config = (ROOT / "deploy/systemd/aiwarden.logrotate").read_text()
+    assert "create 0640 aiwarden aiwarden" in config
+    assert "systemctl kill --signal=HUP aiwarden.service" in config
+    kill = " ".join([PODMAN, *RUNTIME, "kill", "--signal", "HUP", c.name])
+    local = tmp_path / "aiwarden.logrotate"
+    local.write_text(
+        config.replace("/var/log/aiwarden/audit.jsonl", str(audit))
+        .replace("create 0640 aiwarden aiwarden", f"create 0640 {UID} {UID}")
+        .replace("systemctl kill --signal=HUP aiwarden.service", kill)
+    )
+    r = subprocess.run(
+        ["logrotate", "-f", "-v", "-s", str(tmp_path / "state"), str(local)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0 and "error" not in r.stderr.lower(), r.stdout + r.stderr
+    rotated = logs / "audit.jsonl.1"  # delaycompress: the newest rotation stays plain
+    assert "/v1/before-rotation" in lines(rotated)
+    stat = audit.stat()
+    assert (stat.st_uid, stat.st_gid, stat.st_mode & 0o777) == (UID, UID, 0o640)
+
+    block("/v1/after-rotation")
+    deadline = time.monotonic() + 10
+    while "/v1/after-rotation" not in lines(audit):
+        assert time.monotonic() < deadline, f"nothing in the new file:\n{c.logs()[-2000:]}"
+        time.sleep(0.2)
+    assert "/v1/after-rotation" not in lines(rotated)
+    assert c.running()
