@@ -332,18 +332,27 @@ def test_the_container_blocks_tunnels_reports_and_follows_the_policy(image, run,
         policy.write_text(text)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            now = curl(f"{c.admin}/readyz").stdout
-            if digest not in now and "2 of 2" in now:
+            if digest not in curl(f"{c.admin}/readyz").stdout:
                 break
             time.sleep(0.5)
         else:
             raise AssertionError(f"the policy change was not seen:\n{c.logs()[-3000:]}")
+
+        def refused() -> bool:
+            r = curl(
+                "--proxy", c.proxy, "--cacert", str(pki[0]), "-w", "\n%{http_code}",
+                f"https://localhost:{upstream.port}/hello",
+            )  # fmt: skip
+            return r.returncode != 0 and "403" in r.stderr
+
+        # each worker reloads on its own within --policy-watch: wait until both refuse
+        refusals = 0
+        while refusals < 6:
+            assert time.monotonic() < deadline, f"still tunnelled:\n{c.logs()[-3000:]}"
+            refusals = refusals + 1 if refused() else 0
+            time.sleep(0.1)
         before = len(upstream.requests)
-        r = curl(
-            "--proxy", c.proxy, "--cacert", str(pki[0]), "-w", "\n%{http_code}",
-            f"https://localhost:{upstream.port}/hello",
-        )  # fmt: skip
-        assert r.returncode != 0 and "403" in r.stderr, r.stdout + r.stderr
+        assert all(refused() for _ in range(4))
         assert len(upstream.requests) == before
 
         logs = c.logs()
