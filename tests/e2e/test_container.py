@@ -14,6 +14,10 @@ become ready. It runs on the host's network with free loopback ports (the local 
 on loopback too) and is driven with curl: a block, a tunnel, /readyz, /metrics, a warning
 whose grant store is written, the image's health check, and a policy change seen live.
 
+The systemd unit is run the same way: an image of Debian with systemd as its init, the
+shipped unit, sysusers and logrotate files installed as README "Deploying" says, booted in a
+privileged container without network, and driven from inside.
+
 podman needs root here and runs with runc and cgroupfs (crun refuses on hybrid cgroups, see
 ../shared/reference/containers.md); where it cannot, the tests skip and say why. The build
 needs the Debian archive and PyPI; the host's CA bundle is mounted for pip at build time
@@ -80,22 +84,22 @@ pytestmark = pytest.mark.skipif(
 # -- images -----------------------------------------------------------------------------------
 
 
-def base_image() -> str:
+def base_image(recipe: list[str] = BASE_RECIPE, name: str = "base") -> str:
     """A Python 3.13 image from Debian's packages, built once per recipe and month."""
     key = hashlib.sha256(
-        json.dumps([BASE_RECIPE, BASE_PATH, datetime.date.today().strftime("%Y-%m")]).encode()
+        json.dumps([recipe, BASE_PATH, datetime.date.today().strftime("%Y-%m")]).encode()
     ).hexdigest()[:12]
-    tag = f"localhost/aiwarden-test-base:{key}"
+    tag = f"localhost/aiwarden-test-{name}:{key}"
     if podman("image", "exists", tag, check=False).returncode == 0:
         return tag
     CACHE.mkdir(parents=True, exist_ok=True)
-    tar = CACHE / f"base-{key}.tar"
+    tar = CACHE / f"{name}-{key}.tar"
     if not tar.exists():
         if MMDEBSTRAP is None:
             pytest.skip("mmdebstrap is not installed (.ci/run installs it): no base image")
         partial = tar.with_suffix(".partial")
         r = subprocess.run(
-            [MMDEBSTRAP, "--format=tar", *BASE_RECIPE, str(partial)],
+            [MMDEBSTRAP, "--format=tar", *recipe, str(partial)],
             capture_output=True,
             text=True,
             timeout=900,
@@ -104,7 +108,7 @@ def base_image() -> str:
             partial.unlink(missing_ok=True)
             pytest.skip(f"mmdebstrap could not build the base image: {r.stderr[-500:]}")
         partial.rename(tar)
-        for old in CACHE.glob("base-*.tar"):  # last month's
+        for old in CACHE.glob(f"{name}-*.tar"):  # last month's
             if old != tar:
                 old.unlink()
     podman("import", "--change", f"ENV {BASE_PATH}", str(tar), tag, timeout=300)
@@ -116,11 +120,11 @@ def base_image() -> str:
     return tag
 
 
-def context_digest(base: str) -> str:
+def context_digest(base: str, *more: Path) -> str:
     """What the build sees (.dockerignore keeps the rest out) and the base it starts from."""
     h = hashlib.sha256(base.encode())
     files = [ROOT / "deploy/Dockerfile", ROOT / ".dockerignore", ROOT / "pyproject.toml"]
-    files += [ROOT / "README.md"]
+    files += [ROOT / "README.md", *more]
     for folder in ("proxy", "policies"):
         files += sorted(
             p for p in (ROOT / folder).rglob("*") if p.is_file() and "__pycache__" not in p.parts
@@ -130,22 +134,27 @@ def context_digest(base: str) -> str:
     return h.hexdigest()[:12]
 
 
-@pytest.fixture(scope="module")
-def image() -> dict:
-    base = base_image()
-    tag = f"localhost/aiwarden-test:{context_digest(base)}"
+def build(base: str, containerfile: Path, name: str, *more: Path) -> str:
+    """The image of `containerfile` on `base`, reused while its context is unchanged."""
+    tag = f"localhost/aiwarden-test-{name}:{context_digest(base, containerfile, *more)}"
     if podman("image", "exists", tag, check=False).returncode != 0:
-        build = [
+        args = [
             "build", *LIMITS, "--format", "docker", "--build-arg", f"BASE={base}",
-            "-f", str(ROOT / "deploy/Dockerfile"), "-t", tag,
+            "-f", str(containerfile), "-t", tag,
         ]  # fmt: skip
         if HOST_BUNDLE.exists():  # the TLS proxy in front of PyPI: for pip, at build time only
-            build += ["-v", f"{HOST_BUNDLE}:{HOST_BUNDLE}:ro"]
-        podman(*build, str(ROOT), timeout=900)
+            args += ["-v", f"{HOST_BUNDLE}:{HOST_BUNDLE}:ro"]
+        podman(*args, str(ROOT), timeout=900)
         listed = podman("images", "--format", "{{.Repository}}:{{.Tag}}", check=False).stdout
         for old in listed.split():
-            if old.startswith("localhost/aiwarden-test:") and old != tag:
+            if old.startswith(f"localhost/aiwarden-test-{name}:") and old != tag:
                 podman("rmi", "-f", old, check=False)
+    return tag
+
+
+@pytest.fixture(scope="module")
+def image() -> dict:
+    tag = build(base_image(), ROOT / "deploy/Dockerfile", "image")
     (config,) = json.loads(podman("image", "inspect", tag).stdout)
     return {"tag": tag, **config["Config"], "Healthcheck": config.get("Healthcheck") or {}}
 
@@ -444,3 +453,77 @@ def test_logrotate_hands_the_service_user_a_new_audit_log(run, tmp_path):
         time.sleep(0.2)
     assert "/v1/after-rotation" not in lines(rotated)
     assert c.running()
+
+
+# -- the systemd unit, started by systemd -----------------------------------------------------
+
+SYSTEMD_RECIPE = [
+    "--variant=minbase",
+    "--include=systemd,systemd-sysv,dbus,procps,logrotate,curl,python3,python3-venv,"
+    "ca-certificates",
+    "trixie",
+]
+
+
+def test_the_systemd_unit_runs_as_its_user_with_the_ca_as_credentials(tmp_path):
+    """deploy/systemd as shipped, in a container whose init is systemd: installed as README
+    "Deploying" says (the key made by root, 0600), enabled, started at boot. The proxy runs as
+    user aiwarden with the key from LoadCredential=, blocks, writes its audit log, and after
+    the shipped logrotate file's rotation (its own postrotate, systemctl kill) writes into
+    the new file; systemctl reload works. The container is privileged (systemd sets up the
+    unit's sandbox: namespaces, mounts) and has no network; /run is shared so the unit's
+    credentials mount reaches it. Everything is driven from inside, on its loopback."""
+    base = base_image(SYSTEMD_RECIPE, "systemd-base")
+    containerfile = ROOT / "tests/e2e/systemd-host.Containerfile"
+    units = sorted((ROOT / "deploy/systemd").iterdir())
+    tag = build(base, containerfile, "systemd", *units)
+    name = f"aiwarden-test-systemd-{os.getpid()}"
+    podman("rm", "-f", name, check=False)
+    podman(
+        "run", "-d", "--name", name, *LIMITS, "--privileged", "--systemd=always",
+        "--network=none", "--tmpfs", "/run:rw,rshared,mode=0755", tag,
+    )  # fmt: skip
+
+    def sh(command: str, check: bool = True) -> str:
+        r = podman("exec", name, "sh", "-c", command, check=False, timeout=60)
+        if check and r.returncode != 0:
+            journal = podman("exec", name, "journalctl", "--no-pager", "-n", "60", check=False)
+            raise AssertionError(f"{command}:\n{r.stdout}{r.stderr}\n{journal.stdout[-4000:]}")
+        return r.stdout
+
+    block = (
+        "curl -sS -o /dev/null -w '%{http_code}' --proxy http://127.0.0.1:3128 "
+        "--cacert /etc/aiwarden/certs/ca.pem https://api.openai.com"
+    )
+    audit = "/var/log/aiwarden/audit.jsonl"
+    wait_for = "for i in $(seq 50); do grep -q {} " + audit + " && exit 0; sleep 0.2; done; false"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not sh("curl -s 127.0.0.1:3129/readyz", check=False).startswith("ready"):
+            if time.monotonic() > deadline:
+                sh("systemctl status aiwarden --no-pager; false")
+            time.sleep(0.5)
+        assert sh("stat -c '%U %a' /etc/aiwarden/certs/mitmproxy-ca.pem").split() == [
+            "root",
+            "600",
+        ]
+        main = sh("systemctl show -p MainPID --value aiwarden").strip()
+        assert sh(f"stat -c %U /proc/{main}").strip() == "aiwarden"
+        assert "/run/credentials/aiwarden.service" in sh(f"tr '\\0' ' ' < /proc/{main}/cmdline")
+
+        assert sh(f"{block}/v1/before-rotation") == "403"
+        sh(wait_for.format("before-rotation"))
+        assert sh(f"stat -c '%U %G %a' {audit}").split() == ["aiwarden", "aiwarden", "640"]
+
+        sh("logrotate -f /etc/logrotate.d/aiwarden")  # its postrotate: systemctl kill --signal=HUP
+        assert "before-rotation" in sh(f"cat {audit}.1")
+        assert sh(f"stat -c '%U %G %a' {audit}").split() == ["aiwarden", "aiwarden", "640"]
+        assert sh(f"{block}/v1/after-rotation") == "403"
+        sh(wait_for.format("after-rotation"))
+        assert "after-rotation" not in sh(f"cat {audit}.1")
+
+        sh("systemctl reload aiwarden")
+        assert sh("systemctl is-active aiwarden").strip() == "active"
+        assert sh(f"{block}/v1/after-reload") == "403"
+    finally:
+        podman("rm", "-f", "-t", "5", name, check=False)
