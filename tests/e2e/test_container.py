@@ -9,10 +9,11 @@ The container then runs as compose.yaml runs it: uid 10001, read-only root files
 /tmp, no capabilities, the policy and the CA mounted read-only, the coaching store on a
 volume. The CA is owned by root with the group and modes README "Deploying" tells the
 operator to set (key 0640, group 10001), so the key is read as the service user reads it in
-production; with the key as `aiwarden ca init` leaves it (0600 root) the container must not
-become ready. It runs on the host's network with free loopback ports (the local upstream is
-on loopback too) and is driven with curl: a block, a tunnel, /readyz, /metrics, a warning
-whose grant store is written, the image's health check, and a policy change seen live.
+production; with the key as `aiwarden ca init` leaves it (0600 root) the container must
+not start: it says why and exits. It runs on the host's network with free loopback ports
+(the local upstream is on loopback too) and is driven with curl: a block, a tunnel, /readyz,
+/metrics, a warning whose grant store is written, the image's health check, and a policy
+change seen live.
 
 The systemd unit is run the same way: an image of Debian with systemd as its init, the
 shipped unit, sysusers and logrotate files installed as README "Deploying" says, booted in a
@@ -378,21 +379,23 @@ def image_health(image: dict) -> list[str]:
     return command
 
 
-def test_a_key_only_root_can_read_keeps_the_workers_from_serving(run, tmp_path):
-    """The set-up the issue found: the key as `ca init` leaves it (0600, root). The workers
-    cannot read it and exit. (Today the supervisor keeps restarting them, each printing
-    mitmproxy's traceback, and /readyz can say "ready" for the moment a fresh worker lives:
-    the startup errors are another change's; this test only shows the set-up matters.)"""
+def test_a_key_only_root_can_read_stops_the_container_with_a_reason(run, tmp_path):
+    """The set-up the issue found: the key as `ca init` leaves it (0600, root). The proxy
+    says which file it cannot read and as whom, and exits; no traceback, never ready."""
     certs = tmp_path / "certs"
     ca.init(certs)
     certs.chmod(0o755)
     c = run(certs)
     deadline = time.monotonic() + START_TIMEOUT
-    while '"worker_exited"' not in c.logs() and time.monotonic() < deadline:
+    while c.running() and time.monotonic() < deadline:
+        assert not curl(f"{c.admin}/readyz", timeout=2).stdout.startswith("ready")
         time.sleep(0.5)
+    assert not c.running(), c.logs()[-3000:]
+    code = podman("inspect", "--format", "{{.State.ExitCode}}", c.name).stdout.strip()
+    assert code not in ("", "0")
     logs = c.logs()
-    assert "Permission denied: '/etc/aiwarden/certs/mitmproxy-ca.pem'" in logs, logs[-3000:]
-    assert '"worker_exited"' in logs
+    assert "cannot read /etc/aiwarden/certs/mitmproxy-ca.pem: Permission denied" in logs, logs
+    assert "Traceback" not in logs
 
 
 @pytest.mark.skipif(shutil.which("logrotate") is None, reason="logrotate is not installed")
