@@ -31,6 +31,7 @@ NOT_FOR_WORKERS = {
     "--worker": "its own number",
     "--worker-link": "its own socket",
     "--protect": "the supervisor's admin address",
+    "--upstream-proxy": "in the environment (AIWARDEN_PARENT): credentials stay off `ps`",
 }
 
 
