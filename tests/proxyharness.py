@@ -36,6 +36,7 @@ from cryptography.x509.oid import NameOID
 from prometheus_client.parser import text_string_to_metric_families
 
 AIWARDEN = str(Path(sys.executable).parent / "aiwarden")
+ROOT = Path(__file__).resolve().parent.parent  # the checkout whose code the proxies run
 START_TIMEOUT = 30
 # one process unless a test asks for more; AIWARDEN_TEST_WORKERS=2 runs every test on workers
 WORKERS = os.environ.get("AIWARDEN_TEST_WORKERS", "1")
@@ -324,7 +325,7 @@ class Proxy:
             *(() if "--workers" in extra else ("--workers", WORKERS)),
             *extra,
         ]
-        env = {k: v for k, v in os.environ.items() if "PROXY" not in k.upper()}
+        env = proxy_environment()
         self.process = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
         )
@@ -392,6 +393,19 @@ class Proxy:
                 self.process.kill()
                 self.process.wait()
         return self.process.returncode
+
+
+def proxy_environment() -> dict[str, str]:
+    """The environment a proxy process starts with: no proxy settings of the caller's, and
+    this checkout first on PYTHONPATH, after tests/loopback_names when a test put it there:
+    the `aiwarden` script of a virtualenv may import the package from another checkout (an
+    editable install), and the proxy must run the code under test."""
+    env = {k: v for k, v in os.environ.items() if "PROXY" not in k.upper()}
+    path = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    first = [p for p in path if Path(p).name == "loopback_names"]
+    rest = [p for p in path if p not in first and Path(p).resolve() != ROOT]
+    env["PYTHONPATH"] = os.pathsep.join([*first, str(ROOT), *rest])
+    return env
 
 
 def metrics(proxy: Proxy) -> dict[tuple[str, tuple], float]:

@@ -33,6 +33,7 @@ from proxyharness import (
     loopback_names,
     make_upstream_pki,
     mitmdump_proxy,
+    proxy_environment,
     request_through_tunnel,
     write_policy,
 )
@@ -332,6 +333,15 @@ def test_the_parents_credentials_are_sent_and_never_the_clients_nor_logged(env):
     assert " ".join(proxy.process.args).count("--upstream-proxy") == 1
 
 
+def test_the_proxies_run_this_checkouts_code():
+    """The `aiwarden` script may import another checkout's package (an editable install):
+    the harness puts this one first, so what is tested is the code here (that checkout's
+    `aiwarden run` knows no --upstream-proxy)."""
+    r = subprocess.run([AIWARDEN, "run", "--help"], capture_output=True, text=True,
+                       env=proxy_environment(), timeout=60)  # fmt: skip
+    assert "--upstream-proxy" in r.stdout, r.stdout + r.stderr
+
+
 def test_a_bad_parent_url_is_refused_without_repeating_its_credentials(env):
     for url, problem in (
         ("https://u:topsecret@127.0.0.1:3128", "only http://"),
@@ -341,7 +351,7 @@ def test_a_bad_parent_url_is_refused_without_repeating_its_credentials(env):
         r = subprocess.run(
             [AIWARDEN, "run", "--policy", str(env.policy), "--confdir", str(env.work / "ca"),
              "--upstream-proxy", url, "--listen", "127.0.0.1:0", "--admin", ""],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True, text=True, timeout=60, env=proxy_environment(),
         )  # fmt: skip
         assert r.returncode == 2 and problem in r.stderr, r.stderr
         assert "topsecret" not in r.stderr + r.stdout
