@@ -401,6 +401,7 @@ def proxy_environment() -> dict[str, str]:
     the `aiwarden` script of a virtualenv may import the package from another checkout (an
     editable install), and the proxy must run the code under test."""
     env = {k: v for k, v in os.environ.items() if "PROXY" not in k.upper()}
+    env.pop("AIWARDEN_PARENT", None)  # a parent proxy is the test's to give
     path = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     first = [p for p in path if Path(p).name == "loopback_names"]
     rest = [p for p in path if p not in first and Path(p).resolve() != ROOT]

@@ -64,7 +64,7 @@ logger = logging.getLogger("aiwarden")
 
 MAX_CONNECT_HEAD = 8 * 1024  # a longer CONNECT request is mitmproxy's to answer
 IDLE_TIMEOUT = 600.0  # as mitmproxy's tcp_timeout: an idle tunnel is closed
-PARENT_TIMEOUT = 30.0  # for the parent proxy to accept the connection and answer the CONNECT
+PARENT_TIMEOUT = 30.0  # for the parent proxy to answer the CONNECT (or --upstream-timeout)
 MAX_PARENT_HEAD = 16 * 1024  # a longer answer to the CONNECT is refused
 PARENT_STATUS = re.compile(rb"HTTP/1\.[01] (\d{3})[^\r\n]*")
 # the host as a name or IPv4 address, or an IPv6 address in brackets; anything odder is
@@ -86,6 +86,7 @@ class FastPath:
         self.header_timeout = 0
         self.parent: tuple[str, int] | None = None  # the parent proxy (upstream mode)
         self.parent_auth: str | None = None  # its Proxy-Authorization
+        self.parent_timeout = PARENT_TIMEOUT  # for it to answer the CONNECT
 
     def load(self, loader) -> None:
         declare(loader, "aiwarden_fast_tunnels")
@@ -100,6 +101,8 @@ class FastPath:
             and (parent is None or parent[0] == "http")  # a TLS parent: mitmproxy's
         )
         self.header_timeout = getattr(ctx.options, "aiwarden_client_header_timeout", 0)
+        upstream_timeout = getattr(ctx.options, "aiwarden_upstream_timeout", 0)
+        self.parent_timeout = min(PARENT_TIMEOUT, upstream_timeout or PARENT_TIMEOUT)
 
     def running(self) -> None:
         proxyserver = ctx.master.addons.get("proxyserver")
@@ -224,7 +227,7 @@ class FastConnection(asyncio.Protocol):
         if self.fastpath.parent_auth:
             request += f"Proxy-Authorization: {self.fastpath.parent_auth}\r\n"
         try:
-            async with asyncio.timeout(PARENT_TIMEOUT):
+            async with asyncio.timeout(self.fastpath.parent_timeout):
                 _, upstream = await loop.create_connection(
                     lambda: Upstream(self, handshake=True), *parent
                 )
@@ -233,8 +236,11 @@ class FastConnection(asyncio.Protocol):
         except Exception as e:
             if upstream is not None:
                 upstream.transport.close()
-            kind = "timeout" if isinstance(e, TimeoutError) else upstream_error_kind(str(e))
-            return self._parent_failed(parent, kind, str(e) or type(e).__name__)
+            if isinstance(e, TimeoutError):
+                kind, why = "timeout", f"no answer in {self.fastpath.parent_timeout:g} s"
+            else:
+                kind, why = upstream_error_kind(str(e)), str(e) or type(e).__name__
+            return self._parent_failed(parent, kind, why)
         if self.state != "checking":  # the client left meanwhile
             upstream.transport.close()
             return
