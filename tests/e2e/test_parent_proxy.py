@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
+import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -29,12 +31,15 @@ from proxyharness import (
     client_hello,
     connect_tunnel,
     curl,
+    exchange,
     free_port,
     loopback_names,
     make_upstream_pki,
+    metrics,
     mitmdump_proxy,
     proxy_environment,
     request_through_tunnel,
+    value,
     write_policy,
 )
 
@@ -47,14 +52,19 @@ AI = "ai.aiwarden.test"  # an AI service the policy monitors: intercepted
 BLOCKED = "blocked.aiwarden.test"  # an AI service the policy blocks
 PLAIN = "plain.aiwarden.test"  # plain HTTP
 REFUSED_BY_PARENT = "denied.aiwarden.test"  # Squid's own ACL refuses it
-NAMES = (TUNNEL, AI, BLOCKED, PLAIN, REFUSED_BY_PARENT)
-SQUID_ACL = f"acl parent_denies dstdomain {REFUSED_BY_PARENT}\nhttp_access deny parent_denies"
+AI_REFUSED_BY_PARENT = "ai-denied.aiwarden.test"  # monitored by aiwarden, refused by Squid
+NAMES = (TUNNEL, AI, BLOCKED, PLAIN, REFUSED_BY_PARENT, AI_REFUSED_BY_PARENT)
+SQUID_ACL = (
+    f"acl parent_denies dstdomain {REFUSED_BY_PARENT} {AI_REFUSED_BY_PARENT}\n"
+    "http_access deny parent_denies"
+)
 POLICY = f"""
 network:
   clients: [127.0.0.0/8]
   deny_destinations: [127.0.0.0/8, 169.254.0.0/16]
 services:
-  - {{id: local-ai, name: Local AI, vendor: Test, category: chat, hosts: [{AI}],
+  - {{id: local-ai, name: Local AI, vendor: Test, category: chat,
+     hosts: [{AI}, {AI_REFUSED_BY_PARENT}],
      api_format: openai, source: test}}
   - {{id: blocked-ai, name: Blocked AI, vendor: Test, category: chat, hosts: [{BLOCKED}],
      api_format: openai, source: test}}
@@ -131,6 +141,16 @@ def through(proxy: Proxy, url: str, *args: str) -> tuple[int, str]:
     r = curl("-x", proxy.url, "--cacert", str(AIWARDEN_CA), "-w", "\n%{http_code}", url, *args)
     body, _, status = r.stdout.rpartition("\n")
     return int(status or 0), body
+
+
+def refused_connect(proxy: Proxy, target: str) -> tuple[int, str]:
+    """CONNECT target: (status, the whole answer) of an answer that ends the connection."""
+    sock, status, head = connect_tunnel(proxy.address, target)
+    with sock:
+        sock.settimeout(10)
+        while chunk := sock.recv(4096):
+            head += chunk
+    return status, head.decode()
 
 
 def mark(env: Env, proxy: Proxy) -> str:
@@ -256,29 +276,66 @@ def test_destinations_aiwarden_can_check_are_refused_before_the_parent(env, prox
 
 
 def test_a_tunnel_the_parent_refuses_gets_a_clear_502(env, proxy):
-    sock, status, head = connect_tunnel(proxy.address, f"{REFUSED_BY_PARENT}:{env.tls.port}")
-    with sock:
-        sock.settimeout(10)
-        rest = b""
-        while chunk := sock.recv(4096):
-            rest += chunk
-    text = (head + rest).decode()
+    status, text = refused_connect(proxy, f"{REFUSED_BY_PARENT}:{env.tls.port}")
     assert status == 502, text
     assert "parent proxy" in text and "403" in text, text
     env.squid.wait_for_line(f"CONNECT {REFUSED_BY_PARENT}:{env.tls.port} 403")
+
+
+def test_an_intercepted_request_the_parent_refuses_gets_a_502_in_its_format(env, proxy):
+    """mitmproxy's CONNECT to the parent, for a request it intercepted, refused by Squid:
+    the client already talks TLS with aiwarden, so the 502 comes in the API's format."""
+    before = value(metrics(proxy), "aiwarden_upstream_errors_total", kind="parent")
+    status, body = through(
+        proxy, f"https://{AI_REFUSED_BY_PARENT}:{env.tls.port}/v1/chat/completions",
+        "-H", "Authorization: Bearer sk-test", "-H", "Content-Type: application/json",
+        "-d", CHAT,
+    )  # fmt: skip
+    assert status == 502, body
+    message = json.loads(body)["error"]["message"]
+    assert "through the parent proxy localhost:" in message, message
+    assert "the parent proxy refused to connect to it" in message, message
+    after = value(metrics(proxy), "aiwarden_upstream_errors_total", kind="parent")
+    assert after - before == 1
+    env.squid.wait_for_line(f"CONNECT {AI_REFUSED_BY_PARENT}:{env.tls.port} 403")
+
+
+def test_domain_fronting_through_the_parent_is_intercepted_and_blocked(env, proxy):
+    """The fast path opened the tunnel through the parent for an allowed CONNECT host; the
+    ClientHello names an AI service: mitmproxy takes the connection, the tunnel through the
+    parent is closed having carried nothing, and the request gets the block page."""
+    requests = len(env.tls.requests)
+    sock, status, _ = connect_tunnel(proxy.address, f"{TUNNEL}:{env.tls.port}")
+    assert status == 200
+    context = ssl.create_default_context(cafile=str(AIWARDEN_CA))
+    context.check_hostname = False
+    with context.wrap_socket(sock, server_hostname="chatgpt.com") as tls:
+        data = exchange(tls, "GET / HTTP/1.1\r\nHost: chatgpt.com\r\nConnection: close\r\n\r\n")
+    assert data.startswith(b"HTTP/1.1 403"), data[:200]
+    mark(env, proxy)
+    assert len(env.tls.requests) == requests
+    assert "chatgpt.com" not in "\n".join(env.squid.log())
+
+
+def test_a_silent_parent_gets_a_502_at_the_upstream_timeout(env):
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # accepts, never answers
+    try:
+        proxy = env.proxy(f"http://127.0.0.1:{silent.getsockname()[1]}", "--upstream-timeout", "2")
+        start = time.monotonic()
+        status, text = refused_connect(proxy, f"{TUNNEL}:{env.tls.port}")
+        assert status == 502 and "no answer in 2 s" in text, text
+        assert time.monotonic() - start < 10
+    finally:
+        silent.close()
 
 
 def test_the_parent_down_gives_a_clear_502_not_a_hang(env):
     proxy = env.proxy(f"http://127.0.0.1:{free_port()}")  # nobody listens there
     # the fast path's tunnel: a 502 to the CONNECT, saying why
     start = time.monotonic()
-    sock, status, head = connect_tunnel(proxy.address, f"{TUNNEL}:{env.tls.port}")
-    with sock:
-        sock.settimeout(10)
-        rest = b""
-        while chunk := sock.recv(4096):
-            rest += chunk
-    text = (head + rest).decode()
+    status, text = refused_connect(proxy, f"{TUNNEL}:{env.tls.port}")
     assert status == 502 and "through the parent proxy 127.0.0.1:" in text, text
     assert "Connect call failed" in text, text
     # an intercepted API call: the 502 in the API's own format
@@ -300,9 +357,23 @@ def test_the_parent_down_gives_a_clear_502_not_a_hang(env):
 # -- credentials: the parent's are sent, the client's never --------------------------------------
 
 
+def command_lines(pid: int) -> list[str]:
+    """The command line of a process and of each of its children."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [
+        Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        for p in (pid, *map(int, children))
+    ]
+
+
 def test_the_parents_credentials_are_sent_and_never_the_clients_nor_logged(env):
+    """On two workers: the URL reaches them through their environment, not their command
+    line."""
     user, password = PARENT_USER, PARENT_PASSWORD.replace("@", "%40").replace(":", "%3A")
-    proxy = env.proxy(f"http://{user}:{password}@{env.squid.address}")
+    proxy = env.proxy(f"http://{user}:{password}@{env.squid.address}", "--workers", "2")
+    workers = command_lines(proxy.process.pid)[1:]
+    assert len(workers) == 2 and all("--worker " in line for line in workers), workers
+    assert not [line for line in workers if PARENT_USER in line or "upstream-proxy" in line]
     client_auth = ("-U", "client:client-secret")  # the client's own, for no proxy of ours
     status, _, body, _ = request_through_tunnel(
         proxy.address, f"{TUNNEL}:{env.tls.port}", TUNNEL, TUNNEL, env.upstream_ca, "/creds-1"
