@@ -60,9 +60,14 @@ seen failing with the patch disabled):
    not the destination); `sink_directly` gives a flow blocked before its body a server
    connection of its own with no `via`, because `HttpStream.make_server_connection` asks for
    its connection through `flow.server_conn.via`: the sink is then refused in
-   `server_connect` instead of being asked of the parent. Tests: test_parent_proxy.py
-   (test_a_request_blocked_before_its_body_never_reaches_the_parent,
-   test_an_allowed_intercepted_request_goes_through_the_parent).
+   `server_connect` instead of being asked of the parent; `GuardedLoop.getaddrinfo` never
+   refuses the parent's own name. Tests (each seen failing with its part disabled), in
+   tests/e2e/test_parent_proxy.py, with Squid as the parent:
+   test_a_request_blocked_before_its_body_never_reaches_the_parent,
+   test_a_blocked_ai_request_never_reaches_the_parent (sink_directly),
+   test_an_allowed_intercepted_request_goes_through_the_parent,
+   test_plain_http_goes_through_the_parent (server_connect lets the parent through),
+   test_an_allowed_tunnel_goes_through_the_parent (the resolver's exemption).
 Documented hook API, not internals: upstream.py refuses a server connection by setting
 `data.server.error` in `server_connect`, and reads the refusal back from `flow.error.msg`
 ("aiwarden: ..."). Tests: test_proxy.py::test_a_name_resolving_into_a_denied_range_is_refused,

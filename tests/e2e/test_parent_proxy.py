@@ -222,6 +222,26 @@ def test_plain_http_goes_through_the_parent(env, proxy):
     env.squid.wait_for_line(f"GET http://{PLAIN}:{env.plain.port}/plain? 200 -")
 
 
+@pytest.mark.parametrize("mode", ["fast", "mitmproxy"])
+def test_plain_http_inside_a_tunnel_is_decided_and_goes_through_the_parent(env, proxies, mode):
+    """Not TLS after the CONNECT: mitmproxy reads it as HTTP and decides each request by its
+    Host; an allowed one goes on through the tunnel to the parent."""
+    proxy = proxies[mode]
+    path = f"/in-tunnel-{mode}"
+    sock, status, _ = connect_tunnel(proxy.address, f"{TUNNEL}:{env.plain.port}")
+    assert status == 200
+    with sock:
+        data = exchange(sock, f"GET {path} HTTP/1.1\r\nHost: {TUNNEL}\r\nConnection: close\r\n\r\n")
+    assert data.startswith(b"HTTP/1.1 200") and data.endswith(b"hello from upstream\n"), data
+    assert env.plain.requests[-1][1] == path
+    sock, status, _ = connect_tunnel(proxy.address, f"{TUNNEL}:{env.plain.port}")
+    with sock:
+        data = exchange(sock, "GET / HTTP/1.1\r\nHost: chatgpt.com\r\nConnection: close\r\n\r\n")
+    assert data.startswith(b"HTTP/1.1 403"), data[:200]
+    assert env.plain.requests[-1][1] == path
+    env.squid.wait_for_line(f"CONNECT {TUNNEL}:{env.plain.port} 200")
+
+
 # -- (d): blocks never reach the parent ---------------------------------------------------------
 
 
