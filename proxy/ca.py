@@ -137,6 +137,45 @@ def info(directory: Path) -> CAInfo:
     )
 
 
+def check_usable(directory: Path) -> None:
+    """Raise CAError saying, in one line, why the proxy could not load the CA in `directory`
+    as the user it runs as: a file it cannot read, or one that is not a PEM key and
+    certificate. mitmproxy would otherwise fail with a traceback, in every worker."""
+    for name in (MITMPROXY_BUNDLE, DHPARAM):
+        path = directory / name
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise CAError(_unreadable(path, e)) from e
+        if name != MITMPROXY_BUNDLE:
+            continue
+        try:
+            serialization.load_pem_private_key(data, None)
+            x509.load_pem_x509_certificates(data)
+        except (ValueError, TypeError) as e:
+            raise CAError(
+                f"{path} is not a PEM private key and certificate ({e}); create the CA with "
+                "'aiwarden ca init' or 'aiwarden ca import'"
+            ) from e
+
+
+def _unreadable(path: Path, error: OSError) -> str:
+    text = f"cannot read {path}: {error.strerror}"
+    if isinstance(error, PermissionError):
+        try:
+            st = path.stat()
+            owner = (
+                f"; it is owned by uid {st.st_uid} gid {st.st_gid}, mode {st.st_mode & 0o777:04o}"
+            )
+        except OSError:
+            owner = ""
+        text += (
+            f" (the proxy runs as uid {os.getuid()} gid {os.getgid()}{owner}: give that user "
+            "read access, see README 'Deploying')"
+        )
+    return text
+
+
 def _public_der(public_key) -> bytes:
     return public_key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo

@@ -45,7 +45,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return EXIT_INVALID
-    return args.command(args)
+    try:
+        return args.command(args)
+    except BrokenPipeError:  # `aiwarden catalog --json | head`: the reader had enough
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes stdout
+        return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -502,7 +507,7 @@ def cmd_catalog(args: argparse.Namespace) -> int:
                     "category": s.category,
                     "hosts": [h.text for h in s.hosts],
                     "paths": list(s.paths),
-                    "activities": [a.name for a in s.activities],
+                    "activities": list(dict.fromkeys(a.name for a in s.activities)),
                     "source": s.source,
                     "checked": s.checked,
                 }
@@ -896,7 +901,7 @@ def _tenant_headers(engine: Engine, host: str, request: Decision) -> dict[str, s
     """The tenant-restriction headers the proxy would set on this request (none on a block)."""
     if request.action == "block":
         return {}
-    return {t.control.header: t.value for t in engine.tenants_of(host)}
+    return {name: value for t in engine.tenants_of(host) for name, value in t.headers}
 
 
 def _body_check(

@@ -134,7 +134,8 @@ class Upstream:
 
     GET /sse streams three events; the second waits for `sse_gate`, so a client that gets the
     first event before setting the gate proves the proxy streamed instead of buffering.
-    POST /upload answers with the body's length and SHA-256.
+    POST /upload answers with the body's length and SHA-256 (PUT and PATCH are recorded and
+    answered as POST is).
     GET /switch answers 101 Switching Protocols to a protocol that is not WebSocket, then
     records every byte that follows in `switched`.
     """
@@ -194,6 +195,8 @@ class Upstream:
                     {"length": len(body), "sha256": hashlib.sha256(body).hexdigest()}
                 ).encode()
                 self._send(200, reply, "application/json")
+
+            do_PUT = do_PATCH = do_POST  # uploads to blob URLs, publishing a share
 
             def _chat(self, body: bytes) -> None:
                 """An OpenAI-compatible stand-in: a fixed answer, streamed if asked."""

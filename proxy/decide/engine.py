@@ -18,6 +18,7 @@ host decided: `decide_unlisted` turns an LLM-shaped body (llm_shape.py) into the
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from functools import lru_cache
 
@@ -27,7 +28,7 @@ from proxy.policy.catalog import Service
 from proxy.policy.loader import gc_paused
 from proxy.policy.model import DEFAULT_RULE_ID, UNLISTED_RULE_ID, Policy, Rule, services_matching
 from proxy.policy.normalize import BadHost, IPAddress, normalize_host, normalize_path, parse_ip
-from proxy.policy.patterns import HostIndex, compile_path_patterns
+from proxy.policy.patterns import HostIndex, HostPattern, compile_path_patterns
 from proxy.policy.tenants import Tenant
 
 UNLISTED_CATEGORY = "unlisted-ai"  # the category of an unlisted AI endpoint's decisions
@@ -35,23 +36,84 @@ _NO, _MAYBE, _YES = 0, 1, 2
 
 
 class _Route:
-    """A service as seen on one of its host patterns: where it applies and its activities."""
+    """A service as seen on one of its host patterns: where it applies and its activities.
 
-    __slots__ = ("activities", "activity_names", "path_re", "service")
+    A request's activity is found with one regex: the path patterns of the activities that
+    can apply to its method (and host, for activities limited to some hosts), one group each,
+    in file order, so the first that matches names the activity. That regex is chosen at the
+    first request of each method (and host) and remembered (bounded); each selection of
+    activities is compiled once."""
+
+    __slots__ = (
+        "_by_host", "_by_method", "_compiled", "activities", "activity_names", "host_scoped",
+        "path_re", "service",
+    )  # fmt: skip
+
+    HOSTS = 4096  # hosts whose choice of activities a route remembers
+    METHODS = 16  # methods remembered per host
+    _NONE = (None, ())  # no activity can apply
 
     def __init__(self, service: Service) -> None:
         self.service = service
         self.path_re = compile_path_patterns(service.paths) if service.paths else None
         self.activities = tuple(
-            (a.name, a.methods, compile_path_patterns(a.paths)) for a in service.activities
+            (a.name, a.methods, compile_path_patterns(a.paths).pattern, _host_index(a.hosts))
+            for a in service.activities
         )
         self.activity_names = frozenset(a.name for a in service.activities)
+        self.host_scoped = any(a.hosts for a in service.activities)
+        self._by_method: dict[str, tuple[re.Pattern[str] | None, tuple[str, ...]]] = {}
+        self._by_host: dict[str, dict[str, tuple[re.Pattern[str] | None, tuple[str, ...]]]] = {}
+        self._compiled: dict[tuple[int, ...], tuple[re.Pattern[str] | None, tuple[str, ...]]] = {}
 
-    def activity(self, method: str, path: str) -> str | None:
-        for name, methods, regex in self.activities:
-            if (methods is None or method in methods) and regex.fullmatch(path):
-                return name
+    def activity(self, method: str, host: str, path: str) -> str | None:
+        """The activity of a request (method upper-case, host and path canonical), if any."""
+        if not self.activities:
+            return None
+        if self.host_scoped:
+            by_method = self._by_host.get(host)
+            if by_method is None:
+                by_method = {}
+                if len(self._by_host) < self.HOSTS:
+                    self._by_host[host] = by_method
+        else:
+            by_method = self._by_method
+        matcher = by_method.get(method)
+        if matcher is None:
+            matcher = self._matcher(method, host)
+            if len(by_method) < self.METHODS:  # a client may send any method name
+                by_method[method] = matcher
+        regex, names = matcher
+        if regex is None:
+            return None
+        found = regex.fullmatch(path)
+        return names[found.lastindex] if found else None
+
+    def _matcher(self, method: str, host: str) -> tuple[re.Pattern[str] | None, tuple[str, ...]]:
+        chosen = tuple(
+            i
+            for i, (_name, methods, _source, hosts) in enumerate(self.activities)
+            if (methods is None or method in methods) and (hosts is None or hosts.lookup(host))
+        )
+        matcher = self._compiled.get(chosen)
+        if matcher is None:
+            if not chosen:
+                matcher = self._NONE
+            else:  # group n (1-based) is the n-th chosen activity; the patterns have no groups
+                source = "|".join(f"({self.activities[i][2]})" for i in chosen)
+                names = ("", *(self.activities[i][0] for i in chosen))
+                matcher = (re.compile(source, re.IGNORECASE), names)
+            self._compiled[chosen] = matcher
+        return matcher
+
+
+def _host_index(hosts: tuple[HostPattern, ...]) -> HostIndex[bool] | None:
+    if not hosts:
         return None
+    index: HostIndex[bool] = HostIndex()
+    for host in hosts:
+        index.add(host, True)
+    return index
 
 
 class _Who:
@@ -207,7 +269,7 @@ class Engine:
         method = method.upper()
         route = self._route(host, path)
         sid = route.service.id if route else None
-        activity = route.activity(method, path) if route else None
+        activity = route.activity(method, host, path) if route else None
         ip = parse_ip(client) if client else None
         decision = None
         for rule in self._candidate_rules(host, (sid,)):
@@ -222,11 +284,11 @@ class Engine:
 
     def classify(self, method: str, host: str, path: str) -> tuple[Service | None, str | None]:
         """The catalogued service and activity of a request, if any (host and path raw)."""
-        path, method = normalize_path(path), method.upper()
-        route = self._route(normalize_host(host), path)
+        path, method, host = normalize_path(path), method.upper(), normalize_host(host)
+        route = self._route(host, path)
         if route is None:
             return None, None
-        return route.service, route.activity(method, path)
+        return route.service, route.activity(method, host, path)
 
     def _route(self, host: str, path: str) -> _Route | None:
         for route in self._routes_of(host):
@@ -268,9 +330,10 @@ class Engine:
     ) -> Decision | None:
         """Logged-out use of a service whose tenant is restricted bypasses the tenant: the
         block decision for such a path (`decided` otherwise), else None."""
+        lower = path.lower()  # as the catalog's paths: any case, and no trailing slash
         for tenant in tenants:
             control = tenant.control
-            if any(path.startswith(p) for p in control.anonymous_paths):
+            if any(lower.startswith(p) or lower == p[:-1] for p in control.anonymous_paths):
                 key = ("tenant-anonymous", control.vendor, decided)
                 decision = self._decisions.get(key)
                 if decision is None:
@@ -441,6 +504,7 @@ class Engine:
             contact=(rule.contact if rule else defaults.contact) if blocked else None,
             profile=rule.redact if rule and action == "redact" else None,
             coaching=rule.coaching if rule and action == "warn" else None,
+            audit=bool(rule and rule.audit and action == "allow"),
         )
         if len(self._decisions) < 100_000:  # bounded: reasons can name many rule sets
             self._decisions[key] = decision

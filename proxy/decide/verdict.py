@@ -68,6 +68,7 @@ class Decision:
     profile: str | None = None  # the redaction profile, for action: redact
     style: str | None = None  # the LLM API style of an unlisted AI endpoint's request body
     coaching: Coaching | None = None  # for action: warn, what the user is told and granted
+    audit: bool = False  # an allow decision that asks for an audit line (rule audit: true)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

@@ -22,8 +22,8 @@ from proxy.decide.verdict import Action, Mode, Stage
 from proxy.mitm import compat, framing
 from proxy.mitm.answers import Answers
 from proxy.mitm.recording import Recorder
-from proxy.mitm.responses import new_reference
 from proxy.mitm.state import Clients
+from proxy.observe.audit import new_reference
 from proxy.observe.logs import event
 from proxy.policy.normalize import BadHost, is_ip, normalize_host
 
@@ -92,7 +92,10 @@ class Admission:
             else:
                 facts.tls_names = sni
                 tunnel = self.gate.tunnel(connect + sni, client.peername[0], facts.user)
-            data.ignore_connection = tunnel is not None
+            data.ignore_connection = facts.tunnelled = tunnel is not None
+            if tunnel is not None and tunnel.audit:
+                host = connect[0] if connect else (sni[0] if sni else "")
+                self.recorder.tunnel_audited(tunnel, client.peername[0], facts.user, host)
             self.recorder.connection(Mode.TUNNEL if tunnel else Mode.INTERCEPT)
         except Exception:
             logger.exception("TLS decision failed; intercepting so each request is decided")
@@ -113,6 +116,7 @@ class Admission:
             logger.exception("raw-relay decision failed; refusing the connection")
             verdict = "the proxy could not decide these bytes"
         if verdict == "relay":
+            self.clients.of(context.client).tunnelled = True
             return
         if verdict == "tls":
             compat.read_as_tls(nextlayer)

@@ -20,8 +20,9 @@ from proxy.decide.gate import Gate
 from proxy.decide.verdict import Action, Decision, Stage
 from proxy.mitm import compat
 from proxy.mitm.recording import Recorder
-from proxy.mitm.responses import Block, block_response, new_reference, refuse_response
+from proxy.mitm.responses import Block, block_response, refuse_response
 from proxy.mitm.state import state_of
+from proxy.observe.audit import new_reference
 
 logger = logging.getLogger("aiwarden")
 T = TypeVar("T")

@@ -43,9 +43,9 @@ from proxy.decide.gate import Gate
 from proxy.decide.verdict import Action, Decision, Stage
 from proxy.mitm.answers import Answers
 from proxy.mitm.recording import Recorder
-from proxy.mitm.responses import Block, block_response, client_kind, new_reference
+from proxy.mitm.responses import Block, block_response, client_kind
 from proxy.mitm.state import Clients, state_of
-from proxy.observe.audit import rfc3339
+from proxy.observe.audit import new_reference, rfc3339
 from proxy.options import declare
 
 logger = logging.getLogger("aiwarden")

@@ -211,6 +211,13 @@ def _send(stream, response: http.Response) -> Generator:
 # -- 2. no per-message type checks ------------------------------------------------------------
 
 
+def startup_failed(master: Any) -> bool:
+    """Whether an error was logged while mitmproxy started: its errorcheck addon is about
+    to stop the process, so it must not be announced as listening (or a worker as ready)."""
+    check = master.addons.get("errorcheck")
+    return bool(check is not None and getattr(check.logger, "has_errored", None))
+
+
 def skip_message_type_checks() -> None:
     """mitmproxy checks the type of every field of every HTTP request and response it builds
     (`MessageData.__post_init__`, a debugging aid that `python -O` would drop along with

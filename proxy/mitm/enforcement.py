@@ -92,7 +92,7 @@ class Enforcement:
             return self.coaching.warn(flow, decision, host)
         if decision.action in (Action.ALLOW, Action.MONITOR) and not checking:
             request.stream = True  # nothing to inspect: do not buffer the body
-            if decision.action is Action.MONITOR:
+            if decision.action is Action.MONITOR or decision.audit:
                 self.recorder.record(flow, decision, host)
         if decision.action is Action.REDACT and self.redaction.refused_early(flow, decision, host):
             return None

@@ -103,7 +103,7 @@ def build(protect: Iterable[tuple[str, int]] = (), admin: bool = True) -> Pipeli
         tenants=TenantHeaders(gate, recorder),
         unlisted=unlisted,
         redaction=redaction,
-        upstream=Upstream(gate, recorder, answers),
+        upstream=Upstream(gate, clients, recorder, answers),
         deadlines=Deadlines(recorder),
         discovery=Discovery(gate, recorder),
     )

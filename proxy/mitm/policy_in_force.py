@@ -13,6 +13,7 @@ import logging
 from mitmproxy import ctx, exceptions
 
 from proxy.decide.gate import Gate, InForce
+from proxy.mitm.compat import startup_failed
 from proxy.mitm.recording import Recorder
 from proxy.observe.logs import event
 from proxy.options import declare
@@ -90,6 +91,8 @@ class PolicyInForce:
         )
 
     def running(self) -> None:
+        if startup_failed(ctx.master):
+            return  # errorcheck stops the process: nothing is listening for long
         self._watch()
         proxy = _listen_addrs()
         admin = self.admin.address if self.admin is not None else None

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import html
 import json
-import secrets
 from dataclasses import dataclass
 
 from mitmproxy import http
@@ -24,11 +23,6 @@ from proxy.policy.catalog import Service
 
 STATUS = 403
 _SAFE_LINK_SCHEMES = ("https://", "http://", "mailto:")
-
-
-def new_reference() -> str:
-    """A short id that ties what the user sees to the audit log line."""
-    return secrets.token_hex(6)
 
 
 @dataclass(frozen=True, slots=True)

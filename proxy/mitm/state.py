@@ -25,6 +25,7 @@ class ClientFacts:
     user: str | None = None  # the user proxy authentication named at CONNECT
     # the TLS server names the client's ClientHello claimed, or why they cannot be read
     tls_names: list[str] | BadHost = field(default_factory=list)
+    tunnelled: bool = False  # relayed undecrypted: no flow will report its server's failure
 
 
 class Clients:
@@ -64,6 +65,7 @@ class FlowState:
     upstream_failed: bool = False  # the flow's error is the server side's
     timed_out: bool = False  # the server took too long to answer (deadlines.py)
     counted: str | None = None  # the domain discovery counted the request under
+    reference: str | None = None  # the id of its audit line, once it has one
     coaching_call: bool = False  # a request for the proxy's own /.aiwarden/ pages (coaching.py)
 
 

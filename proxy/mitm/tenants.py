@@ -37,11 +37,11 @@ class TenantHeaders:
         headers = flow.request.headers
         lowercase = flow.request.is_http2 or flow.request.is_http3  # what HTTP/2 allows
         for tenant in tenants.values():
-            control = tenant.control
-            for name in (control.header, *control.also_strip):
+            for name in tenant.names:
                 headers.pop(name, None)  # every line the client sent, in any case
-            headers[control.header.lower() if lowercase else control.header] = tenant.value
-            self.recorder.metrics.tenant_headers(control.vendor).inc()
+            for name, value in tenant.headers:
+                headers[name.lower() if lowercase else name] = value
+            self.recorder.metrics.tenant_headers(tenant.control.vendor).inc()
 
     def _tenants_of(self, name: str) -> tuple[Tenant, ...]:
         try:

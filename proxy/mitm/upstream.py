@@ -32,8 +32,9 @@ from proxy.decide.gate import Gate
 from proxy.mitm import compat
 from proxy.mitm.answers import SINK, Answers
 from proxy.mitm.recording import Recorder
-from proxy.mitm.responses import new_reference, upstream_error_response
-from proxy.mitm.state import STATE, FlowState
+from proxy.mitm.responses import upstream_error_response
+from proxy.mitm.state import STATE, Clients, FlowState
+from proxy.observe.audit import new_reference
 from proxy.observe.logs import event
 from proxy.policy.normalize import normalize_host
 
@@ -41,8 +42,9 @@ logger = logging.getLogger("aiwarden")
 
 
 class Upstream:
-    def __init__(self, gate: Gate, recorder: Recorder, answers: Answers) -> None:
+    def __init__(self, gate: Gate, clients: Clients, recorder: Recorder, answers: Answers) -> None:
         self.gate = gate
+        self.clients = clients
         self.recorder = recorder
         self.answers = answers
 
@@ -95,32 +97,45 @@ class Upstream:
             flow.response, state.blocked_answer = state.blocked_answer, None
             return  # a block decided before the body (Answers.block)
         kind = "timeout" if state.timed_out else upstream_error_kind(flow.error.msg)
-        self.recorder.metrics.upstream_errors(kind).inc()
-        if flow.response is not None:
-            return
-        try:
-            if kind == "policy":
+        if kind == "policy":
+            self.recorder.metrics.upstream_errors(kind).inc()
+            if flow.response is None:  # our own destination check: a block, audited as one
                 reason = flow.error.msg.partition(REFUSED)[2]
                 self.answers.deny(flow, flow.request.pretty_host, reason)
-                return
-            request = flow.request
-            service = self.gate.classify(request.method, request.pretty_host, request.path)
-            reference = new_reference()
-            status = 504 if kind == "timeout" else 502
-            parent = compat.parent_proxy(flow.client_conn)
-            via = format_address(parent[1]) if parent else None
-            flow.response = upstream_error_response(request, service, status, kind, reference, via)
-        except Exception:  # mitmproxy's own error page is still sent
-            logger.exception("could not build the upstream error response")
             return
-        event(
-            "upstream_error",
-            reference=reference,
-            client=flow.client_conn.peername[0],
-            host=flow.request.pretty_host,
-            kind=kind,
-            status=status,
-        )
+        reference = state.reference or new_reference()  # the decision's line, if it had one
+        status = 504 if kind == "timeout" else 502
+        answered = flow.response is None
+        if answered:
+            try:
+                request = flow.request
+                service = self.gate.classify(request.method, request.pretty_host, request.path)
+                parent = compat.parent_proxy(flow.client_conn)
+                via = format_address(parent[1]) if parent else None
+                flow.response = upstream_error_response(
+                    request, service, status, kind, reference, via
+                )
+            except Exception:  # mitmproxy's own error page is still sent
+                logger.exception("could not build the upstream error response")
+        self.recorder.upstream_error(
+            kind, reference, flow.client_conn.peername[0], self.clients.user(flow),
+            flow.request.pretty_host, tunnel=False, status=status if answered else None,
+        )  # fmt: skip
+
+    def server_connect_error(self, data) -> None:
+        """A tunnel's server could not be reached. The client has had its "200 Connection
+        established" and will only see the connection close: the log, the metric and the
+        audit line are all that say why. (An intercepted request's failure is reported by
+        `error`, with an answer.)"""
+        facts = self.clients.of(data.client)
+        if not facts.tunnelled:
+            return
+        message = str(data.server.error or "")
+        host = str(data.server.address[0]) if data.server.address else ""
+        self.recorder.upstream_error(
+            upstream_error_kind(message), new_reference(), data.client.peername[0],
+            facts.user, host, tunnel=True,
+        )  # fmt: skip
 
     # -- the answer ------------------------------------------------------------------------------
 

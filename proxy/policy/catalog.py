@@ -12,7 +12,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from proxy.policy.patterns import HostPattern, PatternError, check_path_pattern, parse_host_pattern
+from proxy.policy.patterns import (
+    HostPattern,
+    PatternError,
+    check_path_pattern,
+    covers,
+    parse_host_pattern,
+)
 from proxy.policy.yamlsource import (
     Fields,
     Mapping,
@@ -47,6 +53,7 @@ ACTIVITIES: dict[str, str] = {
     "login": "signing in",
     "share": "sharing a conversation or its output",
     "read": "reading history, models or other results",
+    "anonymous": "using the service without signing in",
 }
 
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE")
@@ -60,11 +67,17 @@ _COUNTRY = re.compile(r"[A-Z]{2}")  # ISO 3166-1 alpha-2, where the vendor is ba
 API_FORMATS = ("openai", "anthropic", "gemini")  # error bodies the official SDKs understand
 
 
+ACTIVITY_KEYS = ("methods", "paths", "hosts", "source", "checked")
+
+
 @dataclass(frozen=True, slots=True)
 class Activity:
     name: str
     methods: frozenset[str] | None  # None: any method
     paths: tuple[str, ...]
+    hosts: tuple[HostPattern, ...] = ()  # empty: on every host of the service
+    source: str | None = None  # where this activity's facts come from, when not the service's
+    checked: str | None = None  # YYYY-MM-DD: when this activity was last checked
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +159,7 @@ def _parse_service(node: Mapping, problems: Problems) -> Service | None:
         except PatternError as e:
             problems.add(node.file, line, f"{where}: bad host pattern: {e}")
     paths = _path_list(f, "paths", where, problems)
-    activities = _parse_activities(f, where, problems)
+    activities = _parse_activities(f, where, problems, hosts)
     api_format = f.str("api_format", choices=API_FORMATS)
     country = _country(f)
     checked = _checked(f)
@@ -213,7 +226,9 @@ def methods_from(f: Fields, where: str, problems: Problems) -> frozenset[str] | 
     return frozenset(methods)
 
 
-def _parse_activities(f: Fields, where: str, problems: Problems) -> list[Activity]:
+def _parse_activities(
+    f: Fields, where: str, problems: Problems, service_hosts: list[HostPattern]
+) -> list[Activity]:
     node = f.mapping("activities")
     if node is None:
         return []
@@ -227,19 +242,52 @@ def _parse_activities(f: Fields, where: str, problems: Problems) -> list[Activit
                 f"{where}: unknown activity {name!r}; activities are {', '.join(ACTIVITIES)}",
             )
             continue
-        if not isinstance(spec, Mapping):
+        if isinstance(spec, Sequence):  # several method+path sets (on different hosts)
+            specs = [(item, spec.item_line(i)) for i, item in enumerate(spec)]
+        else:
+            specs = [(spec, node.value_line(name))]
+        for item, line in specs:
+            if not isinstance(item, Mapping):
+                problems.add(
+                    node.file,
+                    line,
+                    f"{here}: must be a mapping with 'paths' and optional 'methods', 'hosts', "
+                    f"'source', 'checked' (or a list of such mappings), not {type_name(item)}",
+                )
+                continue
+            af = Fields(item, here, problems, allowed=ACTIVITY_KEYS, required=("paths",))
+            activities.append(
+                Activity(
+                    name,
+                    methods_from(af, here, problems),
+                    tuple(_path_list(af, "paths", here, problems)),
+                    _activity_hosts(af, here, problems, service_hosts),
+                    af.str("source"),
+                    _checked(af),
+                )
+            )
+    return activities
+
+
+def _activity_hosts(
+    f: Fields, where: str, problems: Problems, service_hosts: list[HostPattern]
+) -> tuple[HostPattern, ...]:
+    """The hosts an activity is limited to: each must lie within the service's own hosts
+    (the activity names what the service does there; it cannot claim a host)."""
+    hosts = []
+    for text, line in f.str_items("hosts") or ():
+        try:
+            host = parse_host_pattern(text)
+        except PatternError as e:
+            problems.add(f.node.file, line, f"{where}: bad host pattern: {e}")
+            continue
+        if service_hosts and not any(covers(outer, host) for outer in service_hosts):
             problems.add(
-                node.file,
-                node.value_line(name),
-                f"{here}: must be a mapping with 'paths' and optional 'methods'",
+                f.node.file,
+                line,
+                f"{where}: host {host.text!r} is not one of the service's hosts; "
+                f"an activity's hosts must lie within the service's 'hosts'",
             )
             continue
-        af = Fields(spec, here, problems, allowed=("paths", "methods"), required=("paths",))
-        activities.append(
-            Activity(
-                name,
-                methods_from(af, here, problems),
-                tuple(_path_list(af, "paths", here, problems)),
-            )
-        )
-    return activities
+        hosts.append(host)
+    return tuple(hosts)

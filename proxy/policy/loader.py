@@ -429,6 +429,7 @@ class _PolicyReader:
                 "contact",
                 "block_with",
                 "redact",
+                "audit",
                 *COACHING_KEYS,
             ),
         )
@@ -460,7 +461,10 @@ class _PolicyReader:
             line=node.line,
             redact=self._profile_of(f, action),
         )
-        rule = replace(rule, coaching=_coaching_of(f, rule))
+        audit = f.bool("audit")
+        if f.has("audit") and rule.action != "allow":
+            f.error("audit", "'audit' is for action: allow (every other action is audited)")
+        rule = replace(rule, coaching=_coaching_of(f, rule), audit=audit)
         return rule if len(self.problems.items) == before else None
 
     def _profile_of(self, f: Fields, action: str | None) -> str | None:

@@ -150,6 +150,7 @@ class Rule:
     line: int
     redact: str | None = None  # the redaction profile, for action: redact
     coaching: Coaching | None = None  # for action: warn
+    audit: bool = False  # for action: allow, an audit line for each request or tunnel
 
 
 @dataclass(frozen=True, slots=True)

@@ -88,6 +88,23 @@ def parse_host_pattern(raw: str) -> HostPattern:
     return HostPattern(canonical, "glob", ".".join(suffix_labels), regex)
 
 
+def covers(outer: HostPattern, inner: HostPattern) -> bool:
+    """Whether every host `inner` matches is also matched by `outer` (conservatively: a
+    False may only mean that it could not be shown)."""
+    if outer.text == inner.text:
+        return True
+    if inner.kind == "exact":
+        host = inner.suffix
+        if outer.kind == "subdomains":
+            return host.endswith("." + outer.suffix)
+        return outer.kind == "glob" and re.fullmatch(outer.regex or "", host) is not None
+    # *.suffix or a label glob: every host it matches lies below its literal suffix, at
+    # least one label deep; `*.outer` covers that when the suffix is outer or below it
+    if outer.kind != "subdomains":
+        return False
+    return inner.suffix == outer.suffix or inner.suffix.endswith("." + outer.suffix)
+
+
 class HostIndex[T]:
     """Maps host patterns to payloads; `lookup` returns the payloads of every pattern that
     matches a host, most specific first (exact, then longer suffixes before shorter ones)."""

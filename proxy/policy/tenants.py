@@ -41,6 +41,11 @@ class TenantControl:
     also_strip: tuple[str, ...] = ()
     # path prefixes of logged-out use on these hosts, blocked while a tenant is set
     anonymous_paths: tuple[str, ...] = ()
+    # a second header the vendor requires beside the first, and what its one value is
+    # (Microsoft's Tenant Restrictions v1: Restrict-Access-Context, the directory setting it)
+    context_header: str | None = None
+    context_value: str = ""
+    context_what: str = ""
 
     def host_patterns(self) -> tuple[HostPattern, ...]:
         return tuple(parse_host_pattern(h) for h in self.hosts)
@@ -98,6 +103,16 @@ CONTROLS = (
         max_values=1,
     ),
     TenantControl(
+        vendor="microsoft-v1",
+        header="Restrict-Access-To-Tenants",
+        hosts=("login.microsoftonline.com", "login.microsoft.com", "login.windows.net"),
+        value=rf"{UUID}|{DOMAIN}",
+        what="a permitted tenant: a domain (contoso.onmicrosoft.com) or a tenant ID (a UUID)",
+        context_header="Restrict-Access-Context",
+        context_value=UUID,
+        context_what="the directory ID of the tenant that sets the restriction (a UUID)",
+    ),
+    TenantControl(
         vendor="github",
         header="sec-GitHub-allowed-enterprise",
         hosts=("github.com", "api.github.com", "*.githubcopilot.com"),
@@ -115,16 +130,32 @@ SOURCES = {
     "google-workspace": "Google Workspace Admin Help: Block access to consumer accounts",
     "gemini-code-assist": "Gemini Code Assist docs: Restrict access by domain",
     "microsoft": "Microsoft Entra: Tenant Restrictions v2 (corporate proxy)",
+    "microsoft-v1": "Microsoft Entra: Use tenant restrictions to manage access to SaaS apps (v1)",
     "github": "GitHub Docs: Restricting access to GitHub.com using a corporate proxy",
 }
 
 
 @dataclass(frozen=True)
 class Tenant:
-    """A configured tenant restriction: the control, and the header value it sets."""
+    """A configured tenant restriction: the control, and the header value it sets (and the
+    context header's, for a control that has one)."""
 
     control: TenantControl
     value: str
+    context: str | None = None
+
+    @property
+    def headers(self) -> tuple[tuple[str, str], ...]:
+        """The (name, value) of each header set, as the vendor spells the name."""
+        first = ((self.control.header, self.value),)
+        if self.control.context_header and self.context:
+            return (*first, (self.control.context_header, self.context))
+        return first
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every header name a client's lines are removed under before ours are set."""
+        return (*(name for name, _ in self.headers), *self.control.also_strip)
 
 
 def parse_tenants(node: object, file: str, line: int, problems: Problems) -> tuple[Tenant, ...]:
@@ -149,10 +180,40 @@ def parse_tenants(node: object, file: str, line: int, problems: Problems) -> tup
                 f"known: {', '.join(BY_VENDOR)}",
             )
             continue
+        if control.context_header:
+            tenant = _with_context(node, vendor, where, control, problems)
+            if tenant is not None:
+                tenants.append(tenant)
+            continue
         values = _values(node, vendor, where, control, problems)
         if values:
             tenants.append(Tenant(control, control.separator.join(values)))
     return tuple(tenants)
+
+
+def _with_context(
+    node: Mapping, vendor: str, where: str, control: TenantControl, problems: Problems
+) -> Tenant | None:
+    """A control of two headers: `{allow: [values], context: VALUE}`."""
+    spec = node.get(vendor)
+    if not isinstance(spec, Mapping) or set(spec) != {"allow", "context"}:
+        problems.add(
+            node.file,
+            node.value_line(vendor),
+            f"{where}: give a mapping with 'allow' ({control.what}, or a list of them) and "
+            f"'context' ({control.context_what})",
+        )
+        return None
+    values = _values(spec, "allow", f"{where}.allow", control, problems)
+    context = spec.get("context")
+    if not isinstance(context, str) or not re.fullmatch(control.context_value, context):
+        shown = repr(context) if isinstance(context, str) else type_name(context)
+        problems.add(
+            spec.file, spec.value_line("context"),
+            f"{where}.context: {shown} is not {control.context_what}",
+        )  # fmt: skip
+        return None
+    return Tenant(control, control.separator.join(values), context) if values else None
 
 
 def _values(

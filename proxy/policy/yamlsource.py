@@ -434,6 +434,15 @@ class Fields:
             return None
         return value
 
+    def bool(self, key: str, default: bool = False) -> bool:
+        value = self.node.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            self.error(key, f"{key!r} must be true or false, not {type_name(value)}")
+            return default
+        return value
+
     def mapping(self, key: str) -> Mapping | None:
         value = self.node.get(key)
         if value is None:

@@ -67,6 +67,7 @@ class PacSettings:
 class Backend(Protocol):
     """What the admin listener reports on."""
 
+    def health(self) -> tuple[bool, str]: ...
     def readiness(self) -> tuple[bool, str]: ...
     def metrics(self) -> bytes: ...
     def policy(self) -> Policy | None: ...
@@ -107,7 +108,8 @@ class AdminListener:
     # -- endpoints ---------------------------------------------------------------------------
 
     def _healthz(self, _headers: dict[str, str]) -> Reply:
-        return 200, TEXT, b"ok\n"
+        alive, why = self.backend.health()
+        return (200, TEXT, b"ok\n") if alive else (503, TEXT, f"unhealthy: {why}\n".encode())
 
     def _readyz(self, _headers: dict[str, str]) -> Reply:
         ready, why = self.backend.readiness()
@@ -253,14 +255,23 @@ class AdminServer:
 
     # -- Backend -------------------------------------------------------------------------------
 
+    def health(self) -> tuple[bool, str]:
+        """One process: alive while it answers."""
+        return True, "ok"
+
     def readiness(self) -> tuple[bool, str]:
-        """Ready to take traffic: a policy, a listener, and an audit log that is written."""
+        """Ready to take traffic: a policy, a listener, and an audit log that is written. A
+        syslog server that is not reached is said, but leaves the proxy ready: records wait
+        for it, and one SIEM outage should not take every proxy out of service."""
         policy, audit = self.gate.policy, self.recorder.audit
         if policy is None or not self.proxy_addresses():
             return False, "policy or listener missing"
         if audit is not None and audit.error is not None:
             return False, f"the audit log cannot be written: {audit.error}"
-        return True, f"policy {policy.digest[:12]}, proxy listening"
+        why = f"policy {policy.digest[:12]}, proxy listening"
+        if audit is not None and audit.syslog_error is not None:  # reported; traffic goes on
+            why += f"; audit syslog not reached: {audit.syslog_error}"
+        return True, why
 
     def metrics(self) -> bytes:
         return generate_latest(self.recorder.metrics.registry)

@@ -43,22 +43,24 @@ parent is closed having carried nothing.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import re
 from collections.abc import Callable
 
-from mitmproxy import ctx
+from mitmproxy import ctx, exceptions
 
 from proxy.decide.gate import Gate
 from proxy.decide.verdict import Decision, Mode
 from proxy.mitm import compat, framing
 from proxy.mitm.discovery import Discovery
 from proxy.mitm.recording import Recorder
-from proxy.mitm.responses import new_reference
 from proxy.mitm.upstream import format_address, parent_authorization, upstream_error_kind
+from proxy.observe.audit import new_reference
 from proxy.observe.logs import event
 from proxy.options import declare
-from proxy.policy.normalize import BadHost, normalize_host
+from proxy.policy.normalize import BadHost, normalize_host, parse_ip
+from proxy.serve import proxyproto
 
 logger = logging.getLogger("aiwarden")
 
@@ -87,9 +89,10 @@ class FastPath:
         self.parent: tuple[str, int] | None = None  # the parent proxy (upstream mode)
         self.parent_auth: str | None = None  # its Proxy-Authorization
         self.parent_timeout = PARENT_TIMEOUT  # for it to answer the CONNECT
+        self.balancers: tuple = ()  # networks whose connections carry a PROXY header
 
     def load(self, loader) -> None:
-        declare(loader, "aiwarden_fast_tunnels")
+        declare(loader, "aiwarden_fast_tunnels", "aiwarden_proxy_protocol_from")
 
     def configure(self, updated: set[str]) -> None:
         parent = compat.parent_of_modes(ctx.options.mode)
@@ -103,6 +106,21 @@ class FastPath:
         self.header_timeout = getattr(ctx.options, "aiwarden_client_header_timeout", 0)
         upstream_timeout = getattr(ctx.options, "aiwarden_upstream_timeout", 0)
         self.parent_timeout = min(PARENT_TIMEOUT, upstream_timeout or PARENT_TIMEOUT)
+        if "aiwarden_proxy_protocol_from" in updated:
+            try:
+                self.balancers = tuple(
+                    ipaddress.ip_network(text, strict=False)
+                    for text in ctx.options.aiwarden_proxy_protocol_from
+                )
+            except ValueError as e:
+                raise exceptions.OptionsError(f"--proxy-protocol-from: {e}") from None
+
+    def behind_balancer(self, peername) -> bool:
+        """Whether a connection comes from a load balancer that sends a PROXY header."""
+        if not self.balancers or not peername:
+            return False
+        ip = parse_ip(peername[0])
+        return ip is not None and any(ip in net for net in self.balancers)
 
     def running(self) -> None:
         proxyserver = ctx.master.addons.get("proxyserver")
@@ -130,6 +148,8 @@ class FastConnection(asyncio.Protocol):
         self.eofs = 0  # directions the sender has closed
         self.counting = False  # counted in aiwarden_open_connections, until handed over
         self.name = ""  # the first TLS server name, else the CONNECT host
+        self.peername: tuple | None = None  # the client: the socket's, or a PROXY header's
+        self.relayed_for: tuple | None = None  # the client a PROXY header named, if any
         self.sent = self.received = 0  # bytes relayed, counted for discovery
         self.counted: str | None = None  # the domain discovery counted this tunnel under
 
@@ -139,15 +159,29 @@ class FastConnection(asyncio.Protocol):
         self.transport = transport
         sockname = transport.get_extra_info("sockname")
         fastpath = self.fastpath
+        self.gate, self.recorder = fastpath.gate, fastpath.recorder
+        self.peername = transport.get_extra_info("peername")
+        if sockname and sockname[1] in fastpath.ports and fastpath.behind_balancer(self.peername):
+            self.state = "proxy header"  # read first, whether or not the fast path is on
+            self._arm_header_timer()
+            return
+        self._start()
+
+    def _start(self) -> None:
+        """Take the connection on, from its client's first request head."""
+        sockname = self.transport.get_extra_info("sockname")
+        fastpath = self.fastpath
         if not fastpath.enabled or fastpath.gate.policy is None or not sockname:
             return self.hand_over()  # switched off, or not listening yet
         if sockname[1] not in fastpath.ports:
             return self.hand_over()  # the admin listener
-        self.gate, self.recorder = fastpath.gate, fastpath.recorder
-        self.client = transport.get_extra_info("peername")[0]
+        self.client = self.peername[0]
+        self.state = "head"
         self.counting = True
         self.recorder.metrics.open_connections.inc()
         self._arm_header_timer()
+        if self.buffer:
+            self._read_head()
 
     def data_received(self, data: bytes) -> None:
         if self.state == "relay":
@@ -157,13 +191,37 @@ class FastConnection(asyncio.Protocol):
             return
         self.buffer += data
         try:
-            if self.state == "head":
+            if self.state == "proxy header":
+                self._read_proxy_header()
+            elif self.state == "head":
                 self._read_head()
             elif self.state == "hello":
                 self._read_hello()
         except Exception:
             logger.exception("fast path failed; handing the connection to mitmproxy")
             self._fail()
+
+    def _read_proxy_header(self) -> None:
+        """A load balancer's PROXY header: its source is the client from now on, for the
+        fast path and for mitmproxy (which is handed a transport that says so)."""
+        try:
+            header = proxyproto.read_header(self.buffer)
+        except proxyproto.NotProxyProtocol as e:
+            reference = new_reference()
+            self.recorder.bad_request("proxy_protocol", reference=reference,
+                                      client=self.peername[0], detail=str(e))  # fmt: skip
+            self._disarm_header_timer()
+            self.state = "closed"
+            self.transport.close()
+            return
+        if header is None:
+            return
+        self._disarm_header_timer()
+        self.buffer = self.buffer[header.length :]
+        if header.source is not None:
+            self.peername = header.source
+            self.relayed_for = header.source
+        self._start()
 
     def _read_head(self) -> None:
         end = self.buffer.find(b"\r\n\r\n")
@@ -256,13 +314,13 @@ class FastConnection(asyncio.Protocol):
 
     def _parent_failed(self, parent: tuple[str, int], kind: str, why: str) -> None:
         """The client's answer when the parent proxy did not open the tunnel: a 502 to its
-        CONNECT (it has had no 200), counted and logged like any upstream failure."""
+        CONNECT (it has had no 200), counted, logged and audited like any upstream failure."""
         if self.state != "checking":
             return
         reference = new_reference()
-        self.recorder.metrics.upstream_errors(kind).inc()
-        event("upstream_error", reference=reference, client=self.client, host=self.host,
-              kind=kind, status=502, parent=format_address(parent))  # fmt: skip
+        self.recorder.upstream_error(
+            kind, reference, self.client, None, self.host, tunnel=True, status=502
+        )
         body = (
             f"aiwarden could not open a tunnel to {format_address((self.host, self.port))} "
             f"through the parent proxy {format_address(parent)}: {why} "
@@ -335,6 +393,8 @@ class FastConnection(asyncio.Protocol):
         logger.debug("fast path: relaying %s:%s", self.host, self.port)
         self.recorder.decided(self.decision)
         self.recorder.connection(Mode.TUNNEL)
+        if self.decision.audit:
+            self.recorder.tunnel_audited(self.decision, self.client, None, self.host)
         self.state = "relay"
         if (discovery := self.fastpath.discovery) is not None:
             self.counted = discovery.tunnel(self.name, self.client)
@@ -397,7 +457,9 @@ class FastConnection(asyncio.Protocol):
             self.recorder.metrics.open_connections.dec()  # mitmproxy counts it from now on
         self._disarm_header_timer()
         self.state = "handed over"
-        transport = ConnectAnswered(self.transport) if answered else self.transport
+        transport = self.transport
+        if answered or self.relayed_for:
+            transport = ClientTransport(self.transport, answered, self.relayed_for)
         protocol = self.mitmproxy_factory()
         self.transport.set_protocol(protocol)
         protocol.connection_made(transport)
@@ -516,15 +578,21 @@ class Upstream(asyncio.Protocol):
             self.client._close()
 
 
-class ConnectAnswered(asyncio.Transport):
-    """The client's transport as mitmproxy sees it after a late hand-over: mitmproxy's
-    answer to the replayed CONNECT is dropped (the client has one). Should mitmproxy answer
-    anything but 2xx — the policy changed in between — the client's tunnel is closed."""
+class ClientTransport(asyncio.Transport):
+    """The client's transport as mitmproxy sees it after a hand-over.
+    - `answered` (a late hand-over): mitmproxy's answer to the replayed CONNECT is dropped
+      (the client has one). Should mitmproxy answer anything but 2xx — the policy changed
+      in between — the client's tunnel is closed.
+    - `peername`: the client a load balancer's PROXY header named, which mitmproxy then
+      takes for the client's address (its ACL, rules, logs)."""
 
-    def __init__(self, transport: asyncio.Transport) -> None:
+    def __init__(
+        self, transport: asyncio.Transport, answered: bool, peername: tuple | None = None
+    ) -> None:
         super().__init__()
         self._transport = transport
-        self._answer: bytes | None = b""
+        self._answer: bytes | None = b"" if answered else None
+        self._peername = peername
 
     def write(self, data: bytes) -> None:
         if self._answer is None:
@@ -546,6 +614,8 @@ class ConnectAnswered(asyncio.Transport):
             self.write(chunk)
 
     def get_extra_info(self, name, default=None):
+        if name == "peername" and self._peername is not None:
+            return self._peername
         return self._transport.get_extra_info(name, default)
 
     def is_closing(self) -> bool:

@@ -51,6 +51,7 @@ from proxy.mitm.compat import (
     UntestedMitmproxy,
     check_mitmproxy_version,
     skip_message_type_checks,
+    startup_failed,
 )
 from proxy.mitm.pipeline import Pipeline, build
 from proxy.observe import logs
@@ -58,6 +59,7 @@ from proxy.options import settings_from
 from proxy.policy.model import Policy
 from proxy.serve.admin import format_address, parse_address
 from proxy.serve.fastpath import FastPath
+from proxy.serve.preflight import port_taken
 from proxy.serve.workers import Supervisor, available_cpus
 
 
@@ -87,14 +89,11 @@ def run(args: argparse.Namespace, policy: Policy) -> int:
         print(f"aiwarden run: --upstream-ca {args.upstream_ca}: no such file", file=sys.stderr)
         return 2
     confdir = Path(args.confdir)
-    if args.worker is None and not ca.exists(confdir):
-        info = ca.init(confdir)
-        logs.event(
-            "ca_created",
-            dir=str(confdir),
-            subject=info.subject,
-            fingerprint=info.fingerprint_sha256,
-        )
+    if args.worker is None:  # a worker's supervisor checked all this already
+        problem = _preflight(args, listen, confdir)
+        if problem:
+            print(f"aiwarden run: {problem}", file=sys.stderr)
+            return 2
     workers = args.workers or available_cpus()
     try:
         if workers > 1:
@@ -140,6 +139,33 @@ def parse_parent(url: str) -> Parent:
     return Parent(parts.hostname.lower(), parts.port, auth)
 
 
+def _preflight(args: argparse.Namespace, listen: tuple[str, int], confdir: Path) -> str | None:
+    """Why the proxy cannot start (one line), before anything starts; creates the CA when
+    there is none."""
+    for what, address in (("--listen", listen), ("--admin", args.admin)):
+        if not address:
+            continue
+        if isinstance(address, str):
+            address = parse_address(address)
+        if why := port_taken(*address):
+            return f"{what} {format_address(*address)}: {why}"
+    try:
+        if not ca.exists(confdir):
+            info = ca.init(confdir)
+            logs.event(
+                "ca_created",
+                dir=str(confdir),
+                subject=info.subject,
+                fingerprint=info.fingerprint_sha256,
+            )
+        ca.check_usable(confdir)
+    except ca.CAError as e:
+        return f"the CA in {confdir} cannot be used: {e}"
+    except OSError as e:
+        return f"cannot create a CA in {confdir}: {e.strerror or e}"
+    return None
+
+
 class WorkerLink:
     """A worker's tie to its supervisor: "ready" once the proxy listens; shut down when the
     supervisor's end closes, so no worker outlives it."""
@@ -149,6 +175,8 @@ class WorkerLink:
         self.socket.setblocking(False)
 
     def running(self) -> None:
+        if startup_failed(ctx.master):
+            return  # it will exit: the supervisor reports it as failing to start
         self.socket.send(b"ready\n")
         asyncio.get_running_loop().add_reader(self.socket.fileno(), self._supervisor_gone)
 

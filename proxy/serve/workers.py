@@ -31,8 +31,9 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest, multiprocess
 
 from proxy.coach.store import CoachingStore, store_path
-from proxy.observe.audit import AuditLog, coaching_fields
+from proxy.observe.audit import AuditLog, AuditTrail, coaching_fields
 from proxy.observe.logs import event
+from proxy.observe.syslog import SyslogSender
 from proxy.options import PARENT_ENV, worker_argv
 from proxy.policy.model import Policy
 from proxy.policy.reload import PolicyReloader
@@ -42,6 +43,7 @@ START_TIMEOUT = 120.0  # a worker that is not listening by then is taken for fai
 STOP_TIMEOUT = 10.0  # then SIGKILL
 RESTART_DELAYS = (0.5, 1, 2, 5, 10, 30)  # seconds, while a worker keeps dying young
 STABLE_AFTER = 30.0  # a worker that lived this long starts the delays over
+UNHEALTHY_AFTER = 3  # young deaths in a row after which /healthz fails (it restarts anyway)
 
 
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
@@ -94,7 +96,14 @@ class Worker:
         self.index = index
         self.process: asyncio.subprocess.Process | None = None
         self.serving = False
+        self.started = 0.0  # time.monotonic() when the process in the slot started
+        self.young_deaths = 0  # exits in a row, each before STABLE_AFTER
         self.first_ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def keeps_dying(self) -> bool:
+        """Died young UNHEALTHY_AFTER times in a row, and the one now has not lasted."""
+        lasting = self.serving and time.monotonic() - self.started > STABLE_AFTER
+        return self.young_deaths >= UNHEALTHY_AFTER and not lasting
 
 
 class Supervisor:
@@ -131,6 +140,18 @@ class Supervisor:
 
     # -- Backend (what the admin listener reports) -----------------------------------------
 
+    def health(self) -> tuple[bool, str]:
+        """Alive unless a worker keeps dying young: then an orchestrator should act (the
+        supervisor restarts it anyway, with growing delays)."""
+        for w in self.workers:
+            if w.keeps_dying():
+                return (
+                    False,
+                    f"worker {w.index} died {w.young_deaths} times in a row, each "
+                    f"within {STABLE_AFTER:.0f} s of starting; its log lines say why",
+                )
+        return True, "ok"
+
     def readiness(self) -> tuple[bool, str]:
         serving = sum(w.serving for w in self.workers)
         if serving == 0:
@@ -138,13 +159,16 @@ class Supervisor:
         if self._audit_failing():
             return False, "the audit log cannot be written (see the workers' log lines)"
         digest = self._policy.digest[:12]
-        return True, f"{serving} of {self.count} workers serving, policy {digest}"
+        why = f"{serving} of {self.count} workers serving, policy {digest}"
+        if self._audit_failing("aiwarden_audit_syslog_ok"):  # said; traffic goes on
+            why += "; audit syslog not reached (see the workers' log lines)"
+        return True, why
 
-    def _audit_failing(self) -> bool:
+    def _audit_failing(self, gauge: str = "aiwarden_audit_log_ok") -> bool:
         return any(
             sample.value == 0
             for family in self.workers_metrics.collect()
-            if family.name == "aiwarden_audit_log_ok"
+            if family.name == gauge
             for sample in family.samples
         )
 
@@ -170,7 +194,7 @@ class Supervisor:
             revoked = store.revoke(user=user, client=client, target=service)
         finally:
             store.close()
-        audit = AuditLog(self.args.audit_log) if self.args.audit_log and revoked else None
+        audit = audit_trail(self.args) if revoked else None
         for g in revoked:
             fields = coaching_fields("revoked", g.client, g.user, g.target, g.rule, until=g.expires)
             event("coaching_revoked", **fields)
@@ -247,19 +271,18 @@ class Supervisor:
 
     async def _keep(self, worker: Worker) -> None:
         """Run the slot's worker until the supervisor stops, starting it again if it exits."""
-        failures = 0
         while not self.stopping.is_set():
-            started = time.monotonic()
+            worker.started = time.monotonic()
             code = await self._run_once(worker)
             if self.stopping.is_set():
                 return
             if not worker.first_ready.done():
                 worker.first_ready.set_exception(WorkerFailed(worker.index, code))
                 return
-            if time.monotonic() - started > STABLE_AFTER:
-                failures = 0
-            delay = RESTART_DELAYS[min(failures, len(RESTART_DELAYS) - 1)]
-            failures += 1
+            if time.monotonic() - worker.started > STABLE_AFTER:
+                worker.young_deaths = 0
+            delay = RESTART_DELAYS[min(worker.young_deaths, len(RESTART_DELAYS) - 1)]
+            worker.young_deaths += 1
             event("worker_exited", worker=worker.index, code=code, restart_in=delay)
             self.restarts.inc()
             with contextlib.suppress(TimeoutError):
@@ -360,6 +383,22 @@ def worker_command(
     if admin:
         command += ["--protect", format_address(*admin)]
     return command
+
+
+def audit_trail(args: argparse.Namespace) -> AuditTrail | None:
+    """The supervisor's own way to the audit log and syslog, for the revocations it makes."""
+    file = AuditLog(args.audit_log) if args.audit_log else None
+    syslog = None
+    if args.audit_syslog:
+        try:
+            syslog = SyslogSender(
+                args.audit_syslog,
+                args.audit_syslog_ca or None,
+                args.audit_syslog_facility or "local0",
+            )
+        except (ValueError, OSError) as e:  # the workers refused to start with it already
+            event("audit_syslog_error", error=str(e))
+    return AuditTrail(file, syslog) if file or syslog else None
 
 
 def pac_settings(args: argparse.Namespace) -> PacSettings:

@@ -25,7 +25,7 @@ from proxy import ca
 WORKSPACE = "437adf77-4085-4b22-b7b1-de7b6f5ec6c0"
 ORG = "11111111-2222-4333-8444-555555555555"
 OPENAI_ORG = "org-Tkxfm8owx4zIPaJGNDVrPs6m"
-NAMES = ("chatgpt.com", "api.anthropic.com", "api.openai.com")
+NAMES = ("chatgpt.com", "api.anthropic.com", "api.openai.com", "login.microsoftonline.com")
 POLICY = f"""
 network:
   clients: [127.0.0.0/8]
@@ -35,6 +35,9 @@ tenants:
   chatgpt: [{WORKSPACE}]
   anthropic: [{ORG}]
   openai-api: [{OPENAI_ORG}]
+  microsoft-v1:
+    allow: [contoso.com, {ORG}]
+    context: {WORKSPACE}
 rules: []
 """
 
@@ -112,6 +115,16 @@ def test_logged_out_chatgpt_is_blocked_and_never_reaches_the_vendor(proxy, upstr
     assert re.search(r"^HTTP/[\d.]+ 403", r.stdout, re.M), r.stdout  # after CONNECT's 200
     assert "x-aiwarden-rule: tenants.chatgpt" in r.stdout.lower()
     assert len(upstream.requests) == before
+
+
+def test_microsoft_sign_in_gets_both_v1_headers_once(proxy, upstream, pki):
+    url = f"https://login.microsoftonline.com:{upstream.port}/common/oauth2/v2.0/authorize"
+    r = curl("-sS", "--proxy", proxy.url, "--cacert", str(pki["cafile"]), "-o", "/dev/null",
+             "-w", "%{http_code}", "-H", "Restrict-Access-To-Tenants: personal.example",
+             url)  # fmt: skip
+    assert r.stdout == "200", r.stderr
+    assert received(upstream, "Restrict-Access-To-Tenants") == [f"contoso.com,{ORG}"]
+    assert received(upstream, "Restrict-Access-Context") == [WORKSPACE]
 
 
 @pytest.fixture

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import datetime
+import multiprocessing
+import os
+import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -160,3 +165,33 @@ def test_a_ca_directory_is_complete_so_it_can_be_mounted_read_only(tmp_path):
         assert after == before, "starting the proxy must not write into the CA directory"
     finally:
         assert proxy.stop() == 0
+
+
+def _check_as(uid: int, directory, answers) -> None:
+    os.setgid(uid)
+    os.setuid(uid)
+    try:
+        ca.check_usable(directory)
+        answers.put("usable")
+    except ca.CAError as e:
+        answers.put(str(e))
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root to become another user")
+def test_a_key_the_service_user_cannot_read_is_explained():
+    base = Path(tempfile.mkdtemp(prefix="aiwarden-ca-"))  # pytest's own tmp is root's, 0700
+    base.chmod(0o755)
+    directory = base / "ca"
+    ca.init(directory)
+    directory.chmod(0o755)  # the directory is open; the key is root's, 0600
+    answers = multiprocessing.get_context("fork").Queue()
+    child = multiprocessing.get_context("fork").Process(
+        target=_check_as, args=(10001, directory, answers)
+    )
+    child.start()
+    child.join(30)
+    why = answers.get(timeout=5)
+    assert why.startswith(f"cannot read {directory / ca.MITMPROXY_BUNDLE}: Permission denied")
+    assert "the proxy runs as uid 10001 gid 10001; it is owned by uid 0 gid 0, mode 0600" in why
+    ca.check_usable(directory)  # root can: the control
+    shutil.rmtree(base)

@@ -62,6 +62,7 @@ def test_decision_explains_itself(shipped_engine):
         "profile": None,
         "style": None,
         "coaching": None,
+        "audit": False,
     }
     assert "block-ai" in d.reason and "chatgpt" in d.reason and "prompt" in d.reason
 
@@ -85,6 +86,48 @@ rules:
     assert (upload.action, upload.activity) == ("block", "upload")
     assert (prompt.action, prompt.activity) == ("monitor", "prompt")
     assert (page.action, page.activity) == ("monitor", None)
+
+
+def test_an_activity_limited_to_some_hosts_applies_only_there(engine_for):
+    engine = engine_for(
+        """
+version: 1
+services:
+  - id: notes-ai
+    name: Notes AI
+    vendor: Corp
+    category: chat
+    hosts: [notes.example, "*.notes-files.example"]
+    source: test
+    activities:
+      upload:
+        - {methods: [POST], paths: [/api/files]}
+        - {methods: [PUT], hosts: ["blob*.notes-files.example"], paths: ["/**"]}
+      prompt: {methods: [POST, PUT], paths: [/api/chat, "/**"], hosts: [notes.example]}
+rules:
+  - id: no-uploads
+    match: {activities: [upload]}
+    action: block
+"""
+    )
+
+    def activity(method: str, host: str, path: str) -> str | None:
+        return engine.decide_request(method, host, path).activity
+
+    assert activity("PUT", "blob7.notes-files.example", "/c/f-1/raw") == "upload"
+    assert activity("PUT", "BLOB7.Notes-Files.Example.", "/c/f-1/raw") == "upload"  # canonical
+    assert activity("PUT", "cdn.notes-files.example", "/c/f-1/raw") is None  # not the upload host
+    assert activity("GET", "blob7.notes-files.example", "/c/f-1/raw") is None
+    assert activity("POST", "notes.example", "/api/files") == "upload"
+    assert activity("PUT", "notes.example", "/c/f-1/raw") == "prompt"  # the same path elsewhere
+    assert engine.decide_request("PUT", "blob7.notes-files.example", "/x").action == "block"
+    assert engine.classify("PUT", "blob7.notes-files.example", "/x")[1] == "upload"
+    for _ in range(2):  # the per-host choice, remembered, answers the same
+        assert activity("PUT", "blob8.notes-files.example", "/x") == "upload"
+    for i in range(100):  # any method name a client sends: none is an activity, none sticks
+        assert activity(f"X{i}", "blob8.notes-files.example", "/x") is None
+    assert activity("PUT", "blob8.notes-files.example", "/x") == "upload"
+    assert activity("POST", "notes.example", "/API/Files") == "upload"  # case of the path
 
 
 def test_methods_and_paths_in_rules(engine_for):

@@ -79,3 +79,18 @@ def test_a_warned_request_gets_a_link_and_no_decision_lets_it_pass(hooks):
     assert flow.response.status_code == 403
     assert "/.aiwarden/ack/" in flow.response.headers["x-aiwarden-acknowledge"]
     assert decision_of(flow).action == "warn"
+
+
+def test_a_link_nobody_followed_is_recorded_as_timed_out_once(hooks):
+    coaching = hooks.pipeline.coaching
+    flow = request("POST", "/backend-api/conversation", b"{}")
+    flow.request.headers["accept"] = "application/json"
+    asyncio.run(hooks.requestheaders(flow))
+    store = coaching.store()
+    store._writer.execute("UPDATE tickets SET expires = 0")  # ten minutes later
+    timed_out = hooks.metrics.coaching.metric.labels("timed_out", "chatgpt")
+    asyncio.run(coaching.sweep())
+    asyncio.run(coaching.sweep())
+    assert timed_out._value.get() == 1
+    warned = hooks.metrics.coaching.metric.labels("warned", "chatgpt")
+    assert warned._value.get() == 1

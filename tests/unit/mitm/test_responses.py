@@ -19,10 +19,10 @@ from proxy.mitm.responses import (
     Block,
     block_response,
     client_kind,
-    new_reference,
     refuse_response,
     upstream_error_response,
 )
+from proxy.observe.audit import new_reference
 
 SECRET = "sk-test-0123456789abcdefSECRET"  # the client's credential: never in an answer
 MESSAGE = "External AI services are not approved."

@@ -16,6 +16,9 @@ defaults: {{action: allow}}
 tenants:
   chatgpt: [{WS}]
   anthropic: [{ORG}]
+  microsoft-v1:
+    allow: [contoso.com, {ORG}]
+    context: {WS}
 rules:
   - id: no-gemini
     match: {{services: [gemini]}}
@@ -93,3 +96,16 @@ def test_a_request_fronted_behind_another_host_still_gets_the_vendors_header(tmp
     h.requestheaders(f)
     assert f.response is None
     assert f.request.headers.get_all("chatgpt-allowed-workspace-id") == [WS]
+
+
+def test_microsofts_v1_sets_both_headers_replacing_the_clients(tmp_path):
+    h = hooks(tmp_path)
+    f = request(
+        "login.microsoftonline.com",
+        "/common/oauth2/v2.0/authorize",
+        Restrict_Access_To_Tenants="personal.example",
+        restrict_access_context="x",
+    )
+    h.requestheaders(f)
+    assert f.request.headers.get_all("Restrict-Access-To-Tenants") == [f"contoso.com,{ORG}"]
+    assert f.request.headers.get_all("Restrict-Access-Context") == [WS]

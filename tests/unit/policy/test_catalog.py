@@ -130,8 +130,8 @@ def test_every_host_pattern_leads_to_its_own_service(shipped_policy, shipped_eng
 
 def test_every_activity_path_is_reachable(shipped_policy, shipped_engine):
     for service in shipped_policy.services:
-        host = _example_host(str(service.hosts[0]))
         for activity in service.activities:
+            host = _example_host(str((activity.hosts or service.hosts)[0]))
             method = sorted(activity.methods)[0] if activity.methods else "GET"
             for pattern in activity.paths:
                 path = _example_path(pattern)

@@ -3,7 +3,13 @@
 import pytest
 
 from proxy.policy.normalize import normalize_path
-from proxy.policy.patterns import HostIndex, PatternError, compile_path_patterns, parse_host_pattern
+from proxy.policy.patterns import (
+    HostIndex,
+    PatternError,
+    compile_path_patterns,
+    covers,
+    parse_host_pattern,
+)
 
 
 @pytest.mark.parametrize(
@@ -125,3 +131,24 @@ def test_bad_path_patterns(raw, why):
     with pytest.raises(PatternError) as e:
         compile_path_patterns([raw])
     assert why in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "outer, inner, covered",
+    [
+        ("*.oaiusercontent.com", "files.oaiusercontent.com", True),
+        ("*.oaiusercontent.com", "*.oaiusercontent.com", True),
+        ("*.oaiusercontent.com", "*.eu.oaiusercontent.com", True),
+        ("*.oaiusercontent.com", "sdmntpr*.oaiusercontent.com", True),
+        ("*.oaiusercontent.com", "oaiusercontent.com", False),  # not below itself
+        ("oaiusercontent.com", "*.oaiusercontent.com", False),
+        ("files.oaiusercontent.com", "*.oaiusercontent.com", False),
+        ("sdmntpr*.oaiusercontent.com", "sdmntprwestus.oaiusercontent.com", True),
+        ("sdmntpr*.oaiusercontent.com", "files.oaiusercontent.com", False),
+        ("sdmntpr*.oaiusercontent.com", "*.oaiusercontent.com", False),
+        ("content-push.googleapis.com", "content-push.googleapis.com", True),
+        ("*.googleapis.com", "x.notgoogleapis.com", False),
+    ],
+)
+def test_a_host_pattern_covers_another(outer, inner, covered):
+    assert covers(parse_host_pattern(outer), parse_host_pattern(inner)) is covered

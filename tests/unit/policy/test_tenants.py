@@ -59,12 +59,34 @@ def test_values_are_read_and_joined_as_each_vendor_documents(write_policy):
         (f"tenants:\n  microsoft: [\"{WS}:{WS2}\", \"{WS2}:{WS}\"]\n", ":6: tenants.microsoft: 2 values; sec-Restrict-Tenant-Access-Policy takes at most 1"),  # noqa: E501
         ("tenants:\n  github: {}\n", ":6: tenants.github: give a GitHub enterprise ID or slug, or a list of them"),  # noqa: E501
         ("tenants: [chatgpt]\n", ":5: tenants: must be a mapping of vendor to IDs, not a list"),
+        ("tenants:\n  microsoft-v1: [contoso.com]\n", ":6: tenants.microsoft-v1: give a mapping with 'allow'"),  # noqa: E501
+        ("tenants:\n  microsoft-v1:\n    allow: [contoso.com]\n    context: nope\n", ":8: tenants.microsoft-v1.context: 'nope' is not the directory ID"),  # noqa: E501
+        (f"tenants:\n  microsoft-v1:\n    allow: [contoso, {WS}]\n    context: {WS}\n", ":7: tenants.microsoft-v1.allow: 'contoso' is not a permitted tenant"),  # noqa: E501
     ],
 )  # fmt: skip
 def test_a_bad_value_is_a_file_line_error_before_it_can_break_the_service(
     write_policy, tenants, message
 ):
     assert message in errors(write_policy, tenants)
+
+
+def test_tenant_restrictions_v1_set_both_of_microsofts_headers(write_policy):
+    policy = policy_with(
+        write_policy,
+        f"""tenants:
+  microsoft-v1:
+    allow: [contoso.com, fabrikam.onmicrosoft.com, {WS2}]
+    context: {WS}
+""",
+    )
+    (tenant,) = policy.tenants
+    assert tenant.headers == (
+        ("Restrict-Access-To-Tenants", f"contoso.com,fabrikam.onmicrosoft.com,{WS2}"),
+        ("Restrict-Access-Context", WS),
+    )
+    engine = Engine(policy)
+    assert engine.tenants_of("login.microsoftonline.com") == (tenant,)
+    assert engine.tenants_of("login.live.com") == ()  # v1 is Entra's sign-in hosts only
 
 
 def test_a_tenant_host_is_intercepted_never_tunnelled(write_policy):

@@ -21,6 +21,16 @@ def rule_matching(field: str) -> str:
 
 # (policy text without the catalog line, line of the error, fragment of the message)
 CASES = [
+    (
+        rule_matching("categories: [chat]") + "    audit: true\n",
+        8,
+        "'audit' is for action: allow (every other action is audited)",
+    ),
+    (
+        rule_matching("categories: [chat]").replace("block", "allow") + "    audit: sometimes\n",
+        8,
+        "'audit' must be true or false, not a string",
+    ),
     ("version: 1\nrules: [\n", 4, "YAML syntax error"),  # found at the end of the file
     ("version: 1\nversion: 1\nrules: []\n", 3, "duplicate key 'version' (first at line 2)"),
     ("version: 1\nrule: []\n", 3, "unknown key 'rule' (did you mean 'rules'?)"),
@@ -201,6 +211,37 @@ rules: []
             "unknown key 'method' (did you mean 'methods'?)",
         ),
         ("    activities:\n      upload: {methods: [POST]}", 11, "missing required key 'paths'"),
+        (
+            "    activities:\n      upload:\n        paths: [/x]\n"
+            "        hosts: [ai.corp.example, files.other.example]",
+            13,
+            "activity 'upload': host 'files.other.example' is not one of the service's hosts",
+        ),
+        (
+            "    activities:\n      upload: {paths: [/x], hosts: ['*.corp.example']}",
+            11,
+            "activity 'upload': host '*.corp.example' is not one of the service's hosts",
+        ),
+        (
+            "    activities:\n      upload: {paths: [/x], hosts: ['a/b']}",
+            11,
+            "activity 'upload': bad host pattern",
+        ),
+        (
+            "    activities:\n      upload:\n        - {paths: [/x]}\n        - [/y]",
+            13,
+            "activity 'upload': must be a mapping",
+        ),
+        (
+            "    activities:\n      upload:\n        paths: [/x]\n        checked: 2026-13-01",
+            13,
+            "activity 'upload': 'checked' must be a date, YYYY-MM-DD",
+        ),
+        (
+            "    activities:\n      anonymous: {paths: [/x], source: [a]}",
+            11,
+            "activity 'anonymous'",
+        ),
         (
             "  - id: chatgpt\n    name: x\n    vendor: x\n    category: chat\n"
             "    hosts: [x.example]\n    source: x",
