@@ -132,6 +132,9 @@ class Upstream:
             return
         message = str(data.server.error or "")
         host = str(data.server.address[0]) if data.server.address else ""
+        parent = compat.parent_proxy(data.client)
+        if parent is not None and data.server.address == parent[1]:
+            host = facts.tunnel_host or host  # the destination, not the parent it went through
         self.recorder.upstream_error(
             upstream_error_kind(message), new_reference(), data.client.peername[0],
             facts.user, host, tunnel=True,

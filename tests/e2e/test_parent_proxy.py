@@ -305,6 +305,20 @@ def test_a_tunnel_the_parent_refuses_gets_a_clear_502(env, proxy):
     env.squid.wait_for_line(f"CONNECT {REFUSED_BY_PARENT}:{env.tls.port} 403")
 
 
+def test_a_tunnel_mitmproxy_relays_to_a_parent_that_is_down_is_closed_and_recorded(env):
+    """mitmproxy answers the CONNECT before asking the parent (its upstream mode): the client
+    sees its tunnel close, and the log line names the destination, not the parent."""
+    proxy = env.proxy(f"http://127.0.0.1:{free_port()}", "--no-fast-tunnels")
+    sock, status, _ = connect_tunnel(proxy.address, f"{TUNNEL}:{env.tls.port}")
+    assert status == 200
+    with sock:
+        sock.settimeout(10)
+        sock.sendall(client_hello(TUNNEL))
+        assert sock.recv(1024) == b""
+    line = proxy.wait_for(lambda r: r.get("event") == "upstream_error")
+    assert (line["host"], line["kind"], line["tunnel"]) == (TUNNEL, "refused", True), line
+
+
 def test_an_intercepted_request_the_parent_refuses_gets_a_502_in_its_format(env, proxy):
     """mitmproxy's CONNECT to the parent, for a request it intercepted, refused by Squid:
     the client already talks TLS with aiwarden, so the 502 comes in the API's format."""
