@@ -25,6 +25,7 @@ from typing import Any, Literal, Protocol
 Action = Literal["store", "store_true", "store_false", "append"]
 
 PAC_GROUP = "the PAC file served at /proxy.pac and /wpad.dat"
+PARENT_ENV = "AIWARDEN_PARENT"  # no "PROXY" in it: tools strip those as proxy settings
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -143,6 +144,15 @@ OPTIONS: tuple[Option, ...] = (
         doc="PEM bundle to verify upstream servers when intercepting (corporate TLS "
         "inspection upstream); it must also hold the public roots",
         doc_default="the public roots",
+    ),
+    Option(
+        flag="--upstream-proxy", metavar="URL", env=PARENT_ENV,
+        flag_help="send every connection through this parent proxy, http://[USER:PASS@]HOST:PORT "
+        "(default: $AIWARDEN_PARENT, which keeps credentials off the command line)",
+        doc="a parent proxy every upstream connection goes through, "
+        "`http://[USER:PASS@]HOST:PORT` (see [Behind a parent proxy](#behind-a-parent-proxy)); "
+        "under mitmdump: `--mode upstream:http://HOST:PORT` and `--set upstream_auth=USER:PASS`",
+        doc_default="`$AIWARDEN_PARENT`, else none",
     ),
     Option(
         option="proxyauth", empty_is_unset=True,

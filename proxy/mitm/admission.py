@@ -93,6 +93,7 @@ class Admission:
                 facts.tls_names = sni
                 tunnel = self.gate.tunnel(connect + sni, client.peername[0], facts.user)
             data.ignore_connection = facts.tunnelled = tunnel is not None
+            facts.tunnel_host = connect[0] if connect else (sni[0] if sni else "")
             if tunnel is not None and tunnel.audit:
                 host = connect[0] if connect else (sni[0] if sni else "")
                 self.recorder.tunnel_audited(tunnel, client.peername[0], facts.user, host)
@@ -116,7 +117,9 @@ class Admission:
             logger.exception("raw-relay decision failed; refusing the connection")
             verdict = "the proxy could not decide these bytes"
         if verdict == "relay":
-            self.clients.of(context.client).tunnelled = True
+            facts = self.clients.of(context.client)
+            facts.tunnelled = True
+            facts.tunnel_host = str(context.server.address[0]) if context.server.address else ""
             return
         if verdict == "tls":
             compat.read_as_tls(nextlayer)

@@ -26,6 +26,8 @@ class ClientFacts:
     # the TLS server names the client's ClientHello claimed, or why they cannot be read
     tls_names: list[str] | BadHost = field(default_factory=list)
     tunnelled: bool = False  # relayed undecrypted: no flow will report its server's failure
+    tunnel_host: str = ""  # the host it is relayed to (behind a parent, mitmproxy's server
+    # connection is to the parent, so its failure names the parent's address instead)
 
 
 class Clients:
