@@ -31,6 +31,8 @@ $(STAMP): pyproject.toml
 	 fi
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test,dev]'
+	@$(PY) -m pip install -q -e '.[kerberos]' || echo "make: WARNING: gssapi did not build \
+	  (it needs libkrb5-dev and a C compiler); Kerberos single sign-on and its tests are off"
 	@touch $(STAMP)
 
 run: install

@@ -1,0 +1,472 @@
+"""Kerberos single sign-on (`Proxy-Authenticate: Negotiate`) against a real MIT KDC on
+loopback (kdcharness.py), driven by real clients: curl --proxy-negotiate and headless
+Chromium get through with the ticket in their credential cache, no password asked; the
+principal is the user the rules and the audit log see; no ticket, a ticket for another
+service principal, a replayed token and a skewed clock get a 407 with `Negotiate`, counted by
+reason; Proxy-Authorization never reaches the upstream server.
+
+The proxy's service principal is HTTP/localhost: curl and Chromium build the name they ask a
+ticket for from the proxy's host name, and the clients here reach the proxy as `localhost`.
+HTTP/127.0.0.1 exists in the realm but not in the proxy's keytab: a client that reaches the
+proxy as 127.0.0.1 holds a real ticket for the wrong principal.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+from conftest import SHIPPED_CATALOG, local_ai_policy
+from kdcharness import MISSING, REALM, WHY_MISSING, Realm
+from proxyharness import (
+    CHROMIUM,
+    Browser,
+    Proxy,
+    Upstream,
+    make_upstream_pki,
+    metrics,
+    mitmdump_proxy,
+    spki_pin,
+    value,
+    write_policy,
+)
+
+from proxy import ca
+
+try:
+    import gssapi
+except ImportError as e:  # built from source against libkrb5-dev (make install)
+    gssapi = None
+    WHY_NO_GSSAPI = (
+        f"the gssapi package is not installed ({e}): it builds against libkrb5-dev, which "
+        ".ci/run installs"
+    )
+CURL = shutil.which("curl")
+FAKETIME = shutil.which("faketime")
+
+pytestmark = [
+    pytest.mark.skipif(bool(MISSING), reason=WHY_MISSING),
+    pytest.mark.skipif(gssapi is None, reason=globals().get("WHY_NO_GSSAPI", "")),
+    pytest.mark.skipif(CURL is None, reason="curl is not installed (.ci/run installs it)"),
+]
+
+POLICY = local_ai_policy(
+    sections="""
+    groups:
+      research: {users: [alice]}
+    """,
+    rules="""
+    - id: research-may
+      match: {groups: [research], services: [local-ai]}
+      action: monitor
+    - id: block-ai
+      match: {categories: [chat]}
+      action: block
+    """,
+)
+
+
+@pytest.fixture(scope="module")
+def realm(tmp_path_factory):
+    """The realm: alice and bob, and the proxy's HTTP/localhost in its keytab. KRB5_CONFIG
+    (and a replay cache folder of the test's own) for every process started here."""
+    work = tmp_path_factory.mktemp("kdc")
+    realm = Realm(work / "realm")
+    saved = {k: os.environ.get(k) for k in ("KRB5_CONFIG", "KRB5RCACHEDIR", "KRB5CCNAME")}
+    os.environ["KRB5_CONFIG"] = str(realm.krb5_conf)
+    (work / "rcache").mkdir()
+    os.environ["KRB5RCACHEDIR"] = str(work / "rcache")
+    os.environ["KRB5CCNAME"] = f"FILE:{work}/nobody.ccache"  # no ticket unless a test says
+    try:
+        realm.add_user("alice", "alice-password")
+        realm.add_user("bob", "bob-password")
+        realm.keytab = work / "proxy.keytab"
+        realm.add_service("HTTP/localhost", realm.keytab)
+        realm.add_service("HTTP/127.0.0.1")  # a real service, not the proxy's
+        yield realm
+    finally:
+        realm.stop()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    work = tmp_path_factory.mktemp("kerberos-pki")
+    ca.init(work / "ca")
+    upstream_ca, cert, key = make_upstream_pki(work)
+    return {"confdir": work / "ca", "cafile": work / "ca" / "ca.pem", "upstream_ca": upstream_ca,
+            "cert": cert, "key": key}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def upstreams(pki):
+    plain, tls = Upstream(), Upstream(tls=(pki["cert"], pki["key"]))
+    yield plain, tls
+    plain.close()
+    tls.close()
+
+
+@pytest.fixture(scope="module")
+def proxy(realm, pki, tmp_path_factory):
+    work = tmp_path_factory.mktemp("kerberos-proxy")
+    policy = write_policy(work / "policy", POLICY, SHIPPED_CATALOG)
+    audit = work / "audit.jsonl"
+    p = Proxy(policy, pki["confdir"], "--kerberos-keytab", str(realm.keytab),
+              "--upstream-ca", str(pki["upstream_ca"]), "--audit-log", str(audit))  # fmt: skip
+    p.audit = audit
+    yield p
+    assert p.stop() == 0
+
+
+@pytest.fixture(scope="module")
+def alice(realm):
+    return realm.kinit("alice", "alice-password")
+
+
+@pytest.fixture(scope="module")
+def bob(realm):
+    return realm.kinit("bob", "bob-password")
+
+
+def localhost(proxy: Proxy) -> str:
+    """The proxy's URL by the name its service principal has."""
+    return f"http://localhost:{proxy.address.rsplit(':', 1)[1]}"
+
+
+def negotiate_curl(cache: dict[str, str] | None, *args: str) -> subprocess.CompletedProcess:
+    """curl with SPNEGO proxy authentication from the credential cache `cache` names (none:
+    an empty cache); prints the status of the request and of any CONNECT."""
+    env = {k: v for k, v in os.environ.items() if "PROXY" not in k.upper()}
+    env.update(cache or {})
+    r = subprocess.run(
+        [CURL, "-sS", "--max-time", "30", "--proxy-negotiate", "-U", ":",
+         "-w", "\n%{http_code} %{http_connect}", *args],
+        capture_output=True, text=True, env=env, timeout=45,
+    )  # fmt: skip
+    return r
+
+
+def statuses(r: subprocess.CompletedProcess) -> tuple[str, str]:
+    code, connect = r.stdout.rsplit("\n", 1)[1].split()
+    return code, connect
+
+
+def audit_lines(proxy: Proxy) -> list[dict]:
+    if not proxy.audit.exists():
+        return []
+    return [json.loads(line) for line in proxy.audit.read_text().splitlines() if line]
+
+
+def wait_for_audit(proxy: Proxy, predicate) -> dict:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for line in audit_lines(proxy):
+            if predicate(line):
+                return line
+        time.sleep(0.05)
+    raise AssertionError(f"no such audit line in {audit_lines(proxy)}")
+
+
+def failures(proxy: Proxy, reason: str) -> float:
+    return value(metrics(proxy), "aiwarden_kerberos_failures_total", reason=reason)
+
+
+def spnego_token(cache: dict[str, str], service: str) -> str:
+    """A real SPNEGO token (a Kerberos AP-REQ) from `cache` for HTTP@`service`, base64."""
+    assert gssapi is not None
+    creds = gssapi.Credentials(usage="initiate", store={"ccache": cache["KRB5CCNAME"]})
+    name = gssapi.Name(f"HTTP@{service}", gssapi.NameType.hostbased_service)
+    spnego = gssapi.Mechanism.from_sasl_name("SPNEGO")
+    context = gssapi.SecurityContext(name=name, creds=creds, usage="initiate", mech=spnego)
+    return base64.b64encode(context.step()).decode()
+
+
+def raw_request(proxy: Proxy, upstream: Upstream, authorization: str | None) -> bytes:
+    """A plain GET for the upstream on a new connection, with this Proxy-Authorization."""
+    host = f"localhost:{upstream.port}"
+    header = f"Proxy-Authorization: {authorization}\r\n" if authorization else ""
+    address, port = proxy.address.rsplit(":", 1)
+    with socket.create_connection((address, int(port)), timeout=15) as sock:
+        sock.sendall(f"GET http://{host}/raw HTTP/1.1\r\nHost: {host}\r\n{header}"
+                     "Connection: close\r\n\r\n".encode())  # fmt: skip
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    return reply
+
+
+def challenges(reply: bytes) -> list[str]:
+    head = reply.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")[1:]
+    return [v.strip() for k, _, v in (h.partition(":") for h in head)
+            if k.lower() == "proxy-authenticate"]  # fmt: skip
+
+
+def no_proxy_authorization_reached(upstream: Upstream) -> None:
+    for headers in upstream.header_lists:
+        assert not any(k.lower() == "proxy-authorization" for k, _ in headers), headers
+
+
+# -- curl ------------------------------------------------------------------------------------
+
+
+def test_curl_with_alices_ticket_gets_through_plain_http_as_alice(proxy, upstreams, alice):
+    plain, _ = upstreams
+    before = len(plain.requests)
+    r = negotiate_curl(alice, "--proxy", localhost(proxy), f"http://localhost:{plain.port}/alice")
+    assert statuses(r)[0] == "200", (r.stdout, r.stderr)
+    assert "hello from upstream" in r.stdout
+    assert len(plain.requests) == before + 1
+    line = wait_for_audit(proxy, lambda a: "/alice" in a.get("url", a.get("path", "")))
+    assert (line["user"], line["rule"], line["action"]) == ("alice", "research-may", "monitor")
+    no_proxy_authorization_reached(plain)
+
+
+def test_curl_with_bobs_ticket_falls_to_the_block_rule(proxy, upstreams, bob):
+    plain, _ = upstreams
+    before = len(plain.requests)
+    r = negotiate_curl(bob, "--proxy", localhost(proxy), f"http://localhost:{plain.port}/bob")
+    assert statuses(r)[0] == "403", (r.stdout, r.stderr)
+    assert "block-ai" in r.stdout
+    assert len(plain.requests) == before
+    line = wait_for_audit(proxy, lambda a: a.get("user") == "bob")
+    assert (line["rule"], line["action"]) == ("block-ai", "block")
+
+
+def test_curl_authenticates_the_connect_and_the_tunnel_is_alices(proxy, pki, upstreams, alice):
+    """HTTPS through CONNECT: the CONNECT carries the token; the request inside the
+    (intercepted) tunnel carries none and is alice's."""
+    _, tls = upstreams
+    before = len(tls.requests)
+    r = negotiate_curl(alice, "--proxy", localhost(proxy), "--cacert", str(pki["cafile"]),
+                       f"https://localhost:{tls.port}/tunnel-alice")  # fmt: skip
+    assert statuses(r) == ("200", "200"), (r.stdout, r.stderr)
+    assert len(tls.requests) == before + 1
+    line = wait_for_audit(proxy, lambda a: "tunnel-alice" in json.dumps(a))
+    assert (line["user"], line["rule"]) == ("alice", "research-may")
+    no_proxy_authorization_reached(tls)
+
+
+def test_bobs_tunnel_is_bobs_and_blocked_inside(proxy, pki, upstreams, bob):
+    _, tls = upstreams
+    before = len(tls.requests)
+    r = negotiate_curl(bob, "--proxy", localhost(proxy), "--cacert", str(pki["cafile"]),
+                       f"https://localhost:{tls.port}/tunnel-bob")  # fmt: skip
+    assert statuses(r) == ("403", "200"), (r.stdout, r.stderr)
+    assert len(tls.requests) == before
+
+
+def test_no_ticket_gets_a_407_offering_negotiate(proxy, upstreams):
+    plain, _ = upstreams
+    before = len(plain.requests), failures(proxy, "no_token")
+    r = negotiate_curl(None, "--proxy", localhost(proxy), f"http://localhost:{plain.port}/x")
+    assert statuses(r)[0] == "407", (r.stdout, r.stderr)
+    reply = raw_request(proxy, plain, None)
+    assert reply.startswith(b"HTTP/1.1 407"), reply[:300]
+    assert challenges(reply) == ["Negotiate"]  # no Basic: it is not configured
+    r = negotiate_curl(None, "--proxy", localhost(proxy), "--cacert", "/dev/null",
+                       f"https://localhost:{plain.port}/x")  # fmt: skip
+    assert statuses(r)[1] == "407", (r.stdout, r.stderr)
+    assert len(plain.requests) == before[0]
+    assert failures(proxy, "no_token") >= before[1] + 3
+
+
+def test_a_basic_login_is_no_kerberos_login(proxy, upstreams):
+    plain, _ = upstreams
+    basic = "Basic " + base64.b64encode(b"alice:alice-password").decode()
+    reply = raw_request(proxy, plain, basic)
+    assert reply.startswith(b"HTTP/1.1 407") and challenges(reply) == ["Negotiate"]
+
+
+def test_a_ticket_for_another_service_principal_gets_a_407_and_says_why(proxy, upstreams, alice):
+    """curl reaches the proxy as 127.0.0.1, so it holds a real ticket for HTTP/127.0.0.1,
+    which the proxy's keytab does not hold."""
+    plain, _ = upstreams
+    before = len(plain.requests), failures(proxy, "wrong_principal")
+    port = proxy.address.rsplit(":", 1)[1]
+    r = negotiate_curl(alice, "-v", "--proxy", f"http://127.0.0.1:{port}",
+                       f"http://localhost:{plain.port}/wrong")  # fmt: skip
+    assert statuses(r)[0] == "407", (r.stdout, r.stderr)
+    assert "Proxy-Authorization: Negotiate" in r.stderr  # it did send its ticket
+    assert len(plain.requests) == before[0]
+    assert failures(proxy, "wrong_principal") == before[1] + 1
+    line = proxy.wait_for(lambda rec: rec.get("event") == "proxy_auth_failed"
+                          and rec.get("reason") == "wrong_principal")  # fmt: skip
+    assert "HTTP/127.0.0.1" in line["detail"]
+    assert "Traceback" not in json.dumps(proxy.logs)
+
+
+def test_a_token_is_good_once_a_replay_gets_a_407(proxy, upstreams, alice):
+    plain, _ = upstreams
+    token = spnego_token(alice, "localhost")
+    first = raw_request(proxy, plain, f"Negotiate {token}")
+    assert first.startswith(b"HTTP/1.1 200"), first[:300]
+    before = failures(proxy, "replay")
+    again = raw_request(proxy, plain, f"Negotiate {token}")
+    assert again.startswith(b"HTTP/1.1 407"), again[:300]
+    assert challenges(again) == ["Negotiate"]
+    assert failures(proxy, "replay") == before + 1
+    proxy.wait_for(lambda rec: rec.get("reason") == "replay")
+    no_proxy_authorization_reached(plain)
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        "Negotiate",
+        "Negotiate !!!",
+        "Negotiate AAAAAAAA",
+        "Negotiate " + base64.b64encode(b"NTLMSSP\0\1").decode(),
+    ],
+)
+def test_a_malformed_token_gets_a_407(proxy, upstreams, garbage):
+    plain, _ = upstreams
+    reply = raw_request(proxy, plain, garbage)
+    assert reply.startswith(b"HTTP/1.1 407") and challenges(reply) == ["Negotiate"]
+
+
+@pytest.mark.skipif(not FAKETIME, reason="faketime is not installed (.ci/run installs it)")
+def test_a_client_clock_an_hour_ahead_gets_a_407_and_says_clock_skew(
+    proxy, realm, upstreams, alice
+):
+    """The service ticket is fetched at the real time; curl then writes its authenticator
+    an hour ahead (libfaketime), as a laptop with a wrong clock would."""
+    plain, _ = upstreams
+    skewed = realm.kinit("alice", "alice-password")
+    realm.kvno(skewed, "HTTP/localhost")
+    before = failures(proxy, "clock_skew")
+    env = {k: v for k, v in os.environ.items() if "PROXY" not in k.upper()} | skewed
+    r = subprocess.run(
+        [FAKETIME, "-f", "+1h", CURL, "-sS", "--max-time", "30", "--proxy-negotiate", "-U", ":",
+         "-w", "\n%{http_code} %{http_connect}", "--proxy", localhost(proxy),
+         f"http://localhost:{plain.port}/skewed"],
+        capture_output=True, text=True, env=env, timeout=45,
+    )  # fmt: skip
+    assert statuses(r)[0] == "407", (r.stdout, r.stderr)
+    assert failures(proxy, "clock_skew") == before + 1
+    line = proxy.wait_for(lambda rec: rec.get("reason") == "clock_skew")
+    assert "skew" in line["detail"].lower()
+
+
+def test_no_token_is_in_the_logs(proxy, alice):
+    text = json.dumps(proxy.logs)
+    assert "YII" not in text and "oYI" not in text  # how SPNEGO tokens start in base64
+    assert "Negotiate " not in text
+    assert "Traceback" not in text
+
+
+# -- Chromium --------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not CHROMIUM, reason="chromium is not installed (.ci/run installs it)")
+@pytest.mark.parametrize("who", ["alice", "bob"])
+def test_chromium_signs_on_with_the_ticket_in_its_cache(
+    proxy, pki, upstreams, realm, alice, bob, tmp_path, who
+):
+    """Headless Chromium with the user's ticket, no password: alice reaches the service, bob
+    gets the block page."""
+    _, tls = upstreams
+    cache = alice if who == "alice" else bob
+    saved = os.environ.get("KRB5CCNAME")
+    os.environ["KRB5CCNAME"] = cache["KRB5CCNAME"]  # Chromium's GSSAPI library reads it
+    try:
+        browser = Browser(
+            tmp_path / "profile",
+            f"--proxy-server={localhost(proxy)}",
+            "--proxy-bypass-list=<-loopback>",  # localhost too goes through the proxy
+            "--auth-server-allowlist=localhost",
+            f"--ignore-certificate-errors-spki-list={spki_pin(pki['cafile'])}",
+        )
+    finally:
+        os.environ["KRB5CCNAME"] = saved or ""
+    before = len(tls.requests)
+    try:
+        browser.go(f"https://localhost:{tls.port}/chromium-{who}")
+        if who == "alice":
+            browser.wait_for("document.body && document.body.innerText.includes('hello')")
+            line = wait_for_audit(proxy, lambda a: "chromium-alice" in json.dumps(a))
+            assert (line["user"], line["rule"]) == ("alice", "research-may")
+            assert len(tls.requests) == before + 1
+        else:
+            browser.wait_for("document.body && document.body.innerText.includes('block-ai')")
+            assert len(tls.requests) == before
+    finally:
+        browser.close()
+    no_proxy_authorization_reached(tls)
+
+
+# -- with Basic too, and under mitmdump ------------------------------------------------------
+
+
+def test_with_basic_too_both_are_offered_and_both_work(realm, pki, upstreams, alice, tmp_path):
+    plain, _ = upstreams
+    policy = write_policy(tmp_path / "policy", POLICY, SHIPPED_CATALOG)
+    p = Proxy(policy, pki["confdir"], "--kerberos-keytab", str(realm.keytab),
+              "--proxyauth", "carol:carol-password", "--upstream-ca", str(pki["upstream_ca"]),
+              "--audit-log", str(tmp_path / "audit.jsonl"))  # fmt: skip
+    p.audit = tmp_path / "audit.jsonl"
+    try:
+        reply = raw_request(p, plain, None)
+        assert reply.startswith(b"HTTP/1.1 407"), reply[:300]
+        assert challenges(reply) == ["Negotiate", 'Basic realm="mitmproxy"']
+        basic = "Basic " + base64.b64encode(b"carol:carol-password").decode()
+        assert raw_request(p, plain, basic).startswith(b"HTTP/1.1 403")  # carol: block-ai
+        wrong = "Basic " + base64.b64encode(b"carol:wrong").decode()
+        reply = raw_request(p, plain, wrong)
+        assert reply.startswith(b"HTTP/1.1 407")
+        assert challenges(reply) == ["Negotiate", 'Basic realm="mitmproxy"']
+        r = negotiate_curl(alice, "--proxy", localhost(p), f"http://localhost:{plain.port}/both")
+        assert statuses(r)[0] == "200", (r.stdout, r.stderr)
+        r = negotiate_curl(alice, "--proxy", localhost(p), "--cacert", str(pki["cafile"]),
+                           f"https://localhost:{upstreams[1].port}/both")  # fmt: skip
+        assert statuses(r) == ("200", "200"), (r.stdout, r.stderr)
+        line = wait_for_audit(p, lambda a: "both" in json.dumps(a) and a.get("user"))
+        assert line["user"] == "alice"  # inside the tunnel, past proxyauth's own 407
+    finally:
+        assert p.stop() == 0
+    no_proxy_authorization_reached(plain)
+    no_proxy_authorization_reached(upstreams[1])
+
+
+def test_the_realm_is_kept_when_asked(realm, pki, upstreams, alice, tmp_path):
+    plain, _ = upstreams
+    policy = write_policy(tmp_path / "policy", POLICY.replace("[alice]", f"[alice@{REALM}]"),
+                          SHIPPED_CATALOG)  # fmt: skip
+    p = Proxy(policy, pki["confdir"], "--kerberos-keytab", str(realm.keytab),
+              "--kerberos-keep-realm")  # fmt: skip
+    try:
+        r = negotiate_curl(alice, "--proxy", localhost(p), f"http://localhost:{plain.port}/k")
+        assert statuses(r)[0] == "200", (r.stdout, r.stderr)
+    finally:
+        assert p.stop() == 0
+
+
+def test_a_keytab_that_cannot_be_read_stops_the_start(pki, tmp_path):
+    policy = write_policy(tmp_path / "policy", POLICY, SHIPPED_CATALOG)
+    (tmp_path / "empty.keytab").write_bytes(b"")
+    with pytest.raises(AssertionError, match="kerberos-keytab"):
+        Proxy(policy, pki["confdir"], "--kerberos-keytab", str(tmp_path / "empty.keytab"))
+
+
+def test_under_mitmdump_too(realm, pki, upstreams, alice, bob, tmp_path):
+    plain, _ = upstreams
+    policy = write_policy(tmp_path / "policy", POLICY, SHIPPED_CATALOG)
+    p = mitmdump_proxy(policy, pki["confdir"], f"aiwarden_kerberos_keytab={realm.keytab}")
+    try:
+        r = negotiate_curl(alice, "--proxy", localhost(p), f"http://localhost:{plain.port}/m")
+        assert statuses(r)[0] == "200", (r.stdout, r.stderr)
+        r = negotiate_curl(bob, "--proxy", localhost(p), f"http://localhost:{plain.port}/m")
+        assert statuses(r)[0] == "403", (r.stdout, r.stderr)
+        r = negotiate_curl(None, "--proxy", localhost(p), f"http://localhost:{plain.port}/m")
+        assert statuses(r)[0] == "407", (r.stdout, r.stderr)
+    finally:
+        p.stop()
