@@ -265,6 +265,21 @@ def test_bobs_tunnel_is_bobs_and_blocked_inside(proxy, pki, upstreams, bob):
     assert len(tls.requests) == before
 
 
+def test_a_tunnel_the_fast_path_would_relay_needs_a_ticket_too(proxy, upstreams, alice):
+    """127.0.0.1 is no AI service: its CONNECT is relayed undecrypted, which `aiwarden run`
+    does in its fast path, ahead of mitmproxy's hooks; with Kerberos on it goes through the
+    hooks, and is authenticated, like every other."""
+    _, tls = upstreams
+    before = tls.connections
+    url = f"https://127.0.0.1:{tls.port}/fast"
+    r = negotiate_curl(None, "--proxy", localhost(proxy), "-k", url)
+    assert statuses(r)[1] == "407", (r.stdout, r.stderr)
+    assert tls.connections == before
+    r = negotiate_curl(alice, "--proxy", localhost(proxy), "-k", url)
+    assert statuses(r) == ("200", "200"), (r.stdout, r.stderr)
+    assert "hello from upstream" in r.stdout
+
+
 def test_no_ticket_gets_a_407_offering_negotiate(proxy, upstreams):
     plain, _ = upstreams
     before = len(plain.requests), failures(proxy, "no_token")
