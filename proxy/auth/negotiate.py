@@ -190,7 +190,13 @@ def failure_reason(error: Exception) -> str:
 
 
 def _one_line(error: Exception) -> str:
-    """GSSAPI's own words, on one line (its messages name principals, never keys)."""
+    """GSSAPI's own words on one line: krb5's message ("Clock skew too great", "Request
+    ticket server HTTP/x@R not found in keytab"), else the GSSAPI one. They name principals,
+    never keys or tokens."""
     text = getattr(error, "gen_message", None)
-    text = text() if callable(text) else str(error)
-    return " ".join(str(text).split())[:300]
+    text = " ".join(str(text() if callable(text) else error).split())
+    major, _, minor = text.partition(", Minor (")
+    minor = minor.partition("): ")[2]
+    if minor and minor != "Unknown error":
+        return minor[:300]
+    return major.partition("): ")[2][:300] or text[:300]
