@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from mitmproxy import connection, ctx, exceptions, http
+from mitmproxy.addons.proxyauth import REALM
 
 from proxy.auth.negotiate import Acceptor, KerberosUnavailable, Outcome, parse_header
 from proxy.mitm.recording import Recorder
@@ -47,7 +48,7 @@ from proxy.options import declare
 logger = logging.getLogger("aiwarden")
 
 HEADER = "proxy-authorization"
-BASIC_CHALLENGE = 'Basic realm="mitmproxy"'  # mitmproxy's proxyauth's own
+BASIC_CHALLENGE = f'Basic realm="{REALM}"'  # mitmproxy's proxyauth's own
 
 
 @dataclass(slots=True)

@@ -7,11 +7,16 @@ worker or a proxy that keeps restarting.
   with SO_REUSEPORT, which would otherwise let a second instance join the first silently and
   answer part of its traffic under another policy).
 - The CA: readable by the user the proxy runs as, and a PEM key and certificate (ca.py).
+- The Kerberos keytab, when single sign-on is on: readable, and holding the service key
+  (auth/negotiate.py).
 """
 
 from __future__ import annotations
 
 import socket
+from pathlib import Path
+
+from proxy.auth.negotiate import Acceptor, KerberosUnavailable
 
 
 def port_taken(host: str, port: int) -> str | None:
@@ -37,4 +42,15 @@ def port_taken(host: str, port: int) -> str | None:
             return e.strerror or str(e)
         finally:
             probe.close()
+    return None
+
+
+def keytab_unusable(keytab: str | None, principal: str | None) -> str | None:
+    """Why the keytab of --kerberos-keytab cannot be used, or None when it can (or none)."""
+    if not keytab:
+        return None
+    try:
+        Acceptor(Path(keytab), principal or None)
+    except KerberosUnavailable as e:
+        return str(e)
     return None

@@ -25,6 +25,7 @@ import pytest
 from conftest import SHIPPED_CATALOG, local_ai_policy
 from kdcharness import MISSING, REALM, WHY_MISSING, Realm
 from proxyharness import (
+    AIWARDEN,
     CHROMIUM,
     Browser,
     Proxy,
@@ -465,11 +466,22 @@ def test_the_realm_is_kept_when_asked(realm, pki, upstreams, alice, tmp_path):
         assert p.stop() == 0
 
 
-def test_a_keytab_that_cannot_be_read_stops_the_start(pki, tmp_path):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_keytab_that_cannot_be_used_stops_the_start_in_one_line(pki, tmp_path, workers):
     policy = write_policy(tmp_path / "policy", POLICY, SHIPPED_CATALOG)
     (tmp_path / "empty.keytab").write_bytes(b"")
-    with pytest.raises(AssertionError, match="kerberos-keytab"):
-        Proxy(policy, pki["confdir"], "--kerberos-keytab", str(tmp_path / "empty.keytab"))
+    for keytab, words in ((tmp_path / "empty.keytab", "nonexistent or empty"),
+                          (tmp_path / "none.keytab", "no such file")):  # fmt: skip
+        r = subprocess.run(
+            [AIWARDEN, "run", "--policy", str(policy), "--confdir", str(pki["confdir"]),
+             "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--workers", workers,
+             "--kerberos-keytab", str(keytab)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert r.returncode == 2, (r.stdout, r.stderr)
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("aiwarden run: --kerberos-keytab: "), lines
+        assert words in lines[0] and "Traceback" not in r.stderr
 
 
 def test_under_mitmdump_too(realm, pki, upstreams, alice, bob, tmp_path):
