@@ -284,6 +284,7 @@ def test_a_tunnel_the_fast_path_would_relay_needs_a_ticket_too(proxy, upstreams,
 def test_no_ticket_gets_a_407_offering_negotiate(proxy, upstreams):
     plain, _ = upstreams
     before = len(plain.requests), failures(proxy, "no_token")
+    refused = value(metrics(proxy), "aiwarden_bad_requests_total", reason="proxy_auth")
     r = negotiate_curl(None, "--proxy", localhost(proxy), f"http://localhost:{plain.port}/x")
     assert statuses(r)[0] == "407", (r.stdout, r.stderr)
     reply = raw_request(proxy, plain, None)
@@ -294,6 +295,7 @@ def test_no_ticket_gets_a_407_offering_negotiate(proxy, upstreams):
     assert statuses(r)[1] == "407", (r.stdout, r.stderr)
     assert len(plain.requests) == before[0]
     assert failures(proxy, "no_token") >= before[1] + 3
+    assert value(metrics(proxy), "aiwarden_bad_requests_total", reason="proxy_auth") >= refused + 3
 
 
 def test_a_basic_login_is_no_kerberos_login(proxy, upstreams):
@@ -333,6 +335,60 @@ def test_a_token_is_good_once_a_replay_gets_a_407(proxy, upstreams, alice):
     assert failures(proxy, "replay") == before + 1
     proxy.wait_for(lambda rec: rec.get("reason") == "replay")
     no_proxy_authorization_reached(plain)
+
+
+def der(tag: int, body: bytes) -> bytes:
+    """One DER element."""
+    n = len(body)
+    if n < 128:
+        return bytes([tag, n]) + body
+    size = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(size)]) + size + body
+
+
+KRB5_OID = der(0x06, bytes.fromhex("2a864886f712010202"))  # 1.2.840.113554.1.2.2
+SPNEGO_OID = der(0x06, bytes.fromhex("2b0601050502"))  # 1.3.6.1.5.5.2
+
+
+def read_response(sock: socket.socket) -> bytes:
+    """One response with a Content-Length, leaving the connection open."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, body = data.split(b"\r\n\r\n", 1)
+    length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length:"))  # fmt: skip
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
+def test_a_second_leg_on_the_same_connection_completes_the_handshake(proxy, upstreams, alice):
+    """SPNEGO in two legs (RFC 4559): the client first only offers Kerberos, without a
+    ticket; the proxy answers 407 with its own token (Kerberos chosen), and the client's
+    ticket, in the next request on the connection, completes it."""
+    plain, _ = upstreams
+    host = f"localhost:{plain.port}"
+    offer = der(0x60, SPNEGO_OID + der(0xA0, der(0x30, der(0xA0, der(0x30, KRB5_OID)))))
+    creds = gssapi.Credentials(usage="initiate", store={"ccache": alice["KRB5CCNAME"]})
+    name = gssapi.Name("HTTP@localhost", gssapi.NameType.hostbased_service)
+    ticket = gssapi.SecurityContext(name=name, creds=creds, usage="initiate",
+                                    mech=gssapi.MechType.kerberos).step()  # fmt: skip
+    answer = der(0xA1, der(0x30, der(0xA2, der(0x04, ticket))))  # NegTokenResp
+    address, port = proxy.address.rsplit(":", 1)
+    with socket.create_connection((address, int(port)), timeout=15) as sock:
+        for token in (offer, answer):
+            sock.sendall(f"GET http://{host}/two-legs HTTP/1.1\r\nHost: {host}\r\n"
+                         f"Proxy-Authorization: Negotiate {base64.b64encode(token).decode()}"
+                         "\r\n\r\n".encode())  # fmt: skip
+            reply = read_response(sock)
+            if token is offer:
+                assert reply.startswith(b"HTTP/1.1 407"), reply[:300]
+                (challenge,) = challenges(reply)
+                assert challenge.startswith("Negotiate ") and len(challenge) > 20
+        assert reply.startswith(b"HTTP/1.1 200"), reply[:300]
+    line = wait_for_audit(proxy, lambda a: "two-legs" in json.dumps(a))
+    assert line["user"] == "alice"
 
 
 @pytest.mark.parametrize(
