@@ -150,8 +150,9 @@ OPTIONS: tuple[Option, ...] = (
         flag_help="proxy authentication, as mitmproxy's proxyauth option "
         "(@htpasswd-file, user:pass, or ldap:...)",
         to_workers=True,
-        doc="proxy authentication through mitmproxy's own `proxyauth` (`@/path/htpasswd`, "
-        "`user:pass`, `ldap:...`); the user is then matched by `users` and `groups` in rules",
+        doc="Basic proxy authentication through mitmproxy's own `proxyauth` (`@/path/htpasswd`, "
+        "`user:pass`, `ldap:...`); the user is then matched by `users` and `groups` in rules "
+        "(password-free: `--kerberos-keytab`)",
         doc_default="none",
     ),
     Option(
