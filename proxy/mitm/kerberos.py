@@ -49,6 +49,7 @@ logger = logging.getLogger("aiwarden")
 
 HEADER = "proxy-authorization"
 BASIC_CHALLENGE = f'Basic realm="{REALM}"'  # mitmproxy's proxyauth's own
+GSS_INITIAL_TOKEN = b"\x60"  # a handshake's first token starts so (RFC 2743 3.1)
 
 
 @dataclass(slots=True)
@@ -140,6 +141,8 @@ class Kerberos:
         acceptor = self.acceptor
         assert acceptor is not None
         pending = session.context if session is not None else None
+        if token[:1] == GSS_INITIAL_TOKEN:
+            pending = None  # a new handshake, not the next leg of the one pending
         try:
             outcome = await asyncio.to_thread(acceptor.accept, token, pending)
         except Exception as e:  # never an open proxy: a failure to check is a refusal

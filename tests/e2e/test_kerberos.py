@@ -391,6 +391,21 @@ def test_a_second_leg_on_the_same_connection_completes_the_handshake(proxy, upst
     assert line["user"] == "alice"
 
 
+def test_a_client_that_starts_over_is_not_held_to_its_unfinished_handshake(proxy, upstreams, alice):
+    plain, _ = upstreams
+    host = f"localhost:{plain.port}"
+    offer = der(0x60, SPNEGO_OID + der(0xA0, der(0x30, der(0xA0, der(0x30, KRB5_OID)))))
+    tokens = (base64.b64encode(offer).decode(), spnego_token(alice, "localhost"))
+    address, port = proxy.address.rsplit(":", 1)
+    with socket.create_connection((address, int(port)), timeout=15) as sock:
+        replies = []
+        for token in tokens:
+            sock.sendall(f"GET http://{host}/start-over HTTP/1.1\r\nHost: {host}\r\n"
+                         f"Proxy-Authorization: Negotiate {token}\r\n\r\n".encode())  # fmt: skip
+            replies.append(read_response(sock))
+    assert replies[0].startswith(b"HTTP/1.1 407") and replies[1].startswith(b"HTTP/1.1 200")
+
+
 @pytest.mark.parametrize(
     "garbage",
     [
