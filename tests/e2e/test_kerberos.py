@@ -460,7 +460,8 @@ def test_chromium_signs_on_with_the_ticket_in_its_cache(
     proxy, pki, upstreams, realm, alice, bob, tmp_path, who
 ):
     """Headless Chromium with the user's ticket, no password: alice reaches the service, bob
-    gets the block page."""
+    gets the block page. No --auth-server-allowlist: Chromium uses integrated
+    authentication with a proxy without it (the allowlist is for web servers)."""
     _, tls = upstreams
     cache = alice if who == "alice" else bob
     saved = os.environ.get("KRB5CCNAME")
@@ -470,7 +471,6 @@ def test_chromium_signs_on_with_the_ticket_in_its_cache(
             tmp_path / "profile",
             f"--proxy-server={localhost(proxy)}",
             "--proxy-bypass-list=<-loopback>",  # localhost too goes through the proxy
-            "--auth-server-allowlist=localhost",
             f"--ignore-certificate-errors-spki-list={spki_pin(pki['cafile'])}",
         )
     finally:
