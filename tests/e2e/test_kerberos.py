@@ -407,18 +407,20 @@ def test_a_client_that_starts_over_is_not_held_to_its_unfinished_handshake(proxy
 
 
 @pytest.mark.parametrize(
-    "garbage",
+    ("garbage", "reason"),
     [
-        "Negotiate",
-        "Negotiate !!!",
-        "Negotiate AAAAAAAA",
-        "Negotiate " + base64.b64encode(b"NTLMSSP\0\1").decode(),
+        ("Negotiate", "bad_token"),
+        ("Negotiate !!!", "bad_token"),
+        ("Negotiate AAAAAAAA", "bad_token"),  # base64, but no GSSAPI token
+        ("Negotiate " + base64.b64encode(b"NTLMSSP\0\1").decode(), "ntlm"),
     ],
 )
-def test_a_malformed_token_gets_a_407(proxy, upstreams, garbage):
+def test_a_malformed_token_gets_a_407_counted_by_its_reason(proxy, upstreams, garbage, reason):
     plain, _ = upstreams
+    before = failures(proxy, reason)
     reply = raw_request(proxy, plain, garbage)
     assert reply.startswith(b"HTTP/1.1 407") and challenges(reply) == ["Negotiate"]
+    assert failures(proxy, reason) == before + 1
 
 
 @pytest.mark.skipif(not FAKETIME, reason="faketime is not installed (.ci/run installs it)")
