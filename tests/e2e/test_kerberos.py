@@ -588,3 +588,27 @@ def test_under_mitmdump_too(realm, pki, upstreams, alice, bob, tmp_path):
         assert statuses(r)[0] == "407", (r.stdout, r.stderr)
     finally:
         p.stop()
+
+
+def test_kerberos_principal_accepts_that_principal_only(realm, pki, upstreams, alice, tmp_path):
+    """A keytab with two service principals: both accepted by default; with
+    --kerberos-principal only the one it names, the other being a wrong principal."""
+    plain, _ = upstreams
+    both = tmp_path / "both.keytab"
+    for principal in ("HTTP/localhost", "HTTP/127.0.0.1"):  # the keys as they are
+        realm.kadmin(f"ktadd -norandkey -k {both} {principal}")
+    policy = write_policy(tmp_path / "policy", POLICY, SHIPPED_CATALOG)
+    url = f"http://localhost:{plain.port}/principal"
+    for only, by_ip in ((None, "200"), (f"HTTP/localhost@{REALM}", "407")):
+        extra = ("--kerberos-principal", only) if only else ()
+        p = Proxy(policy, pki["confdir"], "--kerberos-keytab", str(both), *extra)
+        try:
+            port = p.address.rsplit(":", 1)[1]
+            r = negotiate_curl(alice, "--proxy", f"http://localhost:{port}", url)
+            assert statuses(r)[0] == "200", (only, r.stdout, r.stderr)
+            r = negotiate_curl(alice, "--proxy", f"http://127.0.0.1:{port}", url)
+            assert statuses(r)[0] == by_ip, (only, r.stdout, r.stderr)
+            if by_ip == "407":
+                assert failures(p, "wrong_principal") == 1
+        finally:
+            assert p.stop() == 0
