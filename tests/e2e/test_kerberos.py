@@ -612,3 +612,26 @@ def test_kerberos_principal_accepts_that_principal_only(realm, pki, upstreams, a
                 assert failures(p, "wrong_principal") == 1
         finally:
             assert p.stop() == 0
+
+
+def test_a_new_key_in_the_keytab_is_used_without_a_restart(realm, pki, upstreams, tmp_path):
+    """msktutil --auto-update (or ktadd) adds the service's new key to the keytab: tickets
+    under the new key are accepted at once, and those under the old one until they expire.
+    (HTTP/127.0.0.1 here, whose key no other test relies on.)"""
+    plain, _ = upstreams
+    keytab = tmp_path / "rotating.keytab"
+    realm.kadmin(f"ktadd -norandkey -k {keytab} HTTP/127.0.0.1")
+    policy = write_policy(tmp_path / "policy", POLICY, SHIPPED_CATALOG)
+    p = Proxy(policy, pki["confdir"], "--kerberos-keytab", str(keytab))
+    try:
+        proxy_url = f"http://127.0.0.1:{p.address.rsplit(':', 1)[1]}"
+        url = f"http://localhost:{plain.port}/rotation"
+        old = realm.kinit("alice", "alice-password")
+        assert statuses(negotiate_curl(old, "--proxy", proxy_url, url))[0] == "200"
+        realm.kadmin(f"ktadd -k {keytab} HTTP/127.0.0.1")  # a new key, a new version
+        new = realm.kinit("alice", "alice-password")
+        for cache in (new, old):
+            r = negotiate_curl(cache, "--proxy", proxy_url, url)
+            assert statuses(r)[0] == "200", (r.stdout, r.stderr)
+    finally:
+        assert p.stop() == 0
