@@ -202,6 +202,42 @@ OPTIONS: tuple[Option, ...] = (
         doc_default="none",
     ),
     Option(
+        option="aiwarden_audit_syslog", default="", empty_is_unset=True,
+        help="aiwarden audit records to syslog too (RFC 5424): udp://HOST[:514], "
+        "tcp://HOST[:601] or tls://HOST[:6514]; empty for none.",
+        flag="--audit-syslog", metavar="URL",
+        flag_help="send every audit record to syslog as well, RFC 5424: udp://HOST[:514], "
+        "tcp://HOST[:601] or tls://HOST[:6514] (octet counted)",
+        to_workers=True,
+        doc="send every audit record to a syslog server too, as RFC 5424 with the record's "
+        "JSON (see [Syslog](#syslog-and-a-siem)): `udp://HOST[:514]`, `tcp://HOST[:601]` or "
+        "`tls://HOST[:6514]`",
+        doc_default="none",
+    ),
+    Option(
+        option="aiwarden_audit_syslog_ca", default="", empty_is_unset=True,
+        help="aiwarden: PEM CA bundle to verify a tls:// syslog server with; empty: the "
+        "system's roots.",
+        flag="--audit-syslog-ca", metavar="FILE",
+        flag_help="PEM CA bundle to verify a tls:// syslog server with (default: the system's "
+        "roots)",
+        to_workers=True,
+        doc="the CA bundle a `tls://` syslog server's certificate is verified with (its name "
+        "is checked too)",
+        doc_default="the system's roots",
+    ),
+    Option(
+        option="aiwarden_audit_syslog_facility", default="local0", empty_is_unset=True,
+        help="aiwarden: the syslog facility of audit messages, by name (local0...local7, "
+        "audit, authpriv...) or number.",
+        flag="--audit-syslog-facility", metavar="NAME",
+        flag_help="syslog facility of the audit messages (default local0)",
+        to_workers=True,
+        doc="the syslog facility of the audit messages: `local0`...`local7`, `audit`, "
+        "`authpriv`..., or a number 0-23",
+        doc_default="`local0`",
+    ),
+    Option(
         option="aiwarden_coaching_store", default="", empty_is_unset=True,
         help="aiwarden coaching: the SQLite file of warning tickets and grants, shared by the "
         "workers; empty for aiwarden-coaching.sqlite3 in the confdir.",

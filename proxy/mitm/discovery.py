@@ -42,7 +42,7 @@ from proxy.mitm import compat
 from proxy.mitm.answers import SINK
 from proxy.mitm.recording import Recorder
 from proxy.mitm.state import STATE, decision_of, state_of
-from proxy.observe.audit import AuditLog, rfc3339
+from proxy.observe.audit import AuditTrail, rfc3339
 from proxy.observe.logs import event
 from proxy.policy.model import DiscoverySettings, Policy
 from proxy.policy.normalize import BadHost, is_ip, normalize_host
@@ -309,7 +309,7 @@ class Discovery:
             self.transferred(domain, 0, int(length))
 
 
-def write_window(window: Window, end: float, sample: float, audit: AuditLog) -> None:
+def write_window(window: Window, end: float, sample: float, audit: AuditTrail) -> None:
     """One audit line per domain of a finished window (run by a thread)."""
     try:
         _write_window(window, end, sample, audit)
@@ -317,7 +317,7 @@ def write_window(window: Window, end: float, sample: float, audit: AuditLog) -> 
         logger.exception("discovery: the window could not be written")
 
 
-def _write_window(window: Window, end: float, sample: float, audit: AuditLog) -> None:
+def _write_window(window: Window, end: float, sample: float, audit: AuditTrail) -> None:
     common = {
         "window_start": rfc3339(window.start),
         "window_seconds": round(end - window.start, 3),

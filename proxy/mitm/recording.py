@@ -1,4 +1,5 @@
-"""Recording: the metrics, the audit line and the log line for each verdict.
+"""Recording: the metrics, the audit line and the log line for each verdict. The audit line
+goes to the file, to syslog, or both (`AuditTrail`, options `aiwarden_audit_*`).
 
 One place writes what the SOC sees, so every addon records a decision the same way: counted
 in Prometheus, one audit line per block, redact or monitor decision, one log event. Never
@@ -10,39 +11,57 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from mitmproxy import ctx, http
+from mitmproxy import ctx, exceptions, http
 
 from proxy.decide.verdict import Action, Decision, Mode, Stage
 from proxy.mitm.state import Clients, state_of
-from proxy.observe.audit import AuditLog, coaching_fields, new_reference
+from proxy.observe.audit import AuditLog, AuditTrail, coaching_fields, new_reference
 from proxy.observe.logs import event
 from proxy.observe.metrics import NONE, Metrics
+from proxy.observe.syslog import SyslogSender
 from proxy.options import declare
 from proxy.policy.model import UNLISTED_RULE_ID
 
 logger = logging.getLogger("aiwarden")
+AUDIT_OPTIONS = (
+    "aiwarden_audit_log", "aiwarden_audit_syslog", "aiwarden_audit_syslog_ca",
+    "aiwarden_audit_syslog_facility",
+)  # fmt: skip
 
 
 class Recorder:
     def __init__(self, clients: Clients) -> None:
         self.clients = clients
         self.metrics = Metrics()
-        self.audit: AuditLog | None = None
+        self.audit: AuditTrail | None = None  # the file, syslog or both; None: neither
         # called on shutdown before the audit log closes (discovery writes its last window)
         self.before_close: list[Callable[[], None]] = []
 
     def load(self, loader) -> None:
-        declare(loader, "aiwarden_audit_log")
+        declare(loader, *AUDIT_OPTIONS)
 
     def configure(self, updated: set[str]) -> None:
-        if "aiwarden_audit_log" in updated:
-            if self.audit is not None:
-                self.audit.close()
-            target = ctx.options.aiwarden_audit_log
-            metrics = self.metrics
-            self.audit = (
-                AuditLog(target, metrics.audit_errors.inc, metrics.audit_ok.set) if target else None
-            )
+        if not updated & set(AUDIT_OPTIONS):
+            return
+        o, metrics = ctx.options, self.metrics
+        syslog = None
+        if o.aiwarden_audit_syslog:
+            try:
+                syslog = SyslogSender(
+                    o.aiwarden_audit_syslog, o.aiwarden_audit_syslog_ca or None,
+                    o.aiwarden_audit_syslog_facility,
+                    lambda reason: metrics.audit_syslog_dropped(reason).inc(),
+                    metrics.audit_syslog_ok.set,
+                )  # fmt: skip
+            except (ValueError, OSError) as e:  # a URL, facility or CA file that is wrong
+                raise exceptions.OptionsError(f"aiwarden_audit_syslog: {e}") from None
+        if self.audit is not None:
+            self.audit.close()
+        metrics.audit_ok.set(1)
+        metrics.audit_syslog_ok.set(1)
+        target = o.aiwarden_audit_log
+        file = AuditLog(target, metrics.audit_errors.inc, metrics.audit_ok.set) if target else None
+        self.audit = AuditTrail(file, syslog) if file or syslog else None
 
     def done(self) -> None:
         for call in self.before_close:
@@ -55,7 +74,7 @@ class Recorder:
 
     def reopen(self) -> None:
         """SIGHUP: start a new audit log file (logrotate moved the old one)."""
-        if self.audit is not None:
+        if self.audit is not None and self.audit.file is not None:
             self.audit.reopen()
             event("audit_log_reopened")
 

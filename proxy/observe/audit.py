@@ -1,5 +1,7 @@
 """The audit log: one JSON line per block, redact and monitor decision, and the records of
-discovery (proxy/mitm/discovery.py), which carry an `event` field saying what they are.
+discovery (proxy/mitm/discovery.py) and coaching, which carry an `event` field saying what
+they are. `AuditTrail` hands each record to the file and to syslog (proxy/observe/syslog.py),
+made into its line once, so both carry the same text.
 
 Lines are queued on the event loop and written by a thread of their own, flushed one by one,
 so a slow disk never stalls traffic and nothing is dropped under load. `reopen()` (on SIGHUP)
@@ -19,6 +21,8 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+
+from proxy.observe.syslog import SyslogSender
 
 logger = logging.getLogger("aiwarden")
 
@@ -56,6 +60,70 @@ def rfc3339(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
 
 
+# -- the record, one format for the file and syslog -------------------------------------------
+
+
+def decision_fields(record: dict) -> dict:
+    """A decision's record: FIELDS in order, `ts` now unless given. Long strings are cut so a
+    line stays under PIPE_BUF, the size a pipe (stdout in a container) writes atomically."""
+    record.setdefault("ts", rfc3339(time.time()))
+    return {k: _cut(record.get(k)) for k in FIELDS}
+
+
+def event_fields(record: dict) -> dict:
+    """A record that is not a decision, as it is after `ts`; its `event` field names its kind.
+    The caller keeps it under PIPE_BUF."""
+    return {"ts": rfc3339(time.time()), **record}
+
+
+def json_line(fields: dict) -> str:
+    """The record as the file's line and syslog's MSG: compact JSON, all ASCII."""
+    return json.dumps(fields, separators=(",", ":"))
+
+
+class AuditTrail:
+    """Where audit records go: the JSON Lines file, syslog (proxy/observe/syslog.py), or both;
+    each record is made into its line once and handed to each."""
+
+    def __init__(self, file: AuditLog | None, syslog: SyslogSender | None) -> None:
+        self.file = file
+        self.syslog = syslog
+        self._sinks = tuple(s for s in (file, syslog) if s is not None)
+
+    @property
+    def error(self) -> str | None:
+        """Why the file cannot be written (the proxy is then not ready); None: fine."""
+        return self.file.error if self.file is not None else None
+
+    @property
+    def syslog_error(self) -> str | None:
+        """Why syslog is not reached (reported, but the proxy stays ready); None: fine."""
+        return self.syslog.error if self.syslog is not None else None
+
+    def write(self, record: dict) -> None:
+        """One decision (cheap; called on the event loop)."""
+        fields = decision_fields(record)
+        line = json_line(fields)
+        for sink in self._sinks:
+            sink.put(fields, line)
+
+    def write_event(self, record: dict) -> None:
+        """One record that is not a decision (thread-safe); its `event` field names its kind."""
+        fields = event_fields(record)
+        line = json_line(fields)
+        for sink in self._sinks:
+            sink.put(fields, line)
+
+    def reopen(self) -> None:
+        for sink in self._sinks:
+            sink.reopen()
+
+    def close(self) -> None:
+        """Write and send what is queued, then stop."""
+        for sink in self._sinks:
+            sink.close()
+
+
 class AuditLog:
     def __init__(
         self,
@@ -76,17 +144,17 @@ class AuditLog:
         self._thread.start()
 
     def write(self, record: dict) -> None:
-        """Queue one record (cheap; called on the event loop). Long strings are cut so a line
-        stays under PIPE_BUF, the size a pipe (stdout in a container) writes atomically."""
-        record.setdefault("ts", rfc3339(time.time()))
-        fields = {k: _cut(record.get(k)) for k in FIELDS}
-        line = json.dumps(fields, separators=(",", ":"))
-        self._queue.put(line + "\n")
+        """Queue one decision (cheap; called on the event loop)."""
+        fields = decision_fields(record)
+        self.put(fields, json_line(fields))
 
     def write_event(self, record: dict) -> None:
-        """Queue one record that is not a decision, as it is; its `event` field names its kind
-        (thread-safe). The caller keeps it under PIPE_BUF."""
-        line = json.dumps({"ts": rfc3339(time.time()), **record}, separators=(",", ":"))
+        """Queue one record that is not a decision (thread-safe)."""
+        fields = event_fields(record)
+        self.put(fields, json_line(fields))
+
+    def put(self, fields: dict, line: str) -> None:
+        """Queue one record already made into its line (`json_line`)."""
         self._queue.put(line + "\n")
 
     def reopen(self) -> None:

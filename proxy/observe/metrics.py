@@ -169,6 +169,22 @@ class Metrics:
             multiprocess_mode="livemin",
         )
         self.audit_ok.set(1)
+        self.audit_syslog_dropped = _Children(
+            counter(
+                "aiwarden_audit_syslog_dropped",
+                "Audit records not sent to syslog, by reason: queue_full (the server too slow "
+                "or away too long), send_error.",
+                ("reason",),
+            )
+        )
+        self.audit_syslog_ok = Gauge(
+            "aiwarden_audit_syslog_ok",
+            "1 while audit records reach syslog (or none is set), 0 while sending fails (the "
+            "proxy keeps deciding and stays ready; /readyz says so).",
+            registry=r,
+            multiprocess_mode="livemin",
+        )
+        self.audit_syslog_ok.set(1)
         self.discovery_domains = Gauge(
             "aiwarden_discovery_domains",
             "Domains counted in the current discovery window (summed over workers).",

@@ -260,13 +260,18 @@ class AdminServer:
         return True, "ok"
 
     def readiness(self) -> tuple[bool, str]:
-        """Ready to take traffic: a policy, a listener, and an audit log that is written."""
+        """Ready to take traffic: a policy, a listener, and an audit log that is written. A
+        syslog server that is not reached is said, but leaves the proxy ready: records wait
+        for it, and one SIEM outage should not take every proxy out of service."""
         policy, audit = self.gate.policy, self.recorder.audit
         if policy is None or not self.proxy_addresses():
             return False, "policy or listener missing"
         if audit is not None and audit.error is not None:
             return False, f"the audit log cannot be written: {audit.error}"
-        return True, f"policy {policy.digest[:12]}, proxy listening"
+        why = f"policy {policy.digest[:12]}, proxy listening"
+        if audit is not None and audit.syslog_error is not None:  # reported; traffic goes on
+            why += f"; audit syslog not reached: {audit.syslog_error}"
+        return True, why
 
     def metrics(self) -> bytes:
         return generate_latest(self.recorder.metrics.registry)

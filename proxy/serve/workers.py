@@ -31,8 +31,9 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest, multiprocess
 
 from proxy.coach.store import CoachingStore, store_path
-from proxy.observe.audit import AuditLog, coaching_fields
+from proxy.observe.audit import AuditLog, AuditTrail, coaching_fields
 from proxy.observe.logs import event
+from proxy.observe.syslog import SyslogSender
 from proxy.options import worker_argv
 from proxy.policy.model import Policy
 from proxy.policy.reload import PolicyReloader
@@ -158,13 +159,16 @@ class Supervisor:
         if self._audit_failing():
             return False, "the audit log cannot be written (see the workers' log lines)"
         digest = self._policy.digest[:12]
-        return True, f"{serving} of {self.count} workers serving, policy {digest}"
+        why = f"{serving} of {self.count} workers serving, policy {digest}"
+        if self._audit_failing("aiwarden_audit_syslog_ok"):  # said; traffic goes on
+            why += "; audit syslog not reached (see the workers' log lines)"
+        return True, why
 
-    def _audit_failing(self) -> bool:
+    def _audit_failing(self, gauge: str = "aiwarden_audit_log_ok") -> bool:
         return any(
             sample.value == 0
             for family in self.workers_metrics.collect()
-            if family.name == "aiwarden_audit_log_ok"
+            if family.name == gauge
             for sample in family.samples
         )
 
@@ -190,7 +194,7 @@ class Supervisor:
             revoked = store.revoke(user=user, client=client, target=service)
         finally:
             store.close()
-        audit = AuditLog(self.args.audit_log) if self.args.audit_log and revoked else None
+        audit = audit_trail(self.args) if revoked else None
         for g in revoked:
             fields = coaching_fields("revoked", g.client, g.user, g.target, g.rule, until=g.expires)
             event("coaching_revoked", **fields)
@@ -369,6 +373,22 @@ def worker_command(
     if admin:
         command += ["--protect", format_address(*admin)]
     return command
+
+
+def audit_trail(args: argparse.Namespace) -> AuditTrail | None:
+    """The supervisor's own way to the audit log and syslog, for the revocations it makes."""
+    file = AuditLog(args.audit_log) if args.audit_log else None
+    syslog = None
+    if args.audit_syslog:
+        try:
+            syslog = SyslogSender(
+                args.audit_syslog,
+                args.audit_syslog_ca or None,
+                args.audit_syslog_facility or "local0",
+            )
+        except (ValueError, OSError) as e:  # the workers refused to start with it already
+            event("audit_syslog_error", error=str(e))
+    return AuditTrail(file, syslog) if file or syslog else None
 
 
 def pac_settings(args: argparse.Namespace) -> PacSettings:

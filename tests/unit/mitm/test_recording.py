@@ -4,10 +4,12 @@ and what they must never hold."""
 from __future__ import annotations
 
 import json
+import socket
 
 import pytest
 from conftest import SHIPPED_CATALOG
 from hookharness import Hooks
+from mitmproxy import exceptions
 from mitmproxy.test import tflow
 from proxyharness import write_policy
 
@@ -121,3 +123,43 @@ def test_shutdown_runs_the_last_steps_before_the_audit_log_closes(recording):
     recorder.before_close.append(lambda: 1 / 0)  # a failing step stops nothing
     recorder.done()
     assert seen == [True]
+
+
+def test_with_syslog_too_every_record_goes_to_both_as_the_same_json(tmp_path):
+    """The recorder hands decisions and events to the file and to syslog alike; with syslog
+    alone there is still an audit trail (discovery writes to it)."""
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.settimeout(5)
+    url = f"udp://127.0.0.1:{receiver.getsockname()[1]}"
+    hooks = Hooks(write_policy(tmp_path, POLICY, SHIPPED_CATALOG))
+    recorder = hooks.pipeline.recorder
+    audit = tmp_path / "audit.jsonl"
+    try:
+        hooks.context.configure(
+            recorder, aiwarden_audit_log=str(audit), aiwarden_audit_syslog=url,
+            aiwarden_audit_syslog_facility="local5",
+        )  # fmt: skip
+        recorder.record(a_flow("alice"), decision(Action.BLOCK), "api.openai.com", "R1")
+        recorder.coaching("proceeded", "127.0.0.1", "alice", "openai-api", "r", "R2", "why")
+        datagrams = [receiver.recv(65536), receiver.recv(65536)]
+        recorder.audit.close()
+        lines = [json.loads(line) for line in audit.read_text().splitlines()]
+        sent = [json.loads(d.split(b"] ", 1)[1]) for d in datagrams]
+        assert sent == lines and [line["id"] for line in lines] == ["R1", "R2"]
+        assert [d.split(b">")[0] for d in datagrams] == [b"<172", b"<173"]  # local5 warning, notice
+        assert "sk-secret" not in str(datagrams)
+        hooks.context.configure(recorder, aiwarden_audit_log="")
+        assert recorder.audit is not None and recorder.audit.file is None  # syslog alone
+        hooks.context.configure(recorder, aiwarden_audit_syslog="")
+        assert recorder.audit is None
+    finally:
+        if recorder.audit is not None:
+            recorder.audit.close()
+        receiver.close()
+
+
+def test_a_wrong_syslog_url_is_an_options_error(tmp_path):
+    hooks = Hooks(write_policy(tmp_path, POLICY, SHIPPED_CATALOG))
+    with pytest.raises(exceptions.OptionsError, match="aiwarden_audit_syslog"):
+        hooks.context.configure(hooks.pipeline.recorder, aiwarden_audit_syslog="tcp://")
