@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -633,5 +634,45 @@ def test_a_new_key_in_the_keytab_is_used_without_a_restart(realm, pki, upstreams
         for cache in (new, old):
             r = negotiate_curl(cache, "--proxy", proxy_url, url)
             assert statuses(r)[0] == "200", (r.stdout, r.stderr)
+    finally:
+        assert p.stop() == 0
+
+
+COACHING = local_ai_policy(
+    rules="""
+    - id: coach-local
+      match: {services: [local-ai]}
+      action: warn
+      justification: none
+    """,
+)
+LINK = re.compile(r"https?://[\w.-]+:\d+/\.aiwarden/ack/[\w-]+")
+
+
+def test_a_coaching_grant_is_the_kerberos_users_own(realm, pki, upstreams, alice, bob, tmp_path):
+    """alice is warned, proceeds through the link (signed on all along) and then passes; bob,
+    from the same address, is still warned: the grant is for the user the ticket named."""
+    plain, _ = upstreams
+    policy = write_policy(tmp_path / "policy", COACHING, SHIPPED_CATALOG)
+    p = Proxy(policy, pki["confdir"], "--kerberos-keytab", str(realm.keytab),
+              "--coaching-store", str(tmp_path / "coaching.sqlite3"))  # fmt: skip
+    try:
+        url = f"http://localhost:{plain.port}/coached"
+        via = ("--proxy", localhost(p))
+        r = negotiate_curl(alice, *via, url)
+        assert statuses(r)[0] == "403", (r.stdout, r.stderr)
+        link = LINK.search(r.stdout).group(0)
+        page = negotiate_curl(alice, *via, link)
+        token = re.search(r'name="token" value="([^"]+)"', page.stdout).group(1)
+        origin = link.split("/.aiwarden/")[0]
+        done = negotiate_curl(alice, *via, "-d", f"token={token}", f"{origin}/.aiwarden/proceed")
+        assert statuses(done)[0] == "200", (done.stdout, done.stderr)
+        before = len(plain.requests)
+        r = negotiate_curl(alice, *via, url)
+        assert statuses(r)[0] == "200", (r.stdout, r.stderr)
+        assert len(plain.requests) == before + 1
+        r = negotiate_curl(bob, *via, url)
+        assert statuses(r)[0] == "403" and LINK.search(r.stdout), (r.stdout, r.stderr)
+        assert len(plain.requests) == before + 1
     finally:
         assert p.stop() == 0
