@@ -40,6 +40,8 @@ $(STAMP): pyproject.toml
 
 $(DEV_STAMP): $(STAMP)
 	$(PY) -m pip install -q -e '.[test,dev]'
+	@$(PY) -m pip install -q -e '.[kerberos]' || echo "make: WARNING: gssapi did not build \
+	  (it needs libkrb5-dev and a C compiler); Kerberos single sign-on and its tests are off"
 	@touch $(DEV_STAMP)
 
 run: install

@@ -160,9 +160,44 @@ OPTIONS: tuple[Option, ...] = (
         flag_help="proxy authentication, as mitmproxy's proxyauth option "
         "(@htpasswd-file, user:pass, or ldap:...)",
         to_workers=True,
-        doc="proxy authentication through mitmproxy's own `proxyauth` (`@/path/htpasswd`, "
-        "`user:pass`, `ldap:...`); the user is then matched by `users` and `groups` in rules",
+        doc="Basic proxy authentication through mitmproxy's own `proxyauth` (`@/path/htpasswd`, "
+        "`user:pass`, `ldap:...`); the user is then matched by `users` and `groups` in rules "
+        "(password-free: `--kerberos-keytab`)",
         doc_default="none",
+    ),
+    Option(
+        option="aiwarden_kerberos_keytab", default="", empty_is_unset=True,
+        help="aiwarden: Kerberos single sign-on (Proxy-Authenticate: Negotiate) with the "
+        "proxy's service key from this keytab; empty: off.",
+        flag="--kerberos-keytab", metavar="FILE",
+        flag_help="Kerberos single sign-on (Negotiate) with the service key of HTTP/<proxy "
+        "host> from this keytab; beside --proxyauth's Basic when both are given",
+        to_workers=True,
+        doc="Kerberos single sign-on (`Proxy-Authenticate: Negotiate`) with the proxy's "
+        "service key from this keytab (see [Single sign-on with Kerberos]"
+        "(#single-sign-on-with-kerberos)); with `--proxyauth` too, browsers may use either",
+        doc_default="off",
+    ),
+    Option(
+        option="aiwarden_kerberos_principal", default="", empty_is_unset=True,
+        help="aiwarden: the service principal tickets must be for (HTTP/host@REALM); "
+        "empty: any principal in the keytab.",
+        flag="--kerberos-principal", metavar="PRINCIPAL",
+        flag_help="accept tickets for this service principal only (default: any in the keytab)",
+        to_workers=True,
+        doc="accept tickets for this service principal only (`HTTP/proxy.corp.example@CORP."
+        "EXAMPLE`)",
+        doc_default="any in the keytab",
+    ),
+    Option(
+        option="aiwarden_kerberos_keep_realm", type=bool, default=False,
+        help="aiwarden: keep the realm in Kerberos user names (alice@CORP.EXAMPLE).",
+        flag="--kerberos-keep-realm", action="store_true", flag_default=False,
+        flag_help="users are alice@CORP.EXAMPLE in rules and logs, not alice",
+        to_workers=True,
+        doc="a Kerberos user is `alice@CORP.EXAMPLE` in rules and the audit log, not `alice` "
+        "(for several realms)",
+        doc_default="realm stripped",
     ),
     Option(
         option="aiwarden_audit_log", default="", empty_is_unset=True,

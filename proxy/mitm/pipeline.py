@@ -8,14 +8,16 @@ in the order they were added, which is the order of `Pipeline.addons`:
 2. recorder: opens the audit log before anything is recorded, and on shutdown lets
    discovery write its last window before closing it;
 3. policy: the policy is in the gate before the first connection;
-4. admission: the client, CONNECT, ClientHello and raw bytes;
-5. coaching: answers the proxy's own /.aiwarden/ pages before anything decides them;
-6. enforcement: each request at its headers; then tenant headers, on what it let through;
-7. unlisted AI, then redaction: the body, once whole (a request is for one or the other);
-8. upstream: server connections, server errors, protocol switches;
-9. deadlines: after admission (whose tunnel choice ends the client's header deadline) and
+4. kerberos: after mitmproxy's proxyauth (Basic), whose 407 it lifts for a good Negotiate
+   token, and before anything reads the user;
+5. admission: the client, CONNECT, ClientHello and raw bytes;
+6. coaching: answers the proxy's own /.aiwarden/ pages before anything decides them;
+7. enforcement: each request at its headers; then tenant headers, on what it let through;
+8. unlisted AI, then redaction: the body, once whole (a request is for one or the other);
+9. upstream: server connections, server errors, protocol switches;
+10. deadlines: after admission (whose tunnel choice ends the client's header deadline) and
    after redaction (the server's deadline starts once the request is about to leave);
-10. discovery: last, it counts what the others let through.
+11. discovery: last, it counts what the others let through.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from proxy.mitm.coaching import Coaching
 from proxy.mitm.deadlines import Deadlines
 from proxy.mitm.discovery import Discovery
 from proxy.mitm.enforcement import Enforcement
+from proxy.mitm.kerberos import Kerberos
 from proxy.mitm.policy_in_force import PolicyInForce
 from proxy.mitm.recording import Recorder
 from proxy.mitm.redaction import Redaction
@@ -48,6 +51,7 @@ class Pipeline:
     answers: Answers
     admin: AdminServer | None
     policy: PolicyInForce
+    kerberos: Kerberos
     admission: Admission
     coaching: Coaching
     enforcement: Enforcement
@@ -65,6 +69,7 @@ class Pipeline:
             self.admin,
             self.recorder,
             self.policy,
+            self.kerberos,
             self.admission,
             self.coaching,
             self.enforcement,
@@ -97,6 +102,7 @@ def build(protect: Iterable[tuple[str, int]] = (), admin: bool = True) -> Pipeli
         answers=answers,
         admin=admin_server,
         policy=PolicyInForce(gate, recorder, admin_server),
+        kerberos=Kerberos(clients, recorder),
         admission=Admission(gate, clients, recorder, answers),
         coaching=coaching,
         enforcement=Enforcement(gate, clients, recorder, answers, unlisted, redaction, coaching),

@@ -22,7 +22,7 @@ STATE = "aiwarden"  # the flow.metadata key of a flow's FlowState
 
 @dataclass(slots=True)
 class ClientFacts:
-    user: str | None = None  # the user proxy authentication named at CONNECT
+    user: str | None = None  # the user proxy authentication (Basic or Kerberos) named at CONNECT
     # the TLS server names the client's ClientHello claimed, or why they cannot be read
     tls_names: list[str] | BadHost = field(default_factory=list)
     tunnelled: bool = False  # relayed undecrypted: no flow will report its server's failure
@@ -47,7 +47,8 @@ class Clients:
     def user(self, flow: http.HTTPFlow) -> str | None:
         """The user proxy authentication named for this request or its connection (never
         the password, which sits next to it)."""
-        auth = flow.metadata.get("proxyauth")  # set by mitmproxy's proxyauth addon
+        # set by mitmproxy's proxyauth addon (Basic), or as it does by kerberos.py
+        auth = flow.metadata.get("proxyauth")
         if auth:
             return auth[0]
         facts = self._facts.get(flow.client_conn)

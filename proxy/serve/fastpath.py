@@ -9,9 +9,9 @@ aiwarden would tunnel, relays it; anything else goes to mitmproxy exactly as it 
 
 It relays only when all of these hold, each asked of the gate (decide/gate.py) that the
 addons ask too:
-- the client's address is in `network.clients`, proxy authentication is off and the request
-  carries no Proxy-Authorization (users can decide rules: mitmproxy's proxyauth must see
-  them);
+- the client's address is in `network.clients`, proxy authentication (Basic or Kerberos)
+  is off and the request carries no Proxy-Authorization (users can decide rules: the
+  authenticating addons must see them);
 - the CONNECT host's decision is to tunnel, with action allow;
 - the destination is not denied (`network.deny_destinations`, the proxy's own listeners);
 - the first bytes in the tunnel are a TLS ClientHello (any record version, framing.py) every
@@ -98,9 +98,12 @@ class FastPath:
         parent = compat.parent_of_modes(ctx.options.mode)
         self.parent = parent[1] if parent else None
         self.parent_auth = parent_authorization()
+        authenticating = ctx.options.proxyauth or getattr(
+            ctx.options, "aiwarden_kerberos_keytab", ""
+        )  # each CONNECT must be authenticated: mitmproxy's hooks see it
         self.enabled = (
             ctx.options.aiwarden_fast_tunnels
-            and not ctx.options.proxyauth
+            and not authenticating
             and (parent is None or parent[0] == "http")  # a TLS parent: mitmproxy's
         )
         self.header_timeout = getattr(ctx.options, "aiwarden_client_header_timeout", 0)

@@ -59,7 +59,7 @@ from proxy.options import settings_from
 from proxy.policy.model import Policy
 from proxy.serve.admin import format_address, parse_address
 from proxy.serve.fastpath import FastPath
-from proxy.serve.preflight import port_taken
+from proxy.serve.preflight import keytab_unusable, port_taken
 from proxy.serve.workers import Supervisor, available_cpus
 
 
@@ -149,6 +149,8 @@ def _preflight(args: argparse.Namespace, listen: tuple[str, int], confdir: Path)
             address = parse_address(address)
         if why := port_taken(*address):
             return f"{what} {format_address(*address)}: {why}"
+    if why := keytab_unusable(args.kerberos_keytab, args.kerberos_principal):
+        return f"--kerberos-keytab: {why}"
     try:
         if not ca.exists(confdir):
             info = ca.init(confdir)

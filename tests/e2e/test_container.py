@@ -141,6 +141,7 @@ def build(base: str, containerfile: Path, name: str, *more: Path) -> str:
     if podman("image", "exists", tag, check=False).returncode != 0:
         args = [
             "build", *LIMITS, "--format", "docker", "--build-arg", f"BASE={base}",
+            "--build-arg", "KERBEROS=no",  # Kerberos needs an apt index at build time
             "-f", str(containerfile), "-t", tag,
         ]  # fmt: skip
         if HOST_BUNDLE.exists():  # the TLS proxy in front of PyPI: for pip, at build time only
