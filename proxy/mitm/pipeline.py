@@ -8,7 +8,8 @@ in the order they were added, which is the order of `Pipeline.addons`:
 2. recorder: opens the audit log before anything is recorded, and on shutdown lets
    discovery write its last window before closing it;
 3. policy: the policy is in the gate before the first connection;
-4. admission: the client, CONNECT, ClientHello and raw bytes;
+4. identity: who is behind the CONNECT and each request, before anything decides them;
+   then admission: the client, CONNECT, ClientHello and raw bytes;
 5. coaching: answers the proxy's own /.aiwarden/ pages before anything decides them;
 6. enforcement: each request at its headers; then tenant headers, on what it let through;
 7. unlisted AI, then redaction: the body, once whole (a request is for one or the other);
@@ -30,6 +31,7 @@ from proxy.mitm.coaching import Coaching
 from proxy.mitm.deadlines import Deadlines
 from proxy.mitm.discovery import Discovery
 from proxy.mitm.enforcement import Enforcement
+from proxy.mitm.identity import Identity
 from proxy.mitm.policy_in_force import PolicyInForce
 from proxy.mitm.recording import Recorder
 from proxy.mitm.redaction import Redaction
@@ -48,6 +50,7 @@ class Pipeline:
     answers: Answers
     admin: AdminServer | None
     policy: PolicyInForce
+    identity: Identity
     admission: Admission
     coaching: Coaching
     enforcement: Enforcement
@@ -65,6 +68,7 @@ class Pipeline:
             self.admin,
             self.recorder,
             self.policy,
+            self.identity,
             self.admission,
             self.coaching,
             self.enforcement,
@@ -87,7 +91,8 @@ def build(protect: Iterable[tuple[str, int]] = (), admin: bool = True) -> Pipeli
     gate = Gate(protect, timed=recorder.metrics.timed)
     answers = Answers(gate, recorder)
     coaching = Coaching(gate, clients, recorder, answers)
-    admin_server = AdminServer(gate, recorder, coaching) if admin else None
+    identity = Identity(clients, lambda: gate.policy)
+    admin_server = AdminServer(gate, recorder, coaching, identity) if admin else None
     unlisted = UnlistedAI(gate, recorder, answers)
     redaction = Redaction(gate, recorder, answers)
     return Pipeline(
@@ -97,6 +102,7 @@ def build(protect: Iterable[tuple[str, int]] = (), admin: bool = True) -> Pipeli
         answers=answers,
         admin=admin_server,
         policy=PolicyInForce(gate, recorder, admin_server),
+        identity=identity,
         admission=Admission(gate, clients, recorder, answers),
         coaching=coaching,
         enforcement=Enforcement(gate, clients, recorder, answers, unlisted, redaction, coaching),

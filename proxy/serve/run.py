@@ -168,7 +168,9 @@ async def _serve(
     loop = asyncio.get_running_loop()
     if isinstance(loop, GuardedLoop):
         loop.gate = pipeline.gate
-        loop.fastpath = FastPath(pipeline.gate, pipeline.recorder, pipeline.discovery)
+        loop.fastpath = FastPath(
+            pipeline.gate, pipeline.recorder, pipeline.discovery, pipeline.identity
+        )
         m.addons.add(loop.fastpath)  # after Deadlines: it reads the header timeout
     if args.worker_link is not None:
         m.addons.add(WorkerLink(args.worker_link))
