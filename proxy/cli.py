@@ -15,6 +15,7 @@ from proxy.coach.pages import duration
 from proxy.decide.engine import Engine
 from proxy.decide.llm_shape import describe, inspect_body
 from proxy.decide.verdict import Decision, Mode
+from proxy.identity.who import Who
 from proxy.lists.coverage import ListCoverage, false_positives, measure
 from proxy.lists.formats import (
     FORMATS,
@@ -85,6 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default="GET", help="HTTP method (default GET)")
     p.add_argument("--client", default="127.0.0.1", help="client IP address (default 127.0.0.1)")
     p.add_argument("--user", help="authenticated user name")
+    p.add_argument(
+        "--groups",
+        default="",
+        help="the user's directory groups, comma-separated, as an identity source names them",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object per URL, a line each")
     p.add_argument(
         "--body",
@@ -873,6 +879,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if args.body is not None:
         body = sys.stdin.buffer.read() if args.body == "-" else Path(args.body).read_bytes()
     status = EXIT_OK
+    args.who = _who(policy, args)
+    user, groups = args.who.user, args.who.groups
     for url in args.urls:
         try:
             scheme, host, path, _port = split_url(url)
@@ -883,10 +891,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
             else:
                 print(f"{url}\n  error:    {e}\n")
             continue
-        request = engine.decide_request(args.method, host, path, args.client, args.user)
+        request = engine.decide_request(args.method, host, path, args.client, user, groups)
         connect = None
         if scheme in ("https", "wss"):
-            connect = engine.decide_connect(host, args.client, args.user)
+            connect = engine.decide_connect(host, args.client, user, groups)
         request, body_note = _body_check(engine, request, connect, body, path)
         headers = _tenant_headers(engine, host, request)
         if args.json:
@@ -928,6 +936,18 @@ def _body_check(
     return decided, "not an LLM API call"
 
 
+def _who(policy: Policy, args: argparse.Namespace) -> Who:
+    """Who the request is from: the --user given, else the policy's address map by --client
+    (its file; pushed entries live in the running proxy's store)."""
+    groups = frozenset(g.strip().lower() for g in args.groups.split(",") if g.strip())
+    if args.user:
+        return Who(args.user, groups, "given (--user)")
+    amap = policy.identity.address_map
+    if amap is not None and (user := amap.entries.get(args.client)):
+        return Who(user, groups, "address_map (the policy's file)")
+    return Who(None, groups, None)
+
+
 def _explain_record(
     url: str, args: argparse.Namespace, request: Decision, connect: Decision | None
 ) -> dict[str, object]:
@@ -935,7 +955,9 @@ def _explain_record(
         "url": url,
         "method": args.method.upper(),
         "client": args.client,
-        "user": args.user,
+        "user": args.who.user,
+        "identity_source": args.who.source,
+        "groups": sorted(args.who.groups),
     }
     record.update(request.to_dict())
     del record["stage"]
@@ -963,6 +985,9 @@ def _explain_text(
         f"  activity: {request.activity or '-'}",
         f"  rule:     {request.rule}",
     ]
+    if args.who.user or args.who.groups:
+        groups = f", groups {', '.join(sorted(args.who.groups))}" if args.who.groups else ""
+        lines.insert(1, f"  user:     {args.who.user or '-'} ({args.who.source or 'none'}{groups})")
     if connect:
         lines.append(f"  connect:  {connect.connect} ({connect.reason})")
     if body:

@@ -260,6 +260,19 @@ OPTIONS: tuple[Option, ...] = (
         doc_default="`aiwarden-coaching.sqlite3` in `--confdir`",
     ),
     Option(
+        option="aiwarden_identity_store", default="", empty_is_unset=True,
+        help="aiwarden identity: the SQLite file of addresses an identity collector mapped to "
+        "users, shared by the workers; empty for aiwarden-identity.sqlite3 in the confdir.",
+        flag="--identity-store", metavar="FILE",
+        flag_help="the SQLite file where addresses pushed by an identity collector "
+        "(POST /identity/addresses) are kept, shared by the workers; default: "
+        "aiwarden-identity.sqlite3 in --confdir",
+        to_workers=True,
+        doc="where pushed address-to-user entries are kept (see [Identity](#identity-who-is-"
+        "behind-each-request)); one file the workers share",
+        doc_default="`aiwarden-identity.sqlite3` in `--confdir`",
+    ),
+    Option(
         flag="--log-level", flag_default="info", choices=("debug", "info", "warning", "error"),
         to_workers=True,
         doc="the least severe log lines written (JSON lines on stderr)",

@@ -10,14 +10,16 @@ in the order they were added, which is the order of `Pipeline.addons`:
 3. policy: the policy is in the gate before the first connection;
 4. kerberos: after mitmproxy's proxyauth (Basic), whose 407 it lifts for a good Negotiate
    token, and before anything reads the user;
-5. admission: the client, CONNECT, ClientHello and raw bytes;
-6. coaching: answers the proxy's own /.aiwarden/ pages before anything decides them;
-7. enforcement: each request at its headers; then tenant headers, on what it let through;
-8. unlisted AI, then redaction: the body, once whole (a request is for one or the other);
-9. upstream: server connections, server errors, protocol switches;
-10. deadlines: after admission (whose tunnel choice ends the client's header deadline) and
+5. identity: who is behind the CONNECT and each request (from proxy authentication, trusted
+   headers or the address map), before anything decides them;
+6. admission: the client, CONNECT, ClientHello and raw bytes;
+7. coaching: answers the proxy's own /.aiwarden/ pages before anything decides them;
+8. enforcement: each request at its headers; then tenant headers, on what it let through;
+9. unlisted AI, then redaction: the body, once whole (a request is for one or the other);
+10. upstream: server connections, server errors, protocol switches;
+11. deadlines: after admission (whose tunnel choice ends the client's header deadline) and
    after redaction (the server's deadline starts once the request is about to leave);
-11. discovery: last, it counts what the others let through.
+12. discovery: last, it counts what the others let through.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from proxy.mitm.coaching import Coaching
 from proxy.mitm.deadlines import Deadlines
 from proxy.mitm.discovery import Discovery
 from proxy.mitm.enforcement import Enforcement
+from proxy.mitm.identity import Identity
 from proxy.mitm.kerberos import Kerberos
 from proxy.mitm.policy_in_force import PolicyInForce
 from proxy.mitm.recording import Recorder
@@ -52,6 +55,7 @@ class Pipeline:
     admin: AdminServer | None
     policy: PolicyInForce
     kerberos: Kerberos
+    identity: Identity
     admission: Admission
     coaching: Coaching
     enforcement: Enforcement
@@ -70,6 +74,7 @@ class Pipeline:
             self.recorder,
             self.policy,
             self.kerberos,
+            self.identity,
             self.admission,
             self.coaching,
             self.enforcement,
@@ -92,7 +97,8 @@ def build(protect: Iterable[tuple[str, int]] = (), admin: bool = True) -> Pipeli
     gate = Gate(protect, timed=recorder.metrics.timed)
     answers = Answers(gate, recorder)
     coaching = Coaching(gate, clients, recorder, answers)
-    admin_server = AdminServer(gate, recorder, coaching) if admin else None
+    identity = Identity(clients, lambda: gate.policy)
+    admin_server = AdminServer(gate, recorder, coaching, identity) if admin else None
     unlisted = UnlistedAI(gate, recorder, answers)
     redaction = Redaction(gate, recorder, answers)
     return Pipeline(
@@ -103,6 +109,7 @@ def build(protect: Iterable[tuple[str, int]] = (), admin: bool = True) -> Pipeli
         admin=admin_server,
         policy=PolicyInForce(gate, recorder, admin_server),
         kerberos=Kerberos(clients, recorder),
+        identity=identity,
         admission=Admission(gate, clients, recorder, answers),
         coaching=coaching,
         enforcement=Enforcement(gate, clients, recorder, answers, unlisted, redaction, coaching),

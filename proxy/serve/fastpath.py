@@ -54,6 +54,7 @@ from proxy.decide.gate import Gate
 from proxy.decide.verdict import Decision, Mode
 from proxy.mitm import compat, framing
 from proxy.mitm.discovery import Discovery
+from proxy.mitm.identity import Identity
 from proxy.mitm.recording import Recorder
 from proxy.mitm.upstream import format_address, parent_authorization, upstream_error_kind
 from proxy.observe.audit import new_reference
@@ -79,12 +80,19 @@ CONNECT_LINE = re.compile(
 class FastPath:
     """The addon side: options, and the state every fast-path connection reads."""
 
-    def __init__(self, gate: Gate, recorder: Recorder, discovery: Discovery | None) -> None:
+    def __init__(
+        self,
+        gate: Gate,
+        recorder: Recorder,
+        discovery: Discovery | None,
+        identity: Identity | None = None,
+    ) -> None:
         self.ports: frozenset[int] = frozenset()  # the proxy's listening ports
         self.enabled = False
         self.gate = gate
         self.recorder = recorder
         self.discovery = discovery  # counts the tunnels relayed
+        self.identity = identity  # who a client address is (an address map), if anyone
         self.header_timeout = 0
         self.parent: tuple[str, int] | None = None  # the parent proxy (upstream mode)
         self.parent_auth: str | None = None  # its Proxy-Authorization
@@ -257,7 +265,13 @@ class FastConnection(asyncio.Protocol):
         None."""
         if not self.gate.client_allowed(self.client):
             return None
-        return self.gate.tunnel(names, self.client, None)
+        identity = self.fastpath.identity
+        if identity is None:
+            return self.gate.tunnel(names, self.client, None)
+        if identity.needs_mitmproxy(self.client):
+            return None  # a downstream proxy's CONNECT says who it is in its headers
+        who = identity.for_address(self.client)
+        return self.gate.tunnel(names, self.client, who.user, who.groups)
 
     def _checked(self, reason: str | None) -> None:
         """The destination check's answer: mitmproxy refuses a denied one, with the reason."""

@@ -224,7 +224,9 @@ async def _serve(
     if isinstance(loop, GuardedLoop):
         loop.gate = pipeline.gate
         loop.parent = (parent.host, parent.port) if parent else None
-        loop.fastpath = FastPath(pipeline.gate, pipeline.recorder, pipeline.discovery)
+        loop.fastpath = FastPath(
+            pipeline.gate, pipeline.recorder, pipeline.discovery, pipeline.identity
+        )
         m.addons.add(loop.fastpath)  # after Deadlines: it reads the header timeout
     if args.worker_link is not None:
         m.addons.add(WorkerLink(args.worker_link))

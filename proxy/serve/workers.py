@@ -31,6 +31,8 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest, multiprocess
 
 from proxy.coach.store import CoachingStore, store_path
+from proxy.identity.addresses import AddressStore, apply_push
+from proxy.identity.addresses import store_path as identity_store_path
 from proxy.observe.audit import AuditLog, AuditTrail, coaching_fields
 from proxy.observe.logs import event
 from proxy.observe.syslog import SyslogSender
@@ -203,6 +205,15 @@ class Supervisor:
         if audit is not None:
             audit.close()
         return len(revoked)
+
+    def push_address(self, address: str, user: str | None, ttl: int | None) -> dict:
+        """The workers share one identity store: a push there reaches every worker."""
+        store = AddressStore(identity_store_path(self.args.identity_store or "",
+                                                 self.args.confdir))  # fmt: skip
+        try:
+            return apply_push(store, self._policy.identity.address_map, address, user, ttl)
+        finally:
+            store.close()
 
     # -- running ----------------------------------------------------------------------------
 
