@@ -1,0 +1,263 @@
+"""Restoring placeholders in a streamed answer (server-sent events), event by event.
+
+LLMs stream their answer as text deltas, and split a placeholder wherever their tokens fall:
+`"<"`, `"EMAIL"`, `"_"`, `"1"`, `">"` may arrive in five events. The text deltas of the known
+formats are followed per answer (a choice, a content block, a candidate) through a
+TextRestorer, which holds back only what could still become a placeholder; the held text is
+sent at the end of that answer (its finish, its block's stop, `[DONE]`, or the stream's end),
+in an event of the same shape. The known formats:
+
+- OpenAI chat completions: `choices[].delta.content`;
+- OpenAI Responses: `response.output_text.delta` events;
+- Anthropic messages: `content_block_delta` events with a `text_delta`;
+- Gemini (`alt=sse`): `candidates[].content.parts[].text`.
+
+Any other event passes as it came, except that whole placeholders inside its JSON strings are
+restored (the final `response.completed` of the Responses API repeats the whole text). Only
+the event being read is kept, never the stream: an event larger than MAX_EVENT_BYTES ends the
+restoring, and the rest of the stream passes as it comes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+
+from proxy.redact.restore import JsonRestorer, TextRestorer
+
+MAX_EVENT_BYTES = 1024 * 1024
+_EVENT_END = re.compile(rb"\n\r?\n")  # a blank line ends an event (LF or CRLF lines)
+_ENDS_ALL = frozenset({
+    "message_delta", "message_stop", "error",  # Anthropic (and the Responses API's error)
+    "response.completed", "response.incomplete", "response.failed",  # OpenAI Responses
+})  # fmt: skip
+
+Key = tuple  # which answer a delta belongs to: (format, index...)
+
+
+@dataclass(slots=True)
+class _Slot:
+    """One text delta inside an event's JSON: where it is, and whose answer it continues."""
+
+    key: Key
+    holder: dict
+    field: str
+    ends: bool  # the same event finishes this answer
+    template: Callable[[str], dict]  # an event of the same shape carrying other text
+
+
+class SseRestorer:
+    """Bytes of an event stream in (`feed`, then `finish` at its end), the same stream with
+    the request's placeholders restored out."""
+
+    def __init__(self, originals: Mapping[str, str]) -> None:
+        self._originals = dict(originals)
+        self._json = JsonRestorer(originals)
+        self._pending = bytearray()  # the event being read
+        self._searched = 0  # how far _pending holds no event end
+        self._texts: dict[Key, TextRestorer] = {}
+        self._templates: dict[Key, tuple[bytes | None, Callable[[str], dict]]] = {}
+        self.passing = False  # gave up restoring: everything passes as it comes
+
+    def feed(self, data: bytes) -> bytes:
+        if self.passing:
+            return data
+        self._pending += data
+        out = []
+        while m := _EVENT_END.search(self._pending, max(0, self._searched - 2)):
+            raw = bytes(self._pending[: m.end()])
+            del self._pending[: m.end()]
+            self._searched = 0
+            out.append(self._event(raw))
+        self._searched = len(self._pending)
+        if len(self._pending) > MAX_EVENT_BYTES:
+            out.append(self._flush(set(self._texts)) + bytes(self._pending))
+            self._pending.clear()
+            self.passing = True
+        return b"".join(out)
+
+    def finish(self) -> bytes:
+        """The end of the stream: the text still held, then an unfinished last event."""
+        if self.passing:
+            return b""
+        out = self._flush(set(self._texts)) + self._json(bytes(self._pending))
+        self._pending.clear()
+        return out
+
+    # -- one event -------------------------------------------------------------------------------
+
+    def _event(self, raw: bytes) -> bytes:
+        lines = raw.split(b"\n")
+        name, data = None, []
+        for line in lines:
+            line = line.removesuffix(b"\r")
+            field, _, value = line.partition(b":")
+            if field == b"data":
+                data.append(value.removeprefix(b" "))
+            elif field == b"event":
+                name = value.strip()
+        if not data:
+            return raw
+        payload = b"\n".join(data)
+        if payload.strip() == b"[DONE]":
+            return self._flush(set(self._texts)) + raw
+        try:
+            event = json.loads(payload)
+        except ValueError:
+            return raw  # not JSON: not a format we know
+        if not isinstance(event, dict):
+            return self._json(raw)
+        slots = list(_slots(event))
+        ending = _ends(event)
+        # what this event ends is sent before it, unless its own text may still finish it
+        ended = set(self._texts) if ending is None else ending
+        before = self._flush(ended - {slot.key for slot in slots})
+        changed = False
+        for slot in slots:
+            text = slot.holder[slot.field]
+            restorer = self._texts.get(slot.key)
+            if restorer is None:
+                restorer = self._texts[slot.key] = TextRestorer(self._originals)
+            out = restorer.feed(text)
+            if slot.ends:
+                out += restorer.flush()
+            self._templates[slot.key] = (name, slot.template)
+            if out != text:
+                slot.holder[slot.field] = out
+                changed = True
+        if changed:
+            raw = _rewritten(lines, event)
+        return before + self._json(raw)
+
+    def _flush(self, keys: set[Key]) -> bytes:
+        """Events carrying the text held for the answers `keys`."""
+        out = []
+        for key, restorer in self._texts.items():
+            if key in keys and restorer.held:
+                name, template = self._templates[key]
+                event = template(restorer.flush())
+                head = b"event: " + name + b"\n" if name else b""
+                out.append(head + b"data: " + _dumps(event) + b"\n\n")
+        return b"".join(out)
+
+
+def _dumps(event: dict) -> bytes:
+    return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _rewritten(lines: list[bytes], event: dict) -> bytes:
+    """The event's lines with its data replaced by `event` (one data line, where the first
+    was); its other fields and line endings as they were."""
+    out, placed = [], False
+    for line in lines[:-2]:  # the last two: the end of the last line, the blank line
+        if line.removesuffix(b"\r").startswith(b"data:"):
+            if placed:
+                continue
+            placed = True
+            line = b"data: " + _dumps(event) + (b"\r" if line.endswith(b"\r") else b"")
+        out.append(line)
+    return b"\n".join([*out, *lines[-2:]])
+
+
+# -- the known formats -------------------------------------------------------------------------
+
+
+def _slots(event: dict) -> Iterator[_Slot]:
+    """The text deltas of an event, in order."""
+    kind = event.get("type")
+    delta = event.get("delta")
+    if kind == "content_block_delta" and isinstance(delta, dict):  # Anthropic
+        if delta.get("type") == "text_delta" and isinstance(delta.get("text"), str):
+            index = event.get("index")
+            yield _Slot(("anthropic", index), delta, "text", False, _anthropic(index))
+        return
+    if kind == "response.output_text.delta" and isinstance(delta, str):  # OpenAI Responses
+        yield _Slot(_responses_key(event), event, "delta", False, _responses(event))
+        return
+    choices = event.get("choices")  # OpenAI chat completions
+    if isinstance(choices, list):
+        for choice in choices:
+            if not isinstance(choice, dict) or not isinstance(choice.get("delta"), dict):
+                continue
+            if isinstance(choice["delta"].get("content"), str):
+                index = choice.get("index", 0)
+                ends = choice.get("finish_reason") is not None
+                yield _Slot(("chat", index), choice["delta"], "content", ends, _chat(event, index))
+    candidates = event.get("candidates")  # Gemini
+    if isinstance(candidates, list):
+        for candidate in candidates:
+            yield from _gemini_slots(event, candidate)
+
+
+def _gemini_slots(event: dict, candidate: object) -> Iterator[_Slot]:
+    if not isinstance(candidate, dict) or not isinstance(candidate.get("content"), dict):
+        return
+    parts = candidate["content"].get("parts")
+    if not isinstance(parts, list):
+        return
+    texts = [p for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str)]
+    finished = candidate.get("finishReason") is not None
+    for i, part in enumerate(texts):
+        thought = bool(part.get("thought"))
+        key = ("gemini", candidate.get("index", 0), thought)
+        ends = finished and i == len(texts) - 1
+        yield _Slot(key, part, "text", ends, _gemini(event, candidate, thought))
+
+
+def _ends(event: dict) -> set[Key] | None:
+    """The answers an event finishes without text of its own (None: all of them)."""
+    kind = event.get("type")
+    if kind in _ENDS_ALL:
+        return None
+    if kind == "content_block_stop":
+        return {("anthropic", event.get("index"))}
+    if kind == "response.output_text.done":
+        return {_responses_key(event)}
+    ended = set()
+    for choice in event.get("choices") or ():
+        if isinstance(choice, dict) and choice.get("finish_reason") is not None:
+            ended.add(("chat", choice.get("index", 0)))
+    for candidate in event.get("candidates") or ():
+        if isinstance(candidate, dict) and candidate.get("finishReason") is not None:
+            index = candidate.get("index", 0)
+            ended |= {("gemini", index, False), ("gemini", index, True)}
+    return ended
+
+
+def _responses_key(event: dict) -> Key:
+    return ("responses", event.get("item_id"), event.get("output_index"),
+            event.get("content_index"))  # fmt: skip
+
+
+def _anthropic(index: object) -> Callable[[str], dict]:
+    return lambda text: {
+        "type": "content_block_delta",
+        "index": index,
+        "delta": {"type": "text_delta", "text": text},
+    }
+
+
+def _responses(event: dict) -> Callable[[str], dict]:
+    fields = {k: v for k, v in event.items() if k != "delta"}
+    return lambda text: {**fields, "delta": text}
+
+
+def _chat(event: dict, index: object) -> Callable[[str], dict]:
+    fields = {k: v for k, v in event.items() if k not in ("choices", "usage")}
+    return lambda text: {
+        **fields,
+        "choices": [{"index": index, "delta": {"content": text}, "finish_reason": None}],
+    }
+
+
+def _gemini(event: dict, candidate: dict, thought: bool) -> Callable[[str], dict]:
+    fields = {k: v for k, v in event.items() if k in ("modelVersion", "responseId")}
+    where = {"index": candidate["index"]} if "index" in candidate else {}
+    part = {"thought": True} if thought else {}
+    role = candidate["content"].get("role", "model")
+    return lambda text: {
+        **fields,
+        "candidates": [{**where, "content": {"role": role, "parts": [{"text": text, **part}]}}],
+    }
