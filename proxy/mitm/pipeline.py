@@ -16,7 +16,8 @@ in the order they were added, which is the order of `Pipeline.addons`:
 7. coaching: answers the proxy's own /.aiwarden/ pages before anything decides them;
 8. enforcement: each request at its headers; then tenant headers, on what it let through;
 9. unlisted AI, then redaction: the body, once whole (a request is for one or the other);
-10. upstream: server connections, server errors, protocol switches;
+10. upstream: server connections, server errors, protocol switches; it streams every answer,
+    then restoration holds or reads the answers of requests redacted with `restore: true`;
 11. deadlines: after admission (whose tunnel choice ends the client's header deadline) and
    after redaction (the server's deadline starts once the request is about to leave);
 12. discovery: last, it counts what the others let through.
@@ -39,6 +40,7 @@ from proxy.mitm.kerberos import Kerberos
 from proxy.mitm.policy_in_force import PolicyInForce
 from proxy.mitm.recording import Recorder
 from proxy.mitm.redaction import Redaction
+from proxy.mitm.restoration import Restoration
 from proxy.mitm.state import Clients
 from proxy.mitm.tenants import TenantHeaders
 from proxy.mitm.unlisted import UnlistedAI
@@ -63,6 +65,7 @@ class Pipeline:
     unlisted: UnlistedAI
     redaction: Redaction
     upstream: Upstream
+    restoration: Restoration
     deadlines: Deadlines
     discovery: Discovery
 
@@ -82,6 +85,7 @@ class Pipeline:
             self.unlisted,
             self.redaction,
             self.upstream,
+            self.restoration,
             self.deadlines,
             self.discovery,
         ]
@@ -117,6 +121,7 @@ def build(protect: Iterable[tuple[str, int]] = (), admin: bool = True) -> Pipeli
         unlisted=unlisted,
         redaction=redaction,
         upstream=Upstream(gate, clients, recorder, answers),
+        restoration=Restoration(),
         deadlines=Deadlines(recorder),
         discovery=Discovery(gate, recorder),
     )

@@ -99,6 +99,7 @@ class Redaction:
         if outcome.changed:
             flow.request.content = outcome.body  # re-encoded as the client sent it
         state.redactions = outcome.counts
+        state.originals = outcome.originals or None  # restored in the answer (restoration.py)
         self.recorder.record(flow, state.decision, host, redactions=outcome.counts)
 
     def _unreadable(
