@@ -18,7 +18,7 @@ from proxy.decide.verdict import Action, Decision, Stage
 from proxy.mitm.answers import OFFLOAD_BYTES, Answers
 from proxy.mitm.recording import Recorder
 from proxy.mitm.state import STATE, FlowState
-from proxy.redact.bodies import FileBlocked, Result, Unparseable, redact_body
+from proxy.redact.bodies import Result, Unparseable, Unredactable, redact_body
 from proxy.redact.profiles import RedactionProfile
 
 
@@ -110,7 +110,7 @@ class Redaction:
         host: str,
         error: Unparseable,
     ) -> None:
-        if profile.on_unparseable == "pass" and not isinstance(error, FileBlocked):
+        if profile.on_unparseable == "pass" and not isinstance(error, Unredactable):
             state.redactions = {}
             note = "unparseable body passed"
             self.recorder.record(flow, state.decision, host, redactions={}, note=note)

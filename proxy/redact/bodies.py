@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode
 
 from proxy.redact.detectors import Replacement, redact_text
-from proxy.redact.placeholders import Placeholders
+from proxy.redact.placeholders import NoPlaceholder, Placeholders
 from proxy.redact.profiles import RedactionProfile
 
 # Keys whose string values are structure, not prompt text.
@@ -39,6 +39,10 @@ class Unparseable(ValueError):
     """The body is not what its Content-Type says, or not a format we can redact."""
 
 
+class Unredactable(Unparseable):
+    """A body that is never passed unredacted, whatever `on_unparseable` says."""
+
+
 @dataclass
 class Result:
     body: bytes
@@ -53,6 +57,13 @@ class Result:
 
 def redact_body(raw: bytes, content_type: str, profile: RedactionProfile) -> Result:
     """Redact a decoded request body; raises Unparseable for what cannot be read."""
+    try:
+        return _redact_body(raw, content_type, profile)
+    except NoPlaceholder as e:
+        raise Unredactable(str(e)) from None
+
+
+def _redact_body(raw: bytes, content_type: str, profile: RedactionProfile) -> Result:
     if not raw.strip():
         return Result(raw)
     mime = content_type.split(";", 1)[0].strip().lower()
@@ -237,5 +248,5 @@ def _file_part(
     return result.body
 
 
-class FileBlocked(Unparseable):
+class FileBlocked(Unredactable):
     """A file part under a profile with `files: block`."""

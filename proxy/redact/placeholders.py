@@ -49,7 +49,8 @@ class Placeholders:
     restorer of the answer as `originals`."""
 
     def __init__(self, taken: str, detectors: Iterable[Detector]) -> None:
-        self._taken = taken  # the request's own text: placeholders must not occur in it
+        # the placeholder-shaped texts of the request itself: none of them is used
+        self._taken = frozenset(PLACEHOLDER.findall(taken))
         self._detectors = tuple(detectors)
         self._by_value: dict[str, str] = {}
         self._next: dict[str, int] = {}

@@ -321,3 +321,17 @@ def test_an_endless_event_stops_restoring_and_passes_the_rest():
     assert restorer.passing and out.endswith(huge)
     assert chat_text(out.split(b"data: xx")[0]) == "<EMAIL_"  # the held text, sent first
     assert restorer.feed(b"<EMAIL_1>\n\n") == b"<EMAIL_1>\n\n" and restorer.finish() == b""
+
+
+def test_a_request_quoting_every_free_placeholder_is_never_passed(monkeypatch):
+    """No free placeholder: Unredactable, which `on_unparseable: pass` does not pass."""
+    from proxy.redact import placeholders
+    from proxy.redact.bodies import Unparseable, Unredactable
+
+    monkeypatch.setattr(placeholders, "MAX_TRIES", 3)
+    body = chat_body(f"<EMAIL_1> <EMAIL_2> <EMAIL_3> {EMAIL}")
+    passing = RedactionProfile("r", BUILTIN, restore=True, on_unparseable="pass")
+    with pytest.raises(Unredactable, match="no free placeholder for EMAIL") as e:
+        redact_body(body, "application/json", passing)
+    assert isinstance(e.value, Unparseable) and EMAIL not in str(e.value)
+    assert redact_body(chat_body(f"<EMAIL_1> {EMAIL}"), "application/json", passing).originals
