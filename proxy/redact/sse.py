@@ -89,6 +89,8 @@ class SseRestorer:
     # -- one event -------------------------------------------------------------------------------
 
     def _event(self, raw: bytes) -> bytes:
+        if b"<" not in raw and b"\\u003" not in raw and not self._holding():
+            return raw  # nothing to restore, nothing held back to send before it
         lines = raw.split(b"\n")
         name, data = None, []
         for line in lines:
@@ -130,6 +132,9 @@ class SseRestorer:
         if changed:
             raw = _rewritten(lines, event)
         return before + self._json(raw)
+
+    def _holding(self) -> bool:
+        return any(restorer.held for restorer in self._texts.values())
 
     def _flush(self, keys: set[Key]) -> bytes:
         """Events carrying the text held for the answers `keys`."""
