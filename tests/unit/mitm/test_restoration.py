@@ -3,12 +3,14 @@ alone, and the answers it cannot restore (sent on as they came, with placeholder
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 
 import pytest
 from mitmproxy.test import tflow, tutils
 
+from proxy.mitm.answers import OFFLOAD_BYTES
 from proxy.mitm.decoding import decoder_for
 from proxy.mitm.restoration import MAX_HELD_BYTES, Restoration, RestoringStream
 from proxy.mitm.state import state_of
@@ -89,3 +91,13 @@ def test_a_stream_that_stops_decoding_ends_without_sending_garbage():
     stream = RestoringStream("h", decoder_for("gzip"), ORIGINALS)
     assert stream(b"definitely not gzip") == [] and stream.broken
     assert stream(b"more") == [] and stream(b"") == []
+
+
+def test_a_large_answer_is_restored_off_the_event_loop():
+    text = "x" * (OFFLOAD_BYTES + 10) + " <EMAIL_1>"
+    f = flow("application/json", json.dumps({"text": text}).encode())
+    Restoration().responseheaders(f)
+    pending = Restoration().response(f)
+    assert pending is not None and b"<EMAIL_1>" in f.response.content  # not yet
+    asyncio.run(pending)
+    assert json.loads(f.response.content)["text"].endswith(" bob@corp.example")

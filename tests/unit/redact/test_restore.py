@@ -238,6 +238,13 @@ def test_utf8_split_across_chunks_and_crlf_lines():
     assert out.count(b"\r\n\r\n") == 3 and b"\n\n" not in out.replace(b"\r\n\r\n", b"")
 
 
+def test_a_rewritten_event_keeps_its_other_fields():
+    stream = b"id: 7\nevent: chunk\ndata: " + json.dumps(chat_chunk("<EMAIL_1>")).encode()
+    out = through(stream + b"\nretry: 10\n\n", 4)
+    assert out.startswith(b"id: 7\nevent: chunk\ndata: {") and out.endswith(b"\nretry: 10\n\n")
+    assert chat_text(out) == EMAIL
+
+
 def test_a_finish_in_the_same_chunk_flushes_into_it():
     out = through(sse(chat_chunk("x <EMA"), chat_chunk("IL_1> <EM", "stop"), "[DONE]"), 5)
     assert chat_text(out) == f"x {EMAIL} <EM"
