@@ -122,7 +122,11 @@ class RestoringStream:
             return decoded
         try:
             out = self.restorer.feed(decoded)
-            return out if data else out + self.restorer.finish()
+            if data:
+                return out
+            if self.restorer.misread:
+                event("restore_partial", host=self.host, misread=self.restorer.misread)
+            return out + self.restorer.finish()
         except Exception as e:  # the rest passes unrestored: placeholders, never secrets
             self.failed = True
             event("restore_failed", host=self.host, reason=type(e).__name__)

@@ -28,7 +28,11 @@ from dataclasses import dataclass
 from proxy.redact.restore import JsonRestorer, TextRestorer
 
 MAX_EVENT_BYTES = 1024 * 1024
-_EVENT_END = re.compile(rb"\n\r?\n")  # a blank line ends an event (LF or CRLF lines)
+# a blank line ends an event; lines end in CRLF, LF or CR (a CR at the end of what has come
+# may be the first half of a CRLF: the event then ends one CR early, and the LF that follows
+# is an empty line before the next one, which is harmless)
+_LINE_END = rb"(?:\r\n|\r(?!\n)|\n)"
+_EVENT_END = re.compile(_LINE_END + _LINE_END)
 _ENDS_ALL = frozenset({
     "message_delta", "message_stop", "error",  # Anthropic (and the Responses API's error)
     "response.completed", "response.incomplete", "response.failed",  # OpenAI Responses
@@ -60,17 +64,26 @@ class SseRestorer:
         self._texts: dict[Key, TextRestorer] = {}
         self._templates: dict[Key, tuple[bytes | None, Callable[[str], dict]]] = {}
         self.passing = False  # gave up restoring: everything passes as it comes
+        self.misread = 0  # events of a known shape with something unexpected in them
+        self._eol = b"\n"
 
     def feed(self, data: bytes) -> bytes:
         if self.passing:
             return data
         self._pending += data
         out = []
-        while m := _EVENT_END.search(self._pending, max(0, self._searched - 2)):
+        while m := _EVENT_END.search(self._pending, max(0, self._searched - 3)):
             raw = bytes(self._pending[: m.end()])
             del self._pending[: m.end()]
             self._searched = 0
-            out.append(self._event(raw))
+            if raw.startswith(b"\n"):  # the LF of a CRLF whose CR ended the last event
+                out.append(b"\n")
+                raw = raw[1:]
+            try:
+                out.append(self._event(raw))
+            except (TypeError, KeyError, AttributeError):  # a known shape, misread: as it came
+                self.misread += 1
+                out.append(raw)
         self._searched = len(self._pending)
         if len(self._pending) > MAX_EVENT_BYTES:
             out.append(self._flush(set(self._texts)) + bytes(self._pending))
@@ -91,7 +104,8 @@ class SseRestorer:
     def _event(self, raw: bytes) -> bytes:
         if b"<" not in raw and b"\\u003" not in raw and not self._holding():
             return raw  # nothing to restore, nothing held back to send before it
-        lines = raw.split(b"\n")
+        lines = raw.split(b"\n")  # (lines ending in CR alone are not read: passed as they came)
+        self._eol = b"\r\n" if b"\r\n" in raw else b"\n"  # for the events written here
         name, data = None, []
         for line in lines:
             line = line.removesuffix(b"\r")
@@ -143,8 +157,9 @@ class SseRestorer:
             if key in keys and restorer.held:
                 name, template = self._templates[key]
                 event = template(restorer.flush())
-                head = b"event: " + name + b"\n" if name else b""
-                out.append(head + b"data: " + _dumps(event) + b"\n\n")
+                eol = self._eol
+                head = b"event: " + name + eol if name else b""
+                out.append(head + b"data: " + _dumps(event) + eol + eol)
         return b"".join(out)
 
 
@@ -156,14 +171,14 @@ def _rewritten(lines: list[bytes], event: dict) -> bytes:
     """The event's lines with its data replaced by `event` (one data line, where the first
     was); its other fields and line endings as they were."""
     out, placed = [], False
-    for line in lines[:-2]:  # the last two: the end of the last line, the blank line
-        if line.removesuffix(b"\r").startswith(b"data:"):
+    for line in lines:
+        if line.startswith(b"data:"):
             if placed:
                 continue
             placed = True
             line = b"data: " + _dumps(event) + (b"\r" if line.endswith(b"\r") else b"")
         out.append(line)
-    return b"\n".join([*out, *lines[-2:]])
+    return b"\n".join(out)
 
 
 # -- the known formats -------------------------------------------------------------------------

@@ -245,6 +245,26 @@ def test_a_rewritten_event_keeps_its_other_fields():
     assert chat_text(out) == EMAIL
 
 
+def test_crlf_events_fed_a_byte_at_a_time_keep_their_bytes():
+    stream = sse(*[chat_chunk(t) for t in SPLIT], chat_chunk(None, "stop"), "[DONE]", eol=b"\r\n")
+    out = through(stream, 1)
+    assert chat_text(out) == f"Write to {EMAIL} now, é ok <EMAIL_1"
+    assert b"\n\n" not in out.replace(b"\r\n\r\n", b"") and out.endswith(b"[DONE]\r\n\r\n")
+
+
+def test_cr_only_events_are_not_held_back():
+    restorer = SseRestorer(ORIGINALS)
+    first = restorer.feed(b'data: {"a": 1}\r\rdata: {"b": "<EMA')
+    assert first == b'data: {"a": 1}\r\r'  # sent when it ended, not at the stream's end
+
+
+def test_a_misread_known_shape_passes_as_it_came():
+    odd = {"choices": [{"index": [0], "delta": {"content": "<EMAIL_1>"}}]}
+    restorer = SseRestorer(ORIGINALS)
+    out = restorer.feed(sse(odd, chat_chunk("<EMAIL_1>"))) + restorer.finish()
+    assert events(out) == [odd, chat_chunk(EMAIL)] and restorer.misread == 1
+
+
 def test_a_finish_in_the_same_chunk_flushes_into_it():
     out = through(sse(chat_chunk("x <EMA"), chat_chunk("IL_1> <EM", "stop"), "[DONE]"), 5)
     assert chat_text(out) == f"x {EMAIL} <EM"
