@@ -228,6 +228,12 @@ def test_openai_chat_stream_split_per_character_and_across_chunks(chunk):
     assert got[-3]["id"] == "c1" and got[-3]["object"] == "chat.completion.chunk"
 
 
+def test_one_character_per_event():
+    text = "to <EMAIL_10>, <EMAIL_1>!"
+    out = through(sse(*[chat_chunk(c) for c in text], chat_chunk(None, "stop"), "[DONE]"), 64)
+    assert chat_text(out) == f"to x@y.example, {EMAIL}!"
+
+
 def test_utf8_split_across_chunks_and_crlf_lines():
     stream = sse(chat_chunk("né "), chat_chunk("<EMAIL_1>"), chat_chunk("ü", "stop"), eol=b"\r\n")
     stream = stream.replace(b'"n\\u00e9 "', '"né "'.encode())  # raw UTF-8 in the data
