@@ -16,7 +16,6 @@ placeholders, so the client sees placeholders, never anything else.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Mapping
 
 from mitmproxy import http
@@ -28,11 +27,13 @@ from proxy.observe.logs import event
 from proxy.redact.restore import JsonRestorer, TextRestorer
 from proxy.redact.sse import SseRestorer
 
-logger = logging.getLogger("aiwarden")
 MAX_HELD_BYTES = 16 * 1024 * 1024  # an answer held whole to restore it: at most this
 
 
 class Restoration:
+    """Chooses, at the answer's headers, to stream it through a restorer or to hold it whole;
+    restores a held one once it is complete."""
+
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         originals = _originals(flow)
         if not originals:
@@ -61,10 +62,13 @@ class Restoration:
             return None
         if not raw:
             return None
-        if len(raw) <= OFFLOAD_BYTES:
+        if len(raw) > OFFLOAD_BYTES:
+            return _in_thread(flow, raw, kind, originals)
+        try:
             _restore_body(flow, raw, kind, originals)
-            return None
-        return _in_thread(flow, raw, kind, originals)
+        except Exception as e:  # sent on as it came: with placeholders only
+            _skipped(flow, f"error: {type(e).__name__}")
+        return None
 
     # -- at the headers --------------------------------------------------------------------------
 
