@@ -1,9 +1,10 @@
 """Putting the originals back: a request's placeholders replaced in the service's answer.
 
 Only exact placeholders of the request are restored (`<EMAIL_1>`, never `<email_1>` or
-`< EMAIL_1 >`). In a JSON body a `<` can only be inside a string, so the placeholders are
-replaced where they stand, also when written with JSON's `\\u003c...\\u003e` escapes, by the
-original escaped for JSON; every other byte stays as it was. Streamed text arrives in pieces
+`< EMAIL_1 >`). In a JSON body they are replaced where they stand inside its strings, also
+when written with JSON's `\\u003c...\\u003e` escapes, by the original escaped for JSON; every
+other byte stays as it was. A string that holds JSON itself (a tool call's `arguments`) is
+restored as JSON inside JSON, the originals escaped twice. Streamed text arrives in pieces
 that may split a placeholder anywhere: TextRestorer holds back only the end of the text
 that could still be the start of one, until the next piece says what it is.
 """
@@ -13,6 +14,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)  # a JSON string literal
 
 
 def _escaped(value: str) -> bytes:
@@ -33,7 +36,28 @@ class JsonRestorer:
     def __call__(self, data: bytes) -> bytes:
         if not self._by_name or (b"<" not in data and b"\\u003" not in data):
             return data
-        return self._pattern.sub(self._replace, data)
+        return _STRING.sub(self._string, data)
+
+    def _string(self, m: re.Match[bytes]) -> bytes:
+        literal = m.group(0)
+        if b"<" not in literal and b"\\u003" not in literal:
+            return literal
+        restored = self._pattern.sub(self._replace, literal)
+        if restored == literal:
+            return literal
+        return self._inner_json(literal) or restored
+
+    def _inner_json(self, literal: bytes) -> bytes | None:
+        """A string holding JSON, restored as such (None: it holds text)."""
+        text = json.loads(literal)
+        if not text.lstrip().startswith(("{", "[")):
+            return None
+        try:
+            json.loads(text)
+        except ValueError:
+            return None
+        inner = self._pattern.sub(self._replace, text.encode("utf-8")).decode("utf-8")
+        return json.dumps(inner, ensure_ascii=False).encode("utf-8")
 
     def _replace(self, m: re.Match[bytes]) -> bytes:
         name = m.group(1)
@@ -44,8 +68,12 @@ class TextRestorer:
     """Restores placeholders in text that arrives in pieces (the deltas of one streamed
     answer): `feed` returns what can be shown now, `flush` the rest at the end."""
 
-    def __init__(self, originals: Mapping[str, str]) -> None:
-        self._originals = dict(originals)
+    def __init__(self, originals: Mapping[str, str], json_text: bool = False) -> None:
+        """`json_text`: the text is JSON (streamed tool-call arguments), so the originals go
+        in escaped for a JSON string."""
+        self._originals = {
+            p: _escaped(v).decode("utf-8") if json_text else v for p, v in originals.items()
+        }
         self._prefixes = {p[:i] for p in originals for i in range(1, len(p))}
         self._longest = max((len(p) for p in originals), default=0)
         names = "|".join(re.escape(p) for p in sorted(originals, key=len, reverse=True))

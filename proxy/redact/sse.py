@@ -7,10 +7,13 @@ TextRestorer, which holds back only what could still become a placeholder; the h
 sent at the end of that answer (its finish, its block's stop, `[DONE]`, or the stream's end),
 in an event of the same shape. The known formats:
 
-- OpenAI chat completions: `choices[].delta.content`;
-- OpenAI Responses: `response.output_text.delta` events;
-- Anthropic messages: `content_block_delta` events with a `text_delta`;
+- OpenAI chat completions: `choices[].delta.content`, and tool calls' `function.arguments`;
+- OpenAI Responses: `response.output_text.delta`, `response.function_call_arguments.delta`;
+- Anthropic messages: `content_block_delta` events (`text_delta`, `thinking_delta`,
+  `input_json_delta`);
 - Gemini (`alt=sse`): `candidates[].content.parts[].text`.
+
+Tool-call arguments are JSON written in pieces: their originals go in escaped for JSON.
 
 Any other event passes as it came, except that whole placeholders inside its JSON strings are
 restored (the final `response.completed` of the Responses API repeats the whole text). Only
@@ -50,6 +53,7 @@ class _Slot:
     field: str
     ends: bool  # the same event finishes this answer
     template: Callable[[str], dict]  # an event of the same shape carrying other text
+    json_text: bool = False  # the text is JSON (tool-call arguments): originals go in escaped
 
 
 class SseRestorer:
@@ -128,14 +132,15 @@ class SseRestorer:
         slots = list(_slots(event))
         ending = _ends(event)
         # what this event ends is sent before it, unless its own text may still finish it
-        ended = set(self._texts) if ending is None else ending
+        ended = {k for k in self._texts if any(k[: len(p)] == p for p in ending)}
         before = self._flush(ended - {slot.key for slot in slots})
         changed = False
         for slot in slots:
             text = slot.holder[slot.field]
             restorer = self._texts.get(slot.key)
             if restorer is None:
-                restorer = self._texts[slot.key] = TextRestorer(self._originals)
+                restorer = TextRestorer(self._originals, json_text=slot.json_text)
+                self._texts[slot.key] = restorer
             out = restorer.feed(text)
             if slot.ends:
                 out += restorer.flush()
@@ -183,32 +188,48 @@ def _rewritten(lines: list[bytes], event: dict) -> bytes:
 
 # -- the known formats -------------------------------------------------------------------------
 
+# Anthropic's delta types: the field holding the text, and whether it is JSON text
+_ANTHROPIC_DELTAS = {"text_delta": ("text", False), "thinking_delta": ("thinking", False),
+                     "input_json_delta": ("partial_json", True)}  # fmt: skip
+
 
 def _slots(event: dict) -> Iterator[_Slot]:
     """The text deltas of an event, in order."""
     kind = event.get("type")
     delta = event.get("delta")
     if kind == "content_block_delta" and isinstance(delta, dict):  # Anthropic
-        if delta.get("type") == "text_delta" and isinstance(delta.get("text"), str):
+        field, json_text = _ANTHROPIC_DELTAS.get(delta.get("type"), (None, False))
+        if field is not None and isinstance(delta.get(field), str):
             index = event.get("index")
-            yield _Slot(("anthropic", index), delta, "text", False, _anthropic(index))
+            template = _anthropic(index, delta["type"], field)
+            yield _Slot(("anthropic", index), delta, field, False, template, json_text)
         return
-    if kind == "response.output_text.delta" and isinstance(delta, str):  # OpenAI Responses
-        yield _Slot(_responses_key(event), event, "delta", False, _responses(event))
+    if kind in _RESPONSES_DELTAS and isinstance(delta, str):  # OpenAI Responses
+        json_text = kind == "response.function_call_arguments.delta"
+        yield _Slot(_responses_key(event), event, "delta", False, _responses(event), json_text)
         return
     choices = event.get("choices")  # OpenAI chat completions
     if isinstance(choices, list):
         for choice in choices:
-            if not isinstance(choice, dict) or not isinstance(choice.get("delta"), dict):
-                continue
-            if isinstance(choice["delta"].get("content"), str):
-                index = choice.get("index", 0)
-                ends = choice.get("finish_reason") is not None
-                yield _Slot(("chat", index), choice["delta"], "content", ends, _chat(event, index))
+            if isinstance(choice, dict) and isinstance(choice.get("delta"), dict):
+                yield from _chat_slots(event, choice)
     candidates = event.get("candidates")  # Gemini
     if isinstance(candidates, list):
         for candidate in candidates:
             yield from _gemini_slots(event, candidate)
+
+
+def _chat_slots(event: dict, choice: dict) -> Iterator[_Slot]:
+    index, delta = choice.get("index", 0), choice["delta"]
+    ends = choice.get("finish_reason") is not None
+    if isinstance(delta.get("content"), str):
+        yield _Slot(("chat", index), delta, "content", ends, _chat(event, index))
+    for call in delta.get("tool_calls") or ():  # the arguments: JSON text, in pieces
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict) and isinstance(function.get("arguments"), str):
+            key = ("chat", index, "tool", call.get("index", 0))
+            template = _chat_tool(event, index, call.get("index", 0))
+            yield _Slot(key, function, "arguments", ends, template, True)
 
 
 def _gemini_slots(event: dict, candidate: object) -> Iterator[_Slot]:
@@ -226,24 +247,28 @@ def _gemini_slots(event: dict, candidate: object) -> Iterator[_Slot]:
         yield _Slot(key, part, "text", ends, _gemini(event, candidate, thought))
 
 
-def _ends(event: dict) -> set[Key] | None:
-    """The answers an event finishes without text of its own (None: all of them)."""
+def _ends(event: dict) -> list[Key]:
+    """What an event finishes, as key prefixes: the answers whose keys start with one of
+    them (() finishes every answer)."""
     kind = event.get("type")
     if kind in _ENDS_ALL:
-        return None
+        return [()]
     if kind == "content_block_stop":
-        return {("anthropic", event.get("index"))}
-    if kind == "response.output_text.done":
-        return {_responses_key(event)}
-    ended = set()
+        return [("anthropic", event.get("index"))]
+    if kind in _RESPONSES_DONE:
+        return [_responses_key(event)]
+    ended = []
     for choice in event.get("choices") or ():
         if isinstance(choice, dict) and choice.get("finish_reason") is not None:
-            ended.add(("chat", choice.get("index", 0)))
+            ended.append(("chat", choice.get("index", 0)))
     for candidate in event.get("candidates") or ():
         if isinstance(candidate, dict) and candidate.get("finishReason") is not None:
-            index = candidate.get("index", 0)
-            ended |= {("gemini", index, False), ("gemini", index, True)}
+            ended.append(("gemini", candidate.get("index", 0)))
     return ended
+
+
+_RESPONSES_DELTAS = ("response.output_text.delta", "response.function_call_arguments.delta")
+_RESPONSES_DONE = ("response.output_text.done", "response.function_call_arguments.done")
 
 
 def _responses_key(event: dict) -> Key:
@@ -251,11 +276,11 @@ def _responses_key(event: dict) -> Key:
             event.get("content_index"))  # fmt: skip
 
 
-def _anthropic(index: object) -> Callable[[str], dict]:
+def _anthropic(index: object, kind: str, field: str) -> Callable[[str], dict]:
     return lambda text: {
         "type": "content_block_delta",
         "index": index,
-        "delta": {"type": "text_delta", "text": text},
+        "delta": {"type": kind, field: text},
     }
 
 
@@ -270,6 +295,15 @@ def _chat(event: dict, index: object) -> Callable[[str], dict]:
         **fields,
         "choices": [{"index": index, "delta": {"content": text}, "finish_reason": None}],
     }
+
+
+def _chat_tool(event: dict, index: object, call: object) -> Callable[[str], dict]:
+    fields = {k: v for k, v in event.items() if k not in ("choices", "usage")}
+    return lambda text: {
+        **fields,
+        "choices": [{"index": index, "finish_reason": None, "delta": {
+            "tool_calls": [{"index": call, "function": {"arguments": text}}]}}],
+    }  # fmt: skip
 
 
 def _gemini(event: dict, candidate: dict, thought: bool) -> Callable[[str], dict]:

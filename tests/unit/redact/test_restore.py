@@ -143,6 +143,16 @@ def test_json_answers_get_the_originals_escaped_and_other_bytes_untouched():
     assert json.loads(out)["text"] == 'to bob@corp.example, x@y.example; pw pa"ss\\wörd'
 
 
+def test_json_inside_a_json_string_gets_the_originals_escaped_twice():
+    arguments = json.dumps({"pw": "<GENERIC_SECRET_1>", "to": "<EMAIL_1>", "n": "line\nnext"})
+    message = {"content": "{not json: <GENERIC_SECRET_1>", "tool_calls": [
+        {"type": "function", "function": {"name": "f", "arguments": arguments}}]}  # fmt: skip
+    out = json.loads(JsonRestorer(ORIGINALS)(json.dumps({"message": message}).encode()))
+    assert out["message"]["content"] == '{not json: pa"ss\\wörd'
+    assert json.loads(out["message"]["tool_calls"][0]["function"]["arguments"]) == {
+        "pw": 'pa"ss\\wörd', "to": EMAIL, "n": "line\nnext"}  # fmt: skip
+
+
 # -- streamed text --------------------------------------------------------------------------------
 
 
@@ -368,3 +378,48 @@ def test_a_request_quoting_every_free_placeholder_is_never_passed(monkeypatch):
         redact_body(body, "application/json", passing)
     assert isinstance(e.value, Unparseable) and EMAIL not in str(e.value)
     assert redact_body(chat_body(f"<EMAIL_1> {EMAIL}"), "application/json", passing).originals
+
+
+# -- tool-call arguments: JSON text in pieces -----------------------------------------------------
+
+
+def test_chat_tool_call_arguments_get_originals_escaped_for_json():
+    def call(arguments, finish=None):
+        tool = {"index": 0, "function": {"arguments": arguments}}
+        return {"id": "c1", "choices": [{"index": 0, "delta": {"tool_calls": [tool]},
+                                         "finish_reason": finish}]}  # fmt: skip
+
+    pieces = ['{"to": "<EMAIL', '_1>", "pw": "<GENERIC_', 'SECRET_1>", "x": "<EMAIL_1']
+    out = through(sse(*[call(p) for p in pieces], call('"}', "stop"), "[DONE]"), 5)
+    arguments = "".join(
+        e["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"]
+        for e in events(out)
+        if isinstance(e, dict)
+    )
+    assert json.loads(arguments) == {"to": EMAIL, "pw": 'pa"ss\\wörd', "x": "<EMAIL_1"}
+
+
+def test_anthropic_tool_input_and_responses_function_arguments():
+    def block(kind, field, text):
+        return {"type": "content_block_delta", "index": 1, "delta": {"type": kind, field: text}}
+
+    stream = sse(
+        block("input_json_delta", "partial_json", '{"pw": "<GENERIC_SECRET'),
+        block("input_json_delta", "partial_json", '_1>"}'),
+        {"type": "content_block_stop", "index": 1},
+    )
+    got = events(through(stream, 3))
+    assert json.loads(got[0]["delta"]["partial_json"] + got[1]["delta"]["partial_json"]) == {
+        "pw": 'pa"ss\\wörd'
+    }
+
+    def args(text):
+        return {"type": "response.function_call_arguments.delta", "item_id": "fc_1",
+                "output_index": 0, "delta": text}  # fmt: skip
+
+    stream = sse(args('{"to": "<EMA'), args('IL_1>"}'),
+                 {"type": "response.function_call_arguments.done", "item_id": "fc_1",
+                  "output_index": 0, "arguments": '{"to": "<EMAIL_1>"}'})  # fmt: skip
+    got = events(through(stream, 3))
+    assert json.loads(got[0]["delta"] + got[1]["delta"]) == {"to": EMAIL}
+    assert json.loads(got[2]["arguments"]) == {"to": EMAIL}
