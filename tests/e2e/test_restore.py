@@ -69,6 +69,9 @@ class EchoService:
                 path, _, query = self.path.partition("?")
                 stream = "alt=sse" in query or json.loads(body).get("stream")
                 answer = ANSWERS[path.rsplit("/", 1)[-1].split(":")[-1]]
+                if json.loads(body).get("tools"):  # a tool call whose arguments echo them
+                    text = json.dumps({"to": found})
+                    answer = ToolCall
                 if not stream:
                     payload = answer.whole(text)
                     if "gzip" in self.headers.get("accept-encoding", "") and answer.gzip:
@@ -148,6 +151,38 @@ class Chat:
         return [chunk({"role": "assistant", "content": ""}),
                 *(chunk({"content": p}) for p in pieces), chunk({}, "stop"),
                 b"data: [DONE]\n\n"]  # fmt: skip
+
+
+class ToolCall:
+    """An OpenAI chat answer calling `send` with JSON arguments, streamed token by token."""
+
+    gzip = False
+
+    @staticmethod
+    def whole(arguments: str) -> bytes:
+        call = {
+            "id": "call_1",
+            "type": "function",
+            "function": {"name": "send", "arguments": arguments},
+        }
+        message = {"role": "assistant", "content": None, "tool_calls": [call]}
+        return json.dumps({"id": "c1", "object": "chat.completion", "created": 1, "model": "m",
+                           "choices": [{"index": 0, "message": message,
+                                        "finish_reason": "tool_calls"}]}).encode()  # fmt: skip
+
+    @staticmethod
+    def events(pieces: list[str]) -> list[bytes]:
+        def chunk(call: dict | None, finish: str | None = None) -> bytes:
+            delta = {"tool_calls": [call]} if call else {}
+            return sse({"id": "c1", "object": "chat.completion.chunk", "created": 1,
+                        "model": "m", "choices": [{"index": 0, "delta": delta,
+                                                   "finish_reason": finish}]})  # fmt: skip
+
+        first = {"index": 0, "id": "call_1", "type": "function",
+                 "function": {"name": "send", "arguments": ""}}  # fmt: skip
+        return [chunk(first),
+                *(chunk({"index": 0, "function": {"arguments": p}}) for p in pieces),
+                chunk(None, "tool_calls"), b"data: [DONE]\n\n"]  # fmt: skip
 
 
 class Responses:
@@ -331,6 +366,27 @@ def test_openai_responses_stream_gets_the_originals(setup, sdk_env):
     assert_service_saw_placeholders_only(setup["service"])
     reply = client.responses.create(model="gpt-4o", input=PROMPT)
     assert reply.output_text == ECHOED
+
+
+SEND = {"type": "function", "function": {"name": "send", "parameters": {"type": "object"}}}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_openai_tool_call_arguments_get_the_originals(setup, sdk_env, stream):
+    reply = openai_client(sdk_env).chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": PROMPT}], tools=[SEND],
+        stream=stream,
+    )  # fmt: skip
+    if stream:
+        arguments = "".join(
+            chunk.choices[0].delta.tool_calls[0].function.arguments or ""
+            for chunk in reply
+            if chunk.choices and chunk.choices[0].delta.tool_calls
+        )
+    else:
+        arguments = reply.choices[0].message.tool_calls[0].function.arguments
+    assert json.loads(arguments) == {"to": [CODENAME, KEY, EMAIL]}
+    assert_service_saw_placeholders_only(setup["service"])
 
 
 def test_anthropic_message_gets_the_originals(setup, sdk_env):
