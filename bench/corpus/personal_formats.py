@@ -62,7 +62,11 @@ def phone(region: str, style: str) -> Make:
         for _ in range(5000):
             candidate = national[:keep] + num(rng, len(national) - keep)
             number = phonenumbers.parse("+" + str(example.country_code) + candidate)
-            if phonenumbers.is_valid_number(number) and candidate != national:
+            if (
+                phonenumbers.is_valid_number(number)
+                and phonenumbers.region_code_for_number(number) == region  # not Canada's
+                and candidate != national
+            ):
                 return phonenumbers.format_number(number, _PHONE_FORMATS[style])
         raise RuntimeError(f"no valid {region} number")  # pragma: no cover
 
