@@ -80,6 +80,9 @@ TOKEN_CONTEXTS = (
     'func newClient() *Client {\n\treturn &Client{\n\t\tToken:   "«value»",\n'
     "\t\tTimeout: 30 * time.Second,\n\t}\n}\n",
     "curl -sS https://api.example.net/v1/items -H 'X-Api-Key: «value»' | jq '.items[0]'\n",
+    # no name nearby: only a detector of the token's own shape finds these
+    "Is this one still valid, or was it revoked? «value»\n",
+    "| env     | value |\n|---------|-------|\n| staging | «value» |\n",
 )
 
 
@@ -95,4 +98,5 @@ PERSONAL_CONTEXTS = (
     "2026-11-30 09:14:02,511 INFO crm.sync updated contact «var»=«value» source=web-form\n",
     "Customer record:\n  plan:    enterprise\n  «label»: «value»\n  since:   2021\n",
     "Hey team, the caller gave «value» as their «label». Can someone follow up today?",
+    "Draft a short reminder for the customer below, friendly tone.\n\n«value»\n",
 )
