@@ -235,6 +235,7 @@ def score(samples: list[Sample], found: Found, secret_rule: Callable[[str], bool
     recall: dict[str, Counter] = defaultdict(Counter)
     flagged: dict[str, Counter] = defaultdict(Counter)
     rules: dict[str, Counter] = defaultdict(Counter)
+    clean_rules: Counter = Counter()  # which rules flag clean prompts
     for s in samples:
         findings = found.get(s.id, [])
         for start, end, rule in findings:
@@ -245,6 +246,7 @@ def score(samples: list[Sample], found: Found, secret_rule: Callable[[str], bool
             row["n"] += 1
             row["any"] += bool(findings)
             row["secrets"] += any(secret_rule(rule) for _, _, rule in findings)
+            clean_rules.update({rule for _, _, rule in findings})
             continue
         for span in s.spans:
             hit = any(overlaps((a, b), (span.start, span.end)) for a, b, _ in findings)
@@ -254,20 +256,26 @@ def score(samples: list[Sample], found: Found, secret_rule: Callable[[str], bool
                 recall[key]["found"] += hit
     return {"recall": {k: dict(v) for k, v in recall.items()},
             "clean": {k: dict(v) for k, v in flagged.items()},
-            "rules": {k: dict(v) for k, v in rules.items()}}  # fmt: skip
+            "rules": {k: dict(v) for k, v in rules.items()},
+            "clean_flagged_by": dict(clean_rules.most_common())}  # fmt: skip
 
 
 # -- throughput --------------------------------------------------------------------------------
 
 
 def prompt_texts(samples: list[Sample], count: int, seed: int) -> list[str]:
-    """`count` texts of 64 KB: corpus samples, positives and clean ones, one after another."""
+    """`count` texts of 64 KB: clean corpus samples one after another, and a positive one
+    after every 4 KB or so (prompts are mostly clean; a paste holds a secret now and then)."""
     rng = random.Random(seed)
+    clean = [s for s in samples if s.group == "clean"]
+    positives = [s for s in samples if s.group != "clean"]
     texts = []
     for _ in range(count):
-        parts, size = [], 0
+        parts, size, planted = [], 0, 0
         while size < TEXT_BYTES:
-            text = rng.choice(samples).text
+            text = rng.choice(clean).text
+            if size // 4096 > planted:
+                text, planted = rng.choice(positives).text, planted + 1
             parts.append(text)
             size += len(text.encode()) + 2
         texts.append("\n\n".join(parts).encode()[:TEXT_BYTES].decode(errors="ignore"))
@@ -334,6 +342,10 @@ def print_report(report: dict) -> None:
         ours = rows["aiwarden"]
         cells = "".join(f"{(rows[t] or {}).get('any', 0):>16}" for t in tools[1:])
         print(f"{cls:<26}{ours['n']:>5}{ours['any']:>10}{ours['secrets']:>11}{cells}")
+    for name in tools:
+        by = scores[name]["clean_flagged_by"]
+        if by:
+            print(f"  {name} flagged them with: " + ", ".join(f"{r} {n}" for r, n in by.items()))
     print("\nthroughput on 64 KB prompt-like texts")
     for name in tools:
         t = report["tools"][name]["throughput"]

@@ -137,7 +137,7 @@ def log_lines(rng: random.Random) -> str:
             )
         elif shape == 3:
             lines.append(
-                f"{t} DEBUG cache key=sha256:{_hex(rng, 64)} hit={rng.choice('01')} "
+                f"{t} DEBUG blob digest=sha256:{_hex(rng, 64)} cached={rng.choice('01')} "
                 f"size={rng.randrange(10**3, 10**7)}"
             )
         elif shape == 4:
@@ -237,6 +237,8 @@ def lockfile_hashes(rng: random.Random) -> str:
             f'"registry+https://github.com/rust-lang/crates.io-index"\nchecksum = "{sha}"\n',
             f"requests==2.32.3 \\\n    --hash=sha256:{sha}\n",
             f"golang.org/x/text v0.21.0 h1:{base64.b64encode(rng.randbytes(32)).decode()}\n",
+            f"#12 [builder 3/7] RUN pip install -r requirements.txt\n#12 CACHED cache key="
+            f"sha256:{sha}\n",
         ]
     )
 
