@@ -122,7 +122,7 @@ def log_lines(rng: random.Random) -> str:
         t = _stamp(rng)
         if shape == 0:
             lines.append(
-                f"{t} INFO  api request_id={_uuid(rng)} method=GET path=/api/v2/orders/"
+                f"{t} INFO  http request_id={_uuid(rng)} method=GET path=/v2/orders/"
                 f"{rng.randrange(10**5, 10**7)} status=200 duration_ms={rng.randrange(900)}"
             )
         elif shape == 1:
@@ -218,6 +218,8 @@ def uuids(rng: random.Random) -> str:
             f'{{"tenant_id": "{_uuid(rng)}", "subscription_id": "{_uuid(rng)}", '
             f'"region": "westeurope"}}',
             f"az group list --subscription {_uuid(rng)} --query '[].name'",
+            f"{_stamp(rng)} INFO  api request_id={_uuid(rng)} status=200 duration_ms="
+            f"{rng.randrange(900)}",
             f"INSERT INTO jobs (id, owner) VALUES ('{_uuid(rng)}', '{_uuid(rng)}');",
         ]
     )
