@@ -123,9 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="scan texts instead of a body: each stdin line is a JSON object "
         '{"text": "...", "id": ...} ("id" optional, echoed back); each gets one stdout line '
         '{"id": ..., "findings": [{"kind", "start", "end"}]} with character offsets into the '
-        'text, or {"id": ..., "error": "..."} for a line that is not such an object. Line by '
-        "line, as they come. Profile: --profile, else the one the policy applies to --url, "
-        "else 'default'",
+        'text, or {"line": N, "error": "..."} for a line that is not such an object (then '
+        "the exit status is 2). Line by line, as they come. Profile: --profile, else the one "
+        "the policy applies to --url, else 'default'",
     )
 
     p = add(
