@@ -235,16 +235,19 @@ def overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
 
 def score(samples: list[Sample], found: Found, secret_rule: Callable[[str], bool]) -> dict:
     """Recall by family, by kind and locale; clean prompts flagged (by any finding, and by
-    secret findings only); precision of each rule over every sample."""
+    secret findings only); precision of each rule over every sample, and of all findings in
+    the samples of each kind and locale."""
     recall: dict[str, Counter] = defaultdict(Counter)
     flagged: dict[str, Counter] = defaultdict(Counter)
     rules: dict[str, Counter] = defaultdict(Counter)
     clean_rules: Counter = Counter()  # which rules flag clean prompts
     for s in samples:
         findings = found.get(s.id, [])
+        on_label = 0
         for start, end, rule in findings:
             hit = any(overlaps((start, end), (sp.start, sp.end)) for sp in s.spans)
             rules[rule]["true" if hit else "false"] += 1
+            on_label += hit
         if s.group == "clean":
             row = flagged[s.family]
             row["n"] += 1
@@ -258,6 +261,9 @@ def score(samples: list[Sample], found: Found, secret_rule: Callable[[str], bool
                         f"all/{s.group}"):  # fmt: skip
                 recall[key]["n"] += 1
                 recall[key]["found"] += hit
+        kind = recall[f"kind/{s.group}/{s.kind}/{s.locale or '-'}"]
+        kind["findings"] += len(findings)
+        kind["on_label"] += on_label
     return {"recall": {k: dict(v) for k, v in recall.items()},
             "clean": {k: dict(v) for k, v in flagged.items()},
             "rules": {k: dict(v) for k, v in rules.items()},
@@ -327,12 +333,14 @@ def print_report(report: dict) -> None:
         total = f"all/{group}"
         cells = "".join(f"{pct(scores[t]['recall'].get(total)):>16}" for t in tools)
         print(f"{'ALL ' + group:<22}{scores['aiwarden']['recall'][total]['n']:>5}{cells}")
-    print(f"\npersonal data by kind and locale (aiwarden)\n{'kind':<26}{'locale':<8}{'n':>5}"
-          f"{'recall':>10}")  # fmt: skip
+    print(f"\npersonal data by kind and locale (aiwarden; precision: findings on the value / "
+          f"all findings in those samples)\n{'kind':<26}{'locale':<8}{'n':>5}{'recall':>10}"
+          f"{'precision':>11}")  # fmt: skip
     for key, row in sorted(scores["aiwarden"]["recall"].items()):
         if key.startswith("kind/pii/"):
             _, _, kind, locale = key.split("/")
-            print(f"{kind:<26}{locale:<8}{row['n']:>5}{pct(row):>10}")
+            precision = pct({"n": row["findings"], "found": row["on_label"]})
+            print(f"{kind:<26}{locale:<8}{row['n']:>5}{pct(row):>10}{precision:>11}")
     print("\naiwarden precision by detector (findings on a labelled value / all its findings)")
     for rule, row in sorted(scores["aiwarden"]["rules"].items()):
         hits, total = row.get("true", 0), row.get("true", 0) + row.get("false", 0)
