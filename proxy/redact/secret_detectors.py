@@ -162,7 +162,10 @@ _TRAILING = ".,;:!?)]}>"
 _DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
 # A name: CONSTANT_CASE, or words with digits only at their end and capitals that start words
 # (about one letter in three at most): getPassword2, HTTPSConnectionPool; not u6gTzfMf0zOp.
-_NAME = re.compile(r"_*(?:[A-Z0-9_]+|[A-Za-z][a-z]*\d*(?:_*[A-Z]+[a-z]*\d*|_+[a-z]+\d*)*_*)")
+# (possessive: a name that fails must fail in linear time, whatever a prompt holds)
+_NAME = re.compile(
+    r"_*+(?:[A-Z0-9_]++|[A-Za-z][a-z]*+\d*+(?:_*+[A-Z]++[a-z]*+\d*+|_++[a-z]++\d*+)*+_*+)"
+)
 
 
 def _name_shaped(part: str) -> bool:

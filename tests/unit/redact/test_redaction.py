@@ -540,3 +540,13 @@ def test_a_token_with_a_valid_checksum_is_found_even_when_it_looks_regular(prefi
     forged = f"{prefix}_{body}aaaaaa"
     _, found = redact_text(f"token {valid} and {forged}", BUILTIN, "[R]")
     assert [(f.start, f.end) for f in found] == [(6, 6 + len(valid))]
+
+
+def test_a_dotted_value_that_is_no_name_is_judged_without_backtracking():
+    # Telling a reference (settings.SECRET_KEY) from a token was exponential in the length of
+    # a run of capitals: this value took longer than the test run. It is no name: a secret.
+    value = "cfg." + "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefABCDEF1x" * 3
+    out, _ = redact_text(f"api_key = {value}", BUILTIN, "[R:{type}]")
+    assert out == "api_key = [R:generic-secret]"
+    out, _ = redact_text("api_key = settings.OPENAI_API_KEY", BUILTIN, "[R:{type}]")
+    assert out == "api_key = settings.OPENAI_API_KEY"
