@@ -22,12 +22,15 @@ except ImportError:  # pragma: no cover - exercised where hyperscan has no wheel
     hyperscan = None
 
 Validator = Callable[[str], bool]
+# A test of a candidate in its surroundings: (whole text, start, end) -> keep it. For what
+# the value alone cannot tell: "order #4155550132" is no phone, a bare SSN needs "SSN" near.
+ContextCheck = Callable[[str, int, int], bool]
 
 
 @dataclass(frozen=True, slots=True)
 class Detector:
     id: str
-    group: str  # secrets | pii | custom
+    group: str  # secrets | pii | pii.extended (imprecise: only when named) | custom
     regex: re.Pattern[str]
     keywords: tuple[str, ...] = ()  # at least one must occur (case-sensitively) to run the regex
     keywords_folded: tuple[str, ...] = ()  # the same, compared with the lower-cased text
@@ -40,6 +43,8 @@ class Detector:
     digits: tuple[int, int] | None = None
     after_letters: bool = False  # also runs glued to letters before them (IBAN: "GB82 …")
     anchored: bool = False  # every match starts at a keyword: try only there
+    context: ContextCheck | None = None  # run after `validate`, on the span to redact
+    family: str = ""  # a finer group a profile can name too (pii.contact, pii.network...)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +70,13 @@ def detector(
     digits: tuple[int, int] | None = None,
     after_letters: bool = False,
     anchored: bool = False,
+    context: ContextCheck | None = None,
+    family: str = "",
 ) -> Detector:
     """A detector from its pattern (compiled ASCII-only) and the hints that keep it cheap."""
     return Detector(id, group, re.compile(pattern, flags | re.ASCII), tuple(keywords),
                     tuple(folded), validate, span, window, digits, after_letters,
-                    anchored)  # fmt: skip
+                    anchored, context, family)  # fmt: skip
 
 
 def custom_keywords(id: str, words: Iterable[str]) -> Detector:
@@ -307,7 +314,9 @@ def _valid_matches(d: Detector, text: str, start: int, end: int) -> Iterator[re.
 
 
 def _valid(d: Detector, m: re.Match) -> bool:
-    return d.validate is None or d.validate(m.group(d.span_group))
+    if d.validate is not None and not d.validate(m.group(d.span_group)):
+        return False
+    return d.context is None or d.context(m.string, *m.span(d.span_group))
 
 
 def _shorter_valid(d: Detector, text: str, m: re.Match) -> re.Match | None:

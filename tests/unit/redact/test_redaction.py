@@ -401,11 +401,22 @@ def test_the_rule_gets_the_default_profile(write_policy):
     assert policy.rules[0].redact == "default"
     assert [d.id for d in policy.redaction_profiles["default"].detectors] == [
         "email",
+        "phone",
         "payment-card",
         "iban",
         "us-ssn",
-        "phone",
-    ]
+        "uk-nino",
+        "de-tax-id",
+        "fr-nir",
+        "es-dni",
+        "it-fiscal-code",
+        "nl-bsn",
+        "in-aadhaar",
+        "br-cpf",
+        "passport",
+        "date-of-birth",
+        "ip-address",
+    ]  # not pii.extended: person-name and street-address run only when named
 
 
 # -- the command line ----------------------------------------------------------------------------
