@@ -3,7 +3,8 @@
 ```yaml
 redaction_profiles:
   default:
-    detectors: [secrets, pii]          # groups or single detector ids
+    detectors: [secrets, pii]          # groups, families (pii.identity...) or detector ids
+    phone_regions: [GB, DE]            # national phone formats taken without a country named
     custom:
       - {id: codename, keywords: [PROJECT-HELIOS, Bluefin]}
       - {id: ticket, pattern: 'CORP-[0-9]{5}'}
@@ -22,8 +23,18 @@ from dataclasses import dataclass
 from proxy.policy.yamlsource import Fields, Mapping, Problems, did_you_mean, type_name
 from proxy.redact.builtin import BY_ID, GROUPS
 from proxy.redact.detectors import Detector, custom_keywords, custom_pattern
+from proxy.redact.personal_checks import SUPPORTED_REGIONS
+from proxy.redact.personal_detectors import phone_detector
 
-PROFILE_KEYS = ("detectors", "custom", "replacement", "on_unparseable", "max_body_bytes", "files")
+PROFILE_KEYS = (
+    "detectors",
+    "custom",
+    "replacement",
+    "on_unparseable",
+    "max_body_bytes",
+    "files",
+    "phone_regions",
+)
 _ID = re.compile(r"[a-z0-9][a-z0-9-]*")
 DEFAULT_MAX_BODY = 4 * 1024 * 1024
 
@@ -71,6 +82,7 @@ def _parse_profile(
                 f"{did_you_mean(text, choices)}; detectors are the groups "
                 f"{', '.join(GROUPS)} or one of {', '.join(BY_ID)}",
             )
+    detectors = _with_phone_regions(detectors, f, where, problems)
     detectors.extend(_custom(f.sequence("custom"), where, problems))
     if not detectors and len(problems.items) == before:
         problems.add(
@@ -89,6 +101,33 @@ def _parse_profile(
         files=f.str("files", "redact", choices=("redact", "pass", "block")) or "redact",
     )
     return profile if len(problems.items) == before else None
+
+
+def _with_phone_regions(
+    detectors: list[Detector], f: Fields, where: str, problems: Problems
+) -> list[Detector]:
+    """The phone detector of the regions the profile names: their national formats count
+    even where no country is named nearby."""
+    items = f.str_items("phone_regions")
+    if items is None:
+        return detectors
+    regions: list[str] = []
+    for text, line in items:
+        if text.upper() in SUPPORTED_REGIONS:
+            regions.append(text.upper())
+        else:
+            problems.add(
+                f.node.file,
+                line,
+                f"{where}: unknown phone region {text!r}"
+                f"{did_you_mean(text.upper(), SUPPORTED_REGIONS)}; regions are ISO 3166 codes "
+                "like GB, DE, IN",
+            )
+    if not any(d.id == "phone" for d in detectors):
+        f.error("phone_regions", "'phone_regions' needs the phone detector in 'detectors'")
+        return detectors
+    phone = phone_detector(tuple(dict.fromkeys(regions)))
+    return [phone if d.id == "phone" else d for d in detectors]
 
 
 def _custom(node, where: str, problems: Problems) -> list[Detector]:
