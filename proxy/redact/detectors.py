@@ -210,9 +210,10 @@ class KeywordIndex:
     """Every keyword of a detector set, found in one pass by Hyperscan.
 
     Checking each keyword with str.find costs a pass over the text per keyword (34 for the
-    built-in detectors); Hyperscan finds them all in one pass at several GB/s. Used for ASCII
-    texts of MIN_TEXT characters and more; it only locates keywords, so the findings are the
-    same as without it. One scratch space per thread: bodies are also redacted off the loop.
+    built-in detectors); Hyperscan finds them all in one pass at several GB/s. Used for texts
+    of MIN_TEXT characters and more; it only locates keywords, so the findings are the same as
+    without it (but for non-ASCII letters in a keyword, which it compares case-sensitively).
+    One scratch space per thread: bodies are also redacted off the loop.
     """
 
     MIN_TEXT = 4096
@@ -250,6 +251,20 @@ class KeywordIndex:
                 cls._cache[key] = entry
         return entry[1]
 
+    def hits_in(self, text: str) -> dict[int, list[tuple[int, int]]]:
+        """Hits in a text that is not ASCII: found in its UTF-8, then moved to character
+        positions (a keyword starts and ends on whole characters). Without this, one accent
+        or emoji in a prompt meant a str.find pass per keyword."""
+        data = text.encode("utf-8")
+        found = self.hits(data)
+        offsets = sorted({offset for spans in found.values() for span in spans for offset in span})
+        chars, byte, char = {}, 0, 0
+        for offset in offsets:
+            char += len(data[byte:offset].decode("utf-8"))
+            chars[offset], byte = char, offset
+        return {position: [(chars[a], chars[b]) for a, b in spans]
+                for position, spans in found.items()}  # fmt: skip
+
     def hits(self, data: bytes) -> dict[int, list[tuple[int, int]]]:
         found: dict[int, list[tuple[int, int]]] = {}
         if self.database is None:
@@ -272,8 +287,9 @@ def scan(text: str, detectors: tuple[Detector, ...]) -> list[Finding]:
     then the longer, then the detector listed first."""
     found: list[tuple[int, int, int, str]] = []
     hits = None
-    if hyperscan is not None and len(text) >= KeywordIndex.MIN_TEXT and text.isascii():
-        hits = KeywordIndex.of(detectors).hits(text.encode("ascii"))
+    if hyperscan is not None and len(text) >= KeywordIndex.MIN_TEXT:
+        index = KeywordIndex.of(detectors)
+        hits = index.hits(text.encode("ascii")) if text.isascii() else index.hits_in(text)
     shared = _Text(text, hits)
     for order, d in enumerate(detectors):
         starts = shared.starts(d, order) if d.anchored else None

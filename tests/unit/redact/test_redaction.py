@@ -460,11 +460,11 @@ def test_a_family_names_its_detectors_precise_or_not(write_policy):
 
 
 def test_phone_regions_take_national_formats_with_no_country_named(write_policy):
-    text = "call 07911 123456 or 0171 1234567"
+    text = "try 07911 123456 or 0171 1234567"  # (no "phone", "call"...: any plan would do)
     default = profile_of(write_policy, "  default:\n    detectors: [phone]\n")
     uk = profile_of(write_policy, "  default:\n    detectors: [pii]\n    phone_regions: [gb]\n")
     assert redact_text(text, default.detectors, "[{type}]")[0] == text
-    assert redact_text(text, uk.detectors, "[{type}]")[0] == "call [phone] or 0171 1234567"
+    assert redact_text(text, uk.detectors, "[{type}]")[0] == "try [phone] or 0171 1234567"
     assert len(uk.detectors) == len(profile_of(write_policy, "  default:\n    detectors: [pii]\n"
                                                 ).detectors)  # fmt: skip
 
@@ -558,6 +558,21 @@ def test_hyperscan_keyword_index_finds_exactly_what_the_plain_search_finds(monke
     assert indexed == plain
     expected = sum(len(c["expect"]) for c in cases)
     assert len(indexed) >= expected
+
+
+def test_hyperscan_finds_the_same_in_text_that_is_not_ascii(monkeypatch):
+    from proxy.redact import detectors
+
+    if detectors.hyperscan is None:
+        pytest.skip("hyperscan is not installed (it is an x86-64 dependency)")
+    filler = "\nGrüße aus München, née à Zürich — 東京の電話 ✓ Straße 5\n" * 3
+    cases = [c for c in CASES if "truncated" not in c["text"]]
+    text = filler.join(c["text"] for c in cases) + filler
+    assert len(text) > detectors.KeywordIndex.MIN_TEXT and not text.isascii()
+    indexed = detectors.scan(text, PROFILE.detectors)
+    monkeypatch.setattr(detectors, "hyperscan", None)
+    assert indexed == detectors.scan(text, PROFILE.detectors)
+    assert len(indexed) >= sum(len(c["expect"]) for c in cases)
 
 
 def test_a_truncated_private_key_is_redacted_up_to_the_prose_after_it():
