@@ -37,18 +37,59 @@ def around(text: str, start: int, end: int, width: int = 60) -> str:
     return text[max(0, start - width) : end + width].lower()
 
 
-# a label right before a number that says it is an identifier of something else
-_NOT_PERSONAL_LABEL = re.compile(
-    r"(?:\b(?:order|invoice|inv|ticket|tracking|ref|reference|case|po|sku|item|build|job|"
+def _normal(text: str) -> str:
+    """Lower case, and keys like passport_no or date-of-birth as words."""
+    return text.lower().replace("_", " ").replace("-", " ")
+
+
+def labelled(words: re.Pattern[str], text: str, start: int, end: int) -> bool:
+    """One of `words` labels the candidate: on its line shortly before or after it ("DOB:
+    ...", "... as their SSN", "passport_no=...", a JSON key), or heading its column in a
+    comma-separated table."""
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end)
+    line_end = len(text) if line_end < 0 else line_end
+    head = text[max(line_start, start - 60) : start]
+    if words.search(_normal(head)) or words.search(_normal(text[end : min(line_end, end + 40)])):
+        return True
+    heading = column_heading(text, start)
+    return heading is not None and bool(words.search(_normal(heading)))
+
+
+def column_heading(text: str, start: int) -> str | None:
+    """The first row's cell above `start` in a comma-separated table (CSV pasted in a prompt)."""
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", start)
+    commas = text.count(",", line_start, len(text) if line_end < 0 else line_end)
+    if not commas or line_start == 0:
+        return None
+    heading = None
+    for line in reversed(text[max(0, line_start - 4000) : line_start - 1].split("\n")[-50:]):
+        if line.count(",") != commas:
+            break
+        heading = line
+    return None if heading is None else heading.split(",")[text.count(",", line_start, start)]
+
+
+# a label that says a number is an identifier of something else
+_OTHER_ID_WORDS = (
+    r"\b(?:order|invoice|inv|ticket|tracking|ref|reference|case|po|sku|item|build|job|"
     r"request|req|txn|transaction|confirmation|booking|shipment|parcel|serial|id|"
     r"bestellung|bestellnummer|rechnung|commande|facture|pedido|factura|ordine)"
-    r"(?:\s*(?:number|num|nr|no|id))?\.?\s*[:#=]?\s*(?:#\s*)?)$"
 )
+_OTHER_ID_LABEL = re.compile(
+    rf"(?:{_OTHER_ID_WORDS}(?:\s*(?:number|num|nr|no|id))?\.?\s*[:#=]?\s*(?:#\s*)?)$"
+)
+_OTHER_ID_HEADING = re.compile(rf"\W*(?:\w+ )?{_OTHER_ID_WORDS}(?: ?(?:number|num|nr|no|id))?\W*")
 
 
 def labelled_as_other_id(text: str, start: int) -> bool:
-    """ "Order #4155550132", "invoice no. 4111111111111": the label says what it is."""
-    return bool(_NOT_PERSONAL_LABEL.search(before(text, start, 32)))
+    """ "Order #4155550132", "invoice no. 4111111111111", a column headed order_no: the label
+    says what it is."""
+    if _OTHER_ID_LABEL.search(_normal(before(text, start, 32))):
+        return True
+    heading = column_heading(text, start)
+    return heading is not None and bool(_OTHER_ID_HEADING.fullmatch(_normal(heading)))
 
 
 def _words(words: Iterable[str]) -> re.Pattern[str]:
@@ -165,14 +206,7 @@ def ssn_in_context(text: str, start: int, end: int) -> bool:
     order numbers, ZIP+4 codes and ids."""
     if not text[start:end].isdigit():
         return not labelled_as_other_id(text, start)
-    return _labelled(_SSN_WORDS, text, start)
-
-
-def _labelled(words: re.Pattern[str], text: str, start: int) -> bool:
-    """One of `words` shortly before, with no other number between it and the candidate."""
-    head = before(text, start, 40)
-    hits = list(words.finditer(head))
-    return bool(hits) and not any(c.isdigit() for c in head[hits[-1].end() :])
+    return labelled(_SSN_WORDS, text, start, end)
 
 
 # -- phone numbers -------------------------------------------------------------------------------
@@ -241,8 +275,18 @@ def phone_in_context(text: str, start: int, end: int, regions: tuple[str, ...] =
     if digits > 13:  # longer than any national number
         return False
     named = regions_in_context(text, start, end)
+    if labelled(_PHONE_WORDS, text, start, end):  # labelled a phone: any common plan will do
+        named = [*named, *LABELLED_PHONE_REGIONS]
     return any(_valid_in(candidate, region)
                for region in dict.fromkeys((*named, *regions)))  # fmt: skip
+
+
+_PHONE_WORDS = re.compile(
+    r"\b(?:phone|mobile|cell|tel|telephone|call|fax|whatsapp|handy|telefon|portable|celular|"
+    r"telefone|cellulare|mobiel)\b|téléphone|tél|móvil|teléfono|電話|携帯"
+)
+# the plans tried for a national number labelled as a phone with no country named
+LABELLED_PHONE_REGIONS = ("GB", "DE", "FR", "IN", "BR", "JP", "ES", "IT", "NL", "AU", "MX")
 
 
 # -- national identity numbers --------------------------------------------------------------------
@@ -288,7 +332,7 @@ def cpf_in_context(text: str, start: int, end: int) -> bool:
     """Written 000.000.000-00 it is a CPF; eleven bare digits only with "CPF" near."""
     if not text[start:end].isdigit():
         return True
-    return _labelled(_CPF_WORD, text, start)
+    return labelled(_CPF_WORD, text, start, end)
 
 
 _CPF_WORD = re.compile(r"\bcpf\b")
@@ -299,6 +343,26 @@ def passport_valid(text: str) -> bool:
     if not any(c.isdigit() for c in text):
         return False
     return not text.isdigit() or len(text) >= 8
+
+
+_PASSPORT_WORDS = re.compile(
+    r"\b(?:passport|reisepass|passeport|pasaporte|passaporto|paspoort|passaporte)\b"
+)
+
+
+def passport_in_context(text: str, start: int, end: int) -> bool:
+    return labelled(_PASSPORT_WORDS, text, start, end)
+
+
+_BIRTH_WORDS = re.compile(
+    r"\bdob\b|\bd\.o\.b\b|date of birth|\bbirth ?date|\bbirthday|\bborn\b|geboren|"
+    r"geburtsdatum|date de naissance|\bn[ée]e? le\b|fecha de nacimiento|\bnacid[oa]\b|"
+    r"data di nascita|\bnat[oa] il\b|data de nascimento|生年月日"
+)
+
+
+def birth_date_in_context(text: str, start: int, end: int) -> bool:
+    return labelled(_BIRTH_WORDS, text, start, end)
 
 
 # -- network ---------------------------------------------------------------------------------
@@ -318,7 +382,11 @@ def public_ip(text: str) -> bool:
         return False
 
 
-_VERSION_LABEL = re.compile(r"(?:\bv|version\s*|==\s*|@\s*|\bver\.?\s*)$")
+# versions and section numbers look like addresses: "v1.2.3.4", "sections 8.2.4.44"
+_VERSION_LABEL = re.compile(
+    r"(?:\bv|version\s*|==\s*|@\s*|\bver\.?\s*|"
+    r"(?:sections?|chapters?|§|clauses?|steps?|rfc\s*\d+)\s*\W?\s*)$"
+)
 
 
 def ip_in_context(text: str, start: int, _end: int) -> bool:

@@ -38,16 +38,15 @@ _MONTH = (
     r"settembre|ottobre|dicembre)"
 )
 _DATE = (
-    r"(\d{4}-\d\d-\d\d|\d{4}/\d\d?/\d\d?|\d\d?[./-]\d\d?[./-](?:\d{4}|\d\d)(?![\d]|[./-]\d)"
+    r"(?<![\w./-])(?:\d{4}-\d\d-\d\d|\d{4}/\d\d?/\d\d?|\d\d?[./-]\d\d?[./-](?:\d{4}|\d\d)(?![\d]|[./-]\d)"
     rf"|\d\d?(?:st|nd|rd|th)?\.?\s+(?:of\s+|de\s+)?(?i:{_MONTH})\.?,?\s+(?:de\s+)?\d{{4}}"
-    rf"|(?i:{_MONTH})\.?\s+\d\d?(?:st|nd|rd|th)?,?\s+\d{{4}}|\d{{4}}年\d\d?月\d\d?日)"
+    rf"|(?i:{_MONTH})\.?\s+\d\d?(?:st|nd|rd|th)?,?\s+\d{{4}}|\d{{4}}年\d\d?月\d\d?日)(?![\w/-]|\.\d)"
 )
-_BIRTH_LABEL = (
-    r"(?i:date\s+of\s+birth|birth\s*date|birthday|\bd\.?o\.?b\b\.?|\bborn(?:\s+on)?|"
-    r"geboren(?:\s+am)?|geburtsdatum|date\s+de\s+naissance|n[ée]e?\s+le|"
-    r"fecha\s+de\s+nacimiento|nacid[oa]\s+el|data\s+di\s+nascita|nat[oa]\s+il|"
-    r"data\s+de\s+nascimento|生年月日)"
-)
+_BIRTH_WORDS = ("birth", "dob", "d.o.b", "born", "geboren", "geburtsdatum", "naissance",
+                "né le", "née le", "nacimiento", "nacido", "nacida", "nascita", "nato il",
+                "nata il", "nascimento", "生年月日")  # fmt: skip
+_PASSPORT_WORDS = ("passport", "reisepass", "passeport", "pasaporte", "passaporto", "paspoort",
+                   "passaporte")  # fmt: skip
 _UPPER, _LOWER = r"[A-Z\u00c0-\u00d6\u00d8-\u00de]", r"[a-z\u00df-\u00f6\u00f8-\u00ff]"
 _NAME_WORD = rf"{_UPPER}{_LOWER}+(?:[-']{_UPPER}{_LOWER}+)?"
 _NAME = rf"({_NAME_WORD}(?:[ \t](?:(?:van|von|de|da|di|del|der|le|la)[ \t])?{_NAME_WORD}){{0,2}})"
@@ -147,19 +146,12 @@ DETECTORS: tuple[Detector, ...] = (
     detector("br-cpf", "pii", r"(?<![\d.-])(?:\d{3}\.\d{3}\.\d{3}-\d\d|\d{11})(?![\d-])",
        validate=check.br_cpf_valid, context=check.cpf_in_context, digits=(11, 11),
        window=(3, 3), family=GOVERNMENT_ID),
-    detector("passport", "pii",
-       r"(?i:passport|reisepass|passeport|pasaporte|passaporto|paspoort|passaporte)"
-       r"(?i:\s+(?:number|no\.?|num\.?|nr\.?|nummer|numéro|número|numero|#))?\s*[:#]?\s*"
-       r"(?i:is\s+)?([A-Z0-9]{6,9})(?![A-Za-z0-9])", span=1,
-       folded=("passport", "reisepass", "passeport", "pasaporte", "passaporto", "paspoort",
-               "passaporte"), window=(0, 48), validate=check.passport_valid,
+    detector("passport", "pii", r"(?<![\w-])[A-Z0-9]{6,9}(?![\w-])", folded=_PASSPORT_WORDS,
+       window=(100, 100), validate=check.passport_valid, context=check.passport_in_context,
        family=GOVERNMENT_ID),
     # -- pii.identity
-    detector("date-of-birth", "pii", rf"{_BIRTH_LABEL}\s*[:=-]?\s*(?:(?i:is|was)\s+)?{_DATE}",
-       span=1, folded=("birth", "dob", "d.o.b", "born", "geboren", "geburtsdatum",
-                       "naissance", "né le", "née le", "nacimiento", "nacido", "nacida",
-                       "nascita", "nato il", "nata il", "nascimento", "生年月日"),
-       window=(16, 48), family=IDENTITY),
+    detector("date-of-birth", "pii", _DATE, folded=_BIRTH_WORDS, window=(100, 100),
+       context=check.birth_date_in_context, family=IDENTITY),
     detector("person-name", "pii.extended", rf"{_NAME_LABEL}\s+{_NAME}", span=1,
        folded=_NAME_KEYWORDS, window=(0, 80), anchored=True, validate=check.name_valid,
        context=check.name_in_context, family=IDENTITY),
