@@ -385,18 +385,19 @@ def public_ip(text: str) -> bool:
 # versions and section numbers look like addresses: "v1.2.3.4", "sections 8.2.4.44"
 _VERSION_LABEL = re.compile(
     r"(?:\bv|version\s*|==\s*|@\s*|\bver\.?\s*|"
-    r"(?:sections?|chapters?|§|clauses?|steps?|rfc\s*\d+)\s*\W?\s*)$"
+    r"(?:sections?|chapters?|§|clauses?|steps?|rfc\s*\d+)\s*\W?\s*"
+    r"(?:[\d.]+\s*(?:,|and|or|to|-)\s*)*)$"
 )
 
 
 def ip_in_context(text: str, start: int, _end: int) -> bool:
-    return not _VERSION_LABEL.search(before(text, start, 16))
+    return not _VERSION_LABEL.search(before(text, start, 48))
 
 
 # -- names -----------------------------------------------------------------------------------
 
 _STRONG_NAME_LABEL = re.compile(
-    r"(?:my name is|my name's|name\s*:|full name\s*:|patient\s*:|customer\s*:|employee\s*:|"
+    r"(?:my (?:full )?name is|my name's|name\"?\s*:\s*\"?|patient\s*:|customer\s*:|employee\s*:|"
     r"\b(?:mr|mrs|ms|miss|mx|dr|prof|herr|frau|monsieur|madame|mme|señor|señora|sr|sra|"
     r"signor|signora)\.?)\s*$"
 )

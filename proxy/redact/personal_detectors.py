@@ -52,19 +52,19 @@ _NAME_WORD = rf"{_UPPER}{_LOWER}+(?:[-']{_UPPER}{_LOWER}+)?"
 _NAME = rf"({_NAME_WORD}(?:[ \t](?:(?:van|von|de|da|di|del|der|le|la)[ \t])?{_NAME_WORD}){{0,2}})"
 # Every label starts with one of _NAME_KEYWORDS, so the regex is tried only where one is.
 _NAME_LABEL = (
-    r"(?<!\w)(?i:my\s+name\s+is|my\s+name's|(?:full\s+)?name\s*:|patient\s*:|customer\s*:|"
-    r"employee\s*:|(?:mr|mrs|ms|miss|mx|dr|prof|herr|frau|monsieur|madame|mme|señor|señora|"
-    r"sr|sra|signor|signora)\b\.?|(?:dear|hi|hello|hey|hallo|bonjour|hola|ciao)\b,?|"
-    r"(?:regards|thanks|thank\s+you|cheers|sincerely|best|yours|cordialement|grüße|gruß|"
-    r"saludos|saluti)\b[,!]?)"
+    r"(?<![^\W_])(?i:my\s+(?:full\s+)?name\s+is|my\s+name's|name\"?\s*:|patient\s*:|"
+    r"customer\s*:|employee\s*:|(?:mr|mrs|ms|miss|mx|dr|prof|herr|frau|monsieur|madame|mme|"
+    r"señor|señora|sr|sra|signor|signora)\b\.?|(?:dear|hi|hello|hey|hallo|bonjour|hola|ciao)"
+    r"\b,?|(?:regards|thanks|thank\s+you|cheers|sincerely|best|yours|cordialement|grüße|gruß|"
+    r"saludos|saluti)\b[,!]?|(?:full\s+)?name(?-i:(?:\s+[a-z]+){1,4}))"
 )
 _NAME_KEYWORDS = (
-    "my name", "name", "full name", "patient", "customer", "employee", "mr.", "mr ", "mrs",
-    "ms.", "ms ", "miss ", "mx.", "mx ", "dr.", "dr ", "prof", "herr ", "frau ", "monsieur",
-    "madame", "mme", "señor", "sr.", "sr ", "sra", "signor", "dear", "hi ", "hi,", "hello",
-    "hey", "hallo", "bonjour", "hola", "ciao", "regards", "thanks", "thank you", "cheers",
-    "sincerely", "best,", "best ", "yours", "cordialement", "grüße", "gruß", "saludos",
-    "saluti",
+    "my name", "my full name", "name", "full name", "patient", "customer", "employee", "mr.",
+    "mr ", "mrs", "ms.", "ms ", "miss ", "mx.", "mx ", "dr.", "dr ", "prof", "herr ", "frau ",
+    "monsieur", "madame", "mme", "señor", "sr.", "sr ", "sra", "signor", "dear", "hi ", "hi,",
+    "hello", "hey", "hallo", "bonjour", "hola", "ciao", "regards", "thanks", "thank you",
+    "cheers", "sincerely", "best,", "best ", "yours", "cordialement", "grüße", "gruß",
+    "saludos", "saluti",
 )  # fmt: skip
 _STREET = (
     # en: 221B Baker Street
@@ -152,7 +152,7 @@ DETECTORS: tuple[Detector, ...] = (
     # -- pii.identity
     detector("date-of-birth", "pii", _DATE, folded=_BIRTH_WORDS, window=(100, 100),
        context=check.birth_date_in_context, family=IDENTITY),
-    detector("person-name", "pii.extended", rf"{_NAME_LABEL}\s+{_NAME}", span=1,
+    detector("person-name", "pii.extended", rf"{_NAME_LABEL}[\s\"']*{_NAME}", span=1,
        folded=_NAME_KEYWORDS, window=(0, 80), anchored=True, validate=check.name_valid,
        context=check.name_in_context, family=IDENTITY),
     # -- pii.network
