@@ -103,6 +103,9 @@ def _parse_profile(
     return profile if len(problems.items) == before else None
 
 
+_REGION_HINTS = {"UK": " (the United Kingdom's code is 'GB')", "EN": " (England is in 'GB')"}
+
+
 def _with_phone_regions(
     detectors: list[Detector], f: Fields, where: str, problems: Problems
 ) -> list[Detector]:
@@ -116,11 +119,11 @@ def _with_phone_regions(
         if text.upper() in SUPPORTED_REGIONS:
             regions.append(text.upper())
         else:
+            hint = _REGION_HINTS.get(text.upper()) or did_you_mean(text.upper(), SUPPORTED_REGIONS)
             problems.add(
                 f.node.file,
                 line,
-                f"{where}: unknown phone region {text!r}"
-                f"{did_you_mean(text.upper(), SUPPORTED_REGIONS)}; regions are ISO 3166 codes "
+                f"{where}: unknown phone region {text!r}{hint}; regions are ISO 3166 codes "
                 "like GB, DE, IN",
             )
     if not any(d.id == "phone" for d in detectors):

@@ -400,7 +400,7 @@ def profile_policy(profile: str, rule_extra: str = "    action: redact") -> str:
                 "  default:\n    detectors: [pii]\n    phone_regions:\n      - GB\n      - UK\n"
             ),
             8,
-            "unknown phone region 'UK'",
+            "unknown phone region 'UK' (the United Kingdom's code is 'GB')",
         ),
         (
             profile_policy("  default:\n    detectors: [secrets]\n    phone_regions: [GB]\n"),
