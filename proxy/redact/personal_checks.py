@@ -65,6 +65,8 @@ def column_heading(text: str, start: int) -> str | None:
         return None
     heading = None
     for line in reversed(text[max(0, line_start - 4000) : line_start - 1].split("\n")[-50:]):
+        if line.count(",") > commas and heading is None:  # "...see this table: id,ssn,plan"
+            heading = ",".join(line.split(",")[-commas - 1 :])
         if line.count(",") != commas:
             break
         heading = line

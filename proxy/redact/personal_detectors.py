@@ -58,13 +58,14 @@ _NAME_LABEL = (
     r"\b,?|(?:regards|thanks|thank\s+you|cheers|sincerely|best|yours|cordialement|grüße|gruß|"
     r"saludos|saluti)\b[,!]?|(?:full\s+)?name(?-i:(?:\s+[a-z]+){1,4}))"
 )
+# (not "hey", "ms ", "mme": they are in "they", "items ", "comment")
 _NAME_KEYWORDS = (
     "my name", "my full name", "name", "full name", "patient", "customer", "employee", "mr.",
-    "mr ", "mrs", "ms.", "ms ", "miss ", "mx.", "mx ", "dr.", "dr ", "prof", "herr ", "frau ",
-    "monsieur", "madame", "mme", "señor", "sr.", "sr ", "sra", "signor", "dear", "hi ", "hi,",
-    "hello", "hey", "hallo", "bonjour", "hola", "ciao", "regards", "thanks", "thank you",
-    "cheers", "sincerely", "best,", "best ", "yours", "cordialement", "grüße", "gruß",
-    "saludos", "saluti",
+    "mr ", "mrs", "ms.", " ms ", "miss ", "mx.", " mx ", "dr.", "dr ", "prof.", "prof ", "herr ",
+    "frau ", "monsieur", "madame", "mme ", "mme.", "señor", "sr.", "sr ", "sra ", "sra.",
+    "signor", "dear", "hi ", "hi,", "hello", "hey ", "hey,", "hallo", "bonjour", "hola", "ciao",
+    "regards", "thanks", "thank you", "cheers", "sincerely", "best,", "best ", "yours",
+    "cordialement", "grüße", "gruß", "saludos", "saluti",
 )  # fmt: skip
 _STREET = (
     # en: 221B Baker Street
@@ -82,13 +83,15 @@ _STREET = (
     r"(?:(?:de|del|della|dei|do|da|dos)\s+(?:la\s+|los\s+)?)?"
     rf"{_UPPER}{_LOWER}+(?:\s+{_UPPER}{_LOWER}+){{0,2}},?\s+(?:n[º°o]\.?\s*)?\d{{1,4}}\b"
 )
-_STREET_WORDS = (  # (not " st", " rd": they start "status", "rdbms"...)
-    "street", " st.", " st,", "avenue", " ave.", "road", " rd.", "boulevard", "blvd", "lane",
-    "drive", "court", "terrace", "place", " way", "crescent", "close", "square",
-    "parkway", "highway", "straße", "strasse", "str.", "weg ", "allee", "platz", "gasse",
-    "damm", "ufer", "chaussee", "straat", "laan", "gracht", "plein", "kade", "singel", "rue ",
-    " bd ", "chemin", "allée", "impasse", "quai ", "route ", "cours ", "calle", "c/", "avda",
-    "plaza", "paseo", "carrer", "via ", "viale", "piazza", "corso", "rua ", "travessa",
+# Case-sensitive, as the patterns are: "Road", not the "road" of "roadmap"; " rue ", not "true "
+_STREET_WORDS = (
+    "Street", "St.", "St,", "Avenue", "Ave", "Road", "Rd", "Boulevard", "Blvd", "Lane", "Drive",
+    "Court", "Terrace", "Place", "Way", "Crescent", "Close", "Square", "Parkway", "Highway",
+    "straße", "strasse", "str.", "weg ", "allee", "platz", "gasse", "damm", "ufer", "chaussee",
+    "straat", "laan", "gracht", "plein", "kade", "singel", "Straße", "Strasse", "Str.", "Weg",
+    "Allee", "Platz", "Gasse", " rue ", " avenue ", " boulevard ", " bd ", " place ", " chemin ",
+    " allée ", " impasse ", " quai ", " route ", " cours ", "Calle ", "C/", "Avenida ", "Avda.",
+    "Plaza ", "Paseo ", "Carrer ", "Via ", "Viale ", "Piazza ", "Corso ", "Rua ", "Travessa ",
 )  # fmt: skip
 # Both start with a digit, which re finds fast (a lookbehind first would try every position);
 # public IPv6 addresses (2000::/3) start with 2 or 3. ipaddress checks the rest.
@@ -105,7 +108,7 @@ DETECTORS: tuple[Detector, ...] = (
        r"(?<![/\w.%+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*"
        r"\.[A-Za-z]{2,24}\b", keywords=("@",), window=(70, 260), family=CONTACT),
     phone_detector(),
-    detector("street-address", "pii.extended", _STREET, folded=_STREET_WORDS, window=(60, 40),
+    detector("street-address", "pii.extended", _STREET, keywords=_STREET_WORDS, window=(60, 40),
        family=CONTACT),
     # -- pii.financial
     detector("payment-card", "pii", r"(?<![\d.-])\d(?:[ -]?\d){11,18}(?![\d-])",
