@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable
 from itertools import zip_longest
 
 import phonenumbers
@@ -31,10 +30,6 @@ from proxy.redact.first_names import FIRST_NAMES, NOT_NAMES
 def before(text: str, start: int, width: int = 40) -> str:
     """The lower-cased text just before a candidate, on its line."""
     return text[max(0, start - width) : start].rsplit("\n", 1)[-1].lower()
-
-
-def around(text: str, start: int, end: int, width: int = 60) -> str:
-    return text[max(0, start - width) : end + width].lower()
 
 
 def _normal(text: str) -> str:
@@ -92,11 +87,6 @@ def labelled_as_other_id(text: str, start: int) -> bool:
         return True
     heading = column_heading(text, start)
     return heading is not None and bool(_OTHER_ID_HEADING.fullmatch(_normal(heading)))
-
-
-def _words(words: Iterable[str]) -> re.Pattern[str]:
-    alternatives = "|".join(sorted((re.escape(w) for w in words), key=len, reverse=True))
-    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)")
 
 
 # -- payment cards -------------------------------------------------------------------------------
@@ -161,8 +151,7 @@ def card_valid(text: str) -> bool:
 
 
 def _card_grouping(groups: tuple[int, ...]) -> bool:
-    """How cards are written: fours (the last group may be shorter or up to 7 long for 19
-    digits), or 4-6-5 / 4-6-4."""
+    """How cards are written: fours (the last group may be shorter), or 4-6-5 / 4-6-4."""
     if groups in ((4, 6, 5), (4, 6, 4)):
         return True
     return all(g == 4 for g in groups[:-1]) and 1 <= groups[-1] <= 4
