@@ -205,6 +205,8 @@ def ssn_in_context(text: str, start: int, end: int) -> bool:
 _DATE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}\b|\d{1,2}[./-]\d{1,2}[./-]\d{2,4}\b")
 # a North American number: optional 1, area code and exchange not starting with 0 or 1
 _NANP_SHAPE = re.compile(r"1?[2-9]\d\d[2-9]\d{6}")
+# how North American numbers are grouped: 4155550132, (415) 555-0132, 1-415-555-0132...
+_NANP_GROUPS = {(10,), (11,), (3, 3, 4), (1, 3, 3, 4), (3, 7), (1, 3, 7), (1, 10)}
 
 # words near a national-format number that say which country's plan it follows
 _REGION_WORDS: dict[str, tuple[str, ...]] = {
@@ -261,8 +263,12 @@ def phone_in_context(text: str, start: int, end: int, regions: tuple[str, ...] =
         return _valid_in(candidate, None)
     if labelled_as_other_id(text, start):
         return False
-    if _NANP_SHAPE.fullmatch(re.sub(r"\D", "", candidate)) and _valid_in(candidate, "US"):
-        return True  # the cheap shape test first: libphonenumber costs tens of microseconds
+    if (
+        _NANP_SHAPE.fullmatch(re.sub(r"\D", "", candidate))
+        and tuple(map(len, re.findall(r"\d+", candidate))) in _NANP_GROUPS
+        and _valid_in(candidate, "US")
+    ):
+        return True  # the cheap shape tests first: libphonenumber costs tens of microseconds
     if digits > 13:  # longer than any national number
         return False
     named = regions_in_context(text, start, end)
@@ -273,8 +279,8 @@ def phone_in_context(text: str, start: int, end: int, regions: tuple[str, ...] =
 
 
 _PHONE_WORDS = re.compile(
-    r"\b(?:phone|mobile|cell|tel|telephone|call|fax|whatsapp|handy|telefon|portable|celular|"
-    r"telefone|cellulare|mobiel)\b|téléphone|tél|móvil|teléfono|電話|携帯"
+    r"\b(?:phone|mobile|cell|tel|telephone|call (?:me|us)|fax|whatsapp|handy|telefon|portable|"
+    r"celular|telefone|cellulare|mobiel)\b|téléphone|tél|móvil|teléfono|電話|携帯"
 )
 # the plans tried for a national number labelled as a phone with no country named
 LABELLED_PHONE_REGIONS = ("GB", "DE", "FR", "IN", "BR", "JP", "ES", "IT", "NL", "AU", "MX")
