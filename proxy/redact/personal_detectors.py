@@ -132,7 +132,7 @@ DETECTORS: tuple[Detector, ...] = (
     detector("fr-nir", "pii",
        r"(?<![\d-])[1-478] ?\d\d ?\d\d ?\d\d ?\d{3} ?\d{3} ?\d\d(?![\d-])",
        validate=check.fr_nir_valid, digits=(15, 15), window=(3, 3), family=GOVERNMENT_ID),
-    detector("es-dni", "pii", r"(?<![\w-])(?:\d{8}|[XYZ]-?\d{7})-?[A-HJ-NP-TV-Z](?![\w-])",
+    detector("es-dni", "pii", r"(?<![\w.-])(?:\d{8}|[XYZ]-?\d{7})-?[A-HJ-NP-TV-Z](?![\w-])",
        validate=check.es_dni_valid, digits=(7, 8), after_letters=True, window=(3, 3),
        family=GOVERNMENT_ID),
     detector("it-fiscal-code", "pii",
