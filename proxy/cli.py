@@ -7,14 +7,16 @@ import datetime
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TextIO
 
 from proxy import __version__, ca, options
 from proxy.coach.pages import duration
 from proxy.decide.engine import Engine
 from proxy.decide.llm_shape import describe, inspect_body
 from proxy.decide.verdict import Decision, Mode
+from proxy.identity.who import Who
 from proxy.lists.coverage import ListCoverage, false_positives, measure
 from proxy.lists.formats import (
     FORMATS,
@@ -85,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default="GET", help="HTTP method (default GET)")
     p.add_argument("--client", default="127.0.0.1", help="client IP address (default 127.0.0.1)")
     p.add_argument("--user", help="authenticated user name")
+    p.add_argument(
+        "--groups",
+        default="",
+        help="the user's directory groups, comma-separated, as an identity source names them",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object per URL, a line each")
     p.add_argument(
         "--body",
@@ -94,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = add("redact", cmd_redact, "redact a request body read from stdin, as the proxy would")
-    p.add_argument("--url", required=True, help="where the body would be sent")
+    p.add_argument("--url", help="where the body would be sent (required without --jsonl)")
     p.add_argument("--method", default="POST", help="HTTP method (default POST)")
     p.add_argument(
         "--profile",
@@ -109,6 +116,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--explain",
         action="store_true",
         help="also list what was found, by type and position (never the values), on stderr",
+    )
+    p.add_argument(
+        "--jsonl",
+        action="store_true",
+        help="scan texts instead of a body: each stdin line is a JSON object "
+        '{"text": "...", "id": ...} ("id" optional, echoed back); each gets one stdout line '
+        '{"id": ..., "findings": [{"kind", "start", "end"}]} with character offsets into the '
+        'text, or {"line": N, "error": "..."} for a line that is not such an object (then '
+        "the exit status is 2). Line by line, as they come. Profile: --profile, else the one "
+        "the policy applies to --url, else 'default'",
     )
 
     p = add(
@@ -329,7 +346,12 @@ def cmd_redact(args: argparse.Namespace) -> int:
     policy = _load(args)
     if policy is None:
         return EXIT_INVALID
+    if not args.url and not args.jsonl:
+        print("aiwarden redact: --url is required (or --jsonl to scan texts)", file=sys.stderr)
+        return EXIT_INVALID
     name = args.profile
+    if name is None and not args.url:
+        name = "default"
     if name is None:
         try:
             _scheme, host, path, _port = split_url(args.url)
@@ -345,6 +367,8 @@ def cmd_redact(args: argparse.Namespace) -> int:
             f"aiwarden redact: no redaction profile {name!r} (profiles: {known})", file=sys.stderr
         )
         return EXIT_INVALID
+    if args.jsonl:
+        return _scan_lines(profile, sys.stdin.buffer, sys.stdout)
     try:
         result = redact_body(sys.stdin.buffer.read(), args.content_type, profile)
     except Unparseable as e:
@@ -361,6 +385,45 @@ def cmd_redact(args: argparse.Namespace) -> int:
         for where, kind, start, end in result.findings:
             print(f"  {kind:<26} {where} [{start}:{end}]", file=sys.stderr)
     return EXIT_OK
+
+
+def _scan_lines(profile, lines: Iterable[bytes], out: TextIO) -> int:
+    """`redact --jsonl`: one answer per input line, written as each line arrives (so a
+    caller can feed it one text at a time); a bad line is answered with its error, and
+    makes the exit status EXIT_INVALID once all lines are done."""
+    from proxy.redact.detectors import scan
+
+    bad = 0
+    for number, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        item, error = _text_item(raw)
+        if error is None:
+            findings = scan(item["text"], profile.detectors)
+            answer = {"findings": [{"kind": f.type, "start": f.start, "end": f.end}
+                                   for f in findings]}  # fmt: skip
+        else:
+            bad += 1
+            print(f"aiwarden redact: line {number}: {error}", file=sys.stderr)
+            answer = {"line": number, "error": error}
+        if isinstance(item, dict) and "id" in item:
+            answer = {"id": item["id"], **answer}
+        out.write(json.dumps(answer) + "\n")
+        out.flush()
+    return EXIT_INVALID if bad else EXIT_OK
+
+
+def _text_item(raw: bytes) -> tuple[object, str | None]:
+    """The decoded line, and what is wrong with it (never quoting the text)."""
+    try:
+        item = json.loads(raw)
+    except UnicodeDecodeError:
+        return None, "not UTF-8"
+    except ValueError as e:
+        return None, f"not JSON ({e})"
+    if not isinstance(item, dict) or not isinstance(item.get("text"), str):
+        return item, 'not a JSON object with a "text" string'
+    return item, None
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -873,6 +936,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if args.body is not None:
         body = sys.stdin.buffer.read() if args.body == "-" else Path(args.body).read_bytes()
     status = EXIT_OK
+    args.who = _who(policy, args)
+    user, groups = args.who.user, args.who.groups
     for url in args.urls:
         try:
             scheme, host, path, _port = split_url(url)
@@ -883,10 +948,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
             else:
                 print(f"{url}\n  error:    {e}\n")
             continue
-        request = engine.decide_request(args.method, host, path, args.client, args.user)
+        request = engine.decide_request(args.method, host, path, args.client, user, groups)
         connect = None
         if scheme in ("https", "wss"):
-            connect = engine.decide_connect(host, args.client, args.user)
+            connect = engine.decide_connect(host, args.client, user, groups)
         request, body_note = _body_check(engine, request, connect, body, path)
         headers = _tenant_headers(engine, host, request)
         if args.json:
@@ -928,6 +993,18 @@ def _body_check(
     return decided, "not an LLM API call"
 
 
+def _who(policy: Policy, args: argparse.Namespace) -> Who:
+    """Who the request is from: the --user given, else the policy's address map by --client
+    (its file; pushed entries live in the running proxy's store)."""
+    groups = frozenset(g.strip().lower() for g in args.groups.split(",") if g.strip())
+    if args.user:
+        return Who(args.user, groups, "given (--user)")
+    amap = policy.identity.address_map
+    if amap is not None and (user := amap.entries.get(args.client)):
+        return Who(user, groups, "address_map (the policy's file)")
+    return Who(None, groups, None)
+
+
 def _explain_record(
     url: str, args: argparse.Namespace, request: Decision, connect: Decision | None
 ) -> dict[str, object]:
@@ -935,7 +1012,9 @@ def _explain_record(
         "url": url,
         "method": args.method.upper(),
         "client": args.client,
-        "user": args.user,
+        "user": args.who.user,
+        "identity_source": args.who.source,
+        "groups": sorted(args.who.groups),
     }
     record.update(request.to_dict())
     del record["stage"]
@@ -963,6 +1042,9 @@ def _explain_text(
         f"  activity: {request.activity or '-'}",
         f"  rule:     {request.rule}",
     ]
+    if args.who.user or args.who.groups:
+        groups = f", groups {', '.join(sorted(args.who.groups))}" if args.who.groups else ""
+        lines.insert(1, f"  user:     {args.who.user or '-'} ({args.who.source or 'none'}{groups})")
     if connect:
         lines.append(f"  connect:  {connect.connect} ({connect.reason})")
     if body:

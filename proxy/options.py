@@ -25,6 +25,7 @@ from typing import Any, Literal, Protocol
 Action = Literal["store", "store_true", "store_false", "append"]
 
 PAC_GROUP = "the PAC file served at /proxy.pac and /wpad.dat"
+PARENT_ENV = "AIWARDEN_PARENT"  # no "PROXY" in it: tools strip those as proxy settings
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -145,14 +146,58 @@ OPTIONS: tuple[Option, ...] = (
         doc_default="the public roots",
     ),
     Option(
+        flag="--upstream-proxy", metavar="URL", env=PARENT_ENV,
+        flag_help="send every connection through this parent proxy, http://[USER:PASS@]HOST:PORT "
+        "(default: $AIWARDEN_PARENT, which keeps credentials off the command line)",
+        doc="a parent proxy every upstream connection goes through, "
+        "`http://[USER:PASS@]HOST:PORT` (see [Behind a parent proxy](#behind-a-parent-proxy)); "
+        "under mitmdump: `--mode upstream:http://HOST:PORT` and `--set upstream_auth=USER:PASS`",
+        doc_default="`$AIWARDEN_PARENT`, else none",
+    ),
+    Option(
         option="proxyauth", empty_is_unset=True,
         flag="--proxyauth", metavar="SPEC",
         flag_help="proxy authentication, as mitmproxy's proxyauth option "
         "(@htpasswd-file, user:pass, or ldap:...)",
         to_workers=True,
-        doc="proxy authentication through mitmproxy's own `proxyauth` (`@/path/htpasswd`, "
-        "`user:pass`, `ldap:...`); the user is then matched by `users` and `groups` in rules",
+        doc="Basic proxy authentication through mitmproxy's own `proxyauth` (`@/path/htpasswd`, "
+        "`user:pass`, `ldap:...`); the user is then matched by `users` and `groups` in rules "
+        "(password-free: `--kerberos-keytab`)",
         doc_default="none",
+    ),
+    Option(
+        option="aiwarden_kerberos_keytab", default="", empty_is_unset=True,
+        help="aiwarden: Kerberos single sign-on (Proxy-Authenticate: Negotiate) with the "
+        "proxy's service key from this keytab; empty: off.",
+        flag="--kerberos-keytab", metavar="FILE",
+        flag_help="Kerberos single sign-on (Negotiate) with the service key of HTTP/<proxy "
+        "host> from this keytab; beside --proxyauth's Basic when both are given",
+        to_workers=True,
+        doc="Kerberos single sign-on (`Proxy-Authenticate: Negotiate`) with the proxy's "
+        "service key from this keytab (see [Single sign-on with Kerberos]"
+        "(#single-sign-on-with-kerberos)); with `--proxyauth` too, browsers may use either",
+        doc_default="off",
+    ),
+    Option(
+        option="aiwarden_kerberos_principal", default="", empty_is_unset=True,
+        help="aiwarden: the service principal tickets must be for (HTTP/host@REALM); "
+        "empty: any principal in the keytab.",
+        flag="--kerberos-principal", metavar="PRINCIPAL",
+        flag_help="accept tickets for this service principal only (default: any in the keytab)",
+        to_workers=True,
+        doc="accept tickets for this service principal only (`HTTP/proxy.corp.example@CORP."
+        "EXAMPLE`)",
+        doc_default="any in the keytab",
+    ),
+    Option(
+        option="aiwarden_kerberos_keep_realm", type=bool, default=False,
+        help="aiwarden: keep the realm in Kerberos user names (alice@CORP.EXAMPLE).",
+        flag="--kerberos-keep-realm", action="store_true", flag_default=False,
+        flag_help="users are alice@CORP.EXAMPLE in rules and logs, not alice",
+        to_workers=True,
+        doc="a Kerberos user is `alice@CORP.EXAMPLE` in rules and the audit log, not `alice` "
+        "(for several realms)",
+        doc_default="realm stripped",
     ),
     Option(
         option="aiwarden_audit_log", default="", empty_is_unset=True,
@@ -213,6 +258,19 @@ OPTIONS: tuple[Option, ...] = (
         doc="where `warn` rules keep their tickets and grants (see [Coaching](#coaching-warn-"
         "justify-proceed)); one file the workers share",
         doc_default="`aiwarden-coaching.sqlite3` in `--confdir`",
+    ),
+    Option(
+        option="aiwarden_identity_store", default="", empty_is_unset=True,
+        help="aiwarden identity: the SQLite file of addresses an identity collector mapped to "
+        "users, shared by the workers; empty for aiwarden-identity.sqlite3 in the confdir.",
+        flag="--identity-store", metavar="FILE",
+        flag_help="the SQLite file where addresses pushed by an identity collector "
+        "(POST /identity/addresses) are kept, shared by the workers; default: "
+        "aiwarden-identity.sqlite3 in --confdir",
+        to_workers=True,
+        doc="where pushed address-to-user entries are kept (see [Identity](#identity-who-is-"
+        "behind-each-request)); one file the workers share",
+        doc_default="`aiwarden-identity.sqlite3` in `--confdir`",
     ),
     Option(
         flag="--log-level", flag_default="info", choices=("debug", "info", "warning", "error"),

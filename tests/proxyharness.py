@@ -20,6 +20,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -35,6 +36,7 @@ from cryptography.x509.oid import NameOID
 from prometheus_client.parser import text_string_to_metric_families
 
 AIWARDEN = str(Path(sys.executable).parent / "aiwarden")
+ROOT = Path(__file__).resolve().parent.parent  # the checkout whose code the proxies run
 START_TIMEOUT = 30
 # one process unless a test asks for more; AIWARDEN_TEST_WORKERS=2 runs every test on workers
 WORKERS = os.environ.get("AIWARDEN_TEST_WORKERS", "1")
@@ -326,7 +328,7 @@ class Proxy:
             *(() if "--workers" in extra else ("--workers", WORKERS)),
             *extra,
         ]
-        env = {k: v for k, v in os.environ.items() if "PROXY" not in k.upper()}
+        env = proxy_environment()
         self.process = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
         )
@@ -386,14 +388,22 @@ class Proxy:
                 self.logs.append({"text": line.rstrip()})
 
     def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
         return self.process.returncode
+
+
+def proxy_environment() -> dict[str, str]:
+    """The environment a proxy process starts with: no proxy settings of the caller's, and
+    this checkout first on PYTHONPATH, after tests/loopback_names when a test put it there:
+    the `aiwarden` script of a virtualenv may import the package from another checkout (an
+    editable install), and the proxy must run the code under test."""
+    env = {k: v for k, v in os.environ.items() if "PROXY" not in k.upper()}
+    env.pop("AIWARDEN_PARENT", None)  # a parent proxy is the test's to give
+    path = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    first = [p for p in path if Path(p).name == "loopback_names"]
+    rest = [p for p in path if p not in first and Path(p).resolve() != ROOT]
+    env["PYTHONPATH"] = os.pathsep.join([*first, str(ROOT), *rest])
+    return env
 
 
 def metrics(proxy: Proxy) -> dict[tuple[str, tuple], float]:
@@ -449,12 +459,15 @@ def write_policy(directory: Path, body: str, catalog: Path) -> Path:
 
 
 @contextlib.contextmanager
-def loopback_names(names):
-    """Proxies started inside resolve `names` to 127.0.0.1 (tests/loopback_names)."""
-    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "AIWARDEN_TEST_LOOPBACK_NAMES")}
+def loopback_names(names, unresolvable=()):
+    """Proxies started inside resolve `names` to 127.0.0.1, and `unresolvable` names not at
+    all (tests/loopback_names). The PYTHONPATH they inherit is kept, after that directory."""
+    keys = ("PYTHONPATH", "AIWARDEN_TEST_LOOPBACK_NAMES", "AIWARDEN_TEST_UNRESOLVABLE_NAMES")
+    saved = {k: os.environ.get(k) for k in keys}
     path = [str(Path(__file__).resolve().parent / "loopback_names"), saved["PYTHONPATH"]]
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in path if p)
     os.environ["AIWARDEN_TEST_LOOPBACK_NAMES"] = ",".join(names)
+    os.environ["AIWARDEN_TEST_UNRESOLVABLE_NAMES"] = ",".join(unresolvable)
     try:
         yield
     finally:
@@ -463,6 +476,116 @@ def loopback_names(names):
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+# -- a parent proxy ---------------------------------------------------------------------------
+
+SQUID = shutil.which("squid") or (
+    "/usr/sbin/squid" if os.access("/usr/sbin/squid", os.X_OK) else None
+)
+SQUID_MISSING = "squid is not installed (apt-get install squid; .ci/run installs it)"
+SQUID_CONF = """
+http_port 127.0.0.1:{port}
+pid_filename {dir}/squid.pid
+cache_log {dir}/cache.log
+logformat aiwarden %rm %ru %>Hs %{{Proxy-Authorization}}>h
+access_log stdio:{dir}/access.log aiwarden
+buffered_logs off
+cache_store_log none
+cache deny all
+cache_mem 8 MB
+coredump_dir {dir}
+pinger_enable off
+shutdown_lifetime 0 seconds
+hosts_file {dir}/hosts
+dns_nameservers 127.0.0.1
+{extra}
+acl clients src 127.0.0.0/8
+http_access allow clients
+http_access deny all
+"""
+
+
+def terminate(process: subprocess.Popen) -> None:
+    """SIGTERM, and SIGKILL when it has not ended within 15 seconds."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Squid:
+    """Debian's squid as a parent proxy on loopback, one process (-N), caching nothing. The
+    names in `hosts` resolve to 127.0.0.1 for it alone (its own hosts_file; it asks no other
+    resolver than 127.0.0.1), `extra` is more configuration (ACLs), and each request it
+    handles is one line of its access log: `METHOD URL STATUS PROXY-AUTHORIZATION` (the
+    header URL-encoded, `-` when none), written when the request or tunnel ends. Its files
+    are in a directory of its own under the system's temporary directory (squid drops root
+    for its user, "proxy", which must reach them), removed by `stop`; `files` are written
+    there before it starts (`{dir}` in `extra` names that directory)."""
+
+    def __init__(
+        self, hosts: tuple[str, ...], extra: str = "", files: dict[str, str] | None = None
+    ) -> None:
+        assert SQUID, SQUID_MISSING
+        self.dir = Path(tempfile.mkdtemp(prefix="aiwarden-squid-"))
+        self.port = free_port()
+        (self.dir / "hosts").write_text("".join(f"127.0.0.1 {h}\n" for h in hosts))
+        for name, text in (files or {}).items():
+            (self.dir / name).write_text(text)
+        extra = extra.replace("{dir}", str(self.dir))
+        conf = SQUID_CONF.format(port=self.port, dir=self.dir, extra=extra)
+        (self.dir / "squid.conf").write_text(conf)
+        if os.geteuid() == 0:  # squid drops root for its cache_effective_user, "proxy"
+            for path in (self.dir, *self.dir.iterdir()):
+                shutil.chown(path, "proxy")
+        self.process = subprocess.Popen(
+            [SQUID, "-N", "-f", str(self.dir / "squid.conf")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.address = f"127.0.0.1:{self.port}"
+        self.url = f"http://{self.address}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        log = self.dir / "cache.log"
+        raise AssertionError(f"squid did not start: {log.read_text() if log.exists() else ''}")
+
+    def log(self) -> list[str]:
+        """The access log's lines so far."""
+        path = self.dir / "access.log"
+        return path.read_text().splitlines() if path.exists() else []
+
+    def wait_for_line(self, fragment: str, timeout: float = 15) -> str:
+        """The first access log line containing `fragment`, once it is written."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = [line for line in self.log() if fragment in line]
+            if lines:
+                return lines[0]
+            if time.monotonic() > deadline:
+                raise AssertionError(f"squid never logged {fragment!r}: {self.log()}")
+            time.sleep(0.1)
+
+    def stop(self) -> int:
+        terminate(self.process)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return self.process.returncode
 
 
 # -- clients ----------------------------------------------------------------------------------

@@ -117,13 +117,17 @@ def _host_index(hosts: tuple[HostPattern, ...]) -> HostIndex[bool] | None:
 
 
 class _Who:
-    __slots__ = ("networks", "users")
+    __slots__ = ("directory", "networks", "users")
 
-    def __init__(self, networks: tuple, users: frozenset[str]) -> None:
-        self.networks, self.users = networks, users
+    def __init__(self, networks: tuple, users: frozenset[str], directory: frozenset[str]) -> None:
+        self.networks, self.users, self.directory = networks, users, directory
 
-    def contains(self, ip: IPAddress | None, user: str | None) -> bool:
+    def contains(self, ip: IPAddress | None, user: str | None, groups: frozenset[str]) -> bool:
+        """By address, by user name, or by a directory group the user is in (`groups`,
+        lower-cased, as an identity source named them)."""
         if user is not None and user in self.users:
+            return True
+        if groups and not self.directory.isdisjoint(groups):
             return True
         return ip is not None and any(ip in net for net in self.networks)
 
@@ -157,7 +161,8 @@ class _CompiledRule:
             groups = [policy.groups[g] for g in m.groups or ()]
             networks = tuple(net for g in groups for net in g.cidrs)
             users = frozenset(m.users or ()).union(*(g.users for g in groups))
-            self.who = _Who(networks, users)
+            directory = frozenset().union(*(g.directory for g in groups))
+            self.who = _Who(networks, users, directory)
 
     def matches(
         self,
@@ -167,20 +172,25 @@ class _CompiledRule:
         path: str,
         ip: IPAddress | None,
         user: str | None,
+        groups: frozenset[str] = frozenset(),
     ) -> bool:
         return not (
             (self.services is not None and sid not in self.services)
             or (self.activities is not None and activity not in self.activities)
             or (self.methods is not None and method not in self.methods)
             or (self.path_re is not None and not self.path_re.fullmatch(path))
-            or (self.who is not None and not self.who.contains(ip, user))
+            or (self.who is not None and not self.who.contains(ip, user, groups))
         )
 
     def could_match(
-        self, possible: list[_Route | None], ip: IPAddress | None, user: str | None
+        self,
+        possible: list[_Route | None],
+        ip: IPAddress | None,
+        user: str | None,
+        groups: frozenset[str] = frozenset(),
     ) -> int:
         """Whether the rule matches some/all requests to a host whose routes are `possible`."""
-        if self.who is not None and not self.who.contains(ip, user):
+        if self.who is not None and not self.who.contains(ip, user, groups):
             return _NO
         state = _YES
         if self.services is not None:
@@ -258,9 +268,16 @@ class Engine:
     # -- the request stage ----------------------------------------------------------------------
 
     def decide_request(
-        self, method: str, host: str, path: str, client: str | None = None, user: str | None = None
+        self,
+        method: str,
+        host: str,
+        path: str,
+        client: str | None = None,
+        user: str | None = None,
+        groups: frozenset[str] = frozenset(),
     ) -> Decision:
-        """The action for one HTTP request (plain, or inside an intercepted connection)."""
+        """The action for one HTTP request (plain, or inside an intercepted connection).
+        `groups`: the user's directory groups, lower-cased, as an identity source named them."""
         try:
             host = normalize_host(host)
         except BadHost as e:
@@ -273,7 +290,7 @@ class Engine:
         ip = parse_ip(client) if client else None
         decision = None
         for rule in self._candidate_rules(host, (sid,)):
-            if rule.matches(sid, activity, method, path, ip, user):
+            if rule.matches(sid, activity, method, path, ip, user, groups):
                 decision = self._decision(rule.rule, "request", route, activity, rule.matched)
                 break
         else:
@@ -299,7 +316,11 @@ class Engine:
     # -- the connect stage ------------------------------------------------------------------
 
     def decide_connect(
-        self, host: str, client: str | None = None, user: str | None = None
+        self,
+        host: str,
+        client: str | None = None,
+        user: str | None = None,
+        groups: frozenset[str] = frozenset(),
     ) -> Decision:
         """How to handle a CONNECT (or a TLS ClientHello's SNI) to `host`. A host that gets
         a tenant-restriction header is never tunnelled: each request must carry it."""
@@ -307,7 +328,7 @@ class Engine:
             host = normalize_host(host)
         except BadHost as e:
             return self.error_decision("connect", f"unreadable host: {e}")
-        decision = self._decide_connect(host, client, user)
+        decision = self._decide_connect(host, client, user, groups)
         if decision.connect is Mode.TUNNEL and (tenants := self._tenants_of(host)):
             key = ("tenant-intercept", decision, tenants)
             intercepted = self._decisions.get(key)
@@ -351,7 +372,9 @@ class Engine:
                 return decision
         return None
 
-    def _decide_connect(self, host: str, client: str | None, user: str | None) -> Decision:
+    def _decide_connect(
+        self, host: str, client: str | None, user: str | None, groups: frozenset[str]
+    ) -> Decision:
         possible: list[_Route | None] = []
         for route in self._routes_of(host):
             possible.append(route)
@@ -364,7 +387,7 @@ class Engine:
         maybe: list[_CompiledRule] = []
         final: _CompiledRule | None = None
         for rule in self._candidate_rules(host, sids):
-            state = rule.could_match(possible, ip, user)
+            state = rule.could_match(possible, ip, user, groups)
             if state == _MAYBE:
                 maybe.append(rule)
             elif state == _YES:

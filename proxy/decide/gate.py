@@ -144,18 +144,27 @@ class Gate:
 
     # -- decisions -----------------------------------------------------------------------------
 
-    def connect(self, host: str, client: str, user: str | None) -> Decision:
+    def connect(
+        self, host: str, client: str, user: str | None, groups: frozenset[str] = frozenset()
+    ) -> Decision:
         """How to handle a CONNECT to `host`: refuse, tunnel or intercept."""
-        return self._timed("connect", self.in_force.engine.decide_connect, host, client, user)
+        decide = self.in_force.engine.decide_connect
+        return self._timed("connect", decide, host, client, user, groups)
 
-    def tunnel(self, names: Iterable[str], client: str, user: str | None) -> Decision | None:
+    def tunnel(
+        self,
+        names: Iterable[str],
+        client: str,
+        user: str | None,
+        groups: frozenset[str] = frozenset(),
+    ) -> Decision | None:
         """The decision to relay a connection undecrypted, or None when it must not be:
         every name it claims (CONNECT host, TLS server names) must be tunnel+allow. The
         first name's decision is returned. The one rule for the ClientHello, raw bytes and
         the fast path."""
         decide, first = self.in_force.engine.decide_connect, None
         for name in names:
-            decision = self._timed("connect", decide, name, client, user)
+            decision = self._timed("connect", decide, name, client, user, groups)
             if not decision.tunnels:
                 return None
             first = first or decision
@@ -169,6 +178,7 @@ class Gate:
         client: str,
         user: str | None,
         unreadable: BadHost | None = None,
+        groups: frozenset[str] = frozenset(),
     ) -> Verdict:
         """The strictest decision over every name the request claims, the request target
         first (the first of equally strict ones wins). `unreadable`: a name the client
@@ -180,7 +190,9 @@ class Gate:
         if unreadable is not None:
             decision = engine.error_decision(Stage.REQUEST, f"unreadable host: {unreadable}")
         for name in names:
-            d = self._timed("request", engine.decide_request, method, name, path, client, user)
+            d = self._timed(
+                "request", engine.decide_request, method, name, path, client, user, groups
+            )
             if stricter(d, decision):
                 decision, host = d, name
         return Verdict(decision, host)

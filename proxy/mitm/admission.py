@@ -64,7 +64,9 @@ class Admission:
         if user:
             self.clients.of(flow.client_conn).user = user
         host, port = normalize_host(flow.request.host), flow.request.port
-        decision = self.gate.connect(host, flow.client_conn.peername[0], user)
+        decision = self.gate.connect(
+            host, flow.client_conn.peername[0], user, self.clients.groups(flow)
+        )
         self.recorder.decided(decision)
         if decision.connect is Mode.REFUSE:
             self.answers.block(flow, decision, host, refuse=True)
@@ -91,8 +93,10 @@ class Admission:
                 tunnel = None
             else:
                 facts.tls_names = sni
-                tunnel = self.gate.tunnel(connect + sni, client.peername[0], facts.user)
+                groups = facts.who.groups if facts.who else frozenset()
+                tunnel = self.gate.tunnel(connect + sni, client.peername[0], facts.user, groups)
             data.ignore_connection = facts.tunnelled = tunnel is not None
+            facts.tunnel_host = connect[0] if connect else (sni[0] if sni else "")
             if tunnel is not None and tunnel.audit:
                 host = connect[0] if connect else (sni[0] if sni else "")
                 self.recorder.tunnel_audited(tunnel, client.peername[0], facts.user, host)
@@ -116,7 +120,9 @@ class Admission:
             logger.exception("raw-relay decision failed; refusing the connection")
             verdict = "the proxy could not decide these bytes"
         if verdict == "relay":
-            self.clients.of(context.client).tunnelled = True
+            facts = self.clients.of(context.client)
+            facts.tunnelled = True
+            facts.tunnel_host = str(context.server.address[0]) if context.server.address else ""
             return
         if verdict == "tls":
             compat.read_as_tls(nextlayer)
@@ -149,8 +155,9 @@ class Admission:
         elif framing.starts_with_empty_line(data):  # even toward an allowed host: a server
             return "an empty line before the request"  # would read the Host header behind it
         client = context.client
-        user = self.clients.of(client).user
-        if names and self.gate.tunnel(names, client.peername[0], user):
+        facts = self.clients.of(client)
+        groups = facts.who.groups if facts.who else frozenset()
+        if names and self.gate.tunnel(names, client.peername[0], facts.user, groups):
             return "relay"
         if framing.may_become_http(data):
             return "http"

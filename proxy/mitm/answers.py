@@ -18,6 +18,7 @@ from mitmproxy import http
 from proxy.decide import llm_shape
 from proxy.decide.gate import Gate
 from proxy.decide.verdict import Action, Decision, Stage
+from proxy.mitm import compat
 from proxy.mitm.recording import Recorder
 from proxy.mitm.responses import Block, block_response, refuse_response
 from proxy.mitm.state import state_of
@@ -89,10 +90,12 @@ class Answers:
         """Answer without reading the body. A response set now would be sent only after
         mitmproxy has read, and held in memory, the whole body. Instead the request is
         streamed toward an address the Upstream addon refuses, and its error hook sends the
-        answer (compat.py lets it); the body is never read."""
+        answer (compat.py lets it); the body is never read. Behind a parent proxy the sink is
+        refused the same way: the parent is never asked for it."""
         state_of(flow).blocked_answer = answer
         flow.request.stream = True
         flow.request.host, flow.request.port = SINK
+        compat.sink_directly(flow)
 
     def deny(self, flow: http.HTTPFlow, host: str, reason: str, refuse: bool = False) -> None:
         """Block a request (or refuse a CONNECT) toward a destination the proxy does not

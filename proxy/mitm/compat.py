@@ -54,6 +54,20 @@ seen failing with the patch disabled):
    implementing the protected `_handle_event`. Tests: test_integrity.py, under `aiwarden
    run` and mitmdump (e.g. test_unknown_framing_to_a_blocked_host_is_refused_and_counted,
    test_plain_http_whose_first_write_is_two_bytes_is_decided).
+9. The parent proxy (mitmproxy's upstream mode, `--upstream-proxy`): `parent_proxy` reads
+   the `UpstreamMode` of a client's `proxy_mode` (or of the `mode` option's specs), whose
+   connections mitmproxy opens to that address (`server_connect` then names the parent,
+   not the destination); `sink_directly` gives a flow blocked before its body a server
+   connection of its own with no `via`, because `HttpStream.make_server_connection` asks for
+   its connection through `flow.server_conn.via`: the sink is then refused in
+   `server_connect` instead of being asked of the parent; `GuardedLoop.getaddrinfo` never
+   refuses the parent's own name. Tests (each seen failing with its part disabled), in
+   tests/e2e/test_parent_proxy.py, with Squid as the parent:
+   test_a_request_blocked_before_its_body_never_reaches_the_parent,
+   test_a_blocked_ai_request_never_reaches_the_parent (sink_directly),
+   test_an_allowed_intercepted_request_goes_through_the_parent,
+   test_plain_http_goes_through_the_parent (server_connect lets the parent through),
+   test_an_allowed_tunnel_goes_through_the_parent (the resolver's exemption).
 Documented hook API, not internals: upstream.py refuses a server connection by setting
 `data.server.error` in `server_connect`, and reads the refusal back from `flow.error.msg`
 ("aiwarden: ..."). Tests: test_proxy.py::test_a_name_resolving_into_a_denied_range_is_refused,
@@ -74,11 +88,11 @@ import asyncio
 import inspect
 import logging
 import os
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from mitmproxy import addonmanager, connection, exceptions, hooks, http, version
-from mitmproxy.proxy import commands, events, layer, layers
+from mitmproxy.proxy import commands, events, layer, layers, mode_specs
 from mitmproxy.proxy.layers import http as http_layer
 from mitmproxy.proxy.layers.http import (
     HTTPMode,
@@ -290,6 +304,7 @@ class GuardedLoop(asyncio.SelectorEventLoop):
 
     gate: Gate | None = None
     fastpath: FastPath | None = None
+    parent: tuple[str, int] | None = None  # the parent proxy: the operator's, never refused
 
     async def create_server(self, protocol_factory, *args, **kwargs):
         """Listeners get the fast path for tunnels in front of mitmproxy (fastpath.py)."""
@@ -303,6 +318,8 @@ class GuardedLoop(asyncio.SelectorEventLoop):
         )
         if self.gate is None or not isinstance(host, str):
             return infos
+        if self.parent is not None and (host.lower(), int(port or 0)) == self.parent:
+            return infos  # the parent proxy (--upstream-proxy) is configured, not requested
         return self.gate.check_resolved(host, int(port or 0), infos)
 
 
@@ -399,3 +416,32 @@ class Refusal(layer.Layer):
             if self.answer:
                 yield commands.SendData(self.context.client, self.answer)
             yield commands.CloseConnection(self.context.client)
+
+
+# -- 9. the parent proxy: mitmproxy's upstream mode ---------------------------------------------
+
+
+def parent_proxy(client: connection.Client) -> tuple[str, tuple[str, int]] | None:
+    """(scheme, address) of the parent proxy this client's connections go through (mitmproxy's
+    upstream mode), or None when they go to their servers directly."""
+    mode = getattr(client, "proxy_mode", None)
+    if isinstance(mode, mode_specs.UpstreamMode):
+        return mode.scheme, mode.address
+    return None
+
+
+def parent_of_modes(modes: Iterable[str]) -> tuple[str, tuple[str, int]] | None:
+    """The parent proxy named by the `mode` option's first upstream spec, or None."""
+    for spec in modes:
+        mode = mode_specs.ProxyMode.parse(spec)
+        if isinstance(mode, mode_specs.UpstreamMode):
+            return mode.scheme, mode.address
+    return None
+
+
+def sink_directly(flow: http.HTTPFlow) -> None:
+    """A flow about to be sent to the sink (answers.SINK) asks for a server connection of its
+    own with no parent proxy, so that `server_connect` sees, and refuses, the sink itself:
+    the parent is never asked to connect to it."""
+    if flow.server_conn.via is not None:
+        flow.server_conn = connection.Server(address=None)

@@ -76,6 +76,7 @@ class Enforcement:
             flow.client_conn.peername[0],
             self.clients.user(flow),
             unreadable,
+            self.clients.groups(flow),
         )
         decision = self.unlisted.before_body(flow, decision, host)
         if decision.action is Action.WARN:

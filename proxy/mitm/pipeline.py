@@ -8,14 +8,19 @@ in the order they were added, which is the order of `Pipeline.addons`:
 2. recorder: opens the audit log before anything is recorded, and on shutdown lets
    discovery write its last window before closing it;
 3. policy: the policy is in the gate before the first connection;
-4. admission: the client, CONNECT, ClientHello and raw bytes;
-5. coaching: answers the proxy's own /.aiwarden/ pages before anything decides them;
-6. enforcement: each request at its headers; then tenant headers, on what it let through;
-7. unlisted AI, then redaction: the body, once whole (a request is for one or the other);
-8. upstream: server connections, server errors, protocol switches;
-9. deadlines: after admission (whose tunnel choice ends the client's header deadline) and
+4. kerberos: after mitmproxy's proxyauth (Basic), whose 407 it lifts for a good Negotiate
+   token, and before anything reads the user;
+5. identity: who is behind the CONNECT and each request (from proxy authentication, trusted
+   headers or the address map), before anything decides them;
+6. admission: the client, CONNECT, ClientHello and raw bytes;
+7. coaching: answers the proxy's own /.aiwarden/ pages before anything decides them;
+8. enforcement: each request at its headers; then tenant headers, on what it let through;
+9. unlisted AI, then redaction: the body, once whole (a request is for one or the other);
+10. upstream: server connections, server errors, protocol switches; it streams every answer,
+    then restoration holds or reads the answers of requests redacted with `restore: true`;
+11. deadlines: after admission (whose tunnel choice ends the client's header deadline) and
    after redaction (the server's deadline starts once the request is about to leave);
-10. discovery: last, it counts what the others let through.
+12. discovery: last, it counts what the others let through.
 """
 
 from __future__ import annotations
@@ -30,9 +35,12 @@ from proxy.mitm.coaching import Coaching
 from proxy.mitm.deadlines import Deadlines
 from proxy.mitm.discovery import Discovery
 from proxy.mitm.enforcement import Enforcement
+from proxy.mitm.identity import Identity
+from proxy.mitm.kerberos import Kerberos
 from proxy.mitm.policy_in_force import PolicyInForce
 from proxy.mitm.recording import Recorder
 from proxy.mitm.redaction import Redaction
+from proxy.mitm.restoration import Restoration
 from proxy.mitm.state import Clients
 from proxy.mitm.tenants import TenantHeaders
 from proxy.mitm.unlisted import UnlistedAI
@@ -48,6 +56,8 @@ class Pipeline:
     answers: Answers
     admin: AdminServer | None
     policy: PolicyInForce
+    kerberos: Kerberos
+    identity: Identity
     admission: Admission
     coaching: Coaching
     enforcement: Enforcement
@@ -55,6 +65,7 @@ class Pipeline:
     unlisted: UnlistedAI
     redaction: Redaction
     upstream: Upstream
+    restoration: Restoration
     deadlines: Deadlines
     discovery: Discovery
 
@@ -65,6 +76,8 @@ class Pipeline:
             self.admin,
             self.recorder,
             self.policy,
+            self.kerberos,
+            self.identity,
             self.admission,
             self.coaching,
             self.enforcement,
@@ -72,6 +85,7 @@ class Pipeline:
             self.unlisted,
             self.redaction,
             self.upstream,
+            self.restoration,
             self.deadlines,
             self.discovery,
         ]
@@ -87,7 +101,8 @@ def build(protect: Iterable[tuple[str, int]] = (), admin: bool = True) -> Pipeli
     gate = Gate(protect, timed=recorder.metrics.timed)
     answers = Answers(gate, recorder)
     coaching = Coaching(gate, clients, recorder, answers)
-    admin_server = AdminServer(gate, recorder, coaching) if admin else None
+    identity = Identity(clients, lambda: gate.policy)
+    admin_server = AdminServer(gate, recorder, coaching, identity) if admin else None
     unlisted = UnlistedAI(gate, recorder, answers)
     redaction = Redaction(gate, recorder, answers)
     return Pipeline(
@@ -97,6 +112,8 @@ def build(protect: Iterable[tuple[str, int]] = (), admin: bool = True) -> Pipeli
         answers=answers,
         admin=admin_server,
         policy=PolicyInForce(gate, recorder, admin_server),
+        kerberos=Kerberos(clients, recorder),
+        identity=identity,
         admission=Admission(gate, clients, recorder, answers),
         coaching=coaching,
         enforcement=Enforcement(gate, clients, recorder, answers, unlisted, redaction, coaching),
@@ -104,6 +121,7 @@ def build(protect: Iterable[tuple[str, int]] = (), admin: bool = True) -> Pipeli
         unlisted=unlisted,
         redaction=redaction,
         upstream=Upstream(gate, clients, recorder, answers),
+        restoration=Restoration(),
         deadlines=Deadlines(recorder),
         discovery=Discovery(gate, recorder),
     )

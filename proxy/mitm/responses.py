@@ -111,17 +111,25 @@ UPSTREAM_FAILURES = {
     "dns": "the server's name does not resolve",
     "reset": "the server closed the connection before answering",
     "other": "the connection to the server failed",
+    "parent": "the parent proxy refused to connect to it",
 }
 
 
 def upstream_error_response(
-    request: http.Request, service: Service | None, status: int, kind: str, reference: str
+    request: http.Request,
+    service: Service | None,
+    status: int,
+    kind: str,
+    reference: str,
+    via: str | None = None,
 ) -> http.Response:
     """A 502 or 504 for a request whose upstream failed, in the client's own format. SDKs
-    may retry it: the failure is the server's, not the policy's."""
+    may retry it: the failure is the server's, not the policy's. `via`: the parent proxy the
+    connection went through."""
     host = request.pretty_host
+    through = f" through the parent proxy {via}" if via else ""
     text = (
-        f"aiwarden could not get an answer from {host}: "
+        f"aiwarden could not get an answer from {host}{through}: "
         f"{UPSTREAM_FAILURES.get(kind, UPSTREAM_FAILURES['other'])} [reference {reference}]"
     )
     client = client_kind(request, service)

@@ -10,14 +10,22 @@ the server fails, and protocol switches nothing could inspect.
   otherwise, or the block page when our own destination check stopped the connection.
 - `response`: a 101 to anything but WebSocket would have mitmproxy relay the rest as raw
   TCP, undecided: the client gets a 502 and the connection ends instead.
+
+Behind a parent proxy (mitmproxy's upstream mode, `aiwarden run --upstream-proxy`), every
+server connection mitmproxy opens is to the parent: `server_connect` lets it through
+unchecked (the operator configured it; the destination itself was checked when the request
+was decided, and the parent resolves its name), and `requestheaders` gives a plain-HTTP
+request sent to the parent the parent's credentials (`upstream_auth`) — never the client's
+own Proxy-Authorization, which enforcement removed.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Awaitable
 
-from mitmproxy import http
+from mitmproxy import ctx, http
 
 from proxy.decide.destinations import REFUSED
 from proxy.decide.gate import Gate
@@ -51,6 +59,9 @@ class Upstream:
         if data.server.address == SINK:
             data.server.error = f"{REFUSED}blocked before its body"
             return None
+        parent = compat.parent_proxy(data.client)
+        if parent is not None and data.server.address == parent[1]:
+            return None  # the parent proxy; the destination was checked at the decision
 
         def failed(error: Exception) -> None:
             logger.error("destination check failed; not connecting", exc_info=error)
@@ -64,6 +75,17 @@ class Upstream:
         except Exception as e:
             failed(e)
             return None
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        """A plain-HTTP request sent to a parent proxy (absolute-form) carries the parent's
+        credentials, when there are any: enforcement removed whatever the client sent."""
+        request = flow.request
+        if request.scheme != "http" or not request.authority or request.method == "CONNECT":
+            return  # inside a tunnel (origin-form), the server's; a CONNECT has its own hook
+        if compat.parent_proxy(flow.client_conn) is None:
+            return
+        if auth := parent_authorization():
+            request.headers["Proxy-Authorization"] = auth
 
     # -- when the server fails -------------------------------------------------------------------
 
@@ -88,7 +110,11 @@ class Upstream:
             try:
                 request = flow.request
                 service = self.gate.classify(request.method, request.pretty_host, request.path)
-                flow.response = upstream_error_response(request, service, status, kind, reference)
+                parent = compat.parent_proxy(flow.client_conn)
+                via = format_address(parent[1]) if parent else None
+                flow.response = upstream_error_response(
+                    request, service, status, kind, reference, via
+                )
             except Exception:  # mitmproxy's own error page is still sent
                 logger.exception("could not build the upstream error response")
         self.recorder.upstream_error(
@@ -106,6 +132,9 @@ class Upstream:
             return
         message = str(data.server.error or "")
         host = str(data.server.address[0]) if data.server.address else ""
+        parent = compat.parent_proxy(data.client)
+        if parent is not None and data.server.address == parent[1]:
+            host = facts.tunnel_host or host  # the destination, not the parent it went through
         self.recorder.upstream_error(
             upstream_error_kind(message), new_reference(), data.client.peername[0],
             facts.user, host, tunnel=True,
@@ -135,6 +164,20 @@ class Upstream:
         flow.response.stream = True
 
 
+def format_address(address: tuple[str, int]) -> str:
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def parent_authorization() -> str | None:
+    """The Proxy-Authorization for the parent proxy from mitmproxy's `upstream_auth` option
+    (USER:PASS), or None."""
+    auth = getattr(ctx.options, "upstream_auth", None)
+    if not auth:
+        return None
+    return "Basic " + base64.b64encode(auth.encode("utf-8")).decode("ascii")
+
+
 def _refuse(data, reason: str | None) -> None:
     if reason:
         data.server.error = f"{REFUSED}{reason}"
@@ -147,6 +190,7 @@ def upstream_error_kind(message: str) -> str:
         return "policy"
     text = message.lower()
     for kind, needles in (
+        ("parent", ("upstream proxy",)),  # mitmproxy: the parent proxy refused the CONNECT
         ("refused", ("refused", "errno 111")),
         ("unreachable", ("unreachable", "no route", "errno 101", "errno 113")),
         ("timeout", ("timeout", "timed out")),

@@ -149,6 +149,15 @@ class Metrics:
                 ("reason",),
             )
         )
+        self.kerberos_failures = _Children(
+            counter(
+                "aiwarden_kerberos_failures",
+                "Kerberos (Negotiate) proxy authentications refused with a 407, by reason "
+                "(no_token, bad_token, ntlm, wrong_principal, wrong_key, clock_skew, expired, "
+                "replay, error).",
+                ("reason",),
+            )
+        )
         self.audit_errors = counter(
             "aiwarden_audit_write_errors", "Audit log lines that could not be written."
         )

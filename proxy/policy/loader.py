@@ -25,6 +25,7 @@ from proxy.policy.catalog import (
     methods_from,
     parse_services,
 )
+from proxy.policy.identity import parse_identity
 from proxy.policy.model import (
     ACTIONS,
     BLOCK_WITH,
@@ -122,6 +123,7 @@ class _PolicyReader:
                 "rules",
                 "discovery",
                 "tenants",
+                "identity",
             ),
         )
         version = top.int("version")
@@ -138,6 +140,10 @@ class _PolicyReader:
         tenants = parse_tenants(
             top.node.get("tenants"), self.name, top.line("tenants"), self.problems
         )
+        identity = parse_identity(
+            top.node.get("identity"), self.file.parent, self.name, top.line("identity"),
+            self.problems, self._cidrs, lambda path: self.sources.read(path, self.problems),
+        )  # fmt: skip
         self.problems.raise_if_any()
         files = (self.file, *catalog_files)
         return Policy(
@@ -155,6 +161,7 @@ class _PolicyReader:
             discovery=discovery,
             unlisted_ai=unlisted,
             tenants=tenants,
+            identity=identity,
         )
 
     # -- catalog ---------------------------------------------------------------------------
@@ -301,15 +308,18 @@ class _PolicyReader:
                 self.problems.add(
                     node.file,
                     node.value_line(name),
-                    f"{where}: must be a mapping with 'cidrs' and/or 'users'",
+                    f"{where}: must be a mapping with 'cidrs', 'users' and/or 'directory'",
                 )
                 continue
-            f = Fields(spec, where, self.problems, allowed=("cidrs", "users"))
+            f = Fields(spec, where, self.problems, allowed=("cidrs", "users", "directory"))
             cidrs = self._cidrs(f, "cidrs") or ()
             users = frozenset(text for text, _ in f.str_items("users") or ())
-            if not f.has("cidrs") and not f.has("users"):
-                self.problems.add(spec.file, spec.line, f"{where}: give 'cidrs', 'users' or both")
-            groups[str(name)] = Group(str(name), cidrs, users)
+            directory = frozenset(t.lower() for t, _ in f.str_items("directory") or ())
+            if not any(f.has(k) for k in ("cidrs", "users", "directory")):
+                self.problems.add(
+                    spec.file, spec.line, f"{where}: give 'cidrs', 'users' or 'directory'"
+                )
+            groups[str(name)] = Group(str(name), cidrs, users, directory)
         return groups
 
     # -- discovery ---------------------------------------------------------------------------

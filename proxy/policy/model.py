@@ -4,12 +4,13 @@ traffic, and the settings beside them (loader.py reads and checks it)."""
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from proxy.policy.catalog import (
     Service,
 )
+from proxy.policy.identity import IdentitySettings
 from proxy.policy.patterns import HostPattern
 from proxy.policy.tenants import Tenant
 from proxy.policy.yamlsource import (
@@ -90,6 +91,9 @@ class Group:
     name: str
     cidrs: tuple[Network, ...]
     users: frozenset[str]
+    # directory groups (lower-cased) whose members are in this group, as an identity source
+    # names them (a trusted groups header; LDAP)
+    directory: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +173,7 @@ class Policy:
     discovery: DiscoverySettings = DiscoverySettings()
     unlisted_ai: UnlistedAI = UnlistedAI()
     tenants: tuple[Tenant, ...] = ()  # tenant restrictions: vendor headers set by the proxy
+    identity: IdentitySettings = field(default_factory=IdentitySettings)  # who is behind it
 
 
 def services_matching(match: Match, services: list[Service] | tuple[Service, ...]) -> list[Service]:

@@ -345,17 +345,24 @@ def _shorter_valid(d: Detector, text: str, m: re.Match) -> re.Match | None:
     return None
 
 
+Replacement = str | Callable[[str, str], str]  # a template, or (type, value) -> text
+
+
 def redact_text(
-    text: str, detectors: Iterable[Detector], replacement: str
+    text: str, detectors: Iterable[Detector], replacement: Replacement
 ) -> tuple[str, list[Finding]]:
-    """`text` with every finding replaced by `replacement` ({type} names the detector)."""
+    """`text` with every finding replaced by `replacement`: a template ({type} names the
+    detector), or a function of the detector and the value found (restorable placeholders)."""
     findings = scan(text, detectors)
     if not findings:
         return text, findings
     out, position = [], 0
     for f in findings:
         out.append(text[position : f.start])
-        out.append(replacement.replace("{type}", f.type))
+        if isinstance(replacement, str):
+            out.append(replacement.replace("{type}", f.type))
+        else:
+            out.append(replacement(f.type, text[f.start : f.end]))
         position = f.end
     out.append(text[position:])
     return "".join(out), findings

@@ -12,6 +12,8 @@ redaction_profiles:
     on_unparseable: block              # block | pass
     max_body_bytes: 4194304            # larger: 413, never forwarded unscanned
     files: redact                      # multipart file parts: redact (text) | pass | block
+    restore: false                     # true: <KIND_n> placeholders, originals put back
+                                       # into the answer (redact/placeholders.py, restore.py)
 ```
 """
 
@@ -25,6 +27,7 @@ from proxy.redact.builtin import BY_ID, GROUPS
 from proxy.redact.detectors import Detector, custom_keywords, custom_pattern
 from proxy.redact.personal_checks import SUPPORTED_REGIONS
 from proxy.redact.personal_detectors import phone_detector
+from proxy.redact.placeholders import self_findings
 
 PROFILE_KEYS = (
     "detectors",
@@ -33,6 +36,7 @@ PROFILE_KEYS = (
     "on_unparseable",
     "max_body_bytes",
     "files",
+    "restore",
     "phone_regions",
 )
 _ID = re.compile(r"[a-z0-9][a-z0-9-]*")
@@ -47,6 +51,7 @@ class RedactionProfile:
     on_unparseable: str = "block"
     max_body_bytes: int = DEFAULT_MAX_BODY
     files: str = "redact"
+    restore: bool = False  # placeholders instead of `replacement`, restored in the answer
 
 
 def parse_profiles(node: Mapping | None, problems: Problems) -> dict[str, RedactionProfile]:
@@ -99,8 +104,22 @@ def _parse_profile(
         on_unparseable=f.str("on_unparseable", "block", choices=("block", "pass")) or "block",
         max_body_bytes=max_body or DEFAULT_MAX_BODY,
         files=f.str("files", "redact", choices=("redact", "pass", "block")) or "redact",
+        restore=f.bool("restore"),
     )
+    if profile.restore:
+        _check_restore(f, node, profile)
     return profile if len(problems.items) == before else None
+
+
+def _check_restore(f: Fields, node: Mapping, profile: RedactionProfile) -> None:
+    """A restoring profile writes placeholders, not `replacement`; and no detector of it may
+    find a placeholder itself (it would be redacted again and never restored)."""
+    if "replacement" in node:
+        f.error("replacement", "'replacement' and 'restore: true' exclude each other: a "
+                "restoring profile writes <KIND_n> placeholders")  # fmt: skip
+    for sample, kind in self_findings(profile.detectors):
+        f.error("restore", f"with 'restore: true' the placeholder {sample} would itself be "
+                f"found by detector {kind!r}; narrow that detector")  # fmt: skip
 
 
 _REGION_HINTS = {"UK": " (the United Kingdom's code is 'GB')", "EN": " (England is in 'GB')"}

@@ -14,6 +14,7 @@ addon inside mitmproxy (one process), or the supervisor of `--workers N`.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from proxy import pac
 from proxy.ca import PUBLIC_CERT
 from proxy.decide.gate import Gate
 from proxy.mitm.coaching import Coaching
+from proxy.mitm.identity import Identity
 from proxy.mitm.recording import Recorder
 from proxy.options import declare
 from proxy.policy.model import Policy
@@ -78,6 +80,11 @@ class Backend(Protocol):
         """End coaching grants now; how many there were (runs in a thread)."""
         ...
 
+    def push_address(self, address: str, user: str | None, ttl: int | None) -> dict:
+        """Map a client address to a user (None: forget it), as an identity collector says;
+        what the proxy will now believe (runs in a thread)."""
+        ...
+
 
 class AdminListener:
     def __init__(self, backend: Backend) -> None:
@@ -92,7 +99,10 @@ class AdminListener:
             "/proxy.pac": self._pac,
             "/wpad.dat": self._pac,
         }
-        self.actions = {"/coaching/revoke": self._revoke}  # POST
+        self.actions = {  # POST
+            "/coaching/revoke": self._revoke,
+            "/identity/addresses": self._push_address,
+        }
         self._pac_cache: tuple[tuple, bytes] | None = None
 
     async def start(self, host: str, port: int) -> None:
@@ -150,6 +160,24 @@ class AdminListener:
         count = await asyncio.to_thread(self.backend.revoke_grants, **which)
         return 200, "application/json", json.dumps({"revoked": count}).encode() + b"\n"
 
+    async def _push_address(self, query: dict[str, str]) -> Reply:
+        address, user = query.get("address", ""), query.get("user") or None
+        ttl = query.get("ttl_seconds")
+        try:
+            ipaddress.ip_address(address)
+            seconds = int(ttl) if ttl else None
+            if seconds is not None and not 60 <= seconds <= 7 * 86400:
+                raise ValueError("ttl_seconds must be from 60 to 604800")
+            if user is not None and (len(user) > 256 or any(c.isspace() for c in user)):
+                raise ValueError("user must be one word of at most 256 characters")
+        except ValueError as e:
+            return 400, TEXT, f"bad request: {e}\n".encode()
+        try:
+            answer = await asyncio.to_thread(self.backend.push_address, address, user, seconds)
+        except LookupError as e:
+            return 409, TEXT, f"{e}\n".encode()
+        return 200, "application/json", json.dumps(answer).encode() + b"\n"
+
     def _ca_pem(self, _headers: dict[str, str]) -> Reply:
         confdir = self.backend.confdir()
         for name in (PUBLIC_CERT, "mitmproxy-ca-cert.pem"):
@@ -193,6 +221,7 @@ class AdminListener:
             400: "Bad Request",
             404: "Not Found",
             405: "Method Not Allowed",
+            409: "Conflict",
             500: "Internal Server Error",
             503: "Service Unavailable",
         }.get(status, "")
@@ -221,10 +250,13 @@ class AdminListener:
 class AdminServer:
     """The admin listener as a mitmproxy addon, reporting on this process."""
 
-    def __init__(self, gate: Gate, recorder: Recorder, coaching: Coaching) -> None:
+    def __init__(
+        self, gate: Gate, recorder: Recorder, coaching: Coaching, identity: Identity
+    ) -> None:
         self.gate = gate  # the policy in force
         self.recorder = recorder  # the metrics and the audit log
         self.coaching = coaching  # its grants
+        self.identity = identity  # the pushed address map
         self.listener = AdminListener(self)
 
     @property
@@ -297,3 +329,6 @@ class AdminServer:
 
     def revoke_grants(self, user: str | None, client: str | None, service: str | None) -> int:
         return len(self.coaching.revoke(user=user, client=client, target=service))
+
+    def push_address(self, address: str, user: str | None, ttl: int | None) -> dict:
+        return self.identity.push(address, user, ttl)

@@ -9,9 +9,9 @@ aiwarden would tunnel, relays it; anything else goes to mitmproxy exactly as it 
 
 It relays only when all of these hold, each asked of the gate (decide/gate.py) that the
 addons ask too:
-- the client's address is in `network.clients`, proxy authentication is off and the request
-  carries no Proxy-Authorization (users can decide rules: mitmproxy's proxyauth must see
-  them);
+- the client's address is in `network.clients`, proxy authentication (Basic or Kerberos)
+  is off and the request carries no Proxy-Authorization (users can decide rules: the
+  authenticating addons must see them);
 - the CONNECT host's decision is to tunnel, with action allow;
 - the destination is not denied (`network.deny_destinations`, the proxy's own listeners);
 - the first bytes in the tunnel are a TLS ClientHello (any record version, framing.py) every
@@ -29,6 +29,15 @@ bytes have been relayed, closes it: nothing fails open.
 
 A relayed tunnel is counted for discovery (discovery.py) under its first TLS server name,
 with the bytes it carried each way once it closes.
+
+Behind a parent proxy (`--upstream-proxy`, mitmproxy's upstream mode) the tunnel is opened
+with a CONNECT to the parent, with the parent's credentials (never the client's), once the
+CONNECT is decided and its destination checked, and before the client is answered: the
+client gets its 200 only when the parent answered 2xx, and otherwise a 502 that says what
+the parent answered (or why it could not be reached), and the connection ends; nothing is
+relayed. The ClientHello is then read and decided as above before any byte of the client's
+reaches the parent; when it is not relayed (mitmproxy takes it), the tunnel through the
+parent is closed having carried nothing.
 """
 
 from __future__ import annotations
@@ -43,9 +52,11 @@ from mitmproxy import ctx, exceptions
 
 from proxy.decide.gate import Gate
 from proxy.decide.verdict import Decision, Mode
-from proxy.mitm import framing
+from proxy.mitm import compat, framing
 from proxy.mitm.discovery import Discovery
+from proxy.mitm.identity import Identity
 from proxy.mitm.recording import Recorder
+from proxy.mitm.upstream import format_address, parent_authorization, upstream_error_kind
 from proxy.observe.audit import new_reference
 from proxy.observe.logs import event
 from proxy.options import declare
@@ -56,6 +67,9 @@ logger = logging.getLogger("aiwarden")
 
 MAX_CONNECT_HEAD = 8 * 1024  # a longer CONNECT request is mitmproxy's to answer
 IDLE_TIMEOUT = 600.0  # as mitmproxy's tcp_timeout: an idle tunnel is closed
+PARENT_TIMEOUT = 30.0  # for the parent proxy to answer the CONNECT (or --upstream-timeout)
+MAX_PARENT_HEAD = 16 * 1024  # a longer answer to the CONNECT is refused
+PARENT_STATUS = re.compile(rb"HTTP/1\.[01] (\d{3})[^\r\n]*")
 # the host as a name or IPv4 address, or an IPv6 address in brackets; anything odder is
 # mitmproxy's to judge
 CONNECT_LINE = re.compile(
@@ -66,21 +80,43 @@ CONNECT_LINE = re.compile(
 class FastPath:
     """The addon side: options, and the state every fast-path connection reads."""
 
-    def __init__(self, gate: Gate, recorder: Recorder, discovery: Discovery | None) -> None:
+    def __init__(
+        self,
+        gate: Gate,
+        recorder: Recorder,
+        discovery: Discovery | None,
+        identity: Identity | None = None,
+    ) -> None:
         self.ports: frozenset[int] = frozenset()  # the proxy's listening ports
         self.enabled = False
         self.gate = gate
         self.recorder = recorder
         self.discovery = discovery  # counts the tunnels relayed
+        self.identity = identity  # who a client address is (an address map), if anyone
         self.header_timeout = 0
+        self.parent: tuple[str, int] | None = None  # the parent proxy (upstream mode)
+        self.parent_auth: str | None = None  # its Proxy-Authorization
+        self.parent_timeout = PARENT_TIMEOUT  # for it to answer the CONNECT
         self.balancers: tuple = ()  # networks whose connections carry a PROXY header
 
     def load(self, loader) -> None:
         declare(loader, "aiwarden_fast_tunnels", "aiwarden_proxy_protocol_from")
 
     def configure(self, updated: set[str]) -> None:
-        self.enabled = ctx.options.aiwarden_fast_tunnels and not ctx.options.proxyauth
+        parent = compat.parent_of_modes(ctx.options.mode)
+        self.parent = parent[1] if parent else None
+        self.parent_auth = parent_authorization()
+        authenticating = ctx.options.proxyauth or getattr(
+            ctx.options, "aiwarden_kerberos_keytab", ""
+        )  # each CONNECT must be authenticated: mitmproxy's hooks see it
+        self.enabled = (
+            ctx.options.aiwarden_fast_tunnels
+            and not authenticating
+            and (parent is None or parent[0] == "http")  # a TLS parent: mitmproxy's
+        )
         self.header_timeout = getattr(ctx.options, "aiwarden_client_header_timeout", 0)
+        upstream_timeout = getattr(ctx.options, "aiwarden_upstream_timeout", 0)
+        self.parent_timeout = min(PARENT_TIMEOUT, upstream_timeout or PARENT_TIMEOUT)
         if "aiwarden_proxy_protocol_from" in updated:
             try:
                 self.balancers = tuple(
@@ -229,7 +265,13 @@ class FastConnection(asyncio.Protocol):
         None."""
         if not self.gate.client_allowed(self.client):
             return None
-        return self.gate.tunnel(names, self.client, None)
+        identity = self.fastpath.identity
+        if identity is None:
+            return self.gate.tunnel(names, self.client, None)
+        if identity.needs_mitmproxy(self.client):
+            return None  # a downstream proxy's CONNECT says who it is in its headers
+        who = identity.for_address(self.client)
+        return self.gate.tunnel(names, self.client, who.user, who.groups)
 
     def _checked(self, reason: str | None) -> None:
         """The destination check's answer: mitmproxy refuses a denied one, with the reason."""
@@ -237,6 +279,11 @@ class FastConnection(asyncio.Protocol):
             return
         if reason is not None:
             return self.hand_over()
+        if self.fastpath.parent is not None:
+            self._disarm_header_timer()  # the parent's own deadline runs instead
+            self.transport.pause_reading()  # until the client is answered
+            asyncio.get_running_loop().create_task(self._through_parent(self.fastpath.parent))
+            return
         if not self.transport.is_reading():
             self.transport.resume_reading()
         self._answer()
@@ -244,6 +291,68 @@ class FastConnection(asyncio.Protocol):
     def _check_failed(self, error: Exception) -> None:
         logger.error("fast path: destination check failed; handing over", exc_info=error)
         self._checked("the check failed")
+
+    async def _through_parent(self, parent: tuple[str, int]) -> None:
+        """Open the tunnel with a CONNECT to the parent proxy; the client gets its 200 only
+        once the parent answered 2xx, else a 502 saying why, and nothing is relayed."""
+        loop = asyncio.get_running_loop()
+        upstream: Upstream | None = None
+        authority = format_address((self.host, self.port))
+        request = f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n"
+        if self.fastpath.parent_auth:
+            request += f"Proxy-Authorization: {self.fastpath.parent_auth}\r\n"
+        try:
+            async with asyncio.timeout(self.fastpath.parent_timeout):
+                _, upstream = await loop.create_connection(
+                    lambda: Upstream(self, handshake=True), *parent
+                )
+                upstream.transport.write(request.encode() + b"\r\n")
+                head = await upstream.head
+        except Exception as e:
+            if upstream is not None:
+                upstream.transport.close()
+            if isinstance(e, TimeoutError):
+                kind, why = "timeout", f"no answer in {self.fastpath.parent_timeout:g} s"
+            else:
+                kind, why = upstream_error_kind(str(e)), str(e) or type(e).__name__
+            return self._parent_failed(parent, kind, why)
+        if self.state != "checking":  # the client left meanwhile
+            upstream.transport.close()
+            return
+        status = PARENT_STATUS.match(head)
+        if status is None or not status.group(1).startswith(b"2"):
+            upstream.transport.close()
+            answer = status.group(0).decode("latin-1") if status else "no HTTP answer"
+            return self._parent_failed(parent, "parent", f"it answered {answer}")
+        logger.debug("fast path: tunnel to %s:%s open through the parent", self.host, self.port)
+        self.upstream = upstream
+        self.transport.resume_reading()
+        self._answer()
+
+    def _parent_failed(self, parent: tuple[str, int], kind: str, why: str) -> None:
+        """The client's answer when the parent proxy did not open the tunnel: a 502 to its
+        CONNECT (it has had no 200), counted, logged and audited like any upstream failure."""
+        if self.state != "checking":
+            return
+        reference = new_reference()
+        self.recorder.upstream_error(
+            kind, reference, self.client, None, self.host, tunnel=True, status=502
+        )
+        body = (
+            f"aiwarden could not open a tunnel to {format_address((self.host, self.port))} "
+            f"through the parent proxy {format_address(parent)}: {why} "
+            f"[reference {reference}]\n"
+        ).encode("utf-8", "replace")
+        self.transport.write(
+            self.http_version + b" 502 Bad Gateway\r\n"
+            b"Content-Type: text/plain; charset=utf-8\r\n"
+            b"Cache-Control: no-store\r\n"
+            + f"X-AIWarden-Reference: {reference}\r\n".encode()
+            + f"Content-Length: {len(body)}\r\n".encode()
+            + b"Connection: close\r\n\r\n"
+            + body
+        )
+        self._close()
 
     def _answer(self) -> None:
         """200 to the CONNECT; as with connection_strategy=lazy, the server is connected to
@@ -275,6 +384,8 @@ class FastConnection(asyncio.Protocol):
         self.decision = decision
         self.name = names[0] if names else self.host
         self._disarm_header_timer()
+        if self.upstream is not None:  # the tunnel through the parent proxy is open
+            return self._relay(self.upstream)
         self.state = "connecting"
         self.transport.pause_reading()
         asyncio.get_running_loop().create_task(self._connect())
@@ -291,6 +402,10 @@ class FastConnection(asyncio.Protocol):
         if self.state != "connecting":  # the client left meanwhile
             upstream.transport.close()
             return
+        self._relay(upstream)
+
+    def _relay(self, upstream: Upstream) -> None:
+        """Relay from now on: the bytes read so far first, then whatever comes."""
         self.upstream = upstream
         logger.debug("fast path: relaying %s:%s", self.host, self.port)
         self.recorder.decided(self.decision)
@@ -304,7 +419,12 @@ class FastConnection(asyncio.Protocol):
         data, self.buffer = self.buffer, b""
         self.sent += len(data)
         upstream.transport.write(data)
-        self.transport.resume_reading()
+        if early := upstream.take_early():  # sent by the server before the relay began
+            self.relay_from_upstream(early)
+        if not upstream.transport.is_reading():
+            upstream.transport.resume_reading()
+        if not self.transport.is_reading():
+            self.transport.resume_reading()
 
     # -- relaying --------------------------------------------------------------------------
 
@@ -346,6 +466,9 @@ class FastConnection(asyncio.Protocol):
         if self.state in ("handed over", "closed"):
             return
         replay = self.connect_head + self.buffer
+        if self.upstream is not None:  # a tunnel through the parent, unused: closed
+            upstream, self.upstream = self.upstream, None
+            upstream.transport.close()
         if self.counting:
             self.counting = False
             self.recorder.metrics.open_connections.dec()  # mitmproxy counts it from now on
@@ -416,19 +539,47 @@ class FastConnection(asyncio.Protocol):
 
 
 class Upstream(asyncio.Protocol):
-    """The server side of a fast-path tunnel."""
+    """The server side of a fast-path tunnel. With `handshake`, a connection to the parent
+    proxy: its answer to the CONNECT is read first, into `head`."""
 
-    def __init__(self, client: FastConnection) -> None:
+    def __init__(self, client: FastConnection, handshake: bool = False) -> None:
         self.client = client
         self.transport: asyncio.Transport | None = None
+        self.early = bytearray()  # what came before the relay began
+        self.head: asyncio.Future[bytes] | None = None
+        if handshake:
+            self.head = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
-        self.client.relay_from_upstream(data)
+        if self.client.state == "relay" and self.client.upstream is self:
+            return self.client.relay_from_upstream(data)
+        self.early += data
+        if self.head is not None and not self.head.done():
+            end = self.early.find(b"\r\n\r\n")
+            if end >= 0:
+                head, self.early = bytes(self.early[:end]), self.early[end + 4 :]
+                self.head.set_result(head)
+            elif len(self.early) > MAX_PARENT_HEAD:
+                self.head.set_exception(ConnectionError("its answer to CONNECT is too long"))
+        elif len(self.early) > MAX_PARENT_HEAD:  # the server talks first, and much: no
+            self.transport.pause_reading()
+
+    def take_early(self) -> bytes:
+        early, self.early = bytes(self.early), bytearray()
+        return early
+
+    def _handshake_ended(self, why: str) -> bool:
+        if self.head is not None and not self.head.done():
+            self.head.set_exception(ConnectionError(why))
+            return True
+        return False
 
     def eof_received(self) -> bool:
+        if self._handshake_ended("it closed the connection before answering"):
+            return False
         relaying = self.client.state == "relay" and self.client.upstream is self
         return self.client.relay_eof(self.client.transport if relaying else None)
 
@@ -439,6 +590,7 @@ class Upstream(asyncio.Protocol):
         self.client.transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._handshake_ended("it closed the connection before answering")
         if self.client.upstream is self:
             self.client._close()
 

@@ -7,11 +7,18 @@ worker or a proxy that keeps restarting.
   with SO_REUSEPORT, which would otherwise let a second instance join the first silently and
   answer part of its traffic under another policy).
 - The CA: readable by the user the proxy runs as, and a PEM key and certificate (ca.py).
+- The Kerberos keytab, when single sign-on is on: readable, and holding the service key
+  (auth/negotiate.py); and krb5's replay-cache folder writable, without which every ticket
+  would be refused (a read-only container: KRB5RCACHEDIR=/tmp).
 """
 
 from __future__ import annotations
 
+import os
 import socket
+from pathlib import Path
+
+from proxy.auth.negotiate import Acceptor, KerberosUnavailable
 
 
 def port_taken(host: str, port: int) -> str | None:
@@ -37,4 +44,23 @@ def port_taken(host: str, port: int) -> str | None:
             return e.strerror or str(e)
         finally:
             probe.close()
+    return None
+
+
+def keytab_unusable(keytab: str | None, principal: str | None) -> str | None:
+    """Why the keytab of --kerberos-keytab cannot be used, or None when it can (or none)."""
+    if not keytab:
+        return None
+    try:
+        Acceptor(Path(keytab), principal or None)
+    except KerberosUnavailable as e:
+        return str(e)
+    if "KRB5RCACHENAME" in os.environ or "KRB5RCACHETYPE" in os.environ:
+        return None  # a replay cache of the operator's choosing
+    folder = os.environ.get("KRB5RCACHEDIR") or "/var/tmp"  # krb5's default
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return (
+            f"krb5's replay cache folder {folder} is not writable (set KRB5RCACHEDIR to one "
+            "that is); every ticket would be refused"
+        )
     return None

@@ -13,6 +13,11 @@ With `--workers N` (N > 1) this process becomes the supervisor of workers.py, an
 is this same command with hidden options: `--worker I` names it in the logs, `--worker-link
 FD` ties it to the supervisor, `--protect` names the supervisor's admin listener, and its
 listening socket is opened with SO_REUSEPORT so the workers share the port.
+
+With `--upstream-proxy http://[USER:PASS@]HOST:PORT`, mitmproxy runs in its upstream mode
+(`upstream:http://HOST:PORT`, credentials in its `upstream_auth` option, which mitmproxy's
+UpstreamAuth addon sends on its CONNECTs to the parent), the fast path opens its tunnels
+through the parent too, and the loop's resolver never refuses the parent's own name.
 """
 
 from __future__ import annotations
@@ -22,10 +27,20 @@ import asyncio
 import signal
 import socket
 import sys
+import urllib.parse
+from dataclasses import dataclass
 from pathlib import Path
 
 from mitmproxy import ctx, exceptions, master, options
-from mitmproxy.addons import core, errorcheck, next_layer, proxyauth, proxyserver, tlsconfig
+from mitmproxy.addons import (
+    core,
+    errorcheck,
+    next_layer,
+    proxyauth,
+    proxyserver,
+    tlsconfig,
+    upstream_auth,
+)
 
 from proxy import ca
 from proxy.mitm.compat import (
@@ -44,7 +59,7 @@ from proxy.options import settings_from
 from proxy.policy.model import Policy
 from proxy.serve.admin import format_address, parse_address
 from proxy.serve.fastpath import FastPath
-from proxy.serve.preflight import port_taken
+from proxy.serve.preflight import keytab_unusable, port_taken
 from proxy.serve.workers import Supervisor, available_cpus
 
 
@@ -63,6 +78,7 @@ def run(args: argparse.Namespace, policy: Policy) -> int:
             parse_address(args.admin)
         # a worker never connects to its supervisor's admin listener
         protect = [parse_address(args.protect)] if args.protect else []
+        parent = parse_parent(args.upstream_proxy) if args.upstream_proxy else None
     except ValueError as e:
         print(f"aiwarden run: {e}", file=sys.stderr)
         return 2
@@ -84,9 +100,43 @@ def run(args: argparse.Namespace, policy: Policy) -> int:
             return asyncio.run(Supervisor(args, workers, listen, policy).run())
         # SO_REUSEPORT for a worker: the other workers listen on this port too
         loop = SharedPortLoop if args.worker is not None else GuardedLoop
-        return asyncio.run(_serve(args, listen, confdir, protect), loop_factory=loop)
+        return asyncio.run(_serve(args, listen, confdir, protect, parent), loop_factory=loop)
     except KeyboardInterrupt:
         return 0
+
+
+@dataclass(frozen=True)
+class Parent:
+    """The parent proxy of `--upstream-proxy`."""
+
+    host: str
+    port: int
+    auth: str | None  # USER:PASS, for mitmproxy's upstream_auth option
+
+    @property
+    def mode(self) -> str:
+        """mitmproxy's mode for it."""
+        return f"upstream:http://{format_address(self.host, self.port)}"
+
+
+def parse_parent(url: str) -> Parent:
+    """`http://[USER:PASS@]HOST:PORT`, or ValueError (which never repeats the credentials)."""
+    parts = urllib.parse.urlsplit(url.strip())
+    shown = format_address(parts.hostname or "?", parts.port or 0) if "@" in url else url
+    problem = None
+    if parts.scheme != "http":
+        problem = "only http:// parents are supported"
+    elif not parts.hostname or parts.port is None:
+        problem = "give its host and port, http://HOST:PORT"
+    elif parts.path not in ("", "/") or parts.query or parts.fragment:
+        problem = "a parent proxy URL has no path"
+    if problem:
+        raise ValueError(f"--upstream-proxy {shown}: {problem}")
+    auth = None
+    if parts.username is not None:
+        user = urllib.parse.unquote(parts.username)
+        auth = f"{user}:{urllib.parse.unquote(parts.password or '')}"
+    return Parent(parts.hostname.lower(), parts.port, auth)
 
 
 def _preflight(args: argparse.Namespace, listen: tuple[str, int], confdir: Path) -> str | None:
@@ -99,6 +149,8 @@ def _preflight(args: argparse.Namespace, listen: tuple[str, int], confdir: Path)
             address = parse_address(address)
         if why := port_taken(*address):
             return f"{what} {format_address(*address)}: {why}"
+    if why := keytab_unusable(args.kerberos_keytab, args.kerberos_principal):
+        return f"--kerberos-keytab: {why}"
     try:
         if not ca.exists(confdir):
             info = ca.init(confdir)
@@ -148,9 +200,11 @@ async def _serve(
     listen: tuple[str, int],
     confdir: Path,
     protect: list[tuple[str, int]],
+    parent: Parent | None,
 ) -> int:
+    mode = parent.mode if parent else "regular"
     opts = options.Options(
-        listen_host=listen[0], listen_port=listen[1], confdir=str(confdir), mode=["regular"]
+        listen_host=listen[0], listen_port=listen[1], confdir=str(confdir), mode=[mode]
     )
     skip_message_type_checks()
     m = master.Master(opts, with_termlog=False)
@@ -158,6 +212,7 @@ async def _serve(
     m.addons.add(
         core.Core(),
         proxyauth.ProxyAuth(),
+        upstream_auth.UpstreamAuth(),  # the parent's credentials on CONNECTs to it
         proxyserver.Proxyserver(),
         next_layer.NextLayer(),
         tlsconfig.TlsConfig(),
@@ -168,12 +223,19 @@ async def _serve(
     loop = asyncio.get_running_loop()
     if isinstance(loop, GuardedLoop):
         loop.gate = pipeline.gate
-        loop.fastpath = FastPath(pipeline.gate, pipeline.recorder, pipeline.discovery)
+        loop.parent = (parent.host, parent.port) if parent else None
+        loop.fastpath = FastPath(
+            pipeline.gate, pipeline.recorder, pipeline.discovery, pipeline.identity
+        )
         m.addons.add(loop.fastpath)  # after Deadlines: it reads the header timeout
     if args.worker_link is not None:
         m.addons.add(WorkerLink(args.worker_link))
     # the flags of the options the addons above declared (a worker has no admin listener)
     settings = {"connection_strategy": "lazy", **settings_from(args, opts)}  # lazy: blocked
+    if parent is not None:
+        settings["upstream_auth"] = parent.auth
+        logs.event("parent_proxy", address=format_address(parent.host, parent.port),
+                   credentials=parent.auth is not None)  # fmt: skip
     try:
         opts.update(**settings)
     except exceptions.OptionsError as e:

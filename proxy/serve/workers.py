@@ -31,10 +31,12 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest, multiprocess
 
 from proxy.coach.store import CoachingStore, store_path
+from proxy.identity.addresses import AddressStore, apply_push
+from proxy.identity.addresses import store_path as identity_store_path
 from proxy.observe.audit import AuditLog, AuditTrail, coaching_fields
 from proxy.observe.logs import event
 from proxy.observe.syslog import SyslogSender
-from proxy.options import worker_argv
+from proxy.options import PARENT_ENV, worker_argv
 from proxy.policy.model import Policy
 from proxy.policy.reload import PolicyReloader
 from proxy.serve.admin import AdminListener, PacSettings, format_address, parse_address
@@ -204,6 +206,15 @@ class Supervisor:
             audit.close()
         return len(revoked)
 
+    def push_address(self, address: str, user: str | None, ttl: int | None) -> dict:
+        """The workers share one identity store: a push there reaches every worker."""
+        store = AddressStore(identity_store_path(self.args.identity_store or "",
+                                                 self.args.confdir))  # fmt: skip
+        try:
+            return apply_push(store, self._policy.identity.address_map, address, user, ttl)
+        finally:
+            store.close()
+
     # -- running ----------------------------------------------------------------------------
 
     async def run(self) -> int:
@@ -296,7 +307,7 @@ class Supervisor:
                 *worker_command(self.args, worker.index, self.listen, self.admin.address,
                                 theirs.fileno()),
                 pass_fds=(theirs.fileno(),),
-                env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": self.metrics_dir},
+                env=worker_environment(self.args, self.metrics_dir),
                 stdin=asyncio.subprocess.DEVNULL,
             )  # fmt: skip
         finally:
@@ -357,6 +368,16 @@ async def _terminate(process: asyncio.subprocess.Process) -> None:
         await asyncio.wait_for(process.wait(), STOP_TIMEOUT)
     except TimeoutError:
         process.kill()
+
+
+def worker_environment(args: argparse.Namespace, metrics_dir: str) -> dict[str, str]:
+    """The supervisor's environment, with the metrics directory and the parent proxy: its
+    URL may hold credentials, so it goes to the workers here, not on their command line."""
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
+    env.pop(PARENT_ENV, None)
+    if getattr(args, "upstream_proxy", None):
+        env[PARENT_ENV] = args.upstream_proxy
+    return env
 
 
 def worker_command(

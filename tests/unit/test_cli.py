@@ -196,3 +196,38 @@ def test_run_refuses_bad_arguments_before_starting(args, message, tmp_path):
     assert r.returncode == 2
     assert r.stderr.strip() == f"aiwarden run: {message}"
     assert not (tmp_path / "ca").exists()  # nothing was made
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://proxy.corp.example:3128", ("proxy.corp.example", 3128, None)),
+        ("http://PROXY.corp.example:8080/", ("proxy.corp.example", 8080, None)),
+        ("http://u:p%40ss%3Aw@127.0.0.1:3128", ("127.0.0.1", 3128, "u:p@ss:w")),
+        ("http://u@[::1]:3128", ("::1", 3128, "u:")),
+    ],
+)
+def test_a_parent_proxy_url_is_read(url, expected):
+    from proxy.serve.run import parse_parent
+
+    parent = parse_parent(url)
+    assert (parent.host, parent.port, parent.auth) == expected
+    assert parent.mode.startswith("upstream:http://") and "@" not in parent.mode
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("https://u:secret@proxy:3128", "only http://"),
+        ("socks5://proxy:1080", "only http://"),
+        ("http://u:secret@proxy", "host and port"),
+        ("http://proxy:3128/path", "no path"),
+        ("proxy:3128", "only http://"),
+    ],
+)
+def test_a_bad_parent_proxy_url_is_refused_without_its_credentials(url, problem):
+    from proxy.serve.run import parse_parent
+
+    with pytest.raises(ValueError, match=problem) as e:
+        parse_parent(url)
+    assert "secret" not in str(e.value)

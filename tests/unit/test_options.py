@@ -31,6 +31,7 @@ NOT_FOR_WORKERS = {
     "--worker": "its own number",
     "--worker-link": "its own socket",
     "--protect": "the supervisor's admin address",
+    "--upstream-proxy": "in the environment (AIWARDEN_PARENT): credentials stay off `ps`",
 }
 
 
@@ -148,6 +149,7 @@ def test_settings_by_default():
         "aiwarden_admin": "127.0.0.1:3129",
         "aiwarden_upstream_timeout": 300,
         "aiwarden_client_header_timeout": 30,
+        "aiwarden_kerberos_keep_realm": False,
         "aiwarden_policy_watch": 2,
         "aiwarden_fast_tunnels": True,
         "aiwarden_pac_mode": "all",
@@ -284,3 +286,14 @@ def test_aiwarden_options_prints_the_table_and_writes_a_readme(capsys, tmp_path)
     readme.write_text("no markers\n")
     assert main(["options", "--readme", str(readme)]) == 2
     assert "markers" in capsys.readouterr().err
+
+
+def test_the_parent_proxy_reaches_the_workers_through_their_environment_only():
+    """Its URL may hold credentials: not on a worker's command line, which `ps` shows."""
+    from proxy.serve.workers import worker_environment
+
+    args = run_args("--upstream-proxy", "http://u:secret@127.0.0.1:3128")
+    assert not [a for a in worker_command(args, 0, ("127.0.0.1", 1), None, 3) if "secret" in a]
+    env = worker_environment(args, "/tmp/metrics")
+    assert env["AIWARDEN_PARENT"] == "http://u:secret@127.0.0.1:3128"
+    assert "AIWARDEN_PARENT" not in worker_environment(run_args(), "/tmp/metrics")

@@ -64,7 +64,7 @@ CASES = [
     ("version: 1\nnetwork:\n  deny_destinations: [nowhere]\nrules: []\n", 4, "deny_destinations"),
     ("version: 1\nnetwork:\n  clients: 5\nrules: []\n", 4, "'clients' must be a list of strings"),
     ("version: 1\nnetwork:\n  clients: []\nrules: []\n", 4, "'clients' is an empty list"),
-    ("version: 1\ngroups:\n  research: {}\nrules: []\n", 4, "give 'cidrs', 'users' or both"),
+    ("version: 1\ngroups:\n  research: {}\nrules: []\n", 4, "give 'cidrs', 'users' or 'directory'"),
     ("version: 1\ngroups:\n  research: [alice]\nrules: []\n", 4, "group 'research': must be a"),
     (
         "version: 1\ngroups:\n  research: {cidr: [10.0.0.0/8]}\nrules: []\n",

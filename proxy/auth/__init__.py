@@ -1,0 +1,1 @@
+"""Who a client is: proxy authentication schemes aiwarden implements itself (Kerberos)."""
