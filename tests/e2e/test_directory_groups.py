@@ -1,0 +1,294 @@
+"""Directory groups from a real OpenLDAP slapd on loopback: rules naming directory groups
+decide for a user who logged in with Basic against LDAP (mitmproxy's `ldap:` proxyauth) and
+for users the address map names, nested groups included (slapd has no in-chain matching rule:
+the groups are expanded a level at a time); a membership changed in the directory is seen
+once the answer's ttl has passed, not before; with slapd stopped, the last answer serves for
+`stale_seconds`, then on_error blocks the user's AI traffic and nothing else; a user the
+directory does not have is in no group. Counted in aiwarden_directory_lookups_total."""
+
+from __future__ import annotations
+
+import base64
+import socket
+import time
+from pathlib import Path
+
+import ldapharness
+import pytest
+from conftest import SHIPPED_CATALOG, local_ai_policy
+from ldapharness import ADMIN_DN, ADMIN_PASSWORD, SUFFIX, Slapd
+from proxyharness import Proxy, Upstream, curl, loopback_names, metrics, value, write_policy
+
+from proxy import ca
+
+pytestmark = pytest.mark.skipif(
+    not ldapharness.installed(),
+    reason="OpenLDAP's slapd is not installed (.ci/run installs the slapd package)",
+)
+
+DATA = (
+    """
+dn: {suffix}
+objectClass: dcObject
+objectClass: organization
+o: Corp
+dc: corp
+
+dn: ou=people,{suffix}
+objectClass: organizationalUnit
+ou: people
+
+dn: ou=groups,{suffix}
+objectClass: organizationalUnit
+ou: groups
+"""
+    + "".join(
+        f"""
+dn: uid={user},ou=people,{{suffix}}
+objectClass: inetOrgPerson
+uid: {user}
+cn: {user}
+sn: {user.title()}
+userPassword: {user}-password
+"""
+        for user in ("alice", "bob", "carol", "dave")
+    )
+    + """
+dn: cn=research,ou=groups,{suffix}
+objectClass: groupOfNames
+cn: research
+member: uid=alice,ou=people,{suffix}
+
+dn: cn=AI-Users,ou=groups,{suffix}
+objectClass: groupOfNames
+cn: AI-Users
+member: cn=research,ou=groups,{suffix}
+
+dn: cn=pilot,ou=groups,{suffix}
+objectClass: groupOfNames
+cn: pilot
+member: uid=carol,ou=people,{suffix}
+
+dn: cn=sales,ou=groups,{suffix}
+objectClass: groupOfNames
+cn: sales
+member: uid=bob,ou=people,{suffix}
+"""
+)
+USERS_MAP = """
+127.0.0.4 alice
+127.0.0.5 bob
+127.0.0.6 carol
+127.0.0.7 dave
+127.0.0.8 mallory
+"""
+NAMES = ("tunnel.test",)
+
+
+def policy(port: int, ttl: int, stale: int, address_map: bool = True) -> str:
+    source = "address_map: {file: users.map}" if address_map else ""
+    return local_ai_policy(
+        sections=f"""
+        identity:
+          {source}
+          directory:
+            servers: [ldap://127.0.0.1:{port}]
+            base: ou=people,{SUFFIX}
+            user_filter: (uid={{name}})
+            bind_dn: {ADMIN_DN}
+            password_file: ldap.password
+            group_base: ou=groups,{SUFFIX}
+            group_filter: (member={{dn}})
+            nested: iterative
+            ttl_seconds: {ttl}
+            stale_seconds: {stale}
+        groups:
+          ai-users: {{directory: [AI-Users]}}
+          pilot: {{directory: [pilot]}}
+        """,
+        rules="""
+        - id: ai-users-may
+          match: {groups: [ai-users], services: [local-ai]}
+          action: allow
+        - id: pilot-may
+          match: {groups: [pilot], services: [local-ai]}
+          action: allow
+        - id: block-ai
+          match: {categories: [chat]}
+          action: block
+        - id: ai-users-tunnel
+          match: {groups: [ai-users], hosts: [tunnel.test]}
+          action: allow
+        - id: no-tunnel
+          match: {hosts: [tunnel.test]}
+          action: block
+          block_with: refuse
+        """,
+    )
+
+
+def start_proxy(work: Path, slapd: Slapd, *extra: str, ttl: int = 3600, stale: int = 3600,
+                address_map: bool = True) -> Proxy:  # fmt: skip
+    directory = write_policy(work / "policy", policy(slapd.port, ttl, stale, address_map),
+                             SHIPPED_CATALOG)  # fmt: skip
+    (directory / "users.map").write_text(USERS_MAP)
+    (directory / "ldap.password").write_text(ADMIN_PASSWORD + "\n")
+    ca.init(work / "ca")
+    with loopback_names(NAMES):
+        return Proxy(directory, work / "ca", "--identity-store", str(work / "identity.db"),
+                     *extra)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def slapd(tmp_path_factory):
+    server = Slapd(tmp_path_factory.mktemp("ldap"), DATA)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def upstream():
+    server = Upstream()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def by_address(slapd, tmp_path_factory):
+    """Users named by the address map; answers kept for 3 seconds."""
+    proxy = start_proxy(tmp_path_factory.mktemp("by-address"), slapd, ttl=3)
+    yield proxy
+    assert proxy.stop() == 0
+
+
+def status(proxy: Proxy, url: str, address: str = "127.0.0.1", *args: str) -> str:
+    r = curl("-s", "-o", "/dev/null", "-w", "%{http_code}", "--proxy", proxy.url,
+             "--interface", address, *args, url)  # fmt: skip
+    return r.stdout
+
+
+def lookups(proxy: Proxy, outcome: str) -> float:
+    return value(metrics(proxy), "aiwarden_directory_lookups_total", outcome=outcome)
+
+
+def ai(upstream: Upstream) -> str:
+    return f"http://localhost:{upstream.port}/page"  # the catalogued local-ai service
+
+
+def basic_request(proxy: Proxy, url: str, credentials: str) -> bytes:
+    token = base64.b64encode(credentials.encode()).decode()
+    host = url.split("/")[2]
+    address, port = proxy.address.rsplit(":", 1)
+    with socket.create_connection((address, int(port)), timeout=15) as sock:
+        sock.sendall(f"GET {url} HTTP/1.1\r\nHost: {host}\r\nProxy-Authorization: Basic "
+                     f"{token}\r\nConnection: close\r\n\r\n".encode())  # fmt: skip
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    return reply
+
+
+def test_groups_decide_for_a_user_logged_in_with_basic_against_ldap(slapd, upstream, tmp_path):
+    spec = f"ldap:127.0.0.1:{slapd.port}:{ADMIN_DN}:{ADMIN_PASSWORD}:ou=people,{SUFFIX}"
+    proxy = start_proxy(tmp_path, slapd, "--proxyauth", spec, address_map=False)
+    try:
+        # alice is in AI-Users through research (nested); bob is in sales only
+        assert basic_request(proxy, ai(upstream), "alice:alice-password").startswith(
+            b"HTTP/1.1 200"
+        )
+        blocked = basic_request(proxy, ai(upstream), "bob:bob-password")
+        assert blocked.startswith(b"HTTP/1.1 403") and b"block-ai" in blocked
+        assert lookups(proxy, "directory") == 2
+    finally:
+        assert proxy.stop() == 0
+
+
+def test_groups_decide_for_users_the_address_map_names(by_address, upstream):
+    assert status(by_address, ai(upstream), "127.0.0.4") == "200"  # alice: nested AI-Users
+    assert status(by_address, ai(upstream), "127.0.0.6") == "200"  # carol: pilot
+    assert status(by_address, ai(upstream), "127.0.0.5") == "403"  # bob: sales only
+
+
+def test_a_user_the_directory_does_not_have_is_in_no_group(by_address, upstream):
+    before = lookups(by_address, "not_found")
+    assert status(by_address, ai(upstream), "127.0.0.8") == "403"  # mallory
+    assert lookups(by_address, "not_found") == before + 1
+
+
+def test_a_tunnel_is_decided_with_the_groups_by_the_fast_path_too(slapd, upstream, tmp_path):
+    proxy = start_proxy(tmp_path, slapd)  # answers kept for an hour
+
+    def connect(address: str) -> str:
+        url = f"https://tunnel.test:{upstream.port}/"  # the CONNECT is the test (no TLS there)
+        return curl("-s", "-o", "/dev/null", "-w", "%{http_connect}", "--proxy", proxy.url,
+                    "--interface", address, url).stdout  # fmt: skip
+
+    def asked() -> float:
+        return sum(v for (name, _), v in metrics(proxy).items()
+                   if name == "aiwarden_directory_lookups_total")  # fmt: skip
+
+    try:
+        assert connect("127.0.0.4") == "200"  # alice, through mitmproxy, which looks her up
+        assert connect("127.0.0.5") == "403"  # bob
+        before = asked()
+        assert connect("127.0.0.4") == "200"  # the fast path, with her groups from the cache
+        assert asked() == before  # (mitmproxy's hooks would have counted a cached answer)
+        assert connect("127.0.0.5") == "403"
+    finally:
+        assert proxy.stop() == 0
+
+
+def test_a_membership_change_is_seen_after_the_ttl_and_not_before(by_address, slapd, upstream):
+    assert status(by_address, ai(upstream), "127.0.0.7") == "403"  # dave: in no group
+    slapd.modify(f"cn=pilot,ou=groups,{SUFFIX}",
+                 {"member": [("MODIFY_ADD", [f"uid=dave,ou=people,{SUFFIX}"])]})  # fmt: skip
+    cached, asked = lookups(by_address, "cache"), lookups(by_address, "directory")
+    answer = status(by_address, ai(upstream), "127.0.0.7")
+    if lookups(by_address, "directory") == asked:  # within the ttl: the cached answer holds
+        assert lookups(by_address, "cache") == cached + 1 and answer == "403"
+    else:  # a machine so slow that the ttl ran out since: the directory's new answer
+        assert answer == "200"
+    deadline = time.monotonic() + 30
+    while status(by_address, ai(upstream), "127.0.0.7") != "200":
+        assert time.monotonic() < deadline, "dave's new group was never seen"
+        time.sleep(0.2)
+    slapd.modify(f"cn=pilot,ou=groups,{SUFFIX}",
+                 {"member": [("MODIFY_DELETE", [f"uid=dave,ou=people,{SUFFIX}"])]})  # fmt: skip
+    while status(by_address, ai(upstream), "127.0.0.7") != "403":
+        assert time.monotonic() < deadline, "dave's removal was never seen"
+        time.sleep(0.2)
+
+
+def test_a_stopped_directory_keeps_the_last_answer_for_stale_then_on_error(upstream, tmp_path):
+    slapd = Slapd(tmp_path / "ldap", DATA)
+    # one worker: answers are kept per worker process
+    proxy = start_proxy(tmp_path / "proxy", slapd, "--workers", "1", ttl=1, stale=4)
+    not_ai = f"http://127.0.0.1:{upstream.port}/page"
+    try:
+        assert status(proxy, ai(upstream), "127.0.0.6") == "200"  # carol, from the directory
+        slapd.stop()
+        deadline = time.monotonic() + 30
+        while lookups(proxy, "stale") == 0:  # past the ttl: the directory fails, the last
+            assert status(proxy, ai(upstream), "127.0.0.6") == "200"  # answer serves
+            assert time.monotonic() < deadline, "the stale answer was never used"
+            time.sleep(0.2)
+        while status(proxy, ai(upstream), "127.0.0.6") == "200":  # until stale runs out
+            assert time.monotonic() < deadline, "the stale answer served for ever"
+            time.sleep(0.2)
+        assert lookups(proxy, "on_error") > 0
+        blocked = curl("-s", "--proxy", proxy.url, "--interface", "127.0.0.6",
+                       ai(upstream)).stdout  # fmt: skip
+        assert "identity.directory" in blocked  # the rule that blocked: groups unknown
+        assert status(proxy, not_ai, "127.0.0.6") == "200"  # the rest of the web passes
+        assert status(proxy, ai(upstream), "127.0.0.5") == "403"  # bob: blocked either way
+        logged = [e for e in proxy.drain() if e.get("event") == "directory_unreachable"]
+        assert len(logged) == 1  # once per change, not per request
+        assert logged[0]["level"] == "error" and ADMIN_PASSWORD not in str(proxy.logs)
+        slapd.start()
+        while status(proxy, ai(upstream), "127.0.0.6") != "200":  # back: carol's group again
+            assert time.monotonic() < deadline + 30, "the directory's return was never seen"
+            time.sleep(0.2)
+        assert [e for e in proxy.drain() if e.get("event") == "directory_reachable"]
+    finally:
+        slapd.stop()
+        assert proxy.stop() == 0
