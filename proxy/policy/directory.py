@@ -106,7 +106,10 @@ def parse_directory(
     if groups_from == "member_of" and f.has("group_filter"):
         f.error("group_filter", "group_filter is for groups_from: search")
     group_name = f.str("group_name", "cn") or "cn"
-    nested = f.str("nested", "off", choices=NESTED) or "off"
+    if spec.get("nested") is False:  # YAML reads a bare `off` (or `false`) as false
+        nested = "off"
+    else:
+        nested = f.str("nested", "off", choices=NESTED) or "off"
     follows_dn = bool(DN_ASSERTION.search(group_filter or ""))
     if nested == "in_chain" and (groups_from != "search" or not follows_dn):
         f.error(

@@ -9,6 +9,7 @@ directory does not have is in no group. Counted in aiwarden_directory_lookups_to
 from __future__ import annotations
 
 import base64
+import os
 import socket
 import time
 from pathlib import Path
@@ -291,4 +292,39 @@ def test_a_stopped_directory_keeps_the_last_answer_for_stale_then_on_error(upstr
         assert [e for e in proxy.drain() if e.get("event") == "directory_reachable"]
     finally:
         slapd.stop()
+        assert proxy.stop() == 0
+
+
+def test_a_broken_directory_block_never_replaces_a_good_one(slapd, upstream, tmp_path):
+    proxy = start_proxy(tmp_path, slapd, "--policy-watch", "1", "--workers", "1")
+    directory = tmp_path / "policy"
+    good = (directory / "policy.yaml").read_text()
+
+    def rewrite(text: str) -> None:
+        (directory / "next.yaml").write_text(text)
+        os.replace(directory / "next.yaml", directory / "policy.yaml")
+
+    def events(name: str) -> list[dict]:
+        deadline = time.monotonic() + 15
+        while not (found := [e for e in proxy.drain() if e.get("event") == name]):
+            assert time.monotonic() < deadline, f"no {name}"
+            time.sleep(0.1)
+        return found
+
+    try:
+        assert status(proxy, ai(upstream), "127.0.0.4") == "200"  # alice, nested
+        rewrite(good.replace(f"ldap://127.0.0.1:{slapd.port}", "http://127.0.0.1"))
+        rejected = events("policy_rejected")[0]
+        line = good.splitlines().index(f"    servers: [ldap://127.0.0.1:{slapd.port}]") + 1
+        assert rejected["errors"] == [
+            f"{directory / 'policy.yaml'}:{line}: identity.directory: 'http://127.0.0.1' is "
+            "not an ldap:// or ldaps:// URL"
+        ]
+        assert status(proxy, ai(upstream), "127.0.0.4") == "200"  # the good block stays
+        rewrite(good.replace("nested: iterative", "nested: off"))  # good: taken
+        deadline = time.monotonic() + 15
+        while status(proxy, ai(upstream), "127.0.0.4") != "403":  # alice's AI-Users is nested
+            assert time.monotonic() < deadline, "the new directory settings were never used"
+            time.sleep(0.2)
+    finally:
         assert proxy.stop() == 0

@@ -85,6 +85,12 @@ def test_directory_mistakes_are_reported_at_their_line(write_policy, changes, li
     assert_error(errors_of(write_policy, _directory(**changes)), line, fragment)
 
 
+@pytest.mark.parametrize("written", ["off", "false", "'off'"])
+def test_nested_off_is_read_as_written(write_policy, written):
+    path = write_policy(_directory(nested=written))
+    assert load_policy(path.parent).identity.directory.nested == "off"
+
+
 def test_an_empty_password_file_is_refused_without_showing_anything(write_policy):
     errors = errors_of(write_policy, _directory(bind_dn="cn=r", password_file="pw"), {"pw": ""})
     assert_error(errors, 9, "is empty")
