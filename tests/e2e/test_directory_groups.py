@@ -11,9 +11,11 @@ from __future__ import annotations
 import base64
 import os
 import socket
+import subprocess
 import time
 from pathlib import Path
 
+import kdcharness
 import ldapharness
 import pytest
 from conftest import SHIPPED_CATALOG, local_ai_policy
@@ -328,3 +330,47 @@ def test_a_broken_directory_block_never_replaces_a_good_one(slapd, upstream, tmp
             time.sleep(0.2)
     finally:
         assert proxy.stop() == 0
+
+
+def test_groups_decide_for_a_user_signed_on_with_kerberos(slapd, upstream, tmp_path):
+    """alice@REALM and bob@REALM sign on with tickets (no password to the proxy); their
+    groups come from the directory by the realm-stripped name."""
+    if kdcharness.MISSING:
+        pytest.skip(kdcharness.WHY_MISSING)
+    pytest.importorskip("gssapi", reason="the gssapi package (the kerberos extra)")
+    realm = kdcharness.Realm(tmp_path / "realm")
+    saved = {k: os.environ.get(k) for k in ("KRB5_CONFIG", "KRB5RCACHEDIR")}
+    os.environ["KRB5_CONFIG"] = str(realm.krb5_conf)  # for the proxy and curl
+    (tmp_path / "rcache").mkdir()
+    os.environ["KRB5RCACHEDIR"] = str(tmp_path / "rcache")
+    proxy = None
+    try:
+        realm.add_user("alice", "alice-password")
+        realm.add_user("bob", "bob-password")
+        realm.add_service("HTTP/localhost", tmp_path / "proxy.keytab")
+        proxy = start_proxy(tmp_path / "proxy", slapd, "--kerberos-keytab",
+                            str(tmp_path / "proxy.keytab"), address_map=False)  # fmt: skip
+        by_name = f"http://localhost:{proxy.address.rsplit(':', 1)[1]}"  # the SPN's name
+
+        def signed_on(user: str) -> str:
+            env = {k: v for k, v in os.environ.items() if "PROXY" not in k.upper()}
+            env.update(realm.kinit(user, f"{user}-password"))
+            r = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                                "--proxy-negotiate", "-U", ":", "--proxy", by_name,
+                                ai(upstream)], capture_output=True, text=True, env=env,
+                               timeout=45)  # fmt: skip
+            return r.stdout
+
+        asked = lookups(proxy, "directory")
+        assert signed_on("alice") == "200"  # nested AI-Users
+        assert signed_on("bob") == "403"  # sales only
+        assert lookups(proxy, "directory") == asked + 2
+    finally:
+        if proxy is not None:
+            assert proxy.stop() == 0
+        realm.stop()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
