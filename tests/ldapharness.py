@@ -44,11 +44,12 @@ def free_port() -> int:
 class Slapd:
     """slapd serving `ldif` (`{suffix}` in it is the suffix) at ldap://127.0.0.1:port."""
 
-    def __init__(self, work: Path, ldif: str) -> None:
+    def __init__(self, work: Path, ldif: str, overlays: str = "") -> None:
+        """`overlays`: more slapd.conf lines for the database (`overlay memberof`)."""
         self.work = work
         (work / "db").mkdir(parents=True)
         config = CONFIG.format(schema=SCHEMA, dir=work, suffix=SUFFIX, admin=ADMIN_DN,
-                               password=ADMIN_PASSWORD)  # fmt: skip
+                               password=ADMIN_PASSWORD) + overlays  # fmt: skip
         (work / "slapd.conf").write_text(config)
         (work / "data.ldif").write_text(ldif.format(suffix=SUFFIX).lstrip())
         subprocess.run([SLAPADD, "-f", str(work / "slapd.conf"), "-l", str(work / "data.ldif")],
@@ -84,8 +85,16 @@ class Slapd:
 
     def modify(self, dn: str, changes: dict) -> None:
         """Change an entry as the directory's administrator (ldap3's modify changes)."""
+        with self._admin() as conn:
+            assert conn.modify(dn, changes), conn.result
+
+    def add(self, dn: str, object_class: str, attributes: dict) -> None:
+        """Add an entry over LDAP (overlays see it, unlike what slapadd loaded)."""
+        with self._admin() as conn:
+            assert conn.add(dn, object_class, attributes), conn.result
+
+    def _admin(self):
         import ldap3
 
         server = ldap3.Server("127.0.0.1", port=self.port, get_info=ldap3.NONE)
-        with ldap3.Connection(server, ADMIN_DN, ADMIN_PASSWORD, auto_bind=True) as conn:
-            assert conn.modify(dn, changes), conn.result
+        return ldap3.Connection(server, ADMIN_DN, ADMIN_PASSWORD, auto_bind=True)

@@ -86,9 +86,17 @@ USERS_MAP = """
 127.0.0.8 mallory
 """
 NAMES = ("tunnel.test",)
+MEMBEROF = """
+moduleload memberof
+overlay memberof
+"""
 
 
-def policy(port: int, ttl: int, stale: int, address_map: bool = True) -> str:
+SEARCH = f"""group_base: ou=groups,{SUFFIX}
+            group_filter: (member={{dn}})"""  # OpenLDAP's groupOfNames, without overlays
+
+
+def policy(port: int, ttl: int, stale: int, address_map: bool = True, groups: str = SEARCH):
     source = "address_map: {file: users.map}" if address_map else ""
     return local_ai_policy(
         sections=f"""
@@ -100,8 +108,7 @@ def policy(port: int, ttl: int, stale: int, address_map: bool = True) -> str:
             user_filter: (uid={{name}})
             bind_dn: {ADMIN_DN}
             password_file: ldap.password
-            group_base: ou=groups,{SUFFIX}
-            group_filter: (member={{dn}})
+            {groups}
             nested: iterative
             ttl_seconds: {ttl}
             stale_seconds: {stale}
@@ -131,9 +138,9 @@ def policy(port: int, ttl: int, stale: int, address_map: bool = True) -> str:
 
 
 def start_proxy(work: Path, slapd: Slapd, *extra: str, ttl: int = 3600, stale: int = 3600,
-                address_map: bool = True) -> Proxy:  # fmt: skip
-    directory = write_policy(work / "policy", policy(slapd.port, ttl, stale, address_map),
-                             SHIPPED_CATALOG)  # fmt: skip
+                address_map: bool = True, groups: str = SEARCH) -> Proxy:  # fmt: skip
+    text = policy(slapd.port, ttl, stale, address_map, groups)
+    directory = write_policy(work / "policy", text, SHIPPED_CATALOG)
     (directory / "users.map").write_text(USERS_MAP)
     (directory / "ldap.password").write_text(ADMIN_PASSWORD + "\n")
     ca.init(work / "ca")
@@ -374,3 +381,25 @@ def test_groups_decide_for_a_user_signed_on_with_kerberos(slapd, upstream, tmp_p
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def test_groups_from_member_of_as_active_directory_keeps_them(upstream, tmp_path):
+    """memberOf on the user's entry (and on each group's, for nesting), as Active Directory
+    keeps it; slapd's memberof overlay maintains it for entries added over LDAP."""
+    people = DATA[: DATA.index("dn: cn=research")]
+    slapd = Slapd(tmp_path / "ldap", people, overlays=MEMBEROF)
+    proxy = None
+    try:
+        for name, members in (("research", "uid=alice,ou=people"),
+                              ("AI-Users", "cn=research,ou=groups"),
+                              ("sales", "uid=bob,ou=people")):  # fmt: skip
+            slapd.add(f"cn={name},ou=groups,{SUFFIX}", "groupOfNames",
+                      {"cn": name, "member": f"{members},{SUFFIX}"})  # fmt: skip
+        proxy = start_proxy(tmp_path / "proxy", slapd, groups="groups_from: member_of")
+        assert status(proxy, ai(upstream), "127.0.0.4") == "200"  # alice: research, AI-Users
+        assert status(proxy, ai(upstream), "127.0.0.5") == "403"  # bob: sales
+        assert lookups(proxy, "directory") == 2
+    finally:
+        if proxy is not None:
+            assert proxy.stop() == 0
+        slapd.stop()
