@@ -20,7 +20,7 @@ include {schema}/core.schema
 include {schema}/cosine.schema
 include {schema}/inetorgperson.schema
 pidfile {dir}/slapd.pid
-modulepath /usr/lib/ldap
+{tls}modulepath /usr/lib/ldap
 moduleload back_mdb
 database mdb
 maxsize 10485760
@@ -44,17 +44,24 @@ def free_port() -> int:
 class Slapd:
     """slapd serving `ldif` (`{suffix}` in it is the suffix) at ldap://127.0.0.1:port."""
 
-    def __init__(self, work: Path, ldif: str, overlays: str = "") -> None:
-        """`overlays`: more slapd.conf lines for the database (`overlay memberof`)."""
+    def __init__(
+        self, work: Path, ldif: str, overlays: str = "", tls: tuple[Path, Path] | None = None
+    ) -> None:
+        """`overlays`: more slapd.conf lines for the database (`overlay memberof`); `tls`:
+        (certificate, key) for StartTLS on the ldap:// port and for ldaps:// at `tls_port`."""
         self.work = work
         (work / "db").mkdir(parents=True)
+        lines = ""
+        if tls is not None:
+            lines = f"TLSCertificateFile {tls[0]}\nTLSCertificateKeyFile {tls[1]}\n"
         config = CONFIG.format(schema=SCHEMA, dir=work, suffix=SUFFIX, admin=ADMIN_DN,
-                               password=ADMIN_PASSWORD) + overlays  # fmt: skip
+                               password=ADMIN_PASSWORD, tls=lines) + overlays  # fmt: skip
         (work / "slapd.conf").write_text(config)
         (work / "data.ldif").write_text(ldif.format(suffix=SUFFIX).lstrip())
         subprocess.run([SLAPADD, "-f", str(work / "slapd.conf"), "-l", str(work / "data.ldif")],
                        check=True, capture_output=True)  # fmt: skip
         self.port = free_port()
+        self.tls_port = free_port() if tls is not None else None
         self.process: subprocess.Popen | None = None
         self.start()
 
@@ -64,8 +71,11 @@ class Slapd:
 
     def start(self) -> None:
         """Start (again, on the same port and database)."""
+        urls = f"{self.url}/"
+        if self.tls_port is not None:
+            urls += f" ldaps://127.0.0.1:{self.tls_port}/"
         self.process = subprocess.Popen(
-            [SLAPD, "-d", "0", "-f", str(self.work / "slapd.conf"), "-h", f"{self.url}/"],
+            [SLAPD, "-d", "0", "-f", str(self.work / "slapd.conf"), "-h", urls],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
         deadline = time.monotonic() + 15

@@ -86,7 +86,8 @@ class LdapGroups:
                 validate=ssl.CERT_REQUIRED,
                 ca_certs_file=s.ca_file,
                 version=ssl.PROTOCOL_TLS_CLIENT,
-                valid_names=[parts.hostname],
+                valid_names=[parts.hostname],  # ldap3 checks the name itself: DNS names only
+                sni=parts.hostname,
             )
             server = ldap3.Server(
                 parts.hostname,

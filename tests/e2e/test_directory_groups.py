@@ -20,9 +20,20 @@ import ldapharness
 import pytest
 from conftest import SHIPPED_CATALOG, local_ai_policy
 from ldapharness import ADMIN_DN, ADMIN_PASSWORD, SUFFIX, Slapd
-from proxyharness import Proxy, Upstream, curl, loopback_names, metrics, value, write_policy
+from proxyharness import (
+    Proxy,
+    Upstream,
+    curl,
+    loopback_names,
+    make_upstream_pki,
+    metrics,
+    value,
+    write_policy,
+)
 
 from proxy import ca
+from proxy.identity.directory import DirectoryUnavailable, LdapGroups
+from proxy.policy.directory import DirectorySettings
 
 pytestmark = pytest.mark.skipif(
     not ldapharness.installed(),
@@ -403,3 +414,45 @@ def test_groups_from_member_of_as_active_directory_keeps_them(upstream, tmp_path
         if proxy is not None:
             assert proxy.stop() == 0
         slapd.stop()
+
+
+@pytest.fixture(scope="module")
+def tls_slapd(tmp_path_factory):
+    work = tmp_path_factory.mktemp("ldap-tls")
+    ca_file, cert, key = make_upstream_pki(work)  # for localhost (and 127.0.0.1)
+    server = Slapd(work / "slapd", DATA, tls=(cert, key))
+    server.ca_file = ca_file
+    yield server
+    server.stop()
+
+
+def tls_settings(url: str, **changes) -> DirectorySettings:
+    return DirectorySettings(servers=(url,), base=f"ou=people,{SUFFIX}",
+                             user_filter="(uid={name})", bind_dn=ADMIN_DN,
+                             password=ADMIN_PASSWORD, group_base=f"ou=groups,{SUFFIX}",
+                             nested="iterative", **changes)  # fmt: skip
+
+
+@pytest.mark.parametrize("how", ["ldaps", "start_tls"])
+def test_ldaps_and_start_tls_verify_the_server_with_the_ca_file(tls_slapd, how):
+    if how == "ldaps":
+        url, extra = f"ldaps://localhost:{tls_slapd.tls_port}", {}
+    else:
+        url, extra = f"ldap://localhost:{tls_slapd.port}", {"start_tls": True}
+    found = LdapGroups(tls_settings(url, ca_file=str(tls_slapd.ca_file), **extra))("alice")
+    assert found == {"research", "ai-users"}
+    with pytest.raises(DirectoryUnavailable):  # the system's roots do not know this server
+        LdapGroups(tls_settings(url, **extra))("alice")
+
+
+def test_a_certificate_for_another_name_is_refused(tls_slapd):
+    name = socket.gethostname()  # this host's own name, when it is the loopback's too
+    try:
+        loopback = socket.gethostbyname(name) == "127.0.0.1"
+    except OSError:
+        loopback = False
+    if not loopback or name == "localhost":
+        pytest.skip(f"this host's name {name!r} does not resolve to 127.0.0.1")
+    url = f"ldaps://{name}:{tls_slapd.tls_port}"  # the same server; the certificate names
+    with pytest.raises(DirectoryUnavailable):  # localhost and 127.0.0.1 only
+        LdapGroups(tls_settings(url, ca_file=str(tls_slapd.ca_file)))("alice")
