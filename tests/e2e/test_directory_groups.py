@@ -9,6 +9,7 @@ directory does not have is in no group. Counted in aiwarden_directory_lookups_to
 from __future__ import annotations
 
 import base64
+import json
 import os
 import socket
 import subprocess
@@ -21,12 +22,14 @@ import pytest
 from conftest import SHIPPED_CATALOG, local_ai_policy
 from ldapharness import ADMIN_DN, ADMIN_PASSWORD, SUFFIX, Slapd
 from proxyharness import (
+    AIWARDEN,
     Proxy,
     Upstream,
     curl,
     loopback_names,
     make_upstream_pki,
     metrics,
+    proxy_environment,
     value,
     write_policy,
 )
@@ -456,3 +459,25 @@ def test_a_certificate_for_another_name_is_refused(tls_slapd):
     url = f"ldaps://{name}:{tls_slapd.tls_port}"  # the same server; the certificate names
     with pytest.raises(DirectoryUnavailable):  # localhost and 127.0.0.1 only
         LdapGroups(tls_settings(url, ca_file=str(tls_slapd.ca_file)))("alice")
+
+
+def test_explain_shows_the_groups_the_directory_gives(slapd, upstream, tmp_path):
+    def explain(port: int, user: str) -> dict:
+        directory = write_policy(tmp_path / str(port), policy(port, 60, 60), SHIPPED_CATALOG)
+        (directory / "users.map").write_text(USERS_MAP)
+        (directory / "ldap.password").write_text(ADMIN_PASSWORD + "\n")
+        r = subprocess.run([AIWARDEN, "explain", "--policy", str(directory), "--json",
+                            "--user", user, ai(upstream)], capture_output=True, text=True,
+                           env=proxy_environment(), timeout=60)  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
+    alice = explain(slapd.port, "alice")
+    assert (alice["groups"], alice["rule"]) == (["ai-users", "research"], "ai-users-may")
+    assert "groups from the directory" in alice["identity_source"]
+    mallory = explain(slapd.port, "mallory")
+    assert (mallory["groups"], mallory["rule"]) == ([], "block-ai")
+    assert "not in the directory" in mallory["identity_source"]
+    down = explain(ldapharness.free_port(), "alice")  # nothing listens there
+    assert down["rule"] == "identity.directory" and "unreachable" in down["identity_source"]
+    assert ADMIN_PASSWORD not in json.dumps(down)
