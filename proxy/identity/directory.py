@@ -124,9 +124,8 @@ class LdapGroups:
         s = self.settings
         fields = {"user": user, "name": bare_name(user) or user}
         attributes = ["memberOf"] if s.groups_from == "member_of" else []
-        conn.search(s.base, fill(s.user_filter, fields), ldap3.SUBTREE,
-                    attributes=attributes, size_limit=2)  # fmt: skip
-        entries = [e for e in conn.response or () if e.get("type") == "searchResEntry"]
+        entries = _search(conn, s.base, fill(s.user_filter, fields), ldap3.SUBTREE, attributes,
+                          size_limit=2)  # fmt: skip
         if len(entries) != 1:
             if entries:  # two entries for one user: the filter is too wide; trust neither
                 _log(logging.WARNING, "directory_user_ambiguous", filter=s.user_filter)
@@ -148,10 +147,9 @@ class LdapGroups:
         for _ in range(depth):
             found: list[str] = []
             for values in frontier:
-                conn.search(base, fill(template, values), ldap3.SUBTREE,
-                            attributes=[s.group_name])  # fmt: skip
-                for entry in conn.response or ():
-                    if entry.get("type") != "searchResEntry" or entry["dn"] in names:
+                filled = fill(template, values)
+                for entry in _search(conn, base, filled, ldap3.SUBTREE, [s.group_name]):
+                    if entry["dn"] in names:
                         continue
                     names[entry["dn"]] = _first(entry["attributes"].get(s.group_name))
                     found.append(entry["dn"])
@@ -172,9 +170,8 @@ class LdapGroups:
                     continue
                 names[dn] = self._name_of(conn, dn)
                 if s.nested == "iterative" and level + 1 < depth:
-                    conn.search(dn, "(objectClass=*)", ldap3.BASE, attributes=["memberOf"])
-                    for entry in conn.response or ():
-                        found += entry.get("attributes", {}).get("memberOf") or []
+                    for entry in _search(conn, dn, "(objectClass=*)", ldap3.BASE, ["memberOf"]):
+                        found += entry["attributes"].get("memberOf") or []
             frontier = found
             if not frontier:
                 break
@@ -186,11 +183,31 @@ class LdapGroups:
         attribute, value, _ = parse_dn(dn)[0]
         if attribute.lower() == self.settings.group_name.lower():
             return value
-        conn.search(dn, "(objectClass=*)", ldap3.BASE, attributes=[self.settings.group_name])
-        for entry in conn.response or ():
-            if entry.get("type") == "searchResEntry":
-                return _first(entry["attributes"].get(self.settings.group_name))
+        name = self.settings.group_name
+        for entry in _search(conn, dn, "(objectClass=*)", ldap3.BASE, [name]):
+            return _first(entry["attributes"].get(name))
         return ""
+
+
+def _search(
+    conn: ldap3.Connection,
+    base: str,
+    query: str,
+    scope: str,
+    attributes: list[str],
+    size_limit: int = 0,
+) -> list[dict]:
+    """The entries a search finds. An answer the server cut short (a size or time limit;
+    ldap3 raises for the other errors) is no answer: groups left out of it could be the ones
+    a rule blocks, so it counts as the directory failing. Only the user's search, which asks
+    for at most `size_limit` entries to see whether it finds one, may be cut. A referral
+    (a group another domain holds) is not followed: its groups are not this directory's."""
+    conn.search(base, query, scope, attributes=attributes, size_limit=size_limit)
+    code = conn.result.get("result")
+    if code not in (0, 10) and not (size_limit and code == 4):
+        why = conn.result.get("description") or code
+        raise DirectoryUnavailable(f"an incomplete answer ({why}) from {conn.server.host}")
+    return [e for e in conn.response or () if e.get("type") == "searchResEntry"]
 
 
 def fill(template: str, values: dict[str, str]) -> str:

@@ -481,3 +481,20 @@ def test_explain_shows_the_groups_the_directory_gives(slapd, upstream, tmp_path)
     down = explain(ldapharness.free_port(), "alice")  # nothing listens there
     assert down["rule"] == "identity.directory" and "unreachable" in down["identity_source"]
     assert ADMIN_PASSWORD not in json.dumps(down)
+
+
+def test_an_answer_the_server_cut_short_is_no_answer(tmp_path):
+    """slapd's size limit of 1 entry (for anonymous binds) cuts the search of carol's two
+    groups: a part of her groups could leave out one a rule blocks, so it is a failure."""
+    slapd = Slapd(tmp_path / "ldap", DATA, overlays="sizelimit 1\n")
+    try:
+        slapd.add(f"cn=extra,ou=groups,{SUFFIX}", "groupOfNames",
+                  {"cn": "extra", "member": f"uid=carol,ou=people,{SUFFIX}"})  # fmt: skip
+        anonymous = DirectorySettings(servers=(slapd.url,), base=f"ou=people,{SUFFIX}",
+                                      user_filter="(uid={name})",
+                                      group_base=f"ou=groups,{SUFFIX}")  # fmt: skip
+        assert LdapGroups(anonymous)("bob") == {"sales"}  # one group: within the limit
+        with pytest.raises(DirectoryUnavailable, match="incomplete answer"):
+            LdapGroups(anonymous)("carol")
+    finally:
+        slapd.stop()
