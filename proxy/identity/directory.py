@@ -353,10 +353,10 @@ class GroupCache:
             answer = _Answer(found or frozenset(), self._clock(), found is not None)
             self._keep(key, answer)
             future.set_result(answer)
-        finally:
+        finally:  # cancelled (a reload replaced this cache): waiters get "no answer"
             self._pending.pop(key, None)
             if not future.done():
-                future.cancel()
+                future.set_exception(DirectoryUnavailable("the look-up was cancelled"))
 
     def _keep(self, key: str, answer: _Answer) -> None:
         if len(self._answers) >= MAX_USERS and key not in self._answers:

@@ -50,12 +50,16 @@ class DirectoryGroups:
         a new one (answers from another directory, or under another filter, do not count)."""
         policy = self._policy()
         settings: DirectorySettings | None = policy.identity.directory if policy else None
-        if self._cache is not None and self._cache.settings != settings:
-            self._cache.close()
-            self._cache = None
-        if self._cache is None and settings is not None:
-            self._cache = GroupCache(settings, self._count)
-        return self._cache
+        cache = self._cache
+        if cache is not None and cache.settings is not settings:
+            if cache.settings == settings:  # a reload that left the block as it was
+                cache.settings = settings  # (compared by identity from now on)
+            else:
+                cache.close()
+                cache = self._cache = None
+        if cache is None and settings is not None:
+            cache = self._cache = GroupCache(settings, self._count)
+        return cache
 
     def _count(self, metric: str, label: str) -> None:
         if metric == "lookups":
