@@ -24,6 +24,7 @@ NESTED = ("off", "iterative", "in_chain")
 DIRECTORY_ON_ERROR = ("block", "no_groups")
 IN_CHAIN = "1.2.840.113556.1.4.1941"  # Active Directory's LDAP_MATCHING_RULE_IN_CHAIN
 MAX_DEPTH = 10
+_RDN = re.compile(r"[A-Za-z0-9][\w.-]*=.+")  # attribute=value (or OID=value)
 _DN_TEMPLATE = re.compile(r"\{(\w+)\}")
 DN_ASSERTION = re.compile(r"\((\w+)=\{dn\}\)")  # (member={dn}): followed for nesting
 USER_FIELDS = ("user", "name")  # the user as rules name them; the bare name (no realm/domain)
@@ -84,9 +85,9 @@ def parse_directory(
             problems.add(spec.file, line, why)
             continue
         servers.append(url)
-    base = f.str("base")
+    base = _dn(f, "base")
     user_filter = _filter(f, "user_filter", None, USER_FIELDS)
-    bind_dn = f.str("bind_dn")
+    bind_dn = _dn(f, "bind_dn")
     password, password_file = "", f.str("password_file")
     if password_file is not None:
         password = _read_password(f, (policy_dir / password_file).resolve())
@@ -149,7 +150,7 @@ def parse_directory(
         start_tls=start_tls,
         ca_file=ca_file,
         groups_from=groups_from,
-        group_base=f.str("group_base"),
+        group_base=_dn(f, "group_base"),
         group_filter=group_filter,
         group_name=group_name,
         nested=nested,
@@ -159,6 +160,19 @@ def parse_directory(
         on_error=on_error,
         timeout=whole["timeout_seconds"],
     )
+
+
+def _dn(f: Fields, key: str) -> str | None:
+    """A distinguished name: `attribute=value` parts, separated by commas (a comma escaped
+    with a backslash is part of a value)."""
+    text = f.str(key)
+    if text is None:
+        return None
+    parts = re.split(r"(?<!\\),", text)
+    if not all(_RDN.fullmatch(part.strip()) for part in parts):
+        f.error(key, f"{key} {text!r} is not a distinguished name like 'dc=corp,dc=example'")
+        return None
+    return text
 
 
 def _filter(f: Fields, key: str, default: str | None, names: tuple[str, ...]) -> str | None:

@@ -59,6 +59,8 @@ def _directory(**changes: str) -> str:
         ({"servers": "[ldap://dc1:99999]"}, 5, "has a bad port"),
         ({"servers": "['ldap://dc1/dc=corp']"}, 5, "only scheme, host and port"),
         ({"base": None}, 5, "missing required key 'base'"),
+        ({"base": "corp.example"}, 6, "'corp.example' is not a distinguished name"),
+        ({"group_base": "'ou=groups,,dc=x'"}, 8, "is not a distinguished name"),
         ({"user_filter": "uid={name}"}, 7, "is not an LDAP filter"),
         ({"user_filter": "'(uid={login})'"}, 7, "not {login}"),
         ({"user_filter": "'(uid=alice)'"}, 7, "must name the user with {user}, {name}"),
