@@ -31,6 +31,7 @@ class Who:
     groups: frozenset[str] = frozenset()  # lower-cased directory groups
     source: str | None = None  # proxy_auth, header or address_map
     directory: str | None = None  # where the directory groups came from (GroupCache outcomes)
+    named: frozenset[str] = frozenset()  # with `directory`: the groups the source itself named
 
 
 NOBODY = Who()

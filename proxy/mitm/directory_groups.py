@@ -6,8 +6,8 @@ a trusted header or the address map) and adds the user's directory groups to who
 (`FlowState.who`, and the client connection's for a CONNECT). An answer in the cache is
 added at once; otherwise the hook returns an awaitable, which mitmproxy awaits before the
 next addon's hook, so the request waits for its groups (asked in a thread) while the event
-loop serves everyone else. Inside a tunnel, the groups found at
-the CONNECT hold, as the user does.
+loop serves everyone else. Inside a tunnel, the groups found at the CONNECT hold, as the
+user does, unless the directory could not give them then (each request asks again).
 
 When the look-up itself goes wrong in a way nobody foresaw, the groups are unknown, as when
 the directory is down: never decided as "in no group" by accident.
@@ -28,6 +28,7 @@ from proxy.policy.directory import DirectorySettings
 from proxy.policy.model import Policy
 
 logger = logging.getLogger("aiwarden")
+ANSWERED = ("cache", "directory", "not_found")  # outcomes the directory itself gave
 
 
 class DirectoryGroups:
@@ -84,9 +85,9 @@ class DirectoryGroups:
         if flow.response is not None or flow.error is not None:
             return None
         who = state_of(flow).who
-        if who is not None and who.directory is not None:
+        if who is not None and who.directory in ANSWERED:
             return None  # the CONNECT's, inside its tunnel
-        return self._fill(flow, connect=False)
+        return self._fill(flow, connect=False)  # (asked again while the directory was down)
 
     def _fill(self, flow: http.HTTPFlow, connect: bool) -> Awaitable[None] | None:
         """Add the user's directory groups to who they are: now when the cache has them,
@@ -119,12 +120,13 @@ class DirectoryGroups:
         return Groups(GroupsUnknown("the look-up failed"), "on_error")
 
     def _set(self, flow: http.HTTPFlow, connect: bool, who: Who, found: Groups) -> None:
+        named = who.named if who.directory is not None else who.groups  # a trusted header's
         groups = found.groups
         if isinstance(groups, GroupsUnknown):
-            groups = GroupsUnknown(groups.why, who.groups)
+            groups = GroupsUnknown(groups.why, named)
         else:
-            groups = groups | who.groups  # beside those a trusted header named
-        with_groups = Who(who.user, groups, who.source, found.outcome)
+            groups = groups | named
+        with_groups = Who(who.user, groups, who.source, found.outcome, named)
         state_of(flow).who = with_groups
         if connect:  # for the requests inside its tunnel
             self.clients.of(flow.client_conn).who = with_groups

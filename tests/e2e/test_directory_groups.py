@@ -11,7 +11,9 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import socket
+import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -283,11 +285,49 @@ def test_a_membership_change_is_seen_after_the_ttl_and_not_before(by_address, sl
         time.sleep(0.2)
 
 
+class KeptTunnel:
+    """An intercepted tunnel from a client address, kept open for one request after another."""
+
+    def __init__(self, proxy: Proxy, address: str, target: str, cafile: Path) -> None:
+        host, port = proxy.address.rsplit(":", 1)
+        sock = socket.create_connection((host, int(port)), timeout=15,
+                                        source_address=(address, 0))  # fmt: skip
+        sock.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(4096) or b"\r\n\r\n"
+        assert head.startswith(b"HTTP/1.1 200"), head
+        context = ssl.create_default_context(cafile=str(cafile))
+        self.tls = context.wrap_socket(sock, server_hostname=target.rsplit(":", 1)[0])
+        self.target = target
+
+    def status(self) -> int:
+        """GET /page on the same connection: its status (the body read to its length)."""
+        self.tls.sendall(f"GET /page HTTP/1.1\r\nHost: {self.target}\r\n\r\n".encode())
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = self.tls.recv(65536)
+            assert chunk, "the proxy closed the tunnel"
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+        while len(body) < length:
+            body += self.tls.recv(65536)
+        return int(head.split()[1])
+
+    def close(self) -> None:
+        self.tls.close()
+
+
 def test_a_stopped_directory_keeps_the_last_answer_for_stale_then_on_error(upstream, tmp_path):
     slapd = Slapd(tmp_path / "ldap", DATA)
+    upstream_ca, cert, key = make_upstream_pki(tmp_path)
+    tls_upstream = Upstream(tls=(cert, key))
     # one worker: answers are kept per worker process
-    proxy = start_proxy(tmp_path / "proxy", slapd, "--workers", "1", ttl=1, stale=4)
+    proxy = start_proxy(tmp_path / "proxy", slapd, "--workers", "1",
+                        "--upstream-ca", str(upstream_ca), ttl=1, stale=4)  # fmt: skip
     not_ai = f"http://127.0.0.1:{upstream.port}/page"
+    tunnel = None
     try:
         assert status(proxy, ai(upstream), "127.0.0.6") == "200"  # carol, from the directory
         slapd.stop()
@@ -308,14 +348,22 @@ def test_a_stopped_directory_keeps_the_last_answer_for_stale_then_on_error(upstr
         logged = [e for e in proxy.drain() if e.get("event") == "directory_unreachable"]
         assert len(logged) == 1  # once per change, not per request
         assert logged[0]["level"] == "error" and ADMIN_PASSWORD not in str(proxy.logs)
+        # a tunnel opened while the groups are unknown is intercepted, each request blocked
+        tunnel = KeptTunnel(proxy, "127.0.0.6", f"localhost:{tls_upstream.port}",
+                            tmp_path / "proxy" / "ca" / "ca.pem")  # fmt: skip
+        assert tunnel.status() == 403
         slapd.start()
-        while status(proxy, ai(upstream), "127.0.0.6") != "200":  # back: carol's group again
+        while tunnel.status() != 200:  # back: carol's group, in the same tunnel
             assert time.monotonic() < deadline + 30, "the directory's return was never seen"
             time.sleep(0.2)
+        assert status(proxy, ai(upstream), "127.0.0.6") == "200"
         assert [e for e in proxy.drain() if e.get("event") == "directory_reachable"]
     finally:
+        if tunnel is not None:
+            tunnel.close()
         slapd.stop()
         assert proxy.stop() == 0
+        tls_upstream.close()
 
 
 def test_a_broken_directory_block_never_replaces_a_good_one(slapd, upstream, tmp_path):
