@@ -3,19 +3,22 @@ Directory or OpenLDAP), how long an answer holds, and what happens when the dire
 give one.
 
 The bind password is never in the policy: `password_file` names a file beside it (mode 0600,
-owned by the service user), read when the policy is loaded. What is read is never logged;
-the settings' repr leaves it out.
+owned by the service user), read when the policy is loaded and watched with it, so that a
+new password is taken without a restart. What is read is never logged, nor in the policy's
+digest; the settings' repr leaves it out.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from proxy.policy.yamlsource import Fields, Mapping, Problems
 
+ReadSecret = Callable[[Path], str]  # raises ValueError saying why it cannot
 GROUPS_FROM = ("member_of", "search")
 NESTED = ("off", "iterative", "in_chain")
 # a user whose groups the directory cannot give (down beyond `stale_seconds`): `block` blocks
@@ -54,10 +57,11 @@ class DirectorySettings:
 
 
 def parse_directory(
-    spec: Mapping, policy_dir: Path, problems: Problems
+    spec: Mapping, policy_dir: Path, problems: Problems, read_secret: ReadSecret
 ) -> DirectorySettings | None:
     """The `identity.directory:` mapping, each mistake at its file:line; None when it is
-    unusable (the problems say why)."""
+    unusable (the problems say why). `read_secret(path)` reads the password file (watched
+    for changes with the policy, kept out of its digest)."""
     where = "identity.directory"
     f = Fields(
         spec,
@@ -90,7 +94,7 @@ def parse_directory(
     bind_dn = _dn(f, "bind_dn")
     password, password_file = "", f.str("password_file")
     if password_file is not None:
-        password = _read_password(f, (policy_dir / password_file).resolve())
+        password = _read_password(f, (policy_dir / password_file).resolve(), read_secret)
     elif bind_dn is not None:
         f.error("bind_dn", "bind_dn needs password_file (the password is never in the policy)")
     start_tls = f.bool("start_tls")
@@ -193,13 +197,12 @@ def _filter(f: Fields, key: str, default: str | None, names: tuple[str, ...]) ->
     return text
 
 
-def _read_password(f: Fields, path: Path) -> str:
+def _read_password(f: Fields, path: Path, read_secret: ReadSecret) -> str:
     """The bind password: the file's first line. Its text never reaches a problem or a log."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        why = getattr(e, "strerror", None) or type(e).__name__
-        f.error("password_file", f"password_file {str(path)!r} cannot be read: {why}")
+        text = read_secret(path)
+    except ValueError as e:
+        f.error("password_file", f"password_file {str(path)!r} cannot be read: {e}")
         return ""
     password = text.splitlines()[0] if text else ""
     if not password:

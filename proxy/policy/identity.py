@@ -98,11 +98,20 @@ def decode(value: str, encoding: str) -> str | None:
 
 
 def parse_identity(
-    node: object, policy_dir: Path, file: str, line: int, problems: Problems, cidrs, read
+    node: object,
+    policy_dir: Path,
+    file: str,
+    line: int,
+    problems: Problems,
+    cidrs,
+    read,
+    read_secret,
 ) -> IdentitySettings:
     """The `identity:` section, every problem at its file:line. `cidrs(fields, key)` reads a
     list of networks as the rest of the policy does; `read(path)` reads a file the policy
-    names (so that a change to it is a change of the policy, and reloads it)."""
+    names (so that a change to it is a change of the policy, and reloads it);
+    `read_secret(path)` a password file (a change to it reloads, its bytes stay out of the
+    policy's digest)."""
     if node is None:
         return IdentitySettings()
     if not isinstance(node, Mapping):
@@ -134,7 +143,7 @@ def parse_identity(
     directory_spec = f.mapping("directory")
     directory = None
     if directory_spec is not None:
-        directory = parse_directory(directory_spec, policy_dir, problems)
+        directory = parse_directory(directory_spec, policy_dir, problems, read_secret)
     return IdentitySettings(tuple(order), headers, address_map, f.bool("keep_domain"), directory)
 
 

@@ -546,3 +546,23 @@ def test_an_answer_the_server_cut_short_is_no_answer(tmp_path):
             LdapGroups(anonymous)("carol")
     finally:
         slapd.stop()
+
+
+def test_a_new_password_in_the_file_is_taken_without_a_restart(slapd, upstream, tmp_path):
+    proxy = start_proxy(tmp_path, slapd, "--policy-watch", "1", "--workers", "1")
+    try:
+        (tmp_path / "policy" / "ldap.password").write_text("not-the-password\n")
+        deadline = time.monotonic() + 15
+        while lookups(proxy, "on_error") == 0:  # the bind is refused: groups unknown
+            assert status(proxy, ai(upstream), "127.0.0.4") in ("200", "403")
+            assert time.monotonic() < deadline, "the wrong password was never used"
+            time.sleep(0.2)
+        assert status(proxy, ai(upstream), "127.0.0.4") == "403"
+        (tmp_path / "policy" / "ldap.password").write_text(ADMIN_PASSWORD + "\n")
+        while status(proxy, ai(upstream), "127.0.0.4") != "200":  # alice again
+            assert time.monotonic() < deadline + 15, "the right password was never used"
+            time.sleep(0.2)
+        logs = json.dumps(proxy.drain())
+        assert "not-the-password" not in logs and ADMIN_PASSWORD not in logs
+    finally:
+        assert proxy.stop() == 0

@@ -4,6 +4,8 @@ directory cannot say which groups a user is in."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from conftest import assert_error, errors_of
 
@@ -124,3 +126,18 @@ rules:
     connect = engine.decide_connect("chatgpt.com", "10.1.2.3", "alice", unknown)
     assert connect.connect == "intercept" and not connect.tunnels
     assert engine.decide_connect("example.org", "10.1.2.3", "alice", unknown).tunnels
+
+
+def test_the_password_file_is_watched_but_its_bytes_stay_out_of_the_digest(write_policy):
+    path = write_policy(_directory(bind_dn="cn=r", password_file="pw"), {"pw": "first-pw\n"})
+    secret = path.parent / "pw"
+    first = load_policy(path.parent)
+    stat = secret.stat()
+    secret.write_text("other-pw\n")  # in place: the same inode and size
+    os.utime(secret, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # and the same time
+    same_stat = load_policy(path.parent)
+    assert same_stat.identity.directory.password == "other-pw"
+    assert same_stat.digest == first.digest  # the content is not in the digest
+    os.utime(secret, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert load_policy(path.parent).digest != first.digest  # a change to it is one
+    assert first.fingerprint.now() != first.fingerprint  # and the reloader sees it
