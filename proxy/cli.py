@@ -16,7 +16,7 @@ from proxy.coach.pages import duration
 from proxy.decide.engine import Engine
 from proxy.decide.llm_shape import describe, inspect_body
 from proxy.decide.verdict import Decision, Mode
-from proxy.identity.who import Who
+from proxy.identity.who import GroupsUnknown, Who
 from proxy.lists.coverage import ListCoverage, false_positives, measure
 from proxy.lists.formats import (
     FORMATS,
@@ -90,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--groups",
         default="",
-        help="the user's directory groups, comma-separated, as an identity source names them",
+        help="the user's directory groups, comma-separated, as an identity source names them "
+        "(default: looked up, when the policy names a directory)",
     )
     p.add_argument("--json", action="store_true", help="one JSON object per URL, a line each")
     p.add_argument(
@@ -995,14 +996,29 @@ def _body_check(
 
 def _who(policy: Policy, args: argparse.Namespace) -> Who:
     """Who the request is from: the --user given, else the policy's address map by --client
-    (its file; pushed entries live in the running proxy's store)."""
+    (its file; pushed entries live in the running proxy's store). Without --groups, the
+    user's directory groups are looked up when the policy names a directory."""
     groups = frozenset(g.strip().lower() for g in args.groups.split(",") if g.strip())
     if args.user:
-        return Who(args.user, groups, "given (--user)")
-    amap = policy.identity.address_map
-    if amap is not None and (user := amap.entries.get(args.client)):
-        return Who(user, groups, "address_map (the policy's file)")
-    return Who(None, groups, None)
+        who = Who(args.user, groups, "given (--user)")
+    elif (amap := policy.identity.address_map) and (user := amap.entries.get(args.client)):
+        who = Who(user, groups, "address_map (the policy's file)")
+    else:
+        return Who(None, groups, None)
+    settings = policy.identity.directory
+    if groups or settings is None:
+        return who
+    from proxy.identity.directory import DirectoryUnavailable, LdapGroups  # ldap3: 0.15 s
+
+    try:
+        found = LdapGroups(settings)(who.user)
+    except DirectoryUnavailable as e:  # as the proxy would decide with no answer at hand
+        unknown = settings.on_error == "block"
+        groups = GroupsUnknown(str(e)) if unknown else frozenset()
+        return Who(who.user, groups, f"{who.source}; directory unreachable: {e}", "on_error")
+    if found is None:
+        return Who(who.user, frozenset(), f"{who.source}; not in the directory", "not_found")
+    return Who(who.user, found, f"{who.source}; groups from the directory", "directory")
 
 
 def _explain_record(

@@ -11,7 +11,8 @@ in the order they were added, which is the order of `Pipeline.addons`:
 4. kerberos: after mitmproxy's proxyauth (Basic), whose 407 it lifts for a good Negotiate
    token, and before anything reads the user;
 5. identity: who is behind the CONNECT and each request (from proxy authentication, trusted
-   headers or the address map), before anything decides them;
+   headers or the address map), before anything decides them; then directory: that user's
+   groups, from LDAP;
 6. admission: the client, CONNECT, ClientHello and raw bytes;
 7. coaching: answers the proxy's own /.aiwarden/ pages before anything decides them;
 8. enforcement: each request at its headers; then tenant headers, on what it let through;
@@ -33,6 +34,7 @@ from proxy.mitm.admission import Admission
 from proxy.mitm.answers import Answers
 from proxy.mitm.coaching import Coaching
 from proxy.mitm.deadlines import Deadlines
+from proxy.mitm.directory_groups import DirectoryGroups
 from proxy.mitm.discovery import Discovery
 from proxy.mitm.enforcement import Enforcement
 from proxy.mitm.identity import Identity
@@ -58,6 +60,7 @@ class Pipeline:
     policy: PolicyInForce
     kerberos: Kerberos
     identity: Identity
+    directory: DirectoryGroups
     admission: Admission
     coaching: Coaching
     enforcement: Enforcement
@@ -78,6 +81,7 @@ class Pipeline:
             self.policy,
             self.kerberos,
             self.identity,
+            self.directory,
             self.admission,
             self.coaching,
             self.enforcement,
@@ -114,6 +118,7 @@ def build(protect: Iterable[tuple[str, int]] = (), admin: bool = True) -> Pipeli
         policy=PolicyInForce(gate, recorder, admin_server),
         kerberos=Kerberos(clients, recorder),
         identity=identity,
+        directory=DirectoryGroups(clients, recorder, lambda: gate.policy),
         admission=Admission(gate, clients, recorder, answers),
         coaching=coaching,
         enforcement=Enforcement(gate, clients, recorder, answers, unlisted, redaction, coaching),

@@ -3,7 +3,8 @@
 ```yaml
 redaction_profiles:
   default:
-    detectors: [secrets, pii]          # groups, families (secrets.cloud) or detector ids
+    detectors: [secrets, pii]          # groups, families (secrets.cloud, pii.identity...) or ids
+    phone_regions: [GB, DE]            # national phone formats taken without a country named
     custom:
       - {id: codename, keywords: [PROJECT-HELIOS, Bluefin]}
       - {id: ticket, pattern: 'CORP-[0-9]{5}'}
@@ -24,11 +25,20 @@ from dataclasses import dataclass
 from proxy.policy.yamlsource import Fields, Mapping, Problems, did_you_mean, type_name
 from proxy.redact.builtin import BY_ID, GROUPS
 from proxy.redact.detectors import Detector, custom_keywords, custom_pattern
+from proxy.redact.personal_checks import SUPPORTED_REGIONS
+from proxy.redact.personal_detectors import phone_detector
 from proxy.redact.placeholders import self_findings
 
 PROFILE_KEYS = (
-    "detectors", "custom", "replacement", "on_unparseable", "max_body_bytes", "files", "restore"
-)  # fmt: skip
+    "detectors",
+    "custom",
+    "replacement",
+    "on_unparseable",
+    "max_body_bytes",
+    "files",
+    "restore",
+    "phone_regions",
+)
 _ID = re.compile(r"[a-z0-9][a-z0-9-]*")
 DEFAULT_MAX_BODY = 4 * 1024 * 1024
 
@@ -77,6 +87,7 @@ def _parse_profile(
                 f"{did_you_mean(text, choices)}; name a group or family "
                 f"({', '.join(GROUPS)}) or a detector id (README, Redaction)",
             )
+    detectors = _with_phone_regions(detectors, f, where, problems)
     detectors.extend(_custom(f.sequence("custom"), where, problems))
     if not detectors and len(problems.items) == before:
         problems.add(
@@ -109,6 +120,36 @@ def _check_restore(f: Fields, node: Mapping, profile: RedactionProfile) -> None:
     for sample, kind in self_findings(profile.detectors):
         f.error("restore", f"with 'restore: true' the placeholder {sample} would itself be "
                 f"found by detector {kind!r}; narrow that detector")  # fmt: skip
+
+
+_REGION_HINTS = {"UK": " (the United Kingdom's code is 'GB')", "EN": " (England is in 'GB')"}
+
+
+def _with_phone_regions(
+    detectors: list[Detector], f: Fields, where: str, problems: Problems
+) -> list[Detector]:
+    """The phone detector of the regions the profile names: their national formats count
+    even where no country is named nearby."""
+    items = f.str_items("phone_regions")
+    if items is None:
+        return detectors
+    regions: list[str] = []
+    for text, line in items:
+        if text.upper() in SUPPORTED_REGIONS:
+            regions.append(text.upper())
+        else:
+            hint = _REGION_HINTS.get(text.upper()) or did_you_mean(text.upper(), SUPPORTED_REGIONS)
+            problems.add(
+                f.node.file,
+                line,
+                f"{where}: unknown phone region {text!r}{hint}; regions are ISO 3166 codes "
+                "like GB, DE, IN",
+            )
+    if not any(d.id == "phone" for d in detectors):
+        f.error("phone_regions", "'phone_regions' needs the phone detector in 'detectors'")
+        return detectors
+    phone = phone_detector(tuple(dict.fromkeys(regions)))
+    return [phone if d.id == "phone" else d for d in detectors]
 
 
 def _custom(node, where: str, problems: Problems) -> list[Detector]:

@@ -290,7 +290,8 @@ def token(
     occurs, and over at most `length` characters."""
     return detector(id, "secrets", pattern, keywords=() if folded else prefixes,
                     folded=prefixes if folded else (), validate=validate,
-                    window=(4, length), anchored=True, family=family)  # fmt: skip
+                    window=(4, length), anchored=True,
+                    family=f"secrets.{family}")  # fmt: skip
 
 
 # The end of a token: no more characters of its alphabet.
@@ -370,7 +371,8 @@ _PRIVATE_KEYS: tuple[Detector, ...] = (
        # no END line (a truncated paste): the header lines and base64 lines that follow
        r"|(?:\r?\n(?:[A-Za-z0-9+/=]+(?=\r?\n|\Z)|[A-Za-z-]+: [^\r\n]*))*)"
        r"|PuTTY-User-Key-File-\d+:[\s\S]*?(?:Private-MAC: [0-9a-fA-F]+|\Z)",
-       keywords=("-----BEGIN", "PuTTY-User-Key-File"), anchored=True, family="private-keys"),
+       keywords=("-----BEGIN", "PuTTY-User-Key-File"), anchored=True,
+       family="secrets.private-keys"),
     token("age-secret-key", "private-keys",
           r"AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}", ("AGE-SECRET-KEY-1",), 80),
 )  # fmt: skip
@@ -378,31 +380,33 @@ _PRIVATE_KEYS: tuple[Detector, ...] = (
 _CLOUD: tuple[Detector, ...] = (
     detector("aws-access-key", "secrets", r"\b(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}\b",
        keywords=("AKIA", "ASIA", "ABIA", "ACCA", "A3T"), window=(4, 24), anchored=True,
-       family="cloud"),
+       family="secrets.cloud"),
     detector("aws-secret-key", "secrets",
        r"aws.{0,25}?(?:secret|key|pwd|pass|token).{0,25}?[\"'=:\s]\s*([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])",
        folded=("aws",), span=1, flags=re.IGNORECASE, window=(0, 160), anchored=True,
-       validate=aws_secret_valid, family="cloud"),
+       validate=aws_secret_valid, family="secrets.cloud"),
     detector("aws-bedrock-key", "secrets",
        r"\bABSK[A-Za-z0-9+/]{109,269}={0,2}|bedrock-api-key-YmVkcm9jay5hbWF6b25hd3MuY29t[A-Za-z0-9+/=%&._-]*",
-       keywords=("ABSK", "bedrock-api-key-"), window=(4, 400), anchored=True, family="cloud"),
+       keywords=("ABSK", "bedrock-api-key-"), window=(4, 400), anchored=True,
+       family="secrets.cloud"),
     token("google-api-key", "cloud", r"\bAIza[0-9A-Za-z_-]{35}" + _END, ("AIza",), 44),
     token("google-oauth-token", "cloud",
           r"\bya29\.[0-9A-Za-z_-]{30,}|\bGOCSPX-[0-9A-Za-z_-]{28}" + _END
           + r"|\b1//0[0-9A-Za-z_-]{40,}", ("ya29.", "GOCSPX-", "1//0"), 2048,
           validate=random_tail_valid),
     detector("gcp-service-account", "secrets", r"\"private_key_id\"\s*:\s*\"([0-9a-f]{40})\"",
-       keywords=('"private_key_id"',), span=1, window=(0, 60), anchored=True, family="cloud"),
+       keywords=('"private_key_id"',), span=1, window=(0, 60), anchored=True,
+       family="secrets.cloud"),
     detector("azure-client-secret", "secrets",
        r"(?<![A-Za-z0-9_~.-])[A-Za-z0-9_~.]{3}\dQ~[A-Za-z0-9_~.-]{31,34}(?![A-Za-z0-9_~.-])",
-       keywords=("Q~",), window=(8, 44), family="cloud"),
+       keywords=("Q~",), window=(8, 44), family="secrets.cloud"),
     detector("azure-storage-key", "secrets",
        r"(?i:AccountKey|SharedAccessKey|PrimaryKey|SecondaryKey)\s*=\s*([A-Za-z0-9+/]{42,86}={0,2})",
        folded=("accountkey", "sharedaccesskey", "primarykey", "secondarykey"), span=1,
-       validate=b64_bytes_valid(32, 64), window=(0, 110), anchored=True, family="cloud"),
+       validate=b64_bytes_valid(32, 64), window=(0, 110), anchored=True, family="secrets.cloud"),
     detector("azure-sas-signature", "secrets", r"\bsig=([A-Za-z0-9%+/_-]{40,90})",
        keywords=("sig=",), span=1, validate=b64_bytes_valid(32, urlsafe=False),
-       window=(2, 96), family="cloud"),
+       window=(2, 96), family="secrets.cloud"),
     token("digitalocean-token", "cloud", r"\bdo[opr]_v1_[a-f0-9]{64}\b",
           ("dop_v1_", "doo_v1_", "dor_v1_"), 72),
     token("alibaba-access-key", "cloud", r"\bLTAI[A-Za-z0-9]{20}\b", ("LTAI",), 24,
@@ -415,7 +419,7 @@ _CLOUD: tuple[Detector, ...] = (
           ("hvs.", "hvb.", "hvr.", "s."), 410, validate=vault_token_valid),
     detector("terraform-cloud-token", "secrets",
        r"\b[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=-]{60,70}", keywords=(".atlasv1.",),
-       window=(14, 80), family="cloud"),
+       window=(14, 80), family="secrets.cloud"),
     token("pulumi-token", "cloud", r"\bpul-[a-f0-9]{40}\b", ("pul-",), 48),
     token("flyio-token", "cloud",
           r"\bfo1_[\w-]{43}" + _END + r"|\bfm[12][ar]?_[A-Za-z0-9+/]{100,}={0,3}",
@@ -463,29 +467,31 @@ _CHAT: tuple[Detector, ...] = (
           300, validate=lambda t: looks_random(t) and any(c.isdigit() for c in t)),
     detector("slack-webhook", "secrets",
        r"(?:https?://)?hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/_-]{8,}"
-       r"(?:/[A-Za-z0-9+/_-]+)*", keywords=("hooks.slack.com",), window=(12, 400), family="chat"),
+       r"(?:/[A-Za-z0-9+/_-]+)*", keywords=("hooks.slack.com",), window=(12, 400),
+       family="secrets.chat"),
     detector("telegram-bot-token", "secrets",
        r"(?:(?<=bot)|(?<![\w:/-]))\d{8,10}:AA[A-Za-z0-9_-]{33}" + _END,
-       keywords=(":AA",), validate=telegram_valid, window=(10, 36), family="chat"),
+       keywords=(":AA",), validate=telegram_valid, window=(10, 36), family="secrets.chat"),
     detector("discord-webhook", "secrets",
        r"(?:https?://)?(?:(?:ptb|canary)\.)?discord(?:app)?\.com/api/webhooks/\d{17,20}/"
        r"[A-Za-z0-9_-]{60,68}" + _END,
        keywords=("discord.com/api/webhooks/", "discordapp.com/api/webhooks/"),
-       window=(20, 130), family="chat"),
+       window=(20, 130), family="secrets.chat"),
     detector("discord-bot-token", "secrets",
        r"\b[MNO][A-Za-z0-9_-]{23,27}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,40}" + _END,
        # the first part is base64 of a decimal id: it starts with one of these
        keywords=("MT", "Mj", "Mz", "ND", "NT", "Nj", "Nz", "OD", "OT"),
-       validate=discord_bot_valid, window=(0, 80), anchored=True, family="chat"),
+       validate=discord_bot_valid, window=(0, 80), anchored=True, family="secrets.chat"),
     detector("teams-webhook", "secrets",
        r"(?:https://)?[a-z0-9-]+\.webhook\.office\.com/webhookb2/[A-Za-z0-9@/-]{60,300}",
-       keywords=(".webhook.office.com/",), window=(40, 300), family="chat"),
+       keywords=(".webhook.office.com/",), window=(40, 300), family="secrets.chat"),
 )  # fmt: skip
 
 _PAYMENTS: tuple[Detector, ...] = (
     detector("stripe-key", "secrets",
        r"\b(?:sk|rk|pk)_(?:test|live|prod)_[A-Za-z0-9]{10,99}\b|\bwhsec_[A-Za-z0-9]{32,}\b",
-       keywords=("_live_", "_test_", "_prod_", "whsec_"), window=(8, 120), family="payments"),
+       keywords=("_live_", "_test_", "_prod_", "whsec_"), window=(8, 120),
+       family="secrets.payments"),
     token("square-token", "payments",
           r"\b(?:sq0atp|sq0csp|EAAA)[A-Za-z0-9_-]{22,100}" + _END,
           ("sq0atp-", "sq0csp-", "EAAA"), 110, validate=random_tail_valid),
@@ -508,7 +514,7 @@ _AI: tuple[Detector, ...] = (
        r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]*T3BlbkFJ[A-Za-z0-9_-]+"
        r"|\bsk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{40,}",
        keywords=("T3BlbkFJ", "sk-proj-", "sk-svcacct-", "sk-admin-"), window=(200, 400),
-       family="ai"),
+       family="secrets.ai"),
     token("huggingface-token", "ai", r"\b(?:hf|api_org)_[A-Za-z0-9]{34,}\b", ("hf_", "api_org_"),
           200),
     token("ai-provider-key", "ai",
@@ -527,7 +533,7 @@ _SAAS: tuple[Detector, ...] = (
           validate=random_tail_valid),
     token("mailgun-key", "saas", r"\b(?:key|pubkey)-[0-9a-f]{32}\b", ("key-", "pubkey-"), 40),
     detector("mailchimp-key", "secrets", r"\b[0-9a-f]{32}-us\d{1,2}\b", keywords=("-us",),
-       window=(33, 6), family="saas"),
+       window=(33, 6), family="secrets.saas"),
     token("atlassian-token", "saas", r"\bATATT3[A-Za-z0-9_=-]{150,250}" + _END, ("ATATT3",), 260),
     token("postman-key", "saas", r"\bPMAK-[a-f0-9]{24}-[a-f0-9]{34}\b", ("PMAK-",), 70),
     token("grafana-token", "saas",
@@ -536,7 +542,7 @@ _SAAS: tuple[Detector, ...] = (
     token("new-relic-key", "saas", r"\bNR(?:AK|II|RA|SP)-[A-Za-z0-9_-]{27,32}" + _END,
           ("NRAK-", "NRII-", "NRRA-", "NRSP-"), 40),
     detector("new-relic-license-key", "secrets", r"\b[a-f0-9]{36}NRAL\b", keywords=("NRAL",),
-       window=(36, 4), family="saas"),
+       window=(36, 4), family="secrets.saas"),
     token("linear-key", "saas", r"\blin_(?:api|oauth)_[A-Za-z0-9]{40,64}\b",
           ("lin_api_", "lin_oauth_"), 76),
     token("notion-token", "saas", r"\bsecret_[A-Za-z0-9]{43}\b|\bntn_[0-9]{11}[A-Za-z0-9]{35}\b",
@@ -577,11 +583,11 @@ _GENERIC: tuple[Detector, ...] = (
     detector("jwt", "secrets",
        r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}(?:\.[A-Za-z0-9_-]*)?",
        keywords=("eyJ",), validate=jwt_valid, window=(4, 16384), anchored=True,
-       family="generic"),
+       family="secrets.generic"),
     detector("url-credentials", "secrets",
        r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,20}://([^\s:@/\"'<>]{0,100}:[^\s@/\"'<>]{1,200})@",
        keywords=("://",), span=1, validate=url_password_valid, window=(25, 330),
-       family="generic"),
+       family="secrets.generic"),
     detector("auth-header", "secrets",
        r"(?:(?i:authorization)[\"']?[ \t]*[:=][ \t]*[\"']?"
        r"(?:(?:Bearer|Basic|Token|token|JWT|Bot|Key|SSWS|GenieKey|Splunk|OAuth|Api-Key"
@@ -589,19 +595,19 @@ _GENERIC: tuple[Detector, ...] = (
        r"|\b(?:Bearer|bearer|BEARER|Basic|BASIC)[ \t]+)"
        r"([A-Za-z0-9._~+/=:-]{8,4096})",
        folded=("authorization", "bearer", "basic"), span=1, validate=auth_value_valid,
-       window=(0, 4200), anchored=True, family="generic"),
+       window=(0, 4200), anchored=True, family="secrets.generic"),
     detector("cli-secret", "secrets", _CLI_PASSWORD, span=1,
        keywords=("mysql", "mariadb", "mongo", "sshpass", "docker", "podman", "helm",
                  "redis-cli", "--"),
        validate=lambda v: password_value_valid(v) or token_value_valid(v),
-       window=(0, 400), anchored=True, family="generic"),
+       window=(0, 400), anchored=True, family="secrets.generic"),
     detector("password", "secrets",
        rf"(?:{_PASSWORD_NAME})(?:{_PHRASE}{_ASSIGN}|{_BARE}){_PASSWORD_VALUE}",
        folded=("pass", "pwd"), span=1, validate=password_value_valid, window=(0, 320),
-       anchored=True, family="generic"),
+       anchored=True, family="secrets.generic"),
     detector("generic-secret", "secrets", rf"(?:{_SECRET_NAME}){_ASSIGN}{_VALUE}",
        folded=("secret", "token", "cred", "key", "auth"), span=1,
-       validate=token_value_valid, window=(0, 320), anchored=True, family="generic"),
+       validate=token_value_valid, window=(0, 320), anchored=True, family="secrets.generic"),
 )  # fmt: skip
 
 DETECTORS: tuple[Detector, ...] = (
