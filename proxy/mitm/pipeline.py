@@ -12,7 +12,8 @@ in the order they were added, which is the order of `Pipeline.addons`:
    token, and before anything reads the user;
 5. identity: who is behind the CONNECT and each request (from proxy authentication, trusted
    headers or the address map), before anything decides them;
-6. admission: the client, CONNECT, ClientHello and raw bytes;
+6. proxy TLS, then admission: TLS to the proxy itself (required?) before the client's first
+   bytes are chosen a layer; the client, CONNECT, ClientHello and raw bytes;
 7. coaching: answers the proxy's own /.aiwarden/ pages before anything decides them;
 8. enforcement: each request at its headers; then tenant headers, on what it let through;
 9. unlisted AI, then redaction: the body, once whole (a request is for one or the other);
@@ -37,6 +38,7 @@ from proxy.mitm.enforcement import Enforcement
 from proxy.mitm.identity import Identity
 from proxy.mitm.kerberos import Kerberos
 from proxy.mitm.policy_in_force import PolicyInForce
+from proxy.mitm.proxy_tls import ProxyTLS
 from proxy.mitm.recording import Recorder
 from proxy.mitm.redaction import Redaction
 from proxy.mitm.state import Clients
@@ -56,6 +58,7 @@ class Pipeline:
     policy: PolicyInForce
     kerberos: Kerberos
     identity: Identity
+    proxy_tls: ProxyTLS
     admission: Admission
     coaching: Coaching
     enforcement: Enforcement
@@ -75,6 +78,7 @@ class Pipeline:
             self.policy,
             self.kerberos,
             self.identity,
+            self.proxy_tls,
             self.admission,
             self.coaching,
             self.enforcement,
@@ -88,10 +92,13 @@ class Pipeline:
         return [addon for addon in ordered if addon is not None]
 
 
-def build(protect: Iterable[tuple[str, int]] = (), admin: bool = True) -> Pipeline:
+def build(
+    protect: Iterable[tuple[str, int]] = (), admin: bool = True, warns: bool = True
+) -> Pipeline:
     """Every addon of aiwarden, wired. `protect`: addresses besides its own listeners the
     proxy never connects to (a worker's supervisor's admin listener); `admin`: serve the
-    admin listener from this process (a worker leaves it to its supervisor)."""
+    admin listener from this process (a worker leaves it to its supervisor); `warns`: log
+    the start's warnings about the options (`aiwarden run` logs them once, itself)."""
     clients = Clients()
     recorder = Recorder(clients)
     gate = Gate(protect, timed=recorder.metrics.timed)
@@ -110,6 +117,7 @@ def build(protect: Iterable[tuple[str, int]] = (), admin: bool = True) -> Pipeli
         policy=PolicyInForce(gate, recorder, admin_server),
         kerberos=Kerberos(clients, recorder),
         identity=identity,
+        proxy_tls=ProxyTLS(recorder, warns),
         admission=Admission(gate, clients, recorder, answers),
         coaching=coaching,
         enforcement=Enforcement(gate, clients, recorder, answers, unlisted, redaction, coaching),
