@@ -53,10 +53,11 @@ def env(tmp_path_factory):
     policy = write_policy(work / "policy", POLICY, SHIPPED_CATALOG)
     proxies: dict[str, Proxy] = {}
     for mode, flags in MODES.items():
+        audit = work / f"audit-{mode}.jsonl"
         if flags is None:
-            proxies[mode] = mitmdump_proxy(policy, work / "ca")
+            proxies[mode] = mitmdump_proxy(policy, work / "ca", f"aiwarden_audit_log={audit}")
         else:
-            proxies[mode] = Proxy(policy, work / "ca", *flags)
+            proxies[mode] = Proxy(policy, work / "ca", "--audit-log", str(audit), *flags)
     tls, plain = Upstream(tls=(cert, key)), Upstream()
     yield {
         "work": work,
@@ -101,8 +102,17 @@ def test_a_tunnel_to_an_allowed_server_through_tls_to_the_proxy(env, mode, name)
     assert tls.connections == before + 1
 
 
+def blocks(proxy: Proxy) -> float:
+    """Every request the proxy counted as blocked."""
+    return sum(
+        v for (name, labels), v in metrics(proxy).items()
+        if name == "aiwarden_requests_total" and ("action", "block") in labels
+    )  # fmt: skip
+
+
 def test_an_ai_host_is_blocked_inside_with_its_clients_format(env, mode):
     proxy = env["proxies"][mode]
+    before = blocks(proxy)
     out = through_tls(
         proxy, "-i", "--cacert", str(env["ca"]), "https://api.openai.com/v1/models",
         cafile=env["ca"],
@@ -111,6 +121,23 @@ def test_an_ai_host_is_blocked_inside_with_its_clients_format(env, mode):
     assert "x-aiwarden-rule: block-ai" in out.lower()
     error = json.loads(out[out.index("{") :])["error"]  # OpenAI's error shape
     assert "block-ai" in json.dumps(error)
+    through_tls_delta = blocks(proxy) - before
+    plain = curl(
+        "--proxy", proxy.url, "--cacert", str(env["ca"]), "https://api.openai.com/v1/models"
+    )
+    assert "block-ai" in plain.stdout
+    assert through_tls_delta > 0  # counted, as on plain HTTP:
+    assert blocks(proxy) - before == 2 * through_tls_delta
+    reference = re.search(r"x-aiwarden-reference: (\w+)", out, re.IGNORECASE).group(1)
+    records = [
+        json.loads(x) for x in (env["work"] / f"audit-{mode}.jsonl").read_text().split("\n") if x
+    ]
+    record = next(r for r in records if r.get("id") == reference)  # and audited
+    assert (record["action"], record["host"], record["rule"]) == (
+        "block",
+        "api.openai.com",
+        "block-ai",
+    )
 
 
 def test_plain_http_through_tls_to_the_proxy(env, mode):
@@ -178,6 +205,17 @@ def test_basic_authentication_inside_tls(env, authenticating, kind):
 def test_the_start_warns_when_basic_passwords_may_cross_in_clear(env, authenticating):
     for proxy in authenticating.values():
         proxy.wait_for(lambda r: WARNING in json.dumps(r))
+
+
+def test_the_warning_is_one_line_with_workers(env):
+    proxy = Proxy(env["policy"], env["work"] / "ca", "--workers", "2", "--proxyauth", "a:b")
+    try:
+        assert through_tls(proxy, "--proxy-user", "a:b", f"http://localhost:{env['plain'].port}/",
+                           cafile=env["ca"]) == "hello from upstream\n"  # fmt: skip
+        warnings = [r for r in proxy.drain() if WARNING in json.dumps(r)]
+        assert len(warnings) == 1 and "worker" not in warnings[0]  # the supervisor's
+    finally:
+        proxy.stop()
 
 
 @pytest.mark.parametrize("mode", ["fast", "mitmdump"])
