@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+import ssl
 import subprocess
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from proxyharness import (
     Upstream,
     chromium_dom,
     curl,
+    exchange,
     make_upstream_pki,
     metrics,
     mitmdump_proxy,
@@ -263,6 +266,26 @@ def test_require_tls_refuses_plain_http(env, requiring, kind):
 def test_no_warning_when_tls_is_required(requiring):
     proxy = requiring["run"]
     assert WARNING not in json.dumps(proxy.drain())
+
+
+def test_a_load_balancers_proxy_header_comes_before_the_tls(env):
+    """Behind a balancer (`--proxy-protocol-from`), its PROXY header, then the client's TLS
+    to the proxy: the client is the header's, inside the TLS too."""
+    proxy = Proxy(env["policy"], env["work"] / "ca", "--proxy-protocol-from", "127.0.0.0/8",
+                  "--require-proxy-tls")  # fmt: skip
+    try:
+        host, port = proxy.address.rsplit(":", 1)
+        sock = socket.create_connection((host, int(port)), timeout=15)
+        sock.sendall(f"PROXY TCP4 127.0.0.9 {host} 5555 {port}\r\n".encode())
+        context = ssl.create_default_context(cafile=str(env["ca"]))
+        with context.wrap_socket(sock, server_hostname="localhost") as tls:
+            answer = exchange(tls, "GET http://chatgpt.com/ HTTP/1.1\r\nHost: chatgpt.com\r\n"
+                              "Connection: close\r\n\r\n")  # fmt: skip
+        assert answer.startswith(b"HTTP/1.1 403") and b"block-ai" in answer
+        line = proxy.wait_for(lambda r: r.get("event") == "block")
+        assert line["client"] == "127.0.0.9"
+    finally:
+        proxy.stop()
 
 
 # -- the proxy's own certificate --------------------------------------------------------------
