@@ -60,7 +60,7 @@ bench: install-dev  # aiwarden, mitmdump and squid side by side: bench/results/l
 	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) bench/proxy_bench.py
 	$(PY) bench/engine_bench.py
-	$(PY) bench/redaction_bench.py
+	$(PY) bench/redaction_bench.py --json bench/results/redaction.json
 
 soak: install-dev  # ten minutes of steady mixed load, memory sampled
 	$(PY) bench/soak_bench.py

@@ -7,15 +7,16 @@ import datetime
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TextIO
 
 from proxy import __version__, ca, options
 from proxy.coach.pages import duration
 from proxy.decide.engine import Engine
 from proxy.decide.llm_shape import describe, inspect_body
 from proxy.decide.verdict import Decision, Mode
-from proxy.identity.who import Who
+from proxy.identity.who import GroupsUnknown, Who
 from proxy.lists.coverage import ListCoverage, false_positives, measure
 from proxy.lists.formats import (
     FORMATS,
@@ -89,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--groups",
         default="",
-        help="the user's directory groups, comma-separated, as an identity source names them",
+        help="the user's directory groups, comma-separated, as an identity source names them "
+        "(default: looked up, when the policy names a directory)",
     )
     p.add_argument("--json", action="store_true", help="one JSON object per URL, a line each")
     p.add_argument(
@@ -100,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = add("redact", cmd_redact, "redact a request body read from stdin, as the proxy would")
-    p.add_argument("--url", required=True, help="where the body would be sent")
+    p.add_argument("--url", help="where the body would be sent (required without --jsonl)")
     p.add_argument("--method", default="POST", help="HTTP method (default POST)")
     p.add_argument(
         "--profile",
@@ -115,6 +117,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--explain",
         action="store_true",
         help="also list what was found, by type and position (never the values), on stderr",
+    )
+    p.add_argument(
+        "--jsonl",
+        action="store_true",
+        help="scan texts instead of a body: each stdin line is a JSON object "
+        '{"text": "...", "id": ...} ("id" optional, echoed back); each gets one stdout line '
+        '{"id": ..., "findings": [{"kind", "start", "end"}]} with character offsets into the '
+        'text, or {"line": N, "error": "..."} for a line that is not such an object (then '
+        "the exit status is 2). Line by line, as they come. Profile: --profile, else the one "
+        "the policy applies to --url, else 'default'",
     )
 
     p = add(
@@ -336,7 +348,12 @@ def cmd_redact(args: argparse.Namespace) -> int:
     policy = _load(args)
     if policy is None:
         return EXIT_INVALID
+    if not args.url and not args.jsonl:
+        print("aiwarden redact: --url is required (or --jsonl to scan texts)", file=sys.stderr)
+        return EXIT_INVALID
     name = args.profile
+    if name is None and not args.url:
+        name = "default"
     if name is None:
         try:
             _scheme, host, path, _port = split_url(args.url)
@@ -352,6 +369,8 @@ def cmd_redact(args: argparse.Namespace) -> int:
             f"aiwarden redact: no redaction profile {name!r} (profiles: {known})", file=sys.stderr
         )
         return EXIT_INVALID
+    if args.jsonl:
+        return _scan_lines(profile, sys.stdin.buffer, sys.stdout)
     try:
         result = redact_body(sys.stdin.buffer.read(), args.content_type, profile)
     except Unparseable as e:
@@ -368,6 +387,45 @@ def cmd_redact(args: argparse.Namespace) -> int:
         for where, kind, start, end in result.findings:
             print(f"  {kind:<26} {where} [{start}:{end}]", file=sys.stderr)
     return EXIT_OK
+
+
+def _scan_lines(profile, lines: Iterable[bytes], out: TextIO) -> int:
+    """`redact --jsonl`: one answer per input line, written as each line arrives (so a
+    caller can feed it one text at a time); a bad line is answered with its error, and
+    makes the exit status EXIT_INVALID once all lines are done."""
+    from proxy.redact.detectors import scan
+
+    bad = 0
+    for number, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        item, error = _text_item(raw)
+        if error is None:
+            findings = scan(item["text"], profile.detectors)
+            answer = {"findings": [{"kind": f.type, "start": f.start, "end": f.end}
+                                   for f in findings]}  # fmt: skip
+        else:
+            bad += 1
+            print(f"aiwarden redact: line {number}: {error}", file=sys.stderr)
+            answer = {"line": number, "error": error}
+        if isinstance(item, dict) and "id" in item:
+            answer = {"id": item["id"], **answer}
+        out.write(json.dumps(answer) + "\n")
+        out.flush()
+    return EXIT_INVALID if bad else EXIT_OK
+
+
+def _text_item(raw: bytes) -> tuple[object, str | None]:
+    """The decoded line, and what is wrong with it (never quoting the text)."""
+    try:
+        item = json.loads(raw)
+    except UnicodeDecodeError:
+        return None, "not UTF-8"
+    except ValueError as e:
+        return None, f"not JSON ({e})"
+    if not isinstance(item, dict) or not isinstance(item.get("text"), str):
+        return item, 'not a JSON object with a "text" string'
+    return item, None
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -944,14 +1002,29 @@ def _body_check(
 
 def _who(policy: Policy, args: argparse.Namespace) -> Who:
     """Who the request is from: the --user given, else the policy's address map by --client
-    (its file; pushed entries live in the running proxy's store)."""
+    (its file; pushed entries live in the running proxy's store). Without --groups, the
+    user's directory groups are looked up when the policy names a directory."""
     groups = frozenset(g.strip().lower() for g in args.groups.split(",") if g.strip())
     if args.user:
-        return Who(args.user, groups, "given (--user)")
-    amap = policy.identity.address_map
-    if amap is not None and (user := amap.entries.get(args.client)):
-        return Who(user, groups, "address_map (the policy's file)")
-    return Who(None, groups, None)
+        who = Who(args.user, groups, "given (--user)")
+    elif (amap := policy.identity.address_map) and (user := amap.entries.get(args.client)):
+        who = Who(user, groups, "address_map (the policy's file)")
+    else:
+        return Who(None, groups, None)
+    settings = policy.identity.directory
+    if groups or settings is None:
+        return who
+    from proxy.identity.directory import DirectoryUnavailable, LdapGroups  # ldap3: 0.15 s
+
+    try:
+        found = LdapGroups(settings)(who.user)
+    except DirectoryUnavailable as e:  # as the proxy would decide with no answer at hand
+        unknown = settings.on_error == "block"
+        groups = GroupsUnknown(str(e)) if unknown else frozenset()
+        return Who(who.user, groups, f"{who.source}; directory unreachable: {e}", "on_error")
+    if found is None:
+        return Who(who.user, frozenset(), f"{who.source}; not in the directory", "not_found")
+    return Who(who.user, found, f"{who.source}; groups from the directory", "directory")
 
 
 def _explain_record(

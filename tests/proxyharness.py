@@ -388,13 +388,7 @@ class Proxy:
                 self.logs.append({"text": line.rstrip()})
 
     def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
         return self.process.returncode
 
 
@@ -512,6 +506,17 @@ http_access deny all
 """
 
 
+def terminate(process: subprocess.Popen) -> None:
+    """SIGTERM, and SIGKILL when it has not ended within 15 seconds."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -525,13 +530,19 @@ class Squid:
     handles is one line of its access log: `METHOD URL STATUS PROXY-AUTHORIZATION` (the
     header URL-encoded, `-` when none), written when the request or tunnel ends. Its files
     are in a directory of its own under the system's temporary directory (squid drops root
-    for its user, "proxy", which must reach them), removed by `stop`."""
+    for its user, "proxy", which must reach them), removed by `stop`; `files` are written
+    there before it starts (`{dir}` in `extra` names that directory)."""
 
-    def __init__(self, hosts: tuple[str, ...], extra: str = "") -> None:
+    def __init__(
+        self, hosts: tuple[str, ...], extra: str = "", files: dict[str, str] | None = None
+    ) -> None:
         assert SQUID, SQUID_MISSING
         self.dir = Path(tempfile.mkdtemp(prefix="aiwarden-squid-"))
         self.port = free_port()
         (self.dir / "hosts").write_text("".join(f"127.0.0.1 {h}\n" for h in hosts))
+        for name, text in (files or {}).items():
+            (self.dir / name).write_text(text)
+        extra = extra.replace("{dir}", str(self.dir))
         conf = SQUID_CONF.format(port=self.port, dir=self.dir, extra=extra)
         (self.dir / "squid.conf").write_text(conf)
         if os.geteuid() == 0:  # squid drops root for its cache_effective_user, "proxy"
@@ -572,13 +583,7 @@ class Squid:
             time.sleep(0.1)
 
     def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
         shutil.rmtree(self.dir, ignore_errors=True)
         return self.process.returncode
 

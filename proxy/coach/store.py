@@ -18,13 +18,12 @@ The file holds live tokens and justifications: it is created 0600.
 
 from __future__ import annotations
 
-import os
 import secrets
-import sqlite3
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from proxy.shared_sqlite import SharedSQLite
 
 TICKET_SECONDS = 10 * 60  # how long a warning's link can be followed
 REUSE_MARGIN = 60  # a ticket with less left than this is not handed out again
@@ -102,31 +101,12 @@ class Grant:
     expires: float
 
 
-class CoachingStore:
+class CoachingStore(SharedSQLite):
     """The shared file. Reads (`granted`, `ticket`) may run on the event loop; everything
     that writes is for a thread (it may wait for another process's write)."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)  # never readable by others
-        os.close(fd)
-        self._writer = self._connect(timeout=10.0)
-        self._writer.executescript(_SCHEMA)
-        self._write_lock = threading.Lock()
-        self._reader = self._connect(timeout=0.5)
-
-    def _connect(self, timeout: float) -> sqlite3.Connection:
-        db = sqlite3.connect(
-            self.path, timeout=timeout, isolation_level=None, check_same_thread=False
-        )
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        return db
-
-    def close(self) -> None:
-        self._reader.close()
-        self._writer.close()
+        super().__init__(path, _SCHEMA)
 
     # -- reads, cheap enough for the event loop -----------------------------------------------
 

@@ -24,6 +24,7 @@ from functools import lru_cache
 
 from proxy.decide.llm_shape import describe
 from proxy.decide.verdict import Action, Decision, Mode, Stage
+from proxy.identity.who import GroupsUnknown
 from proxy.policy.catalog import Service
 from proxy.policy.loader import gc_paused
 from proxy.policy.model import DEFAULT_RULE_ID, UNLISTED_RULE_ID, Policy, Rule, services_matching
@@ -33,6 +34,7 @@ from proxy.policy.tenants import Tenant
 
 UNLISTED_CATEGORY = "unlisted-ai"  # the category of an unlisted AI endpoint's decisions
 _NO, _MAYBE, _YES = 0, 1, 2
+DIRECTORY_RULE = "identity.directory"  # the rule id of a block for want of directory groups
 
 
 class _Route:
@@ -131,6 +133,14 @@ class _Who:
             return True
         return ip is not None and any(ip in net for net in self.networks)
 
+    def unknown(self, ip: IPAddress | None, user: str | None, groups: frozenset[str]) -> bool:
+        """Whether membership hinges on directory groups the directory could not give."""
+        return (
+            isinstance(groups, GroupsUnknown)
+            and bool(self.directory)
+            and not self.contains(ip, user, groups)
+        )
+
 
 class _CompiledRule:
     __slots__ = (
@@ -174,12 +184,36 @@ class _CompiledRule:
         user: str | None,
         groups: frozenset[str] = frozenset(),
     ) -> bool:
+        return self._request_matches(sid, activity, method, path) and (
+            self.who is None or self.who.contains(ip, user, groups)
+        )
+
+    def hinges_on_unknown_groups(
+        self,
+        sid: str | None,
+        activity: str | None,
+        method: str,
+        path: str,
+        ip: IPAddress | None,
+        user: str | None,
+        groups: frozenset[str],
+    ) -> bool:
+        """Whether the rule would match this request but for directory groups that are
+        unknown (GroupsUnknown: the directory is down and its on_error is block)."""
+        return (
+            self.who is not None
+            and self.who.unknown(ip, user, groups)
+            and self._request_matches(sid, activity, method, path)
+        )
+
+    def _request_matches(
+        self, sid: str | None, activity: str | None, method: str, path: str
+    ) -> bool:
         return not (
             (self.services is not None and sid not in self.services)
             or (self.activities is not None and activity not in self.activities)
             or (self.methods is not None and method not in self.methods)
             or (self.path_re is not None and not self.path_re.fullmatch(path))
-            or (self.who is not None and not self.who.contains(ip, user, groups))
         )
 
     def could_match(
@@ -189,10 +223,14 @@ class _CompiledRule:
         user: str | None,
         groups: frozenset[str] = frozenset(),
     ) -> int:
-        """Whether the rule matches some/all requests to a host whose routes are `possible`."""
-        if self.who is not None and not self.who.contains(ip, user, groups):
-            return _NO
+        """Whether the rule matches some/all requests to a host whose routes are `possible`.
+        Membership that hinges on unknown directory groups is a maybe: each request is
+        decided (and blocked, if this rule would decide it)."""
         state = _YES
+        if self.who is not None and not self.who.contains(ip, user, groups):
+            if not self.who.unknown(ip, user, groups):
+                return _NO
+            state = _MAYBE
         if self.services is not None:
             hits = sum(1 for r in possible if r is not None and r.service.id in self.services)
             if not hits:
@@ -289,9 +327,15 @@ class Engine:
         activity = route.activity(method, host, path) if route else None
         ip = parse_ip(client) if client else None
         decision = None
+        unknown = isinstance(groups, GroupsUnknown)
         for rule in self._candidate_rules(host, (sid,)):
             if rule.matches(sid, activity, method, path, ip, user, groups):
                 decision = self._decision(rule.rule, "request", route, activity, rule.matched)
+                break
+            if unknown and rule.hinges_on_unknown_groups(
+                sid, activity, method, path, ip, user, groups
+            ):
+                decision = self._groups_unknown(rule.rule, route, activity, groups)
                 break
         else:
             decision = self._decision(None, "request", route, activity, self._no_rule_reason)
@@ -532,6 +576,29 @@ class Engine:
         if len(self._decisions) < 100_000:  # bounded: reasons can name many rule sets
             self._decisions[key] = decision
         return decision
+
+    def _groups_unknown(
+        self, rule: Rule, route: _Route | None, activity: str | None, groups: GroupsUnknown
+    ) -> Decision:
+        """A request that `rule` would decide if the user were in its directory groups, which
+        the directory could not give: blocked (the directory's on_error is block), as the
+        rule might have refused it; requests no group rule could decide pass as usual."""
+        defaults = self.policy.defaults
+        service = route.service if route else None
+        return Decision(
+            action=Action.BLOCK,
+            stage=Stage.REQUEST,
+            rule=DIRECTORY_RULE,
+            reason=f"rule {rule.id!r} names directory groups, and the user's are unknown: "
+            f"{groups.why}; on_error is block",
+            service=service.id if service else None,
+            category=service.category if service else None,
+            vendor=service.vendor if service else None,
+            country=service.country if service else None,
+            activity=activity,
+            message=defaults.message,
+            contact=defaults.contact,
+        )
 
     def error_decision(self, stage: str, why: str) -> Decision:
         """The decision when deciding failed: the policy's on_error action."""

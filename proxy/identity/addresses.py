@@ -14,14 +14,12 @@ must see a push at once, across restarts, without a server of its own.
 from __future__ import annotations
 
 import ipaddress
-import os
-import sqlite3
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from proxy.policy.identity import AddressMap
+from proxy.shared_sqlite import SharedSQLite
 
 DEFAULT_FILE = "aiwarden-identity.sqlite3"
 
@@ -45,26 +43,9 @@ class Pushed:
     quarantined_until: float = 0.0
 
 
-class AddressStore:
+class AddressStore(SharedSQLite):
     def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-        self._writer = self._connect(10.0)
-        self._writer.executescript(_SCHEMA)
-        self._lock = threading.Lock()
-        self._reader = self._connect(0.5)
-
-    def _connect(self, timeout: float) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None,
-                             check_same_thread=False)  # fmt: skip
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        return db
-
-    def close(self) -> None:
-        self._reader.close()
-        self._writer.close()
+        super().__init__(path, _SCHEMA)
 
     def user_at(self, address: str) -> str | None:
         """The user pushed for this address, unless expired or quarantined."""
@@ -81,7 +62,7 @@ class AddressStore:
         """Map `address` to `user` for `ttl` seconds; a change of hands is counted, and more
         than `max_changes` within `window` seconds quarantines the address."""
         now = time.time()
-        with self._lock:
+        with self._write_lock:
             db = self._writer
             db.execute("BEGIN IMMEDIATE")
             try:
@@ -111,7 +92,7 @@ class AddressStore:
 
     def forget(self, address: str) -> bool:
         """Remove an address's user (a logoff)."""
-        with self._lock:
+        with self._write_lock:
             cursor = self._writer.execute("DELETE FROM users WHERE address=?", (address,))
         return cursor.rowcount > 0
 

@@ -11,13 +11,15 @@ in the order they were added, which is the order of `Pipeline.addons`:
 4. kerberos: after mitmproxy's proxyauth (Basic), whose 407 it lifts for a good Negotiate
    token, and before anything reads the user;
 5. identity: who is behind the CONNECT and each request (from proxy authentication, trusted
-   headers or the address map), before anything decides them;
+   headers or the address map), before anything decides them; then directory: that user's
+   groups, from LDAP;
 6. proxy TLS, then admission: TLS to the proxy itself (required?) before the client's first
    bytes are chosen a layer; the client, CONNECT, ClientHello and raw bytes;
 7. coaching: answers the proxy's own /.aiwarden/ pages before anything decides them;
 8. enforcement: each request at its headers; then tenant headers, on what it let through;
 9. unlisted AI, then redaction: the body, once whole (a request is for one or the other);
-10. upstream: server connections, server errors, protocol switches;
+10. upstream: server connections, server errors, protocol switches; it streams every answer,
+    then restoration holds or reads the answers of requests redacted with `restore: true`;
 11. deadlines: after admission (whose tunnel choice ends the client's header deadline) and
    after redaction (the server's deadline starts once the request is about to leave);
 12. discovery: last, it counts what the others let through.
@@ -33,6 +35,7 @@ from proxy.mitm.admission import Admission
 from proxy.mitm.answers import Answers
 from proxy.mitm.coaching import Coaching
 from proxy.mitm.deadlines import Deadlines
+from proxy.mitm.directory_groups import DirectoryGroups
 from proxy.mitm.discovery import Discovery
 from proxy.mitm.enforcement import Enforcement
 from proxy.mitm.identity import Identity
@@ -41,6 +44,7 @@ from proxy.mitm.policy_in_force import PolicyInForce
 from proxy.mitm.proxy_tls import ProxyTLS
 from proxy.mitm.recording import Recorder
 from proxy.mitm.redaction import Redaction
+from proxy.mitm.restoration import Restoration
 from proxy.mitm.state import Clients
 from proxy.mitm.tenants import TenantHeaders
 from proxy.mitm.unlisted import UnlistedAI
@@ -58,6 +62,7 @@ class Pipeline:
     policy: PolicyInForce
     kerberos: Kerberos
     identity: Identity
+    directory: DirectoryGroups
     proxy_tls: ProxyTLS
     admission: Admission
     coaching: Coaching
@@ -66,6 +71,7 @@ class Pipeline:
     unlisted: UnlistedAI
     redaction: Redaction
     upstream: Upstream
+    restoration: Restoration
     deadlines: Deadlines
     discovery: Discovery
 
@@ -78,6 +84,7 @@ class Pipeline:
             self.policy,
             self.kerberos,
             self.identity,
+            self.directory,
             self.proxy_tls,
             self.admission,
             self.coaching,
@@ -86,6 +93,7 @@ class Pipeline:
             self.unlisted,
             self.redaction,
             self.upstream,
+            self.restoration,
             self.deadlines,
             self.discovery,
         ]
@@ -117,6 +125,7 @@ def build(
         policy=PolicyInForce(gate, recorder, admin_server),
         kerberos=Kerberos(clients, recorder),
         identity=identity,
+        directory=DirectoryGroups(clients, recorder, lambda: gate.policy),
         proxy_tls=ProxyTLS(recorder, warns),
         admission=Admission(gate, clients, recorder, answers),
         coaching=coaching,
@@ -125,6 +134,7 @@ def build(
         unlisted=unlisted,
         redaction=redaction,
         upstream=Upstream(gate, clients, recorder, answers),
+        restoration=Restoration(),
         deadlines=Deadlines(recorder),
         discovery=Discovery(gate, recorder),
     )

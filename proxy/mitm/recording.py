@@ -15,7 +15,13 @@ from mitmproxy import ctx, exceptions, http
 
 from proxy.decide.verdict import Action, Decision, Mode, Stage
 from proxy.mitm.state import Clients, state_of
-from proxy.observe.audit import AuditLog, AuditTrail, coaching_fields, new_reference
+from proxy.observe.audit import (
+    AuditLog,
+    AuditTrail,
+    coaching_fields,
+    decision_record,
+    new_reference,
+)
 from proxy.observe.logs import event
 from proxy.observe.metrics import NONE, Metrics
 from proxy.observe.syslog import SyslogSender
@@ -118,13 +124,9 @@ class Recorder:
         as the request lines of that rule's intercepted traffic."""
         reference = new_reference()
         if self.audit is not None:
-            self.audit.write({
-                "id": reference, "client": client, "user": user, "method": "CONNECT",
-                "host": host, "path": None, "service": decision.service,
-                "category": decision.category, "country": decision.country, "activity": None,
-                "rule": decision.rule, "action": decision.action, "stage": Stage.CONNECT,
-                "redactions": None, "style": None,
-            })  # fmt: skip
+            self.audit.write(
+                decision_record(decision, reference, client, user, "CONNECT", host, None)
+            )
         event("allow", reference=reference, client=client, user=user, host=host,
               service=decision.service, rule=decision.rule, stage=Stage.CONNECT)  # fmt: skip
 
@@ -180,14 +182,9 @@ class Recorder:
         if decision.rule == UNLISTED_RULE_ID and decision.style is None:
             note = note or decision.reason  # blocked unread: say why (unlisted_ai.unchecked)
         if self.audit is not None:
-            self.audit.write({
-                "id": reference, "client": client, "user": user,
-                "method": flow.request.method, "host": host, "path": path,
-                "service": decision.service, "category": decision.category,
-                "country": decision.country, "activity": decision.activity, "rule": decision.rule,
-                "action": decision.action, "stage": decision.stage, "redactions": redactions,
-                "style": decision.style,
-            })  # fmt: skip
+            self.audit.write(decision_record(
+                decision, reference, client, user, flow.request.method, host, path, redactions
+            ))  # fmt: skip
         event(
             decision.action,
             reference=reference,

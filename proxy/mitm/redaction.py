@@ -18,7 +18,7 @@ from proxy.decide.verdict import Action, Decision, Stage
 from proxy.mitm.answers import OFFLOAD_BYTES, Answers
 from proxy.mitm.recording import Recorder
 from proxy.mitm.state import STATE, FlowState
-from proxy.redact.bodies import FileBlocked, Result, Unparseable, redact_body
+from proxy.redact.bodies import Result, Unparseable, Unredactable, redact_body
 from proxy.redact.profiles import RedactionProfile
 
 
@@ -99,6 +99,7 @@ class Redaction:
         if outcome.changed:
             flow.request.content = outcome.body  # re-encoded as the client sent it
         state.redactions = outcome.counts
+        state.originals = outcome.originals or None  # restored in the answer (restoration.py)
         self.recorder.record(flow, state.decision, host, redactions=outcome.counts)
 
     def _unreadable(
@@ -109,7 +110,7 @@ class Redaction:
         host: str,
         error: Unparseable,
     ) -> None:
-        if profile.on_unparseable == "pass" and not isinstance(error, FileBlocked):
+        if profile.on_unparseable == "pass" and not isinstance(error, Unredactable):
             state.redactions = {}
             note = "unparseable body passed"
             self.recorder.record(flow, state.decision, host, redactions={}, note=note)

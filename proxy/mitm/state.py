@@ -76,6 +76,8 @@ class FlowState:
     # the block answer for a request refused before its body (answers.Answers.block)
     blocked_answer: http.Response | None = None
     redactions: dict[str, int] | None = None  # detector -> count, once redacted
+    # placeholder -> original, for the answer (restore: true); in the flow alone, never shown
+    originals: dict[str, str] | None = field(default=None, repr=False)
     upstream_failed: bool = False  # the flow's error is the server side's
     timed_out: bool = False  # the server took too long to answer (deadlines.py)
     counted: str | None = None  # the domain discovery counted the request under

@@ -21,8 +21,12 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from proxy.observe.syslog import SyslogSender
+
+if TYPE_CHECKING:
+    from proxy.decide.verdict import Decision
 
 logger = logging.getLogger("aiwarden")
 
@@ -68,6 +72,27 @@ def decision_fields(record: dict) -> dict:
     line stays under PIPE_BUF, the size a pipe (stdout in a container) writes atomically."""
     record.setdefault("ts", rfc3339(time.time()))
     return {k: _cut(record.get(k)) for k in FIELDS}
+
+
+def decision_record(
+    decision: Decision,
+    reference: str,
+    client: str,
+    user: str | None,
+    method: str,
+    host: str,
+    path: str | None,
+    redactions: dict[str, int] | None = None,
+) -> dict:
+    """The record of a decision (proxy/decide/verdict.py's Decision) about one request or
+    CONNECT: what the audit trail writes for it, whichever hook made it."""
+    return {
+        "id": reference, "client": client, "user": user, "method": method, "host": host,
+        "path": path, "service": decision.service, "category": decision.category,
+        "country": decision.country, "activity": decision.activity, "rule": decision.rule,
+        "action": decision.action, "stage": decision.stage, "redactions": redactions,
+        "style": decision.style,
+    }  # fmt: skip
 
 
 def event_fields(record: dict) -> dict:

@@ -149,6 +149,23 @@ class Metrics:
                 ("reason",),
             )
         )
+        self.directory_lookups = _Children(
+            counter(
+                "aiwarden_directory_lookups",
+                "Users' directory groups a decision asked for, by where the answer came from "
+                "(cache, directory, not_found, stale: the directory failed and an older answer "
+                "served, on_error: no answer could).",
+                ("outcome",),
+            )
+        )
+        self.directory_queries = _Children(
+            counter(
+                "aiwarden_directory_queries",
+                "Queries of the directory (LDAP) for a user's groups, by result "
+                "(ok, not_found, failed).",
+                ("result",),
+            )
+        )
         self.kerberos_failures = _Children(
             counter(
                 "aiwarden_kerberos_failures",

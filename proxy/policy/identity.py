@@ -9,6 +9,9 @@ Sources, tried in the policy's `order` (the first that names a user wins):
 - `address_map`: a map of client addresses to users (a file, and what an identity collector
   pushes to the admin listener), as the commercial gateways' "IP surrogates" do.
 
+`directory:` (policy/directory.py) is no source of users: it looks up the groups of the user
+a source named, in LDAP.
+
 Names are read as the products that send them write them (`WinNT://CORP/alice`,
 `CORP\\alice`, `alice@CORP.EXAMPLE`, optionally base64) and reduced to the bare name unless
 `keep_domain` is set, so that rules, grants and the audit log name `alice`.
@@ -23,6 +26,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from proxy.policy.directory import DirectorySettings, parse_directory
 from proxy.policy.yamlsource import Fields, Mapping, Problems, type_name
 
 SOURCES = ("proxy_auth", "header", "address_map")
@@ -62,6 +66,7 @@ class IdentitySettings:
     headers: TrustedHeaders | None = None
     address_map: AddressMap | None = None
     keep_domain: bool = False
+    directory: DirectorySettings | None = None  # where users' groups are looked up (LDAP)
 
     def header_names(self) -> tuple[str, ...]:
         """Identity headers removed from every request (never believed from others, never
@@ -93,18 +98,27 @@ def decode(value: str, encoding: str) -> str | None:
 
 
 def parse_identity(
-    node: object, policy_dir: Path, file: str, line: int, problems: Problems, cidrs, read
+    node: object,
+    policy_dir: Path,
+    file: str,
+    line: int,
+    problems: Problems,
+    cidrs,
+    read,
+    read_secret,
 ) -> IdentitySettings:
     """The `identity:` section, every problem at its file:line. `cidrs(fields, key)` reads a
     list of networks as the rest of the policy does; `read(path)` reads a file the policy
-    names (so that a change to it is a change of the policy, and reloads it)."""
+    names (so that a change to it is a change of the policy, and reloads it);
+    `read_secret(path)` a password file (a change to it reloads, its bytes stay out of the
+    policy's digest)."""
     if node is None:
         return IdentitySettings()
     if not isinstance(node, Mapping):
         problems.add(file, line, f"identity: must be a mapping, not {type_name(node)}")
         return IdentitySettings()
     f = Fields(node, "identity", problems,
-               allowed=("order", "header", "address_map", "keep_domain"))  # fmt: skip
+               allowed=("order", "header", "address_map", "keep_domain", "directory"))  # fmt: skip
     headers = _headers(f, cidrs, problems)
     address_map = _address_map(f, policy_dir, problems, read)
     configured = {"proxy_auth": True, "header": headers is not None,
@@ -126,7 +140,11 @@ def parse_identity(
             else:
                 order.append(text)
         order = tuple(order)
-    return IdentitySettings(tuple(order), headers, address_map, f.bool("keep_domain"))
+    directory_spec = f.mapping("directory")
+    directory = None
+    if directory_spec is not None:
+        directory = parse_directory(directory_spec, policy_dir, problems, read_secret)
+    return IdentitySettings(tuple(order), headers, address_map, f.bool("keep_domain"), directory)
 
 
 def _headers(f: Fields, cidrs, problems: Problems) -> TrustedHeaders | None:

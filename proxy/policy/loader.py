@@ -143,6 +143,7 @@ class _PolicyReader:
         identity = parse_identity(
             top.node.get("identity"), self.file.parent, self.name, top.line("identity"),
             self.problems, self._cidrs, lambda path: self.sources.read(path, self.problems),
+            self.sources.read_secret,
         )  # fmt: skip
         self.problems.raise_if_any()
         files = (self.file, *catalog_files)

@@ -91,6 +91,7 @@ _MERGE_TAG = "tag:yaml.org,2002:merge"
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~5x faster
 
 MAX_FILE_BYTES = 64 * 1024 * 1024  # bench/engine_bench.py's 100,000-host catalog is 4 MB
+MAX_SECRET_BYTES = 4096  # a password file
 ALIAS_ALLOWANCE = 100_000  # values aliases may add to those a file writes out
 MAX_DEPTH = 64  # policy and catalog files nest 6 levels deep
 
@@ -174,6 +175,28 @@ class Sources:
         except UnicodeDecodeError as e:
             problems.add(name, 0, f"not UTF-8 text: {e.reason}")
             return None
+
+    def read_secret(self, path: Path) -> str:
+        """A secret's text (a bind password); ValueError says why it cannot be read. Watched
+        like the other files, so that a new password is taken on the next poll, but its bytes
+        stay out of the digest, which logs and metrics show: the digest takes its stat."""
+        name = str(path)
+        try:
+            with open(path, "rb") as f:
+                st = os.fstat(f.fileno())
+                data = f.read(MAX_SECRET_BYTES + 1)
+        except (OSError, ValueError) as e:
+            self._files.append((name, MISSING))
+            raise ValueError(getattr(e, "strerror", None) or type(e).__name__) from None
+        found = (st.st_mtime_ns, st.st_size, st.st_ino)
+        self._files.append((name, found))
+        self._hash.update(f"secret {name} {found}".encode())
+        if len(data) > MAX_SECRET_BYTES:
+            raise ValueError(f"larger than {MAX_SECRET_BYTES} bytes")
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError("not UTF-8 text") from None
 
 
 def load_yaml(path: Path, problems: Problems, sources: Sources | None = None) -> Any:

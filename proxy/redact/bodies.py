@@ -5,6 +5,9 @@ type, ids...) and base64 media, which are left exactly as they were. This covers
 of shared/reference/ai-services.md (OpenAI chat and responses, Anthropic messages, Gemini in
 camelCase and snake_case, Bedrock Converse, Cohere v1/v2) and unknown shapes alike, and the
 JSON keeps its shape. A body with nothing to redact is passed on byte for byte.
+
+With a restoring profile each finding becomes a placeholder, chosen so it occurs nowhere in
+the body's own text, and the Result carries the mapping for the answer (`originals`).
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode
 
-from proxy.redact.detectors import redact_text
+from proxy.redact.detectors import Replacement, redact_text
+from proxy.redact.placeholders import NoPlaceholder, Placeholders
 from proxy.redact.profiles import RedactionProfile
 
 # Keys whose string values are structure, not prompt text.
@@ -35,11 +39,16 @@ class Unparseable(ValueError):
     """The body is not what its Content-Type says, or not a format we can redact."""
 
 
+class Unredactable(Unparseable):
+    """A body that is never passed unredacted, whatever `on_unparseable` says."""
+
+
 @dataclass
 class Result:
     body: bytes
     changed: bool = False
     findings: list[tuple[str, str, int, int]] = field(default_factory=list)  # where, type, span
+    originals: dict[str, str] = field(default_factory=dict, repr=False)  # placeholder -> value
 
     @property
     def counts(self) -> dict[str, int]:
@@ -48,6 +57,13 @@ class Result:
 
 def redact_body(raw: bytes, content_type: str, profile: RedactionProfile) -> Result:
     """Redact a decoded request body; raises Unparseable for what cannot be read."""
+    try:
+        return _redact_body(raw, content_type, profile)
+    except NoPlaceholder as e:
+        raise Unredactable(str(e)) from None
+
+
+def _redact_body(raw: bytes, content_type: str, profile: RedactionProfile) -> Result:
     if not raw.strip():
         return Result(raw)
     mime = content_type.split(";", 1)[0].strip().lower()
@@ -60,18 +76,32 @@ def redact_body(raw: bytes, content_type: str, profile: RedactionProfile) -> Res
     if mime == "application/x-www-form-urlencoded":
         return _form(raw, profile)
     if mime == "multipart/form-data":
-        return _multipart(raw, content_type, profile)
+        replace = _replacement(profile, raw.decode("utf-8", "replace"))
+        return _with_originals(_multipart(raw, content_type, profile, replace), replace)
     if mime.startswith("text/") or mime in ("application/x-ndjson", "application/jsonl"):
-        return _text(raw, profile, "body")
+        replace = _replacement(profile, raw.decode("utf-8", "replace"))
+        return _with_originals(_text(raw, profile, "body", replace), replace)
     raise Unparseable(f"cannot read a {mime or 'untyped'} body as text")
 
 
-def _text(raw: bytes, profile: RedactionProfile, where: str) -> Result:
+def _replacement(profile: RedactionProfile, taken: str) -> Replacement:
+    """What findings become: the profile's text, or this request's placeholders (which must
+    not occur in `taken`, the body's own text)."""
+    return Placeholders(taken, profile.detectors) if profile.restore else profile.replacement
+
+
+def _with_originals(result: Result, replace: Replacement) -> Result:
+    if isinstance(replace, Placeholders) and result.changed:
+        result.originals = dict(replace.originals)
+    return result
+
+
+def _text(raw: bytes, profile: RedactionProfile, where: str, replace: Replacement) -> Result:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise Unparseable(f"{where} is not UTF-8 text") from e
-    out, found = redact_text(text, profile.detectors, profile.replacement)
+    out, found = redact_text(text, profile.detectors, replace)
     if not found:
         return Result(raw)
     return Result(out.encode("utf-8"), True, [(where, f.type, f.start, f.end) for f in found])
@@ -86,29 +116,34 @@ def _json(raw: bytes, profile: RedactionProfile) -> Result:
     except (ValueError, RecursionError) as e:
         raise Unparseable(f"the body is not valid JSON ({e})") from None
     findings: list[tuple[str, str, int, int]] = []
-    doc = _walk(doc, "$", profile, findings)
+    # every string as written unescaped: a placeholder must match none of them
+    taken = json.dumps(doc, ensure_ascii=False) if profile.restore else ""
+    replace = _replacement(profile, taken)
+    doc = _walk(doc, "$", profile, replace, findings)
     if not findings:
         return Result(raw)
     body = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    return Result(body, True, findings)
+    return _with_originals(Result(body, True, findings), replace)
 
 
-def _walk(value, path: str, profile: RedactionProfile, findings: list) -> object:
+def _walk(
+    value, path: str, profile: RedactionProfile, replace: Replacement, findings: list
+) -> object:
     if isinstance(value, str):
         if _is_media(value):
             return value
-        out, found = redact_text(value, profile.detectors, profile.replacement)
+        out, found = redact_text(value, profile.detectors, replace)
         findings.extend((path, f.type, f.start, f.end) for f in found)
         return out
     if isinstance(value, dict):
         for key, item in value.items():
             if isinstance(item, str) and _is_structural(key):
                 continue
-            value[key] = _walk(item, f"{path}.{key}", profile, findings)
+            value[key] = _walk(item, f"{path}.{key}", profile, replace, findings)
         return value
     if isinstance(value, list):
         for i, item in enumerate(value):
-            value[i] = _walk(item, f"{path}[{i}]", profile, findings)
+            value[i] = _walk(item, f"{path}[{i}]", profile, replace, findings)
     return value
 
 
@@ -134,21 +169,24 @@ def _form(raw: bytes, profile: RedactionProfile) -> Result:
     except (UnicodeDecodeError, ValueError) as e:
         raise Unparseable(f"the form body cannot be read ({e})") from None
     findings: list[tuple[str, str, int, int]] = []
+    replace = _replacement(profile, "\n".join(v for pair in pairs for v in pair))
     out = []
     for name, value in pairs:
         if not _is_structural(name) and not _is_media(value):
-            value, found = redact_text(value, profile.detectors, profile.replacement)
+            value, found = redact_text(value, profile.detectors, replace)
             findings.extend((f"form.{name}", f.type, f.start, f.end) for f in found)
         out.append((name, value))
     if not findings:
         return Result(raw)
-    return Result(urlencode(out).encode("ascii"), True, findings)
+    return _with_originals(Result(urlencode(out).encode("ascii"), True, findings), replace)
 
 
 # -- multipart ---------------------------------------------------------------------------------
 
 
-def _multipart(raw: bytes, content_type: str, profile: RedactionProfile) -> Result:
+def _multipart(
+    raw: bytes, content_type: str, profile: RedactionProfile, replace: Replacement
+) -> Result:
     match = re.search(r'boundary="?([^";]+)"?', content_type)
     if not match:
         raise Unparseable("multipart body without a boundary")
@@ -169,9 +207,9 @@ def _multipart(raw: bytes, content_type: str, profile: RedactionProfile) -> Resu
         name = re.search(r'name="([^"]*)"', headers)
         where = f"multipart.{name.group(1) if name else '?'}"
         if "filename=" in headers.lower():
-            body = _file_part(body, headers, where, profile, findings)
+            body = _file_part(body, headers, where, profile, replace, findings)
         elif not (name and _is_structural(name.group(1))):
-            result = _text(body, profile, where)
+            result = _text(body, profile, where, replace)
             findings.extend(result.findings)
             body = result.body
         parts.append(b"\r\n" + head + b"\r\n\r\n" + body + b"\r\n")
@@ -188,7 +226,12 @@ _TEXT_FILE = re.compile(
 
 
 def _file_part(
-    body: bytes, headers: str, where: str, profile: RedactionProfile, findings: list
+    body: bytes,
+    headers: str,
+    where: str,
+    profile: RedactionProfile,
+    replace: Replacement,
+    findings: list,
 ) -> bytes:
     if profile.files == "block":
         raise FileBlocked(f"{where} is a file upload, which this profile blocks")
@@ -196,7 +239,7 @@ def _file_part(
         return body
     declared_text = _TEXT_FILE.search(headers) is not None
     try:
-        result = _text(body, profile, where)
+        result = _text(body, profile, where, replace)
     except Unparseable:
         if declared_text:
             raise
@@ -205,5 +248,5 @@ def _file_part(
     return result.body
 
 
-class FileBlocked(Unparseable):
+class FileBlocked(Unredactable):
     """A file part under a profile with `files: block`."""

@@ -7,8 +7,17 @@ from proxy.redact.detectors import Detector
 
 # Secrets first: a private key block is reported whole, not as the things inside it.
 BUILTIN: tuple[Detector, ...] = secret_detectors.DETECTORS + personal_detectors.DETECTORS
-GROUPS = {
-    "secrets": [d.id for d in BUILTIN if d.group == "secrets"],
-    "pii": [d.id for d in BUILTIN if d.group == "pii"],
-}
+
+
+def _groups(detectors: tuple[Detector, ...]) -> dict[str, list[str]]:
+    """Each group (secrets, pii, pii.extended) and each family (pii.contact...) by name."""
+    groups: dict[str, list[str]] = {}
+    for d in detectors:
+        for name in (d.group, d.family):
+            if name:
+                groups.setdefault(name, []).append(d.id)
+    return groups
+
+
+GROUPS = _groups(BUILTIN)
 BY_ID = {d.id: d for d in BUILTIN}

@@ -22,12 +22,15 @@ except ImportError:  # pragma: no cover - exercised where hyperscan has no wheel
     hyperscan = None
 
 Validator = Callable[[str], bool]
+# A test of a candidate in its surroundings: (whole text, start, end) -> keep it. For what
+# the value alone cannot tell: "order #4155550132" is no phone, a bare SSN needs "SSN" near.
+ContextCheck = Callable[[str, int, int], bool]
 
 
 @dataclass(frozen=True, slots=True)
 class Detector:
     id: str
-    group: str  # secrets | pii | custom
+    group: str  # secrets | pii | pii.extended (imprecise: only when named) | custom
     regex: re.Pattern[str]
     keywords: tuple[str, ...] = ()  # at least one must occur (case-sensitively) to run the regex
     keywords_folded: tuple[str, ...] = ()  # the same, compared with the lower-cased text
@@ -40,6 +43,8 @@ class Detector:
     digits: tuple[int, int] | None = None
     after_letters: bool = False  # also runs glued to letters before them (IBAN: "GB82 …")
     anchored: bool = False  # every match starts at a keyword: try only there
+    context: ContextCheck | None = None  # run after `validate`, on the span to redact
+    family: str = ""  # a finer group a profile can name too (pii.contact, pii.network...)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +70,13 @@ def detector(
     digits: tuple[int, int] | None = None,
     after_letters: bool = False,
     anchored: bool = False,
+    context: ContextCheck | None = None,
+    family: str = "",
 ) -> Detector:
     """A detector from its pattern (compiled ASCII-only) and the hints that keep it cheap."""
     return Detector(id, group, re.compile(pattern, flags | re.ASCII), tuple(keywords),
                     tuple(folded), validate, span, window, digits, after_letters,
-                    anchored)  # fmt: skip
+                    anchored, context, family)  # fmt: skip
 
 
 def custom_keywords(id: str, words: Iterable[str]) -> Detector:
@@ -203,9 +210,10 @@ class KeywordIndex:
     """Every keyword of a detector set, found in one pass by Hyperscan.
 
     Checking each keyword with str.find costs a pass over the text per keyword (34 for the
-    built-in detectors); Hyperscan finds them all in one pass at several GB/s. Used for ASCII
-    texts of MIN_TEXT characters and more; it only locates keywords, so the findings are the
-    same as without it. One scratch space per thread: bodies are also redacted off the loop.
+    built-in detectors); Hyperscan finds them all in one pass at several GB/s. Used for texts
+    of MIN_TEXT characters and more; it only locates keywords, so the findings are the same as
+    without it (but for non-ASCII letters in a keyword, which it compares case-sensitively).
+    One scratch space per thread: bodies are also redacted off the loop.
     """
 
     MIN_TEXT = 4096
@@ -243,6 +251,20 @@ class KeywordIndex:
                 cls._cache[key] = entry
         return entry[1]
 
+    def hits_in(self, text: str) -> dict[int, list[tuple[int, int]]]:
+        """Hits in a text that is not ASCII: found in its UTF-8, then moved to character
+        positions (a keyword starts and ends on whole characters). Without this, one accent
+        or emoji in a prompt meant a str.find pass per keyword."""
+        data = text.encode("utf-8")
+        found = self.hits(data)
+        offsets = sorted({offset for spans in found.values() for span in spans for offset in span})
+        chars, byte, char = {}, 0, 0
+        for offset in offsets:
+            char += len(data[byte:offset].decode("utf-8"))
+            chars[offset], byte = char, offset
+        return {position: [(chars[a], chars[b]) for a, b in spans]
+                for position, spans in found.items()}  # fmt: skip
+
     def hits(self, data: bytes) -> dict[int, list[tuple[int, int]]]:
         found: dict[int, list[tuple[int, int]]] = {}
         if self.database is None:
@@ -265,8 +287,9 @@ def scan(text: str, detectors: tuple[Detector, ...]) -> list[Finding]:
     then the longer, then the detector listed first."""
     found: list[tuple[int, int, int, str]] = []
     hits = None
-    if hyperscan is not None and len(text) >= KeywordIndex.MIN_TEXT and text.isascii():
-        hits = KeywordIndex.of(detectors).hits(text.encode("ascii"))
+    if hyperscan is not None and len(text) >= KeywordIndex.MIN_TEXT:
+        index = KeywordIndex.of(detectors)
+        hits = index.hits(text.encode("ascii")) if text.isascii() else index.hits_in(text)
     shared = _Text(text, hits)
     for order, d in enumerate(detectors):
         starts = shared.starts(d, order) if d.anchored else None
@@ -307,7 +330,9 @@ def _valid_matches(d: Detector, text: str, start: int, end: int) -> Iterator[re.
 
 
 def _valid(d: Detector, m: re.Match) -> bool:
-    return d.validate is None or d.validate(m.group(d.span_group))
+    if d.validate is not None and not d.validate(m.group(d.span_group)):
+        return False
+    return d.context is None or d.context(m.string, *m.span(d.span_group))
 
 
 def _shorter_valid(d: Detector, text: str, m: re.Match) -> re.Match | None:
@@ -320,17 +345,24 @@ def _shorter_valid(d: Detector, text: str, m: re.Match) -> re.Match | None:
     return None
 
 
+Replacement = str | Callable[[str, str], str]  # a template, or (type, value) -> text
+
+
 def redact_text(
-    text: str, detectors: Iterable[Detector], replacement: str
+    text: str, detectors: Iterable[Detector], replacement: Replacement
 ) -> tuple[str, list[Finding]]:
-    """`text` with every finding replaced by `replacement` ({type} names the detector)."""
+    """`text` with every finding replaced by `replacement`: a template ({type} names the
+    detector), or a function of the detector and the value found (restorable placeholders)."""
     findings = scan(text, detectors)
     if not findings:
         return text, findings
     out, position = [], 0
     for f in findings:
         out.append(text[position : f.start])
-        out.append(replacement.replace("{type}", f.type))
+        if isinstance(replacement, str):
+            out.append(replacement.replace("{type}", f.type))
+        else:
+            out.append(replacement(f.type, text[f.start : f.end]))
         position = f.end
     out.append(text[position:])
     return "".join(out), findings

@@ -1,108 +1,164 @@
-"""The built-in detectors of personal data, and their validators: Luhn and brand lengths for
-cards, mod-97 for IBANs, the SSA's rules for SSNs, libphonenumber for phone numbers."""
+"""The built-in detectors of personal data, in families a profile can name: pii.contact,
+pii.financial, pii.government-id, pii.identity, pii.network.
+
+Group `pii` holds the precise ones (a checksum, a brand, a label, a plan of numbers to
+agree with); group `pii.extended` holds those that guess from words around them (names,
+street addresses), which run only when a profile names them. The checks themselves are in
+personal_checks.py.
+"""
 
 from __future__ import annotations
 
-import re
+from functools import cache, partial
 
-import phonenumbers
-
+from proxy.redact import personal_checks as check
 from proxy.redact.detectors import Detector, detector
 
-# -- validators ----------------------------------------------------------------------------
+CONTACT, FINANCIAL, GOVERNMENT_ID = "pii.contact", "pii.financial", "pii.government-id"
+IDENTITY, NETWORK = "pii.identity", "pii.network"
+
+_PHONE = r"(?<![\w+.:-])\+?\(?\d[\d ().-]{6,18}\d(?![\w:-]|\.\w)"  # may end a sentence
 
 
-def luhn_valid(digits: str) -> bool:
-    total, double = 0, False
-    for ch in reversed(digits):
-        d = ord(ch) - 48
-        if double:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-        double = not double
-    return total % 10 == 0
+@cache
+def phone_detector(regions: tuple[str, ...] = ()) -> Detector:
+    """The phone detector, also accepting national formats of `regions` (ISO codes) with no
+    country named nearby; one object per set of regions."""
+    return detector("phone", "pii", _PHONE, context=partial(check.phone_in_context,
+                    regions=regions), digits=(8, 15), window=(3, 3),
+                    family=CONTACT)  # fmt: skip
 
 
-_CARD_PREFIX = re.compile(r"4|5[1-5]|2[2-7]|3[47]|3[068]|35|6(?:011|5|4[4-9]|2)")
-
-
-def card_valid(text: str) -> bool:
-    digits = re.sub(r"[ -]", "", text)
-    if not 13 <= len(digits) <= 19 or len(set(digits)) < 2:
-        return False
-    groups = tuple(len(g) for g in re.split(r"[ -]+", text))
-    if len(groups) > 1 and not _card_grouping(groups):
-        return False  # "415 555 0100 4111 1111" is a phone number and more, not a card
-    return bool(_CARD_PREFIX.match(digits)) and luhn_valid(digits)
-
-
-def _card_grouping(groups: tuple[int, ...]) -> bool:
-    """How cards are written: fours (the last group may be shorter), or 4-6-5 / 4-6-4."""
-    if groups in ((4, 6, 5), (4, 6, 4)):
-        return True
-    return all(g == 4 for g in groups[:-1]) and 1 <= groups[-1] <= 4
-
-
-def iban_valid(text: str) -> bool:
-    iban = text.replace(" ", "").upper()
-    if not 15 <= len(iban) <= 34:
-        return False
-    rearranged = iban[4:] + iban[:4]
-    number = "".join(str(int(ch, 36)) for ch in rearranged)
-    return int(number) % 97 == 1
-
-
-_SSN_NOT_ISSUED = {"078051120", "219099999", "123456789", "457555462"}
-
-
-def ssn_valid(text: str) -> bool:
-    digits = re.sub(r"[ -]", "", text)
-    area, group, serial = digits[:3], digits[3:5], digits[5:]
-    return not (
-        area in ("000", "666")
-        or area[0] == "9"
-        or group == "00"
-        or serial == "0000"
-        or digits in _SSN_NOT_ISSUED
-        or len(set(digits)) == 1
-    )
-
-
-_DATE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}\b|\d{1,2}[./-]\d{1,2}[./-]\d{2,4}\b")
-
-
-# a North American number: optional 1, area code and exchange not starting with 0 or 1
-_NANP_SHAPE = re.compile(r"1?[2-9]\d\d[2-9]\d{6}")
-
-
-def phone_valid(text: str) -> bool:
-    """International numbers with their `+`; without it, only North American numbers
-    (national formats of other countries look too much like other numbers)."""
-    digits = sum(c.isdigit() for c in text)
-    if not 8 <= digits <= 15 or _DATE.match(text):
-        return False
-    if not text.startswith("+") and not _NANP_SHAPE.fullmatch(re.sub(r"\D", "", text)):
-        return False  # the cheap test first: libphonenumber costs about a millisecond
-    try:
-        number = phonenumbers.parse(text, None if text.startswith("+") else "US")
-    except phonenumbers.NumberParseException:
-        return False
-    return phonenumbers.is_valid_number(number)
-
-
-# -- detectors -------------------------------------------------------------------------------
+_MONTH = (
+    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
+    r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?|januar|februar|märz|mai|"
+    r"juni|juli|oktober|dezember|janvier|février|mars|avril|juin|juillet|août|septembre|"
+    r"octobre|novembre|décembre|enero|febrero|marzo|abril|mayo|junio|julio|agosto|"
+    r"septiembre|octubre|noviembre|diciembre|gennaio|febbraio|aprile|maggio|giugno|luglio|"
+    r"settembre|ottobre|dicembre)"
+)
+_DATE = (
+    r"(?<![\w./-])(?:\d{4}-\d\d-\d\d|\d{4}/\d\d?/\d\d?|\d\d?[./-]\d\d?[./-](?:\d{4}|\d\d)(?![\d]|[./-]\d)"
+    rf"|\d\d?(?:st|nd|rd|th)?\.?\s+(?:of\s+|de\s+)?(?i:{_MONTH})\.?,?\s+(?:de\s+)?\d{{4}}"
+    rf"|(?i:{_MONTH})\.?\s+\d\d?(?:st|nd|rd|th)?,?\s+\d{{4}}|\d{{4}}年\d\d?月\d\d?日)(?![\w/-]|\.\d)"
+)
+_BIRTH_WORDS = ("birth", "dob", "d.o.b", "born", "geboren", "geburtsdatum", "naissance",
+                "né le", "née le", "nacimiento", "nacido", "nacida", "nascita", "nato il",
+                "nata il", "nascimento", "生年月日")  # fmt: skip
+_PASSPORT_WORDS = ("passport", "reisepass", "passeport", "pasaporte", "passaporto", "paspoort",
+                   "passaporte")  # fmt: skip
+_UPPER, _LOWER = r"[A-Z\u00c0-\u00d6\u00d8-\u00de]", r"[a-z\u00df-\u00f6\u00f8-\u00ff]"
+_NAME_WORD = rf"{_UPPER}{_LOWER}+(?:[-']{_UPPER}{_LOWER}+)?"
+_NAME = rf"({_NAME_WORD}(?:[ \t](?:(?:van|von|de|da|di|del|der|le|la)[ \t])?{_NAME_WORD}){{0,2}})"
+# Every label starts with one of _NAME_KEYWORDS, so the regex is tried only where one is.
+_NAME_LABEL = (
+    r"(?<![^\W_])(?i:my\s+(?:full\s+)?name\s+is|my\s+name's|name\"?\s*:|patient\s*:|"
+    r"customer\s*:|employee\s*:|(?:mr|mrs|ms|miss|mx|dr|prof|herr|frau|monsieur|madame|mme|"
+    r"señor|señora|sr|sra|signor|signora)\b\.?|(?:dear|hi|hello|hey|hallo|bonjour|hola|ciao)"
+    r"\b,?|(?:regards|thanks|thank\s+you|cheers|sincerely|best|yours|cordialement|grüße|gruß|"
+    r"saludos|saluti)\b[,!]?|(?:full\s+)?name(?-i:(?:\s+[a-z]+){1,4}))"
+)
+# (not "hey", "ms ", "mme": they are in "they", "items ", "comment")
+_NAME_KEYWORDS = (
+    "my name", "my full name", "name", "full name", "patient", "customer", "employee", "mr.",
+    "mr ", "mrs", "ms.", " ms ", "miss ", "mx.", " mx ", "dr.", "dr ", "prof.", "prof ", "herr ",
+    "frau ", "monsieur", "madame", "mme ", "mme.", "señor", "sr.", "sr ", "sra ", "sra.",
+    "signor", "dear", "hi ", "hi,", "hello", "hey ", "hey,", "hallo", "bonjour", "hola", "ciao",
+    "regards", "thanks", "thank you", "cheers", "sincerely", "best,", "best ", "yours",
+    "cordialement", "grüße", "gruß", "saludos", "saluti",
+)  # fmt: skip
+_STREET = (
+    # en: 221B Baker Street
+    r"\b\d{1,5}[A-Za-z]?,?\s+(?:[A-Z][a-z]+\s+){1,3}(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|"
+    r"Blvd|Lane|Drive|Court|Terrace|Place|Way|Crescent|Close|Square|Parkway|Highway)\b"
+    # de, nl: Hauptstraße 5, Keizersgracht 123
+    rf"|\b{_UPPER}{_LOWER}+(?:straße|strasse|str\.|weg|allee|platz|gasse|damm|ufer|chaussee|"
+    r"straat|laan|gracht|plein|kade|singel)\s+\d{1,4}[a-z]?\b"
+    rf"|\b{_UPPER}{_LOWER}+\s+(?:Straße|Strasse|Str\.|Weg|Allee|Platz|Gasse)\s+\d{{1,4}}[a-z]?\b"
+    # fr: 10 rue de Rivoli
+    r"|\b\d{1,4}(?:\s?(?:bis|ter))?,?\s+(?:rue|avenue|boulevard|bd|place|chemin|allée|impasse|"
+    rf"quai|route|cours)\s+(?:de\s+la\s+|de\s+l'|du\s+|des\s+|de\s+|d')?{_UPPER}{_LOWER}+"
+    # es, it, pt: Calle Mayor 12, Via Roma 1
+    r"|\b(?:Calle|C/|Avenida|Avda\.|Plaza|Paseo|Carrer|Via|Viale|Piazza|Corso|Rua|Travessa)\s+"
+    r"(?:(?:de|del|della|dei|do|da|dos)\s+(?:la\s+|los\s+)?)?"
+    rf"{_UPPER}{_LOWER}+(?:\s+{_UPPER}{_LOWER}+){{0,2}},?\s+(?:n[º°o]\.?\s*)?\d{{1,4}}\b"
+)
+# Case-sensitive, as the patterns are: "Road", not the "road" of "roadmap"; " rue ", not "true "
+_STREET_WORDS = (
+    "Street", "St.", "St,", "Avenue", "Ave", "Road", "Rd", "Boulevard", "Blvd", "Lane", "Drive",
+    "Court", "Terrace", "Place", "Way", "Crescent", "Close", "Square", "Parkway", "Highway",
+    "straße", "strasse", "str.", "weg ", "allee", "platz", "gasse", "damm", "ufer", "chaussee",
+    "straat", "laan", "gracht", "plein", "kade", "singel", "Straße", "Strasse", "Str.", "Weg",
+    "Allee", "Platz", "Gasse", " rue ", " avenue ", " boulevard ", " bd ", " place ", " chemin ",
+    " allée ", " impasse ", " quai ", " route ", " cours ", "Calle ", "C/", "Avenida ", "Avda.",
+    "Plaza ", "Paseo ", "Carrer ", "Via ", "Viale ", "Piazza ", "Corso ", "Rua ", "Travessa ",
+)  # fmt: skip
+# Both start with a digit, which re finds fast (a lookbehind first would try every position);
+# public IPv6 addresses (2000::/3) start with 2 or 3. ipaddress checks the rest.
+_IP = (
+    r"[0-9](?<![\w.][0-9])"  # one lookbehind for both: logs are dense with digits
+    r"(?:(?!(?<=1)(?:0|27|92\.168|72\.(?:1[6-9]|2\d|3[01]))\.)"  # not 10/8, 127/8, 192.168/16...
+    r"\d{0,2}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?!\w|\.\w|/\d)"  # (a network /24 names no one)
+    r"|(?<=[23])(?<!:.)[0-9A-Fa-f]{0,3}:[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){1,6}(?![\w:]|/\d))"
+)
 
 DETECTORS: tuple[Detector, ...] = (
+    # -- pii.contact
     detector("email", "pii",
        r"(?<![/\w.%+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*"
-       r"\.[A-Za-z]{2,24}\b", keywords=("@",), window=(70, 260)),
-    detector("payment-card", "pii", r"(?<![\d.-])\d(?:[ -]?\d){12,18}(?![\d-])",
-             validate=card_valid, digits=(13, 19), window=(3, 3)),
+       r"\.[A-Za-z]{2,24}\b", keywords=("@",), window=(70, 260), family=CONTACT),
+    phone_detector(),
+    detector("street-address", "pii.extended", _STREET, keywords=_STREET_WORDS, window=(60, 40),
+       family=CONTACT),
+    # -- pii.financial
+    detector("payment-card", "pii", r"(?<![\d.-])\d(?:[ -]?\d){11,18}(?![\d-])",
+       validate=check.card_valid, context=check.card_in_context, digits=(12, 19),
+       window=(3, 3), family=FINANCIAL),
     detector("iban", "pii", r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b",
-       validate=iban_valid, digits=(7, 34), after_letters=True,
-       window=(34, 34)),
-    detector("us-ssn", "pii", r"(?<![\d-])\d{3}([- ])\d{2}\1\d{4}(?![\d-])", validate=ssn_valid,
-       digits=(9, 9), window=(3, 3)),
-    detector("phone", "pii", r"(?<![\w+.:-])\+?\(?\d[\d ().-]{6,18}\d(?![\w.:-])",
-       validate=phone_valid, digits=(8, 15), window=(3, 3)),
+       validate=check.iban_valid, digits=(7, 34), after_letters=True, window=(34, 34),
+       family=FINANCIAL),
+    # -- pii.government-id
+    detector("us-ssn", "pii", r"(?<![\d-])\d{3}([- ]?)\d{2}\1\d{4}(?![\d-])",
+       validate=check.ssn_valid, context=check.ssn_in_context, digits=(9, 9), window=(3, 3),
+       family=GOVERNMENT_ID),
+    detector("uk-nino", "pii",
+       # the whole text: cheaper than the many six-digit runs of a log (IPs, hex)
+       r"[A-CEGHJ-PR-TW-Z](?<![A-Za-z0-9][A-Z])[A-CEGHJ-NPR-TW-Z] ?\d\d ?\d\d ?\d\d ?[A-D]"
+       r"(?![A-Za-z0-9])", validate=check.uk_nino_valid, family=GOVERNMENT_ID),
+    detector("de-tax-id", "pii", r"(?<![\d-])[1-9]\d ?\d{3} ?\d{3} ?\d{3}(?![\d-])",
+       folded=("steuer", "idnr", "identifikationsnummer", "tax id", "tax-id",
+               "tax identification"), window=(0, 60), validate=check.de_tax_id_valid,
+       family=GOVERNMENT_ID),
+    detector("fr-nir", "pii",
+       r"(?<![\d-])[1-478] ?\d\d ?\d\d ?\d\d ?\d{3} ?\d{3} ?\d\d(?![\d-])",
+       validate=check.fr_nir_valid, digits=(15, 15), window=(3, 3), family=GOVERNMENT_ID),
+    detector("es-dni", "pii", r"(?<![\w.-])(?:\d{8}|[XYZ]-?\d{7})-?[A-HJ-NP-TV-Z](?![\w-])",
+       validate=check.es_dni_valid, digits=(7, 8), after_letters=True, window=(3, 3),
+       family=GOVERNMENT_ID),
+    detector("it-fiscal-code", "pii",
+       r"[A-Z](?<![A-Za-z0-9][A-Z])[A-Z]{5}\d\d[A-EHLMPRST]\d\d[A-Z]\d{3}[A-Z](?![A-Za-z0-9])",
+       validate=check.it_fiscal_code_valid, family=GOVERNMENT_ID),
+    detector("nl-bsn", "pii",
+       r"(?<![\d.-])(?:\d{9}|\d{4}[ .]\d\d[ .]\d{3}|\d{3}[ .]\d{3}[ .]\d{3})(?![\d-])",
+       folded=("bsn", "burgerservicenummer", "sofinummer", "sofi-nummer",
+               "citizen service number"), window=(0, 60), validate=check.nl_bsn_valid,
+       family=GOVERNMENT_ID),
+    detector("in-aadhaar", "pii", r"(?<![\d-])[2-9]\d{3}([ -]?)\d{4}\1\d{4}(?![\d-])",
+       folded=("aadhaar", "aadhar", "adhaar", "uidai"), window=(0, 60),
+       validate=check.in_aadhaar_valid, family=GOVERNMENT_ID),
+    detector("br-cpf", "pii", r"(?<![\d.-])(?:\d{3}\.\d{3}\.\d{3}-\d\d|\d{11})(?![\d-])",
+       validate=check.br_cpf_valid, context=check.cpf_in_context, digits=(11, 11),
+       window=(3, 3), family=GOVERNMENT_ID),
+    detector("passport", "pii", r"(?<![\w-])[A-Z0-9]{6,9}(?![\w-])", folded=_PASSPORT_WORDS,
+       window=(100, 100), validate=check.passport_valid, context=check.passport_in_context,
+       family=GOVERNMENT_ID),
+    # -- pii.identity
+    detector("date-of-birth", "pii", _DATE, folded=_BIRTH_WORDS, window=(100, 100),
+       context=check.birth_date_in_context, family=IDENTITY),
+    detector("person-name", "pii.extended", rf"{_NAME_LABEL}[\s\"']*{_NAME}", span=1,
+       folded=_NAME_KEYWORDS, window=(0, 80), anchored=True, validate=check.name_valid,
+       context=check.name_in_context, family=IDENTITY),
+    # -- pii.network
+    detector("ip-address", "pii", _IP, validate=check.public_ip, context=check.ip_in_context,
+       family=NETWORK),
 )  # fmt: skip

@@ -3,7 +3,8 @@
 ```yaml
 redaction_profiles:
   default:
-    detectors: [secrets, pii]          # groups or single detector ids
+    detectors: [secrets, pii]          # groups, families (pii.identity...) or detector ids
+    phone_regions: [GB, DE]            # national phone formats taken without a country named
     custom:
       - {id: codename, keywords: [PROJECT-HELIOS, Bluefin]}
       - {id: ticket, pattern: 'CORP-[0-9]{5}'}
@@ -11,6 +12,8 @@ redaction_profiles:
     on_unparseable: block              # block | pass
     max_body_bytes: 4194304            # larger: 413, never forwarded unscanned
     files: redact                      # multipart file parts: redact (text) | pass | block
+    restore: false                     # true: <KIND_n> placeholders, originals put back
+                                       # into the answer (redact/placeholders.py, restore.py)
 ```
 """
 
@@ -22,8 +25,20 @@ from dataclasses import dataclass
 from proxy.policy.yamlsource import Fields, Mapping, Problems, did_you_mean, type_name
 from proxy.redact.builtin import BY_ID, GROUPS
 from proxy.redact.detectors import Detector, custom_keywords, custom_pattern
+from proxy.redact.personal_checks import SUPPORTED_REGIONS
+from proxy.redact.personal_detectors import phone_detector
+from proxy.redact.placeholders import self_findings
 
-PROFILE_KEYS = ("detectors", "custom", "replacement", "on_unparseable", "max_body_bytes", "files")
+PROFILE_KEYS = (
+    "detectors",
+    "custom",
+    "replacement",
+    "on_unparseable",
+    "max_body_bytes",
+    "files",
+    "restore",
+    "phone_regions",
+)
 _ID = re.compile(r"[a-z0-9][a-z0-9-]*")
 DEFAULT_MAX_BODY = 4 * 1024 * 1024
 
@@ -36,6 +51,7 @@ class RedactionProfile:
     on_unparseable: str = "block"
     max_body_bytes: int = DEFAULT_MAX_BODY
     files: str = "redact"
+    restore: bool = False  # placeholders instead of `replacement`, restored in the answer
 
 
 def parse_profiles(node: Mapping | None, problems: Problems) -> dict[str, RedactionProfile]:
@@ -71,6 +87,7 @@ def _parse_profile(
                 f"{did_you_mean(text, choices)}; detectors are the groups "
                 f"{', '.join(GROUPS)} or one of {', '.join(BY_ID)}",
             )
+    detectors = _with_phone_regions(detectors, f, where, problems)
     detectors.extend(_custom(f.sequence("custom"), where, problems))
     if not detectors and len(problems.items) == before:
         problems.add(
@@ -87,8 +104,52 @@ def _parse_profile(
         on_unparseable=f.str("on_unparseable", "block", choices=("block", "pass")) or "block",
         max_body_bytes=max_body or DEFAULT_MAX_BODY,
         files=f.str("files", "redact", choices=("redact", "pass", "block")) or "redact",
+        restore=f.bool("restore"),
     )
+    if profile.restore:
+        _check_restore(f, node, profile)
     return profile if len(problems.items) == before else None
+
+
+def _check_restore(f: Fields, node: Mapping, profile: RedactionProfile) -> None:
+    """A restoring profile writes placeholders, not `replacement`; and no detector of it may
+    find a placeholder itself (it would be redacted again and never restored)."""
+    if "replacement" in node:
+        f.error("replacement", "'replacement' and 'restore: true' exclude each other: a "
+                "restoring profile writes <KIND_n> placeholders")  # fmt: skip
+    for sample, kind in self_findings(profile.detectors):
+        f.error("restore", f"with 'restore: true' the placeholder {sample} would itself be "
+                f"found by detector {kind!r}; narrow that detector")  # fmt: skip
+
+
+_REGION_HINTS = {"UK": " (the United Kingdom's code is 'GB')", "EN": " (England is in 'GB')"}
+
+
+def _with_phone_regions(
+    detectors: list[Detector], f: Fields, where: str, problems: Problems
+) -> list[Detector]:
+    """The phone detector of the regions the profile names: their national formats count
+    even where no country is named nearby."""
+    items = f.str_items("phone_regions")
+    if items is None:
+        return detectors
+    regions: list[str] = []
+    for text, line in items:
+        if text.upper() in SUPPORTED_REGIONS:
+            regions.append(text.upper())
+        else:
+            hint = _REGION_HINTS.get(text.upper()) or did_you_mean(text.upper(), SUPPORTED_REGIONS)
+            problems.add(
+                f.node.file,
+                line,
+                f"{where}: unknown phone region {text!r}{hint}; regions are ISO 3166 codes "
+                "like GB, DE, IN",
+            )
+    if not any(d.id == "phone" for d in detectors):
+        f.error("phone_regions", "'phone_regions' needs the phone detector in 'detectors'")
+        return detectors
+    phone = phone_detector(tuple(dict.fromkeys(regions)))
+    return [phone if d.id == "phone" else d for d in detectors]
 
 
 def _custom(node, where: str, problems: Problems) -> list[Detector]:

@@ -12,6 +12,9 @@ addons ask too:
 - the client's address is in `network.clients`, proxy authentication (Basic or Kerberos)
   is off and the request carries no Proxy-Authorization (users can decide rules: the
   authenticating addons must see them), and TLS to the proxy is not required;
+- when the address map names the user and the policy looks groups up in a directory, the
+  user's groups are in the cache within their ttl (a look-up would make the fast path wait:
+  mitmproxy's hooks await it instead, and fill the cache for the user's next connections);
 - the CONNECT host's decision is to tunnel, with action allow;
 - the destination is not denied (`network.deny_destinations`, the proxy's own listeners);
 - the first bytes in the tunnel are a TLS ClientHello (any record version, framing.py) every
@@ -56,6 +59,7 @@ from mitmproxy import ctx, exceptions
 from proxy.decide.gate import Gate
 from proxy.decide.verdict import Decision, Mode
 from proxy.mitm import compat, framing
+from proxy.mitm.directory_groups import DirectoryGroups
 from proxy.mitm.discovery import Discovery
 from proxy.mitm.identity import Identity
 from proxy.mitm.recording import Recorder
@@ -89,6 +93,7 @@ class FastPath:
         recorder: Recorder,
         discovery: Discovery | None,
         identity: Identity | None = None,
+        directory: DirectoryGroups | None = None,
     ) -> None:
         self.ports: frozenset[int] = frozenset()  # the proxy's listening ports
         self.enabled = False
@@ -96,6 +101,7 @@ class FastPath:
         self.recorder = recorder
         self.discovery = discovery  # counts the tunnels relayed
         self.identity = identity  # who a client address is (an address map), if anyone
+        self.directory = directory  # that user's directory groups, when known without waiting
         self.header_timeout = 0
         self.parent: tuple[str, int] | None = None  # the parent proxy (upstream mode)
         self.parent_auth: str | None = None  # its Proxy-Authorization
@@ -276,7 +282,14 @@ class FastConnection(asyncio.Protocol):
         if identity.needs_mitmproxy(self.client):
             return None  # a downstream proxy's CONNECT says who it is in its headers
         who = identity.for_address(self.client)
-        return self.gate.tunnel(names, self.client, who.user, who.groups)
+        groups = who.groups
+        directory = self.fastpath.directory
+        if who.user and directory is not None:
+            known = directory.fresh(who.user)
+            if known is None:  # the groups need a look-up: mitmproxy's hooks await it
+                return None
+            groups = known | groups
+        return self.gate.tunnel(names, self.client, who.user, groups)
 
     def _checked(self, reason: str | None) -> None:
         """The destination check's answer: mitmproxy refuses a denied one, with the reason."""

@@ -243,8 +243,9 @@ async def _serve(
         loop.gate = pipeline.gate
         loop.parent = (parent.host, parent.port) if parent else None
         loop.fastpath = FastPath(
-            pipeline.gate, pipeline.recorder, pipeline.discovery, pipeline.identity
-        )
+            pipeline.gate, pipeline.recorder, pipeline.discovery, pipeline.identity,
+            pipeline.directory,
+        )  # fmt: skip
         m.addons.add(loop.fastpath)  # after Deadlines: it reads the header timeout
     if args.worker_link is not None:
         m.addons.add(WorkerLink(args.worker_link))

@@ -6,42 +6,23 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import socket
-import subprocess
 import time
 from pathlib import Path
 
+import ldapharness
 import pytest
 from conftest import SHIPPED_CATALOG, local_ai_policy
+from ldapharness import SUFFIX, Slapd
 from proxyharness import Proxy, Upstream, metrics, value, write_policy
 
 from proxy import ca
 
-SLAPD = shutil.which("slapd") or "/usr/sbin/slapd"
-SLAPADD = shutil.which("slapadd") or "/usr/sbin/slapadd"
-SCHEMA = Path("/etc/ldap/schema")
-
 pytestmark = pytest.mark.skipif(
-    not (Path(SLAPD).exists() and Path(SLAPADD).exists() and SCHEMA.is_dir()),
+    not ldapharness.installed(),
     reason="OpenLDAP's slapd is not installed (.ci/run installs the slapd package)",
 )
 
-SUFFIX = "dc=corp,dc=example"
-CONFIG = """
-include {schema}/core.schema
-include {schema}/cosine.schema
-include {schema}/inetorgperson.schema
-pidfile {dir}/slapd.pid
-modulepath /usr/lib/ldap
-moduleload back_mdb
-database mdb
-maxsize 10485760
-suffix "{suffix}"
-rootdn "cn=admin,{suffix}"
-rootpw admin-secret
-directory {dir}/db
-"""
 DATA = """
 dn: {suffix}
 objectClass: dcObject
@@ -81,32 +62,8 @@ POLICY = local_ai_policy(
 )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_slapd(work: Path) -> tuple[subprocess.Popen, int]:
-    (work / "db").mkdir(parents=True)
-    (work / "slapd.conf").write_text(CONFIG.format(schema=SCHEMA, dir=work, suffix=SUFFIX))
-    (work / "data.ldif").write_text(DATA.format(suffix=SUFFIX).lstrip())
-    subprocess.run([SLAPADD, "-f", str(work / "slapd.conf"), "-l", str(work / "data.ldif")],
-                   check=True, capture_output=True)  # fmt: skip
-    port = free_port()
-    server = subprocess.Popen(
-        [SLAPD, "-d", "0", "-f", str(work / "slapd.conf"), "-h", f"ldap://127.0.0.1:{port}/"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return server, port
-        except OSError:
-            assert server.poll() is None, server.stderr.read().decode()
-            assert time.monotonic() < deadline, "slapd did not start"
-            time.sleep(0.1)
+def start_slapd(work: Path) -> Slapd:
+    return Slapd(work, DATA)
 
 
 def proxy_with_ldap(work: Path, port: int, *extra: str) -> Proxy:
@@ -118,10 +75,9 @@ def proxy_with_ldap(work: Path, port: int, *extra: str) -> Proxy:
 
 @pytest.fixture(scope="module")
 def ldap_server(tmp_path_factory):
-    server, port = start_slapd(tmp_path_factory.mktemp("ldap"))
-    yield port
-    server.terminate()
-    server.wait(10)
+    server = start_slapd(tmp_path_factory.mktemp("ldap"))
+    yield server.port
+    server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -185,20 +141,18 @@ def test_bad_or_missing_credentials_get_a_407_and_reach_nothing(env, credentials
 
 def test_an_unreachable_ldap_server_fails_closed(tmp_path):
     """Once the directory is gone, nobody is authenticated: 407, never an open proxy."""
-    server, port = start_slapd(tmp_path / "ldap")
-    proxy = proxy_with_ldap(tmp_path / "proxy", port)
+    server = start_slapd(tmp_path / "ldap")
+    proxy = proxy_with_ldap(tmp_path / "proxy", server.port)
     upstream = Upstream()
     try:
         assert request(proxy, upstream, "bob:bob-password").startswith(b"HTTP/1.1 403")
-        server.terminate()
-        server.wait(10)
+        server.stop()
         before = upstream.connections
         for credentials in ("bob:bob-password", "alice:alice-password"):
             reply = request(proxy, upstream, credentials)
             assert reply.startswith(b"HTTP/1.1 407"), reply[:200]
         assert upstream.connections == before
     finally:
-        if server.poll() is None:
-            server.kill()
+        server.stop()
         assert proxy.stop() == 0
         upstream.close()

@@ -390,6 +390,23 @@ def profile_policy(profile: str, rule_extra: str = "    action: redact") -> str:
             "'redact' names a profile for action: redact only",
         ),
         (profile_policy("  empty: {}\n"), 4, "no detectors"),
+        (
+            profile_policy("  default:\n    detectors: [pii.extend]\n"),
+            5,
+            "unknown detector 'pii.extend' (did you mean 'pii.extended'?)",
+        ),
+        (
+            profile_policy(
+                "  default:\n    detectors: [pii]\n    phone_regions:\n      - GB\n      - UK\n"
+            ),
+            8,
+            "unknown phone region 'UK' (the United Kingdom's code is 'GB')",
+        ),
+        (
+            profile_policy("  default:\n    detectors: [secrets]\n    phone_regions: [GB]\n"),
+            6,
+            "'phone_regions' needs the phone detector in 'detectors'",
+        ),
     ],
 )
 def test_profile_errors(write_policy, text, line, fragment):
@@ -401,11 +418,87 @@ def test_the_rule_gets_the_default_profile(write_policy):
     assert policy.rules[0].redact == "default"
     assert [d.id for d in policy.redaction_profiles["default"].detectors] == [
         "email",
+        "phone",
         "payment-card",
         "iban",
         "us-ssn",
-        "phone",
-    ]
+        "uk-nino",
+        "de-tax-id",
+        "fr-nir",
+        "es-dni",
+        "it-fiscal-code",
+        "nl-bsn",
+        "in-aadhaar",
+        "br-cpf",
+        "passport",
+        "date-of-birth",
+        "ip-address",
+    ]  # not pii.extended: person-name and street-address run only when named
+
+
+def profile_of(write_policy, spec: str) -> RedactionProfile:
+    return load_policy(write_policy(profile_policy(spec))).redaction_profiles["default"]
+
+
+def test_names_and_addresses_run_only_when_a_profile_names_them(write_policy):
+    text = "My name is Priya Sharma, I live at 42 Elm Road; DOB: 1985-03-14"
+    plain = profile_of(write_policy, "  default:\n    detectors: [pii]\n")
+    named = profile_of(write_policy, "  default:\n    detectors: [pii, pii.extended]\n")
+    assert redact_text(text, plain.detectors, "[{type}]")[0] == (
+        "My name is Priya Sharma, I live at 42 Elm Road; DOB: [date-of-birth]"
+    )
+    assert redact_text(text, named.detectors, "[{type}]")[0] == (
+        "My name is [person-name], I live at [street-address]; DOB: [date-of-birth]"
+    )
+
+
+def test_a_family_names_its_detectors_precise_or_not(write_policy):
+    network = profile_of(write_policy, "  default:\n    detectors: [pii.network]\n")
+    identity = profile_of(write_policy, "  default:\n    detectors: [pii.identity]\n")
+    assert [d.id for d in network.detectors] == ["ip-address"]
+    assert [d.id for d in identity.detectors] == ["date-of-birth", "person-name"]
+
+
+def test_phone_regions_take_national_formats_with_no_country_named(write_policy):
+    text = "try 07911 123456 or 0171 1234567"  # (no "phone", "call"...: any plan would do)
+    default = profile_of(write_policy, "  default:\n    detectors: [phone]\n")
+    uk = profile_of(write_policy, "  default:\n    detectors: [pii]\n    phone_regions: [gb]\n")
+    assert redact_text(text, default.detectors, "[{type}]")[0] == text
+    assert redact_text(text, uk.detectors, "[{type}]")[0] == "try [phone] or 0171 1234567"
+    assert len(uk.detectors) == len(profile_of(write_policy, "  default:\n    detectors: [pii]\n"
+                                                ).detectors)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "number, is_card",
+    [
+        ("4222222222222", True),  # Visa 13
+        ("4012888888881881", True),  # Visa 16
+        ("4111111111111111110", True),  # Visa 19
+        ("411111111111116", False),  # Visa has no 15
+        ("5555555555554444", True),  # Mastercard 16
+        ("5105105105102", False),  # Mastercard has no 13
+        ("2223000048400011", True),  # Mastercard 2-series
+        ("378282246310005", True),  # Amex 15
+        ("3782822463100052", False),  # Amex has no 16 (Luhn-valid)
+        ("6011000990139424", True),  # Discover
+        ("36227206271667", True),  # Diners 14
+        ("3530111333300000", True),  # JCB 16
+        ("353011133330000125", True),  # JCB 18
+        ("3528000000007", False),  # JCB has no 13
+        ("675964982648", True),  # Maestro 12
+        ("6200000000000005", True),  # UnionPay 16
+        ("2200000000000004", True),  # Mir 16
+        ("1234567890128", False),  # no brand starts with 1
+        ("4111111111111112", False),  # Luhn fails
+    ],
+)
+def test_a_card_needs_a_brand_of_its_length_and_luhn(number, is_card):
+    from proxy.redact.personal_checks import card_valid, luhn_valid
+
+    assert card_valid(number) is is_card
+    if not is_card and number != "4111111111111112":
+        assert luhn_valid(number), "the near-miss must fail on brand or length, not Luhn"
 
 
 # -- the command line ----------------------------------------------------------------------------
@@ -465,6 +558,21 @@ def test_hyperscan_keyword_index_finds_exactly_what_the_plain_search_finds(monke
     assert indexed == plain
     expected = sum(len(c["expect"]) for c in cases)
     assert len(indexed) >= expected
+
+
+def test_hyperscan_finds_the_same_in_text_that_is_not_ascii(monkeypatch):
+    from proxy.redact import detectors
+
+    if detectors.hyperscan is None:
+        pytest.skip("hyperscan is not installed (it is an x86-64 dependency)")
+    filler = "\nGrüße aus München, née à Zürich — 東京の電話 ✓ Straße 5\n" * 3
+    cases = [c for c in CASES if "truncated" not in c["text"]]
+    text = filler.join(c["text"] for c in cases) + filler
+    assert len(text) > detectors.KeywordIndex.MIN_TEXT and not text.isascii()
+    indexed = detectors.scan(text, PROFILE.detectors)
+    monkeypatch.setattr(detectors, "hyperscan", None)
+    assert indexed == detectors.scan(text, PROFILE.detectors)
+    assert len(indexed) >= sum(len(c["expect"]) for c in cases)
 
 
 def test_a_truncated_private_key_is_redacted_up_to_the_prose_after_it():

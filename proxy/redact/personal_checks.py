@@ -1,0 +1,412 @@
+"""The checks that turn a number-shaped or name-shaped candidate into personal data: card brands
+with their lengths and Luhn, the SSA's rules for SSNs, libphonenumber for phone numbers by
+region, python-stdnum's checksums for national ids, and the words around a candidate.
+
+A candidate counts only when its shape, its checksum and its surroundings agree: a
+Luhn-valid 13-digit number with no card brand of that length is no card, and "order
+#4155550132" is no phone.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from itertools import zip_longest
+
+import phonenumbers
+from stdnum.br import cpf
+from stdnum.de import idnr
+from stdnum.es import dni, nie
+from stdnum.fr import nir
+from stdnum.in_ import aadhaar
+from stdnum.it import codicefiscale
+from stdnum.nl import bsn
+
+from proxy.redact.first_names import FIRST_NAMES, NOT_NAMES
+
+# -- surroundings --------------------------------------------------------------------------------
+
+
+def before(text: str, start: int, width: int = 40) -> str:
+    """The lower-cased text just before a candidate, on its line."""
+    return text[max(0, start - width) : start].rsplit("\n", 1)[-1].lower()
+
+
+def _normal(text: str) -> str:
+    """Lower case, and keys like passport_no or date-of-birth as words."""
+    return text.lower().replace("_", " ").replace("-", " ")
+
+
+def labelled(words: re.Pattern[str], text: str, start: int, end: int) -> bool:
+    """One of `words` labels the candidate: on its line shortly before or after it ("DOB:
+    ...", "... as their SSN", "passport_no=...", a JSON key), or heading its column in a
+    comma-separated table."""
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end)
+    line_end = len(text) if line_end < 0 else line_end
+    head = text[max(line_start, start - 60) : start]
+    if words.search(_normal(head)) or words.search(_normal(text[end : min(line_end, end + 40)])):
+        return True
+    heading = column_heading(text, start)
+    return heading is not None and bool(words.search(_normal(heading)))
+
+
+def column_heading(text: str, start: int) -> str | None:
+    """The first row's cell above `start` in a comma-separated table (CSV pasted in a prompt)."""
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", start)
+    commas = text.count(",", line_start, len(text) if line_end < 0 else line_end)
+    if not commas or line_start == 0:
+        return None
+    heading = None
+    for line in reversed(text[max(0, line_start - 4000) : line_start - 1].split("\n")[-50:]):
+        if line.count(",") > commas and heading is None:  # "...see this table: id,ssn,plan"
+            heading = ",".join(line.split(",")[-commas - 1 :])
+        if line.count(",") != commas:
+            break
+        heading = line
+    return None if heading is None else heading.split(",")[text.count(",", line_start, start)]
+
+
+# a label that says a number is an identifier of something else
+_OTHER_ID_WORDS = (
+    r"\b(?:order|invoice|inv|ticket|tracking|ref|reference|case|po|sku|item|build|job|"
+    r"request|req|txn|transaction|confirmation|booking|shipment|parcel|serial|id|"
+    r"bestellung|bestellnummer|rechnung|commande|facture|pedido|factura|ordine)"
+)
+_OTHER_ID_LABEL = re.compile(
+    rf"(?:{_OTHER_ID_WORDS}(?:\s*(?:number|num|nr|no|id))?\.?\s*[:#=]?\s*(?:#\s*)?)$"
+)
+_OTHER_ID_HEADING = re.compile(rf"\W*(?:\w+ )?{_OTHER_ID_WORDS}(?: ?(?:number|num|nr|no|id))?\W*")
+
+
+def labelled_as_other_id(text: str, start: int) -> bool:
+    """ "Order #4155550132", "invoice no. 4111111111111", a column headed order_no: the label
+    says what it is."""
+    if _OTHER_ID_LABEL.search(_normal(before(text, start, 32))):
+        return True
+    heading = column_heading(text, start)
+    return heading is not None and bool(_OTHER_ID_HEADING.fullmatch(_normal(heading)))
+
+
+# -- payment cards -------------------------------------------------------------------------------
+
+
+def luhn_valid(digits: str) -> bool:
+    total, double = 0, False
+    for ch in reversed(digits):
+        d = ord(ch) - 48
+        if double:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+        double = not double
+    return total % 10 == 0
+
+
+def _span(low: int, high: int) -> tuple[str, ...]:
+    return tuple(str(n) for n in range(low, high + 1))
+
+
+# brand: (prefixes, lengths); from the brands' published IIN ranges
+CARD_BRANDS: dict[str, tuple[tuple[str, ...], frozenset[int]]] = {
+    "visa": (("4",), frozenset({13, 16, 19})),
+    "mastercard": (("51", "52", "53", "54", "55", *_span(2221, 2720)), frozenset({16})),
+    "amex": (("34", "37"), frozenset({15})),
+    "discover": (
+        ("6011", "65", *_span(644, 649), *_span(622126, 622925)),
+        frozenset(range(16, 20)),
+    ),
+    "diners": (
+        ("300", "301", "302", "303", "304", "305", "3095", "36", "38", "39"),
+        frozenset(range(14, 20)),
+    ),
+    "jcb": (_span(3528, 3589), frozenset(range(16, 20))),
+    "maestro": (
+        ("5018", "5020", "5038", "5893", "6304", "6759", "6761", "6762", "6763"),
+        frozenset(range(12, 20)),
+    ),
+    "unionpay": (("62",), frozenset(range(16, 20))),
+    "mir": (_span(2200, 2204), frozenset(range(16, 20))),
+}
+_LENGTHS_BY_PREFIX: dict[str, set[int]] = {}
+for _prefixes, _lengths in CARD_BRANDS.values():
+    for _prefix in _prefixes:
+        _LENGTHS_BY_PREFIX.setdefault(_prefix, set()).update(_lengths)
+
+
+def card_brand_fits(digits: str) -> bool:
+    """Some brand has this prefix and issues numbers of this length."""
+    n = len(digits)
+    return any(n in _LENGTHS_BY_PREFIX.get(digits[:k], ()) for k in range(1, 7))
+
+
+def card_valid(text: str) -> bool:
+    digits = re.sub(r"[ -]", "", text)
+    if not 12 <= len(digits) <= 19 or len(set(digits)) < 2:
+        return False
+    groups = tuple(len(g) for g in re.split(r"[ -]+", text))
+    if len(groups) > 1 and not _card_grouping(groups):
+        return False  # "415 555 0100 4111 1111" is a phone number and more, not a card
+    return card_brand_fits(digits) and luhn_valid(digits)
+
+
+def _card_grouping(groups: tuple[int, ...]) -> bool:
+    """How cards are written: fours (the last group may be shorter), or 4-6-5 / 4-6-4."""
+    if groups in ((4, 6, 5), (4, 6, 4)):
+        return True
+    return all(g == 4 for g in groups[:-1]) and 1 <= groups[-1] <= 4
+
+
+def card_in_context(text: str, start: int, _end: int) -> bool:
+    return not labelled_as_other_id(text, start)
+
+
+# -- IBAN, SSN -----------------------------------------------------------------------------------
+
+
+def iban_valid(text: str) -> bool:
+    iban = text.replace(" ", "").upper()
+    if not 15 <= len(iban) <= 34:
+        return False
+    rearranged = iban[4:] + iban[:4]
+    number = "".join(str(int(ch, 36)) for ch in rearranged)
+    return int(number) % 97 == 1
+
+
+_SSN_NOT_ISSUED = {"078051120", "219099999", "123456789", "457555462"}
+
+
+def ssn_valid(text: str) -> bool:
+    digits = re.sub(r"[ -]", "", text)
+    area, group, serial = digits[:3], digits[3:5], digits[5:]
+    return not (
+        area in ("000", "666")
+        or area[0] == "9"
+        or group == "00"
+        or serial == "0000"
+        or digits in _SSN_NOT_ISSUED
+        or len(set(digits)) == 1
+    )
+
+
+_SSN_WORDS = re.compile(r"\bssn\b|\bss\s*#|social\s+security|\bsoc\.?\s*sec\b|\bssa\b")
+
+
+def ssn_in_context(text: str, start: int, end: int) -> bool:
+    """Nine digits written together are an SSN only with the word near: they are also
+    order numbers, ZIP+4 codes and ids."""
+    if not text[start:end].isdigit():
+        return not labelled_as_other_id(text, start)
+    return labelled(_SSN_WORDS, text, start, end)
+
+
+# -- phone numbers -------------------------------------------------------------------------------
+
+_DATE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}\b|\d{1,2}[./-]\d{1,2}[./-]\d{2,4}\b")
+# a North American number: optional 1, area code and exchange not starting with 0 or 1
+_NANP_SHAPE = re.compile(r"1?[2-9]\d\d[2-9]\d{6}")
+# how North American numbers are grouped: 4155550132, (415) 555-0132, 1-415-555-0132...
+_NANP_GROUPS = {(10,), (11,), (3, 3, 4), (1, 3, 3, 4), (3, 7), (1, 3, 7), (1, 10)}
+
+# words near a national-format number that say which country's plan it follows
+_REGION_WORDS: dict[str, tuple[str, ...]] = {
+    "GB": ("uk", "britain", "british", "england", "scotland", "wales", "london",
+           "manchester", "birmingham", "edinburgh", "glasgow"),
+    "DE": ("germany", "german", "deutschland", "berlin", "münchen", "munich", "hamburg",
+           "frankfurt", "köln", "cologne", "stuttgart", "handy", "handynummer", "telefon",
+           "festnetz", "rufnummer", "mobilnummer"),
+    "FR": ("france", "french", "paris", "lyon", "marseille", "toulouse", "portable",
+           "téléphone", "tél", "fixe"),
+    "IN": ("india", "indian", "mumbai", "delhi", "bangalore", "bengaluru", "chennai",
+           "hyderabad", "kolkata", "pune"),
+    "BR": ("brazil", "brasil", "brazilian", "paulo", "janeiro", "celular", "telefone"),
+    "JP": ("japan", "japanese", "tokyo", "osaka", "kyoto", "yokohama", "電話", "携帯"),
+    "ES": ("spain", "españa", "spanish", "madrid", "barcelona", "valencia", "sevilla",
+           "móvil", "teléfono"),
+    "IT": ("italy", "italia", "italian", "rome", "roma", "milan", "milano", "napoli",
+           "torino", "cellulare"),
+    "NL": ("netherlands", "nederland", "dutch", "holland", "amsterdam", "rotterdam",
+           "utrecht", "mobiel", "telefoonnummer"),
+    "AU": ("australia", "australian", "sydney", "melbourne", "brisbane", "perth"),
+    "MX": ("mexico", "méxico", "mexican", "guadalajara", "monterrey"),
+}  # fmt: skip
+_REGION_OF_WORD = {w: r for r, words in _REGION_WORDS.items() for w in words}
+_WORD = re.compile(r"[^\W\d_]+")
+SUPPORTED_REGIONS = frozenset(phonenumbers.SUPPORTED_REGIONS)
+
+
+def regions_in_context(text: str, start: int, end: int) -> list[str]:
+    """The countries named near a number (one word of _REGION_WORDS), nearest first."""
+    head = [_REGION_OF_WORD.get(w) for w in _WORD.findall(before(text, start, 60))]
+    tail = [_REGION_OF_WORD.get(w) for w in _WORD.findall(text[end : end + 40].lower())]
+    nearest = [r for pair in zip_longest(reversed(head), tail) for r in pair if r]
+    return list(dict.fromkeys(nearest))
+
+
+def _valid_in(candidate: str, region: str | None) -> bool:
+    try:
+        number = phonenumbers.parse(candidate, region)
+    except phonenumbers.NumberParseException:
+        return False
+    return phonenumbers.is_valid_number(number)
+
+
+def phone_in_context(text: str, start: int, end: int, regions: tuple[str, ...] = ()) -> bool:
+    """International numbers with their `+`; without it, North American numbers, and the
+    national formats of the countries named nearby or configured (`regions`). Not when a
+    label says it is an order, invoice, ticket... number."""
+    candidate = text[start:end]
+    digits = sum(c.isdigit() for c in candidate)
+    if not 8 <= digits <= 15 or _DATE.match(candidate):
+        return False
+    if candidate.startswith("+"):
+        return _valid_in(candidate, None)
+    if labelled_as_other_id(text, start):
+        return False
+    if (
+        _NANP_SHAPE.fullmatch(re.sub(r"\D", "", candidate))
+        and tuple(map(len, re.findall(r"\d+", candidate))) in _NANP_GROUPS
+        and _valid_in(candidate, "US")
+    ):
+        return True  # the cheap shape tests first: libphonenumber costs tens of microseconds
+    if digits > 13:  # longer than any national number
+        return False
+    named = regions_in_context(text, start, end)
+    if labelled(_PHONE_WORDS, text, start, end):  # labelled a phone: any common plan will do
+        named = [*named, *LABELLED_PHONE_REGIONS]
+    return any(_valid_in(candidate, region)
+               for region in dict.fromkeys((*named, *regions)))  # fmt: skip
+
+
+_PHONE_WORDS = re.compile(
+    r"\b(?:phone|mobile|cell|tel|telephone|call (?:me|us)|fax|whatsapp|handy|telefon|portable|"
+    r"celular|telefone|cellulare|mobiel)\b|téléphone|tél|móvil|teléfono|電話|携帯"
+)
+# the plans tried for a national number labelled as a phone with no country named
+LABELLED_PHONE_REGIONS = ("GB", "DE", "FR", "IN", "BR", "JP", "ES", "IT", "NL", "AU", "MX")
+
+
+# -- national identity numbers --------------------------------------------------------------------
+
+# HMRC: no D, F, I, Q, U, V in the prefix, no O second, and never these pairs
+_NINO_NOT_ALLOCATED = {"BG", "GB", "KN", "NK", "NT", "TN", "ZZ"}
+
+
+def uk_nino_valid(text: str) -> bool:
+    nino = text.replace(" ", "")
+    return nino[:2] not in _NINO_NOT_ALLOCATED and len(set(nino[2:8])) > 1
+
+
+def de_tax_id_valid(text: str) -> bool:
+    return idnr.is_valid(text)
+
+
+def fr_nir_valid(text: str) -> bool:
+    return nir.is_valid(text)
+
+
+def es_dni_valid(text: str) -> bool:
+    return (nie if text[0] in "XYZ" else dni).is_valid(text)
+
+
+def it_fiscal_code_valid(text: str) -> bool:
+    return codicefiscale.is_valid(text)
+
+
+def nl_bsn_valid(text: str) -> bool:
+    return len(set(text.replace(" ", "").replace(".", ""))) > 1 and bsn.is_valid(text)
+
+
+def in_aadhaar_valid(text: str) -> bool:
+    return aadhaar.is_valid(text)
+
+
+def br_cpf_valid(text: str) -> bool:
+    return cpf.is_valid(text)
+
+
+def cpf_in_context(text: str, start: int, end: int) -> bool:
+    """Written 000.000.000-00 it is a CPF; eleven bare digits only with "CPF" near."""
+    if not text[start:end].isdigit():
+        return True
+    return labelled(_CPF_WORD, text, start, end)
+
+
+_CPF_WORD = re.compile(r"\bcpf\b")
+
+
+def passport_valid(text: str) -> bool:
+    """Letters and digits (most countries), or 8-9 digits (US, IN...); never a word."""
+    if not any(c.isdigit() for c in text):
+        return False
+    return not text.isdigit() or len(text) >= 8
+
+
+_PASSPORT_WORDS = re.compile(
+    r"\b(?:passport|reisepass|passeport|pasaporte|passaporto|paspoort|passaporte)\b"
+)
+
+
+def passport_in_context(text: str, start: int, end: int) -> bool:
+    return labelled(_PASSPORT_WORDS, text, start, end)
+
+
+_BIRTH_WORDS = re.compile(
+    r"\bdob\b|\bd\.o\.b\b|date of birth|\bbirth ?date|\bbirthday|\bborn\b|geboren|"
+    r"geburtsdatum|date de naissance|\bn[ée]e? le\b|fecha de nacimiento|\bnacid[oa]\b|"
+    r"data di nascita|\bnat[oa] il\b|data de nascimento|生年月日"
+)
+
+
+def birth_date_in_context(text: str, start: int, end: int) -> bool:
+    return labelled(_BIRTH_WORDS, text, start, end)
+
+
+# -- network ---------------------------------------------------------------------------------
+
+
+_PRIVATE_IPV4 = ("10.", "127.", "192.168.", "0.", "169.254.", *(f"172.{n}." for n in range(16, 32)))
+
+
+def public_ip(text: str) -> bool:
+    """Addresses on the public internet; private, loopback, link-local, documentation and
+    reserved ranges name no one."""
+    if text.startswith(_PRIVATE_IPV4):
+        return False  # most addresses pasted from logs: no need to parse them
+    try:
+        return ipaddress.ip_address(text).is_global
+    except ValueError:
+        return False
+
+
+# versions and section numbers look like addresses: "v1.2.3.4", "sections 8.2.4.44"
+_VERSION_LABEL = re.compile(
+    r"(?:\bv|version\s*|==\s*|@\s*|\bver\.?\s*|"
+    r"(?:sections?|chapters?|§|clauses?|steps?|rfc\s*\d+)\s*\W?\s*"
+    r"(?:[\d.]+\s*(?:,|and|or|to|-)\s*)*)$"
+)
+
+
+def ip_in_context(text: str, start: int, _end: int) -> bool:
+    return not _VERSION_LABEL.search(before(text, start, 48))
+
+
+# -- names -----------------------------------------------------------------------------------
+
+_STRONG_NAME_LABEL = re.compile(
+    r"(?:my (?:full )?name is|my name's|name\"?\s*:\s*\"?|patient\s*:|customer\s*:|employee\s*:|"
+    r"\b(?:mr|mrs|ms|miss|mx|dr|prof|herr|frau|monsieur|madame|mme|señor|señora|sr|sra|"
+    r"signor|signora)\.?)\s*$"
+)
+
+
+def name_valid(text: str) -> bool:
+    return not any(word in NOT_NAMES for word in re.split(r"[\s'-]+", text))
+
+
+def name_in_context(text: str, start: int, end: int) -> bool:
+    """After "my name is", "Name:" or an honorific, any capitalised name; after a greeting or
+    a sign-off, only a known first name ("Dear Sir" and "Thanks, Team" are not people)."""
+    if _STRONG_NAME_LABEL.search(before(text, start, 24)):
+        return True
+    return text[start:end].split()[0] in FIRST_NAMES
