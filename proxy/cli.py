@@ -171,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         required=True,
         metavar="HOST:PORT",
-        help="a proxy address; give several for failover, in order",
+        help="a proxy address; https://HOST:PORT for one clients reach over TLS (PAC HTTPS); "
+        "give several for failover, in order",
     )
     p.add_argument(
         "--mode",
@@ -475,7 +476,12 @@ def cmd_pac(args: argparse.Namespace) -> int:
     policy = _load(args)
     if policy is None:
         return EXIT_INVALID
-    print(pac.render(policy, args.proxy, args.mode, args.bypass, args.spread), end="")
+    try:
+        script = pac.render(policy, args.proxy, args.mode, args.bypass, args.spread)
+    except ValueError as e:
+        print(f"aiwarden pac: {e}", file=sys.stderr)
+        return EXIT_INVALID
+    print(script, end="")
     return EXIT_OK
 
 

@@ -166,6 +166,30 @@ OPTIONS: tuple[Option, ...] = (
         doc_default="none",
     ),
     Option(
+        option="aiwarden_require_proxy_tls", type=bool, default=False,
+        help="aiwarden: clients must connect to the proxy with TLS (an HTTPS proxy); plain "
+        "HTTP to the proxy is refused with a 403.",
+        flag="--require-proxy-tls", action="store_true", flag_default=False,
+        flag_help="clients must connect with TLS (https:// proxy); plain HTTP to the proxy is "
+        "refused with a 403 and counted",
+        to_workers=True,
+        doc="clients must reach the proxy over TLS (`--proxy https://...`, PAC `HTTPS`); plain "
+        "HTTP to the proxy gets a 403 and is counted (see [Serving the proxy over TLS]"
+        "(#serving-the-proxy-over-tls-https-proxy))",
+        doc_default="off: TLS and plain HTTP",
+    ),
+    Option(
+        flag="--proxy-cert", metavar="FILE",
+        flag_help="PEM file with the private key and certificate chain the proxy shows to "
+        "clients connecting with TLS by a name the certificate holds (default: minted by the CA "
+        "for the name the client used)",
+        to_workers=True,
+        doc="the certificate (PEM: private key, then the chain) the proxy shows to clients "
+        "that connect with TLS by a name it holds; other names get one from the CA. Under "
+        "mitmdump: `--set certs=NAME=FILE` for each name",
+        doc_default="minted by the CA",
+    ),
+    Option(
         option="aiwarden_kerberos_keytab", default="", empty_is_unset=True,
         help="aiwarden: Kerberos single sign-on (Proxy-Authenticate: Negotiate) with the "
         "proxy's service key from this keytab; empty: off.",
@@ -343,11 +367,13 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         option="aiwarden_pac_proxy", type=Sequence[str], default=[],
-        help="Proxies the PAC file names (HOST:PORT, in failover order); default: this one.",
+        help="Proxies the PAC file names (HOST:PORT, or https://HOST:PORT for an HTTPS "
+        "proxy; in failover order); default: this one.",
         flag="--pac-proxy", action="append", metavar="HOST:PORT", group=PAC_GROUP,
-        flag_help="a proxy the PAC file names, in failover order (default: this proxy's "
-        "address)",
-        doc="a proxy the served PAC file names, in failover order; repeat for more (see "
+        flag_help="a proxy the PAC file names, in failover order; https://HOST:PORT for one "
+        "reached over TLS (default: this proxy's address)",
+        doc="a proxy the served PAC file names, in failover order; `https://HOST:PORT`: an "
+        "HTTPS proxy (PAC `HTTPS`); repeat for more (see "
         "[PAC and WPAD](#pointing-browsers-at-the-proxy-pac-and-wpad))",
         doc_default="this proxy",
     ),

@@ -9,12 +9,15 @@ AI hosts are checked first, in both modes, so a bypass domain cannot exempt one.
 uses only standard PAC functions, never resolves a name (private-address checks apply to IP
 literals only), and looks hosts up in object tables by walking their labels, so it stays fast
 for large catalogs. Several proxies give failover (`PROXY a; PROXY b`), optionally rotated by
-a stable hash of the host so that each proxy keeps its caches warm.
+a stable hash of the host so that each proxy keeps its caches warm. A proxy given as
+`https://host:port` is named `HTTPS host:port`: the browser connects to it with TLS (an HTTPS
+proxy, so that Basic passwords never cross the network in clear).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 
 from proxy.policy.model import Policy
@@ -31,6 +34,31 @@ def ai_host_patterns(policy: Policy) -> list[HostPattern]:
     return patterns
 
 
+_ADDRESS = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]):(\d{1,5})")
+
+
+def pac_entry(proxy: str) -> str:
+    """A proxy as the PAC file names it: `HOST:PORT` or `http://HOST:PORT` is `PROXY
+    HOST:PORT`; `https://HOST:PORT`, a proxy clients reach over TLS, is `HTTPS HOST:PORT`
+    (Chrome, Edge, Firefox). ValueError says what else it would need to be."""
+    text = proxy.strip()
+    shown = repr(proxy) if "@" not in proxy else "a URL with credentials"  # never the password
+    if text.startswith(("PROXY ", "HTTPS ")):  # already a PAC entry
+        keyword, _, address = text.partition(" ")
+    else:
+        scheme, sep, address = text.partition("://")
+        if not sep:
+            scheme, address = "http", text
+        keyword = {"http": "PROXY", "https": "HTTPS"}.get(scheme.lower(), "")
+        if not keyword:
+            raise ValueError(f"{shown}: a PAC proxy is HOST:PORT, http:// or https://HOST:PORT")
+    address = address.rstrip("/")
+    match = _ADDRESS.fullmatch(address)
+    if match is None or not 0 < int(match.group(1)) < 65536:
+        raise ValueError(f"{shown}: a PAC proxy needs a host and a port, HOST:PORT")
+    return f"{keyword} {address}"
+
+
 def render(
     policy: Policy,
     proxies: Iterable[str],
@@ -38,7 +66,7 @@ def render(
     bypass: Iterable[str] = (),
     spread: bool = False,
 ) -> str:
-    proxies = [p if p.startswith(("PROXY ", "HTTPS ")) else f"PROXY {p}" for p in proxies]
+    proxies = [pac_entry(p) for p in proxies]
     if not proxies:
         raise ValueError("at least one proxy address is needed")
     if mode not in MODES:

@@ -81,7 +81,12 @@ class Admission:
     def tls_clienthello(self, data: tls.ClientHelloData) -> None:
         """Relay undecrypted only when the CONNECT host and every server name allow it; an
         SNI naming a blocked service inside an allowed tunnel is domain fronting, and one
-        that cannot be read is decided by on_error, inside the intercepted connection."""
+        that cannot be read is decided by on_error, inside the intercepted connection.
+        The client's TLS to the proxy itself (an HTTPS proxy, proxy_tls.py) names no
+        destination: mitmproxy terminates it, and what comes inside is decided here as on
+        plain HTTP."""
+        if compat.is_tls_to_the_proxy(data.context):
+            return
         try:
             client = data.context.client
             facts = self.clients.of(client)

@@ -68,6 +68,19 @@ seen failing with the patch disabled):
    test_an_allowed_intercepted_request_goes_through_the_parent,
    test_plain_http_goes_through_the_parent (server_connect lets the parent through),
    test_an_allowed_tunnel_goes_through_the_parent (the resolver's exemption).
+10. TLS to the proxy itself (an HTTPS proxy, proxy_tls.py and admission.py):
+   `is_tls_to_the_proxy` reads a ClientHello's `context.layers` as mitmproxy's
+   `_setup_explicit_http_proxy` stacks them (the mode layer, then the only ClientTLSLayer)
+   and as its tlsconfig tells a secure web proxy; `is_proxy_first_layer` reads a
+   `NextLayer`'s context as the first choice under the mode layer (before or after
+   mitmproxy's own next_layer stacked its choice); `speak_http1_to_the_proxy` sets
+   `client.alpn`, which tlsconfig's `tls_start_client` hands its ALPN callback as the one
+   protocol to select: mitmproxy means to force HTTP/1.1 on a secure web proxy (it cannot
+   take a CONNECT over HTTP/2) but its check (`len(context.layers) == 2`) never holds in
+   12.3, where the HttpLayer is stacked in the same context, and browsers offer h2. Tests:
+   tests/e2e/test_https_proxy.py (test_a_tunnel_to_an_allowed_server_through_tls_to_the_proxy
+   by name, test_require_tls_refuses_plain_http, under `aiwarden run` and mitmdump;
+   test_chromium_follows_a_pac_file_to_the_https_proxy for the ALPN).
 Documented hook API, not internals: upstream.py refuses a server connection by setting
 `data.server.error` in `server_connect`, and reads the refusal back from `flow.error.msg`
 ("aiwarden: ..."). Tests: test_proxy.py::test_a_name_resolving_into_a_denied_range_is_refused,
@@ -92,8 +105,9 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from mitmproxy import addonmanager, connection, exceptions, hooks, http, version
-from mitmproxy.proxy import commands, events, layer, layers, mode_specs
+from mitmproxy.proxy import commands, context, events, layer, layers, mode_specs
 from mitmproxy.proxy.layers import http as http_layer
+from mitmproxy.proxy.layers import modes
 from mitmproxy.proxy.layers.http import (
     HTTPMode,
     ResponseData,
@@ -445,3 +459,40 @@ def sink_directly(flow: http.HTTPFlow) -> None:
     the parent is never asked to connect to it."""
     if flow.server_conn.via is not None:
         flow.server_conn = connection.Server(address=None)
+
+
+# -- 10. TLS to the proxy itself: an HTTPS proxy ------------------------------------------------
+
+PROXY_MODES = (modes.HttpProxy, modes.HttpUpstreamProxy)  # regular, and behind a parent
+
+
+def is_tls_to_the_proxy(where: context.Context) -> bool:
+    """Whether a ClientHello is the client's TLS to the proxy itself (it speaks proxy HTTP
+    inside: a "secure web proxy"), not the TLS of a site inside a CONNECT tunnel. mitmproxy
+    stacks a client's first TLS right under the proxy mode layer; a site's TLS comes after an
+    HttpLayer, and has a server address (the CONNECT's)."""
+    stack = where.layers
+    client_tls = [x for x in stack if isinstance(x, layers.ClientTLSLayer)]
+    return (
+        len(stack) >= 2
+        and isinstance(stack[0], PROXY_MODES)
+        and len(client_tls) == 1
+        and stack[1] is client_tls[0]
+        and where.server.address is None
+    )
+
+
+def is_proxy_first_layer(nextlayer: layer.NextLayer) -> bool:
+    """Whether this is the choice of what a client's first bytes to the proxy are (plain
+    proxy HTTP or TLS to the proxy), directly under the proxy mode layer: nothing above it
+    yet, or (mitmproxy's own next_layer chose first) only what that choice stacked."""
+    stack = nextlayer.context.layers
+    if not stack or not isinstance(stack[0], PROXY_MODES):
+        return False
+    return len(stack) == 1 or (nextlayer.layer is not None and stack[1] is nextlayer.layer)
+
+
+def speak_http1_to_the_proxy(where: context.Context) -> None:
+    """Have mitmproxy's tlsconfig select HTTP/1.1 in the client's TLS to the proxy: proxy
+    requests inside are read as HTTP/1 (a browser offering h2 would otherwise get it)."""
+    where.client.alpn = b"http/1.1"

@@ -13,7 +13,8 @@ in the order they were added, which is the order of `Pipeline.addons`:
 5. identity: who is behind the CONNECT and each request (from proxy authentication, trusted
    headers or the address map), before anything decides them; then directory: that user's
    groups, from LDAP;
-6. admission: the client, CONNECT, ClientHello and raw bytes;
+6. proxy TLS, then admission: TLS to the proxy itself (required?) before the client's first
+   bytes are chosen a layer; the client, CONNECT, ClientHello and raw bytes;
 7. coaching: answers the proxy's own /.aiwarden/ pages before anything decides them;
 8. enforcement: each request at its headers; then tenant headers, on what it let through;
 9. unlisted AI, then redaction: the body, once whole (a request is for one or the other);
@@ -40,6 +41,7 @@ from proxy.mitm.enforcement import Enforcement
 from proxy.mitm.identity import Identity
 from proxy.mitm.kerberos import Kerberos
 from proxy.mitm.policy_in_force import PolicyInForce
+from proxy.mitm.proxy_tls import ProxyTLS
 from proxy.mitm.recording import Recorder
 from proxy.mitm.redaction import Redaction
 from proxy.mitm.restoration import Restoration
@@ -61,6 +63,7 @@ class Pipeline:
     kerberos: Kerberos
     identity: Identity
     directory: DirectoryGroups
+    proxy_tls: ProxyTLS
     admission: Admission
     coaching: Coaching
     enforcement: Enforcement
@@ -82,6 +85,7 @@ class Pipeline:
             self.kerberos,
             self.identity,
             self.directory,
+            self.proxy_tls,
             self.admission,
             self.coaching,
             self.enforcement,
@@ -96,10 +100,13 @@ class Pipeline:
         return [addon for addon in ordered if addon is not None]
 
 
-def build(protect: Iterable[tuple[str, int]] = (), admin: bool = True) -> Pipeline:
+def build(
+    protect: Iterable[tuple[str, int]] = (), admin: bool = True, warns: bool = True
+) -> Pipeline:
     """Every addon of aiwarden, wired. `protect`: addresses besides its own listeners the
     proxy never connects to (a worker's supervisor's admin listener); `admin`: serve the
-    admin listener from this process (a worker leaves it to its supervisor)."""
+    admin listener from this process (a worker leaves it to its supervisor); `warns`: log
+    the start's warnings about the options (`aiwarden run` logs them once, itself)."""
     clients = Clients()
     recorder = Recorder(clients)
     gate = Gate(protect, timed=recorder.metrics.timed)
@@ -119,6 +126,7 @@ def build(protect: Iterable[tuple[str, int]] = (), admin: bool = True) -> Pipeli
         kerberos=Kerberos(clients, recorder),
         identity=identity,
         directory=DirectoryGroups(clients, recorder, lambda: gate.policy),
+        proxy_tls=ProxyTLS(recorder, warns),
         admission=Admission(gate, clients, recorder, answers),
         coaching=coaching,
         enforcement=Enforcement(gate, clients, recorder, answers, unlisted, redaction, coaching),

@@ -27,14 +27,21 @@ from proxy.redact.first_names import FIRST_NAMES, NOT_NAMES
 # -- surroundings --------------------------------------------------------------------------------
 
 
+# what redaction itself wrote ("[REDACTED:phone]", "<PHONE_1>"): never a label, or a second
+# pass over redacted text would find what the first left alone
+_REDACTED = re.compile(r"\[REDACTED[^\]\n]{0,40}\]|<[A-Z][A-Z0-9_]*_[0-9]+>")
+
+
 def before(text: str, start: int, width: int = 40) -> str:
     """The lower-cased text just before a candidate, on its line."""
-    return text[max(0, start - width) : start].rsplit("\n", 1)[-1].lower()
+    # markers cut in half by the window are taken out before it is cut
+    line = text[max(0, start - width - 50) : start].rsplit("\n", 1)[-1]
+    return _REDACTED.sub(" ", line)[-width:].lower()
 
 
 def _normal(text: str) -> str:
     """Lower case, and keys like passport_no or date-of-birth as words."""
-    return text.lower().replace("_", " ").replace("-", " ")
+    return _REDACTED.sub(" ", text).lower().replace("_", " ").replace("-", " ")
 
 
 def labelled(words: re.Pattern[str], text: str, start: int, end: int) -> bool:
@@ -44,8 +51,9 @@ def labelled(words: re.Pattern[str], text: str, start: int, end: int) -> bool:
     line_start = text.rfind("\n", 0, start) + 1
     line_end = text.find("\n", end)
     line_end = len(text) if line_end < 0 else line_end
-    head = text[max(line_start, start - 60) : start]
-    if words.search(_normal(head)) or words.search(_normal(text[end : min(line_end, end + 40)])):
+    head = _normal(text[max(line_start, start - 110) : start])[-60:]  # no half markers
+    tail = _normal(text[end : min(line_end, end + 90)])[:40]
+    if words.search(head) or words.search(tail):
         return True
     heading = column_heading(text, start)
     return heading is not None and bool(words.search(_normal(heading)))

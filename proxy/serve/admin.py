@@ -64,6 +64,7 @@ class PacSettings:
     mode: str = "all"
     bypass: tuple[str, ...] = ()
     spread: bool = False
+    tls: bool = False  # TLS to the proxy is required: its own address is an HTTPS proxy
 
 
 class Backend(Protocol):
@@ -147,12 +148,14 @@ class AdminListener:
 
     def _advertised_proxies(self, headers: dict[str, str]) -> list[str]:
         """The proxy's own listen address; when it listens on every address, the name the
-        client used to fetch this file, with the proxy's port."""
+        client used to fetch this file, with the proxy's port; as an HTTPS proxy when
+        TLS to it is required."""
         out = []
+        scheme = "https://" if self.backend.pac_settings().tls else ""
         for host, port in self.backend.proxy_addresses():
             if host in ("0.0.0.0", "::", ""):
                 host = headers.get("host", "127.0.0.1").rsplit(":", 1)[0].strip("[]")
-            out.append(format_address(host, port))
+            out.append(scheme + format_address(host, port))
         return out
 
     async def _revoke(self, query: dict[str, str]) -> Reply:
@@ -272,6 +275,12 @@ class AdminServer:
     def configure(self, updated: set[str]) -> None:
         if "aiwarden_pac_mode" in updated and ctx.options.aiwarden_pac_mode not in pac.MODES:
             raise exceptions.OptionsError(f"aiwarden_pac_mode must be one of {pac.MODES}")
+        if "aiwarden_pac_proxy" in updated:
+            for proxy in ctx.options.aiwarden_pac_proxy:
+                try:
+                    pac.pac_entry(proxy)
+                except ValueError as e:
+                    raise exceptions.OptionsError(f"aiwarden_pac_proxy: {e}") from None
         if "aiwarden_admin" in updated and ctx.options.aiwarden_admin:
             try:
                 parse_address(ctx.options.aiwarden_admin)
@@ -322,6 +331,7 @@ class AdminServer:
             o.aiwarden_pac_mode,
             tuple(o.aiwarden_pac_bypass),
             o.aiwarden_pac_spread,
+            getattr(o, "aiwarden_require_proxy_tls", False),
         )
 
     def confdir(self) -> Path:

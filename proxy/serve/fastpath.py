@@ -11,7 +11,7 @@ It relays only when all of these hold, each asked of the gate (decide/gate.py) t
 addons ask too:
 - the client's address is in `network.clients`, proxy authentication (Basic or Kerberos)
   is off and the request carries no Proxy-Authorization (users can decide rules: the
-  authenticating addons must see them);
+  authenticating addons must see them), and TLS to the proxy is not required;
 - when the address map names the user and the policy looks groups up in a directory, the
   user's groups are in the cache within their ttl (a look-up would make the fast path wait:
   mitmproxy's hooks await it instead, and fill the cache for the user's next connections);
@@ -23,6 +23,9 @@ addons ask too:
 - the server connection opens, through the loop's guarded resolver (run.GuardedLoop), so a
   name that now resolves somewhere denied is refused.
 As with connection_strategy=lazy, the server is connected to only after the ClientHello.
+A client whose first bytes are a TLS handshake to the proxy itself (an HTTPS proxy,
+mitm/proxy_tls.py) goes to mitmproxy at once, which terminates that TLS; the tunnels inside
+are mitmproxy's to relay (the fast path reads plaintext only).
 When one of the first three fails, mitmproxy gets the request instead (nothing has been
 answered yet). When a later one fails, the client already holds its "200 Connection
 established": mitmproxy gets the CONNECT and what followed, and its own 200 is not sent a
@@ -118,6 +121,8 @@ class FastPath:
         self.enabled = (
             ctx.options.aiwarden_fast_tunnels
             and not authenticating
+            # plain CONNECTs are refused: mitmproxy's to answer (TLS ones are handed over)
+            and not getattr(ctx.options, "aiwarden_require_proxy_tls", False)
             and (parent is None or parent[0] == "http")  # a TLS parent: mitmproxy's
         )
         self.header_timeout = getattr(ctx.options, "aiwarden_client_header_timeout", 0)

@@ -42,7 +42,7 @@ from mitmproxy.addons import (
     upstream_auth,
 )
 
-from proxy import ca
+from proxy import ca, pac
 from proxy.mitm.compat import (
     ALLOW_ENV,
     GuardedLoop,
@@ -54,12 +54,14 @@ from proxy.mitm.compat import (
     startup_failed,
 )
 from proxy.mitm.pipeline import Pipeline, build
+from proxy.mitm.proxy_tls import clear_text_warning, log_clear_text_warning
 from proxy.observe import logs
 from proxy.options import settings_from
 from proxy.policy.model import Policy
 from proxy.serve.admin import format_address, parse_address
 from proxy.serve.fastpath import FastPath
 from proxy.serve.preflight import keytab_unusable, port_taken
+from proxy.serve.proxycert import certificate_names, mitmproxy_certs
 from proxy.serve.workers import Supervisor, available_cpus
 
 
@@ -88,12 +90,28 @@ def run(args: argparse.Namespace, policy: Policy) -> int:
     if args.upstream_ca and not Path(args.upstream_ca).is_file():
         print(f"aiwarden run: --upstream-ca {args.upstream_ca}: no such file", file=sys.stderr)
         return 2
+    for proxy in args.pac_proxy or ():
+        try:
+            pac.pac_entry(proxy)
+        except ValueError as e:
+            print(f"aiwarden run: --pac-proxy {e}", file=sys.stderr)
+            return 2
+    if args.proxy_cert:
+        try:
+            proxy_names = certificate_names(args.proxy_cert)
+        except ValueError as e:
+            print(f"aiwarden run: --proxy-cert {args.proxy_cert}: {e}", file=sys.stderr)
+            return 2
     confdir = Path(args.confdir)
     if args.worker is None:  # a worker's supervisor checked all this already
         problem = _preflight(args, listen, confdir)
         if problem:
             print(f"aiwarden run: {problem}", file=sys.stderr)
             return 2
+        if warning := clear_text_warning(args.proxyauth, args.require_proxy_tls):
+            log_clear_text_warning(warning)  # once, not once per worker
+        if args.proxy_cert:
+            logs.event("proxy_certificate", file=args.proxy_cert, names=",".join(proxy_names))
     workers = args.workers or available_cpus()
     try:
         if workers > 1:
@@ -218,7 +236,7 @@ async def _serve(
         tlsconfig.TlsConfig(),
         errorcheck.ErrorCheck(repeat_errors_on_stderr=True),
     )
-    pipeline = build(protect, admin=args.worker is None)
+    pipeline = build(protect, admin=args.worker is None, warns=False)  # run() warned
     m.addons.add(*pipeline.addons)
     loop = asyncio.get_running_loop()
     if isinstance(loop, GuardedLoop):
@@ -233,6 +251,8 @@ async def _serve(
         m.addons.add(WorkerLink(args.worker_link))
     # the flags of the options the addons above declared (a worker has no admin listener)
     settings = {"connection_strategy": "lazy", **settings_from(args, opts)}  # lazy: blocked
+    if args.proxy_cert:  # run() checked it: the names it holds get it, others the CA's
+        settings["certs"] = mitmproxy_certs(args.proxy_cert, certificate_names(args.proxy_cert))
     if parent is not None:
         settings["upstream_auth"] = parent.auth
         logs.event("parent_proxy", address=format_address(parent.host, parent.port),

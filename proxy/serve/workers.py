@@ -414,5 +414,9 @@ def audit_trail(args: argparse.Namespace) -> AuditTrail | None:
 
 def pac_settings(args: argparse.Namespace) -> PacSettings:
     return PacSettings(
-        tuple(args.pac_proxy or ()), args.pac_mode, tuple(args.pac_bypass or ()), args.pac_spread
+        tuple(args.pac_proxy or ()),
+        args.pac_mode,
+        tuple(args.pac_bypass or ()),
+        args.pac_spread,
+        args.require_proxy_tls,
     )

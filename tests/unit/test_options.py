@@ -149,6 +149,7 @@ def test_settings_by_default():
         "aiwarden_admin": "127.0.0.1:3129",
         "aiwarden_upstream_timeout": 300,
         "aiwarden_client_header_timeout": 30,
+        "aiwarden_require_proxy_tls": False,
         "aiwarden_kerberos_keep_realm": False,
         "aiwarden_policy_watch": 2,
         "aiwarden_fast_tunnels": True,

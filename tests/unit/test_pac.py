@@ -90,6 +90,47 @@ def test_failover_and_spread(policy):
     assert all(sorted(r.split("; ")) == sorted(f"PROXY {p}" for p in two) for r in first)
 
 
+@pytest.mark.parametrize(
+    "given, entry",
+    [
+        ("10.0.0.5:3128", "PROXY 10.0.0.5:3128"),
+        ("http://proxy.corp.example:3128", "PROXY proxy.corp.example:3128"),
+        ("https://proxy.corp.example:3129", "HTTPS proxy.corp.example:3129"),
+        ("HTTPS://Proxy.corp.example:443/", "HTTPS Proxy.corp.example:443"),
+        ("https://[2001:db8::5]:3129", "HTTPS [2001:db8::5]:3129"),
+        ("HTTPS p:1", "HTTPS p:1"),  # already an entry
+    ],
+)
+def test_pac_entries(given, entry):
+    assert pac.pac_entry(given) == entry
+
+
+@pytest.mark.parametrize(
+    "given, why",
+    [
+        ("socks5://p:1080", "HOST:PORT, http:// or https://HOST:PORT"),
+        ("https://proxy.corp.example", "needs a host and a port"),
+        ("https://p:3128/path", "needs a host and a port"),
+        ("https://p:0", "needs a host and a port"),
+        ("p:99999", "needs a host and a port"),
+        ("https://user:pw@p:3128", "needs a host and a port"),
+        ("", "needs a host and a port"),
+    ],
+)
+def test_pac_entries_refused(given, why):
+    with pytest.raises(ValueError, match=re.escape(why)) as e:
+        pac.pac_entry(given)
+    assert "pw" not in str(e.value)
+
+
+def test_an_https_proxy_in_the_pac_file(policy):
+    script = pac.render(policy, ["https://proxy.corp.example:3129", "10.0.0.5:3128"])
+    assert evaluate(script, ["https://chatgpt.com/", "http://intranet/"]) == [
+        "HTTPS proxy.corp.example:3129; PROXY 10.0.0.5:3128",
+        "DIRECT",
+    ]
+
+
 def test_only_standard_functions_and_no_dns(policy):
     script = pac.render(policy, ["p:3128"])
     for forbidden in ("dnsResolve", "myIpAddress", "isResolvable", "alert("):
