@@ -304,7 +304,7 @@ class Squid:
             stderr=subprocess.DEVNULL,
         )
         self.url = f"http://127.0.0.1:{port}"
-        # parsing some 3,000 dstdomain entries takes squid 5.7 about a minute on a busy machine
+        # a catalog of some 3,000 hosts: parsing it takes seconds, more on a busy machine
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and self.process.poll() is None:
             try:
@@ -342,10 +342,15 @@ def squid_acls(host_patterns: list[str]) -> str:
     # squid rejects "a.b" next to ".a.b" or ".b": keep the widest
     kept = {d for d in domains if not any(_covers(o, d) for o in domains if o != d)}
     regexes = regexes or {"^$"}
-    return (
-        f"acl ai_hosts dstdomain {' '.join(sorted(kept))}\n"
-        f"acl ai_host_patterns dstdom_regex -i {' '.join(sorted(regexes))}"
-    )
+    # squid cuts configuration lines at a few KB: one ACL over many lines of 50 entries
+    lines = [f"acl ai_hosts dstdomain {' '.join(c)}" for c in _chunks(sorted(kept), 50)]
+    lines += [f"acl ai_host_patterns dstdom_regex -i {' '.join(c)}"
+              for c in _chunks(sorted(regexes), 20)]  # fmt: skip
+    return "\n".join(lines)
+
+
+def _chunks(items: list[str], size: int) -> list[list[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def _covers(wider: str, domain: str) -> bool:
