@@ -1,0 +1,57 @@
+"""The scanner's shortcuts find exactly what the plain search finds: the trie keyword index
+(TrieIndex), the skipping of detectors whose hints a text lacks, and the bounded look at a
+candidate's line. Timing is measured in bench/redaction_worst.py, not here."""
+
+from __future__ import annotations
+
+import pytest
+
+from proxy.redact import detectors
+from proxy.redact.builtin import BUILTIN
+from proxy.redact.detectors import TrieIndex, _Text, scan
+
+TEXTS = [
+    "",
+    "a",
+    "api_key=" * 50,
+    "API_KEY=" * 20 + "Api_Key = 'q8Zr2LmV0xWk5TnP7sHd'",
+    "sk-ant-api03-" + "A" * 90 + " and sk-" + "0123456789abcdef" * 2,
+    "my password is river52288, my Password: Tiger1992@ and PASS=hunter2hunter2",
+    "Authorization: Bearer " * 10 + "Authorization: Bearer abcDEF123456ghiJKL789",
+    "İstanbul password=Tiger1992@ token=q8Zr2LmV0xWk5TnP7sHd",  # lower() changes the length
+    "Straße 5, Dear Mr. Smith, call +1 415 555 0132 or 4111 1111 1111 1111 on 2024-01-02",
+    "eyJ" * 30 + " -----BEGIN RSA PRIVATE KEY-----\nMIIB\n-----END RSA PRIVATE KEY-----",
+]
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_the_trie_finds_every_keyword_occurrence_str_find_finds(text):
+    trie = TrieIndex.of(BUILTIN)
+    hits = trie.hits(_Text(text, None))
+    if hits is None:
+        assert len(text.lower()) != len(text)
+        return
+    for position, d in enumerate(BUILTIN):
+        plain, indexed = _Text(text, None), _Text(text, hits)
+        assert indexed.windows(d, position) == plain.windows(d, position), d.id
+        if d.anchored:
+            assert indexed.starts(d, position) == plain.starts(d, position), d.id
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_skipping_detectors_without_hints_changes_no_finding(text, monkeypatch):
+    fast = scan(text, BUILTIN)
+    # every detector run over its windows, as before the index: no hits table, no skipping
+    monkeypatch.setattr(TrieIndex, "hits", lambda self, shared: None)
+    monkeypatch.setattr(detectors, "hyperscan", None)
+    assert scan(text, BUILTIN) == fast
+
+
+def test_repeated_keys_still_find_every_real_secret_among_them():
+    secrets = ["q8Zr2LmV0xWk5TnP7sHd", "Zt4Kd9QwX2mLp7RvN3bY", "hV6nB1cX8zQ4wE7rT2yU"]
+    text = "".join("api_key=" * 300 + f"api_key={s} " for s in secrets)
+    redacted, _ = detectors.redact_text(text, BUILTIN, "[REDACTED]")
+    assert not any(s in redacted for s in secrets)
+    spaced = "".join("api_key=\n" * 300 + f"api_key={s}\n" for s in secrets)
+    found = [spaced[f.start : f.end] for f in scan(spaced, BUILTIN)]
+    assert found == secrets
