@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from bisect import bisect_left
+from functools import lru_cache
 from itertools import zip_longest
 
 import phonenumbers
@@ -48,11 +50,12 @@ def labelled(words: re.Pattern[str], text: str, start: int, end: int) -> bool:
     """One of `words` labels the candidate: on its line shortly before or after it ("DOB:
     ...", "... as their SSN", "passport_no=...", a JSON key), or heading its column in a
     comma-separated table."""
-    line_start = text.rfind("\n", 0, start) + 1
-    line_end = text.find("\n", end)
-    line_end = len(text) if line_end < 0 else line_end
+    # the newlines looked for only where head and tail can reach: a 64 KB line holds
+    # thousands of candidates, and a scan to its ends for each was quadratic
+    line_start = text.rfind("\n", max(0, start - 110), start) + 1
+    line_end = text.find("\n", end, end + 90)
     head = _normal(text[max(line_start, start - 110) : start])[-60:]  # no half markers
-    tail = _normal(text[end : min(line_end, end + 90)])[:40]
+    tail = _normal(text[end : end + 90 if line_end < 0 else line_end])[:40]
     if words.search(head) or words.search(tail):
         return True
     heading = column_heading(text, start)
@@ -61,9 +64,8 @@ def labelled(words: re.Pattern[str], text: str, start: int, end: int) -> bool:
 
 def column_heading(text: str, start: int) -> str | None:
     """The first row's cell above `start` in a comma-separated table (CSV pasted in a prompt)."""
-    line_start = text.rfind("\n", 0, start) + 1
-    line_end = text.find("\n", start)
-    commas = text.count(",", line_start, len(text) if line_end < 0 else line_end)
+    line_start, line_end = _line(text, start)
+    commas = _commas(text, line_start, line_end)
     if not commas or line_start == 0:
         return None
     heading = None
@@ -73,7 +75,36 @@ def column_heading(text: str, start: int) -> str | None:
         if line.count(",") != commas:
             break
         heading = line
-    return None if heading is None else heading.split(",")[text.count(",", line_start, start)]
+    return None if heading is None else heading.split(",")[_commas(text, line_start, start)]
+
+
+_NEAR = 2048  # lines shorter than this are measured with find and count
+
+
+def _line(text: str, start: int) -> tuple[int, int]:
+    """The start and end of the line `start` is on."""
+    before, after = (
+        text.rfind("\n", max(0, start - _NEAR), start),
+        text.find("\n", start, start + _NEAR),
+    )
+    if (before >= 0 or start <= _NEAR) and (after >= 0 or start + _NEAR >= len(text)):
+        return before + 1, len(text) if after < 0 else after
+    newlines = _layout(text)[0]  # a long line: its ends by bisection
+    i = bisect_left(newlines, start)
+    return newlines[i - 1] + 1 if i else 0, newlines[i] if i < len(newlines) else len(text)
+
+
+def _commas(text: str, start: int, end: int) -> int:
+    if end - start <= _NEAR:
+        return text.count(",", start, end)
+    commas = _layout(text)[1]
+    return bisect_left(commas, end) - bisect_left(commas, start)
+
+
+@lru_cache(maxsize=2)
+def _layout(text: str) -> tuple[list[int], list[int]]:
+    """Where the newlines and the commas of a text with long lines are, found once."""
+    return [m.start() for m in re.finditer("\n", text)], [m.start() for m in re.finditer(",", text)]
 
 
 # a label that says a number is an identifier of something else
@@ -264,26 +295,40 @@ def phone_in_context(text: str, start: int, end: int, regions: tuple[str, ...] =
     national formats of the countries named nearby or configured (`regions`). Not when a
     label says it is an order, invoice, ticket... number."""
     candidate = text[start:end]
-    digits = sum(c.isdigit() for c in candidate)
+    digits = sum(map(str.isdigit, candidate))
     if not 8 <= digits <= 15 or _DATE.match(candidate):
         return False
     if candidate.startswith("+"):
         return _valid_in(candidate, None)
+    # the cheap tests first, and the label before the number read only for a number that
+    # could pass: a log paste holds thousands of numbers that are no phone's shape
+    nanp = bool(_NANP_SHAPE.fullmatch(re.sub(r"\D", "", candidate))) and (
+        tuple(map(len, re.findall(r"\d+", candidate))) in _NANP_GROUPS
+    )
+    plans = None
+    if not nanp:
+        if digits > 13:  # longer than any national number
+            return False
+        plans = _phone_plans(text, start, end, regions)
+        if not plans:
+            return False
     if labelled_as_other_id(text, start):
         return False
-    if (
-        _NANP_SHAPE.fullmatch(re.sub(r"\D", "", candidate))
-        and tuple(map(len, re.findall(r"\d+", candidate))) in _NANP_GROUPS
-        and _valid_in(candidate, "US")
-    ):
-        return True  # the cheap shape tests first: libphonenumber costs tens of microseconds
-    if digits > 13:  # longer than any national number
+    if nanp and _valid_in(candidate, "US"):
+        return True  # libphonenumber costs tens of microseconds: after the shape tests
+    if digits > 13:
         return False
+    plans = _phone_plans(text, start, end, regions) if plans is None else plans
+    return any(_valid_in(candidate, region) for region in plans)
+
+
+def _phone_plans(text: str, start: int, end: int, regions: tuple[str, ...]) -> list[str]:
+    """The numbering plans to try a national number in: the countries named nearby (all
+    common ones when a label says it is a phone), then the configured ones."""
     named = regions_in_context(text, start, end)
     if labelled(_PHONE_WORDS, text, start, end):  # labelled a phone: any common plan will do
         named = [*named, *LABELLED_PHONE_REGIONS]
-    return any(_valid_in(candidate, region)
-               for region in dict.fromkeys((*named, *regions)))  # fmt: skip
+    return list(dict.fromkeys((*named, *regions)))
 
 
 _PHONE_WORDS = re.compile(
