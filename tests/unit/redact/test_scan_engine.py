@@ -4,9 +4,12 @@ candidate's line. Timing is measured in bench/redaction_worst.py, not here."""
 
 from __future__ import annotations
 
+import random
+import re
+
 import pytest
 
-from proxy.redact import detectors
+from proxy.redact import detectors, secret_detectors
 from proxy.redact.builtin import BUILTIN
 from proxy.redact.detectors import TrieIndex, _Text, scan
 
@@ -55,3 +58,25 @@ def test_repeated_keys_still_find_every_real_secret_among_them():
     spaced = "".join("api_key=\n" * 300 + f"api_key={s}\n" for s in secrets)
     found = [spaced[f.start : f.end] for f in scan(spaced, BUILTIN)]
     assert found == secrets
+
+
+# the reference pattern as one alternation, as it was before it was split in two
+_REFERENCE_AS_ONE = re.compile(
+    r"""\$\{|\$\(|\$[A-Z_][A-Z0-9_]*$|%[A-Za-z_]+%|\{\{|\{%|<[^>]*>|\[\[|%\(\w+\)s
+    |^[\[{(_]|^\.[A-Za-z]|\*\*\*|xxxx|XXXX|\.\.\.|…|REDACTED|\[REDACTED|^[!&*@]|^\{\w*\}$
+    |^\w[\w.]*\s*\(|^\w[\w.]*\[|^(?:process\.env|os\.environ|ENV|env|secrets|vars|config|
+    settings|self|this|props|params|args|opts|options|ctx|context|request|req)\b[.\[]
+    |://|^[~.]?/""",
+    re.VERBOSE,
+)
+
+
+def test_the_split_reference_pattern_judges_values_as_the_single_one_did():
+    rng = random.Random(0)
+    alphabet = "${}()%<>[]*x.…R:/~!&@_aZ9 \nEenvsX"
+    values = ["${PASS}", "os.environ[", "self.x", "REDACTED", "a://b", "{x}", "ok_value1"]
+    values += [
+        "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 9))) for _ in range(20000)
+    ]
+    for value in values:
+        assert secret_detectors._reference(value) == bool(_REFERENCE_AS_ONE.search(value)), value
