@@ -282,6 +282,7 @@ def regions_in_context(text: str, start: int, end: int) -> list[str]:
     return list(dict.fromkeys(nearest))
 
 
+@lru_cache(maxsize=4096)  # a pure function of its arguments; pastes repeat their numbers
 def _valid_in(candidate: str, region: str | None) -> bool:
     try:
         number = phonenumbers.parse(candidate, region)
