@@ -392,6 +392,7 @@ def scan(text: str, detectors: tuple[Detector, ...]) -> list[Finding]:
     if hits is None:  # faster than a str.find per keyword at any size (45 ms to 66 at 64 KB)
         shared.keyword_hits = hits = trie.hits(shared)
     orders = range(len(detectors)) if hits is None else trie.needed(shared, hits)
+    memo: dict[tuple[Validator, str], bool] = {}
     for order in orders:
         d = detectors[order]
         starts = shared.starts(d, order) if d.anchored else None
@@ -399,9 +400,9 @@ def scan(text: str, detectors: tuple[Detector, ...]) -> list[Finding]:
             matches = (m for m in map(d.regex.match, repeat(text), starts) if m)
         else:
             matches = (m for a, b in shared.windows(d, order)
-                       for m in _valid_matches(d, text, a, b))  # fmt: skip
+                       for m in _valid_matches(d, text, a, b, memo))  # fmt: skip
         for m in matches:
-            if starts is not None and not _valid(d, m):  # (windows yield valid ones only)
+            if starts is not None and not _valid(d, m, memo):  # (windows yield valid ones only)
                 continue
             start, end = m.span(d.span_group)
             if end > start:
@@ -416,14 +417,16 @@ def scan(text: str, detectors: tuple[Detector, ...]) -> list[Finding]:
     return findings
 
 
-def _valid_matches(d: Detector, text: str, start: int, end: int) -> Iterator[re.Match]:
+def _valid_matches(
+    d: Detector, text: str, start: int, end: int, memo: dict | None = None
+) -> Iterator[re.Match]:
     """Like finditer, but a match that fails validation is tried again cut short at each
     whitespace ("+1 415 555 0100  4111 1111 1111 1111" first matches the phone pattern as a
     whole), and then the search goes on from the next character, not after the match
     ("2 4111 1111 1111 1111" must still find the card after the first digit)."""
     position = start
     while position < end and (m := d.regex.search(text, position, end)):
-        found = m if _valid(d, m) else _shorter_valid(d, text, m)
+        found = m if _valid(d, m, memo) else _shorter_valid(d, text, m, memo)
         if found is not None:
             yield found
             position = max(found.end(), found.start() + 1)
@@ -431,18 +434,33 @@ def _valid_matches(d: Detector, text: str, start: int, end: int) -> Iterator[re.
             position = m.start() + 1
 
 
-def _valid(d: Detector, m: re.Match) -> bool:
-    if d.validate is not None and not d.validate(m.group(d.span_group)):
-        return False
+# Validators' verdicts on long values are remembered for the scan: repeated keys
+# (`api_key=` 8,000 times) hand the same 200-character value over and over.
+_MEMO_MIN, _MEMO_MAX = 32, 4096
+
+
+def _valid(d: Detector, m: re.Match, memo: dict | None = None) -> bool:
+    if d.validate is not None:
+        value = m.group(d.span_group)
+        if memo is None or len(value) < _MEMO_MIN:
+            ok = d.validate(value)
+        elif (ok := memo.get((d.validate, value))) is None:
+            if len(memo) >= _MEMO_MAX:
+                memo.clear()
+            ok = memo[d.validate, value] = d.validate(value)
+        if not ok:
+            return False
     return d.context is None or d.context(m.string, *m.span(d.span_group))
 
 
-def _shorter_valid(d: Detector, text: str, m: re.Match) -> re.Match | None:
+def _shorter_valid(
+    d: Detector, text: str, m: re.Match, memo: dict | None = None
+) -> re.Match | None:
     a, b = m.span()
     for cut in range(b - 1, a, -1):  # longest first
         if text[cut].isspace() and not text[cut - 1].isspace():
             short = d.regex.fullmatch(text, a, cut)
-            if short is not None and _valid(d, short):
+            if short is not None and _valid(d, short, memo):
                 return short
     return None
 

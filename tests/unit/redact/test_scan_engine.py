@@ -80,3 +80,10 @@ def test_the_split_reference_pattern_judges_values_as_the_single_one_did():
     ]
     for value in values:
         assert secret_detectors._reference(value) == bool(_REFERENCE_AS_ONE.search(value)), value
+
+
+@pytest.mark.parametrize("text", [*TEXTS, "api_key=" * 600, "password=" * 400 + "Tiger1992@x"])
+def test_remembered_verdicts_change_no_finding(text, monkeypatch):
+    remembered = scan(text, BUILTIN)
+    monkeypatch.setattr(detectors, "_MEMO_MIN", 10**9)  # every value validated afresh
+    assert scan(text, BUILTIN) == remembered
