@@ -249,9 +249,18 @@ def token_value_valid(value: str) -> bool:
         )
     if core.isdigit():
         return len(core) >= 10 and len(set(core)) >= 5
-    if _SNAKE_IDENTIFIER.fullmatch(core) or re.fullmatch(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+", core):
-        return False  # a variable or constant name
+    if (
+        _SNAKE_IDENTIFIER.fullmatch(core) or re.fullmatch(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+", core)
+    ) and not any(map(_random_part, re.split(r"_", core))):
+        return False  # a variable or constant name (not sk_d21e2be3622049c7809f95cc0231)
     return shannon_entropy(core) >= 2.8
+
+
+def _random_part(part: str) -> bool:
+    """A part of a snake_case string that no name has: 16 or more characters, with three
+    digits or more among letters, spread as randomly as a key's."""
+    digits = sum(c.isdigit() for c in part)
+    return len(part) >= 16 and 3 <= digits < len(part) and shannon_entropy(part) >= 3.5
 
 
 def url_password_valid(userinfo: str) -> bool:
@@ -313,10 +322,10 @@ _QUALIFIED_KEY = (
 )
 # Tokens that page through results are not secrets: page_token, nextPageToken, sync-token.
 _NOT_AFTER_PAGING = "".join(
-    f"(?<!{word}{sep})"
+    f"(?<!{before}{word}{sep})"
     for word in ("page", "next", "continuation", "continue", "sync", "resume", "cancellation")
-    for sep in ("", "_", "-", ".")
-)
+    for before, sep in (("", ""), ("", "_"), ("", "-"), ("", r"\."), (r"\b", " "))
+)  # "next page token" too, but not "statuspage token"
 # `key` names a secret only after a qualifier: api_key, x-api-key, secretKey (not sort_key).
 _AFTER_QUALIFIER = (
     "(?:" + "|".join(f"(?<={q}{sep})" for q in _QUALIFIED_KEY.split("|")
@@ -336,7 +345,7 @@ _ASSIGN = (
     r"""[ \t]{0,5}"""
 )
 # The value: quoted (spaces allowed) or bare (up to a space, quote, separator).
-_VALUE = r"""\\?["'`]?((?<=["'`])[^"'`\n\\]{1,200}(?=\\?["'`])|(?<!["'`])[^\s"'`,;&<>]{1,200})"""
+_VALUE = r"""\\?["'`]?((?<=["'`])[^"'`\n\\]{1,2000}(?=\\?["'`])|(?<!["'`])[^\s"'`,;&<>]{1,2000})"""
 # "log in with the password river52288": the value right after the whole word
 # (8 or more characters, letters and digits, not only capitals: not "password SOCKS5")
 _BARE = r"(?<=[dDeE])[ \t]+(?=(?=\S*[a-z])(?=\S*\d)\S{8,64}(?!\S)|(?:[a-z]{3,10}[ \t]){3})"
@@ -610,6 +619,131 @@ _GENERIC: tuple[Detector, ...] = (
        validate=token_value_valid, window=(0, 320), anchored=True, family="secrets.generic"),
 )  # fmt: skip
 
+
+# -- long tail from trufflehog's detector families ---------------------------------------------
+# trufflehog has some 800 detectors, most of them for one service's key written next to the
+# service's name (`hubspot_key = ...`, `X-Abc-Key: ...`, "using key=..."). Rather than a
+# detector per service: a credential-shaped value that a weaker key names, and the fixed
+# prefixes of the services that have one. Measured on trufflehog's own unit tests by
+# bench/corpus/public_trufflehog.py.
+
+_SPACE = re.compile(r"\s")
+_PATH_LIKE = re.compile(r"[\w.-]*(?:/[\w.-]+)+/?")
+_IPV6_OR_MAC = re.compile(r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}")
+_SNAKE_CASE = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+")
+_SEPARATORS = re.compile(r"[-_.:/+~@]")
+_WORDY = re.compile(r"\d*|[A-Za-z][a-z]*\d*|[A-Z]{1,12}\d*")  # a part of a name, or a number
+_DIGEST = re.compile(r"(?i:sha(?:1|224|256|384|512)|sha3-\d+|md5|blake2[bs]?)[:=-]")
+
+
+def credential_shaped(value: str) -> bool:
+    """A value that a weak name names (`Key=`, `fooKey`, `x_token - '...'`) must look like a
+    credential by itself: 16-300 characters, no spaces; not a placeholder, reference, code,
+    path, UUID, address, version or name; hex of 20 or more characters, or letters mixed with
+    digits (or with several capitals among small letters) spread as randomly as a key's."""
+    core = _core(value)
+    n = len(core)
+    if not 16 <= n <= 300 or _SPACE.search(core) or _UUID.fullmatch(core):
+        return False
+    if n >= 24 and core.startswith("_"):
+        core = core.lstrip("_")  # _DN4IVERUcAbdO2ibFCriJAyfyuaDys7u08...
+    if _not_a_value(core) or _CODE_CHARS.search(core) or _IPV6_OR_MAC.fullmatch(core):
+        return False
+    if _DIGEST.match(core):
+        return False  # a content digest: sha256:09aab4..., sha512-KyUe...
+    if _HEX.fullmatch(core):
+        return n >= 20 and len(set(core)) >= 8 and not core.isdigit()
+    if core.isdigit() or _camel_name(core):
+        return False  # a number (an id), an identifier
+    if _PATH_LIKE.fullmatch(core) and not any(map(_random_part, core.split("/"))):
+        return False  # a path: src/main/resources, v1/users/me
+    if all(_WORDY.fullmatch(part) for part in _SEPARATORS.split(core)):
+        return False  # words and numbers: ecdsa-sha2-nistp256, en_US.UTF-8, build-2024-11-03
+    if n < 24 and _TOKEN_PLACEHOLDER.search(core):
+        return False  # "my-test-key-2024", "secret_token_01"
+    if (_SNAKE_CASE.fullmatch(core) or _DOTTED.fullmatch(core)) and not any(
+        map(_random_part, re.split(r"[_.]", core))
+    ):
+        return False  # new_password_hash2, settings.auth.key (not sk_d21e2be3622049c7809f)
+    letters = sum(c.isalpha() for c in core)
+    digits = sum(c.isdigit() for c in core)
+    if digits < 2 or letters < 4:  # base62 with few digits or none: hfCnuVcYOgiRjlDEmAoRbN
+        return letters >= 0.9 * len(core) and _mixed_random(core)
+    return len(set(core)) >= 10 and shannon_entropy(core) >= 3.3
+
+
+_CAMEL_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
+
+
+def _camel_name(text: str) -> bool:
+    """Words run together, digits only at the end (getUserProfileById, HTTPSConnectionPool2),
+    not base62: as words they are four characters long on average; a key's pieces one or
+    two."""
+    letters = text.rstrip("0123456789")
+    words = _CAMEL_WORD.findall(letters)
+    return bool(words) and "".join(words) == letters and len(letters) >= 3.5 * len(words)
+
+
+# Weak names: `key` as a word or the end of one (Key=, adobe KEY=, apiMaticKey, cosmos_key,
+# DUO_SKEY; not monkey, hotkeys), then an index or a kind (`key1`, `key_b64`).
+# Keys that are no secret: cache, public, sort, partition, routing keys...
+_NOT_SECRET_KEYS = "".join(
+    f"(?<!(?i:{word}{sep}))"
+    for word in ("cache", "public", "sort", "partition", "foreign", "idempotency", "dedup",
+                 "lookup", "object", "row", "routing", "hash", "map", "dict", "translation",
+                 "i18n", "cursor", "shard", "group", "message", "event", "column", "field",
+                 "hot", "short", "index", "unique", "websocket", "composite", "range", "sorting")
+    for sep in ("", "_", "-", r"\.", " ")
+)  # fmt: skip
+_WEAK_KEY = (
+    rf"{_NOT_SECRET_KEYS}"
+    r"(?:(?<![A-Za-z])(?:[Kk]ey|KEY|[Ss]key|SKEY)|(?<=[a-z0-9])Key|(?<=[A-Z0-9_])KEY)"
+    r"(?:\d{1,2}|(?i:[_.-]?(?:value|b64|base64|hex|str|string)))?(?![a-z])"
+)
+_STRONG_NAME = r"(?i:secret|token|credentials?|auth|password|passwd|signature|api[_-]?key)"
+_GO_TYPE = r"(?:[ \t]+string)?"  # const fastlyKey string = "..."
+# Besides the assignments of `generic-secret`: `name - 'value'`, and a call's or a tuple's
+# name and value (`Header.Set("X-Abc-Key", "...")`, `{ "AccountKey", "..." }`).
+_OTHER_ASSIGN = (
+    r"""(?:["']?[ \t]+-[ \t]+|["'][ \t]*,[ \t]*|[ \t]*!=[ \t]*)(?=["'])"""
+    r"|[ \t]*\|[ \t]*|[ \t]+(?=[A-Za-z0-9_+/=-]{16})"  # | value (a table), name value
+)
+
+_LONG_TAIL: tuple[Detector, ...] = (
+    detector("named-credential", "secrets",
+       rf"(?:(?:{_WEAK_KEY}|{_STRONG_NAME}\d{{1,2}}){_GO_TYPE}(?:{_ASSIGN}|{_OTHER_ASSIGN})"
+       rf"|{_STRONG_NAME}{_OTHER_ASSIGN}){_VALUE}",
+       folded=("key", "secret", "token", "cred", "auth", "passw", "signature"), span=1,
+       validate=credential_shaped, window=(0, 320), anchored=True, family="secrets.generic"),
+    # Jenkins credentials.xml: an encrypted secret `{AQAAABAAAA...}` (version 1, a 16-byte
+    # IV), or a value written after that marker as `{name AQAAABAAA value}`.
+    detector("jenkins-secret", "secrets",
+       r"\{(?:[\w.-]{1,40}[ \t]+)?(?:AQAAABAAA[ \t]+)?"
+       r"((?<=AQAAABAAA )[^{}\s<]{8,400}|AQAAABAAAA[A-Za-z0-9+/]{16,}={0,2})\}",
+       keywords=("AQAAABAAA",), span=1,
+       validate=lambda v: v.startswith("AQAAABAAAA") or credential_shaped(v),
+       window=(60, 420), family="secrets.generic"),
+    token("service-token", "saas",
+          r"\balcht_[0-9A-Za-z]{30}\b|\bapify_api_[A-Za-z0-9]{36}\b|\bbkua_[a-z0-9]{40}\b"
+          r"|\bslk_[a-f0-9]{64}\b|\bthog-(?:key-[0-9a-f]{16}|secret-[0-9a-f]{32})\b"
+          r"|\bVF\.(?:(?:DM|WS)\.)?[a-fA-F0-9]{24}\.[A-Za-z0-9]{16}\b"
+          r"|\b1000\.[a-f0-9]{32}\.[a-f0-9]{32}\b|\bptr_[A-Za-z0-9/_+=-]{20,60}"
+          r"|\bramp_(?:id|sec)_[A-Za-z0-9]{40,48}\b|\bsk_pr_[A-Za-z0-9]{1,64}_[a-fA-F0-9]{40}\b"
+          r"|\brootly_[a-f0-9]{64}\b|\bBBDC-[A-Za-z0-9+/@_-]{40,50}(?![A-Za-z0-9+/@_-])"
+          r"|\bendr\+[A-Za-z0-9-]{16}\b|\bspu-[a-z0-9]{32}\b|\bpgar_[A-Za-z0-9]{27}\b"
+          r"|\bAPI-[A-Z0-9]{29,34}\b|\bsk_[a-f0-9]{48}\b|\bsk-[A-Za-z0-9]{48}\b"
+          r"|\b(?:api|sdk)-[a-z0-9]{8}-[a-z0-9]{4}-4[a-z0-9]{3}-[a-z0-9]{4}-[a-z0-9]{12}\b"
+          r"|\b(?:pub|sub)-c-[0-9a-z]{8}-[0-9a-z]{4}-[0-9a-z]{4}-[0-9a-z]{4}-[0-9a-z]{12}\b"
+          r"|\bNRBR-[0-9a-f]{19}\b|\bNRIQ-[A-Za-z0-9_-]{25}|\beu01xx[0-9a-f]{36}-NRMA\b"
+          r"|\beu01xx[0-9A-Fa-f]{30}NRAL\b|\bATCTT3xFfG[A-Za-z0-9+/=_-]+=[A-Za-z0-9]{8}\b"
+          r"|\b(?:bb_pr|pri)_[a-f0-9]{30,32}\b|\bpcsk_[A-Za-z0-9]{5,6}_[A-Za-z0-9]{60,80}\b",
+          ("alcht_", "apify_api_", "bkua_", "slk_", "thog-", "VF.", "1000.", "ptr_", "ramp_",
+           "sk_pr_", "rootly_", "BBDC-", "endr+", "spu-", "pgar_", "API-", "sk_", "sk-", "api-",
+           "sdk-", "pub-c-", "sub-c-", "NRBR-", "NRIQ-", "eu01xx", "ATCTT3xFfG",
+           "bb_pr_", "pri_", "pcsk_"), 200, validate=random_tail_valid),
+)  # fmt: skip
+
 DETECTORS: tuple[Detector, ...] = (
     _PRIVATE_KEYS + _CLOUD + _CODE_HOSTING + _CHAT + _PAYMENTS + _AI + _SAAS + _GENERIC
-)
+    + _LONG_TAIL
+)  # fmt: skip
