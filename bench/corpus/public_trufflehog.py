@@ -10,13 +10,14 @@ generate. Nothing of trufflehog is copied into this repository: the tests are re
 bare mirror with `git cat-file`, and their Go string expressions (literals, constants, `+`,
 `fmt.Sprintf`, `strings.Repeat`) are evaluated by a small reader of that subset of Go.
 
-A sample is the test's input as the test has it; its spans are where each expected secret
-is in it. An expectation that is several values run together (trufflehog reports key and id
-of a pair as one string) is cut into the parts the input holds, and the part taken for the
-secret is the longest that is not a UUID (the later of two as long: ids come first). Cases
-the test expects not to match, and cases whose input or expectation uses Go this reader does
-not evaluate, are skipped (and counted). A sample counts as found when a finding overlaps
-each of its spans, in the sample pasted into a question (`main`).
+A case is the test's input as the test has it, with where each expected secret is in it;
+bench/public_samples.py takes one sample (its `PublicSample`) per secret. An expectation
+that is several values run together (trufflehog reports key and id of a pair as one string)
+is cut into the parts the input holds, and the part taken for the secret is the longest that
+is not a UUID (the later of two as long: ids come first). Cases the test expects not to
+match, and cases whose input or expectation uses Go this reader does not evaluate, are
+skipped (and counted). `main` measures aiwarden alone, quickly: a case counts as found when
+a finding overlaps each of its secrets, pasted into a question.
 """
 
 from __future__ import annotations
@@ -30,15 +31,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from corpus.public_sources import PublicSample
+
 MIRROR = Path("/work/.mirror/trufflesecurity+trufflehog/repo")
 
 
 @dataclass(frozen=True, slots=True)
-class PublicSample:
-    source: str  # where the sample comes from: scanner, file and test case
-    family: str  # the detector's directory (trufflehog) or rule id
+class Case:
+    """A positive test case: its input, and where each expected secret is in it."""
+
+    origin: str  # file and test case
+    family: str  # the detector's directory
     text: str
-    spans: tuple[tuple[int, int], ...]  # where the expected secrets are in `text`
+    spans: tuple[tuple[int, int], ...]
 
 
 # -- a reader of Go's string expressions ------------------------------------------------------
@@ -398,7 +405,7 @@ def family_of(path: str) -> str:
     return parts[-1] if parts else ""
 
 
-def cases(path: str, source: str, tally: Tally) -> Iterator[PublicSample]:
+def cases(path: str, source: str, tally: Tally) -> Iterator[Case]:
     go = GoFile(source)
     family = family_of(path)
     for body in go.functions:
@@ -414,7 +421,7 @@ def cases(path: str, source: str, tally: Tally) -> Iterator[PublicSample]:
                 tally.negative += 1
                 continue
             name = go.t[fields["name"]].value if "name" in fields else str(number)
-            sample = _sample(go, f"trufflehog:{path}#{name}", family, input_at, want_at, tally)
+            sample = _sample(go, f"{path}#{name}", family, input_at, want_at, tally)
             if sample is not None:
                 yield sample
         if not found:  # one case a function: FromData(ctx, false, []byte(input)), then want
@@ -422,7 +429,7 @@ def cases(path: str, source: str, tally: Tally) -> Iterator[PublicSample]:
 
 
 def _sample(go: GoFile, source: str, family: str, input_at: int, want_at: int | list[str],
-            tally: Tally) -> PublicSample | None:  # fmt: skip
+            tally: Tally) -> Case | None:  # fmt: skip
     tally.cases += 1
     try:
         text, _ = go.expr(input_at)
@@ -444,11 +451,11 @@ def _sample(go: GoFile, source: str, family: str, input_at: int, want_at: int | 
     if not spans:
         tally.unreadable["secret not in input"] += 1
         return None
-    return PublicSample(source, family, text, tuple(sorted(spans)))
+    return Case(source, family, text, tuple(sorted(spans)))
 
 
 def _function_case(go: GoFile, path: str, family: str, body: tuple[int, int],
-                   tally: Tally) -> Iterator[PublicSample]:  # fmt: skip
+                   tally: Tally) -> Iterator[Case]:  # fmt: skip
     """A test function that is one case: the data given to FromData, and what it expects:
     a `want` list, or the values results are compared with (`Equal(key, ...Raw)`)."""
     t = go.t
@@ -480,7 +487,7 @@ def _function_case(go: GoFile, path: str, family: str, body: tuple[int, int],
     func = max((i for i in header if t[i].value == "func"), default=a)
     name = next((t[i].value for i in range(func + 1, a) if t[i].kind == "ident"
                  and t[i + 1].value == "(" and t[i - 1].value != "*"), "")  # fmt: skip
-    sample = _sample(go, f"trufflehog:{path}#{name}", family, data[0], wants, tally)
+    sample = _sample(go, f"{path}#{name}", family, data[0], wants, tally)
     if sample is not None:
         yield sample
 
@@ -511,15 +518,21 @@ def test_files(repo: Path) -> list[str]:
             and p.count("/") >= 3]  # fmt: skip
 
 
-def trufflehog_samples(repo: Path = MIRROR, tally: Tally | None = None) -> list[PublicSample]:
+def trufflehog_cases(repo: Path = MIRROR, tally: Tally | None = None) -> list[Case]:
     """The positive cases of every detector's unit tests at the mirror's HEAD."""
     tally = tally if tally is not None else Tally()
     paths = test_files(repo)
-    samples: list[PublicSample] = []
+    found: list[Case] = []
     for path, source in zip(paths, _show_all(repo, paths), strict=True):
         tally.files += 1
-        samples.extend(cases(path, source, tally))
-    return samples
+        found.extend(cases(path, source, tally))
+    return found
+
+
+def trufflehog_samples(repo: Path = MIRROR, tally: Tally | None = None) -> list[PublicSample]:
+    """bench/public_samples.py's source: one sample per expected secret of each case."""
+    return [PublicSample("trufflehog", case.family, case.text, start, end, case.origin)
+            for case in trufflehog_cases(repo, tally) for start, end in case.spans]  # fmt: skip
 
 
 # -- the measurement ----------------------------------------------------------------------------
@@ -527,7 +540,7 @@ def trufflehog_samples(repo: Path = MIRROR, tally: Tally | None = None) -> list[
 PROMPT = "Can you help me with this? It fails and I do not see why:\n\n```\n{}\n```\n\nThanks!"
 
 
-def in_prompt(sample: PublicSample) -> tuple[str, tuple[tuple[int, int], ...]]:
+def in_prompt(sample: Case) -> tuple[str, tuple[tuple[int, int], ...]]:
     """The sample pasted into a question, and where its secrets are there."""
     shift = PROMPT.index("{}")
     text = PROMPT.format(sample.text)
@@ -545,7 +558,7 @@ def aiwarden_finder(tree: Path):
     return lambda text: [(f.start, f.end, f.type) for f in scan(text, detectors)]
 
 
-def measure(samples: list[PublicSample], find) -> dict[str, Counter]:
+def measure(samples: list[Case], find) -> dict[str, Counter]:
     """Per family: samples, and samples whose every secret a finding overlaps."""
     by_family: dict[str, Counter] = {}
     for sample in samples:
@@ -578,7 +591,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     tally = Tally()
-    samples = trufflehog_samples(args.repo, tally)
+    samples = trufflehog_cases(args.repo, tally)
     if args.family:
         samples = [s for s in samples if s.family == args.family]
     find = aiwarden_finder(args.tree)
@@ -590,7 +603,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"trufflehog {_git(args.repo, 'log', '-1', '--format=%h').decode().strip()}: "
           f"{tally.files} test files, {tally.cases} cases: {tally.negative} negative, "
           f"{sum(tally.unreadable.values())} not evaluated")  # fmt: skip
-    print(f"samples {n}, families {len(by_family)}, recall {100 * found / max(n, 1):.1f} % "
+    print(f"cases {n}, families {len(by_family)}, recall {100 * found / max(n, 1):.1f} % "
           f"({found}), families at 100 %: {sum(r['found'] == r['n'] for r in by_family.values())}"
           f", under 95 %: {len(under)}")  # fmt: skip
     print("under 95 %: " + ", ".join(f"{f} {100 * r:.0f}" for r, f in under))
@@ -602,7 +615,7 @@ def main(argv: list[str] | None = None) -> int:
             if all(any(a < e and s < b for s, e, _ in findings) for a, b in spans):
                 continue
             print(
-                f"\n--- {sample.source} [{sample.family}] secrets: "
+                f"\n--- {sample.origin} [{sample.family}] secrets: "
                 f"{[text[a:b] for a, b in spans]} found: {[text[s:e] for s, e, _ in findings]}"
             )
             print(sample.text.strip()[:600])
