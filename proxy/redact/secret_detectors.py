@@ -134,7 +134,8 @@ def discord_bot_valid(token: str) -> bool:
 
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-_VERSIONISH = re.compile(r"v?\d+(?:[._-]\d+)+[a-z0-9.-]*|\d{4}-\d\d-\d\d(?:[T ][\d:.]+Z?)?")
+# (a version's suffix is short: 1.2.3-rc1, 1.21.0-alpine3.18; not 6605-06e236581be50b7984...)
+_VERSIONISH = re.compile(r"v?\d+(?:[._-]\d+)+[a-z0-9.-]{0,16}|\d{4}-\d\d-\d\d(?:[T ][\d:.]+Z?)?")
 # What stands in for a value: a template, a variable, a redaction, a mask, a type.
 _REFERENCE = re.compile(
     r"""\$\{|\$\(|\$[A-Z_][A-Z0-9_]*$|%[A-Za-z_]+%|\{\{|\{%|<[^>]*>|\[\[|%\(\w+\)s
@@ -333,14 +334,14 @@ _AFTER_QUALIFIER = (
 )  # fmt: skip
 # Every alternative starts at one of the detector's keywords, so it runs only there.
 _SECRET_NAME = (
-    rf"(?i:secret|{_NOT_AFTER_PAGING}token|credentials?|creds|{_AFTER_QUALIFIER}key)"
+    rf"(?i:secret(?:[_-]?id)?|{_NOT_AFTER_PAGING}token|credentials?|creds|{_AFTER_QUALIFIER}key)"
     r"|(?<=[A-Z0-9]_)KEY(?![A-Za-z0-9])"  # an environment variable: PAYMENT_GATEWAY_KEY
     r"(?i:[_.-]?(?:key|token|secret|value|b64|base64|hex|base))?"
     rf"|{_WORD_START}(?i:auth)"
 )
 # Between the key and the value: a closing quote or bracket, then an assignment (also `is`).
 _ASSIGN = (
-    r"""\\?["']?\]?[ \t]{0,5}(?:=>|:=|==|=|:|>(?=[^<\n]{1,200}</)|["']\s+value\s*="""
+    r"""\\?["']?\]?[ \t]{0,30}(?:=>|:=|==|=|:|>(?=[^<\n]{1,200}</)|["']\s+value\s*="""
     r"""|[ \t]+(?:is|was)\b[ \t]*:?)"""
     r"""[ \t]{0,5}"""
 )
@@ -630,27 +631,31 @@ _GENERIC: tuple[Detector, ...] = (
 _SPACE = re.compile(r"\s")
 _PATH_LIKE = re.compile(r"[\w.-]*(?:/[\w.-]+)+/?")
 _IPV6_OR_MAC = re.compile(r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}")
+_SANCTUM = re.compile(r"\d{1,10}\|[A-Za-z0-9]{40,48}")
 _SNAKE_CASE = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+")
 _SEPARATORS = re.compile(r"[-_.:/+~@]")
 _WORDY = re.compile(r"\d*|[A-Za-z][a-z]*\d*|[A-Z]{1,12}\d*")  # a part of a name, or a number
+_MASKED = re.compile(r"([#*.•-])\1{3}|(.{4,8})\2\2")  # ####, abcd1234abcd1234abcd1234
 _DIGEST = re.compile(r"(?i:sha(?:1|224|256|384|512)|sha3-\d+|md5|blake2[bs]?)[:=-]")
 
 
 def credential_shaped(value: str) -> bool:
     """A value that a weak name names (`Key=`, `fooKey`, `x_token - '...'`) must look like a
-    credential by itself: 16-300 characters, no spaces; not a placeholder, reference, code,
+    credential by itself: 16-2,000 characters, no spaces; not a placeholder, reference, code,
     path, UUID, address, version or name; hex of 20 or more characters, or letters mixed with
     digits (or with several capitals among small letters) spread as randomly as a key's."""
     core = _core(value)
     n = len(core)
-    if not 16 <= n <= 300 or _SPACE.search(core) or _UUID.fullmatch(core):
+    if not 16 <= n <= 2000 or _SPACE.search(core) or _UUID.fullmatch(core):
         return False
     if n >= 24 and core.startswith("_"):
         core = core.lstrip("_")  # _DN4IVERUcAbdO2ibFCriJAyfyuaDys7u08...
+    if _SANCTUM.fullmatch(core):
+        return True  # Laravel Sanctum: id|token
     if _not_a_value(core) or _CODE_CHARS.search(core) or _IPV6_OR_MAC.fullmatch(core):
         return False
-    if _DIGEST.match(core):
-        return False  # a content digest: sha256:09aab4..., sha512-KyUe...
+    if _DIGEST.match(core) or _MASKED.search(core):
+        return False  # a digest (sha256:09aab4...), a mask or a repeated placeholder
     if _HEX.fullmatch(core):
         return n >= 20 and len(set(core)) >= 8 and not core.isdigit()
     if core.isdigit() or _camel_name(core):
@@ -691,13 +696,13 @@ _NOT_SECRET_KEYS = "".join(
     f"(?<!(?i:{word}{sep}))"
     for word in ("cache", "public", "sort", "partition", "foreign", "idempotency", "dedup",
                  "lookup", "object", "row", "routing", "hash", "map", "dict", "translation",
-                 "i18n", "cursor", "shard", "group", "message", "event", "column", "field",
+                 "i18n", "cursor", "shard", "group", "message", "event", "field",
                  "hot", "short", "index", "unique", "websocket", "composite", "range", "sorting")
     for sep in ("", "_", "-", r"\.", " ")
 )  # fmt: skip
 _WEAK_KEY = (
     rf"{_NOT_SECRET_KEYS}"
-    r"(?:(?<![A-Za-z])(?:[Kk]ey|KEY|[Ss]key|SKEY)|(?<=[a-z0-9])Key|(?<=[A-Z0-9_])KEY)"
+    r"(?:(?<![A-Za-z])(?:[Kk]ey|KEY)|(?<=(?<![A-Za-z])[Ss])key|(?<=[a-z0-9])Key|(?<=[A-Z0-9_])KEY)"
     r"(?:\d{1,2}|(?i:[_.-]?(?:value|b64|base64|hex|str|string)))?(?![a-z])"
 )
 _STRONG_NAME = r"(?i:secret|token|credentials?|auth|password|passwd|signature|api[_-]?key)"
@@ -731,7 +736,7 @@ _LONG_TAIL: tuple[Detector, ...] = (
           r"|\bramp_(?:id|sec)_[A-Za-z0-9]{40,48}\b|\bsk_pr_[A-Za-z0-9]{1,64}_[a-fA-F0-9]{40}\b"
           r"|\brootly_[a-f0-9]{64}\b|\bBBDC-[A-Za-z0-9+/@_-]{40,50}(?![A-Za-z0-9+/@_-])"
           r"|\bendr\+[A-Za-z0-9-]{16}\b|\bspu-[a-z0-9]{32}\b|\bpgar_[A-Za-z0-9]{27}\b"
-          r"|\bAPI-[A-Z0-9]{29,34}\b|\bsk_[a-f0-9]{48}\b|\bsk-[A-Za-z0-9]{48}\b"
+          r"|(?<![/\w-])API-[A-Z0-9]{29,34}\b|\bsk_[a-f0-9]{48}\b|\bsk-[A-Za-z0-9]{48}\b"
           r"|\b(?:api|sdk)-[a-z0-9]{8}-[a-z0-9]{4}-4[a-z0-9]{3}-[a-z0-9]{4}-[a-z0-9]{12}\b"
           r"|\b(?:pub|sub)-c-[0-9a-z]{8}-[0-9a-z]{4}-[0-9a-z]{4}-[0-9a-z]{4}-[0-9a-z]{12}\b"
           r"|\bNRBR-[0-9a-f]{19}\b|\bNRIQ-[A-Za-z0-9_-]{25}|\beu01xx[0-9a-f]{36}-NRMA\b"

@@ -143,3 +143,30 @@ def test_service_token_prefixes(value):
 )
 def test_service_token_near_misses(text):
     assert [kind for kind, _ in found(text)] == []
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ('"duo_skey": "{}"', "ZQ8PLK3mN7vR2xT5wY9bC4dF6gH1jK0sLa3P"),
+        ('acme_key: "{}"', "49|Q7KJBwfPzF2ESyNui5yBw9OVB6eWj0iXkssEKC7b"),  # Laravel Sanctum
+        ("secret_id = '{}'", "5b1a3c2e-8d4f-4a6b-9c0e-2f7d1b3a5c8e"),  # Vault AppRole
+        ('clientSecret                = "{}"', "U6DtAX5r6RPZxd~l12Ri3X8J9urt5Q-xs"),
+        ('"acme_secret": "{}"', "647501-6p71dd66-3k6s-un9a-0ri0-0ypi87cz3rmx"),
+    ],
+)
+def test_more_names_and_shapes(text, value):
+    assert value in [v for _, v in found(text.format(value))]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'acme_secret = "1.21.0-alpine3.18"',  # a version, with a short suffix
+        'acme_key: "12|short"',
+        'acme token - "####################"',
+        'ibm_key: "abcd1234abcd1234abcd1234ABCD1234"',
+    ],
+)
+def test_versions_masks_and_repeats_are_no_credentials(text):
+    assert found(text) == []
