@@ -635,7 +635,7 @@ _SANCTUM = re.compile(r"\d{1,10}\|[A-Za-z0-9]{40,48}")
 _SNAKE_CASE = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+")
 _SEPARATORS = re.compile(r"[-_.:/+~@]")
 _WORDY = re.compile(r"\d*|[A-Za-z][a-z]*\d*|[A-Z]{1,12}\d*")  # a part of a name, or a number
-_MASKED = re.compile(r"([#*.•-])\1{3}|(.{4,8})\2\2")  # ####, abcd1234abcd1234abcd1234
+_MASKED = re.compile(r"([#*.•-])\1{3}")  # a mask: ####, ****
 _DIGEST = re.compile(r"(?i:sha(?:1|224|256|384|512)|sha3-\d+|md5|blake2[bs]?)[:=-]")
 
 
@@ -655,7 +655,7 @@ def credential_shaped(value: str) -> bool:
     if _not_a_value(core) or _CODE_CHARS.search(core) or _IPV6_OR_MAC.fullmatch(core):
         return False
     if _DIGEST.match(core) or _MASKED.search(core):
-        return False  # a digest (sha256:09aab4...), a mask or a repeated placeholder
+        return False  # a digest (sha256:09aab4...), a mask
     if _HEX.fullmatch(core):
         return n >= 20 and len(set(core)) >= 8 and not core.isdigit()
     if core.isdigit() or _camel_name(core):
