@@ -342,11 +342,13 @@ _SECRET_NAME = (
 # Between the key and the value: a closing quote or bracket, then an assignment (also `is`).
 _ASSIGN = (
     r"""\\?["']?\]?[ \t]{0,30}(?:=>|:=|==|=|:|>(?=[^<\n]{1,200}</)|["']\s+value\s*="""
+    # a name and its value: {"name": "DB_PASSWORD", "value": "..."}, and in YAML on two lines
+    r"""|(?<=["'])[ \t]*,[ \t]*["']value["'][ \t]*:|[ \t]*\n[ \t]{1,12}value[ \t]*:"""
     r"""|[ \t]+(?:is|was)\b[ \t]*:?)"""
     r"""[ \t]{0,5}"""
 )
 # The value: quoted (spaces allowed) or bare (up to a space, quote, separator).
-_VALUE = r"""\\?["'`]?((?<=["'`])[^"'`\n\\]{1,2000}(?=\\?["'`])|(?<!["'`])[^\s"'`,;&<>]{1,2000})"""
+_VALUE = r"""\\?["'`]?((?<=["'`])[^"'`\n\\]{1,4096}(?=\\?["'`])|(?<!["'`])[^\s"'`,;&<>]{1,4096})"""
 # "log in with the password river52288": the value right after the whole word
 # (8 or more characters, letters and digits, not only capitals: not "password SOCKS5")
 _BARE = r"(?<=[dDeE])[ \t]+(?=(?=\S*[a-z])(?=\S*\d)\S{8,64}(?!\S)|(?:[a-z]{3,10}[ \t]){3})"
@@ -641,12 +643,12 @@ _DIGEST = re.compile(r"(?i:sha(?:1|224|256|384|512)|sha3-\d+|md5|blake2[bs]?)[:=
 
 def credential_shaped(value: str) -> bool:
     """A value that a weak name names (`Key=`, `fooKey`, `x_token - '...'`) must look like a
-    credential by itself: 16-2,000 characters, no spaces; not a placeholder, reference, code,
+    credential by itself: 16-4,096 characters, no spaces; not a placeholder, reference, code,
     path, UUID, address, version or name; hex of 20 or more characters, or letters mixed with
     digits (or with several capitals among small letters) spread as randomly as a key's."""
     core = _core(value)
     n = len(core)
-    if not 16 <= n <= 2000 or _SPACE.search(core) or _UUID.fullmatch(core):
+    if not 16 <= n <= 4096 or _SPACE.search(core) or _UUID.fullmatch(core):
         return False
     if n >= 24 and core.startswith("_"):
         core = core.lstrip("_")  # _DN4IVERUcAbdO2ibFCriJAyfyuaDys7u08...
@@ -702,7 +704,8 @@ _NOT_SECRET_KEYS = "".join(
 )  # fmt: skip
 _WEAK_KEY = (
     rf"{_NOT_SECRET_KEYS}"
-    r"(?:(?<![A-Za-z])(?:[Kk]ey|KEY)|(?<=(?<![A-Za-z])[Ss])key|(?<=[a-z0-9])Key|(?<=[A-Z0-9_])KEY)"
+    r"(?:(?<![A-Za-z])(?:[Kk]ey|KEY)|(?<=(?<![A-Za-z])[Ss])key|(?<=[a-z0-9])Key|(?<=[A-Z0-9_])KEY"
+    rf"|{_AFTER_QUALIFIER}key)"  # -storagekey, licensekey
     r"(?:\d{1,2}|(?i:[_.-]?(?:value|b64|base64|hex|str|string)))?(?![a-z])"
 )
 _STRONG_NAME = r"(?i:secret|token|credentials?|auth|password|passwd|signature|api[_-]?key)"
@@ -710,8 +713,8 @@ _GO_TYPE = r"(?:[ \t]+string)?"  # const fastlyKey string = "..."
 # Besides the assignments of `generic-secret`: `name - 'value'`, and a call's or a tuple's
 # name and value (`Header.Set("X-Abc-Key", "...")`, `{ "AccountKey", "..." }`).
 _OTHER_ASSIGN = (
-    r"""(?:["']?[ \t]+-[ \t]+|["'][ \t]*,[ \t]*|[ \t]*!=[ \t]*)(?=["'])"""
-    r"|[ \t]*\|[ \t]*|[ \t]+(?=[A-Za-z0-9_+/=-]{16})"  # | value (a table), name value
+    r"""(?:(?:["']?[ \t]+-[ \t]+|["']\]?[ \t]*,[ \t]*|[ \t]*!=[ \t]*)(?=["'])"""
+    r"|[ \t]*\|[ \t]*|[ \t]+(?=[A-Za-z0-9_+/=-]{16}))"  # | value (a table), name value
 )
 
 _LONG_TAIL: tuple[Detector, ...] = (
@@ -724,7 +727,7 @@ _LONG_TAIL: tuple[Detector, ...] = (
     # IV), or a value written after that marker as `{name AQAAABAAA value}`.
     detector("jenkins-secret", "secrets",
        r"\{(?:[\w.-]{1,40}[ \t]+)?(?:AQAAABAAA[ \t]+)?"
-       r"((?<=AQAAABAAA )[^{}\s<]{8,400}|AQAAABAAAA[A-Za-z0-9+/]{16,}={0,2})\}",
+       r"((?<=AQAAABAAA )[^{}\s<]{8,400}|AQAAABAAAA[A-Za-z0-9+/]{16,}={0,2})[ \t]?\}",
        keywords=("AQAAABAAA",), span=1,
        validate=lambda v: v.startswith("AQAAABAAAA") or credential_shaped(v),
        window=(60, 420), family="secrets.generic"),

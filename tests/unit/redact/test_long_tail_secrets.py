@@ -169,3 +169,23 @@ def test_more_names_and_shapes(text, value):
 )
 def test_versions_and_masks_are_no_credentials(text):
     assert found(text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ('{"name": "DB_PASSWORD", "value": "{}"}', "Tiger1992@lake"),
+        ("env:\n  - name: ACME_API_TOKEN\n    value: {}\n", "r8Kp2Qz7Lm4Nv9Xt3Bw6Cy1Dh5Fj0Gs"),
+        ("az storage blob list -storagekey {}", "hGeB3WqDyx0mGsQMsQDl+gmnXa51ZODiBtcXJpMo"),
+        ("assert.equal(parsed['AccountKey'], '{}');", "KWPLd0rpW2T0U7K2pVpF8rYr1BgYtR7wYQk33AYi"),
+        ("acme auth token |{}", "skCrESWvpXysjmaMGdMecRnw2mTVURqlVABArKApL1j4SL"),
+        ("<secret>{acme AQAAABAAA {} }</secret>", "W_HlMtrmELzXm4bSlWv49JLcgvg5hvu467Wbb"),
+    ],
+)
+def test_names_and_values_in_lists_calls_and_tables(text, value):
+    assert value in [v for _, v in found(text.replace("{}", value))]
+
+
+def test_a_name_and_value_pair_of_something_else_is_left_alone():
+    assert found('{"name": "LOG_LEVEL", "value": "debug"}') == []
+    assert found("env:\n  - name: ACME_TOKEN_URL\n    value: https://auth.acme.test/t\n") == []
