@@ -635,8 +635,11 @@ _PATH_LIKE = re.compile(r"[\w.-]*(?:/[\w.-]+)+/?")
 _IPV6_OR_MAC = re.compile(r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}")
 _SANCTUM = re.compile(r"\d{1,10}\|[A-Za-z0-9]{40,48}")
 _SNAKE_CASE = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+")
-_SEPARATORS = re.compile(r"[-_.:/+~@]")
-_WORDY = re.compile(r"\d*|[A-Za-z][a-z]*\d*|[A-Z]{1,12}\d*")  # a part of a name, or a number
+# parts of a name or numbers, between separators: ecdsa-sha2-nistp256, en_US.UTF-8
+_PART = r"(?:[A-Za-z][a-z]*+\d*+|[A-Z]{1,12}+\d*+|\d++)?+"
+_WORDY = re.compile(rf"{_PART}(?:[-_.:/+~@]{_PART})*+")
+_NOT_LETTERS = str.maketrans("", "", "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_NOT_DIGITS_ = str.maketrans("", "", "0123456789")
 _MASKED = re.compile(r"([#*.•-])\1{3}")  # a mask: ####, ****
 _DIGEST = re.compile(r"(?i:sha(?:1|224|256|384|512)|sha3-\d+|md5|blake2[bs]?)[:=-]")
 
@@ -664,7 +667,7 @@ def credential_shaped(value: str) -> bool:
         return False  # a number (an id), an identifier
     if _PATH_LIKE.fullmatch(core) and not any(map(_random_part, core.split("/"))):
         return False  # a path: src/main/resources, v1/users/me
-    if all(_WORDY.fullmatch(part) for part in _SEPARATORS.split(core)):
+    if _WORDY.fullmatch(core):
         return False  # words and numbers: ecdsa-sha2-nistp256, en_US.UTF-8, build-2024-11-03
     if n < 24 and _TOKEN_PLACEHOLDER.search(core):
         return False  # "my-test-key-2024", "secret_token_01"
@@ -672,8 +675,8 @@ def credential_shaped(value: str) -> bool:
         map(_random_part, re.split(r"[_.]", core))
     ):
         return False  # new_password_hash2, settings.auth.key (not sk_d21e2be3622049c7809f)
-    letters = sum(c.isalpha() for c in core)
-    digits = sum(c.isdigit() for c in core)
+    letters = len(core) - len(core.translate(_NOT_LETTERS))  # (not a loop over characters:
+    digits = len(core) - len(core.translate(_NOT_DIGITS_))  # values run to 4,096)
     if digits < 2 or letters < 4:  # base62 with few digits or none: hfCnuVcYOgiRjlDEmAoRbN
         return letters >= 0.9 * len(core) and _mixed_random(core)
     return len(set(core)) >= 10 and shannon_entropy(core) >= 3.3
@@ -702,13 +705,14 @@ _NOT_SECRET_KEYS = "".join(
                  "hot", "short", "index", "unique", "websocket", "composite", "range", "sorting")
     for sep in ("", "_", "-", r"\.", " ")
 )  # fmt: skip
+# (Cheap tests guard the dear ones: only at a "key", and the exclusions only after a letter.)
 _WEAK_KEY = (
-    rf"{_NOT_SECRET_KEYS}"
+    rf"(?=(?i:key))(?:(?<![A-Za-z])(?<![A-Za-z][ _.-])|{_NOT_SECRET_KEYS})"
     r"(?:(?<![A-Za-z])(?:[Kk]ey|KEY)|(?<=(?<![A-Za-z])[Ss])key|(?<=[a-z0-9])Key|(?<=[A-Z0-9_])KEY"
-    rf"|{_AFTER_QUALIFIER}key)"  # -storagekey, licensekey
+    rf"|(?<=[a-z]){_AFTER_QUALIFIER}key)"  # -storagekey, licensekey
     r"(?:\d{1,2}|(?i:[_.-]?(?:value|b64|base64|hex|str|string)))?(?![a-z])"
 )
-_STRONG_NAME = r"(?i:secret|token|credentials?|auth|password|passwd|signature|api[_-]?key)"
+_STRONG_NAME = r"(?i:secret|token)"
 _GO_TYPE = r"(?:[ \t]+string)?"  # const fastlyKey string = "..."
 # Besides the assignments of `generic-secret`: `name - 'value'`, and a call's or a tuple's
 # name and value (`Header.Set("X-Abc-Key", "...")`, `{ "AccountKey", "..." }`).
@@ -721,7 +725,7 @@ _LONG_TAIL: tuple[Detector, ...] = (
     detector("named-credential", "secrets",
        rf"(?:(?:{_WEAK_KEY}|{_STRONG_NAME}\d{{1,2}}){_GO_TYPE}(?:{_ASSIGN}|{_OTHER_ASSIGN})"
        rf"|{_STRONG_NAME}{_OTHER_ASSIGN}){_VALUE}",
-       folded=("key", "secret", "token", "cred", "auth", "passw", "signature"), span=1,
+       folded=("key", "secret", "token"), span=1,
        validate=credential_shaped, window=(0, 320), anchored=True, family="secrets.generic"),
     # Jenkins credentials.xml: an encrypted secret `{AQAAABAAAA...}` (version 1, a 16-byte
     # IV), or a value written after that marker as `{name AQAAABAAA value}`.
