@@ -88,6 +88,14 @@ def random_tail_valid(token: str) -> bool:
     return looks_random(tail) and not _FILLER.search(tail)
 
 
+def slack_token_valid(token: str) -> bool:
+    """Digits in it, and random: as a whole, or in its last part (`xoxa-2-5111…-e039d0…`: the
+    ids before it may repeat digits)."""
+    if not any(c.isdigit() for c in token):
+        return False
+    return looks_random(token) or looks_random(token.rsplit("-", 1)[-1])
+
+
 def facebook_token_valid(token: str) -> bool:
     """`app id|secret`: the part after the pipe is random, with digits, and not all one case
     unless hex (an app secret), so not a table row of a number and a word."""
@@ -274,9 +282,14 @@ def token_value_valid(value: str) -> bool:
 def cli_value_valid(value: str) -> bool:
     """A password or token given on a command line; of curl's `user:password`, the password
     (the user when the password is left out: `-u "s3cr3t:"`)."""
+    if _REFERENCE.search(value):
+        return False  # `<user:password>`, `$USER:$PASS`
     if ":" in value:
         user, _, password = value.partition(":")
-        value = password.strip("\"'") or user
+        password = password.strip("\"'")
+        if password:  # a password slot: any value but a placeholder (`user:pass`, `:${PW}`)
+            return len(password) >= 4 and url_password_valid(f"{user}:{password}")
+        value = user
     return password_value_valid(value) or token_value_valid(value)
 
 
@@ -505,7 +518,7 @@ _CHAT: tuple[Detector, ...] = (
           r"\bxox(?:e\.xox[bp]|[abposre])-[0-9A-Za-z-]{10,250}" + _END
           + r"|\bxapp-\d-[A-Za-z0-9]+-\d+-[A-Za-z0-9]+",
           ("xoxa-", "xoxb-", "xoxp-", "xoxo-", "xoxs-", "xoxr-", "xoxe-", "xoxe.", "xapp-"),
-          300, validate=lambda t: looks_random(t) and any(c.isdigit() for c in t)),
+          300, validate=slack_token_valid),
     detector("slack-webhook", "secrets",
        r"(?:https?://)?hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/_-]{8,}"
        r"(?:/[A-Za-z0-9+/_-]+)*", keywords=("hooks.slack.com",), window=(12, 400),
