@@ -647,7 +647,7 @@ _SAAS: tuple[Detector, ...] = (
     # A Facebook app access token: the app id, a pipe, the app secret or a signature
     detector("facebook-token", "secrets",
        r"(?<![0-9])\d{15,16}(?:\||%7C)[A-Za-z0-9_-]{27,40}(?![A-Za-z0-9_-])",
-       keywords=("|", "%7C"), validate=facebook_token_valid, window=(16, 44),
+       digits=(15, 16), validate=facebook_token_valid, window=(0, 44),
        family="secrets.saas"),
 )  # fmt: skip
 
