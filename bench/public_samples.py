@@ -160,12 +160,18 @@ def summarise(samples: list[Sample], founds: dict[str, Found], tools: list[Tool]
     for s in samples:
         if s.group != "secrets":
             continue
-        row = families.setdefault(s.family, {"n": 0, **{t.name: 0 for t in tools}})
+        fresh = {"n": 0, "placeholders": 0, **{t.name: 0 for t in tools},
+                 **{f"{t.name} placeholders": 0 for t in tools}}  # fmt: skip
+        row = families.setdefault(s.family, fresh)
+        span = s.spans[0]
+        fake = looks_fake(s.text[span.start : span.end])
         row["n"] += 1
+        row["placeholders"] += fake
         for t in tools:
-            span = s.spans[0]
-            row[t.name] += any(overlaps((a, b), (span.start, span.end))
-                               for a, b, _ in founds[t.name].get(s.id, []))  # fmt: skip
+            hit = any(overlaps((a, b), (span.start, span.end))
+                      for a, b, _ in founds[t.name].get(s.id, []))  # fmt: skip
+            row[t.name] += hit
+            row[f"{t.name} placeholders"] += hit and fake
     empty = {"n": 0, "families": 0, **{t.name: 0 for t in tools},
              **{f"{t.name}_families_95": 0 for t in tools}}  # fmt: skip
     totals: dict[str, dict] = defaultdict(lambda: dict(empty))
@@ -181,6 +187,16 @@ def summarise(samples: list[Sample], founds: dict[str, Found], tools: list[Tool]
             for t in tools:
                 total[t.name] += row[t.name]
                 total[f"{t.name}_families_95"] += row[t.name] >= 0.95 * row["n"]
+        # what a human would count: the cases whose secret does not look like a placeholder
+        real = row["n"] - row["placeholders"]
+        if real:
+            total = totals["all kinds, placeholders aside"]
+            total["n"] += real
+            total["families"] += 1
+            for t in tools:
+                found = row[t.name] - row[f"{t.name} placeholders"]
+                total[t.name] += found
+                total[f"{t.name}_families_95"] += found >= 0.95 * real
     clean_rows = {t.name: scores[t.name]["clean"] for t in tools}
     misses = []
     for s in samples:
@@ -191,8 +207,15 @@ def summarise(samples: list[Sample], founds: dict[str, Found], tools: list[Tool]
                 secret = s.text[span.start : span.end]
                 misses.append({"id": s.id, "family": s.family, "length": len(secret),
                                "looks_fake": looks_fake(secret)})  # fmt: skip
+    flagged_by: dict[str, dict[str, Counter]] = {t.name: defaultdict(Counter) for t in tools}
+    for s in samples:
+        if s.group == "clean":
+            where = "near-misses" if s.family.startswith("near-miss/") else "clean prompts"
+            for t in tools:
+                flagged_by[t.name][where].update({r for _, _, r in founds[t.name].get(s.id, [])})
     return {"families": families, "totals": dict(totals), "clean": clean_rows,
-            "clean_flagged_by": {t.name: scores[t.name]["clean_flagged_by"] for t in tools},
+            "clean_flagged_by": {t: {w: dict(c.most_common()) for w, c in by.items()}
+                                 for t, by in flagged_by.items()},
             "aiwarden_misses": misses}  # fmt: skip
 
 
@@ -228,9 +251,10 @@ def print_report(report: dict, samples: list[Sample], show_misses: bool) -> None
           + "".join(f"{sum(result['clean'][t].get(c, {}).get('any', 0) for c in prompts):>16}"
                     for t in tools))  # fmt: skip
     for name in tools:
-        by = result["clean_flagged_by"][name]
-        if by:
-            print(f"  {name} flagged them with: " + ", ".join(f"{r} {n}" for r, n in by.items()))
+        for where, by in sorted(result["clean_flagged_by"][name].items()):
+            if by:
+                print(f"  {name} flagged {where} with: "
+                      + ", ".join(f"{r} {n}" for r, n in by.items()))  # fmt: skip
     misses = result["aiwarden_misses"]
     fake = sum(m["looks_fake"] for m in misses)
     print(f"\naiwarden missed {len(misses)} cases ({fake} look like placeholders)")
