@@ -133,6 +133,7 @@ class EventStreamRestorer:
         self.passing = False  # gave up restoring: everything passes as it comes
         self.failure: str | None = None  # why restoring stopped, when it failed
         self.misread = 0  # frames of a known shape with something unexpected in them
+        self._headers: dict[bytes, dict[str, str]] = {}  # header blocks read
 
     @property
     def replaced(self) -> int:
@@ -175,7 +176,14 @@ class EventStreamRestorer:
         return out
 
     def _frame(self, frame: Frame, raw: bytes) -> bytes:
-        headers = frame.header_strings()
+        held = self._deltas.holding
+        if not held and not _may_hold(frame.payload) and b'"bytes"' not in frame.payload:
+            return raw  # nothing to restore, nothing held back to send before it
+        headers = self._headers.get(frame.headers)
+        if headers is None:  # a stream repeats a few header blocks: each is read once
+            headers = frame.header_strings()
+            if len(self._headers) < 64:
+                self._headers[frame.headers] = headers
         if headers.get(":message-type", "event") != "event":  # an exception: the end
             return self._written(self._deltas.flush()) + raw
         try:
@@ -185,16 +193,7 @@ class EventStreamRestorer:
         if not isinstance(payload, dict):
             return self._reframed(frame, raw, self._json(frame.payload))
         if isinstance(payload.get("bytes"), str):  # InvokeModelWithResponseStream
-            inner = base64.b64decode(payload["bytes"], validate=True)
-            event = json.loads(inner)
-            if not isinstance(event, dict):
-                return raw
-            before, changed = self._deltas.follow(event, _Shape(frame.headers, None, True))
-            restored = self._json(_dumps(event) if changed else inner)
-            if restored != inner:
-                payload["bytes"] = base64.b64encode(restored).decode("ascii")
-                return self._written(before) + Frame(frame.headers, _dumps(payload)).encode()
-            return self._written(before) + raw
+            return self._chunk(frame, raw, payload, held)
         kind = headers.get(":event-type")
         if not kind or kind in payload:  # the event whole in the payload
             shape, event = _Shape(frame.headers, None, False), payload
@@ -205,6 +204,21 @@ class EventStreamRestorer:
         if changed:
             body = _dumps(event[kind] if shape.wrapped_in else event)
         return self._written(before) + self._reframed(frame, raw, self._json(body))
+
+    def _chunk(self, frame: Frame, raw: bytes, payload: dict, held: bool) -> bytes:
+        """A model's own chunk, in base64."""
+        inner = base64.b64decode(payload["bytes"], validate=True)
+        if not held and not _may_hold(inner):
+            return raw
+        event = json.loads(inner)
+        if not isinstance(event, dict):
+            return raw
+        before, changed = self._deltas.follow(event, _Shape(frame.headers, None, True))
+        restored = self._json(_dumps(event) if changed else inner)
+        if restored == inner:
+            return self._written(before) + raw
+        payload["bytes"] = base64.b64encode(restored).decode("ascii")
+        return self._written(before) + Frame(frame.headers, _dumps(payload)).encode()
 
     @staticmethod
     def _reframed(frame: Frame, raw: bytes, payload: bytes) -> bytes:
@@ -222,6 +236,11 @@ class EventStreamRestorer:
                 payload = _dumps(event)
             out.append(Frame(shape.headers, payload).encode())
         return b"".join(out)
+
+
+def _may_hold(data: bytes) -> bool:
+    """Whether JSON text may hold a placeholder, or the start of one."""
+    return b"<" in data or b"\\u003" in data
 
 
 def _dumps(event: dict) -> bytes:
