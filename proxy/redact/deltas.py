@@ -15,8 +15,11 @@ stop, the stream's end) as an event of the same shape. The known formats:
 - Gemini: `candidates[].content.parts[].text`;
 - Ollama (`/api/chat`, `/api/generate`): `message.content`, `message.thinking`, `response`,
   `thinking`, until `done`;
-- Bedrock ConverseStream and Amazon Nova: `{"contentBlockDelta": {"delta": {"text"}}}` (and
-  `toolUse.input`, `reasoningContent.text`), until `contentBlockStop` or `messageStop`.
+- Bedrock ConverseStream and Amazon Nova: `{"contentBlockDelta": {"delta": {"text": ...}}}`
+  (and `toolUse.input`, `reasoningContent.text`), until `contentBlockStop` or `messageStop`;
+- the other models' own chunks in Bedrock's InvokeModelWithResponseStream: Meta Llama
+  (`generation`, until `stop_reason`), Amazon Titan (`outputText`, until `completionReason`),
+  Mistral (`outputs[].text`, until `stop_reason`), Cohere (`text`, until `is_finished`).
 
 Tool-call arguments are JSON written in pieces: their originals go in escaped for JSON.
 The framings (sse.py, ndjson.py, eventstream.py) read and write the events; this module only
@@ -133,6 +136,10 @@ def _slots(event: dict) -> Iterator[_Slot]:
     if "done" in event:  # Ollama
         yield from _ollama_slots(event)
         return
+    bedrock = _bedrock_slot(event)
+    if bedrock is not None:
+        yield bedrock
+        return
     choices = event.get("choices")  # OpenAI chat completions
     if isinstance(choices, list):
         for choice in choices:
@@ -197,11 +204,34 @@ def _converse_slots(block: dict) -> Iterator[_Slot]:
             yield _Slot(("converse", index, member), holder, name, False, template, json_text)
 
 
+# Bedrock models' own chunks: the text field, the field whose value ends the answer (when not
+# None or False), and the fields an event of the same shape keeps
+_BEDROCK = (("generation", "stop_reason", ()),  # Meta Llama
+            ("outputText", "completionReason", ("index",)),  # Amazon Titan
+            ("text", "is_finished", ("event_type",)))  # Cohere  # fmt: skip
+
+
+def _bedrock_slot(event: dict) -> _Slot | None:
+    outputs = event.get("outputs")  # Mistral: one output
+    output = outputs[0] if isinstance(outputs, list) and len(outputs) == 1 else None
+    if isinstance(output, dict) and isinstance(output.get("text"), str):
+        ends = output.get("stop_reason") is not None
+        return _Slot(("mistral",), output, "text", ends, _mistral)
+    for field, until, kept in _BEDROCK:
+        if isinstance(event.get(field), str) and until in event:
+            fields = {k: event[k] for k in kept if k in event}
+            ends = event[until] not in (None, False)
+            template = _bedrock(fields, field, until)
+            return _Slot(("bedrock", field), event, field, ends, template)
+    return None
+
+
 def _ends(event: dict) -> list[Key]:
     """What an event finishes, as key prefixes: the answers whose keys start with one of
     them (() finishes every answer)."""
     kind = event.get("type")
-    if kind in _ENDS_ALL or "messageStop" in event or event.get("done") is True:
+    finished = event.get("done") is True or event.get("is_finished") is True  # Ollama, Cohere
+    if kind in _ENDS_ALL or "messageStop" in event or finished:
         return [()]
     if kind == "content_block_stop":
         return [("anthropic", event.get("index"))]
@@ -275,6 +305,15 @@ def _ollama(event: dict, where: str | None, field: str) -> Callable[[str], dict]
         return lambda text: {**fields, field: text, "done": False}
     role = event[where].get("role", "assistant")
     return lambda text: {**fields, where: {"role": role, field: text}, "done": False}
+
+
+def _bedrock(fields: dict, field: str, until: str) -> Callable[[str], dict]:
+    unfinished = False if until == "is_finished" else None
+    return lambda text: {**fields, field: text, until: unfinished}
+
+
+def _mistral(text: str) -> dict:
+    return {"outputs": [{"text": text, "stop_reason": None}]}
 
 
 def _converse(index: object, member: str, field: str | None) -> Callable[[str], dict]:

@@ -239,3 +239,25 @@ def test_an_exception_frame_ends_the_answer():
     got = frames(out)
     assert [p.get("delta", {}).get("text") for _, p in got[:2]] == ["a ", "<EMAIL_"]
     assert out.endswith(error)  # passed as it came
+
+
+@pytest.mark.parametrize(
+    "chunk, field",
+    [
+        (lambda t, end=None: {"generation": t, "stop_reason": end}, "generation"),  # Llama
+        (lambda t, end=None: {"outputText": t, "index": 0, "completionReason": end},
+         "outputText"),  # Titan
+        (lambda t, end=None: {"outputs": [{"text": t, "stop_reason": end}]}, "text"),  # Mistral
+        (lambda t, end=None: {"text": t, "is_finished": bool(end),
+                              "event_type": "text-generation"}, "text"),  # Cohere
+    ],
+)  # fmt: skip
+def test_other_bedrock_models_chunks(chunk, field):
+    stream = b"".join(invoke_chunk(chunk(t)) for t in ["to <EMA", "IL_1> <EMAIL_1"])
+    stream += invoke_chunk(chunk("", "stop"))
+    got = chunks(through(EventStreamRestorer(ORIGINALS), stream, 10))
+
+    def text(c: dict) -> str:
+        return c["outputs"][0]["text"] if "outputs" in c else c[field]
+
+    assert [text(c) for c in got] == ["to ", EMAIL + " ", "<EMAIL_1"]  # held, then in the last
