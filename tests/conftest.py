@@ -130,3 +130,21 @@ def local_ai_policy(
     if rules is not None:
         text += "rules:\n" + _section(rules, "  ")
     return text
+
+
+# user alice in group research; research may use local-ai (monitored), other chat is blocked:
+# the policy of the tests that name users (proxy authentication, Kerberos)
+RESEARCH_MAY_POLICY = local_ai_policy(
+    sections="""
+    groups:
+      research: {users: [alice]}
+    """,
+    rules="""
+    - id: research-may
+      match: {groups: [research], services: [local-ai]}
+      action: monitor
+    - id: block-ai
+      match: {categories: [chat]}
+      action: block
+    """,
+)
