@@ -148,3 +148,15 @@ RESEARCH_MAY_POLICY = local_ai_policy(
       action: block
     """,
 )
+
+# loopback clients, the catalog's chat and API services blocked: the policy of the tests of
+# tunnels and of the proxy's own TLS, where what is decided is the host alone
+BLOCK_AI_POLICY = """
+network:
+  clients: [127.0.0.0/8]
+  deny_destinations: [169.254.0.0/16]
+rules:
+  - id: block-ai
+    match: {categories: [chat, api]}
+    action: block
+"""
