@@ -76,22 +76,40 @@ def column_heading(text: str, start: int) -> str | None:
     return None if heading is None else heading.split(",")[text.count(",", line_start, start)]
 
 
-# a label that says a number is an identifier of something else
+# a label that says a number is an identifier of something else, a barcode or a quantity
 _OTHER_ID_WORDS = (
     r"\b(?:order|invoice|inv|ticket|tracking|ref|reference|case|po|sku|item|build|job|"
     r"request|req|txn|transaction|confirmation|booking|shipment|parcel|serial|id|"
+    r"ean|gtin|upc|isbn|barcode|bytes|seconds|total|count|size|amount|qty|quantity|"
     r"bestellung|bestellnummer|rechnung|commande|facture|pedido|factura|ordine)"
 )
-_OTHER_ID_LABEL = re.compile(
-    rf"(?:{_OTHER_ID_WORDS}(?:\s*(?:number|num|nr|no|id))?\.?\s*[:#=]?\s*(?:#\s*)?)$"
+_OTHER_ID_LABEL = re.compile(  # also a quoted key: "id": 4561593267405335147
+    rf"(?:{_OTHER_ID_WORDS}(?:\s*(?:number|num|nr|no|id))?[\"']?\.?\s*[:#=]?\s*[\"']?(?:#\s*)?)$"
 )
 _OTHER_ID_HEADING = re.compile(rf"\W*(?:\w+ )?{_OTHER_ID_WORDS}(?: ?(?:number|num|nr|no|id))?\W*")
+# an operand or a result of arithmetic, the value of a one-letter variable: "2014519833 *
+# 4108462477 = ...", "gcd(8686701073, ...", "c = 13469785406", "φ(n) = 8276579143"
+_NUMBER = re.compile(r"\(?\d[\d ().-]*\d")
+_OPERATOR_AFTER = re.compile(r"\s*(?:[*×·÷^≡]|\(?mod\b)")
+_OPERATOR_BEFORE = re.compile(
+    r"(?:[*×·÷^≡]|\bmod|\b(?:gcd|lcm|pow|sqrt|isqrt|divmod|factor)\(|\d\)?\s*[*×·÷^/+-]\s*"
+    r"\(?\d+\)?\s*=|(?<![^\s(,;])[a-zα-ω](?:\([a-z]\))?\s*=)\s*$"
+)
+# a line of a hex dump: an offset, then bytes in groups ("00000010: 4749 4638 3961 0100 ...")
+_HEX_DUMP_OFFSET = re.compile(r"\s*(?:0x)?[0-9a-fA-F]{7,16}:?(?:\s+[0-9a-fA-F]{2,8})*\s+$")
 
 
 def labelled_as_other_id(text: str, start: int) -> bool:
-    """ "Order #4155550132", "invoice no. 4111111111111", a column headed order_no: the label
-    says what it is."""
-    if _OTHER_ID_LABEL.search(_normal(before(text, start, 32))):
+    """ "Order #4155550132", "invoice no. 4111111111111", a column headed order_no or ean, an
+    operand of arithmetic, the bytes of a hex dump: the surroundings say what it is."""
+    head = before(text, start, 32)
+    if _OTHER_ID_LABEL.search(_normal(head)) or _OPERATOR_BEFORE.search(head):
+        return True
+    number = _NUMBER.match(text, start)
+    if number and _OPERATOR_AFTER.match(text, number.end()):
+        return True
+    line_start = text.rfind("\n", 0, start) + 1
+    if _HEX_DUMP_OFFSET.fullmatch(text, line_start, start):
         return True
     heading = column_heading(text, start)
     return heading is not None and bool(_OTHER_ID_HEADING.fullmatch(_normal(heading)))
@@ -389,7 +407,7 @@ def public_ip(text: str) -> bool:
 
 # versions and section numbers look like addresses: "v1.2.3.4", "sections 8.2.4.44"
 _VERSION_LABEL = re.compile(
-    r"(?:\bv|version\s*|==\s*|@\s*|\bver\.?\s*|"
+    r"(?:\bv|version[\"']?\s*[:=]?\s*[\"']?|==\s*|@\s*|\bver\.?\s*|"
     r"(?:sections?|chapters?|§|clauses?|steps?|rfc\s*\d+)\s*\W?\s*"
     r"(?:[\d.]+\s*(?:,|and|or|to|-)\s*)*)$"
 )
