@@ -354,8 +354,24 @@ def _invoices(rng: random.Random) -> str:
     return "Check the VAT column of this export (19 %):\n\n" + "\n".join(rows)
 
 
+def _object_listing(rng: random.Random) -> str:
+    """S3's ListObjectsV2 answer: every object's "Key" is a path, its ETag an MD5."""
+    objects = ",\n".join(
+        f'    {{"Key": "exports/{_date(rng)}/part-{i:05d}.parquet", "LastModified": '
+        f'"{_date(rng)}T{_time(rng)}.000Z", "ETag": "\\"{_hex(rng, 32)}\\"", "Size": '
+        f'{rng.randrange(10**3, 10**9)}, "StorageClass": "STANDARD"}}'
+        for i in range(rng.randint(2, 5))
+    )
+    return (
+        "Which of these parts is the largest, and why are the ETags all different?\n\n"
+        f'{{\n  "Name": "analytics-exports",\n  "Prefix": "exports/",\n  "KeyCount": '
+        f'{rng.randrange(2, 6)},\n  "Contents": [\n{objects}\n  ]\n}}'
+    )
+
+
 _DATA: tuple[Shape, ...] = (_measurements_csv, _products_csv, _sql_dump, _api_response,
-                            _versions, _coordinates, _metrics, _invoices)  # fmt: skip
+                            _versions, _coordinates, _metrics, _invoices,
+                            _object_listing)  # fmt: skip
 
 
 def data_exports(rng: random.Random) -> str:
@@ -548,9 +564,49 @@ def _terraform(rng: random.Random) -> str:
     )
 
 
+def _settings(rng: random.Random) -> str:
+    """Settings whose names hold key, token or password, and whose values are no secret."""
+    return (
+        "Which of these settings can I drop?\n\n"
+        f"CACHE_KEY_PREFIX=orders:v{rng.randrange(1, 9)}\n"
+        f"MAX_TOKENS={rng.choice([1024, 2048, 4096, 8192])}\n"
+        f"TOKEN_URL=https://auth.internal/oauth2/token\n"
+        f"PRIMARY_KEY_COLUMN=id\nSSH_PUBLIC_KEY_PATH=/etc/ssh/ssh_host_ed25519_key.pub\n"
+        f"PASSWORD_MIN_LENGTH={rng.randrange(8, 20)}\nKEY_ROTATION_DAYS={rng.choice([30, 90])}\n"
+        f"SESSION_TTL_SECONDS={rng.randrange(600, 86400)}\nSORT_KEY=created_at\n"
+        f"PARTITION_KEY=tenant_id\nTOKENIZER=cl100k_base\n"
+    )
+
+
+def _http_headers(rng: random.Random) -> str:
+    """An S3 answer's headers: request ids, an ETag and a digest, none of them a credential."""
+    digest = base64.b64encode(rng.randbytes(32)).decode()
+    return (
+        "Why does the CDN not cache this response?\n\n"
+        f"HTTP/1.1 200 OK\nx-amz-id-2: {base64.b64encode(rng.randbytes(56)).decode()}\n"
+        f"x-amz-request-id: {_hex(rng, 16).upper()}\n"
+        f"Date: Fri, {rng.randrange(1, 29):02d} Mar 2026 {_time(rng)} GMT\n"
+        f'ETag: "{_hex(rng, 32)}"\nContent-Digest: sha-256=:{digest}:\n'
+        f"x-amz-version-id: {_hex(rng, 32)}\nCache-Control: private, max-age=0\n"
+        f"Content-Length: {rng.randrange(10**3, 10**8)}\nServer: AmazonS3"
+    )
+
+
+def _authorized_keys(rng: random.Random) -> str:
+    """Public keys: what they are for is to be shown."""
+    blob = base64.b64encode(b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00 " + rng.randbytes(32))
+    return (
+        "Is this authorized_keys line restricted enough?\n\n"
+        f'from="10.{rng.randrange(256)}.0.0/16",no-pty,no-agent-forwarding ssh-ed25519 '
+        f"{blob.decode()} ci-deploy\n\nThe host key fingerprint is SHA256:"
+        f"{base64.b64encode(rng.randbytes(32)).decode().rstrip('=')}."
+    )
+
+
 _ENGINEERING: tuple[Shape, ...] = (_hexdump, _native_trace, _go_panic, _java_trace,
                                    _k8s_manifest, _docker_ps, _git_log, _test_output, _sockets,
-                                   _ip_addr, _base64_config, _terraform)  # fmt: skip
+                                   _ip_addr, _base64_config, _terraform, _settings,
+                                   _http_headers, _authorized_keys)  # fmt: skip
 
 
 def engineering_pastes(rng: random.Random) -> str:
