@@ -90,10 +90,11 @@ _OTHER_ID_HEADING = re.compile(rf"\W*(?:\w+ )?{_OTHER_ID_WORDS}(?: ?(?:number|nu
 # an operand or a result of arithmetic, the value of a one-letter variable: "2014519833 *
 # 4108462477 = ...", "gcd(8686701073, ...", "c = 13469785406", "φ(n) = 8276579143"
 _NUMBER = re.compile(r"\(?\d[\d ().-]*\d")
-_OPERATOR_AFTER = re.compile(r"\s*(?:[*×·÷^≡]|\(?mod\b)")
+_OPERATOR_AFTER = re.compile(r"\s*(?:[*×·÷^≡]|\(?mod\b|=\s*\d+\s*[*×·÷^])")
 _OPERATOR_BEFORE = re.compile(
-    r"(?:[*×·÷^≡]|\bmod|\b(?:gcd|lcm|pow|sqrt|isqrt|divmod|factor)\(|\d\)?\s*[*×·÷^/+-]\s*"
-    r"\(?\d+\)?\s*=|(?<![^\s(,;])[a-zα-ω](?:\([a-z]\))?\s*=)\s*$"
+    r"(?:[*×·÷^≡]|\bmod(?:ulo)?|\b(?:gcd|lcm|pow|sqrt|isqrt|divmod|factor)\(|\d\)?\s*[*×·÷^/+-]"
+    r"\s*\(?\d+\)?\s*=|(?<![^\s(,;])[a-zα-ω](?:\([a-z]\))?\s*=|\b(?:divisible|divided|"
+    r"multiplied)\s+by)\s*$"
 )
 # a line of a hex dump: an offset, then bytes in groups ("00000010: 4749 4638 3961 0100 ...")
 _HEX_DUMP_OFFSET = re.compile(r"\s*(?:0x)?[0-9a-fA-F]{7,16}:?(?:\s+[0-9a-fA-F]{2,8})*\s+$")

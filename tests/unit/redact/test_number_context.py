@@ -32,6 +32,8 @@ def test_the_examples_pass_luhn_so_only_their_context_tells():
         "My calculator says 2125550143 * 3 = 6376650429.",
         "What is 7 * 11 = 77, and 3125550198 ÷ 2?",
         "With e = 65537 and n = 3125550198, φ(n) = 2125550143: find d.",
+        "Is 48213947 divisible by 3125550198? And 9 divided by 2125550143?",
+        "I got 3125550198 = 2 × 1562775099. Is that all of it?",
         f"Why is {VISA_16} mod 97 so slow in my bignum code?",
         f"00000010: {VISA_16[:4]} {VISA_16[4:8]} {VISA_16[8:12]} {VISA_16[12:]} 0a0b 0c0d  "
         "................",
