@@ -105,8 +105,11 @@ def print_report(report: dict) -> None:
                 cells = []
                 for k in (kind, *(f"{kind}/{loc}" for loc in locales)):
                     row = table.get(k, {})
-                    n, good = (row.get("n", 0), row.get("found", 0)) if key == "recall" else (
-                        row.get("findings", 0), row.get("true", 0))
+                    n, good = (
+                        (row.get("n", 0), row.get("found", 0))
+                        if key == "recall"
+                        else (row.get("findings", 0), row.get("true", 0))
+                    )
                     cells.append(f"{pct(good, n)} ({n})" if n else "-")
                 if any(c != "-" for c in cells):
                     print(f"{kind:<16}" + "".join(f"{c:>10}" for c in cells))
