@@ -5,9 +5,11 @@ locale's language, and lists with no label at all. Each value is labelled with i
 
 Our own generator (personal_formats.py) shares the detectors' assumptions; Faker's values and
 formats were written by others, so they test those assumptions. Faker does not check what it
-makes: its phone numbers are random digits in the locale's layout and its Aadhaar numbers
-lack the Verhoeff digit. Nobody has such a number, so a value that libphonenumber, the
-checksum or ipaddress rejects is drawn again (counted in `rejected`).
+makes: its phone numbers are random digits in the locale's layout, its Aadhaar numbers lack
+the Verhoeff digit, its IPv6 addresses are mostly outside 2000::/3, and en_GB's NINO is the
+ZZ placeholder. Nobody has such a value, so one that libphonenumber, the checksum or
+ipaddress rejects is drawn again (counted in `rejected`); ja_JP's street is its whole
+address (its `street_address` is "177 阿部 Street").
 
 Also a clean set with no personal data: prose of each locale with Faker's companies, cities,
 jobs and products after greetings and sign-offs ("Hi team", "Thanks, Müller GmbH").
@@ -91,11 +93,16 @@ def _national_id(f: Faker, locale: str) -> tuple[str, str] | None:
     return None
 
 
+_UNICAST = ipaddress.ip_network("2000::/3")  # the only IPv6 space IANA gives out
+
+
 def _ip(f: Faker) -> str:
+    """A public address: Faker's IPv6 addresses are random 128 bits, mostly in space never
+    allocated to anyone."""
     while True:
-        value = f.ipv4_public() if f.random.random() < 0.7 else f.ipv6()
-        if ipaddress.ip_address(value).is_global:
-            return value
+        value = ipaddress.ip_address(f.ipv4_public() if f.random.random() < 0.7 else f.ipv6())
+        if value.is_global and (value.version == 4 or value in _UNICAST):
+            return str(value)
         REJECTED["ip-address"] += 1
 
 
@@ -150,8 +157,9 @@ class Person:
 
 def person(f: Faker, locale: str) -> Person:
     region, lang = LOCALES[locale]
-    street = f.street_address()
     address = ", ".join(line.strip() for line in f.address().splitlines() if line.strip())
+    # ja_JP's street_address is "177 阿部 Street", its address a real Japanese one
+    street = address if locale == "ja_JP" else ", ".join(f.street_address().splitlines())
     return Person(
         first=f.first_name(),
         name=f.name(),

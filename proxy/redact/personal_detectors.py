@@ -17,7 +17,8 @@ from proxy.redact.detectors import Detector, detector
 CONTACT, FINANCIAL, GOVERNMENT_ID = "pii.contact", "pii.financial", "pii.government-id"
 IDENTITY, NETWORK = "pii.identity", "pii.network"
 
-_PHONE = r"(?<![\w+.:-])\+?\(?\d[\d ().-]{6,18}\d(?![\w:-]|\.\w)"  # may end a sentence
+# may end a sentence; may carry an extension ("x5938", "ext. 12")
+_PHONE = r"(?<![\w+.:-])\+?\(?\d[\d ().-]{6,18}\d(?:\s?(?:x|ext\.?)\s?\d{1,5})?(?![\w:-]|\.\w)"
 
 
 @cache
@@ -34,19 +35,25 @@ _MONTH = (
     r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?|januar|februar|märz|mai|"
     r"juni|juli|oktober|dezember|janvier|février|mars|avril|juin|juillet|août|septembre|"
     r"octobre|novembre|décembre|enero|febrero|marzo|abril|mayo|junio|julio|agosto|"
-    r"septiembre|octubre|noviembre|diciembre|gennaio|febbraio|aprile|maggio|giugno|luglio|"
-    r"settembre|ottobre|dicembre)"
+    r"septiembre|setiembre|octubre|noviembre|diciembre|gennaio|febbraio|aprile|maggio|giugno|"
+    r"luglio|settembre|ottobre|dicembre|janeiro|fevereiro|março|maio|junho|julho|setembro|"
+    r"outubro|novembro|dezembro|januari|februari|maart|mei|augustus)"
 )
 _DATE = (
     r"(?<![\w./-])(?:\d{4}-\d\d-\d\d|\d{4}/\d\d?/\d\d?|\d\d?[./-]\d\d?[./-](?:\d{4}|\d\d)(?![\d]|[./-]\d)"
     rf"|\d\d?(?:st|nd|rd|th)?\.?\s+(?:of\s+|de\s+)?(?i:{_MONTH})\.?,?\s+(?:de\s+)?\d{{4}}"
     rf"|(?i:{_MONTH})\.?\s+\d\d?(?:st|nd|rd|th)?,?\s+\d{{4}}|\d{{4}}年\d\d?月\d\d?日)(?![\w/-]|\.\d)"
 )
-_BIRTH_WORDS = ("birth", "dob", "d.o.b", "born", "geboren", "geburtsdatum", "naissance",
-                "né le", "née le", "nacimiento", "nacido", "nacida", "nascita", "nato il",
-                "nata il", "nascimento", "生年月日")  # fmt: skip
+_BIRTH_WORDS = ("birth", "dob", "d.o.b", "born", "geboren", "geburtsdatum", "geb.", "naissance",
+                "né le", "née le", "nacimiento", "nacido", "nacida", "nací", "nascita", "nato il",
+                "nata il", "nascimento", "nasci", "geboortedatum", "生年月日",
+                "誕生日")  # fmt: skip
 _PASSPORT_WORDS = ("passport", "reisepass", "passeport", "pasaporte", "passaporto", "paspoort",
-                   "passaporte")  # fmt: skip
+                   "passaporte", "パスポート", "旅券")  # fmt: skip
+_TAX_ID_WORDS = ("steuer", "idnr", "identifikationsnummer", "tax id", "tax-id",
+                 "tax identification")  # fmt: skip
+_BSN_WORDS = ("bsn", "burgerservicenummer", "sofinummer", "sofi-nummer", "citizen service number")
+_AADHAAR_WORDS = ("aadhaar", "aadhar", "adhaar", "uidai")
 _UPPER, _LOWER = r"[A-Z\u00c0-\u00d6\u00d8-\u00de]", r"[a-z\u00df-\u00f6\u00f8-\u00ff]"
 _NAME_WORD = rf"{_UPPER}{_LOWER}+(?:[-']{_UPPER}{_LOWER}+)?"
 _NAME = rf"({_NAME_WORD}(?:[ \t](?:(?:van|von|de|da|di|del|der|le|la)[ \t])?{_NAME_WORD}){{0,2}})"
@@ -125,10 +132,10 @@ DETECTORS: tuple[Detector, ...] = (
        # the whole text: cheaper than the many six-digit runs of a log (IPs, hex)
        r"[A-CEGHJ-PR-TW-Z](?<![A-Za-z0-9][A-Z])[A-CEGHJ-NPR-TW-Z] ?\d\d ?\d\d ?\d\d ?[A-D]"
        r"(?![A-Za-z0-9])", validate=check.uk_nino_valid, family=GOVERNMENT_ID),
+    # ids that need their name: near it (60 characters on), labelled, or under it in a table
     detector("de-tax-id", "pii", r"(?<![\d-])[1-9]\d ?\d{3} ?\d{3} ?\d{3}(?![\d-])",
-       folded=("steuer", "idnr", "identifikationsnummer", "tax id", "tax-id",
-               "tax identification"), window=(0, 60), validate=check.de_tax_id_valid,
-       family=GOVERNMENT_ID),
+       folded=_TAX_ID_WORDS, window=(60, 2000), validate=check.de_tax_id_valid,
+       context=partial(check.named_near, check.TAX_ID_WORDS), family=GOVERNMENT_ID),
     detector("fr-nir", "pii",
        r"(?<![\d-])[1-478] ?\d\d ?\d\d ?\d\d ?\d{3} ?\d{3} ?\d\d(?![\d-])",
        validate=check.fr_nir_valid, digits=(15, 15), window=(3, 3), family=GOVERNMENT_ID),
@@ -140,20 +147,20 @@ DETECTORS: tuple[Detector, ...] = (
        validate=check.it_fiscal_code_valid, family=GOVERNMENT_ID),
     detector("nl-bsn", "pii",
        r"(?<![\d.-])(?:\d{9}|\d{4}[ .]\d\d[ .]\d{3}|\d{3}[ .]\d{3}[ .]\d{3})(?![\d-])",
-       folded=("bsn", "burgerservicenummer", "sofinummer", "sofi-nummer",
-               "citizen service number"), window=(0, 60), validate=check.nl_bsn_valid,
-       family=GOVERNMENT_ID),
+       folded=_BSN_WORDS, window=(60, 2000), validate=check.nl_bsn_valid,
+       context=partial(check.named_near, check.BSN_WORDS), family=GOVERNMENT_ID),
     detector("in-aadhaar", "pii", r"(?<![\d-])[2-9]\d{3}([ -]?)\d{4}\1\d{4}(?![\d-])",
-       folded=("aadhaar", "aadhar", "adhaar", "uidai"), window=(0, 60),
-       validate=check.in_aadhaar_valid, family=GOVERNMENT_ID),
+       folded=_AADHAAR_WORDS, window=(60, 2000), validate=check.in_aadhaar_valid,
+       context=partial(check.named_near, check.AADHAAR_WORDS), family=GOVERNMENT_ID),
     detector("br-cpf", "pii", r"(?<![\d.-])(?:\d{3}\.\d{3}\.\d{3}-\d\d|\d{11})(?![\d-])",
        validate=check.br_cpf_valid, context=check.cpf_in_context, digits=(11, 11),
        window=(3, 3), family=GOVERNMENT_ID),
     detector("passport", "pii", r"(?<![\w-])[A-Z0-9]{6,9}(?![\w-])", folded=_PASSPORT_WORDS,
-       window=(100, 100), validate=check.passport_valid, context=check.passport_in_context,
+       window=(100, 2000), validate=check.passport_valid, context=check.passport_in_context,
        family=GOVERNMENT_ID),
     # -- pii.identity
-    detector("date-of-birth", "pii", _DATE, folded=_BIRTH_WORDS, window=(100, 100),
+    # far after the word too: the rows of a table under its "dob" heading
+    detector("date-of-birth", "pii", _DATE, folded=_BIRTH_WORDS, window=(100, 2000),
        context=check.birth_date_in_context, family=IDENTITY),
     detector("person-name", "pii.extended", rf"{_NAME_LABEL}[\s\"']*{_NAME}", span=1,
        folded=_NAME_KEYWORDS, window=(0, 80), anchored=True, validate=check.name_valid,

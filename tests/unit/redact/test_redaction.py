@@ -460,11 +460,12 @@ def test_a_family_names_its_detectors_precise_or_not(write_policy):
 
 
 def test_phone_regions_take_national_formats_with_no_country_named(write_policy):
-    text = "try 07911 123456 or 0171 1234567"  # (no "phone", "call"...: any plan would do)
+    # bare national digits (no "phone", "call"... and not written in groups: any plan would do)
+    text = "try 07911123456 or 01711234567"
     default = profile_of(write_policy, "  default:\n    detectors: [phone]\n")
     uk = profile_of(write_policy, "  default:\n    detectors: [pii]\n    phone_regions: [gb]\n")
     assert redact_text(text, default.detectors, "[{type}]")[0] == text
-    assert redact_text(text, uk.detectors, "[{type}]")[0] == "try [phone] or 0171 1234567"
+    assert redact_text(text, uk.detectors, "[{type}]")[0] == "try [phone] or 01711234567"
     assert len(uk.detectors) == len(profile_of(write_policy, "  default:\n    detectors: [pii]\n"
                                                 ).detectors)  # fmt: skip
 
