@@ -477,19 +477,41 @@ def ip_in_context(text: str, start: int, _end: int) -> bool:
 # -- names -----------------------------------------------------------------------------------
 
 _STRONG_NAME_LABEL = re.compile(
-    r"(?:my (?:full )?name is|my name's|name\"?\s*:\s*\"?|patient\s*:|customer\s*:|employee\s*:|"
-    r"\b(?:mr|mrs|ms|miss|mx|dr|prof|herr|frau|monsieur|madame|mme|señor|señora|sr|sra|"
-    r"signor|signora)\.?)\s*$"
+    r"(?:my (?:full )?name is|my name's|je m'appelle|mon nom est|ich hei(?:ß|ss)e|mein name ist|"
+    r"me llamo|mi nombre es|me chamo|meu nome é|mi chiamo|il mio nome è|mijn naam is|ik heet|"
+    r"name\"?\s*(?:[:：]|- )\s*\"?|\b(?:nom|nombre|nome|naam|nachname|cognome|complet[oa]?)\"?"
+    r"\s*(?:[:：]|- )\s*\"?|(?:patient|customer|employee)\s*(?:[:：]|- )\s*|"
+    r"氏名\s*[:：]?|名前\s*[:：]?|私の名前は|"
+    r"\b(?:mr|mrs|ms|miss|mx|dr|dra|prof|herr|frau|monsieur|madame|mme|mlle|señor|señora|sr|sra|"
+    r"srta|signor|signora|dott)\.?)"
+    r"(?:\s*(?:mr|mrs|ms|miss|mx|dr|dra|prof|ing|dipl\.-ing|dott|dott\.ssa|sig|sig\.ra|mme|mlle|"
+    r"sr|sra|srta|herr|frau|m)\b\.?)*\s*$"
 )
+# a greeting that starts its line: "Hi Wakeeta," names whoever it greets
+_GREETING_LINE = re.compile(
+    r"\s*(?:dear|hi|hello|hey|hallo|bonjour|hola|ciao|liebe[r]?|sehr geehrter?(?: frau| herr)?|"
+    r"cher|chère|estimad[oa]|querid[oa]|olá|prezad[oa]|gentile|beste|geachte|hoi)\s*,?\s*",
+    re.IGNORECASE,
+)
+_ENDS_LINE = re.compile(r"[ \t]*[,!.:]?[ \t]*(?:\r?\n|$)")
 
 
 def name_valid(text: str) -> bool:
-    return not any(word in NOT_NAMES for word in re.split(r"[\s'-]+", text))
+    return not any(word in NOT_NAMES for word in re.split(r"[\s'’-]+", text))
 
 
 def name_in_context(text: str, start: int, end: int) -> bool:
-    """After "my name is", "Name:" or an honorific, any capitalised name; after a greeting or
-    a sign-off, only a known first name ("Dear Sir" and "Thanks, Team" are not people)."""
-    if _STRONG_NAME_LABEL.search(before(text, start, 24)):
+    """After "my name is", "Name:" or an honorific, any capitalised name. After a greeting or
+    a sign-off ("Dear Sir" and "Thanks, Team" are not people), a known first name, or a
+    name alone on its line: the greeting's ("Hi Wakeeta,") or the signature's
+    ("Regards,\nJake Ellis")."""
+    if _STRONG_NAME_LABEL.search(before(text, start, 32)):
         return True
-    return text[start:end].split()[0] in FIRST_NAMES
+    if text[start:end].split()[0] in FIRST_NAMES:
+        return True
+    if not _ENDS_LINE.match(text, end):
+        return False
+    line = text[text.rfind("\n", 0, start) + 1 : start]
+    if not line.strip():  # a signature: two words at least ("Regards,\nHendriks" is a firm)
+        return len(text[start:end].split()) > 1
+    return bool(_GREETING_LINE.fullmatch(line))

@@ -55,24 +55,53 @@ _TAX_ID_WORDS = ("steuer", "idnr", "identifikationsnummer", "tax id", "tax-id",
 _BSN_WORDS = ("bsn", "burgerservicenummer", "sofinummer", "sofi-nummer", "citizen service number")
 _AADHAAR_WORDS = ("aadhaar", "aadhar", "adhaar", "uidai")
 _UPPER, _LOWER = r"[A-Z\u00c0-\u00d6\u00d8-\u00de]", r"[a-z\u00df-\u00f6\u00f8-\u00ff]"
-_NAME_WORD = rf"{_UPPER}{_LOWER}+(?:[-']{_UPPER}{_LOWER}+)?"
-_NAME = rf"({_NAME_WORD}(?:[ \t](?:(?:van|von|de|da|di|del|der|le|la)[ \t])?{_NAME_WORD}){{0,2}})"
+_NAME_WORD = rf"{_UPPER}{_LOWER}+(?:[-'’]{_UPPER}{_LOWER}+)*"
+_PARTICLE = r"(?:van|von|vom|zu|de|da|di|del|della|der|den|du|dos|das|do|le|la|ten|ter|y|e)"
+_CJK = r"[\u4e00-\u9fff\u30a0-\u30ff]"  # kanji and katakana (a name is rarely hiragana)
+_NAME = (
+    rf"({_NAME_WORD}(?:[ \t](?:{_PARTICLE}[ \t]){{0,2}}{_NAME_WORD}){{0,3}}"
+    r"(?![A-Za-z\u00c0-\u024f])"  # never the start of a longer word ("Müller Gmb|H")
+    rf"|{_CJK}{{1,5}}(?:[ \u3000]{_CJK}{{1,5}})?)"
+)
+# titles between a label and the name: "Customer: Ms Nicola Harris", "Nome: Dott. Greco"
+_TITLES = (
+    r"(?:(?:Mr|Mrs|Ms|Miss|Mx|Dr|Dra|Prof|Ing|Dipl\.-Ing|Dott|Dott\.ssa|Sig|Sig\.ra|Mme|Mlle|"
+    r"Sr|Sra|Srta|Herr|Frau|M)\.?[ \t]+){0,3}"
+)
 # Every label starts with one of _NAME_KEYWORDS, so the regex is tried only where one is.
 _NAME_LABEL = (
-    r"(?<![^\W_])(?i:my\s+(?:full\s+)?name\s+is|my\s+name's|name\"?\s*:|patient\s*:|"
-    r"customer\s*:|employee\s*:|(?:mr|mrs|ms|miss|mx|dr|prof|herr|frau|monsieur|madame|mme|"
-    r"señor|señora|sr|sra|signor|signora)\b\.?|(?:dear|hi|hello|hey|hallo|bonjour|hola|ciao)"
-    r"\b,?|(?:regards|thanks|thank\s+you|cheers|sincerely|best|yours|cordialement|grüße|gruß|"
-    r"saludos|saluti)\b[,!]?|(?:full\s+)?name(?-i:(?:\s+[a-z]+){1,4}))"
+    r"(?:(?<![^\W_])(?i:"
+    # what people say: "my name is", "je m'appelle", "ich heiße", "me llamo"...
+    r"my\s+(?:full\s+)?name\s+is|my\s+name's|je\s+m'appelle|mon\s+nom\s+est|ich\s+hei(?:ß|ss)e|"
+    r"mein\s+name\s+ist|me\s+llamo|mi\s+nombre\s+es|(?:eu\s+)?me\s+chamo|meu\s+nome\s+é|"
+    r"mi\s+chiamo|il\s+mio\s+nome\s+è|mijn\s+naam\s+is|ik\s+heet|"
+    # form labels and keys: "Name:", "Nom complet :", "customer_name": ...
+    r"(?:name|(?:nom|nombre|nome)(?:\s+complet[oa]?|\s+e\s+cognome)?|(?:volledige\s+)?naam|"
+    r"vor-?\s*und\s+nachname|patient|customer|employee)\"?\s*(?:[:：]|-(?=\s))|"
+    r"(?:mr|mrs|ms|miss|mx|dr|dra|prof|herr|frau|monsieur|madame|mme|mlle|señor|señora|sr|sra|"
+    r"srta|signor|signora|dott)\b\.?|"
+    # greetings and sign-offs: only a known first name, or a name alone on its line
+    r"(?:dear|hi|hello|hey|hallo|bonjour|hola|ciao|liebe[r]?|sehr\s+geehrter?|cher|chère|"
+    r"estimad[oa]|querid[oa]|olá|prezad[oa]|gentile|beste|geachte|hoi)\b,?|"
+    r"(?:regards|thanks|thank\s+you|cheers|sincerely|best|yours|cordialement|grüße|gruß|"
+    r"saludos|saluti|bien\s+à\s+vous|un\s+saludo|atenciosamente|abraços|groeten|groet)\b[,!]?|"
+    r"(?:full\s+)?name(?-i:(?:\s+[a-z]+){1,4}))"
+    r"|(?:氏名|名前)\s*[:：]?|私の名前は)"
 )
 # (not "hey", "ms ", "mme": they are in "they", "items ", "comment")
 _NAME_KEYWORDS = (
     "my name", "my full name", "name", "full name", "patient", "customer", "employee", "mr.",
-    "mr ", "mrs", "ms.", " ms ", "miss ", "mx.", " mx ", "dr.", "dr ", "prof.", "prof ", "herr ",
-    "frau ", "monsieur", "madame", "mme ", "mme.", "señor", "sr.", "sr ", "sra ", "sra.",
-    "signor", "dear", "hi ", "hi,", "hello", "hey ", "hey,", "hallo", "bonjour", "hola", "ciao",
-    "regards", "thanks", "thank you", "cheers", "sincerely", "best,", "best ", "yours",
-    "cordialement", "grüße", "gruß", "saludos", "saluti",
+    "mr ", "mrs", "ms.", " ms ", "miss ", "mx.", " mx ", "dr.", "dr ", "dra.", "dra ", "prof.",
+    "prof ", "herr ", "frau ", "monsieur", "madame", "mme ", "mme.", "mlle", "señor", "sr.",
+    "sr ", "sra ", "sra.", "srta", "signor", "dott", "dear", "hi ", "hi,", "hello", "hey ", "hey,",
+    "hallo", "bonjour", "hola", "ciao", "regards", "thanks", "thank you", "cheers", "sincerely",
+    "best,", "best ", "yours", "cordialement", "grüße", "gruß", "saludos", "saluti",
+    "je m'appelle", "mon nom", "ich heiße", "ich heisse", "mein name", "me llamo", "mi nombre",
+    "me chamo", "eu me chamo", "meu nome", "mi chiamo", "il mio nome", "mijn naam", "ik heet",
+    "nom", "nombre", "nome", "naam", "volledige naam", "vor- und", "vor und", "vorund",
+    "liebe", "sehr geehrte", "cher ", "cher,", "chère", "estimad", "querid", "olá", "prezad",
+    "gentile", "beste ", "beste,", "geachte", "hoi ", "hoi,", "bien à vous", "un saludo",
+    "atenciosamente", "abraços", "groeten", "groet", "氏名", "名前", "私の名前は",
 )  # fmt: skip
 _STREET = (
     # en: 221B Baker Street
@@ -162,7 +191,7 @@ DETECTORS: tuple[Detector, ...] = (
     # far after the word too: the rows of a table under its "dob" heading
     detector("date-of-birth", "pii", _DATE, folded=_BIRTH_WORDS, window=(100, 2000),
        context=check.birth_date_in_context, family=IDENTITY),
-    detector("person-name", "pii.extended", rf"{_NAME_LABEL}[\s\"']*{_NAME}", span=1,
+    detector("person-name", "pii.extended", rf"{_NAME_LABEL}[\s\"']*{_TITLES}{_NAME}", span=1,
        folded=_NAME_KEYWORDS, window=(0, 80), anchored=True, validate=check.name_valid,
        context=check.name_in_context, family=IDENTITY),
     # -- pii.network
