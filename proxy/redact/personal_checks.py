@@ -474,19 +474,41 @@ def ip_in_context(text: str, start: int, _end: int) -> bool:
     return not _VERSION_LABEL.search(before(text, start, 48))
 
 
+# -- street addresses --------------------------------------------------------------------------
+
+# what follows "address" without being a street: "IP address 10 times", "email address 2"
+_NOT_STREET = re.compile(
+    r"(?i)^(?:ip|ips|e-?mail|mac|web|url|memory|return|base|host|server|port|the|a|an|this|that|"
+    r"line|bit|byte|bytes|offset|page|block|of|in|at|to|is|was|and|or|for|with|from|on|by)\b"
+)
+
+
+def address_valid(text: str) -> bool:
+    """A street is words and a number, not a phrase about another kind of address."""
+    return not _NOT_STREET.match(text.lstrip("0123456789/, \t"))
+
+
 # -- names -----------------------------------------------------------------------------------
 
-_STRONG_NAME_LABEL = re.compile(
-    r"(?:my (?:full )?name is|my name's|je m'appelle|mon nom est|ich hei(?:ß|ss)e|mein name ist|"
-    r"me llamo|mi nombre es|me chamo|meu nome é|mi chiamo|il mio nome è|mijn naam is|ik heet|"
-    r"name\"?\s*(?:[:：]|- )\s*\"?|\b(?:nom|nombre|nome|naam|nachname|cognome|complet[oa]?)\"?"
-    r"\s*(?:[:：]|- )\s*\"?|(?:patient|customer|employee)\s*(?:[:：]|- )\s*|"
-    r"氏名\s*[:：]?|名前\s*[:：]?|私の名前は|"
-    r"\b(?:mr|mrs|ms|miss|mx|dr|dra|prof|herr|frau|monsieur|madame|mme|mlle|señor|señora|sr|sra|"
-    r"srta|signor|signora|dott)\.?)"
+_TITLE_RUN = (
     r"(?:\s*(?:mr|mrs|ms|miss|mx|dr|dra|prof|ing|dipl\.-ing|dott|dott\.ssa|sig|sig\.ra|mme|mlle|"
     r"sr|sra|srta|herr|frau|m)\b\.?)*\s*$"
 )
+# said in a sentence, or an honorific: any capitalised name
+_SAID_NAME_LABEL = re.compile(
+    r"(?:my (?:full )?name is|my name's|je m'appelle|mon nom est|ich hei(?:ß|ss)e|mein name ist|"
+    r"me llamo|mi nombre es|me chamo|meu nome é|mi chiamo|il mio nome è|mijn naam is|ik heet|"
+    r"私の名前は|\b(?:mr|mrs|ms|miss|mx|dr|dra|prof|herr|frau|monsieur|madame|mme|mlle|señor|"
+    r"señora|sr|sra|srta|signor|signora|dott)\.?)" + _TITLE_RUN
+)
+# a form's or a record's key: a name that ends its field ("Name: Jane Doe", "name": "Jane Doe"),
+# not the first word of a description ("theme_name: Get from the popup")
+_FORM_NAME_LABEL = re.compile(
+    r"(?:name\"?\s*(?:[:：]|- )\s*\"?|\b(?:nom|nombre|nome|naam|nachname|cognome|complet[oa]?)"
+    r"\"?\s*(?:[:：]|- )\s*\"?|(?:patient|customer|employee)\s*(?:[:：]|- )\s*|"
+    r"氏名\s*[:：]?|名前\s*[:：]?)" + _TITLE_RUN
+)
+_ENDS_FIELD = re.compile(r"\s*(?:$|[\n\r,;\"'|)(\t]|\.(?:\s|$)| \()")
 # a greeting that starts its line: "Hi Wakeeta," names whoever it greets
 _GREETING_LINE = re.compile(
     r"\s*(?:dear|hi|hello|hey|hallo|bonjour|hola|ciao|liebe[r]?|sehr geehrter?(?: frau| herr)?|"
@@ -505,8 +527,11 @@ def name_in_context(text: str, start: int, end: int) -> bool:
     a sign-off ("Dear Sir" and "Thanks, Team" are not people), a known first name, or a
     name alone on its line: the greeting's ("Hi Wakeeta,") or the signature's
     ("Regards,\nJake Ellis")."""
-    if _STRONG_NAME_LABEL.search(before(text, start, 32)):
+    head = before(text, start, 32)
+    if _SAID_NAME_LABEL.search(head):
         return True
+    if _FORM_NAME_LABEL.search(head):
+        return bool(_ENDS_FIELD.match(text, end))
     if text[start:end].split()[0] in FIRST_NAMES:
         return True
     if not _ENDS_LINE.match(text, end):

@@ -103,31 +103,77 @@ _NAME_KEYWORDS = (
     "gentile", "beste ", "beste,", "geachte", "hoi ", "hoi,", "bien à vous", "un saludo",
     "atenciosamente", "abraços", "groeten", "groet", "氏名", "名前", "私の名前は",
 )  # fmt: skip
-_STREET = (
-    # en: 221B Baker Street
-    r"\b\d{1,5}[A-Za-z]?,?\s+(?:[A-Z][a-z]+\s+){1,3}(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|"
-    r"Blvd|Lane|Drive|Court|Terrace|Place|Way|Crescent|Close|Square|Parkway|Highway)\b"
-    # de, nl: Hauptstraße 5, Keizersgracht 123
-    rf"|\b{_UPPER}{_LOWER}+(?:straße|strasse|str\.|weg|allee|platz|gasse|damm|ufer|chaussee|"
-    r"straat|laan|gracht|plein|kade|singel)\s+\d{1,4}[a-z]?\b"
-    rf"|\b{_UPPER}{_LOWER}+\s+(?:Straße|Strasse|Str\.|Weg|Allee|Platz|Gasse)\s+\d{{1,4}}[a-z]?\b"
-    # fr: 10 rue de Rivoli
+_LETTERS = r"[A-Za-z\u00c0-\u024f]"
+_STREET_NAME = rf"{_UPPER}{_LOWER}+(?:-{_UPPER}{_LOWER}+)*"
+_STREET_PLAIN = (
+    # en: 221B Baker Street, 59419 Hawkins Landing; in: 77, Kadakia Marg
+    r"\b\d{1,5}[A-Za-z]?(?:/\d{1,5})?,?\s+(?:[A-Z][a-z]+\s+){1,3}(?:Street|St|Avenue|Ave|Road|"
+    r"Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Terrace|Place|Pl|Way|Crescent|Close|Square|"
+    r"Parkway|Pkwy|Highway|Hwy|Knoll|Landing|Springs|Pines|Vista|Valley|Junction|Mews|Estates|"
+    r"Heights|Hills|Gardens|Grove|Trail|Circle|Ridge|Marg|Nagar|Chowk)\b"
+    # de, nl: Hauptstraße 5, Keizersgracht 123, Agnes-Wesack-Straße 26
+    rf"|\b{_STREET_NAME}(?:straße|strasse|str\.|weg|allee|platz|gasse|damm|ufer|chaussee|pfad|"
+    r"steig|straat|laan|gracht|plein|kade|singel|steeg|dreef|hof)\s+\d{1,4}[a-z]?\b"
+    rf"|\b{_STREET_NAME}[\s-](?:Straße|Strasse|Str\.|Weg|Allee|Platz|Gasse|Ring|Damm|Ufer)\s+"
+    r"\d{1,4}[a-z]?\b"
+    # fr: 10 rue de Rivoli; "rue de la Paix" with no number too (never "rue the day")
     r"|\b\d{1,4}(?:\s?(?:bis|ter))?,?\s+(?:rue|avenue|boulevard|bd|place|chemin|allée|impasse|"
     rf"quai|route|cours)\s+(?:de\s+la\s+|de\s+l'|du\s+|des\s+|de\s+|d')?{_UPPER}{_LOWER}+"
-    # es, it, pt: Calle Mayor 12, Via Roma 1
-    r"|\b(?:Calle|C/|Avenida|Avda\.|Plaza|Paseo|Carrer|Via|Viale|Piazza|Corso|Rua|Travessa)\s+"
+    rf"|\b(?:rue|chemin|impasse|allée)\s+(?:de\s+la\s+|de\s+l'|du\s+|des\s+|de\s+|d')?"
+    rf"{_UPPER}{_LOWER}+"
+    # es, it, pt: Calle Mayor 12, Via Roma 1, Rua Augusta, 15
+    r"|\b(?:Calle|C/|Avenida|Avda\.|Plaza|Paseo|Pasaje|Callejón|Rambla|Ronda|Glorieta|Camino|"
+    r"Carretera|Travesía|Urbanización|Carrer|Via|Viale|Piazza|Piazzale|Corso|Vicolo|Strada|"
+    r"Contrada|Largo|Borgo|Rua|Travessa|Alameda|Rodovia|Praça|Estrada|Ladeira|Viela)\s+"
     r"(?:(?:de|del|della|dei|do|da|dos)\s+(?:la\s+|los\s+)?)?"
     rf"{_UPPER}{_LOWER}+(?:\s+{_UPPER}{_LOWER}+){{0,2}},?\s+(?:n[º°o]\.?\s*)?\d{{1,4}}\b"
+    # ja: 芝大門28丁目20番1号 (with the prefecture and city before it)
+    r"|[\u4e00-\u9fff\u3040-\u30ff]{0,20}\d{1,4}丁目(?:\d{1,4}番地?)?(?:\d{1,4}号?)?"
+)
+# "Address:", "Anschrift:", "ship to", "I live at"... then what is shaped as a street and a
+# number, in either order, up to the end of its line or sentence
+_ADDRESS_LABEL = (
+    r"(?<![Ii][Pp][\s-])(?<![Mm][Aa][Cc]\s)(?<![Mm][Aa][Ii][Ll]\s)(?<![Ww][Ee][Bb]\s)"
+    r"(?i:\b(?:(?:home\s+|street\s+|postal\s+|mailing\s+|shipping\s+|delivery\s+)?address"
+    r"(?:_?line_?\d)?|street(?=\"?\s*(?:[:：=]|-\s))|"
+    r"adresse|anschrift|dirección|direccion|domicilio|domicile|endereço|endereco|indirizzo|"
+    r"residenza|adres|woonadres|logradouro|ship\s+(?:it\s+)?to|deliver\s+(?:it\s+)?to|"
+    r"send\s+it\s+to|i\s+live\s+at|wohnhaft\s+in|livrez\s+au|j'habite\s+au|vivo\s+en|"
+    r"moro\s+na|abito\s+in|ik\s+woon\s+op)\b)"
+)
+_ADDRESS_VALUE = (
+    rf"\d{{1,5}}[A-Za-z]?(?:/\d{{1,5}})?,?[ \t]+(?:{_UPPER}|(?:rue|avenue|boulevard|bd|chemin|"
+    rf"allée|impasse|place|quai|route|cours)\b){_LETTERS}*(?:[ \t]+[\w'’.-]+){{0,5}}"
+    rf"|{_UPPER}[\w'’.-]*(?:[ \t]+[\w'’.-]+){{0,4}}?,?[ \t]+\d{{1,5}}[a-z]?(?![\w.:/-])"
+)
+_STREET = (
+    # after a separator the value may be on the next line; without one, on the same line
+    rf"(?:(?P<label>{_ADDRESS_LABEL})\"?[ \t]*(?:(?:[:：=]|-(?=\s))[\s\"']*|[ \t\"']+))?"
+    rf"({_STREET_PLAIN}|(?(label)(?:{_ADDRESS_VALUE})|(?!)))"
 )
 # Case-sensitive, as the patterns are: "Road", not the "road" of "roadmap"; " rue ", not "true "
 _STREET_WORDS = (
     "Street", "St.", "St,", "Avenue", "Ave", "Road", "Rd", "Boulevard", "Blvd", "Lane", "Drive",
-    "Court", "Terrace", "Place", "Way", "Crescent", "Close", "Square", "Parkway", "Highway",
+    "Court", "Terrace", "Place", "Way", "Crescent", "Close", "Square", "Parkway", "Highway", "Ln",
+    "Dr", "Ct", "Pl", "Pkwy", "Hwy", "Knoll", "Landing", "Springs", "Pines", "Vista", "Valley",
+    "Junction", "Mews", "Estates", "Heights", "Hills", "Gardens", "Grove", "Trail", "Circle",
+    "Ridge", "Marg", "Nagar", "Chowk",
     "straße", "strasse", "str.", "weg ", "allee", "platz", "gasse", "damm", "ufer", "chaussee",
+    "pfad", "steig", "steeg", "dreef", "hof ", "Ring ", "-Ring", "Damm", "Ufer",
     "straat", "laan", "gracht", "plein", "kade", "singel", "Straße", "Strasse", "Str.", "Weg",
     "Allee", "Platz", "Gasse", " rue ", " avenue ", " boulevard ", " bd ", " place ", " chemin ",
-    " allée ", " impasse ", " quai ", " route ", " cours ", "Calle ", "C/", "Avenida ", "Avda.",
-    "Plaza ", "Paseo ", "Carrer ", "Via ", "Viale ", "Piazza ", "Corso ", "Rua ", "Travessa ",
+    " allée ", " impasse ", " quai ", " route ", " cours ", "rue ", "chemin ", "impasse ",
+    "allée ", "Calle ", "C/", "Avenida ", "Avda.", "Plaza ", "Paseo ", "Pasaje ", "Callejón ",
+    "Rambla ", "Ronda ", "Glorieta ", "Camino ", "Carretera ", "Travesía ", "Urbanización ",
+    "Carrer ", "Via ", "Viale ", "Piazza ", "Piazzale ", "Corso ", "Vicolo ", "Strada ",
+    "Contrada ", "Largo ", "Borgo ", "Rua ", "Travessa ", "Alameda ", "Rodovia ", "Praça ",
+    "Estrada ", "Ladeira ", "Viela ", "丁目",
+)  # fmt: skip
+_ADDRESS_WORDS = (
+    "address", "street", "adresse", "anschrift", "dirección", "direccion", "domicilio", "domicile",
+    "endereço", "endereco", "indirizzo", "residenza", "adres", "logradouro", "ship to",
+    "ship it to", "deliver to", "deliver it to", "send it to", "i live at", "wohnhaft in",
+    "livrez au", "j'habite au", "vivo en", "moro na", "abito in", "ik woon op",
 )  # fmt: skip
 # Both start with a digit, which re finds fast (a lookbehind first would try every position);
 # public IPv6 addresses (2000::/3) start with 2 or 3. ipaddress checks the rest.
@@ -144,8 +190,8 @@ DETECTORS: tuple[Detector, ...] = (
        r"(?<![/\w.%+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*"
        r"\.[A-Za-z]{2,24}\b", keywords=("@",), window=(70, 260), family=CONTACT),
     phone_detector(),
-    detector("street-address", "pii.extended", _STREET, keywords=_STREET_WORDS, window=(60, 40),
-       family=CONTACT),
+    detector("street-address", "pii.extended", _STREET, span=2, keywords=_STREET_WORDS,
+       folded=_ADDRESS_WORDS, window=(80, 120), validate=check.address_valid, family=CONTACT),
     # -- pii.financial
     detector("payment-card", "pii", r"(?<![\d.-])\d(?:[ -]?\d){11,18}(?![\d-])",
        validate=check.card_valid, context=check.card_in_context, digits=(12, 19),
