@@ -1,6 +1,6 @@
 """Personal data measured on values we did not make: Faker's people of ten locales in forms,
 JSON, CSV, emails, chat and unlabelled lists (bench/corpus/faker_people.py), with recall and
-precision per kind and locale, for the default profile and with `pii.extended` too.
+precision per kind and locale, for `secrets, pii` and with `pii.extended` too.
 
     python bench/personal_bench.py [--seed 0] [--per-locale 120] [--clean 600]
                                    [--clean-prose 30] [--tree DIR] [--json FILE]
@@ -37,14 +37,14 @@ KIND_OF = {"person-name": "name", "street-address": "street-address", "phone": "
                             "nl-bsn", "in-aadhaar", "br-cpf"), "national-id")}  # fmt: skip
 
 
-def profiles(tree: Path) -> dict[str, tuple]:
-    """The shipped default profile, and the same with the pii.extended detectors."""
-    from proxy.policy.loader import load_policy
+def profiles() -> dict[str, tuple]:
+    """`secrets, pii` (the precise checks), and the same with `pii.extended` (names and street
+    addresses, from the words around them): the shipped default profile is the second."""
     from proxy.redact.builtin import BY_ID, GROUPS
 
-    default = load_policy(tree / "policies").redaction_profiles["default"].detectors
-    extended = default + tuple(BY_ID[i] for i in GROUPS["pii.extended"])
-    return {"default": default, "extended": extended}
+    precise = tuple(BY_ID[i] for group in ("secrets", "pii") for i in GROUPS[group])
+    return {"pii": precise, "pii+extended": precise + tuple(BY_ID[i] for i in
+                                                            GROUPS["pii.extended"])}  # fmt: skip
 
 
 def overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
@@ -140,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         parser.error("no aiwarden tree: set PYTHONPATH to one or give --tree DIR")
     tree = Path(proxy.__file__).resolve().parent.parent
+    print(f"aiwarden tree: {tree}", file=sys.stderr)
 
     samples = faker_people.samples(args.seed, args.per_locale, args.clean_prose)
     samples += [{"id": s.id, "group": "clean", "template": "corpus", "locale": None,
@@ -151,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, python "
         f"{platform.python_version()}",
         "command": "python bench/personal_bench.py " + " ".join(argv or sys.argv[1:]),
+        "tree": str(tree),
         "corpus": (f"Faker {faker.VERSION}, seed {args.seed}: {args.per_locale} prompts in "
                    f"each of {len(faker_people.LOCALES)} locales "
                    f"({sum(len(s['spans']) for s in samples)} labelled values), "
@@ -158,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
                    f"{args.clean} clean corpus prompts"),
         "rejected": dict(faker_people.REJECTED),
         "profiles": {name: score(samples, detectors)
-                     for name, detectors in profiles(tree).items()},
+                     for name, detectors in profiles().items()},
     }  # fmt: skip
     print_report(report)
     if args.json:
