@@ -63,21 +63,27 @@ def column_heading(text: str, start: int) -> str | None:
     """The first row's cell above `start` in a comma-separated table (CSV pasted in a prompt).
     Commas inside double quotes ("12, rue de Rivoli") separate nothing."""
     line_start = text.rfind("\n", 0, start) + 1
+    if line_start == 0:
+        return None
     line_end = text.find("\n", start)
     line = text[line_start : len(text) if line_end < 0 else line_end]
-    commas = _commas(line)
-    if not commas or line_start == 0:
-        return None
+    if len(line) > _LONGEST_ROW or "," not in line:
+        return None  # (a row is short; counting the commas of a long line for each candidate
+        # on it would take time the square of its length)
+    commas = len(_commas(line))
     column = len(_commas(line[: start - line_start]))
     heading = None
     for above in reversed(text[max(0, line_start - 4000) : line_start - 1].split("\n")[-50:]):
         cells = _cells(above)
-        if len(cells) > len(commas) + 1 and heading is None:  # "...see this table: id,ssn,plan"
-            heading = cells[-len(commas) - 1 :]
-        if len(cells) != len(commas) + 1:
+        if len(cells) > commas + 1 and heading is None:  # "...see this table: id,ssn,plan"
+            heading = cells[-commas - 1 :]
+        if len(cells) != commas + 1:
             break
         heading = cells
     return None if heading is None else heading[column]
+
+
+_LONGEST_ROW = 2000
 
 
 def _commas(line: str) -> list[int]:
