@@ -78,10 +78,31 @@ def checksummed_token_valid(token: str) -> bool:
     return base62_crc32(body[:-6]) == body[-6:] or looks_random(body)
 
 
+_FILLER = re.compile(r"xxxx|your|here|example|placeholder|redacted|insert|replace", re.I)
+
+
 def random_tail_valid(token: str) -> bool:
     """A prefixed token whose random part (after the last `_`, `-` or `.` of the prefix) does
-    not look like a placeholder."""
-    return looks_random(token[-min(len(token), 32) :])
+    not look like a placeholder (`sha256~XXXX_PUT_YOUR_TOKEN_HERE_XXXX`)."""
+    tail = token[-min(len(token), 32) :]
+    return looks_random(tail) and not _FILLER.search(tail)
+
+
+def slack_token_valid(token: str) -> bool:
+    """Digits in it, and random: as a whole, or in its last part (`xoxa-2-5111…-e039d0…`: the
+    ids before it may repeat digits)."""
+    if not any(c.isdigit() for c in token):
+        return False
+    return looks_random(token) or looks_random(token.rsplit("-", 1)[-1])
+
+
+def facebook_token_valid(token: str) -> bool:
+    """`app id|secret`: the part after the pipe is random, with digits, and not all one case
+    unless hex (an app secret), so not a table row of a number and a word."""
+    tail = re.split(r"\||%7C", token, maxsplit=1)[-1]
+    if not looks_random(tail) or not any(c.isdigit() for c in tail):
+        return False
+    return bool(re.fullmatch(r"[a-f0-9]{32}", tail)) or (not tail.islower() and not tail.isupper())
 
 
 def aws_secret_valid(value: str) -> bool:
@@ -156,7 +177,11 @@ _NOT_VALUE_WORDS = """changeme change_me changeit password passwd pass secret to
 _NOT_VALUES = frozenset(_NOT_VALUE_WORDS.split())
 _PLACEHOLDER_PARTS = ("your", "insert", "replace", "enter", "example", "sample", "dummy", "fake",
                       "placeholder", "redacted", "changeme", "here")  # fmt: skip
-_SNAKE_IDENTIFIER = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+|[a-z]+[A-Z][A-Za-z]*")
+# snake_case words (letters and at most two runs of digits each, or digits: x86_64, db_pass2,
+# v4auth_header; not a random sm_pat_w5tmcwg5dcfz5b36) or camelCase
+_SNAKE_IDENTIFIER = re.compile(
+    r"[a-z]+\d*(?:[a-z]+\d*)?(?:_(?:[a-z]+\d*(?:[a-z]+\d*)?|\d+))+|[a-z]+[A-Z][A-Za-z]*"
+)
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}")
 _TRAILING = ".,;:!?)]}>"
 _DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
@@ -233,8 +258,10 @@ def token_value_valid(value: str) -> bool:
     core = _core(value)
     if len(core) < 8 or " " in core or len(set(core)) <= 2:
         return False
+    if core.isdigit():  # an id, a port, a timestamp; a long random number is a secret too
+        return len(core) >= 16 and len(set(core)) >= 6
     if _HEX.fullmatch(core) or _UUID.fullmatch(core):
-        return len(core) >= 16 and not core.isdigit()  # hex keys, git-SHA-shaped or not
+        return len(core) >= 16  # hex keys, git-SHA-shaped or not
     if _not_a_value(core) or _CODE_CHARS.search(core) or _WORDS_ONLY.fullmatch(core):
         return False  # code, or words: "same-origin", "test-api-key", "auth-request-type/at"
     if len(core) < 24 and _TOKEN_PLACEHOLDER.search(core):
@@ -247,11 +274,23 @@ def token_value_valid(value: str) -> bool:
             and shannon_entropy(core) >= 4.0
             and sum(c.isupper() for c in core) >= 4  # not a CamelCaseIdentifier
         )
-    if core.isdigit():
-        return len(core) >= 10 and len(set(core)) >= 5
     if _SNAKE_IDENTIFIER.fullmatch(core) or re.fullmatch(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+", core):
         return False  # a variable or constant name
     return shannon_entropy(core) >= 2.8
+
+
+def cli_value_valid(value: str) -> bool:
+    """A password or token given on a command line; of curl's `user:password`, the password
+    (the user when the password is left out: `-u "s3cr3t:"`)."""
+    if _REFERENCE.search(value):
+        return False  # `<user:password>`, `$USER:$PASS`
+    if ":" in value:
+        user, _, password = value.partition(":")
+        password = password.strip("\"'")
+        if password:  # a password slot: any value but a placeholder (`user:pass`, `:${PW}`)
+            return len(password) >= 4 and url_password_valid(f"{user}:{password}")
+        value = user
+    return password_value_valid(value) or token_value_valid(value)
 
 
 def url_password_valid(userinfo: str) -> bool:
@@ -271,7 +310,8 @@ def auth_value_valid(value: str) -> bool:
             return raw.decode().isprintable()
         except UnicodeDecodeError:
             pass
-    return token_value_valid(value)
+    # a random token may start with `_` (a placeholder like `__TOKEN__` still fails)
+    return token_value_valid(value.lstrip("_") if len(value) >= 20 else value)
 
 
 # -- how detectors are declared ----------------------------------------------------------------
@@ -310,6 +350,7 @@ _QUALIFIED_KEY = (
     "|service|shared|storage|subscription|license|licence|webhook|deploy|admin|session|account"
     "|primary|secondary|sas|ingest|ingestion|bot|management|mgmt|write|read|upload|publish"
     "|registry|integration|auth|hmac|jwt|cookie|aes|crypt|cipher|ssh|gpg|pgp|root|user|dev|prod"
+    "|iam|cloud"
 )
 # Tokens that page through results are not secrets: page_token, nextPageToken, sync-token.
 _NOT_AFTER_PAGING = "".join(
@@ -324,14 +365,22 @@ _AFTER_QUALIFIER = (
 )  # fmt: skip
 # Every alternative starts at one of the detector's keywords, so it runs only there.
 _SECRET_NAME = (
-    rf"(?i:secret|{_NOT_AFTER_PAGING}token|credentials?|creds|{_AFTER_QUALIFIER}key)"
+    rf"(?i:(?:secret|{_NOT_AFTER_PAGING}token)(?:[_.-]?(?:string|str|value|\d{{1,3}}))?"
+    rf"|credentials?|creds|{_AFTER_QUALIFIER}key)"
+    # names that are secrets only for one vendor: Sonar's login token, Sumo Logic's access id
+    r"|(?i:sonar[_.-]?login|sumo[\w.-]{0,20}?access[_.-]?id)"
     r"|(?<=[A-Z0-9]_)KEY(?![A-Za-z0-9])"  # an environment variable: PAYMENT_GATEWAY_KEY
     r"(?i:[_.-]?(?:key|token|secret|value|b64|base64|hex|base))?"
     rf"|{_WORD_START}(?i:auth)"
 )
-# Between the key and the value: a closing quote or bracket, then an assignment (also `is`).
+# Between the key and the value: a closing quote or bracket, maybe a type (Go's `var k string
+# = `), then an assignment: also make's `::=`/`?=`, PHP's `.=`, `is`, a comma after a quoted
+# key (a call's arguments), and an XML element whose value is on the next line.
 _ASSIGN = (
-    r"""\\?["']?\]?[ \t]{0,5}(?:=>|:=|==|=|:|>(?=[^<\n]{1,200}</)|["']\s+value\s*="""
+    r"""\\?["']?\]?(?:[ \t]+(?:string|String|str))?[ \t]{0,5}"""
+    r"""(?:=>|:{1,3}=|[?.+]=|==|=|:|>(?=[^<\n]{1,200}</)|["']\s+value\s*="""
+    r"""|(?<=["']),(?=[ \t]{0,5}\\?["'])"""  # setProperty("API_TOKEN", "…")
+    r"""|>(?=[ \t]*\r?\n[ \t]{0,40}[^<\s][^<\n]{0,200}\r?\n[ \t]{0,40}</)\s{1,42}"""
     r"""|[ \t]+(?:is|was)\b[ \t]*:?)"""
     r"""[ \t]{0,5}"""
 )
@@ -353,10 +402,14 @@ _CLI_PASSWORD = (
     r"(?:\b(?:mysql|mysqldump|mysqladmin|mariadb|mongo|mongosh|mongodump|mongorestore|sshpass"
     r"|docker\s+login|podman\s+login|helm\s+registry\s+login)\b[^\n|;&]{0,160}?[ \t]-p"
     r"|\bredis-cli\b[^\n|;&]{0,160}?[ \t]-a"
+    # curl's user:password, also a few continued lines on
+    r"""|\bcurl\b(?:[^\n|;&]|(?<=\\)\r?\n){0,400}?[ \t](?:-u|--user)"""
+    r"""(?=[ \t=]+\\?["']?(?:[^\s"':]*:\\?["']?[^\s"'\\]{4}|[^\s"':\\]{6,}:))"""
     r"|(?<=[ \t])--(?:[a-z]+-)?(?:password|passwd|pass|passphrase|token|secret|api-key|apikey"
     r"|access-key|secret-key|auth-token|client-secret))"
-    r"""(?:[ \t]+|=|(?<=-p)|(?<=-a))["']?"""
-    r"""((?<=["'])[^"'\n]{4,200}(?=["'])|(?<!["'])[^\s"'|;&]{4,200})"""
+    r"""(?:[ \t]+|=|(?<=-p)|(?<=-a))\\?["']?"""
+    r"""((?<=["'])[^"'\n\\]{4,200}(?=\\?["'])|(?<!["'])[^\s"'|;&:]{0,100}:["'][^"'\n]{4,200}(?=["'])"""
+    r"""|(?<!["'])[^\s"'|;&]{4,200})"""
 )
 
 
@@ -436,9 +489,10 @@ _CODE_HOSTING: tuple[Detector, ...] = (
           ("github_pat_",), 96),
     token("gitlab-token", "code-hosting",
           r"\bgl(?:pat|dt|ft|rt|oas|soat|imt|agent|ffct|cbt|ptt|wt)-[0-9A-Za-z_-]{20,300}"
-          r"(?:\.[0-9a-z]{2,9}){0,2}" + _END + r"|\bGR1348941[0-9A-Za-z_-]{20}" + _END,
+          r"(?:\.[0-9a-z]{2,9}){0,2}" + _END + r"|\bGR1348941[0-9A-Za-z_-]{20}" + _END
+          + r"|\b_gitlab_session=[0-9a-z]{32}\b",
           ("glpat-", "gldt-", "glft-", "glrt-", "gloas-", "glsoat-", "glimt-", "glagent-",
-           "glffct-", "glcbt-", "glptt-", "glwt-", "GR1348941"), 330,
+           "glffct-", "glcbt-", "glptt-", "glwt-", "GR1348941", "_gitlab_session="), 330,
           validate=random_tail_valid),
     token("npm-token", "code-hosting", r"\bnpm_[A-Za-z0-9]{36}\b", ("npm_",), 44,
           validate=checksummed_token_valid),
@@ -464,7 +518,7 @@ _CHAT: tuple[Detector, ...] = (
           r"\bxox(?:e\.xox[bp]|[abposre])-[0-9A-Za-z-]{10,250}" + _END
           + r"|\bxapp-\d-[A-Za-z0-9]+-\d+-[A-Za-z0-9]+",
           ("xoxa-", "xoxb-", "xoxp-", "xoxo-", "xoxs-", "xoxr-", "xoxe-", "xoxe.", "xapp-"),
-          300, validate=lambda t: looks_random(t) and any(c.isdigit() for c in t)),
+          300, validate=slack_token_valid),
     detector("slack-webhook", "secrets",
        r"(?:https?://)?hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/_-]{8,}"
        r"(?:/[A-Za-z0-9+/_-]+)*", keywords=("hooks.slack.com",), window=(12, 400),
@@ -493,7 +547,9 @@ _PAYMENTS: tuple[Detector, ...] = (
        keywords=("_live_", "_test_", "_prod_", "whsec_"), window=(8, 120),
        family="secrets.payments"),
     token("square-token", "payments",
-          r"\b(?:sq0atp|sq0csp|EAAA)[A-Za-z0-9_-]{22,100}" + _END,
+          r"\b(?:sq0atp|sq0csp|EAAA)[A-Za-z0-9_-]{22,100}" + _END
+          # gitleaks' and detect-secrets' tests put \ ] ^ in them: matched too
+          + r"|\bsq0csp-[A-Za-z0-9_\\\]^-]{43}",
           ("sq0atp-", "sq0csp-", "EAAA"), 110, validate=random_tail_valid),
     token("shopify-token", "payments", r"\bshp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}\b",
           ("shpat_", "shpca_", "shppa_", "shpss_"), 40),
@@ -573,10 +629,26 @@ _SAAS: tuple[Detector, ...] = (
           r"|\btk-us-[\w-]{48}|\bpk_\d{6,10}_[A-Z0-9]{32}\b"
           r"|\bsl\.(?:u\.)?[A-Za-z0-9_-]{130,}|\bnfp_[A-Za-z0-9]{36,40}\b"
           r"|\b(?:phc|phx)_[A-Za-z0-9]{43}\b|\baio_[A-Za-z0-9]{28}\b|\bpat\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9]{24}"
-          r"\.[A-Za-z0-9]{20}|\bAAAAAAAAAAAAAAAAAAAAA[A-Za-z0-9%]{60,120}",
+          r"\.[A-Za-z0-9]{20}|\bAAAAAAAAAAAAAAAAAAAAA[A-Za-z0-9%]{60,120}"
+          # 42 Intra secrets, Adobe client secrets, OpenShift user tokens, SonarQube tokens,
+          # Facebook page tokens
+          r"|\bs-s4t2(?:ud|af)-[a-f0-9]{64}\b|\bp8e-[A-Za-z0-9]{32}\b|\bsha256~[\w-]{43}" + _END
+          + r"|\bsq[upa]_[a-f0-9]{40}\b|\bEAA[MC][A-Za-z0-9]{100,1000}\b",
           ("xkeysib-", "EZAK", "EZTK", "shippo_", "duffel_", "fio-u-", "tfp_", "pnu_",
            "rdme_", "ico-", "CFPAT-", "tk-us-", "pk_", "sl.", "nfp_", "phc_", "phx_", "pat.",
-           "AAAAAAAAAAAAAAAAAAAAA", "aio_"), 1200, validate=random_tail_valid),
+           "AAAAAAAAAAAAAAAAAAAAA", "aio_", "s-s4t2", "p8e-", "sha256~", "squ_", "sqp_", "sqa_",
+           "EAAM", "EAAC"), 1200, validate=random_tail_valid),
+    # Sidekiq Enterprise/Pro credentials: `user:password`, 8 hex each, under their gem source
+    detector("sidekiq-secret", "secrets",
+       r"__CONTRIBSYS__COM\w{0,10}[\"']?[ \t]*(?:[:?.+]?=|:{1,3}=|:|,)[ \t\"'\\]*"
+       r"([a-f0-9]{8}:[a-f0-9]{8})\b",
+       keywords=("__CONTRIBSYS__COM",), span=1, window=(0, 60), anchored=True,
+       family="secrets.saas"),
+    # A Facebook app access token: the app id, a pipe, the app secret or a signature
+    detector("facebook-token", "secrets",
+       r"(?<![0-9])\d{15,16}(?:\||%7C)[A-Za-z0-9_-]{27,40}(?![A-Za-z0-9_-])",
+       digits=(15, 16), validate=facebook_token_valid, window=(0, 44),
+       family="secrets.saas"),
 )  # fmt: skip
 
 _GENERIC: tuple[Detector, ...] = (
@@ -590,7 +662,7 @@ _GENERIC: tuple[Detector, ...] = (
        family="secrets.generic"),
     detector("auth-header", "secrets",
        r"(?:(?i:authorization)[\"']?[ \t]*[:=][ \t]*[\"']?"
-       r"(?:(?:Bearer|Basic|Token|token|JWT|Bot|Key|SSWS|GenieKey|Splunk|OAuth|Api-Key"
+       r"(?:(?:Bearer|Basic|Token|token|JWT|Bot|Key|SSWS|GenieKey|Splunk|OAuth|Api-Key|Api-Token"
        r"|DeepL-Auth-Key|Zoho-oauthtoken|Digest)[ \t]+)?"
        r"|\b(?:Bearer|bearer|BEARER|Basic|BASIC)[ \t]+)"
        r"([A-Za-z0-9._~+/=:-]{8,4096})",
@@ -598,15 +670,14 @@ _GENERIC: tuple[Detector, ...] = (
        window=(0, 4200), anchored=True, family="secrets.generic"),
     detector("cli-secret", "secrets", _CLI_PASSWORD, span=1,
        keywords=("mysql", "mariadb", "mongo", "sshpass", "docker", "podman", "helm",
-                 "redis-cli", "--"),
-       validate=lambda v: password_value_valid(v) or token_value_valid(v),
-       window=(0, 400), anchored=True, family="secrets.generic"),
+                 "redis-cli", "--", "curl"),
+       validate=cli_value_valid, window=(0, 700), anchored=True, family="secrets.generic"),
     detector("password", "secrets",
        rf"(?:{_PASSWORD_NAME})(?:{_PHRASE}{_ASSIGN}|{_BARE}){_PASSWORD_VALUE}",
        folded=("pass", "pwd"), span=1, validate=password_value_valid, window=(0, 320),
        anchored=True, family="secrets.generic"),
     detector("generic-secret", "secrets", rf"(?:{_SECRET_NAME}){_ASSIGN}{_VALUE}",
-       folded=("secret", "token", "cred", "key", "auth"), span=1,
+       folded=("secret", "token", "cred", "key", "auth", "sonar", "sumo"), span=1,
        validate=token_value_valid, window=(0, 320), anchored=True, family="secrets.generic"),
 )  # fmt: skip
 
