@@ -64,6 +64,7 @@ bench: install-dev  # aiwarden, mitmdump and squid side by side: bench/results/l
 	$(PY) bench/proxy_bench.py
 	$(PY) bench/engine_bench.py
 	$(PY) bench/redaction_bench.py --json bench/results/redaction.json
+	$(PY) bench/personal_bench.py --json bench/results/personal_faker.json
 
 soak: install-dev  # ten minutes of steady mixed load, memory sampled
 	$(PY) bench/soak_bench.py
