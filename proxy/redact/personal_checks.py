@@ -30,18 +30,26 @@ from proxy.redact.first_names import FIRST_NAMES, NOT_NAMES
 # what redaction itself wrote ("[REDACTED:phone]", "<PHONE_1>"): never a label, or a second
 # pass over redacted text would find what the first left alone
 _REDACTED = re.compile(r"\[REDACTED[^\]\n]{0,40}\]|<[A-Z][A-Z0-9_]*_[0-9]+>")
+# the halves of markers that a window of text cut: "[REDACTED:pho" at its end, "ACTED:phone]"
+# or "ONE_1>" at its start
+_CUT_MARKER = re.compile(r"\[REDACTED[^\]\n]{0,40}$|<[A-Z][A-Z0-9_]*$|^[^\[\]<>\n]{0,48}[\]>]")
+
+
+def _unmarked(window: str) -> str:
+    """A window of text without the markers redaction wrote, whole or cut by the window."""
+    return _REDACTED.sub(" ", _CUT_MARKER.sub(" ", window))
 
 
 def before(text: str, start: int, width: int = 40) -> str:
     """The lower-cased text just before a candidate, on its line."""
-    # markers cut in half by the window are taken out before it is cut
+    # markers are taken out before the window is cut to its width
     line = text[max(0, start - width - 50) : start].rsplit("\n", 1)[-1]
-    return _REDACTED.sub(" ", line)[-width:].lower()
+    return _unmarked(line)[-width:].lower()
 
 
 def _normal(text: str) -> str:
     """Lower case, and keys like passport_no or date-of-birth as words."""
-    return _REDACTED.sub(" ", text).lower().replace("_", " ").replace("-", " ")
+    return _unmarked(text).lower().replace("_", " ").replace("-", " ")
 
 
 def labelled(words: re.Pattern[str], text: str, start: int, end: int) -> bool:
