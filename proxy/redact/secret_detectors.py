@@ -250,6 +250,8 @@ def password_value_valid(value: str) -> bool:
         )
     if core.isalpha():
         return False  # a word or an identifier: "required", "Welcome", "newPassword"
+    if _CONSTANT_NAME.fullmatch(core):
+        return False  # a constant beside a password-like one: ('CURLOPT_PASSWORD', 'CURLOPT_X')
     return not _SNAKE_IDENTIFIER.fullmatch(core)  # a variable: new_password, db_pass2
 
 
@@ -274,12 +276,22 @@ def token_value_valid(value: str) -> bool:
             and not core.isupper()
             and shannon_entropy(core) >= 4.0
             and sum(c.isupper() for c in core) >= 4  # not a CamelCaseIdentifier
+            and not _camel_case_words(core)  # ASAuthorizationAppleIDProvider
         )
     if (
         _SNAKE_IDENTIFIER.fullmatch(core) or re.fullmatch(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+", core)
     ) and not any(map(_random_part, re.split(r"_", core))):
         return False  # a variable or constant name (not sk_d21e2be3622049c7809f95cc0231)
     return shannon_entropy(core) >= 2.8
+
+
+_CONSTANT_NAME = re.compile(r"[A-Z]+(?:_[A-Z]+)+")
+
+
+def _camel_case_words(core: str) -> bool:
+    """Letters that read as words run together: most of them in lower-case runs of three or
+    more, as in `AppleIDProvider`; random letters seldom run that long between capitals."""
+    return sum(map(len, re.findall(r"[a-z]{3,}", core))) >= 0.6 * len(core)
 
 
 def _random_part(part: str) -> bool:
