@@ -7,6 +7,9 @@ PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 POLICY ?= policies
+# test processes (pytest-xdist): most of the suite waits on real servers and proxies, so two
+# processes on two cores halve it; each test file stays in one process (its shared proxies)
+TEST_PROCS ?= 2
 
 # The first interpreter that is Python >= 3.12: $PYTHON if set, the usual names on PATH,
 # then pyenv's versions (newest first) and /usr/bin. pyenv shims that are not active fail
@@ -50,7 +53,7 @@ run: install
 	exec $(VENV)/bin/aiwarden run --policy $(POLICY) --confdir certs
 
 test: install-dev
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_PROCS) --dist loadfile
 
 lint: install-dev
 	$(VENV)/bin/ruff check .
@@ -61,6 +64,7 @@ bench: install-dev  # aiwarden, mitmdump and squid side by side: bench/results/l
 	$(PY) bench/proxy_bench.py
 	$(PY) bench/engine_bench.py
 	$(PY) bench/redaction_bench.py --json bench/results/redaction.json
+	$(PY) bench/personal_bench.py --json bench/results/personal_faker.json
 
 soak: install-dev  # ten minutes of steady mixed load, memory sampled
 	$(PY) bench/soak_bench.py

@@ -3,7 +3,7 @@ recall per family (and per kind and locale for personal data), clean prompts fla
 throughput on 64 KB prompt-like texts, for aiwarden and, on the same texts in the same run,
 gitleaks and detect-secrets.
 
-    python bench/redaction_bench.py [--seed 0] [--per-family 40] [--clean 600]
+    python bench/redaction_bench.py [--seed 0] [--per-family 40] [--clean 900]
                                     [--tree DIR] [--json FILE] [--no-scanners]
 
 aiwarden is the tree on PYTHONPATH (or --tree DIR): the default profile of its shipped
@@ -379,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--per-family", type=int, default=40, metavar="K")
-    parser.add_argument("--clean", type=int, default=600, metavar="N")
+    parser.add_argument("--clean", type=int, default=900, metavar="N")
     parser.add_argument("--texts", type=int, default=32, help="64 KB texts for throughput")
     parser.add_argument("--tree", type=Path, help="the aiwarden tree (default: PYTHONPATH's)")
     parser.add_argument("--json", type=Path, help="also write the results here")

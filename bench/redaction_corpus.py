@@ -1,11 +1,12 @@
 """A labelled redaction corpus that the project generates itself.
 
-    python bench/redaction_corpus.py --out corpus.jsonl [--seed 0] [--per-family 20] [--clean 600]
+    python bench/redaction_corpus.py --out corpus.jsonl [--seed 0] [--per-family 20] [--clean 900]
 
 Positives are made from the published formats of each token and identifier (prefixes,
 lengths, alphabets, checksums: see bench/corpus/) and placed in prompt-like text: code,
 config files, .env, shell history, JSON, logs and chat. Each is labelled with the character
-span of the value. Clean prompts (real text of this machine, synthesised logs, near-misses)
+span of the value. Clean prompts (real text of this machine, synthesised logs, math, data exports
+and engineering pastes, near-misses)
 carry no label and must not be flagged.
 
 One JSON object a line: {"id", "group" (secrets | pii | clean), "family", "kind", "locale"
@@ -101,7 +102,8 @@ def positives(seed: int, per_family: int) -> Iterator[Sample]:
 def clean(seed: int, count: int) -> Iterator[Sample]:
     """`count` clean prompts, shared among the classes by their weights."""
     classes = list(CLEAN_CLASSES.items())
-    quotas = [round(count * weight) for _, (_, weight) in classes]
+    total = sum(weight for _, (_, weight) in classes)
+    quotas = [round(count * weight / total) for _, (_, weight) in classes]
     quotas[0] += count - sum(quotas)
     for (name, (make, _)), quota in zip(classes, quotas, strict=True):
         for i in range(quota):
@@ -109,7 +111,7 @@ def clean(seed: int, count: int) -> Iterator[Sample]:
             yield Sample(f"clean-{name}-{i:04d}", "clean", name, name, None, make(rng))
 
 
-def generate(seed: int = 0, per_family: int = 20, clean_count: int = 600) -> list[Sample]:
+def generate(seed: int = 0, per_family: int = 20, clean_count: int = 900) -> list[Sample]:
     return [*positives(seed, per_family), *clean(seed, clean_count)]
 
 
@@ -136,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         help="samples per family, at least one of each kind (default 20)",
     )
     parser.add_argument(
-        "--clean", type=int, default=600, metavar="N", help="clean prompts (default 600)"
+        "--clean", type=int, default=900, metavar="N", help="clean prompts (default 900)"
     )
     args = parser.parse_args(argv)
     if args.per_family < 1 or args.clean < 0:

@@ -130,3 +130,33 @@ def local_ai_policy(
     if rules is not None:
         text += "rules:\n" + _section(rules, "  ")
     return text
+
+
+# user alice in group research; research may use local-ai (monitored), other chat is blocked:
+# the policy of the tests that name users (proxy authentication, Kerberos)
+RESEARCH_MAY_POLICY = local_ai_policy(
+    sections="""
+    groups:
+      research: {users: [alice]}
+    """,
+    rules="""
+    - id: research-may
+      match: {groups: [research], services: [local-ai]}
+      action: monitor
+    - id: block-ai
+      match: {categories: [chat]}
+      action: block
+    """,
+)
+
+# loopback clients, the catalog's chat and API services blocked: the policy of the tests of
+# tunnels and of the proxy's own TLS, where what is decided is the host alone
+BLOCK_AI_POLICY = """
+network:
+  clients: [127.0.0.0/8]
+  deny_destinations: [169.254.0.0/16]
+rules:
+  - id: block-ai
+    match: {categories: [chat, api]}
+    action: block
+"""

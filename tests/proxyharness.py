@@ -35,6 +35,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from prometheus_client.parser import text_string_to_metric_families
 
+from proxy import ca
+
 AIWARDEN = str(Path(sys.executable).parent / "aiwarden")
 ROOT = Path(__file__).resolve().parent.parent  # the checkout whose code the proxies run
 START_TIMEOUT = 30
@@ -437,6 +439,44 @@ def mitmdump_proxy(policy: Path, confdir: Path, *settings: str) -> Proxy:
     for setting in settings:
         command += ["--set", setting]
     return Proxy(policy, confdir, command=command)
+
+
+MODES = ("fast path", "no fast path", "mitmdump")  # how a test may run the proxy
+
+
+def tls_upstream_pki(directory: Path, names: tuple[str, ...]) -> dict[str, Path]:
+    """A proxy CA in `directory`/ca and an upstream certificate for `names` from a CA of its
+    own; `both` trusts the two (a tunnelled host shows the upstream's own certificate)."""
+    ca.init(directory / "ca")
+    upstream_ca, cert, key = make_upstream_pki(directory, names)
+    both = directory / "both.pem"
+    both.write_bytes((directory / "ca" / "ca.pem").read_bytes() + upstream_ca.read_bytes())
+    return {"dir": directory, "ca": directory / "ca", "cafile": directory / "ca" / "ca.pem",
+            "upstream_ca": upstream_ca, "cert": cert, "key": key, "both": both}  # fmt: skip
+
+
+def proxy_in_mode(
+    mode: str,
+    policy: Path,
+    pki: dict[str, Path],
+    options: dict[str, str] | None = None,
+    *flags: str,
+) -> Proxy:
+    """The proxy on `policy` in one of MODES, trusting the upstream CA of `pki`; `options`
+    are mitmproxy option names and values (`aiwarden_audit_log`), given to `aiwarden run`
+    as their flags (`--audit-log`); `flags` are more flags of `aiwarden run`."""
+    options = options or {}
+    if mode == "mitmdump":
+        assert not flags, "flags are aiwarden run's; mitmdump takes options"
+        settings = [f"{name}={value}" for name, value in options.items()]
+        return mitmdump_proxy(
+            policy, pki["ca"], f"ssl_verify_upstream_trusted_ca={pki['upstream_ca']}", *settings
+        )
+    args = []
+    for name, value in options.items():
+        args += [f"--{name.removeprefix('aiwarden_').replace('_', '-')}", value]
+    fast = () if mode == "fast path" else ("--no-fast-tunnels",)
+    return Proxy(policy, pki["ca"], "--upstream-ca", str(pki["upstream_ca"]), *args, *fast, *flags)
 
 
 def _is_listening(record: dict) -> bool:

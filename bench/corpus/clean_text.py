@@ -22,6 +22,7 @@ from functools import cache
 from pathlib import Path
 
 from corpus.checksums import luhn_digit
+from corpus.clean_numbers import data_exports, engineering_pastes, math_questions
 
 _NOT_CLEAN = re.compile(
     r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+\.[A-Za-z.]{2,}"  # an email address
@@ -260,13 +261,18 @@ def base64_blobs(rng: random.Random) -> str:
 
 
 CLEAN_CLASSES: dict[str, tuple[Callable[[random.Random], str], float]] = {
-    "stdlib-code": (stdlib_code, 0.40),
-    "documentation": (documentation, 0.15),
-    "logs": (log_lines, 0.15),
-    "near-miss-13-digits": (thirteen_digits, 0.05),
-    "near-miss-order-number": (order_numbers, 0.05),
-    "near-miss-sha-near-aws": (sha_near_aws, 0.05),
-    "near-miss-uuid": (uuids, 0.05),
-    "near-miss-lockfile-hash": (lockfile_hashes, 0.05),
-    "near-miss-base64": (base64_blobs, 0.05),
+    # weights: prompts of each class in the default 900 (the first 600 as before issue 21's
+    # clean families; a smaller --clean shares them out in the same proportions)
+    "stdlib-code": (stdlib_code, 240),
+    "documentation": (documentation, 90),
+    "logs": (log_lines, 90),
+    "near-miss-13-digits": (thirteen_digits, 30),
+    "near-miss-order-number": (order_numbers, 30),
+    "near-miss-sha-near-aws": (sha_near_aws, 30),
+    "near-miss-uuid": (uuids, 30),
+    "near-miss-lockfile-hash": (lockfile_hashes, 30),
+    "near-miss-base64": (base64_blobs, 30),
+    "math": (math_questions, 100),
+    "data-export": (data_exports, 100),
+    "engineering-paste": (engineering_pastes, 100),
 }

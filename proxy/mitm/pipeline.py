@@ -134,7 +134,7 @@ def build(
         unlisted=unlisted,
         redaction=redaction,
         upstream=Upstream(gate, clients, recorder, answers),
-        restoration=Restoration(),
+        restoration=Restoration(recorder.metrics),
         deadlines=Deadlines(recorder),
         discovery=Discovery(gate, recorder),
     )

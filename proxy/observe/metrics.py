@@ -101,6 +101,16 @@ class Metrics:
                 ("outcome", "service"),
             )
         )
+        self.restores = _Children(
+            counter(
+                "aiwarden_restore",
+                "Answers to requests redacted with restore: true, by format (json, text, sse, "
+                "ndjson, eventstream, other) and outcome: restored (originals put back), "
+                "unchanged (no placeholder in it), skipped (not read: too large, an unknown "
+                "encoding or type), failed (passed on with placeholders after an error).",
+                ("format", "outcome"),
+            )
+        )
         self.connections = _Children(
             counter(
                 "aiwarden_connections",

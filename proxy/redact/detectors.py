@@ -230,7 +230,7 @@ class KeywordIndex:
                 for word in words:
                     expressions.append(b"".join(b"\\x%02x" % c for c in word.encode()))
                     flags.append(flag)
-                    self.meta.append((position, len(word)))
+                    self.meta.append((position, len(word.encode())))  # bytes, not characters
         self.database = hyperscan.Database() if expressions else None
         if self.database is not None:
             self.database.compile(

@@ -44,7 +44,9 @@ _GIVEN_NAMES = """
 """
 FIRST_NAMES = frozenset(_GIVEN_NAMES.split())
 
-# Capitalised words that follow a greeting or a label without naming anyone
+# Capitalised words that follow a greeting or a label without naming anyone: teams, the
+# assistants and tools people greet ("Hi Claude,"), sign-offs ("Beste Grüße"), and the words
+# of a company's name under a signature ("Hendriks Groep")
 _NOT_NAMES = """
     All Everyone Team Sir Madam Sirs Colleagues Customer Customers Friends Folks Guys Hiring
     Manager Members Parent Parents Reader Readers Recipient Sir/Madam Student Students Support
@@ -52,5 +54,13 @@ _NOT_NAMES = """
     String None True False Optional Required Type Value Name Field Text Str Int Any List Dict
     Column Table Default Unknown Example Test Foo Bar Admin Root System Service Server Client
     Mr Mrs Ms Dr Prof The This That It
+    Equipe Équipe Equipo Squadra Staff Sales Marketing Office Operations Department Group
+    Claude Gemini Copilot Siri Alexa Bard Grok Llama Mistral Python Java Docker Linux Windows
+    Google Microsoft Apple Amazon Slack Jira Excel
+    Grüße Gruß Grüssen Groet Groeten Regards Wishes Saludos Saluti Abraços Cordialement
+    Groep Stichting Royal Gruppe Holding Partners Group Associates Sons Brothers Bros Firma
+    Verlag Stiftung Bank Consulting Services Solutions Systems Technologies International
+    Industries Enterprises Company Corporation Corp Inc Ltd Ltda Srl Spa Grupo Hermanos Hijos
+    Fils Frères Cie
 """
 NOT_NAMES = frozenset(_NOT_NAMES.split())

@@ -32,18 +32,26 @@ from proxy.redact.first_names import FIRST_NAMES, NOT_NAMES
 # what redaction itself wrote ("[REDACTED:phone]", "<PHONE_1>"): never a label, or a second
 # pass over redacted text would find what the first left alone
 _REDACTED = re.compile(r"\[REDACTED[^\]\n]{0,40}\]|<[A-Z][A-Z0-9_]*_[0-9]+>")
+# the halves of markers that a window of text cut: "[REDACTED:pho" at its end, "ACTED:phone]"
+# or "ONE_1>" at its start
+_CUT_MARKER = re.compile(r"\[REDACTED[^\]\n]{0,40}$|<[A-Z][A-Z0-9_]*$|^[^\[\]<>\n]{0,48}[\]>]")
+
+
+def _unmarked(window: str) -> str:
+    """A window of text without the markers redaction wrote, whole or cut by the window."""
+    return _REDACTED.sub(" ", _CUT_MARKER.sub(" ", window))
 
 
 def before(text: str, start: int, width: int = 40) -> str:
     """The lower-cased text just before a candidate, on its line."""
-    # markers cut in half by the window are taken out before it is cut
+    # markers are taken out before the window is cut to its width
     line = text[max(0, start - width - 50) : start].rsplit("\n", 1)[-1]
-    return _REDACTED.sub(" ", line)[-width:].lower()
+    return _unmarked(line)[-width:].lower()
 
 
 def _normal(text: str) -> str:
     """Lower case, and keys like passport_no or date-of-birth as words."""
-    return _REDACTED.sub(" ", text).lower().replace("_", " ").replace("-", " ")
+    return _unmarked(text).lower().replace("_", " ").replace("-", " ")
 
 
 def labelled(words: re.Pattern[str], text: str, start: int, end: int) -> bool:
@@ -63,19 +71,26 @@ def labelled(words: re.Pattern[str], text: str, start: int, end: int) -> bool:
 
 
 def column_heading(text: str, start: int) -> str | None:
-    """The first row's cell above `start` in a comma-separated table (CSV pasted in a prompt)."""
+    """The first row's cell above `start` in a comma-separated table (CSV pasted in a prompt).
+    Commas inside double quotes ("12, rue de Rivoli") separate nothing."""
     line_start, line_end = _line(text, start)
-    commas = _commas(text, line_start, line_end)
-    if not commas or line_start == 0:
+    if line_start == 0 or line_end - line_start > _LONGEST_ROW:
+        return None  # (a row is short; counting the commas of a long line for each candidate
+        # on it would take time the square of its length)
+    line = text[line_start:line_end]
+    if "," not in line:
         return None
+    commas = len(_commas(line))
+    column = len(_commas(line[: start - line_start]))
     heading = None
-    for line in reversed(text[max(0, line_start - 4000) : line_start - 1].split("\n")[-50:]):
-        if line.count(",") > commas and heading is None:  # "...see this table: id,ssn,plan"
-            heading = ",".join(line.split(",")[-commas - 1 :])
-        if line.count(",") != commas:
+    for above in reversed(text[max(0, line_start - 4000) : line_start - 1].split("\n")[-50:]):
+        cells = _cells(above)
+        if len(cells) > commas + 1 and heading is None:  # "...see this table: id,ssn,plan"
+            heading = cells[-commas - 1 :]
+        if len(cells) != commas + 1:
             break
-        heading = line
-    return None if heading is None else heading.split(",")[_commas(text, line_start, start)]
+        heading = cells
+    return None if heading is None else heading[column]
 
 
 _NEAR = 2048  # lines shorter than this are measured with find and count
@@ -89,41 +104,74 @@ def _line(text: str, start: int) -> tuple[int, int]:
     )
     if (before >= 0 or start <= _NEAR) and (after >= 0 or start + _NEAR >= len(text)):
         return before + 1, len(text) if after < 0 else after
-    newlines = _layout(text)[0]  # a long line: its ends by bisection
+    newlines = _layout(text)  # a long line: its ends by bisection
     i = bisect_left(newlines, start)
     return newlines[i - 1] + 1 if i else 0, newlines[i] if i < len(newlines) else len(text)
 
 
-def _commas(text: str, start: int, end: int) -> int:
-    if end - start <= _NEAR:
-        return text.count(",", start, end)
-    commas = _layout(text)[1]
-    return bisect_left(commas, end) - bisect_left(commas, start)
-
-
 @lru_cache(maxsize=2)
-def _layout(text: str) -> tuple[list[int], list[int]]:
-    """Where the newlines and the commas of a text with long lines are, found once."""
-    return [m.start() for m in re.finditer("\n", text)], [m.start() for m in re.finditer(",", text)]
+def _layout(text: str) -> list[int]:
+    """Where the newlines of a text with long lines are, found once."""
+    return [m.start() for m in re.finditer("\n", text)]
 
 
-# a label that says a number is an identifier of something else
+_LONGEST_ROW = 2000
+
+
+def _commas(line: str) -> list[int]:
+    """Where the commas outside double quotes are."""
+    if '"' not in line:
+        return [i for i, c in enumerate(line) if c == ","]
+    found, quoted = [], False
+    for i, c in enumerate(line):
+        if c == '"':
+            quoted = not quoted
+        elif c == "," and not quoted:
+            found.append(i)
+    return found
+
+
+def _cells(line: str) -> list[str]:
+    cuts = _commas(line)
+    return [line[a + 1 : b] for a, b in zip([-1, *cuts], [*cuts, len(line)], strict=True)]
+
+
+# a label that says a number is an identifier of something else, a barcode or a quantity
 _OTHER_ID_WORDS = (
     r"\b(?:order|invoice|inv|ticket|tracking|ref|reference|case|po|sku|item|build|job|"
     r"request|req|txn|transaction|confirmation|booking|shipment|parcel|serial|id|"
+    r"ean|gtin|upc|isbn|barcode|bytes|seconds|total|count|size|amount|qty|quantity|"
     r"bestellung|bestellnummer|rechnung|commande|facture|pedido|factura|ordine)"
 )
-_OTHER_ID_LABEL = re.compile(
-    rf"(?:{_OTHER_ID_WORDS}(?:\s*(?:number|num|nr|no|id))?\.?\s*[:#=]?\s*(?:#\s*)?)$"
+_OTHER_ID_LABEL = re.compile(  # also a quoted key: "id": 4561593267405335147
+    rf"(?:{_OTHER_ID_WORDS}(?:\s*(?:number|num|nr|no|id))?[\"']?\.?\s*[:#=]?\s*[\"']?(?:#\s*)?)$"
 )
 _OTHER_ID_HEADING = re.compile(rf"\W*(?:\w+ )?{_OTHER_ID_WORDS}(?: ?(?:number|num|nr|no|id))?\W*")
+# an operand or a result of arithmetic, the value of a one-letter variable: "2014519833 *
+# 4108462477 = ...", "gcd(8686701073, ...", "c = 13469785406", "φ(n) = 8276579143"
+_NUMBER = re.compile(r"\(?\d[\d ().-]*\d")
+_OPERATOR_AFTER = re.compile(r"\s*(?:[*×·÷^≡]|\(?mod\b|=\s*\d+\s*[*×·÷^])")
+_OPERATOR_BEFORE = re.compile(
+    r"(?:[*×·÷^≡]|\bmod(?:ulo)?|\b(?:gcd|lcm|pow|sqrt|isqrt|divmod|factor)\(|\d\)?\s*[*×·÷^/+-]"
+    r"\s*\(?\d+\)?\s*=|(?<![^\s(,;])[a-zα-ω](?:\([a-z]\))?\s*=|\b(?:divisible|divided|"
+    r"multiplied)\s+by)\s*$"
+)
+# a line of a hex dump: an offset, then bytes in groups ("00000010: 4749 4638 3961 0100 ...")
+_HEX_DUMP_OFFSET = re.compile(r"\s*(?:0x)?[0-9a-fA-F]{7,16}:?(?:\s+[0-9a-fA-F]{2,8})*\s+$")
 
 
 def labelled_as_other_id(text: str, start: int) -> bool:
-    """ "Order #4155550132", "invoice no. 4111111111111", a column headed order_no: the label
-    says what it is."""
-    if _OTHER_ID_LABEL.search(_normal(before(text, start, 32))):
+    """ "Order #4155550132", "invoice no. 4111111111111", a column headed order_no or ean, an
+    operand of arithmetic, the bytes of a hex dump: the surroundings say what it is."""
+    head = before(text, start, 32)
+    if _OTHER_ID_LABEL.search(_normal(head)) or _OPERATOR_BEFORE.search(head):
         return True
+    number = _NUMBER.match(text, start)
+    if number and _OPERATOR_AFTER.match(text, number.end()):
+        return True
+    line_start = _line(text, start)[0]
+    if start - line_start <= 200 and _HEX_DUMP_OFFSET.fullmatch(text, line_start, start):
+        return True  # (an xxd line's bytes are within 200 characters of its start)
     heading = column_heading(text, start)
     return heading is not None and bool(_OTHER_ID_HEADING.fullmatch(_normal(heading)))
 
@@ -291,13 +339,22 @@ def _valid_in(candidate: str, region: str | None) -> bool:
     return phonenumbers.is_valid_number(number)
 
 
+_EXTENSION = re.compile(r"\s?(?:x|ext\.?)\s?\d{1,5}$")
+_DOTTED_QUAD = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
+# a national number written as one: the trunk 0 and groups ("(08563) 379157", "080-1234-5678",
+# "01 69 51 47 06"); bare runs of digits starting with 0 are also ids and codes, and
+# 078-05-1120 is shaped as an SSN
+_NATIONAL_GROUPS = re.compile(r"(?!\d{3}([ -])\d\d\1\d{4}$)\(?0\d{1,4}\)?(?:[ -]\d{2,8}){1,4}")
+
+
 def phone_in_context(text: str, start: int, end: int, regions: tuple[str, ...] = ()) -> bool:
-    """International numbers with their `+`; without it, North American numbers, and the
-    national formats of the countries named nearby or configured (`regions`). Not when a
-    label says it is an order, invoice, ticket... number."""
-    candidate = text[start:end]
+    """International numbers with their `+`; without it, North American numbers, national
+    numbers written in groups after their trunk 0, and the national formats of the countries
+    named nearby or configured (`regions`). Not when a label says it is an order, invoice,
+    ticket... number, or another kind of value ("passport number 554837476")."""
+    candidate = _EXTENSION.sub("", text[start:end])
     digits = sum(map(str.isdigit, candidate))
-    if not 8 <= digits <= 15 or _DATE.match(candidate):
+    if not 8 <= digits <= 15 or _DATE.match(candidate) or _DOTTED_QUAD.fullmatch(candidate):
         return False
     if candidate.startswith("+"):
         return _valid_in(candidate, None)
@@ -313,7 +370,7 @@ def phone_in_context(text: str, start: int, end: int, regions: tuple[str, ...] =
         plans = _phone_plans(text, start, end, regions)
         if not plans:
             return False
-    if labelled_as_other_id(text, start):
+    if labelled_as_other_id(text, start) or labelled_as_other_kind(text, start):
         return False
     if nanp and _valid_in(candidate, "US"):
         return True  # libphonenumber costs tens of microseconds: after the shape tests
@@ -327,15 +384,44 @@ def _phone_plans(text: str, start: int, end: int, regions: tuple[str, ...]) -> l
     """The numbering plans to try a national number in: the countries named nearby (all
     common ones when a label says it is a phone), then the configured ones."""
     named = regions_in_context(text, start, end)
-    if labelled(_PHONE_WORDS, text, start, end):  # labelled a phone: any common plan will do
-        named = [*named, *LABELLED_PHONE_REGIONS]
+    if _grouped_national(text, start, end) or labelled(_PHONE_WORDS, text, start, end):
+        named = [*named, *LABELLED_PHONE_REGIONS]  # any common plan will do
     return list(dict.fromkeys((*named, *regions)))
 
 
+def _grouped_national(text: str, start: int, end: int) -> bool:
+    """Written as a national number, and not as a run of numbers: some group of three digits
+    or more ("01 02 03 04 05" is a list as often as a French number), no group of digits
+    right before or after ("ids 012 345 678 901")."""
+    candidate = text[start:end]
+    return bool(
+        _NATIONAL_GROUPS.fullmatch(candidate)
+        and any(len(g) > 2 for g in re.findall(r"\d+", candidate))
+        and not re.match(r"[ -]\d", text[end : end + 2])
+        and not re.search(r"\d[ -]$", text[max(0, start - 2) : start])
+    )
+
+
 _PHONE_WORDS = re.compile(
-    r"\b(?:phone|mobile|cell|tel|telephone|call (?:me|us)|fax|whatsapp|handy|telefon|portable|"
-    r"celular|telefone|cellulare|mobiel)\b|téléphone|tél|móvil|teléfono|電話|携帯"
+    r"\b(?:phone|mobile|cell|tel|telephone|call (?:me|us)|my number|fax|whatsapp|handy|telefon|"
+    r"portable|celular|telefone|cellulare|mobiel|telefoon|bel me|appelez moi|llámame|"
+    r"me ligue|chiamatemi|rufen sie mich|ruf mich)\b|téléphone|tél|móvil|teléfono|電話|携帯"
 )
+# what a label just before a number says it is, when that is not a phone
+_OTHER_KIND_LABEL = re.compile(
+    r"(?:passport|reisepass|passeport|pasaporte|passaporto|paspoort|passaporte|パスポート|旅券|"
+    r"\bssn|social security|aadhaar|\bcpf|\bdni|\bnie|\bbsn|\bnir|codice fiscale|steuer|"
+    r"\biban|\bip\b|birth|\bdob|geburtsdatum|naissance|nacimiento|nascita|geboortedatum)"
+    r"\w*(?:[ .]*[^\W\d]{1,12}){0,3}?\W{0,4}$"  # "passport number is", "aadhaar": "
+)
+
+
+def labelled_as_other_kind(text: str, start: int) -> bool:
+    """ "My passport number is 554837476", "aadhaar": "3538 2837 8649": the label right before
+    a number names another kind of value."""
+    return bool(_OTHER_KIND_LABEL.search(_normal(before(text, start, 40))))
+
+
 # the plans tried for a national number labelled as a phone with no country named
 LABELLED_PHONE_REGIONS = ("GB", "DE", "FR", "IN", "BR", "JP", "ES", "IT", "NL", "AU", "MX")
 
@@ -367,6 +453,20 @@ def it_fiscal_code_valid(text: str) -> bool:
     return codicefiscale.is_valid(text)
 
 
+TAX_ID_WORDS = re.compile(r"steuer|\bidnr|identifikationsnummer|\btax ?id|tax identification")
+BSN_WORDS = re.compile(r"\bbsn|burgerservicenummer|sofi ?nummer|citizen service number")
+AADHAAR_WORDS = re.compile(r"aadhaa?r|adhaar|\buidai")
+
+
+def named_near(words: re.Pattern[str], text: str, start: int, end: int) -> bool:
+    """The id's name in the 60 characters before it (on any line: "BSN:\n123456782"), or
+    labelling it as `labelled` reads labels (after it, a table's heading) when no label before
+    it says it is something else ("order 499118665246 (Aadhaar?)")."""
+    if words.search(_normal(text[max(0, start - 60) : start])):
+        return True
+    return not labelled_as_other_id(text, start) and labelled(words, text, start, end)
+
+
 def nl_bsn_valid(text: str) -> bool:
     return len(set(text.replace(" ", "").replace(".", ""))) > 1 and bsn.is_valid(text)
 
@@ -396,8 +496,8 @@ def passport_valid(text: str) -> bool:
     return not text.isdigit() or len(text) >= 8
 
 
-_PASSPORT_WORDS = re.compile(
-    r"\b(?:passport|reisepass|passeport|pasaporte|passaporto|paspoort|passaporte)\b"
+_PASSPORT_WORDS = re.compile(  # and compounds: Reisepassnummer, paspoortnummer
+    r"\b(?:passport|reisepass|passeport|pasaporte|passaporto|paspoort|passaporte)|パスポート|旅券"
 )
 
 
@@ -406,9 +506,10 @@ def passport_in_context(text: str, start: int, end: int) -> bool:
 
 
 _BIRTH_WORDS = re.compile(
-    r"\bdob\b|\bd\.o\.b\b|date of birth|\bbirth ?date|\bbirthday|\bborn\b|geboren|"
+    r"\bdob\b|\bd\.o\.b\b|date of birth|\bbirth ?date|\bbirthday|\bborn\b|geboren|\bgeb\.|"
     r"geburtsdatum|date de naissance|\bn[ée]e? le\b|fecha de nacimiento|\bnacid[oa]\b|"
-    r"data di nascita|\bnat[oa] il\b|data de nascimento|生年月日"
+    r"\bnací\b|data di nascita|\bnat[oa] il\b|data de nascimento|\bnasci(?:d[oa])? em\b|"
+    r"geboortedatum|生年月日|誕生日"
 )
 
 
@@ -435,7 +536,7 @@ def public_ip(text: str) -> bool:
 
 # versions and section numbers look like addresses: "v1.2.3.4", "sections 8.2.4.44"
 _VERSION_LABEL = re.compile(
-    r"(?:\bv|version\s*|==\s*|@\s*|\bver\.?\s*|"
+    r"(?:\bv|version[\"']?\s*[:=]?\s*[\"']?|==\s*|@\s*|\bver\.?\s*|"
     r"(?:sections?|chapters?|§|clauses?|steps?|rfc\s*\d+)\s*\W?\s*"
     r"(?:[\d.]+\s*(?:,|and|or|to|-)\s*)*)$"
 )
@@ -445,22 +546,69 @@ def ip_in_context(text: str, start: int, _end: int) -> bool:
     return not _VERSION_LABEL.search(before(text, start, 48))
 
 
-# -- names -----------------------------------------------------------------------------------
+# -- street addresses --------------------------------------------------------------------------
 
-_STRONG_NAME_LABEL = re.compile(
-    r"(?:my (?:full )?name is|my name's|name\"?\s*:\s*\"?|patient\s*:|customer\s*:|employee\s*:|"
-    r"\b(?:mr|mrs|ms|miss|mx|dr|prof|herr|frau|monsieur|madame|mme|señor|señora|sr|sra|"
-    r"signor|signora)\.?)\s*$"
+# what follows "address" without being a street: "IP address 10 times", "email address 2"
+_NOT_STREET = re.compile(
+    r"(?i)^(?:ip|ips|e-?mail|mac|web|url|memory|return|base|host|server|port|the|a|an|this|that|"
+    r"line|bit|byte|bytes|offset|page|block|of|in|at|to|is|was|and|or|for|with|from|on|by)\b"
 )
 
 
+def address_valid(text: str) -> bool:
+    """A street is words and a number, not a phrase about another kind of address."""
+    return not _NOT_STREET.match(text.lstrip("0123456789/, \t"))
+
+
+# -- names -----------------------------------------------------------------------------------
+
+_TITLE_RUN = (
+    r"(?:\s*(?:mr|mrs|ms|miss|mx|dr|dra|prof|ing|dipl\.-ing|dott|dott\.ssa|sig|sig\.ra|mme|mlle|"
+    r"sr|sra|srta|herr|frau|m)\b\.?)*\s*$"
+)
+# said in a sentence, or an honorific: any capitalised name
+_SAID_NAME_LABEL = re.compile(
+    r"(?:my (?:full )?name is|my name's|je m'appelle|mon nom est|ich hei(?:ß|ss)e|mein name ist|"
+    r"me llamo|mi nombre es|me chamo|meu nome é|mi chiamo|il mio nome è|mijn naam is|ik heet|"
+    r"私の名前は|\b(?:mr|mrs|ms|miss|mx|dr|dra|prof|herr|frau|monsieur|madame|mme|mlle|señor|"
+    r"señora|sr|sra|srta|signor|signora|dott)\.?)" + _TITLE_RUN
+)
+# a form's or a record's key: a name that ends its field ("Name: Jane Doe", "name": "Jane Doe"),
+# not the first word of a description ("theme_name: Get from the popup")
+_FORM_NAME_LABEL = re.compile(
+    r"(?:name\"?\s*(?:[:：]|- )\s*\"?|\b(?:nom|nombre|nome|naam|nachname|cognome|complet[oa]?)"
+    r"\"?\s*(?:[:：]|- )\s*\"?|(?:patient|customer|employee)\s*(?:[:：]|- )\s*|"
+    r"氏名\s*[:：]?|名前\s*[:：]?)" + _TITLE_RUN
+)
+_ENDS_FIELD = re.compile(r"\s*(?:$|[\n\r,;\"'|)(\t]|\.(?:\s|$)| \()")
+# a greeting that starts its line: "Hi Wakeeta," names whoever it greets
+_GREETING_LINE = re.compile(
+    r"\s*(?:dear|hi|hello|hey|hallo|bonjour|hola|ciao|liebe[r]?|sehr geehrter?(?: frau| herr)?|"
+    r"cher|chère|estimad[oa]|querid[oa]|olá|prezad[oa]|gentile|beste|geachte|hoi)\s*,?\s*",
+    re.IGNORECASE,
+)
+_ENDS_LINE = re.compile(r"[ \t]*[,!.:]?[ \t]*(?:\r?\n|$)")
+
+
 def name_valid(text: str) -> bool:
-    return not any(word in NOT_NAMES for word in re.split(r"[\s'-]+", text))
+    return not any(word in NOT_NAMES for word in re.split(r"[\s'’-]+", text))
 
 
 def name_in_context(text: str, start: int, end: int) -> bool:
-    """After "my name is", "Name:" or an honorific, any capitalised name; after a greeting or
-    a sign-off, only a known first name ("Dear Sir" and "Thanks, Team" are not people)."""
-    if _STRONG_NAME_LABEL.search(before(text, start, 24)):
+    """After "my name is", "Name:" or an honorific, any capitalised name. After a greeting or
+    a sign-off ("Dear Sir" and "Thanks, Team" are not people), a known first name, or a
+    name alone on its line: the greeting's ("Hi Wakeeta,") or the signature's
+    ("Regards,\nJake Ellis")."""
+    head = before(text, start, 32)
+    if _SAID_NAME_LABEL.search(head):
         return True
-    return text[start:end].split()[0] in FIRST_NAMES
+    if _FORM_NAME_LABEL.search(head):
+        return bool(_ENDS_FIELD.match(text, end))
+    if text[start:end].split()[0] in FIRST_NAMES:
+        return True
+    if not _ENDS_LINE.match(text, end):
+        return False
+    line = text[text.rfind("\n", 0, start) + 1 : start]
+    if not line.strip():  # a signature: two words at least ("Regards,\nHendriks" is a firm)
+        return len(text[start:end].split()) > 1
+    return bool(_GREETING_LINE.fullmatch(line))

@@ -17,7 +17,8 @@ from proxy.redact.detectors import Detector, detector
 CONTACT, FINANCIAL, GOVERNMENT_ID = "pii.contact", "pii.financial", "pii.government-id"
 IDENTITY, NETWORK = "pii.identity", "pii.network"
 
-_PHONE = r"(?<![\w+.:-])\+?\(?\d[\d ().-]{6,18}\d(?![\w:-]|\.\w)"  # may end a sentence
+# may end a sentence; may carry an extension ("x5938", "ext. 12")
+_PHONE = r"(?<![\w+.:-])\+?\(?\d[\d ().-]{6,18}\d(?:\s?(?:x|ext\.?)\s?\d{1,5})?(?![\w:-]|\.\w)"
 
 
 @cache
@@ -34,64 +35,145 @@ _MONTH = (
     r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?|januar|februar|märz|mai|"
     r"juni|juli|oktober|dezember|janvier|février|mars|avril|juin|juillet|août|septembre|"
     r"octobre|novembre|décembre|enero|febrero|marzo|abril|mayo|junio|julio|agosto|"
-    r"septiembre|octubre|noviembre|diciembre|gennaio|febbraio|aprile|maggio|giugno|luglio|"
-    r"settembre|ottobre|dicembre)"
+    r"septiembre|setiembre|octubre|noviembre|diciembre|gennaio|febbraio|aprile|maggio|giugno|"
+    r"luglio|settembre|ottobre|dicembre|janeiro|fevereiro|março|maio|junho|julho|setembro|"
+    r"outubro|novembro|dezembro|januari|februari|maart|mei|augustus)"
 )
 _DATE = (
     r"(?<![\w./-])(?:\d{4}-\d\d-\d\d|\d{4}/\d\d?/\d\d?|\d\d?[./-]\d\d?[./-](?:\d{4}|\d\d)(?![\d]|[./-]\d)"
     rf"|\d\d?(?:st|nd|rd|th)?\.?\s+(?:of\s+|de\s+)?(?i:{_MONTH})\.?,?\s+(?:de\s+)?\d{{4}}"
     rf"|(?i:{_MONTH})\.?\s+\d\d?(?:st|nd|rd|th)?,?\s+\d{{4}}|\d{{4}}年\d\d?月\d\d?日)(?![\w/-]|\.\d)"
 )
-_BIRTH_WORDS = ("birth", "dob", "d.o.b", "born", "geboren", "geburtsdatum", "naissance",
-                "né le", "née le", "nacimiento", "nacido", "nacida", "nascita", "nato il",
-                "nata il", "nascimento", "生年月日")  # fmt: skip
+_BIRTH_WORDS = ("birth", "dob", "d.o.b", "born", "geboren", "geburtsdatum", "geb.", "naissance",
+                "né le", "née le", "nacimiento", "nacido", "nacida", "nací", "nascita", "nato il",
+                "nata il", "nascimento", "nasci", "geboortedatum", "生年月日",
+                "誕生日")  # fmt: skip
 _PASSPORT_WORDS = ("passport", "reisepass", "passeport", "pasaporte", "passaporto", "paspoort",
-                   "passaporte")  # fmt: skip
+                   "passaporte", "パスポート", "旅券")  # fmt: skip
+_TAX_ID_WORDS = ("steuer", "idnr", "identifikationsnummer", "tax id", "tax-id",
+                 "tax identification")  # fmt: skip
+_BSN_WORDS = ("bsn", "burgerservicenummer", "sofinummer", "sofi-nummer", "citizen service number")
+_AADHAAR_WORDS = ("aadhaar", "aadhar", "adhaar", "uidai")
 _UPPER, _LOWER = r"[A-Z\u00c0-\u00d6\u00d8-\u00de]", r"[a-z\u00df-\u00f6\u00f8-\u00ff]"
-_NAME_WORD = rf"{_UPPER}{_LOWER}+(?:[-']{_UPPER}{_LOWER}+)?"
-_NAME = rf"({_NAME_WORD}(?:[ \t](?:(?:van|von|de|da|di|del|der|le|la)[ \t])?{_NAME_WORD}){{0,2}})"
+_NAME_WORD = rf"{_UPPER}{_LOWER}+(?:[-'’]{_UPPER}{_LOWER}+)*"
+_PARTICLE = r"(?:van|von|vom|zu|de|da|di|del|della|der|den|du|dos|das|do|le|la|ten|ter|y|e)"
+_CJK = r"[\u4e00-\u9fff\u30a0-\u30ff]"  # kanji and katakana (a name is rarely hiragana)
+_NAME = (
+    rf"({_NAME_WORD}(?:[ \t](?:{_PARTICLE}[ \t]){{0,2}}{_NAME_WORD}){{0,3}}"
+    r"(?![A-Za-z\u00c0-\u024f])"  # never the start of a longer word ("Müller Gmb|H")
+    rf"|{_CJK}{{1,5}}(?:[ \u3000]{_CJK}{{1,5}})?)"
+)
+# titles between a label and the name: "Customer: Ms Nicola Harris", "Nome: Dott. Greco"
+_TITLES = (
+    r"(?:(?:Mr|Mrs|Ms|Miss|Mx|Dr|Dra|Prof|Ing|Dipl\.-Ing|Dott|Dott\.ssa|Sig|Sig\.ra|Mme|Mlle|"
+    r"Sr|Sra|Srta|Herr|Frau|M)\.?[ \t]+){0,3}"
+)
 # Every label starts with one of _NAME_KEYWORDS, so the regex is tried only where one is.
 _NAME_LABEL = (
-    r"(?<![^\W_])(?i:my\s+(?:full\s+)?name\s+is|my\s+name's|name\"?\s*:|patient\s*:|"
-    r"customer\s*:|employee\s*:|(?:mr|mrs|ms|miss|mx|dr|prof|herr|frau|monsieur|madame|mme|"
-    r"señor|señora|sr|sra|signor|signora)\b\.?|(?:dear|hi|hello|hey|hallo|bonjour|hola|ciao)"
-    r"\b,?|(?:regards|thanks|thank\s+you|cheers|sincerely|best|yours|cordialement|grüße|gruß|"
-    r"saludos|saluti)\b[,!]?|(?:full\s+)?name(?-i:(?:\s+[a-z]+){1,4}))"
+    r"(?:(?<![^\W_])(?i:"
+    # what people say: "my name is", "je m'appelle", "ich heiße", "me llamo"...
+    r"my\s+(?:full\s+)?name\s+is|my\s+name's|je\s+m'appelle|mon\s+nom\s+est|ich\s+hei(?:ß|ss)e|"
+    r"mein\s+name\s+ist|me\s+llamo|mi\s+nombre\s+es|(?:eu\s+)?me\s+chamo|meu\s+nome\s+é|"
+    r"mi\s+chiamo|il\s+mio\s+nome\s+è|mijn\s+naam\s+is|ik\s+heet|"
+    # form labels and keys: "Name:", "Nom complet :", "customer_name": ...
+    r"(?:name|(?:nom|nombre|nome)(?:\s+complet[oa]?|\s+e\s+cognome)?|(?:volledige\s+)?naam|"
+    r"vor-?\s*und\s+nachname|patient|customer|employee)\"?\s*(?:[:：]|-(?=\s))|"
+    r"(?:mr|mrs|ms|miss|mx|dr|dra|prof|herr|frau|monsieur|madame|mme|mlle|señor|señora|sr|sra|"
+    r"srta|signor|signora|dott)\b\.?|"
+    # greetings and sign-offs: only a known first name, or a name alone on its line
+    r"(?:dear|hi|hello|hey|hallo|bonjour|hola|ciao|liebe[r]?|sehr\s+geehrter?|cher|chère|"
+    r"estimad[oa]|querid[oa]|olá|prezad[oa]|gentile|beste|geachte|hoi)\b,?|"
+    r"(?:regards|thanks|thank\s+you|cheers|sincerely|best|yours|cordialement|grüße|gruß|"
+    r"saludos|saluti|bien\s+à\s+vous|un\s+saludo|atenciosamente|abraços|groeten|groet)\b[,!]?|"
+    r"(?:full\s+)?name(?-i:(?:\s+[a-z]+){1,4}))"
+    r"|(?:氏名|名前)\s*[:：]?|私の名前は)"
 )
 # (not "hey", "ms ", "mme": they are in "they", "items ", "comment")
 _NAME_KEYWORDS = (
     "my name", "my full name", "name", "full name", "patient", "customer", "employee", "mr.",
-    "mr ", "mrs", "ms.", " ms ", "miss ", "mx.", " mx ", "dr.", "dr ", "prof.", "prof ", "herr ",
-    "frau ", "monsieur", "madame", "mme ", "mme.", "señor", "sr.", "sr ", "sra ", "sra.",
-    "signor", "dear", "hi ", "hi,", "hello", "hey ", "hey,", "hallo", "bonjour", "hola", "ciao",
-    "regards", "thanks", "thank you", "cheers", "sincerely", "best,", "best ", "yours",
-    "cordialement", "grüße", "gruß", "saludos", "saluti",
+    "mr ", "mrs", "ms.", " ms ", "miss ", "mx.", " mx ", "dr.", "dr ", "dra.", "dra ", "prof.",
+    "prof ", "herr ", "frau ", "monsieur", "madame", "mme ", "mme.", "mlle", "señor", "sr.",
+    "sr ", "sra ", "sra.", "srta", "signor", "dott", "dear", "hi ", "hi,", "hello", "hey ", "hey,",
+    "hallo", "bonjour", "hola", "ciao", "regards", "thanks", "thank you", "cheers", "sincerely",
+    "best,", "best ", "yours", "cordialement", "grüße", "gruß", "saludos", "saluti",
+    "je m'appelle", "mon nom", "ich heiße", "ich heisse", "mein name", "me llamo", "mi nombre",
+    "me chamo", "eu me chamo", "meu nome", "mi chiamo", "il mio nome", "mijn naam", "ik heet",
+    "nom", "nombre", "nome", "naam", "volledige naam", "vor- und", "vor und", "vorund",
+    "liebe", "sehr geehrte", "cher ", "cher,", "chère", "estimad", "querid", "olá", "prezad",
+    "gentile", "beste ", "beste,", "geachte", "hoi ", "hoi,", "bien à vous", "un saludo",
+    "atenciosamente", "abraços", "groeten", "groet", "氏名", "名前", "私の名前は",
 )  # fmt: skip
-_STREET = (
-    # en: 221B Baker Street
-    r"\b\d{1,5}[A-Za-z]?,?\s+(?:[A-Z][a-z]+\s+){1,3}(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|"
-    r"Blvd|Lane|Drive|Court|Terrace|Place|Way|Crescent|Close|Square|Parkway|Highway)\b"
-    # de, nl: Hauptstraße 5, Keizersgracht 123
-    rf"|\b{_UPPER}{_LOWER}+(?:straße|strasse|str\.|weg|allee|platz|gasse|damm|ufer|chaussee|"
-    r"straat|laan|gracht|plein|kade|singel)\s+\d{1,4}[a-z]?\b"
-    rf"|\b{_UPPER}{_LOWER}+\s+(?:Straße|Strasse|Str\.|Weg|Allee|Platz|Gasse)\s+\d{{1,4}}[a-z]?\b"
-    # fr: 10 rue de Rivoli
+_LETTERS = r"[A-Za-z\u00c0-\u024f]"
+_STREET_NAME = rf"{_UPPER}{_LOWER}+(?:-{_UPPER}{_LOWER}+)*"
+_STREET_PLAIN = (
+    # en: 221B Baker Street, 59419 Hawkins Landing; in: 77, Kadakia Marg
+    r"\b\d{1,5}[A-Za-z]?(?:/\d{1,5})?,?\s+(?:[A-Z][a-z]+\s+){1,3}(?:Street|St|Avenue|Ave|Road|"
+    r"Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Terrace|Place|Pl|Way|Crescent|Close|Square|"
+    r"Parkway|Pkwy|Highway|Hwy|Knoll|Landing|Springs|Pines|Vista|Valley|Junction|Mews|Estates|"
+    r"Heights|Hills|Gardens|Grove|Trail|Circle|Ridge|Marg|Nagar|Chowk)\b"
+    # de, nl: Hauptstraße 5, Keizersgracht 123, Agnes-Wesack-Straße 26
+    rf"|\b{_STREET_NAME}(?:straße|strasse|str\.|weg|allee|platz|gasse|damm|ufer|chaussee|pfad|"
+    r"steig|straat|laan|gracht|plein|kade|singel|steeg|dreef|hof)\s+\d{1,4}[a-z]?\b"
+    rf"|\b{_STREET_NAME}[\s-](?:Straße|Strasse|Str\.|Weg|Allee|Platz|Gasse|Ring|Damm|Ufer)\s+"
+    r"\d{1,4}[a-z]?\b"
+    # fr: 10 rue de Rivoli; "rue de la Paix" with no number too (never "rue the day")
     r"|\b\d{1,4}(?:\s?(?:bis|ter))?,?\s+(?:rue|avenue|boulevard|bd|place|chemin|allée|impasse|"
     rf"quai|route|cours)\s+(?:de\s+la\s+|de\s+l'|du\s+|des\s+|de\s+|d')?{_UPPER}{_LOWER}+"
-    # es, it, pt: Calle Mayor 12, Via Roma 1
-    r"|\b(?:Calle|C/|Avenida|Avda\.|Plaza|Paseo|Carrer|Via|Viale|Piazza|Corso|Rua|Travessa)\s+"
+    rf"|\b(?:rue|chemin|impasse|allée)\s+(?:de\s+la\s+|de\s+l'|du\s+|des\s+|de\s+|d')?"
+    rf"{_UPPER}{_LOWER}+"
+    # es, it, pt: Calle Mayor 12, Via Roma 1, Rua Augusta, 15
+    r"|\b(?:Calle|C/|Avenida|Avda\.|Plaza|Paseo|Pasaje|Callejón|Rambla|Ronda|Glorieta|Camino|"
+    r"Carretera|Travesía|Urbanización|Carrer|Via|Viale|Piazza|Piazzale|Corso|Vicolo|Strada|"
+    r"Contrada|Largo|Borgo|Rua|Travessa|Alameda|Rodovia|Praça|Estrada|Ladeira|Viela)\s+"
     r"(?:(?:de|del|della|dei|do|da|dos)\s+(?:la\s+|los\s+)?)?"
     rf"{_UPPER}{_LOWER}+(?:\s+{_UPPER}{_LOWER}+){{0,2}},?\s+(?:n[º°o]\.?\s*)?\d{{1,4}}\b"
+    # ja: 芝大門28丁目20番1号 (with the prefecture and city before it)
+    r"|[\u4e00-\u9fff\u3040-\u30ff]{0,20}\d{1,4}丁目(?:\d{1,4}番地?)?(?:\d{1,4}号?)?"
+)
+# "Address:", "Anschrift:", "ship to", "I live at"... then what is shaped as a street and a
+# number, in either order, up to the end of its line or sentence
+_ADDRESS_LABEL = (
+    r"(?<![Ii][Pp][\s-])(?<![Mm][Aa][Cc]\s)(?<![Mm][Aa][Ii][Ll]\s)(?<![Ww][Ee][Bb]\s)"
+    r"(?i:\b(?:(?:home\s+|street\s+|postal\s+|mailing\s+|shipping\s+|delivery\s+)?address"
+    r"(?:_?line_?\d)?|street(?=\"?\s*(?:[:：=]|-\s))|"
+    r"adresse|anschrift|dirección|direccion|domicilio|domicile|endereço|endereco|indirizzo|"
+    r"residenza|adres|woonadres|logradouro|ship\s+(?:it\s+)?to|deliver\s+(?:it\s+)?to|"
+    r"send\s+it\s+to|i\s+live\s+at|wohnhaft\s+in|livrez\s+au|j'habite\s+au|vivo\s+en|"
+    r"moro\s+na|abito\s+in|ik\s+woon\s+op)\b)"
+)
+_ADDRESS_VALUE = (
+    rf"\d{{1,5}}[A-Za-z]?(?:/\d{{1,5}})?,?[ \t]+(?:{_UPPER}|(?:rue|avenue|boulevard|bd|chemin|"
+    rf"allée|impasse|place|quai|route|cours)\b){_LETTERS}*(?:[ \t]+[\w'’.-]+){{0,5}}"
+    rf"|{_UPPER}[\w'’.-]*(?:[ \t]+[\w'’.-]+){{0,4}}?,?[ \t]+\d{{1,5}}[a-z]?(?![\w.:/-])"
+)
+_STREET = (
+    # after a separator the value may be on the next line; without one, on the same line
+    rf"(?:(?P<label>{_ADDRESS_LABEL})\"?[ \t]*(?:(?:[:：=]|-(?=\s))[\s\"']*|[ \t\"']+))?"
+    rf"({_STREET_PLAIN}|(?(label)(?:{_ADDRESS_VALUE})|(?!)))"
 )
 # Case-sensitive, as the patterns are: "Road", not the "road" of "roadmap"; " rue ", not "true "
 _STREET_WORDS = (
     "Street", "St.", "St,", "Avenue", "Ave", "Road", "Rd", "Boulevard", "Blvd", "Lane", "Drive",
-    "Court", "Terrace", "Place", "Way", "Crescent", "Close", "Square", "Parkway", "Highway",
+    "Court", "Terrace", "Place", "Way", "Crescent", "Close", "Square", "Parkway", "Highway", "Ln",
+    "Dr", "Ct", "Pl", "Pkwy", "Hwy", "Knoll", "Landing", "Springs", "Pines", "Vista", "Valley",
+    "Junction", "Mews", "Estates", "Heights", "Hills", "Gardens", "Grove", "Trail", "Circle",
+    "Ridge", "Marg", "Nagar", "Chowk",
     "straße", "strasse", "str.", "weg ", "allee", "platz", "gasse", "damm", "ufer", "chaussee",
+    "pfad", "steig", "steeg", "dreef", "hof ", "Ring ", "-Ring", "Damm", "Ufer",
     "straat", "laan", "gracht", "plein", "kade", "singel", "Straße", "Strasse", "Str.", "Weg",
     "Allee", "Platz", "Gasse", " rue ", " avenue ", " boulevard ", " bd ", " place ", " chemin ",
-    " allée ", " impasse ", " quai ", " route ", " cours ", "Calle ", "C/", "Avenida ", "Avda.",
-    "Plaza ", "Paseo ", "Carrer ", "Via ", "Viale ", "Piazza ", "Corso ", "Rua ", "Travessa ",
+    " allée ", " impasse ", " quai ", " route ", " cours ", "rue ", "chemin ", "impasse ",
+    "allée ", "Calle ", "C/", "Avenida ", "Avda.", "Plaza ", "Paseo ", "Pasaje ", "Callejón ",
+    "Rambla ", "Ronda ", "Glorieta ", "Camino ", "Carretera ", "Travesía ", "Urbanización ",
+    "Carrer ", "Via ", "Viale ", "Piazza ", "Piazzale ", "Corso ", "Vicolo ", "Strada ",
+    "Contrada ", "Largo ", "Borgo ", "Rua ", "Travessa ", "Alameda ", "Rodovia ", "Praça ",
+    "Estrada ", "Ladeira ", "Viela ", "丁目",
+)  # fmt: skip
+_ADDRESS_WORDS = (
+    "address", "street", "adresse", "anschrift", "dirección", "direccion", "domicilio", "domicile",
+    "endereço", "endereco", "indirizzo", "residenza", "adres", "logradouro", "ship to",
+    "ship it to", "deliver to", "deliver it to", "send it to", "i live at", "wohnhaft in",
+    "livrez au", "j'habite au", "vivo en", "moro na", "abito in", "ik woon op",
 )  # fmt: skip
 # Both start with a digit, which re finds fast (a lookbehind first would try every position);
 # public IPv6 addresses (2000::/3) start with 2 or 3. ipaddress checks the rest.
@@ -108,8 +190,8 @@ DETECTORS: tuple[Detector, ...] = (
        r"(?<![/\w.%+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*"
        r"\.[A-Za-z]{2,24}\b", keywords=("@",), window=(70, 260), family=CONTACT),
     phone_detector(),
-    detector("street-address", "pii.extended", _STREET, keywords=_STREET_WORDS, window=(60, 40),
-       family=CONTACT),
+    detector("street-address", "pii.extended", _STREET, span=2, keywords=_STREET_WORDS,
+       folded=_ADDRESS_WORDS, window=(80, 120), validate=check.address_valid, family=CONTACT),
     # -- pii.financial
     detector("payment-card", "pii", r"(?<![\d.-])\d(?:[ -]?\d){11,18}(?![\d-])",
        validate=check.card_valid, context=check.card_in_context, digits=(12, 19),
@@ -125,10 +207,10 @@ DETECTORS: tuple[Detector, ...] = (
        # the whole text: cheaper than the many six-digit runs of a log (IPs, hex)
        r"[A-CEGHJ-PR-TW-Z](?<![A-Za-z0-9][A-Z])[A-CEGHJ-NPR-TW-Z] ?\d\d ?\d\d ?\d\d ?[A-D]"
        r"(?![A-Za-z0-9])", validate=check.uk_nino_valid, family=GOVERNMENT_ID),
+    # ids that need their name: near it (60 characters on), labelled, or under it in a table
     detector("de-tax-id", "pii", r"(?<![\d-])[1-9]\d ?\d{3} ?\d{3} ?\d{3}(?![\d-])",
-       folded=("steuer", "idnr", "identifikationsnummer", "tax id", "tax-id",
-               "tax identification"), window=(0, 60), validate=check.de_tax_id_valid,
-       family=GOVERNMENT_ID),
+       folded=_TAX_ID_WORDS, window=(60, 2000), validate=check.de_tax_id_valid,
+       context=partial(check.named_near, check.TAX_ID_WORDS), family=GOVERNMENT_ID),
     detector("fr-nir", "pii",
        r"(?<![\d-])[1-478] ?\d\d ?\d\d ?\d\d ?\d{3} ?\d{3} ?\d\d(?![\d-])",
        validate=check.fr_nir_valid, digits=(15, 15), window=(3, 3), family=GOVERNMENT_ID),
@@ -140,22 +222,22 @@ DETECTORS: tuple[Detector, ...] = (
        validate=check.it_fiscal_code_valid, family=GOVERNMENT_ID),
     detector("nl-bsn", "pii",
        r"(?<![\d.-])(?:\d{9}|\d{4}[ .]\d\d[ .]\d{3}|\d{3}[ .]\d{3}[ .]\d{3})(?![\d-])",
-       folded=("bsn", "burgerservicenummer", "sofinummer", "sofi-nummer",
-               "citizen service number"), window=(0, 60), validate=check.nl_bsn_valid,
-       family=GOVERNMENT_ID),
+       folded=_BSN_WORDS, window=(60, 2000), validate=check.nl_bsn_valid,
+       context=partial(check.named_near, check.BSN_WORDS), family=GOVERNMENT_ID),
     detector("in-aadhaar", "pii", r"(?<![\d-])[2-9]\d{3}([ -]?)\d{4}\1\d{4}(?![\d-])",
-       folded=("aadhaar", "aadhar", "adhaar", "uidai"), window=(0, 60),
-       validate=check.in_aadhaar_valid, family=GOVERNMENT_ID),
+       folded=_AADHAAR_WORDS, window=(60, 2000), validate=check.in_aadhaar_valid,
+       context=partial(check.named_near, check.AADHAAR_WORDS), family=GOVERNMENT_ID),
     detector("br-cpf", "pii", r"(?<![\d.-])(?:\d{3}\.\d{3}\.\d{3}-\d\d|\d{11})(?![\d-])",
        validate=check.br_cpf_valid, context=check.cpf_in_context, digits=(11, 11),
        window=(3, 3), family=GOVERNMENT_ID),
     detector("passport", "pii", r"(?<![\w-])[A-Z0-9]{6,9}(?![\w-])", folded=_PASSPORT_WORDS,
-       window=(100, 100), validate=check.passport_valid, context=check.passport_in_context,
+       window=(100, 2000), validate=check.passport_valid, context=check.passport_in_context,
        family=GOVERNMENT_ID),
     # -- pii.identity
-    detector("date-of-birth", "pii", _DATE, folded=_BIRTH_WORDS, window=(100, 100),
+    # far after the word too: the rows of a table under its "dob" heading
+    detector("date-of-birth", "pii", _DATE, folded=_BIRTH_WORDS, window=(100, 2000),
        context=check.birth_date_in_context, family=IDENTITY),
-    detector("person-name", "pii.extended", rf"{_NAME_LABEL}[\s\"']*{_NAME}", span=1,
+    detector("person-name", "pii.extended", rf"{_NAME_LABEL}[\s\"']*{_TITLES}{_NAME}", span=1,
        folded=_NAME_KEYWORDS, window=(0, 80), anchored=True, validate=check.name_valid,
        context=check.name_in_context, family=IDENTITY),
     # -- pii.network

@@ -32,6 +32,7 @@ class JsonRestorer:
         names = b"|".join(re.escape(n) for n in sorted(self._by_name, key=len, reverse=True))
         # an escaped backslash first, so that `\\u003c` (a backslash, then text) is not `<`
         self._pattern = re.compile(rb"\\\\|(?:<|\\u003[cC])(" + names + rb")(?:>|\\u003[eE])")
+        self.replaced = 0  # placeholders put back so far (a count, never which)
 
     def __call__(self, data: bytes) -> bytes:
         if not self._by_name or (b"<" not in data and b"\\u003" not in data):
@@ -61,7 +62,10 @@ class JsonRestorer:
 
     def _replace(self, m: re.Match[bytes]) -> bytes:
         name = m.group(1)
-        return m.group(0) if name is None else self._by_name[name]
+        if name is None:
+            return m.group(0)
+        self.replaced += 1
+        return self._by_name[name]
 
 
 class TextRestorer:
@@ -79,6 +83,7 @@ class TextRestorer:
         names = "|".join(re.escape(p) for p in sorted(originals, key=len, reverse=True))
         self._pattern = re.compile(names) if originals else None
         self.held = ""
+        self.replaced = 0  # placeholders put back so far (a count, never which)
 
     def feed(self, piece: str) -> str:
         text = self.held + piece
@@ -105,4 +110,6 @@ class TextRestorer:
     def _restore(self, text: str) -> str:
         if self._pattern is None or "<" not in text:
             return text
-        return self._pattern.sub(lambda m: self._originals[m.group(0)], text)
+        restored, count = self._pattern.subn(lambda m: self._originals[m.group(0)], text)
+        self.replaced += count
+        return restored

@@ -78,10 +78,31 @@ def checksummed_token_valid(token: str) -> bool:
     return base62_crc32(body[:-6]) == body[-6:] or looks_random(body)
 
 
+_FILLER = re.compile(r"xxxx|your|here|example|placeholder|redacted|insert|replace", re.I)
+
+
 def random_tail_valid(token: str) -> bool:
     """A prefixed token whose random part (after the last `_`, `-` or `.` of the prefix) does
-    not look like a placeholder."""
-    return looks_random(token[-min(len(token), 32) :])
+    not look like a placeholder (`sha256~XXXX_PUT_YOUR_TOKEN_HERE_XXXX`)."""
+    tail = token[-min(len(token), 32) :]
+    return looks_random(tail) and not _FILLER.search(tail)
+
+
+def slack_token_valid(token: str) -> bool:
+    """Digits in it, and random: as a whole, or in its last part (`xoxa-2-5111…-e039d0…`: the
+    ids before it may repeat digits)."""
+    if not any(c.isdigit() for c in token):
+        return False
+    return looks_random(token) or looks_random(token.rsplit("-", 1)[-1])
+
+
+def facebook_token_valid(token: str) -> bool:
+    """`app id|secret`: the part after the pipe is random, with digits, and not all one case
+    unless hex (an app secret), so not a table row of a number and a word."""
+    tail = re.split(r"\||%7C", token, maxsplit=1)[-1]
+    if not looks_random(tail) or not any(c.isdigit() for c in tail):
+        return False
+    return bool(re.fullmatch(r"[a-f0-9]{32}", tail)) or (not tail.islower() and not tail.isupper())
 
 
 def aws_secret_valid(value: str) -> bool:
@@ -134,7 +155,8 @@ def discord_bot_valid(token: str) -> bool:
 
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-_VERSIONISH = re.compile(r"v?\d+(?:[._-]\d+)+[a-z0-9.-]*|\d{4}-\d\d-\d\d(?:[T ][\d:.]+Z?)?")
+# (a version's suffix is short: 1.2.3-rc1, 1.21.0-alpine3.18; not 6605-06e236581be50b7984...)
+_VERSIONISH = re.compile(r"v?\d+(?:[._-]\d+)+[a-z0-9.-]{0,16}|\d{4}-\d\d-\d\d(?:[T ][\d:.]+Z?)?")
 # What stands in for a value: a template, a variable, a redaction, a mask, a type.
 # (two patterns: one alternation with `^` branches was tried at every character, 0.4 us each,
 # on the values of 200 characters that repeated keys make; searched without them, only
@@ -169,7 +191,11 @@ _NOT_VALUE_WORDS = """changeme change_me changeit password passwd pass secret to
 _NOT_VALUES = frozenset(_NOT_VALUE_WORDS.split())
 _PLACEHOLDER_PARTS = ("your", "insert", "replace", "enter", "example", "sample", "dummy", "fake",
                       "placeholder", "redacted", "changeme", "here")  # fmt: skip
-_SNAKE_IDENTIFIER = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+|[a-z]+[A-Z][A-Za-z]*")
+# snake_case words (letters and at most two runs of digits each, or digits: x86_64, db_pass2,
+# v4auth_header; not a random sm_pat_w5tmcwg5dcfz5b36) or camelCase
+_SNAKE_IDENTIFIER = re.compile(
+    r"[a-z]+\d*(?:[a-z]+\d*)?(?:_(?:[a-z]+\d*(?:[a-z]+\d*)?|\d+))+|[a-z]+[A-Z][A-Za-z]*"
+)
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}")
 _TRAILING = ".,;:!?)]}>"
 _DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
@@ -237,6 +263,8 @@ def password_value_valid(value: str) -> bool:
         )
     if core.isalpha():
         return False  # a word or an identifier: "required", "Welcome", "newPassword"
+    if _CONSTANT_NAME.fullmatch(core):
+        return False  # a constant beside a password-like one: ('CURLOPT_PASSWORD', 'CURLOPT_X')
     return not _SNAKE_IDENTIFIER.fullmatch(core)  # a variable: new_password, db_pass2
 
 
@@ -246,8 +274,10 @@ def token_value_valid(value: str) -> bool:
     core = _core(value)
     if len(core) < 8 or " " in core or len(set(core)) <= 2:
         return False
+    if core.isdigit():  # an id, a port, a timestamp; a long random number is a secret too
+        return len(core) >= 16 and len(set(core)) >= 6
     if _HEX.fullmatch(core) or _UUID.fullmatch(core):
-        return len(core) >= 16 and not core.isdigit()  # hex keys, git-SHA-shaped or not
+        return len(core) >= 16  # hex keys, git-SHA-shaped or not
     if _not_a_value(core) or _CODE_CHARS.search(core) or _WORDS_ONLY.fullmatch(core):
         return False  # code, or words: "same-origin", "test-api-key", "auth-request-type/at"
     if len(core) < 24 and _TOKEN_PLACEHOLDER.search(core):
@@ -259,12 +289,43 @@ def token_value_valid(value: str) -> bool:
             and not core.isupper()
             and shannon_entropy(core) >= 4.0
             and sum(c.isupper() for c in core) >= 4  # not a CamelCaseIdentifier
+            and not _camel_case_words(core)  # ASAuthorizationAppleIDProvider
         )
-    if core.isdigit():
-        return len(core) >= 10 and len(set(core)) >= 5
-    if _SNAKE_IDENTIFIER.fullmatch(core) or re.fullmatch(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+", core):
-        return False  # a variable or constant name
+    if (
+        _SNAKE_IDENTIFIER.fullmatch(core) or re.fullmatch(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+", core)
+    ) and not any(map(_random_part, re.split(r"_", core))):
+        return False  # a variable or constant name (not sk_d21e2be3622049c7809f95cc0231)
     return shannon_entropy(core) >= 2.8
+
+
+_CONSTANT_NAME = re.compile(r"[A-Z]+(?:_[A-Z]+)+")
+
+
+def _camel_case_words(core: str) -> bool:
+    """Letters that read as words run together: most of them in lower-case runs of three or
+    more, as in `AppleIDProvider`; random letters seldom run that long between capitals."""
+    return sum(map(len, re.findall(r"[a-z]{3,}", core))) >= 0.6 * len(core)
+
+
+def _random_part(part: str) -> bool:
+    """A part of a snake_case string that no name has: 16 or more characters, with three
+    digits or more among letters, spread as randomly as a key's."""
+    digits = sum(c.isdigit() for c in part)
+    return len(part) >= 16 and 3 <= digits < len(part) and shannon_entropy(part) >= 3.5
+
+
+def cli_value_valid(value: str) -> bool:
+    """A password or token given on a command line; of curl's `user:password`, the password
+    (the user when the password is left out: `-u "s3cr3t:"`)."""
+    if _reference(value):
+        return False  # `<user:password>`, `$USER:$PASS`
+    if ":" in value:
+        user, _, password = value.partition(":")
+        password = password.strip("\"'")
+        if password:  # a password slot: any value but a placeholder (`user:pass`, `:${PW}`)
+            return len(password) >= 4 and url_password_valid(f"{user}:{password}")
+        value = user
+    return password_value_valid(value) or token_value_valid(value)
 
 
 def url_password_valid(userinfo: str) -> bool:
@@ -282,7 +343,8 @@ def auth_value_valid(value: str) -> bool:
             return raw.decode().isprintable()
         except UnicodeDecodeError:
             pass
-    return token_value_valid(value)
+    # a random token may start with `_` (a placeholder like `__TOKEN__` still fails)
+    return token_value_valid(value.lstrip("_") if len(value) >= 20 else value)
 
 
 # -- how detectors are declared ----------------------------------------------------------------
@@ -321,13 +383,14 @@ _QUALIFIED_KEY = (
     "|service|shared|storage|subscription|license|licence|webhook|deploy|admin|session|account"
     "|primary|secondary|sas|ingest|ingestion|bot|management|mgmt|write|read|upload|publish"
     "|registry|integration|auth|hmac|jwt|cookie|aes|crypt|cipher|ssh|gpg|pgp|root|user|dev|prod"
+    "|iam|cloud"
 )
 # Tokens that page through results are not secrets: page_token, nextPageToken, sync-token.
 _NOT_AFTER_PAGING = "".join(
-    f"(?<!{word}{sep})"
+    f"(?<!{before}{word}{sep})"
     for word in ("page", "next", "continuation", "continue", "sync", "resume", "cancellation")
-    for sep in ("", "_", "-", ".")
-)
+    for before, sep in (("", ""), ("", "_"), ("", "-"), ("", r"\."), (r"\b", " "))
+)  # "next page token" too, but not "statuspage token"
 # `key` names a secret only after a qualifier: api_key, x-api-key, secretKey (not sort_key).
 _AFTER_QUALIFIER = (
     "(?:" + "|".join(f"(?<={q}{sep})" for q in _QUALIFIED_KEY.split("|")
@@ -335,19 +398,29 @@ _AFTER_QUALIFIER = (
 )  # fmt: skip
 # Every alternative starts at one of the detector's keywords, so it runs only there.
 _SECRET_NAME = (
-    rf"(?i:secret|{_NOT_AFTER_PAGING}token|credentials?|creds|{_AFTER_QUALIFIER}key)"
+    rf"(?i:(?:secret|{_NOT_AFTER_PAGING}token)(?:[_.-]?(?:string|str|value|\d{{1,3}}))?"
+    rf"|secret[_-]?id|credentials?|creds|{_AFTER_QUALIFIER}key)"
+    # names that are secrets only for one vendor: Sonar's login token, Sumo Logic's access id
+    r"|(?i:sonar[_.-]?login|sumo[\w.-]{0,20}?access[_.-]?id)"
     r"|(?<=[A-Z0-9]_)KEY(?![A-Za-z0-9])"  # an environment variable: PAYMENT_GATEWAY_KEY
     r"(?i:[_.-]?(?:key|token|secret|value|b64|base64|hex|base))?"
     rf"|{_WORD_START}(?i:auth)"
 )
-# Between the key and the value: a closing quote or bracket, then an assignment (also `is`).
+# Between the key and the value: a closing quote or bracket, maybe a type (Go's `var k string
+# = `), then an assignment: also make's `::=`/`?=`, PHP's `.=`, `is`, a comma after a quoted
+# key (a call's arguments), and an XML element whose value is on the next line.
 _ASSIGN = (
-    r"""\\?["']?\]?[ \t]{0,5}(?:=>|:=|==|=|:|>(?=[^<\n]{1,200}</)|["']\s+value\s*="""
+    r"""\\?["']?\]?(?:[ \t]+(?:string|String|str))?[ \t]{0,30}"""
+    r"""(?:=>|:{1,3}=|[?.+]=|==|=|:|>(?=[^<\n]{1,200}</)|["']\s+value\s*="""
+    # a name and its value: {"name": "DB_PASSWORD", "value": "..."}, and in YAML on two lines
+    r"""|(?<=["'])[ \t]*,[ \t]*["']value["'][ \t]*:|[ \t]*\n[ \t]{1,12}value[ \t]*:"""
+    r"""|(?<=["']),(?=[ \t]{0,5}\\?["'])"""  # setProperty("API_TOKEN", "…")
+    r"""|>(?=[ \t]*\r?\n[ \t]{0,40}[^<\s][^<\n]{0,200}\r?\n[ \t]{0,40}</)\s{1,42}"""
     r"""|[ \t]+(?:is|was)\b[ \t]*:?)"""
     r"""[ \t]{0,5}"""
 )
 # The value: quoted (spaces allowed) or bare (up to a space, quote, separator).
-_VALUE = r"""\\?["'`]?((?<=["'`])[^"'`\n\\]{1,200}(?=\\?["'`])|(?<!["'`])[^\s"'`,;&<>]{1,200})"""
+_VALUE = r"""\\?["'`]?((?<=["'`])[^"'`\n\\]{1,4096}(?=\\?["'`])|(?<!["'`])[^\s"'`,;&<>]{1,4096})"""
 # "log in with the password river52288": the value right after the whole word
 # (8 or more characters, letters and digits, not only capitals: not "password SOCKS5")
 _BARE = r"(?<=[dDeE])[ \t]+(?=(?=\S*[a-z])(?=\S*\d)\S{8,64}(?!\S)|(?:[a-z]{3,10}[ \t]){3})"
@@ -364,10 +437,14 @@ _CLI_PASSWORD = (
     r"(?:\b(?:mysql|mysqldump|mysqladmin|mariadb|mongo|mongosh|mongodump|mongorestore|sshpass"
     r"|docker\s+login|podman\s+login|helm\s+registry\s+login)\b[^\n|;&]{0,160}?[ \t]-p"
     r"|\bredis-cli\b[^\n|;&]{0,160}?[ \t]-a"
+    # curl's user:password, also a few continued lines on
+    r"""|\bcurl\b(?:[^\n|;&]|(?<=\\)\r?\n){0,400}?[ \t](?:-u|--user)"""
+    r"""(?=[ \t=]+\\?["']?(?:[^\s"':]*:\\?["']?[^\s"'\\]{4}|[^\s"':\\]{6,}:))"""
     r"|(?<=[ \t])--(?:[a-z]+-)?(?:password|passwd|pass|passphrase|token|secret|api-key|apikey"
     r"|access-key|secret-key|auth-token|client-secret))"
-    r"""(?:[ \t]+|=|(?<=-p)|(?<=-a))["']?"""
-    r"""((?<=["'])[^"'\n]{4,200}(?=["'])|(?<!["'])[^\s"'|;&]{4,200})"""
+    r"""(?:[ \t]+|=|(?<=-p)|(?<=-a))\\?["']?"""
+    r"""((?<=["'])[^"'\n\\]{4,200}(?=\\?["'])|(?<!["'])[^\s"'|;&:]{0,100}:["'][^"'\n]{4,200}(?=["'])"""
+    r"""|(?<!["'])[^\s"'|;&]{4,200})"""
 )
 
 
@@ -447,9 +524,10 @@ _CODE_HOSTING: tuple[Detector, ...] = (
           ("github_pat_",), 96),
     token("gitlab-token", "code-hosting",
           r"\bgl(?:pat|dt|ft|rt|oas|soat|imt|agent|ffct|cbt|ptt|wt)-[0-9A-Za-z_-]{20,300}"
-          r"(?:\.[0-9a-z]{2,9}){0,2}" + _END + r"|\bGR1348941[0-9A-Za-z_-]{20}" + _END,
+          r"(?:\.[0-9a-z]{2,9}){0,2}" + _END + r"|\bGR1348941[0-9A-Za-z_-]{20}" + _END
+          + r"|\b_gitlab_session=[0-9a-z]{32}\b",
           ("glpat-", "gldt-", "glft-", "glrt-", "gloas-", "glsoat-", "glimt-", "glagent-",
-           "glffct-", "glcbt-", "glptt-", "glwt-", "GR1348941"), 330,
+           "glffct-", "glcbt-", "glptt-", "glwt-", "GR1348941", "_gitlab_session="), 330,
           validate=random_tail_valid),
     token("npm-token", "code-hosting", r"\bnpm_[A-Za-z0-9]{36}\b", ("npm_",), 44,
           validate=checksummed_token_valid),
@@ -475,7 +553,7 @@ _CHAT: tuple[Detector, ...] = (
           r"\bxox(?:e\.xox[bp]|[abposre])-[0-9A-Za-z-]{10,250}" + _END
           + r"|\bxapp-\d-[A-Za-z0-9]+-\d+-[A-Za-z0-9]+",
           ("xoxa-", "xoxb-", "xoxp-", "xoxo-", "xoxs-", "xoxr-", "xoxe-", "xoxe.", "xapp-"),
-          300, validate=lambda t: looks_random(t) and any(c.isdigit() for c in t)),
+          300, validate=slack_token_valid),
     detector("slack-webhook", "secrets",
        r"(?:https?://)?hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/_-]{8,}"
        r"(?:/[A-Za-z0-9+/_-]+)*", keywords=("hooks.slack.com",), window=(12, 400),
@@ -504,7 +582,9 @@ _PAYMENTS: tuple[Detector, ...] = (
        keywords=("_live_", "_test_", "_prod_", "whsec_"), window=(8, 120),
        family="secrets.payments"),
     token("square-token", "payments",
-          r"\b(?:sq0atp|sq0csp|EAAA)[A-Za-z0-9_-]{22,100}" + _END,
+          r"\b(?:sq0atp|sq0csp|EAAA)[A-Za-z0-9_-]{22,100}" + _END
+          # gitleaks' and detect-secrets' tests put \ ] ^ in them: matched too
+          + r"|\bsq0csp-[A-Za-z0-9_\\\]^-]{43}",
           ("sq0atp-", "sq0csp-", "EAAA"), 110, validate=random_tail_valid),
     token("shopify-token", "payments", r"\bshp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}\b",
           ("shpat_", "shpca_", "shppa_", "shpss_"), 40),
@@ -584,10 +664,26 @@ _SAAS: tuple[Detector, ...] = (
           r"|\btk-us-[\w-]{48}|\bpk_\d{6,10}_[A-Z0-9]{32}\b"
           r"|\bsl\.(?:u\.)?[A-Za-z0-9_-]{130,}|\bnfp_[A-Za-z0-9]{36,40}\b"
           r"|\b(?:phc|phx)_[A-Za-z0-9]{43}\b|\baio_[A-Za-z0-9]{28}\b|\bpat\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9]{24}"
-          r"\.[A-Za-z0-9]{20}|\bAAAAAAAAAAAAAAAAAAAAA[A-Za-z0-9%]{60,120}",
+          r"\.[A-Za-z0-9]{20}|\bAAAAAAAAAAAAAAAAAAAAA[A-Za-z0-9%]{60,120}"
+          # 42 Intra secrets, Adobe client secrets, OpenShift user tokens, SonarQube tokens,
+          # Facebook page tokens
+          r"|\bs-s4t2(?:ud|af)-[a-f0-9]{64}\b|\bp8e-[A-Za-z0-9]{32}\b|\bsha256~[\w-]{43}" + _END
+          + r"|\bsq[upa]_[a-f0-9]{40}\b|\bEAA[MC][A-Za-z0-9]{100,1000}\b",
           ("xkeysib-", "EZAK", "EZTK", "shippo_", "duffel_", "fio-u-", "tfp_", "pnu_",
            "rdme_", "ico-", "CFPAT-", "tk-us-", "pk_", "sl.", "nfp_", "phc_", "phx_", "pat.",
-           "AAAAAAAAAAAAAAAAAAAAA", "aio_"), 1200, validate=random_tail_valid),
+           "AAAAAAAAAAAAAAAAAAAAA", "aio_", "s-s4t2", "p8e-", "sha256~", "squ_", "sqp_", "sqa_",
+           "EAAM", "EAAC"), 1200, validate=random_tail_valid),
+    # Sidekiq Enterprise/Pro credentials: `user:password`, 8 hex each, under their gem source
+    detector("sidekiq-secret", "secrets",
+       r"__CONTRIBSYS__COM\w{0,10}[\"']?[ \t]*(?:[:?.+]?=|:{1,3}=|:|,)[ \t\"'\\]*"
+       r"([a-f0-9]{8}:[a-f0-9]{8})\b",
+       keywords=("__CONTRIBSYS__COM",), span=1, window=(0, 60), anchored=True,
+       family="secrets.saas"),
+    # A Facebook app access token: the app id, a pipe, the app secret or a signature
+    detector("facebook-token", "secrets",
+       r"(?<![0-9])\d{15,16}(?:\||%7C)[A-Za-z0-9_-]{27,40}(?![A-Za-z0-9_-])",
+       digits=(15, 16), validate=facebook_token_valid, window=(0, 44),
+       family="secrets.saas"),
 )  # fmt: skip
 
 _GENERIC: tuple[Detector, ...] = (
@@ -601,7 +697,7 @@ _GENERIC: tuple[Detector, ...] = (
        family="secrets.generic"),
     detector("auth-header", "secrets",
        r"(?:(?i:authorization)[\"']?[ \t]*[:=][ \t]*[\"']?"
-       r"(?:(?:Bearer|Basic|Token|token|JWT|Bot|Key|SSWS|GenieKey|Splunk|OAuth|Api-Key"
+       r"(?:(?:Bearer|Basic|Token|token|JWT|Bot|Key|SSWS|GenieKey|Splunk|OAuth|Api-Key|Api-Token"
        r"|DeepL-Auth-Key|Zoho-oauthtoken|Digest)[ \t]+)?"
        r"|\b(?:Bearer|bearer|BEARER|Basic|BASIC)[ \t]+)"
        r"([A-Za-z0-9._~+/=:-]{8,4096})",
@@ -609,18 +705,151 @@ _GENERIC: tuple[Detector, ...] = (
        window=(0, 4200), anchored=True, family="secrets.generic"),
     detector("cli-secret", "secrets", _CLI_PASSWORD, span=1,
        keywords=("mysql", "mariadb", "mongo", "sshpass", "docker", "podman", "helm",
-                 "redis-cli", "--"),
-       validate=lambda v: password_value_valid(v) or token_value_valid(v),
-       window=(0, 400), anchored=True, family="secrets.generic"),
+                 "redis-cli", "--", "curl"),
+       validate=cli_value_valid, window=(0, 700), anchored=True, family="secrets.generic"),
     detector("password", "secrets",
        rf"(?:{_PASSWORD_NAME})(?:{_PHRASE}{_ASSIGN}|{_BARE}){_PASSWORD_VALUE}",
        folded=("pass", "pwd"), span=1, validate=password_value_valid, window=(0, 320),
        anchored=True, family="secrets.generic"),
     detector("generic-secret", "secrets", rf"(?:{_SECRET_NAME}){_ASSIGN}{_VALUE}",
-       folded=("secret", "token", "cred", "key", "auth"), span=1,
+       folded=("secret", "token", "cred", "key", "auth", "sonar", "sumo"), span=1,
        validate=token_value_valid, window=(0, 320), anchored=True, family="secrets.generic"),
+)  # fmt: skip
+
+
+# -- long tail from trufflehog's detector families ---------------------------------------------
+# trufflehog has some 800 detectors, most of them for one service's key written next to the
+# service's name (`hubspot_key = ...`, `X-Abc-Key: ...`, "using key=..."). Rather than a
+# detector per service: a credential-shaped value that a weaker key names, and the fixed
+# prefixes of the services that have one. Measured on trufflehog's own unit tests by
+# bench/corpus/public_trufflehog.py.
+
+_SPACE = re.compile(r"\s")
+_PATH_LIKE = re.compile(r"[\w.-]*(?:/[\w.-]+)+/?")
+_IPV6_OR_MAC = re.compile(r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}")
+_SANCTUM = re.compile(r"\d{1,10}\|[A-Za-z0-9]{40,48}")
+_SNAKE_CASE = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+")
+# parts of a name or numbers, between separators: ecdsa-sha2-nistp256, en_US.UTF-8
+_PART = r"(?:[A-Za-z][a-z]*+\d*+|[A-Z]{1,12}+\d*+|\d++)?+"
+_WORDY = re.compile(rf"{_PART}(?:[-_.:/+~@]{_PART})*+")
+_NOT_LETTERS = str.maketrans("", "", "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_NOT_DIGITS_ = str.maketrans("", "", "0123456789")
+_MASKED = re.compile(r"([#*.•-])\1{3}")  # a mask: ####, ****
+_DIGEST = re.compile(r"(?i:sha(?:1|224|256|384|512)|sha3-\d+|md5|blake2[bs]?)[:=-]")
+
+
+def credential_shaped(value: str) -> bool:
+    """A value that a weak name names (`Key=`, `fooKey`, `x_token - '...'`) must look like a
+    credential by itself: 16-4,096 characters, no spaces; not a placeholder, reference, code,
+    path, UUID, address, version or name; hex of 20 or more characters, or letters mixed with
+    digits (or with several capitals among small letters) spread as randomly as a key's."""
+    core = _core(value)
+    n = len(core)
+    if not 16 <= n <= 4096 or _SPACE.search(core) or _UUID.fullmatch(core):
+        return False
+    if n >= 24 and core.startswith("_"):
+        core = core.lstrip("_")  # _DN4IVERUcAbdO2ibFCriJAyfyuaDys7u08...
+    if _SANCTUM.fullmatch(core):
+        return True  # Laravel Sanctum: id|token
+    if _not_a_value(core) or _CODE_CHARS.search(core) or _IPV6_OR_MAC.fullmatch(core):
+        return False
+    if _DIGEST.match(core) or _MASKED.search(core):
+        return False  # a digest (sha256:09aab4...), a mask
+    if _HEX.fullmatch(core):
+        return n >= 20 and len(set(core)) >= 8 and not core.isdigit()
+    if core.isdigit() or _camel_name(core):
+        return False  # a number (an id), an identifier
+    if _PATH_LIKE.fullmatch(core) and not any(map(_random_part, core.split("/"))):
+        return False  # a path: src/main/resources, v1/users/me
+    if _WORDY.fullmatch(core):
+        return False  # words and numbers: ecdsa-sha2-nistp256, en_US.UTF-8, build-2024-11-03
+    if n < 24 and _TOKEN_PLACEHOLDER.search(core):
+        return False  # "my-test-key-2024", "secret_token_01"
+    if (_SNAKE_CASE.fullmatch(core) or _DOTTED.fullmatch(core)) and not any(
+        map(_random_part, re.split(r"[_.]", core))
+    ):
+        return False  # new_password_hash2, settings.auth.key (not sk_d21e2be3622049c7809f)
+    letters = len(core) - len(core.translate(_NOT_LETTERS))  # (not a loop over characters:
+    digits = len(core) - len(core.translate(_NOT_DIGITS_))  # values run to 4,096)
+    if digits < 2 or letters < 4:  # base62 with few digits or none: hfCnuVcYOgiRjlDEmAoRbN
+        return letters >= 0.9 * len(core) and _mixed_random(core)
+    return len(set(core)) >= 10 and shannon_entropy(core) >= 3.3
+
+
+_CAMEL_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
+
+
+def _camel_name(text: str) -> bool:
+    """Words run together, digits only at the end (getUserProfileById, HTTPSConnectionPool2),
+    not base62: as words they are four characters long on average; a key's pieces one or
+    two."""
+    letters = text.rstrip("0123456789")
+    words = _CAMEL_WORD.findall(letters)
+    return bool(words) and "".join(words) == letters and len(letters) >= 3.5 * len(words)
+
+
+# Weak names: `key` as a word or the end of one (Key=, adobe KEY=, apiMaticKey, cosmos_key,
+# DUO_SKEY; not monkey, hotkeys), then an index or a kind (`key1`, `key_b64`).
+# Keys that are no secret: cache, public, sort, partition, routing keys...
+_NOT_SECRET_KEYS = "".join(
+    f"(?<!(?i:{word}{sep}))"
+    for word in ("cache", "public", "sort", "partition", "foreign", "idempotency", "dedup",
+                 "lookup", "object", "row", "routing", "hash", "map", "dict", "translation",
+                 "i18n", "cursor", "shard", "group", "message", "event", "field",
+                 "hot", "short", "index", "unique", "websocket", "composite", "range", "sorting")
+    for sep in ("", "_", "-", r"\.", " ")
+)  # fmt: skip
+# (Cheap tests guard the dear ones: only at a "key", and the exclusions only after a letter.)
+_WEAK_KEY = (
+    rf"(?=(?i:key))(?:(?<![A-Za-z])(?<![A-Za-z][ _.-])|{_NOT_SECRET_KEYS})"
+    r"(?:(?<![A-Za-z])(?:[Kk]ey|KEY)|(?<=(?<![A-Za-z])[Ss])key|(?<=[a-z0-9])Key|(?<=[A-Z0-9_])KEY"
+    rf"|(?<=[a-z]){_AFTER_QUALIFIER}key)"  # -storagekey, licensekey
+    r"(?:\d{1,2}|(?i:[_.-]?(?:value|b64|base64|hex|str|string)))?(?![a-z])"
+)
+_STRONG_NAME = r"(?i:secret|token)"
+_GO_TYPE = r"(?:[ \t]+string)?"  # const fastlyKey string = "..."
+# Besides the assignments of `generic-secret`: `name - 'value'`, and a call's or a tuple's
+# name and value (`Header.Set("X-Abc-Key", "...")`, `{ "AccountKey", "..." }`).
+_OTHER_ASSIGN = (
+    r"""(?:(?:["']?[ \t]+-[ \t]+|["']\]?[ \t]*,[ \t]*|[ \t]*!=[ \t]*)(?=["'])"""
+    r"|[ \t]*\|[ \t]*|[ \t]+(?=[A-Za-z0-9_+/=-]{16}))"  # | value (a table), name value
+)
+
+_LONG_TAIL: tuple[Detector, ...] = (
+    detector("named-credential", "secrets",
+       rf"(?:(?:{_WEAK_KEY}|{_STRONG_NAME}\d{{1,2}}){_GO_TYPE}(?:{_ASSIGN}|{_OTHER_ASSIGN})"
+       rf"|{_STRONG_NAME}{_OTHER_ASSIGN}){_VALUE}",
+       folded=("key", "secret", "token"), span=1,
+       validate=credential_shaped, window=(0, 320), anchored=True, family="secrets.generic"),
+    # Jenkins credentials.xml: an encrypted secret `{AQAAABAAAA...}` (version 1, a 16-byte
+    # IV), or a value written after that marker as `{name AQAAABAAA value}`.
+    detector("jenkins-secret", "secrets",
+       r"\{(?:[\w.-]{1,40}[ \t]+)?(?:AQAAABAAA[ \t]+)?"
+       r"((?<=AQAAABAAA )[^{}\s<]{8,400}|AQAAABAAAA[A-Za-z0-9+/]{16,}={0,2})[ \t]?\}",
+       keywords=("AQAAABAAA",), span=1,
+       validate=lambda v: v.startswith("AQAAABAAAA") or credential_shaped(v),
+       window=(60, 420), family="secrets.generic"),
+    token("service-token", "saas",
+          r"\balcht_[0-9A-Za-z]{30}\b|\bapify_api_[A-Za-z0-9]{36}\b|\bbkua_[a-z0-9]{40}\b"
+          r"|\bslk_[a-f0-9]{64}\b|\bthog-(?:key-[0-9a-f]{16}|secret-[0-9a-f]{32})\b"
+          r"|\bVF\.(?:(?:DM|WS)\.)?[a-fA-F0-9]{24}\.[A-Za-z0-9]{16}\b"
+          r"|\b1000\.[a-f0-9]{32}\.[a-f0-9]{32}\b|\bptr_[A-Za-z0-9/_+=-]{20,60}"
+          r"|\bramp_(?:id|sec)_[A-Za-z0-9]{40,48}\b|\bsk_pr_[A-Za-z0-9]{1,64}_[a-fA-F0-9]{40}\b"
+          r"|\brootly_[a-f0-9]{64}\b|\bBBDC-[A-Za-z0-9+/@_-]{40,50}(?![A-Za-z0-9+/@_-])"
+          r"|\bendr\+[A-Za-z0-9-]{16}\b|\bspu-[a-z0-9]{32}\b|\bpgar_[A-Za-z0-9]{27}\b"
+          r"|(?<![/\w-])API-[A-Z0-9]{29,34}\b|\bsk_[a-f0-9]{48}\b|\bsk-[A-Za-z0-9]{48}\b"
+          r"|\b(?:api|sdk)-[a-z0-9]{8}-[a-z0-9]{4}-4[a-z0-9]{3}-[a-z0-9]{4}-[a-z0-9]{12}\b"
+          r"|\b(?:pub|sub)-c-[0-9a-z]{8}-[0-9a-z]{4}-[0-9a-z]{4}-[0-9a-z]{4}-[0-9a-z]{12}\b"
+          r"|\bNRBR-[0-9a-f]{19}\b|\bNRIQ-[A-Za-z0-9_-]{25}|\beu01xx[0-9a-f]{36}-NRMA\b"
+          r"|\beu01xx[0-9A-Fa-f]{30}NRAL\b|\bATCTT3xFfG[A-Za-z0-9+/=_-]+=[A-Za-z0-9]{8}\b"
+          r"|\b(?:bb_pr|pri)_[a-f0-9]{30,32}\b|\bpcsk_[A-Za-z0-9]{5,6}_[A-Za-z0-9]{60,80}\b",
+          ("alcht_", "apify_api_", "bkua_", "slk_", "thog-", "VF.", "1000.", "ptr_", "ramp_",
+           "sk_pr_", "rootly_", "BBDC-", "endr+", "spu-", "pgar_", "API-", "sk_", "sk-", "api-",
+           "sdk-", "pub-c-", "sub-c-", "NRBR-", "NRIQ-", "eu01xx", "ATCTT3xFfG",
+           "bb_pr_", "pri_", "pcsk_"), 200, validate=random_tail_valid),
 )  # fmt: skip
 
 DETECTORS: tuple[Detector, ...] = (
     _PRIVATE_KEYS + _CLOUD + _CODE_HOSTING + _CHAT + _PAYMENTS + _AI + _SAAS + _GENERIC
-)
+    + _LONG_TAIL
+)  # fmt: skip

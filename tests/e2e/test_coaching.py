@@ -17,18 +17,17 @@ import pytest
 from conftest import SHIPPED_CATALOG
 from proxyharness import (
     CHROMIUM,
+    MODES,
     Browser,
     Proxy,
     Upstream,
     curl,
     loopback_names,
-    make_upstream_pki,
-    mitmdump_proxy,
+    proxy_in_mode,
     spki_pin,
+    tls_upstream_pki,
     write_policy,
 )
-
-from proxy import ca
 
 NAMES = ("chatgpt.com", "api.openai.com", "api.anthropic.com")
 POLICY = """
@@ -59,11 +58,7 @@ LINK = re.compile(r"https://[\w.-]+:\d+/\.aiwarden/ack/[\w-]+")
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("coaching")
-    ca.init(directory / "ca")
-    upstream_ca, cert, key = make_upstream_pki(directory, NAMES)
-    return {"dir": directory, "ca": directory / "ca", "cafile": directory / "ca" / "ca.pem",
-            "upstream_ca": upstream_ca, "cert": cert, "key": key}  # fmt: skip
+    return tls_upstream_pki(tmp_path_factory.mktemp("coaching"), NAMES)
 
 
 @pytest.fixture(scope="module")
@@ -78,23 +73,14 @@ def start(pki, name: str, mode: str = "fast path", store=None, extra=()) -> Prox
     policy = write_policy(pki["dir"] / name, POLICY, SHIPPED_CATALOG)
     store = store or pki["dir"] / name / "coaching.sqlite3"
     audit = pki["dir"] / name / "audit.jsonl"
+    options = {"aiwarden_coaching_store": str(store), "aiwarden_audit_log": str(audit)}
     with loopback_names(NAMES):
-        if mode == "mitmdump":
-            p = mitmdump_proxy(
-                policy, pki["ca"], f"ssl_verify_upstream_trusted_ca={pki['upstream_ca']}",
-                f"aiwarden_coaching_store={store}", f"aiwarden_audit_log={audit}",
-            )  # fmt: skip
-        else:
-            fast = () if mode == "fast path" else ("--no-fast-tunnels",)
-            p = Proxy(
-                policy, pki["ca"], "--upstream-ca", str(pki["upstream_ca"]),
-                "--coaching-store", str(store), "--audit-log", str(audit), *fast, *extra,
-            )  # fmt: skip
+        p = proxy_in_mode(mode, policy, pki, options, *extra)
     p.directory = policy
     return p
 
 
-@pytest.fixture(scope="module", params=["fast path", "no fast path", "mitmdump"])
+@pytest.fixture(scope="module", params=MODES)
 def any_proxy(request, pki):
     p = start(pki, request.param.replace(" ", "-"), request.param)
     yield p

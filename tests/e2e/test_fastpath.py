@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SHIPPED_CATALOG
+from conftest import BLOCK_AI_POLICY, SHIPPED_CATALOG
 from proxyharness import (
     Proxy,
     Upstream,
@@ -31,15 +31,7 @@ from proxyharness import (
 
 from proxy import ca
 
-POLICY = """
-network:
-  clients: [127.0.0.0/8]
-  deny_destinations: [169.254.0.0/16]
-rules:
-  - id: block-ai
-    match: {categories: [chat, api]}
-    action: block
-"""
+POLICY = BLOCK_AI_POLICY
 LOCALHOST_BLOCKED = POLICY.replace(
     "rules:",
     "services:\n  - {id: local, name: Local, vendor: T, category: chat, hosts: [localhost],"

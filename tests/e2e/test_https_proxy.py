@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import SHIPPED_CATALOG
+from conftest import BLOCK_AI_POLICY, SHIPPED_CATALOG
 from proxyharness import (
     AIWARDEN,
     CHROMIUM,
@@ -35,15 +35,7 @@ from proxyharness import (
 
 from proxy import ca
 
-POLICY = """
-network:
-  clients: [127.0.0.0/8]
-  deny_destinations: [169.254.0.0/16]
-rules:
-  - id: block-ai
-    match: {categories: [chat, api]}
-    action: block
-"""
+POLICY = BLOCK_AI_POLICY
 MODES = {"fast": (), "mitmproxy": ("--no-fast-tunnels",), "mitmdump": None}
 WARNING = "passwords cross the network in clear text"
 

@@ -23,7 +23,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import SHIPPED_CATALOG, local_ai_policy
+from conftest import RESEARCH_MAY_POLICY, SHIPPED_CATALOG, local_ai_policy
 from kdcharness import MISSING, REALM, WHY_MISSING, Realm
 from proxyharness import (
     AIWARDEN,
@@ -58,20 +58,7 @@ pytestmark = [
     pytest.mark.skipif(CURL is None, reason="curl is not installed (.ci/run installs it)"),
 ]
 
-POLICY = local_ai_policy(
-    sections="""
-    groups:
-      research: {users: [alice]}
-    """,
-    rules="""
-    - id: research-may
-      match: {groups: [research], services: [local-ai]}
-      action: monitor
-    - id: block-ai
-      match: {categories: [chat]}
-      action: block
-    """,
-)
+POLICY = RESEARCH_MAY_POLICY
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import ldapharness
 import pytest
-from conftest import SHIPPED_CATALOG, local_ai_policy
+from conftest import RESEARCH_MAY_POLICY, SHIPPED_CATALOG
 from ldapharness import SUFFIX, Slapd
 from proxyharness import Proxy, Upstream, metrics, value, write_policy
 
@@ -46,20 +46,7 @@ cn: bob
 sn: Bob
 userPassword: bob-password
 """
-POLICY = local_ai_policy(
-    sections="""
-    groups:
-      research: {users: [alice]}
-    """,
-    rules="""
-    - id: research-may
-      match: {groups: [research], services: [local-ai]}
-      action: monitor
-    - id: block-ai
-      match: {categories: [chat]}
-      action: block
-    """,
-)
+POLICY = RESEARCH_MAY_POLICY
 
 
 def start_slapd(work: Path) -> Slapd:

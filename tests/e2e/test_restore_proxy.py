@@ -1,16 +1,19 @@
 """Reversible redaction through the real proxy: the service sees placeholders only, the client
-gets the originals back, with the official OpenAI and Anthropic SDKs, streamed and not.
+gets the originals back, with the official OpenAI and Anthropic SDKs and httpx, streamed
+(server-sent events, Ollama's JSON lines, Bedrock's AWS event streams) and not.
 
 The local service records every body it receives and answers by echoing the placeholders it
 found, streamed the way LLMs stream: `<`, `EMAIL`, `_`, `1`, `>` in separate events, each
-event written in two pieces cut mid-line."""
+event written in two pieces cut mid-line (mid-frame)."""
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 import re
 import ssl
+import struct
 import threading
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 from conftest import SHIPPED_CATALOG, local_ai_policy
-from proxyharness import Proxy, make_upstream_pki, metrics, write_policy
+from proxyharness import Proxy, make_upstream_pki, metrics, value, write_policy
 
 from proxy import ca
 
@@ -67,8 +70,8 @@ class EchoService:
                 found = list(dict.fromkeys(PLACEHOLDER.findall(body.decode())))
                 text = f"Noted: {', '.join(found)}."
                 path, _, query = self.path.partition("?")
-                stream = "alt=sse" in query or json.loads(body).get("stream")
                 answer = ANSWERS[path.rsplit("/", 1)[-1].split(":")[-1]]
+                stream = "alt=sse" in query or json.loads(body).get("stream") or answer.streams
                 if json.loads(body).get("tools"):  # a tool call whose arguments echo them
                     text = json.dumps({"to": found})
                     answer = ToolCall
@@ -77,7 +80,7 @@ class EchoService:
                     if "gzip" in self.headers.get("accept-encoding", "") and answer.gzip:
                         return self._send(gzip.compress(payload), gzip=True)
                     return self._send(payload)
-                self._stream(answer.events(tokens(text)), gzip=answer.gzip)
+                self._stream(answer.events(tokens(text)), answer.ctype, gzip=answer.gzip)
 
             def _send(self, payload: bytes, gzip: bool = False) -> None:
                 self.send_response(200)
@@ -88,9 +91,9 @@ class EchoService:
                 self.end_headers()
                 self.wfile.write(payload)
 
-            def _stream(self, events: list[bytes], gzip: bool) -> None:
+            def _stream(self, events: list[bytes], ctype: str, gzip: bool) -> None:
                 self.send_response(200)
-                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Content-Type", ctype)
                 if gzip:
                     self.send_header("Content-Encoding", "gzip")
                 self.send_header("Transfer-Encoding", "chunked")
@@ -130,7 +133,15 @@ def sse(data: dict | str, name: str | None = None) -> bytes:
     return (f"event: {name}\n" if name else "").encode() + f"data: {payload}\n\n".encode()
 
 
-class Chat:
+class Answer:
+    """How a format answers: whole, or streamed as `ctype` (always, when `streams`)."""
+
+    gzip = False
+    ctype = "text/event-stream"
+    streams = False
+
+
+class Chat(Answer):
     gzip = True
 
     @staticmethod
@@ -153,10 +164,8 @@ class Chat:
                 b"data: [DONE]\n\n"]  # fmt: skip
 
 
-class ToolCall:
+class ToolCall(Answer):
     """An OpenAI chat answer calling `send` with JSON arguments, streamed token by token."""
-
-    gzip = False
 
     @staticmethod
     def whole(arguments: str) -> bytes:
@@ -185,9 +194,7 @@ class ToolCall:
                 chunk(None, "tool_calls"), b"data: [DONE]\n\n"]  # fmt: skip
 
 
-class Responses:
-    gzip = False
-
+class Responses(Answer):
     @staticmethod
     def whole(text: str) -> bytes:
         return json.dumps(Responses.response(text, "completed")).encode()
@@ -237,9 +244,7 @@ class Responses:
         return out
 
 
-class Messages:
-    gzip = False
-
+class Messages(Answer):
     @staticmethod
     def whole(text: str) -> bytes:
         body = json.dumps({"id": "msg_1", "type": "message", "role": "assistant", "model": "m",
@@ -271,7 +276,7 @@ class Messages:
         return out
 
 
-class Gemini:
+class Gemini(Answer):
     gzip = True
 
     @staticmethod
@@ -290,8 +295,92 @@ class Gemini:
         return [sse(Gemini.chunk(p)) for p in pieces[:-1]] + [sse(Gemini.chunk(pieces[-1], "STOP"))]
 
 
+class Ollama(Answer):
+    """Ollama's /api/chat: JSON lines, `<` escaped as Go escapes it."""
+
+    ctype = "application/x-ndjson"
+
+    @staticmethod
+    def line(text: str, done: bool = False) -> dict:
+        return {"model": "llama3", "created_at": "2026-12-04T13:00:00Z",
+                "message": {"role": "assistant", "content": text}, "done": done}  # fmt: skip
+
+    @staticmethod
+    def whole(text: str) -> bytes:
+        return json.dumps(Ollama.line(text, True)).encode()
+
+    @staticmethod
+    def events(pieces: list[str]) -> list[bytes]:
+        lines = [Ollama.line(p) for p in pieces] + [Ollama.line("", True) | {"eval_count": 9}]
+        return [json.dumps(e).replace("<", "\\u003c").encode() + b"\n" for e in lines]
+
+
+def frame(headers: dict[str, str], payload: dict) -> bytes:
+    """An AWS event-stream frame, from the published format (string headers only)."""
+    head = b"".join(bytes([len(k)]) + k.encode() + b"\x07" + struct.pack(">H", len(v)) + v.encode()
+                    for k, v in headers.items())  # fmt: skip
+    body = json.dumps(payload).encode()
+    prelude = struct.pack(">II", 16 + len(head) + len(body), len(head))
+    message = prelude + struct.pack(">I", zlib.crc32(prelude)) + head + body
+    return message + struct.pack(">I", zlib.crc32(message))
+
+
+def read_frames(stream: bytes) -> list[tuple[bytes, dict]]:
+    """(header block, payload) of each frame, its lengths and CRCs checked."""
+    out = []
+    while stream:
+        total, head = struct.unpack(">II", stream[:8])
+        assert struct.unpack(">I", stream[8:12])[0] == zlib.crc32(stream[:8])
+        assert struct.unpack(">I", stream[total - 4 : total])[0] == zlib.crc32(stream[: total - 4])
+        out.append((stream[12 : 12 + head], json.loads(stream[12 + head : total - 4])))
+        stream = stream[total:]
+    return out
+
+
+def bedrock(kind: str, payload: dict) -> bytes:
+    headers = {":event-type": kind, ":content-type": "application/json", ":message-type": "event"}
+    return frame(headers, payload)
+
+
+class ConverseStream(Answer):
+    """Bedrock's ConverseStream: each event's members, named by the `:event-type` header."""
+
+    ctype = "application/vnd.amazon.eventstream"
+    streams = True
+
+    @staticmethod
+    def events(pieces: list[str]) -> list[bytes]:
+        return [bedrock("messageStart", {"role": "assistant", "p": "abc"}),
+                *(bedrock("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": p},
+                                                "p": "abcd"}) for p in pieces),
+                bedrock("contentBlockStop", {"contentBlockIndex": 0}),
+                bedrock("messageStop", {"stopReason": "end_turn"})]  # fmt: skip
+
+
+class InvokeStream(Answer):
+    """Bedrock's InvokeModelWithResponseStream: Anthropic's events, in base64 chunks."""
+
+    ctype = "application/vnd.amazon.eventstream"
+    streams = True
+
+    @staticmethod
+    def events(pieces: list[str]) -> list[bytes]:
+        def chunk(event: dict) -> bytes:
+            return bedrock(
+                "chunk", {"bytes": base64.b64encode(json.dumps(event).encode()).decode()}
+            )
+
+        return [chunk({"type": "message_start", "message": {"role": "assistant", "content": []}}),
+                *(chunk({"type": "content_block_delta", "index": 0,
+                         "delta": {"type": "text_delta", "text": p}}) for p in pieces),
+                chunk({"type": "content_block_stop", "index": 0}),
+                chunk({"type": "message_stop"})]  # fmt: skip
+
+
 ANSWERS = {"completions": Chat, "responses": Responses, "messages": Messages,
-           "streamGenerateContent": Gemini, "generateContent": Gemini}  # fmt: skip
+           "streamGenerateContent": Gemini, "generateContent": Gemini, "chat": Ollama,
+           "converse-stream": ConverseStream,
+           "invoke-with-response-stream": InvokeStream}  # fmt: skip
 
 
 # -- the proxy and the service ------------------------------------------------------------------
@@ -444,6 +533,53 @@ def test_a_placeholder_the_user_wrote_is_left_as_written(setup, sdk_env):
     sent = setup["service"].bodies[-1].decode()
     assert EMAIL not in sent and "'<EMAIL_1>' with <EMAIL_2>" in sent
     assert reply.choices[0].message.content == f"Noted: <EMAIL_1>, {EMAIL}."
+
+
+def service_post(setup, path: str, body: dict) -> tuple[bytes, int]:
+    """The answer streamed through the proxy with httpx, and in how many pieces it came."""
+    trust = ssl.create_default_context(cafile=str(setup["cafile"]))
+    url = f"https://localhost:{setup['service'].port}{path}"
+    with (
+        httpx.Client(proxy=setup["proxy"].url, verify=trust, timeout=30) as client,
+        client.stream("POST", url, json=body) as r,
+    ):
+        assert r.status_code == 200
+        pieces = list(r.iter_raw())
+    return b"".join(pieces), len(pieces)
+
+
+def test_ollama_json_lines_stream_gets_the_originals(setup):
+    body = {"model": "llama3", "messages": [{"role": "user", "content": PROMPT}], "stream": True}
+    answer, pieces = service_post(setup, "/api/chat", body)
+    lines = [json.loads(line) for line in answer.splitlines()]
+    assert "".join(e["message"]["content"] for e in lines) == ECHOED
+    assert lines[-1]["done"] is True and lines[-1]["eval_count"] == 9 and pieces > 10
+    assert_service_saw_placeholders_only(setup["service"])
+
+
+def test_bedrock_event_streams_get_the_originals(setup):
+    """ConverseStream and InvokeModelWithResponseStream: frames re-made with new CRCs."""
+    body = {"messages": [{"role": "user", "content": [{"text": PROMPT}]}]}
+    answer, pieces = service_post(setup, "/model/m/converse-stream", body)
+    frames = read_frames(answer)
+    assert "".join(p["delta"]["text"] for _, p in frames if "delta" in p) == ECHOED
+    assert frames[-1][1] == {"stopReason": "end_turn"} and pieces > 10
+    assert_service_saw_placeholders_only(setup["service"])
+    body = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 100,
+            "messages": [{"role": "user", "content": PROMPT}]}  # fmt: skip
+    answer, _ = service_post(setup, "/model/m/invoke-with-response-stream", body)
+    events = [json.loads(base64.b64decode(p["bytes"])) for _, p in read_frames(answer)]
+    text = "".join(e["delta"]["text"] for e in events if e["type"] == "content_block_delta")
+    assert text == ECHOED and events[-1] == {"type": "message_stop"}
+    assert_service_saw_placeholders_only(setup["service"])
+
+
+def test_restoration_is_counted_by_format_and_outcome(setup):
+    m = metrics(setup["proxy"])
+    for fmt in ("json", "sse", "ndjson", "eventstream"):
+        assert value(m, "aiwarden_restore_total", format=fmt, outcome="restored") >= 1, fmt
+    assert value(m, "aiwarden_restore_total", format="eventstream", outcome="restored") >= 2
+    assert not [k for k in m if k[0] == "aiwarden_restore_total" and "failed" in str(k)]
 
 
 def test_no_original_reaches_the_audit_log_logs_or_metrics(setup):

@@ -11,16 +11,14 @@ import re
 import pytest
 from conftest import SHIPPED_CATALOG
 from proxyharness import (
-    Proxy,
+    MODES,
     Upstream,
     curl,
     loopback_names,
-    make_upstream_pki,
-    mitmdump_proxy,
+    proxy_in_mode,
+    tls_upstream_pki,
     write_policy,
 )
-
-from proxy import ca
 
 WORKSPACE = "437adf77-4085-4b22-b7b1-de7b6f5ec6c0"
 ORG = "11111111-2222-4333-8444-555555555555"
@@ -44,14 +42,7 @@ rules: []
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("tenants")
-    ca.init(directory / "ca")
-    upstream_ca, cert, key = make_upstream_pki(directory, NAMES)
-    both = directory / "both.pem"  # a tunnelled host shows its own certificate
-    both.write_bytes((directory / "ca" / "ca.pem").read_bytes() + upstream_ca.read_bytes())
-    return {"both": both, "dir": directory, "ca": directory / "ca",
-            "cafile": directory / "ca" / "ca.pem", "upstream_ca": upstream_ca, "cert": cert,
-            "key": key}  # fmt: skip
+    return tls_upstream_pki(tmp_path_factory.mktemp("tenants"), NAMES)
 
 
 @pytest.fixture(scope="module")
@@ -61,17 +52,11 @@ def upstream(pki):
     server.close()
 
 
-@pytest.fixture(scope="module", params=["fast path", "no fast path", "mitmdump"])
+@pytest.fixture(scope="module", params=MODES)
 def proxy(request, pki):
     policy = write_policy(pki["dir"] / request.param.replace(" ", "-"), POLICY, SHIPPED_CATALOG)
     with loopback_names(NAMES):
-        if request.param == "mitmdump":
-            p = mitmdump_proxy(
-                policy, pki["ca"], f"ssl_verify_upstream_trusted_ca={pki['upstream_ca']}"
-            )
-        else:
-            fast = () if request.param == "fast path" else ("--no-fast-tunnels",)
-            p = Proxy(policy, pki["ca"], "--upstream-ca", str(pki["upstream_ca"]), *fast)
+        p = proxy_in_mode(request.param, policy, pki)
     yield p
     p.stop()
 

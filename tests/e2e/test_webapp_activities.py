@@ -15,16 +15,15 @@ import pytest
 import yaml
 from conftest import DATA, SHIPPED_CATALOG
 from proxyharness import (
+    MODES,
     Proxy,
     Upstream,
     curl,
     loopback_names,
-    make_upstream_pki,
-    mitmdump_proxy,
+    proxy_in_mode,
+    tls_upstream_pki,
     write_policy,
 )
-
-from proxy import ca
 
 REQUESTS = yaml.safe_load((DATA / "webapp_requests.yaml").read_text())["requests"]
 NAMES = tuple(sorted({urlsplit(r["url"]).hostname for r in REQUESTS}))
@@ -53,13 +52,7 @@ rules:
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("webapp")
-    ca.init(directory / "ca")
-    upstream_ca, cert, key = make_upstream_pki(directory, NAMES)
-    both = directory / "both.pem"  # a tunnelled host shows the upstream's own certificate
-    both.write_bytes((directory / "ca" / "ca.pem").read_bytes() + upstream_ca.read_bytes())
-    return {"both": both, "dir": directory, "ca": directory / "ca",
-            "upstream_ca": upstream_ca, "cert": cert, "key": key}  # fmt: skip
+    return tls_upstream_pki(tmp_path_factory.mktemp("webapp"), NAMES)
 
 
 @pytest.fixture(scope="module")
@@ -69,17 +62,11 @@ def upstream(pki):
     server.close()
 
 
-@pytest.fixture(scope="module", params=["fast path", "no fast path", "mitmdump"])
+@pytest.fixture(scope="module", params=MODES)
 def proxy(request, pki):
     policy = write_policy(pki["dir"] / request.param.replace(" ", "-"), POLICY, SHIPPED_CATALOG)
     with loopback_names(NAMES):
-        if request.param == "mitmdump":
-            p = mitmdump_proxy(
-                policy, pki["ca"], f"ssl_verify_upstream_trusted_ca={pki['upstream_ca']}"
-            )
-        else:
-            fast = () if request.param == "fast path" else ("--no-fast-tunnels",)
-            p = Proxy(policy, pki["ca"], "--upstream-ca", str(pki["upstream_ca"]), *fast)
+        p = proxy_in_mode(request.param, policy, pki)
     yield p
     p.stop()
 

@@ -16,7 +16,7 @@ from urllib.parse import quote
 import pytest
 import yaml
 from conftest import SHIPPED, SHIPPED_CATALOG
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from proxyharness import client_hello
 
@@ -193,6 +193,10 @@ def test_json_stays_json_and_a_second_pass_finds_nothing(value):
 
 @FAST
 @given(prompt_text)
+# found by hypothesis: the window after a number cut the marker "[REDACTED:phone]" in half,
+# and "[redacted:phone" labelled the number a phone on the second pass
+@example("123-45-6789 ::: :::: :::: bob@corp.example bob@corp.example AKIAIOSFODNN7EXAMPLE "
+         "+1 415 555 0100")  # fmt: skip
 def test_form_bodies_stay_forms_and_a_second_pass_finds_nothing(text):
     raw = f"prompt={quote(text)}&model=m".encode()
     result = redact_body(raw, "application/x-www-form-urlencoded", PROFILE)

@@ -434,3 +434,26 @@ def test_redact_without_url_or_jsonl_or_with_an_unknown_profile_is_one_line(args
     )  # fmt: skip
     assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, r.stderr
     assert "--url is required" in r.stderr or "no redaction profile 'nope'" in r.stderr
+
+
+# -- Faker's people (bench/personal_bench.py) ----------------------------------------------------
+
+
+def test_fakers_people_are_labelled_where_they_stand_and_the_same_for_a_seed():
+    pytest.importorskip("faker", reason="faker is in the bench extra")
+    from corpus import faker_people
+
+    locales = ("en_IN", "de_DE", "ja_JP")  # (making a locale's generator takes 0.3 s)
+    first = faker_people.samples(seed=3, per_locale=12, clean_per_locale=1, locales=locales)
+    assert first == faker_people.samples(3, 12, 1, locales)
+    assert {s["locale"] for s in first} == set(locales)
+    for s in first:
+        for start, end, kind in s["spans"]:
+            assert kind in faker_people.KINDS and s["text"][start:end].strip(), s
+            if kind == "phone":  # only numbers libphonenumber takes: no one has the others
+                region = faker_people.LOCALES[s["locale"]][0]
+                number = phonenumbers.parse(s["text"][start:end], region)
+                assert phonenumbers.is_valid_number(number)
+            if kind == "ip-address":
+                assert ipaddress.ip_address(s["text"][start:end]).is_global
+    assert all(not s["spans"] for s in first if s["group"] == "clean")

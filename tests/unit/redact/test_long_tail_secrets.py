@@ -1,0 +1,191 @@
+"""The long tail of secrets (trufflehog's detector families): credential-shaped values that a
+weak name names (`Key=`, `fooKey`, `x_token - '...'`), Jenkins' encrypted secrets, and
+services' fixed token prefixes; and the near-misses each must leave alone. The values are
+made up here, in each format's shape."""
+
+from __future__ import annotations
+
+import pytest
+
+from proxy.redact.detectors import scan
+from proxy.redact.secret_detectors import DETECTORS, credential_shaped, token_value_valid
+
+
+def found(text: str) -> list[tuple[str, str]]:
+    return [(f.type, text[f.start : f.end]) for f in scan(text, DETECTORS)]
+
+
+@pytest.mark.parametrize(
+    ("template", "value"),
+    [
+        ("[DEBUG] Using Key={}", "q7v2mx9kd0rt4lw8zp1cj6hs3bn5fy2a"),
+        ("[DEBUG] Using acme KEY={}", "Qh3DP9Zf7vHtmnDwsbS219qcz4d883Y7"),
+        ("using key = {}", "4f0c9a7e1b2d3c4e5f60718293a4b5c6d7e8f901"),
+        ('acmeKey := "{}"', "Xr7pLm2QvN9sT4wK8zB3cJ6hY1dF5gA0"),
+        ('widget_key: "{}"', "k29fj3m5x8qp1zr7vt4nw6bl0ch2yd9s"),
+        ('"DUO_SKEY": "{}"', "ZQ8PLK3mN7vR2xT5wY9bC4dF6gH1jK0sLa3P"),
+        ('const acmeKey string = "{}"', "Vb8-Kq3Zr5Lw9Nm2Xp7Tc4Hj6Fd1Gs0A"),
+        ("acme token - '{}'", "r8Kp2Qz7Lm4Nv9Xt3Bw6Cy1Dh5Fj0Gs"),
+        ('req.Header.Set("X-Acme-Api-Key", "{}")', "c7a1f3e9b2d84605a9c1e7f3b5d2a8c4"),
+        ("acme_token2 = '{}'", "z3y8x1w6v5u4t9s2r7q0p5o8n3m6l1"),
+        ("https://api.acme.test/v1/data?key={}", "W9xk2Lq7Rz4Mn8Vb3Tc6"),
+        ("| apiKey | {} |", "9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d"),
+        ("LicenseKey {}", "Hq4bW_RY8DAQYJVUfyV2QRgfKcgk"),
+        ('"acme_key": "{}"', "PSIYbVgfkbEPQoqJfzHpACTtihONkQ_cKmOpNDPNiC"),
+    ],
+)
+def test_a_credential_shaped_value_that_a_weak_name_names_is_found(template, value):
+    assert value in [v for _, v in found(template.format(value))]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "#12 CACHED cache key=sha256:09aab4b50670034a02fe0d5f6cb91684ba6461f5ac3405c2d0202b1e3b1",
+        'publicKey: "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEq2k9vT3m"',
+        'key: "user-profile-cache-v2"',
+        "sorted(items, key=operator.itemgetter(1))",
+        'key = "ecdsa-sha2-nistp256"',
+        'idempotencyKey: "a8098c1a-f86e-4d8a-9b2c-3f4e5d6c7b8a"',
+        "key: ${{ runner.os }}-pip-${{ hashFiles('**/requirements.txt') }}",
+        'key: "getUserProfileByIdentifier"',
+        'apiKey: "YOUR_API_KEY_GOES_HERE"',
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        "the monkey=a8f3k2m9x7q1w5e4r6t8y0u2 is not a key name",
+        'key = "src/main/resources/application.yml"',
+        "key: 2001:0db8:85a3:0000:0000:8a2e:0370:7334",
+        'partition_key = "7f3c9a1e5b2d8f4a6c0e9b3d"',
+        "press the key combination Ctrl+Shift+P",
+        'acme token - "my-test-token-1"',
+        "user_id = 12345678901234567890",
+    ],
+)
+def test_what_a_weak_name_names_but_is_no_credential_is_left_alone(text):
+    assert found(text) == []
+
+
+@pytest.mark.parametrize(
+    ("value", "shaped"),
+    [
+        ("q7v2mx9kd0rt4lw8zp1cj6hs3bn5fy2a", True),
+        ("hfCnuVcYOgiRjlDEmAoRbN", True),  # base62 with no digit
+        ("LY027C40U2KNNZLFO1WEU3XQZ13LW515", True),  # capitals and digits
+        ("HTTPSConnectionPool2", False),
+        ("ecdsa-sha2-nistp256", False),
+        ("build-2024-11-03-rc1", False),
+        ("short1", False),
+        ("0123456789012345678901", False),  # digits: an id
+        ("sha256:09aab4b50670034a02fe0d5f6cb91684ba6461f5", False),
+    ],
+)
+def test_credential_shaped(value, shaped):
+    assert credential_shaped(value) is shaped
+
+
+def test_a_prefixed_token_is_no_snake_case_name():
+    assert token_value_valid("sk_d21e2be3622049c7809f95cc02313821")
+    assert not token_value_valid("new_password_hash_value")
+
+
+def test_a_service_named_before_token_is_not_a_paging_token():
+    assert found("statuspage token = '0c8xiakjyy42sep7fs17pzq08ra0e4aj04uq'")
+    assert found("next page token = 'CiAKGjBpNDd2Nmp2Zml2cXRwYjBpOXA'") == []
+
+
+def test_a_long_quoted_value_is_read_whole():
+    value = "eyQ" + "Lk9dHMjpK5snSPYf6ZCiXXxQRlie2wMITSkTjuzywCiga696mN" * 5
+    assert found(f'"acme_secret": "{value}"') == [("generic-secret", value)]
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("<secret>{AQAAABAAAAAQvJ0tbNl3PZk2G7hW8x5YQzR1m4Lc6Fd9Ts2Uv8Xw=}</secret>",
+         "AQAAABAAAAAQvJ0tbNl3PZk2G7hW8x5YQzR1m4Lc6Fd9Ts2Uv8Xw="),
+        ("<secret>{acme AQAAABAAA b7c1d5tag9jfuhz4y7v6v05dx2wq2z1u}</secret>",
+         "b7c1d5tag9jfuhz4y7v6v05dx2wq2z1u"),
+    ],
+)  # fmt: skip
+def test_jenkins_secrets(text, value):
+    assert ("jenkins-secret", value) in found(text)
+
+
+def test_jenkins_marker_with_no_credential_after_it_is_left_alone():
+    assert found("<secret>{acme AQAAABAAA changeme}</secret>") == []
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "alcht_" + "Zq8Xv2Lm5Nc7Bw3Kj9Hd4Fs6Gt1Ry0",
+        "apify_api_" + "Hq7Lm2Nv9Xc4Bw8Kj3Fd6Gs1Rt5Yp0Zq2Lw8",
+        "bkua_" + "q8w2e7r4t9y1u6i3o5p0a8s2d7f4g9h1j6k3l5z0",
+        "slk_" + "3c6f69a93b14fbd6061e00fb40876b327826df4fe393e760d3109de08165e793",
+        "VF.DM." + "628d5d92faf688001bda7907" + ".dmC8KKO1oX8JO5ai",
+        "1000." + "1fa6966eafbb115624baa4103269e50e" + "." + "e57d155232227b4e41fa7dd2b88dd4d4",
+        "rootly_" + "7f1e8738d7d6b540bc52e1bc24c6e2c109dc44642f9e5d583be7e5d04f8bd282",
+        "spu-" + "3f10194ca38240ddb880bab79492384b",
+        "NRBR-" + "cd83c5e6c53fe2edc1a",
+    ],
+)
+def test_service_token_prefixes(value):
+    assert ("service-token", value) in found(f"here: {value} ok")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "spu-" + "a" * 32,  # a placeholder run
+        "rootly_" + "0" * 64,
+        "see api-docs for the sdk-v2 release",
+        "VF.DM.notahexid.short",
+    ],
+)
+def test_service_token_near_misses(text):
+    assert [kind for kind, _ in found(text)] == []
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ('"duo_skey": "{}"', "ZQ8PLK3mN7vR2xT5wY9bC4dF6gH1jK0sLa3P"),
+        ('acme_key: "{}"', "49|Q7KJBwfPzF2ESyNui5yBw9OVB6eWj0iXkssEKC7b"),  # Laravel Sanctum
+        ("secret_id = '{}'", "5b1a3c2e-8d4f-4a6b-9c0e-2f7d1b3a5c8e"),  # Vault AppRole
+        ('clientSecret                = "{}"', "U6DtAX5r6RPZxd~l12Ri3X8J9urt5Q-xs"),
+        ('"acme_secret": "{}"', "647501-6p71dd66-3k6s-un9a-0ri0-0ypi87cz3rmx"),
+    ],
+)
+def test_more_names_and_shapes(text, value):
+    assert value in [v for _, v in found(text.format(value))]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'acme_secret = "1.21.0-alpine3.18"',  # a version, with a short suffix
+        'acme_key: "12|short"',
+        'acme token - "####################"',
+    ],
+)
+def test_versions_and_masks_are_no_credentials(text):
+    assert found(text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ('{"name": "DB_PASSWORD", "value": "{}"}', "Tiger1992@lake"),
+        ("env:\n  - name: ACME_API_TOKEN\n    value: {}\n", "r8Kp2Qz7Lm4Nv9Xt3Bw6Cy1Dh5Fj0Gs"),
+        ("az storage blob list -storagekey {}", "hGeB3WqDyx0mGsQMsQDl+gmnXa51ZODiBtcXJpMo"),
+        ("assert.equal(parsed['AccountKey'], '{}');", "KWPLd0rpW2T0U7K2pVpF8rYr1BgYtR7wYQk33AYi"),
+        ("acme auth token |{}", "skCrESWvpXysjmaMGdMecRnw2mTVURqlVABArKApL1j4SL"),
+        ("<secret>{acme AQAAABAAA {} }</secret>", "W_HlMtrmELzXm4bSlWv49JLcgvg5hvu467Wbb"),
+    ],
+)
+def test_names_and_values_in_lists_calls_and_tables(text, value):
+    assert value in [v for _, v in found(text.replace("{}", value))]
+
+
+def test_a_name_and_value_pair_of_something_else_is_left_alone():
+    assert found('{"name": "LOG_LEVEL", "value": "debug"}') == []
+    assert found("env:\n  - name: ACME_TOKEN_URL\n    value: https://auth.acme.test/t\n") == []
