@@ -11,7 +11,7 @@ import pytest
 
 from proxy.redact import detectors, secret_detectors
 from proxy.redact.builtin import BUILTIN
-from proxy.redact.detectors import TrieIndex, _Text, scan
+from proxy.redact.detectors import SharedText, TrieIndex, scan
 
 TEXTS = [
     "",
@@ -30,12 +30,12 @@ TEXTS = [
 @pytest.mark.parametrize("text", TEXTS)
 def test_the_trie_finds_every_keyword_occurrence_str_find_finds(text):
     trie = TrieIndex.of(BUILTIN)
-    hits = trie.hits(_Text(text, None))
+    hits = trie.hits(SharedText(text, None))
     if hits is None:
         assert len(text.lower()) != len(text)
         return
     for position, d in enumerate(BUILTIN):
-        plain, indexed = _Text(text, None), _Text(text, hits)
+        plain, indexed = SharedText(text, None), SharedText(text, hits)
         assert indexed.windows(d, position) == plain.windows(d, position), d.id
         if d.anchored:
             assert indexed.starts(d, position) == plain.starts(d, position), d.id
