@@ -13,7 +13,6 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from itertools import repeat
 from typing import ClassVar
 
 try:  # optional accelerator: the same findings, keywords found in one pass (see KeywordIndex)
@@ -397,14 +396,11 @@ def scan(text: str, detectors: tuple[Detector, ...]) -> list[Finding]:
         d = detectors[order]
         starts = shared.starts(d, order) if d.anchored else None
         if starts is not None:
-            matches = (m for m in map(d.regex.match, repeat(text), starts) if m)
+            spans = _anchored_spans(d, text, starts, memo)
         else:
-            matches = (m for a, b in shared.windows(d, order)
-                       for m in _valid_matches(d, text, a, b, memo))  # fmt: skip
-        for m in matches:
-            if starts is not None and not _valid(d, m, memo):  # (windows yield valid ones only)
-                continue
-            start, end = m.span(d.span_group)
+            spans = (m.span(d.span_group) for a, b in shared.windows(d, order)
+                     for m in _valid_matches(d, text, a, b, memo))  # fmt: skip
+        for start, end in spans:
             if end > start:
                 found.append((start, -(end - start), order, d.id))
     found.sort()
@@ -415,6 +411,42 @@ def scan(text: str, detectors: tuple[Detector, ...]) -> list[Finding]:
             findings.append(Finding(kind, start, start - negative_length))
             last_end = start - negative_length
     return findings
+
+
+CHAIN = 4  # values of one detector, each overlapping the last: more is a chain of keys
+
+
+def _anchored_spans(
+    d: Detector, text: str, starts: list[int], memo: dict
+) -> Iterator[tuple[int, int]]:
+    """The spans of the valid matches of an anchored detector at its keywords' starts.
+
+    A value may run over the next key (`api_key=api_key=…`, `fooKey=ab` glued to the next
+    `fooKey=`), and each key's value is then matched and validated again, at the cost of the
+    value's length: thousands of keys in a prompt took seconds. Past CHAIN values that each
+    overlap the run so far, the run is one value, taken whole without more matching: a
+    prompt built of chained keys is redacted, in linear time (failing closed, not open)."""
+    run_start = run_end = -1
+    overlapping = 0
+    for position in starts:
+        if overlapping >= CHAIN and position < run_end:
+            continue
+        m = d.regex.match(text, position)
+        if m is None:
+            continue
+        start, end = m.span(d.span_group)
+        if end <= start:
+            continue
+        if start < run_end:
+            overlapping += 1
+            run_end = max(run_end, end)
+            if overlapping == CHAIN:
+                yield run_start, run_end
+                continue
+        else:
+            run_start, run_end, overlapping = start, end, 0
+        if _valid(d, m, memo):
+            yield start, end
 
 
 def _valid_matches(

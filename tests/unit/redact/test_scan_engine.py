@@ -87,3 +87,15 @@ def test_remembered_verdicts_change_no_finding(text, monkeypatch):
     remembered = scan(text, BUILTIN)
     monkeypatch.setattr(detectors, "_MEMO_MIN", 10**9)  # every value validated afresh
     assert scan(text, BUILTIN) == remembered
+
+
+def test_a_chain_of_keys_is_redacted_whole_and_a_short_one_value_by_value():
+    # each value runs over the next key: past detectors.CHAIN of them, the run is one value
+    for chain in ("fooKey=" * 1000, "token:" * 1000):  # no value alone is a credential
+        found = scan(chain, BUILTIN)
+        covered = sum(f.end - f.start for f in found)
+        assert covered > 0.95 * len(chain), found
+    # two keys glued together are still decided value by value
+    short = "api_key=api_key=q8Zr2LmV0xWk5TnP7sHd and token=token=Zt4Kd9QwX2mLp7RvN3bY"
+    redacted, _ = detectors.redact_text(short, BUILTIN, "[REDACTED]")
+    assert "q8Zr2LmV0xWk5TnP7sHd" not in redacted and "Zt4Kd9QwX2mLp7RvN3bY" not in redacted
