@@ -4,7 +4,9 @@ The body is decoded, its text found (JSON, form, multipart: redact/bodies.py) an
 with the rule's profile, then re-encoded as the client sent it. A body that cannot be
 checked is blocked, or passed when the profile says `on_unparseable: pass`; one larger than
 the profile's limit is refused, before it is read when its length is announced. Bodies over
-64 KiB are redacted in a thread, off the event loop.
+64 KiB are redacted in a thread, off the event loop, and so is a smaller one that takes more
+than LOOP_SECONDS there (a prompt is the client's to shape: some shapes cost far more per
+byte); one that takes more than THREAD_SECONDS in the thread is blocked, never passed.
 """
 
 from __future__ import annotations
@@ -19,7 +21,11 @@ from proxy.mitm.answers import OFFLOAD_BYTES, Answers
 from proxy.mitm.recording import Recorder
 from proxy.mitm.state import STATE, FlowState
 from proxy.redact.bodies import Result, Unparseable, Unredactable, redact_body
+from proxy.redact.detectors import TooSlow, deadline
 from proxy.redact.profiles import RedactionProfile
+
+LOOP_SECONDS = 0.05  # redacting on the event loop holds every other connection up
+THREAD_SECONDS = 10.0  # a body that takes longer is blocked: its cost is bounded
 
 
 class Redaction:
@@ -75,13 +81,18 @@ class Redaction:
         ctype = flow.request.headers.get("content-type", "")
 
         def redact() -> Result | Unparseable:
-            return redact_or_error(raw or b"", ctype, profile)
+            return redact_or_error(raw or b"", ctype, profile, THREAD_SECONDS)
 
         def apply(outcome: Result | Unparseable) -> None:
             self._apply(flow, state, profile, host, outcome)
 
         if raw is None or len(raw) <= OFFLOAD_BYTES:
-            apply(redact())
+            try:
+                with deadline(LOOP_SECONDS):
+                    outcome = redact_body_or_error(raw or b"", ctype, profile)
+            except TooSlow:  # a small body slow to check: done again in a thread
+                return self.answers.in_thread(flow, redact, apply)
+            apply(outcome)
             return None
         return self.answers.in_thread(flow, redact, apply)
 
@@ -129,7 +140,7 @@ class Redaction:
         self.answers.block_instead(flow, decision, host, message, status=413)
 
 
-def redact_or_error(
+def redact_body_or_error(
     raw: bytes, content_type: str, profile: RedactionProfile
 ) -> Result | Unparseable:
     """Redaction's outcome as a value, so it can cross from a worker thread."""
@@ -137,3 +148,14 @@ def redact_or_error(
         return redact_body(raw, content_type, profile)
     except Unparseable as e:
         return e
+
+
+def redact_or_error(
+    raw: bytes, content_type: str, profile: RedactionProfile, seconds: float
+) -> Result | Unparseable:
+    """The same within `seconds`; a body that takes longer is never passed unchecked."""
+    try:
+        with deadline(seconds):
+            return redact_body_or_error(raw, content_type, profile)
+    except TooSlow:
+        return Unredactable(f"checking it took longer than {seconds:g} seconds")

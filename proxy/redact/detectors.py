@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -378,6 +381,30 @@ def _trie(words: Iterable[str]) -> str:
     return pattern(root)
 
 
+class TooSlow(Exception):
+    """A scan ran past the deadline its caller set (see `deadline`)."""
+
+
+_DEADLINE: ContextVar[float | None] = ContextVar("redaction_deadline", default=None)
+
+
+@contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Scans in this block raise TooSlow once `seconds` have passed. A prompt is the client's
+    to shape, and some shapes cost far more per byte than prose (runs of spaced digits, labels
+    repeated thousands of times): the caller bounds what a request may cost, and decides."""
+    token = _DEADLINE.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def _on_time(until: float | None) -> None:
+    if until is not None and time.monotonic() > until:
+        raise TooSlow("the scan ran past its deadline")
+
+
 def scan(text: str, detectors: tuple[Detector, ...]) -> list[Finding]:
     """Every finding in `text`, earliest first; overlaps resolved in favour of the earlier,
     then the longer, then the detector listed first."""
@@ -392,14 +419,16 @@ def scan(text: str, detectors: tuple[Detector, ...]) -> list[Finding]:
         shared.keyword_hits = hits = trie.hits(shared)
     orders = range(len(detectors)) if hits is None else trie.needed(shared, hits)
     memo: dict[tuple[Validator, str], bool] = {}
+    until = _DEADLINE.get()
     for order in orders:
+        _on_time(until)
         d = detectors[order]
         starts = shared.starts(d, order) if d.anchored else None
         if starts is not None:
-            spans = _anchored_spans(d, text, starts, memo)
+            spans = _anchored_spans(d, text, starts, memo, until)
         else:
             spans = (m.span(d.span_group) for a, b in shared.windows(d, order)
-                     for m in _valid_matches(d, text, a, b, memo))  # fmt: skip
+                     for m in _valid_matches(d, text, a, b, memo, until))  # fmt: skip
         for start, end in spans:
             if end > start:
                 found.append((start, -(end - start), order, d.id))
@@ -417,7 +446,7 @@ CHAIN = 4  # values of one detector, each overlapping the last: more is a chain 
 
 
 def _anchored_spans(
-    d: Detector, text: str, starts: list[int], memo: dict
+    d: Detector, text: str, starts: list[int], memo: dict, until: float | None = None
 ) -> Iterator[tuple[int, int]]:
     """The spans of the valid matches of an anchored detector at its keywords' starts.
 
@@ -431,6 +460,7 @@ def _anchored_spans(
     for position in starts:
         if overlapping >= CHAIN and position < run_end:
             continue
+        _on_time(until)
         m = d.regex.match(text, position)
         if m is None:
             continue
@@ -450,7 +480,12 @@ def _anchored_spans(
 
 
 def _valid_matches(
-    d: Detector, text: str, start: int, end: int, memo: dict | None = None
+    d: Detector,
+    text: str,
+    start: int,
+    end: int,
+    memo: dict | None = None,
+    until: float | None = None,
 ) -> Iterator[re.Match]:
     """Like finditer, but a match that fails validation is tried again cut short at each
     whitespace ("+1 415 555 0100  4111 1111 1111 1111" first matches the phone pattern as a
@@ -458,6 +493,7 @@ def _valid_matches(
     ("2 4111 1111 1111 1111" must still find the card after the first digit)."""
     position = start
     while position < end and (m := d.regex.search(text, position, end)):
+        _on_time(until)
         found = m if _valid(d, m, memo) else _shorter_valid(d, text, m, memo)
         if found is not None:
             yield found

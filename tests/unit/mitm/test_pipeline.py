@@ -4,6 +4,7 @@ exception inside a decision)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import ssl
@@ -18,6 +19,7 @@ from mitmproxy.test import taddons, tflow
 from mitmproxy.tls import ClientHello, ClientHelloData
 from proxyharness import write_policy
 
+from proxy.mitm import redaction
 from proxy.mitm.pipeline import build
 from proxy.mitm.state import decision_of, state_of
 
@@ -264,3 +266,25 @@ def test_a_websocket_upgrade_under_redact_is_refused_not_passed_unredacted(tmp_p
     addon.requestheaders(f)
     assert f.response.status_code == 403
     assert "cannot check WebSocket messages" in json.loads(f.response.content)["error"]["message"]
+
+
+def test_a_small_body_slow_to_check_is_finished_in_a_thread_and_one_too_slow_is_blocked(
+    tmp_path, monkeypatch
+):
+    addon = redacting(tmp_path)
+    monkeypatch.setattr(redaction, "LOOP_SECONDS", -1.0)  # every body is slow on the loop
+    f = post(PROMPT)
+    addon.requestheaders(f)
+    pending = addon.request(f)
+    assert pending is not None and f.response is None  # handed to a thread, not passed
+    asyncio.run(pending)
+    assert f.response is None and state_of(f).redactions == {"aws-access-key": 1, "email": 1}
+    assert b"AKIAIOSFODNN7EXAMPLE" not in f.request.get_content()
+
+    monkeypatch.setattr(redaction, "THREAD_SECONDS", -1.0)  # ...and too slow in the thread
+    f = post(PROMPT)
+    addon.requestheaders(f)
+    asyncio.run(addon.request(f))
+    assert f.response.status_code == 403
+    message = json.loads(f.response.content)["error"]["message"]
+    assert "could not check this request" in message and "took longer than" in message

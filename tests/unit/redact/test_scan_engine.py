@@ -99,3 +99,12 @@ def test_a_chain_of_keys_is_redacted_whole_and_a_short_one_value_by_value():
     short = "api_key=api_key=q8Zr2LmV0xWk5TnP7sHd and token=token=Zt4Kd9QwX2mLp7RvN3bY"
     redacted, _ = detectors.redact_text(short, BUILTIN, "[REDACTED]")
     assert "q8Zr2LmV0xWk5TnP7sHd" not in redacted and "Zt4Kd9QwX2mLp7RvN3bY" not in redacted
+
+
+def test_a_scan_past_its_deadline_raises_and_one_within_it_finds_as_without():
+    text = "key AKIAIOSFODNN7EXAMPLE, call +1 415 555 0132 " * 20
+    with pytest.raises(detectors.TooSlow), detectors.deadline(-1.0):
+        scan(text, BUILTIN)
+    with detectors.deadline(60.0):
+        within = scan(text, BUILTIN)
+    assert within == scan(text, BUILTIN) and within
