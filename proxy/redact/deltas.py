@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
-from proxy.redact.restore import TextRestorer
+from proxy.redact.restore import JsonRestorer, TextRestorer
 
 Key = tuple  # which answer a delta belongs to: (format, index...)
 Held = tuple[object, dict]  # (the framing's tag, an event carrying held-back text)
@@ -322,3 +322,22 @@ def _converse(index: object, member: str, field: str | None) -> Callable[[str], 
         return {"contentBlockDelta": {"delta": delta, "contentBlockIndex": index}}
 
     return event
+
+
+class StreamRestorer:
+    """What the restorers of a streamed answer share (sse.py, ndjson.py, eventstream.py):
+    whole placeholders restored in any JSON string, the text deltas followed, the bytes of
+    the event being read, and how restoring went; each reads and writes its own framing."""
+
+    def __init__(self, originals: Mapping[str, str]) -> None:
+        self._json = JsonRestorer(originals)
+        self._deltas = Deltas(originals)
+        self._pending = bytearray()  # the event (line, frame) being read
+        self.passing = False  # gave up restoring: everything passes as it comes
+        self.failure: str | None = None  # why restoring stopped, when it failed
+        self.misread = 0  # events of a known shape with something unexpected in them
+
+    @property
+    def replaced(self) -> int:
+        """Placeholders put back so far (a count, never which)."""
+        return self._json.replaced + self._deltas.replaced

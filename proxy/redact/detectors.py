@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar, Self
 
 try:  # optional accelerator: the same findings, keywords found in one pass (see KeywordIndex)
     import hyperscan
@@ -208,7 +208,27 @@ def _merge(
     return merged
 
 
-class KeywordIndex:
+class _PerDetectorSet:
+    """Built once per tuple of detectors (a profile keeps its tuple for its life), kept in a
+    bounded cache of the subclass's own; `of` gives the one for a tuple."""
+
+    _cache: ClassVar[dict[int, tuple[tuple[Detector, ...], Any]]]
+    _lock: ClassVar[threading.Lock]
+
+    @classmethod
+    def of(cls, detectors: tuple[Detector, ...]) -> Self:
+        key = id(detectors)
+        entry = cls._cache.get(key)
+        if entry is None or entry[0] is not detectors:
+            with cls._lock:
+                if len(cls._cache) > 256:
+                    cls._cache.clear()
+                entry = (detectors, cls(detectors))
+                cls._cache[key] = entry
+        return entry[1]
+
+
+class KeywordIndex(_PerDetectorSet):
     """Every keyword of a detector set, found in one pass by Hyperscan.
 
     Checking each keyword with str.find costs a pass over the text per keyword (34 for the
@@ -243,18 +263,6 @@ class KeywordIndex:
             )
         self._local = threading.local()
 
-    @classmethod
-    def of(cls, detectors: tuple[Detector, ...]) -> KeywordIndex:
-        key = id(detectors)
-        entry = cls._cache.get(key)
-        if entry is None or entry[0] is not detectors:
-            with cls._lock:
-                if len(cls._cache) > 256:
-                    cls._cache.clear()
-                entry = (detectors, cls(detectors))
-                cls._cache[key] = entry
-        return entry[1]
-
     def hits_in(self, text: str) -> dict[int, list[tuple[int, int]]]:
         """Hits in a text that is not ASCII: found in its UTF-8, then moved to character
         positions (a keyword starts and ends on whole characters). Without this, one accent
@@ -286,7 +294,7 @@ class KeywordIndex:
         return found
 
 
-class TrieIndex:
+class TrieIndex(_PerDetectorSet):
     """Every keyword of a detector set, found with one `re` search per occurrence: the
     keywords as a trie-shaped regex (one for the case-sensitive ones, one for the folded).
 
@@ -318,18 +326,6 @@ class TrieIndex:
                     for word in owners}  # fmt: skip
             regex = re.compile(_trie(owners)) if owners else None
             self.parts.append((folded, regex, meta))
-
-    @classmethod
-    def of(cls, detectors: tuple[Detector, ...]) -> TrieIndex:
-        key = id(detectors)
-        entry = cls._cache.get(key)
-        if entry is None or entry[0] is not detectors:
-            with cls._lock:
-                if len(cls._cache) > 256:
-                    cls._cache.clear()
-                entry = (detectors, cls(detectors))
-                cls._cache[key] = entry
-        return entry[1]
 
     def needed(self, shared: SharedText, hits: dict[int, list[tuple[int, int]]]) -> list[int]:
         """The positions of the detectors that can find something in the text, in order:

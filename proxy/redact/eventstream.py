@@ -26,8 +26,7 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from proxy.redact.deltas import Deltas, Held
-from proxy.redact.restore import JsonRestorer
+from proxy.redact.deltas import Held, StreamRestorer
 
 MAX_FRAME_BYTES = 16 * 1024 * 1024  # the format's own limit
 _PRELUDE = struct.Struct(">II")  # total length, headers length
@@ -122,23 +121,13 @@ class _Shape:
     base64: bool  # the payload is {"bytes": base64 of the event} (InvokeModelWithResponseStream)
 
 
-class EventStreamRestorer:
+class EventStreamRestorer(StreamRestorer):
     """Bytes of an AWS event stream in (`feed`, then `finish` at its end), the same stream
     with the request's placeholders restored out."""
 
     def __init__(self, originals: Mapping[str, str]) -> None:
-        self._json = JsonRestorer(originals)
-        self._deltas = Deltas(originals)
-        self._pending = bytearray()  # the frame being read
-        self.passing = False  # gave up restoring: everything passes as it comes
-        self.failure: str | None = None  # why restoring stopped, when it failed
-        self.misread = 0  # frames of a known shape with something unexpected in them
+        super().__init__(originals)
         self._headers: dict[bytes, dict[str, str]] = {}  # header blocks read
-
-    @property
-    def replaced(self) -> int:
-        """Placeholders put back so far (a count, never which)."""
-        return self._json.replaced + self._deltas.replaced
 
     def feed(self, data: bytes) -> bytes:
         if self.passing:

@@ -16,29 +16,18 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from proxy.redact.deltas import Deltas, Held
-from proxy.redact.restore import JsonRestorer
+from proxy.redact.deltas import Held, StreamRestorer
 
 MAX_LINE_BYTES = 1024 * 1024
 
 
-class NdjsonRestorer:
+class NdjsonRestorer(StreamRestorer):
     """Bytes of a JSON-lines stream in (`feed`, then `finish` at its end), the same stream
     with the request's placeholders restored out."""
 
     def __init__(self, originals: Mapping[str, str]) -> None:
-        self._json = JsonRestorer(originals)
-        self._deltas = Deltas(originals)
-        self._pending = bytearray()  # the line being read
-        self.passing = False  # gave up restoring: everything passes as it comes
-        self.failure: str | None = None  # why restoring stopped, when it failed
-        self.misread = 0  # lines of a known shape with something unexpected in them
+        super().__init__(originals)
         self._eol = b"\n"
-
-    @property
-    def replaced(self) -> int:
-        """Placeholders put back so far (a count, never which)."""
-        return self._json.replaced + self._deltas.replaced
 
     def feed(self, data: bytes) -> bytes:
         if self.passing:

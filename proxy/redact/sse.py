@@ -17,8 +17,7 @@ import json
 import re
 from collections.abc import Mapping
 
-from proxy.redact.deltas import Deltas, Held
-from proxy.redact.restore import JsonRestorer
+from proxy.redact.deltas import Held, StreamRestorer
 
 MAX_EVENT_BYTES = 1024 * 1024
 # a blank line ends an event; lines end in CRLF, LF or CR (a CR at the end of what has come
@@ -28,24 +27,14 @@ _LINE_END = rb"(?:\r\n|\r(?!\n)|\n)"
 _EVENT_END = re.compile(_LINE_END + _LINE_END)
 
 
-class SseRestorer:
+class SseRestorer(StreamRestorer):
     """Bytes of an event stream in (`feed`, then `finish` at its end), the same stream with
     the request's placeholders restored out."""
 
     def __init__(self, originals: Mapping[str, str]) -> None:
-        self._json = JsonRestorer(originals)
-        self._deltas = Deltas(originals)
-        self._pending = bytearray()  # the event being read
+        super().__init__(originals)
         self._searched = 0  # how far _pending holds no event end
-        self.passing = False  # gave up restoring: everything passes as it comes
-        self.failure: str | None = None  # why restoring stopped, when it failed
-        self.misread = 0  # events of a known shape with something unexpected in them
         self._eol = b"\n"
-
-    @property
-    def replaced(self) -> int:
-        """Placeholders put back so far (a count, never which)."""
-        return self._json.replaced + self._deltas.replaced
 
     def feed(self, data: bytes) -> bytes:
         if self.passing:
