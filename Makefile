@@ -8,8 +8,9 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 POLICY ?= policies
 # test processes (pytest-xdist): most of the suite waits on real servers and proxies, so two
-# processes on two cores halve it; each test file stays in one process (its shared proxies)
-TEST_PROCS ?= 2
+# processes on two cores halve it (three: one runs while two wait); each test file stays in
+# one process (its shared proxies)
+TEST_PROCS ?= 3
 
 # The first interpreter that is Python >= 3.12: $PYTHON if set, the usual names on PATH,
 # then pyenv's versions (newest first) and /usr/bin. pyenv shims that are not active fail
