@@ -27,6 +27,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 from corpus import faker_people  # noqa: E402
+from redaction_bench import aiwarden_tree, tree_arguments  # noqa: E402
 from redaction_corpus import clean  # noqa: E402
 
 # detector id -> the kind of value it finds, as the corpus labels it
@@ -130,16 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-locale", type=int, default=120)
     parser.add_argument("--clean", type=int, default=600, help="prompts of the clean corpus")
     parser.add_argument("--clean-prose", type=int, default=30, help="clean prose per locale")
-    parser.add_argument("--tree", type=Path, help="the aiwarden tree (default: PYTHONPATH's)")
-    parser.add_argument("--json", type=Path, help="also write the results here")
+    tree_arguments(parser)
     args = parser.parse_args(argv)
-    if args.tree:
-        sys.path.insert(0, str(args.tree.resolve()))
-    try:
-        import proxy
-    except ImportError:
-        parser.error("no aiwarden tree: set PYTHONPATH to one or give --tree DIR")
-    tree = Path(proxy.__file__).resolve().parent.parent
+    tree = aiwarden_tree(parser, args)
     print(f"aiwarden tree: {tree}", file=sys.stderr)
 
     samples = faker_people.samples(args.seed, args.per_locale, args.clean_prose)

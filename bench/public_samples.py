@@ -46,10 +46,12 @@ from redaction_bench import (  # noqa: E402
     Found,
     Tool,
     aiwarden_tool,
+    aiwarden_tree,
     detect_secrets_tool,
     gitleaks_tool,
     overlaps,
     score,
+    tree_arguments,
 )
 from redaction_corpus import Sample, Span, clean  # noqa: E402
 
@@ -275,18 +277,11 @@ def main(argv: list[str] | None = None) -> int:
                             help=f"{name}'s repository (bare or checkout)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--clean", type=int, default=600, metavar="N")
-    parser.add_argument("--tree", type=Path, help="the aiwarden tree (default: PYTHONPATH's)")
-    parser.add_argument("--json", type=Path, help="also write the results here")
+    tree_arguments(parser)
     parser.add_argument("--no-scanners", action="store_true", help="aiwarden only")
     parser.add_argument("--misses", action="store_true", help="print aiwarden's misses")
     args = parser.parse_args(argv)
-    if args.tree:
-        sys.path.insert(0, str(args.tree.resolve()))
-    try:
-        import proxy
-    except ImportError:
-        parser.error("no aiwarden tree: set PYTHONPATH to one or give --tree DIR")
-    tree = Path(proxy.__file__).resolve().parent.parent
+    tree = aiwarden_tree(parser, args)
 
     cases: list[PublicSample] = []
     sources, not_run = {}, []

@@ -385,23 +385,33 @@ def _sum(rows: dict) -> dict:
     return dict(total)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--per-family", type=int, default=40, metavar="K")
-    parser.add_argument("--clean", type=int, default=900, metavar="N")
-    parser.add_argument("--texts", type=int, default=32, help="64 KB texts for throughput")
+def tree_arguments(parser: argparse.ArgumentParser) -> None:
+    """--tree and --json, as every redaction bench takes them."""
     parser.add_argument("--tree", type=Path, help="the aiwarden tree (default: PYTHONPATH's)")
     parser.add_argument("--json", type=Path, help="also write the results here")
-    parser.add_argument("--no-scanners", action="store_true", help="aiwarden only")
-    args = parser.parse_args(argv)
+
+
+def aiwarden_tree(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Path:
+    """The aiwarden tree to measure: --tree DIR first on the path, or PYTHONPATH's."""
     if args.tree:
         sys.path.insert(0, str(args.tree.resolve()))
     try:
         import proxy
     except ImportError:
         parser.error("no aiwarden tree: set PYTHONPATH to one or give --tree DIR")
-    tree = Path(proxy.__file__).resolve().parent.parent
+    return Path(proxy.__file__).resolve().parent.parent
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--per-family", type=int, default=40, metavar="K")
+    parser.add_argument("--clean", type=int, default=900, metavar="N")
+    parser.add_argument("--texts", type=int, default=32, help="64 KB texts for throughput")
+    tree_arguments(parser)
+    parser.add_argument("--no-scanners", action="store_true", help="aiwarden only")
+    args = parser.parse_args(argv)
+    tree = aiwarden_tree(parser, args)
 
     samples = generate(args.seed, args.per_family, args.clean)
     ours, cli = aiwarden_tool(tree)
