@@ -453,9 +453,12 @@ def _anchored_spans(
     prompt built of chained keys is redacted, in linear time (failing closed, not open)."""
     run_start = run_end = -1
     overlapping = 0
+    markers = _markers(text)
     for position in starts:
         if overlapping >= CHAIN and position < run_end:
             continue
+        if markers and any(a <= position < b for a, b in markers):
+            continue  # "[REDACTED:aws-access-key]" names no value: a second pass finds nothing
         _on_time(until)
         m = d.regex.match(text, position)
         if m is None:
@@ -473,6 +476,16 @@ def _anchored_spans(
             run_start, run_end, overlapping = start, end, 0
         if _valid(d, m, memo):
             yield start, end
+
+
+# what redaction writes: "[REDACTED:kind]" and restorable placeholders ("<AWS_KEY_1>")
+_MARKER = re.compile(r"\[REDACTED[^\]\n]{0,40}\]|<[A-Z][A-Z0-9_]*_[0-9]+>")
+
+
+def _markers(text: str) -> list[tuple[int, int]]:
+    if "[REDACTED" not in text and "<" not in text:
+        return []
+    return [m.span() for m in _MARKER.finditer(text)]
 
 
 def _valid_matches(

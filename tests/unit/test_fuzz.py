@@ -197,6 +197,7 @@ def test_json_stays_json_and_a_second_pass_finds_nothing(value):
 # and "[redacted:phone" labelled the number a phone on the second pass
 @example("123-45-6789 ::: :::: :::: bob@corp.example bob@corp.example AKIAIOSFODNN7EXAMPLE "
          "+1 415 555 0100")  # fmt: skip
+@example("AKIAIOSFODNN7EXAMPLE ::?ABCDEF")  # "key" in "[REDACTED:aws-access-key]" named a value
 def test_form_bodies_stay_forms_and_a_second_pass_finds_nothing(text):
     raw = f"prompt={quote(text)}&model=m".encode()
     result = redact_body(raw, "application/x-www-form-urlencoded", PROFILE)
