@@ -3,6 +3,8 @@ calls it: on every addon that has it, in the pipeline's order (proxy/mitm/pipeli
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 from pathlib import Path
 
 from mitmproxy.test import taddons
@@ -50,3 +52,15 @@ class Hooks:
 
     def request(self, flow):
         return self.call("request", flow)
+
+
+def settled(result: object) -> None:
+    """Run a hook's awaitable to its end. A hook may hand its work to a thread whenever it
+    is slow on the event loop (redaction on a loaded machine, say), so a test about *what*
+    the hook does, not *where*, waits for it before looking."""
+    if inspect.isawaitable(result):
+
+        async def finish() -> None:
+            await result
+
+        asyncio.run(finish())

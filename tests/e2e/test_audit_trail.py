@@ -76,12 +76,14 @@ def proxy(request, work):
     p.stop()
 
 
-def audit_lines(proxy, predicate, timeout: float = 5) -> list[dict]:
+def audit_lines(proxy, predicate, timeout: float = 5, count: int = 1) -> list[dict]:
+    """The audit lines that match, once there are `count` of them (or the time is up): the
+    lines of one request are written at different moments."""
     deadline = time.monotonic() + timeout
     while True:
         text = proxy.audit.read_text() if proxy.audit.exists() else ""
         found = [r for r in map(json.loads, text.splitlines()) if predicate(r)]
-        if found or time.monotonic() > deadline:
+        if len(found) >= count or time.monotonic() > deadline:
             return found
         time.sleep(0.1)
 
@@ -106,7 +108,7 @@ def test_an_intercepted_failure_is_audited_under_its_decisions_id(proxy):
     r = curl("-si", "--proxy", proxy.url, f"http://localhost:{closed_port()}/v1/models")
     assert r.stdout.startswith("HTTP/1.1 502")
     reference = r.stdout.lower().split("x-aiwarden-reference: ", 1)[1].split("\r\n", 1)[0]
-    lines = audit_lines(proxy, lambda r: r.get("id") == reference, timeout=5)
+    lines = audit_lines(proxy, lambda r: r.get("id") == reference, timeout=10, count=2)
     assert {line.get("event") or line["action"] for line in lines} == {"monitor", "upstream_error"}
     (error,) = [line for line in lines if line.get("event")]
     assert error["kind"] == "refused" and error["status"] == 502 and error["tunnel"] is False
@@ -127,10 +129,7 @@ def test_every_audit_line_has_an_id(proxy, work):
         plain.close()
         tls.close()
     assert (monitored.stdout, allowed.stdout, tunnelled.stdout) == ("200", "200", "200")
-    partner = audit_lines(proxy, lambda r: r.get("rule") == "partner-site")
-    deadline = time.monotonic() + 5
-    while len(partner) < 2 and time.monotonic() < deadline:
-        partner = audit_lines(proxy, lambda r: r.get("rule") == "partner-site")
+    partner = audit_lines(proxy, lambda r: r.get("rule") == "partner-site", timeout=10, count=2)
     assert {(r["method"], r["stage"], r["action"]) for r in partner} >= {
         ("GET", "request", "allow"),
         ("CONNECT", "connect", "allow"),
