@@ -9,6 +9,7 @@ formats of each token and identifier.
 
 from __future__ import annotations
 
+import bisect
 import re
 import threading
 import time
@@ -105,6 +106,11 @@ _NOT_DIGITS = str.maketrans("", "", " ().-")
 _DIGIT_RUN = re.compile(r"[0-9][0-9 ().-]{5,}[0-9]")  # 7 characters at least
 
 
+# what redaction writes: "[REDACTED:kind]" and restorable placeholders ("<AWS_KEY_1>")
+_MARKER = re.compile(r"\[REDACTED[^\]\n]{0,40}\]|<[A-Z][A-Z0-9_]*_[0-9]+>")
+_AFTER_ANY = 1 << 62  # bisects past every span that starts at a position
+
+
 class SharedText:
     """A text with what several detectors share computed once: the lower-cased text, and the
     runs of digits the number-shaped detectors start from."""
@@ -115,6 +121,24 @@ class SharedText:
         self._folded: str | None = None
         # start, end, number of digits, and whether a letter sits right before the run
         self._digit_runs: list[tuple[int, int, int, bool]] | None = None
+        self._markers: list[tuple[int, int]] | None = None
+
+    @property
+    def markers(self) -> list[tuple[int, int]]:
+        """The spans of what redaction wrote ("[REDACTED:kind]", "<AWS_KEY_1>"), earliest
+        first: found once per text, not once per detector (0.8 ms per 64 KB of code each)."""
+        if self._markers is None:
+            text = self.text
+            found = "[REDACTED" in text or "<" in text
+            self._markers = [m.span() for m in _MARKER.finditer(text)] if found else []
+        return self._markers
+
+    def in_marker(self, position: int) -> bool:
+        markers = self.markers
+        if not markers:
+            return False
+        i = bisect.bisect_right(markers, (position, _AFTER_ANY)) - 1
+        return i >= 0 and markers[i][0] <= position < markers[i][1]
 
     @property
     def folded(self) -> str:
@@ -421,7 +445,7 @@ def scan(text: str, detectors: tuple[Detector, ...]) -> list[Finding]:
         d = detectors[order]
         starts = shared.starts(d, order) if d.anchored else None
         if starts is not None:
-            spans = _anchored_spans(d, text, starts, memo, until)
+            spans = _anchored_spans(d, shared, starts, memo, until)
         else:
             spans = (m.span(d.span_group) for a, b in shared.windows(d, order)
                      for m in _valid_matches(d, text, a, b, memo, until))  # fmt: skip
@@ -442,7 +466,7 @@ CHAIN = 4  # values of one detector, each overlapping the last: more is a chain 
 
 
 def _anchored_spans(
-    d: Detector, text: str, starts: list[int], memo: dict, until: float | None = None
+    d: Detector, shared: SharedText, starts: list[int], memo: dict, until: float | None = None
 ) -> Iterator[tuple[int, int]]:
     """The spans of the valid matches of an anchored detector at its keywords' starts.
 
@@ -451,13 +475,13 @@ def _anchored_spans(
     value's length: thousands of keys in a prompt took seconds. Past CHAIN values that each
     overlap the run so far, the run is one value, taken whole without more matching: a
     prompt built of chained keys is redacted, in linear time (failing closed, not open)."""
+    text = shared.text
     run_start = run_end = -1
     overlapping = 0
-    markers = _markers(text)
     for position in starts:
         if overlapping >= CHAIN and position < run_end:
             continue
-        if markers and any(a <= position < b for a, b in markers):
+        if shared.in_marker(position):
             continue  # "[REDACTED:aws-access-key]" names no value: a second pass finds nothing
         _on_time(until)
         m = d.regex.match(text, position)
@@ -476,16 +500,6 @@ def _anchored_spans(
             run_start, run_end, overlapping = start, end, 0
         if _valid(d, m, memo):
             yield start, end
-
-
-# what redaction writes: "[REDACTED:kind]" and restorable placeholders ("<AWS_KEY_1>")
-_MARKER = re.compile(r"\[REDACTED[^\]\n]{0,40}\]|<[A-Z][A-Z0-9_]*_[0-9]+>")
-
-
-def _markers(text: str) -> list[tuple[int, int]]:
-    if "[REDACTED" not in text and "<" not in text:
-        return []
-    return [m.span() for m in _MARKER.finditer(text)]
 
 
 def _valid_matches(
