@@ -53,8 +53,10 @@ run: install
 	@[ -f certs/mitmproxy-ca.pem ] || $(VENV)/bin/aiwarden ca init --dir certs
 	exec $(VENV)/bin/aiwarden run --policy $(POLICY) --confdir certs
 
+# bytecode is cached for the tests even where the environment says not to: every proxy the
+# tests start would compile aiwarden from source again, every test process rewrite every test
 test: install-dev
-	$(PY) -m pytest -q -n $(TEST_PROCS) --dist loadfile
+	env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest -q -n $(TEST_PROCS) --dist loadfile
 
 lint: install-dev
 	$(VENV)/bin/ruff check .

@@ -49,6 +49,7 @@ from proxy.mitm.state import Clients
 from proxy.mitm.tenants import TenantHeaders
 from proxy.mitm.unlisted import UnlistedAI
 from proxy.mitm.upstream import Upstream
+from proxy.policy.model import Policy
 from proxy.serve.admin import AdminServer
 
 
@@ -101,12 +102,16 @@ class Pipeline:
 
 
 def build(
-    protect: Iterable[tuple[str, int]] = (), admin: bool = True, warns: bool = True
+    protect: Iterable[tuple[str, int]] = (),
+    admin: bool = True,
+    warns: bool = True,
+    preloaded: tuple[str, Policy] | None = None,
 ) -> Pipeline:
     """Every addon of aiwarden, wired. `protect`: addresses besides its own listeners the
     proxy never connects to (a worker's supervisor's admin listener); `admin`: serve the
     admin listener from this process (a worker leaves it to its supervisor); `warns`: log
-    the start's warnings about the options (`aiwarden run` logs them once, itself)."""
+    the start's warnings about the options (`aiwarden run` logs them once, itself);
+    `preloaded`: the policy path and the policy `aiwarden run` already loaded from it."""
     clients = Clients()
     recorder = Recorder(clients)
     gate = Gate(protect, timed=recorder.metrics.timed)
@@ -122,7 +127,7 @@ def build(
         recorder=recorder,
         answers=answers,
         admin=admin_server,
-        policy=PolicyInForce(gate, recorder, admin_server),
+        policy=PolicyInForce(gate, recorder, admin_server, preloaded),
         kerberos=Kerberos(clients, recorder),
         identity=identity,
         directory=DirectoryGroups(clients, recorder, lambda: gate.policy),

@@ -26,11 +26,20 @@ logger = logging.getLogger("aiwarden")
 
 
 class PolicyInForce:
-    def __init__(self, gate: Gate, recorder: Recorder, admin=None) -> None:
-        """`admin`: the admin listener addon, whose address the gate protects once bound."""
+    def __init__(
+        self,
+        gate: Gate,
+        recorder: Recorder,
+        admin=None,
+        preloaded: tuple[str, Policy] | None = None,
+    ) -> None:
+        """`admin`: the admin listener addon, whose address the gate protects once bound;
+        `preloaded`: a policy path and the policy `aiwarden run` loaded from it to check it
+        before starting anything (see `_preloaded`)."""
         self.gate = gate
         self.recorder = recorder
         self.admin = admin
+        self.preloaded = preloaded
         self.reloader: PolicyReloader | None = None
 
     def load(self, loader) -> None:
@@ -40,14 +49,25 @@ class PolicyInForce:
         if "aiwarden_policy_watch" in updated and ctx.options.aiwarden_policy_watch < 0:
             raise exceptions.OptionsError("aiwarden_policy_watch must be 0 or more seconds")
         if "aiwarden_policy" in updated:
+            path = ctx.options.aiwarden_policy
             try:
-                policy = load_policy(ctx.options.aiwarden_policy)
+                policy = self._preloaded(path) or load_policy(path)
             except PolicyError as e:
                 self.recorder.metrics.policy_reloads("error").inc()
                 raise exceptions.OptionsError(f"aiwarden: the policy has errors:\n{e}") from None
             self.install(policy, self.gate.prepare(policy))
         if self.reloader is not None and updated & {"aiwarden_policy", "aiwarden_policy_watch"}:
             self._watch()  # changed at run time: watch the new path, at the new pace
+
+    def _preloaded(self, path: str) -> Policy | None:
+        """The policy `aiwarden run` loaded, taken once, when it is of `path` and nothing it
+        read has changed since (the reloader's own test): reading the catalog a second time
+        was a third of the proxy's start."""
+        preloaded, self.preloaded = self.preloaded, None
+        if preloaded is None or preloaded[0] != path:
+            return None
+        policy = preloaded[1]
+        return policy if policy.fingerprint.now() == policy.fingerprint else None
 
     def install(self, policy: Policy, prepared: InForce) -> None:
         """Put a checked policy in force: a request already decided keeps its decision, the

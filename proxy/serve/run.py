@@ -118,7 +118,8 @@ def run(args: argparse.Namespace, policy: Policy) -> int:
             return asyncio.run(Supervisor(args, workers, listen, policy).run())
         # SO_REUSEPORT for a worker: the other workers listen on this port too
         loop = SharedPortLoop if args.worker is not None else GuardedLoop
-        return asyncio.run(_serve(args, listen, confdir, protect, parent), loop_factory=loop)
+        serve = _serve(args, listen, confdir, protect, parent, policy)
+        return asyncio.run(serve, loop_factory=loop)
     except KeyboardInterrupt:
         return 0
 
@@ -219,6 +220,7 @@ async def _serve(
     confdir: Path,
     protect: list[tuple[str, int]],
     parent: Parent | None,
+    policy: Policy,
 ) -> int:
     mode = parent.mode if parent else "regular"
     opts = options.Options(
@@ -236,7 +238,8 @@ async def _serve(
         tlsconfig.TlsConfig(),
         errorcheck.ErrorCheck(repeat_errors_on_stderr=True),
     )
-    pipeline = build(protect, admin=args.worker is None, warns=False)  # run() warned
+    preloaded = (str(args.policy), policy)  # the policy cmd_run checked: not read again
+    pipeline = build(protect, admin=args.worker is None, warns=False, preloaded=preloaded)
     m.addons.add(*pipeline.addons)
     loop = asyncio.get_running_loop()
     if isinstance(loop, GuardedLoop):

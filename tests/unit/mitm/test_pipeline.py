@@ -22,6 +22,7 @@ from proxyharness import write_policy
 from proxy.mitm import redaction
 from proxy.mitm.pipeline import build
 from proxy.mitm.state import decision_of, state_of
+from proxy.policy.loader import load_policy
 
 POLICY = """
 network:
@@ -172,6 +173,31 @@ def test_a_bad_policy_is_an_options_error_with_every_problem(tmp_path):
     with taddons.context(policy) as context, pytest.raises(exceptions.OptionsError) as e:
         context.configure(policy, aiwarden_policy=str(tmp_path))
     assert f"{tmp_path / 'policy.yaml'}:3: policy: 'rules' must be a list" in str(e.value)
+
+
+def test_the_policy_run_checked_is_put_in_force_unless_a_file_changed_since(tmp_path):
+    directory = write_policy(tmp_path, POLICY % "block", SHIPPED_CATALOG)
+    checked = load_policy(directory)
+    pipeline = build(admin=False, preloaded=(str(directory), checked))
+    with taddons.context(pipeline.policy) as context:
+        context.configure(pipeline.policy, aiwarden_policy=str(directory))
+        assert pipeline.gate.policy is checked  # not read a second time
+
+    checked = load_policy(directory)
+    (directory / "policy.yaml").write_text(
+        (directory / "policy.yaml").read_text().replace("block-chat", "chat-blocked")
+    )
+    pipeline = build(admin=False, preloaded=(str(directory), checked))
+    with taddons.context(pipeline.policy) as context:
+        context.configure(pipeline.policy, aiwarden_policy=str(directory))
+        assert pipeline.gate.policy is not checked
+        assert [r.id for r in pipeline.gate.policy.rules] == ["chat-blocked"]
+
+    other = write_policy(tmp_path / "other", POLICY % "allow", SHIPPED_CATALOG)
+    pipeline = build(admin=False, preloaded=(str(directory), load_policy(directory)))
+    with taddons.context(pipeline.policy) as context:
+        context.configure(pipeline.policy, aiwarden_policy=str(other))
+        assert pipeline.gate.policy.defaults.on_error == "allow"  # the path asked for
 
 
 REDACT_POLICY = """
