@@ -39,7 +39,8 @@ from proxy import ca
 
 AIWARDEN = str(Path(sys.executable).parent / "aiwarden")
 ROOT = Path(__file__).resolve().parent.parent  # the checkout whose code the proxies run
-START_TIMEOUT = 30
+START_TIMEOUT = 60  # a loaded CI machine starting several workers: failing takes this long
+LOG_TIMEOUT = 30
 # one process unless a test asks for more; AIWARDEN_TEST_WORKERS=2 runs every test on workers
 WORKERS = os.environ.get("AIWARDEN_TEST_WORKERS", "1")
 
@@ -335,7 +336,9 @@ class Proxy:
             cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
         )
         threading.Thread(target=self._read, daemon=True).start()
-        listening = self.wait_for(_mitmproxy_listening if plain_mitmproxy else _is_listening)
+        listening = self.wait_for(
+            _mitmproxy_listening if plain_mitmproxy else _is_listening, timeout=START_TIMEOUT
+        )
         if "text" in listening:  # mitmdump's termlog
             text = listening["text"]
             if plain_mitmproxy:  # "HTTP(S) proxy listening at 127.0.0.1:PORT."
@@ -353,7 +356,7 @@ class Proxy:
             self._lines.put(line)
         self._lines.put(None)
 
-    def wait_for(self, predicate, timeout: float = START_TIMEOUT) -> dict:
+    def wait_for(self, predicate, timeout: float = LOG_TIMEOUT) -> dict:
         """The first log record (JSON, or {'text': line}) matching `predicate`."""
         for record in self.logs:
             if predicate(record):
