@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import subprocess
 import textwrap
 from pathlib import Path
 
 import pytest
 
+from proxy.cli import main as aiwarden_main
 from proxy.decide.engine import Engine
 from proxy.policy.loader import load_policy
 from proxy.policy.model import Policy
@@ -17,6 +21,19 @@ ROOT = TESTS.parent
 DATA = TESTS / "data"
 SHIPPED = ROOT / "policies"
 SHIPPED_CATALOG = SHIPPED / "catalog"
+
+
+def aiwarden_in_process(*args: str) -> subprocess.CompletedProcess:
+    """`aiwarden ARGS` run by this process: the CLI's own code, output and exit status,
+    without the second a new process takes to start (tests/unit/test_cli.py runs the
+    installed command itself)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = aiwarden_main(list(args))
+        except SystemExit as e:  # argparse's own errors
+            code = e.code if isinstance(e.code, int) else int(e.code is not None)
+    return subprocess.CompletedProcess(["aiwarden", *args], code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture(scope="session")

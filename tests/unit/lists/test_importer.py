@@ -4,16 +4,14 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SHIPPED, SHIPPED_CATALOG
+from conftest import ROOT, SHIPPED, SHIPPED_CATALOG, aiwarden_in_process
 
 from proxy.lists.formats import DOMAIN, FULL, parse, read_list
 
-AIWARDEN = str(Path(sys.executable).parent / "aiwarden")
 # the reference lists sit beside the project (../shared); a worktree is one level deeper
 REFERENCE = next(
     (
@@ -35,7 +33,7 @@ rules:
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([AIWARDEN, *args], capture_output=True, text=True, timeout=120)
+    return aiwarden_in_process(*args)
 
 
 def write(path: Path, text: str) -> Path:

@@ -5,15 +5,12 @@ from __future__ import annotations
 import datetime
 import json
 import re
-import subprocess
-import sys
 from collections import Counter
-from pathlib import Path
 
 import pytest
+from conftest import aiwarden_in_process
 from proxyharness import CHROMIUM, chromium_dom
 
-AIWARDEN = str(Path(sys.executable).parent / "aiwarden")
 NOW = datetime.datetime.now(datetime.UTC)
 
 
@@ -54,7 +51,7 @@ def audit_log(tmp_path):
 
 
 def run(*args):
-    return subprocess.run([AIWARDEN, "report", *args], capture_output=True, text=True, timeout=60)
+    return aiwarden_in_process("report", *args)
 
 
 def test_json_report(audit_log):
