@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import shutil
 import ssl
 
 import pytest
@@ -176,7 +177,10 @@ def test_a_bad_policy_is_an_options_error_with_every_problem(tmp_path):
 
 
 def test_the_policy_run_checked_is_put_in_force_unless_a_file_changed_since(tmp_path):
-    directory = write_policy(tmp_path, POLICY % "block", SHIPPED_CATALOG)
+    catalog = tmp_path / "catalog"
+    catalog.mkdir()
+    shutil.copy(SHIPPED_CATALOG / "openai.yaml", catalog)  # a chat service, loaded fast
+    directory = write_policy(tmp_path, POLICY % "block", catalog)
     checked = load_policy(directory)
     pipeline = build(admin=False, preloaded=(str(directory), checked))
     with taddons.context(pipeline.policy) as context:
@@ -193,7 +197,7 @@ def test_the_policy_run_checked_is_put_in_force_unless_a_file_changed_since(tmp_
         assert pipeline.gate.policy is not checked
         assert [r.id for r in pipeline.gate.policy.rules] == ["chat-blocked"]
 
-    other = write_policy(tmp_path / "other", POLICY % "allow", SHIPPED_CATALOG)
+    other = write_policy(tmp_path / "other", POLICY % "allow", catalog)
     pipeline = build(admin=False, preloaded=(str(directory), load_policy(directory)))
     with taddons.context(pipeline.policy) as context:
         context.configure(pipeline.policy, aiwarden_policy=str(other))
