@@ -128,6 +128,22 @@ def azure_storage_key(rng: random.Random) -> str:
     return base64.b64encode(rng.randbytes(64)).decode()
 
 
+def tableau_token(rng: random.Random) -> str:
+    """A Tableau personal access token's secret: 16 bytes of base64, `:`, 32 base62."""
+    return base64.b64encode(rng.randbytes(16)).decode() + ":" + pick(ALNUM, 32)(rng)
+
+
+def azure_refresh_token(rng: random.Random) -> str:
+    """A Microsoft identity platform refresh token: `0.A` and base64url parts, the second
+    starting `Ag`."""
+    return (
+        "0.A"
+        + pick(B64URL, rng.randint(60, 120))(rng)
+        + ".AgABAAEAAAD"
+        + pick(B64URL, rng.randint(300, 700))(rng)
+    )
+
+
 def azure_sas_signature(rng: random.Random) -> str:
     return quote(base64.b64encode(rng.randbytes(32)).decode(), safe="")
 
@@ -413,6 +429,20 @@ AZURE_STORAGE_CONTEXTS = (
     "AccountKey=«value»;EndpointSuffix=core.windows.net\n",
     'conn = "DefaultEndpointsProtocol=https;AccountName=backups01;AccountKey=«value»"\n',
 )
+AZURE_STORAGE_NAMED_CONTEXTS = (  # the key's name on another line, in a brace, after `||`
+    'static const std::string AzuriteAccountKey{\n    "«value»"};\n',
+    '    public static final String DEFAULT_ACCOUNT_KEY\n            = "«value»";\n',
+    "export const key =\n  process.env.ACCOUNT_KEY ||\n  '«value»';\n",
+)
+# an access key id (made up) with its secret or session token a few lines on
+AWS_PAIR_CONTEXTS = (
+    "aws credentials {\n  id: AKIAQ3EGRXK5MZT7WJ2P\n  secret: «value»\n}\n",
+    "<id>{AKIAQ3EGRXK5MZT7WJ2P}</id>\n<secret>{AQAAABAAA «value»}</secret>\n",
+)
+AWS_SESSION_CONTEXTS = (
+    "id: ASIAQ3EGRXK5MZT7WJ2P\nsecret: x\nsession: «value»\n",
+    "ASIAQ3EGRXK5MZT7WJ2P\n«value»\n",
+)
 AZURE_SAS_CONTEXTS = (
     "https://acmelogs.blob.core.windows.net/exports/report.csv?sv=2022-11-02&ss=b&srt=o&sp=r"
     "&se=2026-12-31T23:59:59Z&st=2026-11-01T00:00:00Z&spr=https&sig=«value»\n",
@@ -475,6 +505,14 @@ KINDS: tuple[SecretKind, ...] = (
             "s3 = boto3.client(\n    's3',\n    aws_secret_access_key='«value»',\n)\n",
             "aws configure set aws_secret_access_key «value» --profile ci\n",
         ),
+    ),
+    _k("aws", "aws-secret-after-key-id", pick(ALNUM + "/+", 40), "SECRET", AWS_PAIR_CONTEXTS),
+    _k(
+        "aws",
+        "aws-session-token",
+        cat("IQoJb3JpZ2luX2Vj", pick(B64, 300)),
+        "AWS_SESSION_TOKEN",
+        AWS_SESSION_CONTEXTS,
     ),
     *(
         _k("github", f"github-{p}", crc_token(f"{p}_"), "GITHUB_TOKEN")
@@ -618,6 +656,21 @@ KINDS: tuple[SecretKind, ...] = (
         AZURE_STORAGE_CONTEXTS,
     ),
     _k("azure", "azure-sas-signature", azure_sas_signature, "AZURE_SAS", AZURE_SAS_CONTEXTS),
+    _k(
+        "azure",
+        "azure-storage-key-named-apart",
+        azure_storage_key,
+        "ACCOUNT_KEY",
+        AZURE_STORAGE_NAMED_CONTEXTS,
+    ),
+    _k(
+        "azure",
+        "azure-registry-password",
+        cat(pick(B64, 42), "+ACR", pick(ALNUM, 6)),
+        "ACR_PASSWORD",
+    ),
+    _k("azure", "azure-refresh-token", azure_refresh_token, "REFRESH_TOKEN"),
+    _k("tableau", "tableau-pat", tableau_token, "TABLEAU_PAT"),
     _k(
         "telegram",
         "telegram-bot-token",

@@ -65,6 +65,13 @@ def base62_crc32(text: str) -> str:
     return "".join(reversed(digits)).rjust(6, "0")
 
 
+def _random_mixed(text: str) -> bool:
+    """Random, with digits, capitals and small letters (base62), not letters that read as an
+    alphabet or a word."""
+    return (looks_random(text) and any(c.isdigit() for c in text)
+            and not text.isupper() and not text.islower())  # fmt: skip
+
+
 def looks_random(text: str) -> bool:
     """Not a placeholder run like `xxxx...` or `0000...` or `abcabc...`."""
     return len(set(text)) >= 8 and shannon_entropy(text) >= 3.0
@@ -369,6 +376,9 @@ def token(
 
 # The end of a token: no more characters of its alphabet.
 _END = r"(?![A-Za-z0-9_-])"
+# The start of a base64 value: no base64 character before it, but for the `n` or `t` of a
+# line break or tab escaped in a JSON string (`"...\\nYMqN..."`).
+_B64_START = r"(?:(?<![A-Za-z0-9+/])|(?<=\\[nt]))"
 
 # A key or phrase that names a password, and one that names another secret. The key may end
 # the identifier only (`password_length` and `token_url` name no secret); `pass`, `pwd` and
@@ -399,7 +409,7 @@ _AFTER_QUALIFIER = (
 # Every alternative starts at one of the detector's keywords, so it runs only there.
 _SECRET_NAME = (
     rf"(?i:(?:secret|{_NOT_AFTER_PAGING}token)(?:[_.-]?(?:string|str|value|\d{{1,3}}))?"
-    rf"|secret[_-]?id|credentials?|creds|{_AFTER_QUALIFIER}key)"
+    rf"|secret[_-]?id\d{{0,2}}|credentials?|creds|{_AFTER_QUALIFIER}key)"
     # names that are secrets only for one vendor: Sonar's login token, Sumo Logic's access id
     r"|(?i:sonar[_.-]?login|sumo[\w.-]{0,20}?access[_.-]?id)"
     r"|(?<=[A-Z0-9]_)KEY(?![A-Za-z0-9])"  # an environment variable: PAYMENT_GATEWAY_KEY
@@ -419,8 +429,12 @@ _ASSIGN = (
     r"""|[ \t]+(?:is|was)\b[ \t]*:?)"""
     r"""[ \t]{0,5}"""
 )
-# The value: quoted (spaces allowed) or bare (up to a space, quote, separator).
-_VALUE = r"""\\?["'`]?((?<=["'`])[^"'`\n\\]{1,4096}(?=\\?["'`])|(?<!["'`])[^\s"'`,;&<>]{1,4096})"""
+# The value: quoted (spaces allowed) or bare (up to a space, quote, separator, or a line
+# break or tab escaped as in a JSON string: `API_KEY=abc123\\n\\t[INFO] ...`).
+_VALUE = (
+    r"""\\?["'`]?((?<=["'`])[^"'`\n\\]{1,4096}(?=\\?["'`])"""
+    r"""|(?<!["'`])(?:[^\s"'`,;&<>\\]|\\(?![ntr]))(?:[^\s"'`,;&<>\\]|\\(?![ntr])){0,4095})"""
+)
 # "log in with the password river52288": the value right after the whole word
 # (8 or more characters, letters and digits, not only capitals: not "password SOCKS5")
 _BARE = r"(?<=[dDeE])[ \t]+(?=(?=\S*[a-z])(?=\S*\d)\S{8,64}(?!\S)|(?:[a-z]{3,10}[ \t]){3})"
@@ -469,9 +483,20 @@ _CLOUD: tuple[Detector, ...] = (
     detector("aws-access-key", "secrets", r"\b(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}\b",
        keywords=("AKIA", "ASIA", "ABIA", "ACCA", "A3T"), window=(4, 24), anchored=True,
        family="secrets.cloud"),
+    # named by `aws`, or written after its access key id (credentials files, a pair in a
+    # config block: the id, then the secret within a few lines)
     detector("aws-secret-key", "secrets",
-       r"aws.{0,25}?(?:secret|key|pwd|pass|token).{0,25}?[\"'=:\s]\s*([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])",
-       folded=("aws",), span=1, flags=re.IGNORECASE, window=(0, 160), anchored=True,
+       r"(?:aws.{0,25}?(?:secret|key|pwd|pass|token).{0,25}?[\"'=:\s]\s*"
+       r"|(?-i:\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b)[\s\S]{1,160}?(?<![A-Za-z0-9/+]))"
+       r"([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])",
+       keywords=("AKIA", "ASIA", "ABIA", "ACCA"), folded=("aws",), span=1,
+       flags=re.IGNORECASE, window=(0, 240), anchored=True, validate=aws_secret_valid,
+       family="secrets.cloud"),
+    # a temporary key id (ASIA...) comes with a session token: long base64, a few lines on
+    detector("aws-session-token", "secrets",
+       r"\bASIA[A-Z0-9]{16}\b[\s\S]{1,300}?(?<![A-Za-z0-9/+])([A-Za-z0-9/+]{100,2000}={0,2})"
+       r"(?![A-Za-z0-9/+=])",
+       keywords=("ASIA",), span=1, window=(0, 2400), anchored=True,
        validate=aws_secret_valid, family="secrets.cloud"),
     detector("aws-bedrock-key", "secrets",
        r"\bABSK[A-Za-z0-9+/]{109,269}={0,2}|bedrock-api-key-YmVkcm9jay5hbWF6b25hd3MuY29t[A-Za-z0-9+/=%&._-]*",
@@ -489,9 +514,22 @@ _CLOUD: tuple[Detector, ...] = (
        r"(?<![A-Za-z0-9_~.-])[A-Za-z0-9_~.]{3}\dQ~[A-Za-z0-9_~.-]{31,34}(?![A-Za-z0-9_~.-])",
        keywords=("Q~",), window=(8, 44), family="secrets.cloud"),
     detector("azure-storage-key", "secrets",
-       r"(?i:AccountKey|SharedAccessKey|PrimaryKey|SecondaryKey)\s*=\s*([A-Za-z0-9+/]{42,86}={0,2})",
-       folded=("accountkey", "sharedaccesskey", "primarykey", "secondarykey"), span=1,
-       validate=b64_bytes_valid(32, 64), window=(0, 110), anchored=True, family="secrets.cloud"),
+       r"(?:(?i:AccountKey|SharedAccessKey|PrimaryKey|SecondaryKey)\s*=\s*"
+       # AccountKey{ "..." }, ACCOUNT_KEY\n = "...", ACCOUNT_KEY ||\n "...": 64 bytes
+       r"|(?i:account[_-]?key)(?:[^A-Za-z0-9+/]|\\[nrt]){1,40}?"
+       r"(?=[A-Za-z0-9+/]{86}==(?![A-Za-z0-9+/=])))([A-Za-z0-9+/]{42,86}={0,2})",
+       folded=("accountkey", "sharedaccesskey", "primarykey", "secondarykey", "account_key",
+               "account-key"), span=1,
+       validate=b64_bytes_valid(32, 64), window=(0, 140), anchored=True, family="secrets.cloud"),
+    # Azure Container Registry passwords: 42 base64 characters, `+ACR`, 6 more
+    detector("azure-registry-password", "secrets",
+       _B64_START + r"[A-Za-z0-9+/]{42}\+ACR[A-Za-z0-9]{6}(?![A-Za-z0-9+/])",
+       keywords=("+ACR",), validate=looks_random, window=(42, 10), family="secrets.cloud"),
+    # Microsoft identity platform refresh tokens: 0. or 1., then dot-separated parts, the
+    # second starting `Ag` (`.AgABAAAAAAD...`)
+    token("azure-refresh-token", "cloud",
+          r"\b[01]\.A[\w-]{50,}(?:\.\d)?\.Ag[\w-]{250,}(?:\.A[\w-]{200,})?",
+          ("0.A", "1.A"), 8192),
     detector("azure-sas-signature", "secrets", r"\bsig=([A-Za-z0-9%+/_-]{40,90})",
        keywords=("sig=",), span=1, validate=b64_bytes_valid(32, urlsafe=False),
        window=(2, 96), family="secrets.cloud"),
@@ -539,7 +577,7 @@ _CODE_HOSTING: tuple[Detector, ...] = (
           validate=random_tail_valid),
     token("docker-hub-token", "code-hosting", r"\bdckr_(?:pat|oat)_[A-Za-z0-9_-]{27,}" + _END,
           ("dckr_pat_", "dckr_oat_"), 80),
-    token("bitbucket-app-password", "code-hosting", r"\bATBB[A-Za-z0-9_=.-]{32,}" + _END,
+    token("bitbucket-app-password", "code-hosting", r"\bATBB[A-Za-z0-9_=.-]{24,}" + _END,
           ("ATBB",), 64, validate=random_tail_valid),
     token("artifactory-token", "code-hosting",
           r"\bAKCp[A-Za-z0-9]{69}\b|\bcmVmdGtu[A-Za-z0-9]{56}\b", ("AKCp", "cmVmdGtu"), 80),
@@ -622,7 +660,8 @@ _SAAS: tuple[Detector, ...] = (
           ("SG.",), 72),
     token("twilio-key", "saas", r"\bSK[0-9a-fA-F]{32}\b", ("SK",), 34,
           validate=random_tail_valid),
-    token("mailgun-key", "saas", r"\b(?:key|pubkey)-[0-9a-f]{32}\b", ("key-", "pubkey-"), 40),
+    token("mailgun-key", "saas", r"\b(?:key|pubkey)-[0-9a-z]{32}\b", ("key-", "pubkey-"), 40,
+          validate=lambda t: random_tail_valid(t) and any(c.isdigit() for c in t)),
     detector("mailchimp-key", "secrets", r"\b[0-9a-f]{32}-us\d{1,2}\b", keywords=("-us",),
        window=(33, 6), family="secrets.saas"),
     token("atlassian-token", "saas", r"\bATATT3[A-Za-z0-9_=-]{150,250}" + _END, ("ATATT3",), 260),
@@ -673,6 +712,12 @@ _SAAS: tuple[Detector, ...] = (
            "rdme_", "ico-", "CFPAT-", "tk-us-", "pk_", "sl.", "nfp_", "phc_", "phx_", "pat.",
            "AAAAAAAAAAAAAAAAAAAAA", "aio_", "s-s4t2", "p8e-", "sha256~", "squ_", "sqp_", "sqa_",
            "EAAM", "EAAC"), 1200, validate=random_tail_valid),
+    # Tableau personal access tokens: 16 bytes of base64, a colon, 32 letters and digits
+    detector("tableau-token", "secrets",
+       _B64_START + r"[A-Za-z0-9+/]{22}==:[A-Za-z0-9]{32}(?![A-Za-z0-9])",
+       keywords=("==:",), window=(22, 36),
+       validate=lambda t: _random_mixed(t[25:]) and b64_bytes_valid(16)(t[:24]),
+       family="secrets.saas"),
     # Sidekiq Enterprise/Pro credentials: `user:password`, 8 hex each, under their gem source
     detector("sidekiq-secret", "secrets",
        r"__CONTRIBSYS__COM\w{0,10}[\"']?[ \t]*(?:[:?.+]?=|:{1,3}=|:|,)[ \t\"'\\]*"

@@ -5,6 +5,11 @@ made up here, in each format's shape."""
 
 from __future__ import annotations
 
+import base64
+import random
+import string
+import uuid
+
 import pytest
 
 from proxy.redact.detectors import scan
@@ -189,3 +194,74 @@ def test_names_and_values_in_lists_calls_and_tables(text, value):
 def test_a_name_and_value_pair_of_something_else_is_left_alone():
     assert found('{"name": "LOG_LEVEL", "value": "debug"}') == []
     assert found("env:\n  - name: ACME_TOKEN_URL\n    value: https://auth.acme.test/t\n") == []
+
+
+# -- structured shapes (made up here: random characters in each published format) ------------
+
+_RNG = random.Random(21)
+_B62 = string.ascii_letters + string.digits
+
+
+def _rand(n: int, alphabet: str = _B62) -> str:
+    return "".join(_RNG.choice(alphabet) for _ in range(n))
+
+
+def _b64(n_bytes: int) -> str:
+    return base64.b64encode(_RNG.randbytes(n_bytes)).decode()
+
+
+_AWS_ID = "AKIA" + _rand(16, string.ascii_uppercase + "234567")
+_AWS_SECRET = _rand(40, _B62 + "+/")
+_AWS_SESSION = "IQoJb3JpZ2luX2Vj" + _rand(300, _B62 + "+/")
+_STORAGE_KEY = _b64(64)
+_ACR_PASSWORD = _rand(42, _B62 + "+/") + "+ACR" + _rand(6)
+_TABLEAU = _b64(16) + ":" + _rand(32)
+_REFRESH = "0.A" + _rand(60, _B62 + "_-") + ".AgABAAEAAAD" + _rand(300, _B62 + "_-")
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        (f"aws credentials{{\n  id: {_AWS_ID}\n  secret: {_AWS_SECRET}\n}}", _AWS_SECRET),
+        (f"<id>{{{_AWS_ID}}}</id>\n<secret>{{AQAAABAAA .{_AWS_SECRET};}}</secret>", _AWS_SECRET),
+        (f"id: ASIA{_AWS_ID[4:]}\nsecret: x\nsession: {_AWS_SESSION}\n", _AWS_SESSION),
+        (f'static const std::string AzuriteAccountKey{{\n    "{_STORAGE_KEY}"}};', _STORAGE_KEY),
+        (f'DEFAULT_ACCOUNT_KEY\n        = "{_STORAGE_KEY}";', _STORAGE_KEY),
+        (f'key =\\n  process.env.ACCOUNT_KEY ||\\n  \\"{_STORAGE_KEY}\\";', _STORAGE_KEY),
+        (f"ACRPWD={_ACR_PASSWORD}", _ACR_PASSWORD),
+        (f'"value":"{_ACR_PASSWORD}"', _ACR_PASSWORD),
+        (f"name test-token\n{_TABLEAU}\nserver=x.online.tableau.com", _TABLEAU),
+        (f'"token\\n{_TABLEAU}\\nserver"', _TABLEAU),
+        (f"| RefreshToken | {_REFRESH} |", _REFRESH),
+        (f"user1:ATBB{_rand(32)} and more", None),
+        (f"mailgun key-{_rand(32, string.ascii_lowercase + string.digits)}", None),
+        (f'"settings": "\\n\\t[DEBUG] Using API_KEY={_rand(32)}\\n\\t[INFO] ok"', None),
+        (f"secret_id2 = '{uuid.UUID(int=_RNG.getrandbits(128))}'", None),
+    ],
+)
+def test_structured_shapes(text, value):
+    values = [v for _, v in found(text)]
+    assert values, text
+    if value is not None:
+        assert value in values
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # 64 bytes of base64 that no account key names: an integrity hash
+        f'"integrity": "sha512-{_b64(64)}"',
+        # base64, a colon, letters that read as words
+        f"{_b64(16)}:abcdefghijklmnopqrstuvwxyzabcdef",
+        "ATBB is an abbreviation, ATBBREVIATIONS too",
+        "key-value-store-implementation-notes-v2",
+        "0.Alpha release notes",
+    ],
+)
+def test_structured_shape_near_misses(text):
+    assert found(text) == []
+
+
+def test_a_git_sha_after_an_access_key_id_is_no_secret_key():
+    text = f"{_AWS_ID} was rotated in commit 4f0c9a7e1b2d3c4e5f60718293a4b5c6d7e8f901"
+    assert found(text) == [("aws-access-key", _AWS_ID)]
