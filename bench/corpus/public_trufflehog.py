@@ -18,7 +18,9 @@ values), and the part taken for the secret is the longest that is no id, URL, ho
 email address (the later of two as long: ids come first); of a connection URL with a
 password, the password. A family's `common_test.go` tests what its detectors share (finders
 of tenant ids, client ids, instance URLs): its cases are read but set apart, counted by
-family as ids and URLs, not secrets (`set_apart`). Cases the test expects not to
+family as ids and URLs, not secrets (`set_apart`); so is an expected value that the input
+names an id or a user (`"hive_id": "…"`, `sms_id: …`, `User=…`), and a part so named is not
+taken for the secret of a pair. Cases the test expects not to
 match, and cases whose input or expectation uses Go this reader does not evaluate, are
 skipped (and counted). `main` measures aiwarden alone, quickly: a case counts as found when
 a finding overlaps each of its secrets, pasted into a question.
@@ -52,6 +54,7 @@ class Case:
     family: str  # the detector's directory
     text: str
     spans: tuple[tuple[int, int], ...]
+    ids: tuple[tuple[int, int], ...] = ()  # expected values the input names ids: no secrets
 
 
 # -- a reader of Go's string expressions ------------------------------------------------------
@@ -392,6 +395,20 @@ _NOT_SECRET_PART = re.compile(
     r"|(?:[A-Za-z]+|[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12})"
     r"(?:/(?:[A-Za-z]+|[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}))+"
 )
+# What the input names an id or a user, right before the value: `hive_id": "`, `id: `,
+# `User=`, `sms_id: `, `bulksmsID := "` (not `secret_id`, a secret)
+_ID_NAME = re.compile(
+    r"(?:(?<![A-Za-z])|(?<=[a-z_-])(?=[A-Z])|(?<=_|-))(?<!/)(?<!secret_)(?<!secret-)(?<!secret)"
+    r"(?:id|Id|ID|user|User|USER|username|userName|Username|email|Email|login)\d{0,2}"
+    r"""["'\]]?[ \t]*(?::=|=>|[:=]|[ \t]-)?[ \t]*["'`({]?[ \t]*\Z"""
+)
+
+
+def named_as_id(text: str, start: int) -> bool:
+    """Whether the input names the value at `start` an id or a user (`x_id: "..."`)."""
+    return bool(_ID_NAME.search(text, max(0, start - 40), start))
+
+
 # A connection URL with a password: the password is its secret.
 _URL_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^:/@\s]*:([^@/\s]+)@\S*")
 
@@ -452,8 +469,10 @@ def _json_values(secret: str) -> list[str] | None:
 
 def _secret_part(text: str, parts: list[tuple[int, int]]) -> tuple[int, int]:
     """The secret of a pair or triple: of the parts that are no id, URL, host or email
-    address (when there is one), the longest, the later of two as long (ids come first)."""
-    secret = [p for p in parts if not _NOT_SECRET_PART.fullmatch(text[p[0] : p[1]])] or parts
+    address, and that the input does not name an id or a user (when there is one), the
+    longest, the later of two as long (ids come first)."""
+    secret = [p for p in parts if not _NOT_SECRET_PART.fullmatch(text[p[0] : p[1]])
+              and not named_as_id(text, p[0])] or parts  # fmt: skip
     return max(secret, key=lambda p: (p[1] - p[0], p[0]))
 
 
@@ -509,7 +528,9 @@ def _sample(go: GoFile, source: str, family: str, input_at: int, want_at: int | 
     if not spans:
         tally.unreadable["secret not in input"] += 1
         return None
-    return Case(source, family, text, tuple(sorted(spans)))
+    ids = [span for span in spans if named_as_id(text, span[0])]
+    secrets = [span for span in spans if span not in ids]
+    return Case(source, family, text, tuple(sorted(secrets)), tuple(sorted(ids)))
 
 
 def _function_case(go: GoFile, path: str, family: str, body: tuple[int, int],
@@ -588,9 +609,13 @@ def trufflehog_cases(repo: Path = MIRROR, tally: Tally | None = None) -> list[Ca
         tally.files += 1
         read = list(cases(path, source, tally))
         if path.endswith("/common_test.go"):
-            tally.set_apart[family_of(path)] += sum(len(c.spans) for c in read)
-        else:
-            found.extend(read)
+            tally.set_apart[family_of(path)] += sum(len(c.spans) + len(c.ids) for c in read)
+            continue
+        for case in read:
+            if case.ids:
+                tally.set_apart[case.family] += len(case.ids)
+            if case.spans:
+                found.append(case)
     return found
 
 
@@ -601,7 +626,8 @@ def trufflehog_samples(repo: Path = MIRROR, tally: Tally | None = None) -> list[
 
 
 def set_apart(repo: Path = MIRROR) -> Counter:
-    """The cases read but not measured, by family: those of `common_test.go` files."""
+    """The expected values read but not measured, by family: those of `common_test.go`
+    files, and those the input names an id or a user (`hive_id: "..."`)."""
     tally = Tally()
     trufflehog_cases(repo, tally)
     return tally.set_apart
@@ -674,8 +700,8 @@ def main(argv: list[str] | None = None) -> int:
                    if r["found"] < 0.95 * r["n"])  # fmt: skip
     print(f"trufflehog {_git(args.repo, 'log', '-1', '--format=%h').decode().strip()}: "
           f"{tally.files} test files, {tally.cases} cases: {tally.negative} negative, "
-          f"{sum(tally.unreadable.values())} not evaluated; set apart (ids and URLs of "
-          f"common_test.go): {dict(tally.set_apart)}")  # fmt: skip
+          f"{sum(tally.unreadable.values())} not evaluated; set apart (ids and URLs, "
+          f"not secrets): {dict(tally.set_apart)}")  # fmt: skip
     print(f"cases {n}, families {len(by_family)}, recall {100 * found / max(n, 1):.1f} % "
           f"({found}), families at 100 %: {sum(r['found'] == r['n'] for r in by_family.values())}"
           f", under 95 %: {len(under)}")  # fmt: skip
