@@ -395,11 +395,13 @@ _NOT_SECRET_PART = re.compile(
     r"|(?:[A-Za-z]+|[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12})"
     r"(?:/(?:[A-Za-z]+|[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}))+"
 )
-# What the input names an id or a user, right before the value: `hive_id": "`, `id: `,
-# `User=`, `sms_id: `, `bulksmsID := "` (not `secret_id`, a secret)
+# What the input names an id, a user or an endpoint, right before the value: `hive_id": "`,
+# `id: `, `User=`, `sms_id: `, `bulksmsID := "`, `x_domain: ` (not `secret_id`, a secret; not
+# `webhook_url`: a webhook URL is a secret)
 _ID_NAME = re.compile(
     r"(?:(?<![A-Za-z])|(?<=[a-z_-])(?=[A-Z])|(?<=_|-))(?<!/)(?<!secret_)(?<!secret-)(?<!secret)"
-    r"(?:id|Id|ID|user|User|USER|username|userName|Username|email|Email|login)\d{0,2}"
+    r"(?:id|Id|ID|user|User|USER|username|userName|Username|email|Email|login"
+    r"|domain|Domain|host|Host)\d{0,2}"
     r"""["'\]]?[ \t]*(?::=|=>|[:=]|[ \t]-)?[ \t]*["'`({]?[ \t]*\Z"""
 )
 
@@ -414,8 +416,10 @@ _URL_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^:/@\s]*:([^@/\s]+)@\S*")
 
 
 def _find_any(text: str, value: str) -> tuple[int, int] | None:
-    """Where `value` is in the input: as it is, or JSON-escaped (a key's `\n` written `\\n`)."""
-    for form in dict.fromkeys((value, json.dumps(value)[1:-1])):
+    """Where `value` is in the input: as it is, or JSON-escaped (a key's `\n` written `\\n`),
+    once or twice (JSON in a JSON string)."""
+    once = json.dumps(value)[1:-1]
+    for form in dict.fromkeys((value, once, json.dumps(once)[1:-1])):
         at = text.find(form)
         if at >= 0:
             return at, at + len(form)

@@ -443,6 +443,13 @@ AWS_SESSION_CONTEXTS = (
     "id: ASIAQ3EGRXK5MZT7WJ2P\nsecret: x\nsession: «value»\n",
     "ASIAQ3EGRXK5MZT7WJ2P\n«value»\n",
 )
+# a key that only the service's name names (no prefix, no key word)
+VENDOR_NAMED_CONTEXTS = (
+    "mixpanel «value» for the staging project\n",
+    "[DEBUG] textmagic: '«value»'\n",
+    'apiMetrics := "«value»"\n',
+    'const client = new HubSpotAPI("«value»");\n',
+)
 AZURE_SAS_CONTEXTS = (
     "https://acmelogs.blob.core.windows.net/exports/report.csv?sv=2022-11-02&ss=b&srt=o&sp=r"
     "&se=2026-12-31T23:59:59Z&st=2026-11-01T00:00:00Z&spr=https&sig=«value»\n",
@@ -670,7 +677,39 @@ KINDS: tuple[SecretKind, ...] = (
         "ACR_PASSWORD",
     ),
     _k("azure", "azure-refresh-token", azure_refresh_token, "REFRESH_TOKEN"),
+    _k(
+        "azure",
+        "azure-apim-git-password",
+        cat("git&", digits(12, 12), "&", azure_storage_key),
+        "APIM_GIT_PASSWORD",
+    ),
     _k("tableau", "tableau-pat", tableau_token, "TABLEAU_PAT"),
+    _k(
+        "vendor-named",
+        "vendor-named-key",
+        one_of(pick(ALNUM, 32), pick(HEX, 40), pick(LOWER_ALNUM, 26)),
+        "KEY",
+        VENDOR_NAMED_CONTEXTS,
+    ),
+    _k(
+        "webhook",
+        "zapier-webhook",
+        cat("https://hooks.zapier.com/hooks/catch/", digits(6, 8), "/", pick(LOWER_ALNUM, 7), "/"),
+        "ZAPIER_HOOK",
+    ),
+    _k(
+        "webhook",
+        "tines-webhook",
+        cat(
+            "https://",
+            pick(string.ascii_lowercase, 8),
+            ".tines.com/webhook/",
+            pick(LOWER_ALNUM, 32),
+            "/",
+            pick(LOWER_ALNUM, 32),
+        ),
+        "TINES_WEBHOOK",
+    ),
     _k(
         "telegram",
         "telegram-bot-token",

@@ -279,6 +279,8 @@ def token_value_valid(value: str) -> bool:
     """A value a token- or key-like name names: not a placeholder or reference, and not a
     word; a hex string, UUID or random-looking mix of any entropy above a floor."""
     core = _core(value)
+    if len(core) >= 24 and core.startswith("_") and not core.endswith("_"):
+        core = core.lstrip("_")  # _DN4IVERUcAbdO2ibFCriJAyfyuaDys7u08... (not __a_dunder__)
     if len(core) < 8 or " " in core or len(set(core)) <= 2:
         return False
     if core.isdigit():  # an id, a port, a timestamp; a long random number is a secret too
@@ -393,7 +395,7 @@ _QUALIFIED_KEY = (
     "|service|shared|storage|subscription|license|licence|webhook|deploy|admin|session|account"
     "|primary|secondary|sas|ingest|ingestion|bot|management|mgmt|write|read|upload|publish"
     "|registry|integration|auth|hmac|jwt|cookie|aes|crypt|cipher|ssh|gpg|pgp|root|user|dev|prod"
-    "|iam|cloud"
+    "|iam|cloud|token"
 )
 # Tokens that page through results are not secrets: page_token, nextPageToken, sync-token.
 _NOT_AFTER_PAGING = "".join(
@@ -451,6 +453,9 @@ _CLI_PASSWORD = (
     r"(?:\b(?:mysql|mysqldump|mysqladmin|mariadb|mongo|mongosh|mongodump|mongorestore|sshpass"
     r"|docker\s+login|podman\s+login|helm\s+registry\s+login)\b[^\n|;&]{0,160}?[ \t]-p"
     r"|\bredis-cli\b[^\n|;&]{0,160}?[ \t]-a"
+    # PowerShell: ConvertTo-SecureString [-String] "plain text" -AsPlainText
+    r"|\bConvertTo-SecureString(?:[ \t]+-String)?"
+    r"(?=[ \t]+[\"'][^\"'\n]{4,200}[\"'][ \t]+-AsPlainText)"
     # curl's user:password, also a few continued lines on
     r"""|\bcurl\b(?:[^\n|;&]|(?<=\\)\r?\n){0,400}?[ \t](?:-u|--user)"""
     r"""(?=[ \t=]+\\?["']?(?:[^\s"':]*:\\?["']?[^\s"'\\]{4}|[^\s"':\\]{6,}:))"""
@@ -525,6 +530,9 @@ _CLOUD: tuple[Detector, ...] = (
     detector("azure-registry-password", "secrets",
        _B64_START + r"[A-Za-z0-9+/]{42}\+ACR[A-Za-z0-9]{6}(?![A-Za-z0-9+/])",
        keywords=("+ACR",), validate=looks_random, window=(42, 10), family="secrets.cloud"),
+    # Azure API Management repository (git) passwords: git&<yyyymmddhhmm>&<64 bytes base64>
+    token("azure-apim-git-password", "cloud", r"\bgit&\d{12}&[A-Za-z0-9+/]{86}==",
+          ("git&",), 110),
     # Microsoft identity platform refresh tokens: 0. or 1., then dot-separated parts, the
     # second starting `Ag` (`.AgABAAAAAAD...`)
     token("azure-refresh-token", "cloud",
@@ -612,6 +620,13 @@ _CHAT: tuple[Detector, ...] = (
     detector("teams-webhook", "secrets",
        r"(?:https://)?[a-z0-9-]+\.webhook\.office\.com/webhookb2/[A-Za-z0-9@/-]{60,300}",
        keywords=(".webhook.office.com/",), window=(40, 300), family="secrets.chat"),
+    # automation webhooks: whoever has the URL can trigger the flow (Zapier catch hooks,
+    # Tines webhooks: a tenant, then two 32-character parts)
+    detector("automation-webhook", "secrets",
+       r"(?:https://)?hooks\.zapier\.com/hooks/catch/[A-Za-z0-9]{4,}(?:/[A-Za-z0-9]{4,})*/?"
+       r"|(?:https://)?[\w-]+\.tines\.com/webhook/[a-z0-9]{32}/[a-z0-9]{32}\b",
+       keywords=("hooks.zapier.com/hooks/catch/", ".tines.com/webhook/"), window=(40, 120),
+       family="secrets.chat"),
 )  # fmt: skip
 
 _PAYMENTS: tuple[Detector, ...] = (
@@ -750,7 +765,7 @@ _GENERIC: tuple[Detector, ...] = (
        window=(0, 4200), anchored=True, family="secrets.generic"),
     detector("cli-secret", "secrets", _CLI_PASSWORD, span=1,
        keywords=("mysql", "mariadb", "mongo", "sshpass", "docker", "podman", "helm",
-                 "redis-cli", "--", "curl"),
+                 "redis-cli", "--", "curl", "ConvertTo-SecureString"),
        validate=cli_value_valid, window=(0, 700), anchored=True, family="secrets.generic"),
     detector("password", "secrets",
        rf"(?:{_PASSWORD_NAME})(?:{_PHRASE}{_ASSIGN}|{_BARE}){_PASSWORD_VALUE}",
@@ -860,19 +875,48 @@ _OTHER_ASSIGN = (
     r"|[ \t]*\|[ \t]*|[ \t]+(?=[A-Za-z0-9_+/=-]{16}))"  # | value (a table), name value
 )
 
+# Services whose keys have no prefix or shape of their own, so that only the service's name
+# tells them (trufflehog's keyword-only detectors): the name, maybe `api`/`key`/`token`, a
+# separator, and a credential-shaped value or a UUID right after it (`mixpanel: …`,
+# `onesignal <uuid>`, `HubSpotAPI("<uuid>")`, `textmagic '…'`). Names only that are no
+# English word, so that a name is not found in prose.
+_VENDOR_NAMES = (
+    "alibaba", "amadeus", "apimetrics", "apitemplate", "autodesk", "bitfinex", "blocknative",
+    "cloudimage", "cloudmersive", "cloudsmith", "hubspot", "instamojo", "invoiceocean",
+    "keenio", "liveagent", "loggly", "luno", "magicbell", "mailgun", "mattermost", "metaapi",
+    "metabase", "mixpanel", "onesignal", "pyxis", "railway", "redhat", "salesmate",
+    "scrapingbee", "scraping_bee", "textmagic", "tokeet", "vouchery", "webex", "websitepulse",
+)  # fmt: skip
+_VENDOR = (
+    "(?<![A-Za-z])(?i:" + "|".join(_VENDOR_NAMES) + ")"
+    r"(?i:[ _.-]?(?:api|app|bot|key|token|secret|pat|auth|pyxis))*"
+)
+
+
+def vendor_value_valid(value: str) -> bool:
+    core = _core(value)
+    return credential_shaped(core) or bool(_UUID.fullmatch(core))
+
+
 _LONG_TAIL: tuple[Detector, ...] = (
     detector("named-credential", "secrets",
        rf"(?:(?:{_WEAK_KEY}|{_STRONG_NAME}\d{{1,2}}){_GO_TYPE}(?:{_ASSIGN}|{_OTHER_ASSIGN})"
        rf"|{_STRONG_NAME}{_OTHER_ASSIGN}){_VALUE}",
        folded=("key", "secret", "token"), span=1,
        validate=credential_shaped, window=(0, 320), anchored=True, family="secrets.generic"),
+    detector("vendor-credential", "secrets",
+       _VENDOR + r"""[ \t:=,"'`({|-]{1,12}(?:\n[ \t]{0,40}["'`]?)?"""
+       r"""([^\s"'`,;<>{}()\[\]|\\]{16,200})""",
+       folded=tuple(dict.fromkeys(n.split("_")[0] for n in _VENDOR_NAMES)), span=1,
+       validate=vendor_value_valid, window=(0, 280), anchored=True, family="secrets.saas"),
     # Jenkins credentials.xml: an encrypted secret `{AQAAABAAAA...}` (version 1, a 16-byte
     # IV), or a value written after that marker as `{name AQAAABAAA value}`.
     detector("jenkins-secret", "secrets",
        r"\{(?:[\w.-]{1,40}[ \t]+)?(?:AQAAABAAA[ \t]+)?"
        r"((?<=AQAAABAAA )[^{}\s<]{8,400}|AQAAABAAAA[A-Za-z0-9+/]{16,}={0,2})[ \t]?\}",
        keywords=("AQAAABAAA",), span=1,
-       validate=lambda v: v.startswith("AQAAABAAAA") or credential_shaped(v),
+       validate=lambda v: v.startswith("AQAAABAAAA") or credential_shaped(v)
+       or bool(_UUID.fullmatch(v)),
        window=(60, 420), family="secrets.generic"),
     token("service-token", "saas",
           r"\balcht_[0-9A-Za-z]{30}\b|\bapify_api_[A-Za-z0-9]{36}\b|\bbkua_[a-z0-9]{40}\b"

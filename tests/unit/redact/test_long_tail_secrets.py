@@ -265,3 +265,59 @@ def test_structured_shape_near_misses(text):
 def test_a_git_sha_after_an_access_key_id_is_no_secret_key():
     text = f"{_AWS_ID} was rotated in commit 4f0c9a7e1b2d3c4e5f60718293a4b5c6d7e8f901"
     assert found(text) == [("aws-access-key", _AWS_ID)]
+
+
+_VENDOR_KEY = _rand(32)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        (f"mixpanel {_VENDOR_KEY} for the events", _VENDOR_KEY),
+        (f'cloudsmith: "{_rand(40, "0123456789abcdef")}"', None),
+        (f'const hs = new HubSpotAPI("{uuid.UUID(int=_RNG.getrandbits(128))}");', None),
+        (f"onesignal: {uuid.UUID(int=_RNG.getrandbits(128))}", None),
+        (f'apiMetrics := "{_VENDOR_KEY}"', _VENDOR_KEY),
+        (f'scrapingBeeApiKey =\n  "{_rand(80, string.ascii_uppercase + string.digits)}";', None),
+        (f"kickbox token = '_{_rand(63)}'", None),
+        (f"https://api.acme.test/v1/example?tokenkey={_rand(50)}", None),
+        (f"<secret>{{acme AQAAABAAA {uuid.UUID(int=_RNG.getrandbits(128))}}}</secret>", None),
+        (f"hook: https://hooks.zapier.com/hooks/catch/{_rand(7, string.digits)}/{_rand(7)}/", None),
+        (
+            f"https://acme.tines.com/webhook/{_rand(32, string.ascii_lowercase + string.digits)}"
+            f"/{_rand(32, string.ascii_lowercase + string.digits)}",
+            None,
+        ),
+    ],
+)
+def test_vendor_named_values_and_webhooks(text, value):
+    values = [v for _, v in found(text)]
+    assert values, text
+    if value is not None:
+        assert value in values
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "bump mixpanel 2.45.0-rc1 and hubspot 11.2.3",
+        "Red Hat Enterprise Linux: redhat 8.5.0-x86_64",
+        "mailgun domain: mg.example.com",
+        "the onesignal integration sends push notifications",
+        "metabase: src/metabase/query_processor/middleware",
+        "loggly endpoint logs-01.loggly.com",
+        "https://hooks.zapier.com/hooks/standard/",
+    ],
+)
+def test_vendor_names_with_no_credential_are_left_alone(text):
+    assert found(text) == []
+
+
+def test_a_dunder_name_is_no_token():
+    assert found("ROOT_VALIDATOR_CONFIG_KEY = '__root_validator_config__'") == []
+
+
+def test_a_plain_text_secure_string_is_a_secret():
+    value = _rand(24)
+    text = f'$p = ConvertTo-SecureString -String "{value}" -AsPlainText -Force'
+    assert value in [v for _, v in found(text)]
