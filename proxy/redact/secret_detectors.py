@@ -882,10 +882,11 @@ _OTHER_ASSIGN = (
 # English word, so that a name is not found in prose.
 _VENDOR_NAMES = (
     "alibaba", "amadeus", "apimetrics", "apitemplate", "autodesk", "bitfinex", "blocknative",
-    "cloudimage", "cloudmersive", "cloudsmith", "hubspot", "instamojo", "invoiceocean",
-    "keenio", "liveagent", "loggly", "luno", "magicbell", "mailgun", "mattermost", "metaapi",
-    "metabase", "mixpanel", "onesignal", "pyxis", "railway", "redhat", "salesmate",
-    "scrapingbee", "scraping_bee", "textmagic", "tokeet", "vouchery", "webex", "websitepulse",
+    "cloudimage", "cloudmersive", "cloudsmith", "currencycloud", "gocanvas", "hubspot",
+    "instamojo", "invoiceocean", "keenio", "liveagent", "loggly", "luno", "magicbell", "mailgun",
+    "mattermost", "metaapi", "metabase", "mixpanel", "onesignal", "pyxis", "railway", "redhat",
+    "salesmate", "scrapingbee", "scraping_bee", "textmagic", "tokeet", "vouchery", "webex",
+    "websitepulse",
 )  # fmt: skip
 _VENDOR = (
     "(?<![A-Za-z])(?i:" + "|".join(_VENDOR_NAMES) + ")"
