@@ -220,6 +220,26 @@ def _name_shaped(part: str) -> bool:
 
 
 _CODE_CHARS = re.compile(r"[()\[\]{}|<>]")
+_BRACKETS = {"(": ")", "[": "]", "{": "}", "<": ">"}
+
+
+def _code(core: str) -> bool:
+    """Code characters that may be code: brackets that pair up, a pipe. A random password
+    may hold a stray bracket (`...C7e:yVsUdL3[:`, `4nXYKv]mHDeom...`); an expression's
+    brackets close in order."""
+    if not _CODE_CHARS.search(core):
+        return False
+    if "|" in core or len(core) < 20 or shannon_entropy(core) < 3.5 or _camel_case_words(core):
+        return True  # a pipe, short, or words (`password:dn_subtree[?search_filter_key=`)
+    stack: list[str] = []
+    for c in core:
+        if c in _BRACKETS:
+            stack.append(_BRACKETS[c])
+        elif c in ")]}>" and (not stack or stack.pop() != c):
+            return False  # a closer that closes nothing: no expression
+    return not stack
+
+
 _WORDS_ONLY = re.compile(r"[A-Za-z]+(?:[-_/.][A-Za-z]+)+")
 _TOKEN_PLACEHOLDER = re.compile(
     r"token|secret|key|test|example|dummy|fake|sample|mock|demo|placeholder|changeme|your|pass",
@@ -287,9 +307,9 @@ def token_value_valid(value: str) -> bool:
         return len(core) >= 16 and len(set(core)) >= 6
     if _HEX.fullmatch(core) or _UUID.fullmatch(core):
         return len(core) >= 16  # hex keys, git-SHA-shaped or not
-    if _not_a_value(core) or _CODE_CHARS.search(core) or _WORDS_ONLY.fullmatch(core):
+    if _not_a_value(core) or _code(core) or _WORDS_ONLY.fullmatch(core):
         return False  # code, or words: "same-origin", "test-api-key", "auth-request-type/at"
-    if len(core) < 24 and _TOKEN_PLACEHOLDER.search(core):
+    if len(core) < 24 and _placeholder_word(core):
         return False  # "token123", "my-secret-1", "auth_tokens/tok_123"
     if core.isalpha():
         return (
@@ -308,6 +328,17 @@ def token_value_valid(value: str) -> bool:
 
 
 _CONSTANT_NAME = re.compile(r"[A-Z]+(?:_[A-Z]+)+")
+# a kind as a token's prefix, then its random part: secret_H9ZGTfAERfN5W0AX
+_KIND_PREFIX = re.compile(r"(?i:secret|token|key|pat)[_-](?=[A-Za-z0-9]{12,}$)")
+
+
+def _placeholder_word(core: str) -> bool:
+    """A word of placeholders in a short value (`token123`, `my-secret-1`), but for a kind
+    that prefixes a random part of base62 (`secret_H9ZGTfAERfN5W0AX`)."""
+    prefix = _KIND_PREFIX.match(core)
+    if prefix and _random_mixed(core[prefix.end() :]):
+        core = core[prefix.end() :]
+    return bool(_TOKEN_PLACEHOLDER.search(core))
 
 
 def _camel_case_words(core: str) -> bool:
@@ -422,7 +453,7 @@ _SECRET_NAME = (
 # = `), then an assignment: also make's `::=`/`?=`, PHP's `.=`, `is`, a comma after a quoted
 # key (a call's arguments), and an XML element whose value is on the next line.
 _ASSIGN = (
-    r"""\\?["']?\]?(?:[ \t]+(?:string|String|str))?[ \t]{0,30}"""
+    r"""\\{0,3}["']?\]?(?:[ \t]+(?:string|String|str))?[ \t]{0,30}"""
     r"""(?:=>|:{1,3}=|[?.+]=|==|=|:|>(?=[^<\n]{1,200}</)|["']\s+value\s*="""
     # a name and its value: {"name": "DB_PASSWORD", "value": "..."}, and in YAML on two lines
     r"""|(?<=["'])[ \t]*,[ \t]*["']value["'][ \t]*:|[ \t]*\n[ \t]{1,12}value[ \t]*:"""
@@ -434,7 +465,7 @@ _ASSIGN = (
 # The value: quoted (spaces allowed) or bare (up to a space, quote, separator, or a line
 # break or tab escaped as in a JSON string: `API_KEY=abc123\\n\\t[INFO] ...`).
 _VALUE = (
-    r"""\\?["'`]?((?<=["'`])[^"'`\n\\]{1,4096}(?=\\?["'`])"""
+    r"""\\{0,3}["'`]?((?<=["'`])[^"'`\n\\]{1,4096}(?=\\{0,3}["'`])"""
     r"""|(?<!["'`])(?:[^\s"'`,;&<>\\]|\\(?![ntr]))(?:[^\s"'`,;&<>\\]|\\(?![ntr])){0,4095})"""
 )
 # "log in with the password river52288": the value right after the whole word
@@ -811,7 +842,7 @@ def credential_shaped(value: str) -> bool:
         core = core.lstrip("_")  # _DN4IVERUcAbdO2ibFCriJAyfyuaDys7u08...
     if _SANCTUM.fullmatch(core):
         return True  # Laravel Sanctum: id|token
-    if _not_a_value(core) or _CODE_CHARS.search(core) or _IPV6_OR_MAC.fullmatch(core):
+    if _not_a_value(core) or _code(core) or _IPV6_OR_MAC.fullmatch(core):
         return False
     if _DIGEST.match(core) or _MASKED.search(core):
         return False  # a digest (sha256:09aab4...), a mask
@@ -823,7 +854,7 @@ def credential_shaped(value: str) -> bool:
         return False  # a path: src/main/resources, v1/users/me
     if _WORDY.fullmatch(core):
         return False  # words and numbers: ecdsa-sha2-nistp256, en_US.UTF-8, build-2024-11-03
-    if n < 24 and _TOKEN_PLACEHOLDER.search(core):
+    if n < 24 and _placeholder_word(core):
         return False  # "my-test-key-2024", "secret_token_01"
     if (_SNAKE_CASE.fullmatch(core) or _DOTTED.fullmatch(core)) and not any(
         map(_random_part, re.split(r"[_.]", core))

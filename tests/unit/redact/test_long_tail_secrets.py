@@ -321,3 +321,30 @@ def test_a_plain_text_secure_string_is_a_secret():
     value = _rand(24)
     text = f'$p = ConvertTo-SecureString -String "{value}" -AsPlainText -Force'
     assert value in [v for _, v in found(text)]
+
+
+@pytest.mark.parametrize(
+    ("text", "shaped"),
+    [
+        ('secret = "a2djRWTXDS1iMbThoK.C7e:yVsUdL3[:"', True),  # a stray bracket: random
+        ("salesflow token = '4nXYKv]mHDeom5esert30Ea7]4QEfMg6'", True),
+        ('secret = "config[env][region_name_value]"', False),  # brackets that pair: code
+        ('token = "(lambda x: x)(a8f3k2m9x7q1w5e4)"', False),
+        ("token = 'a8f3k2m9x7q1w5e4r6t8|y0u2'", False),  # a pipe
+    ],
+)
+def test_a_stray_bracket_is_no_code(text, shaped):
+    assert bool(found(text)) == shaped
+
+
+def test_words_with_a_stray_bracket_are_no_secret():
+    text = (
+        "'\"ldap[s]:url_server_ldap[:port]:dn_auth:password:dn_subtree[?search_filter_key=...]\" '"
+    )
+    assert found(text) == []
+
+
+def test_a_kind_prefixing_a_random_part_is_no_placeholder_word():
+    value = "secret_" + _rand(16)
+    assert value in [v for _, v in found(f'convert_key: "{value}"')]
+    assert found('acme_key: "secret_token_01"') == []
