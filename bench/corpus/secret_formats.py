@@ -133,6 +133,12 @@ def tableau_token(rng: random.Random) -> str:
     return base64.b64encode(rng.randbytes(16)).decode() + ":" + pick(ALNUM, 32)(rng)
 
 
+def atlassian_dc_token(rng: random.Random) -> str:
+    """A Jira or Confluence Data Center PAT: base64 of a 12-digit id, `:`, 20 random bytes."""
+    raw = str(rng.randrange(10**11, 10**12)).encode() + b":" + rng.randbytes(20)
+    return base64.b64encode(raw).decode()
+
+
 def azure_refresh_token(rng: random.Random) -> str:
     """A Microsoft identity platform refresh token: `0.A` and base64url parts, the second
     starting `Ag`."""
@@ -684,6 +690,7 @@ KINDS: tuple[SecretKind, ...] = (
         "APIM_GIT_PASSWORD",
     ),
     _k("tableau", "tableau-pat", tableau_token, "TABLEAU_PAT"),
+    _k("atlassian", "atlassian-dc-pat", atlassian_dc_token, "CONFLUENCE_PAT"),
     _k(
         "vendor-named",
         "vendor-named-key",

@@ -147,6 +147,15 @@ def b64_bytes_valid(*sizes: int, urlsafe: bool = False):
     return valid
 
 
+def atlassian_dc_valid(token: str) -> bool:
+    """Jira and Confluence Data Center PATs: base64 of `<numeric id>:<random bytes>`."""
+    raw = _b64decode(token)
+    if raw is None or b":" not in raw:
+        return False
+    user, _, secret = raw.partition(b":")
+    return user.isdigit() and len(secret) >= 16 and len(set(secret)) >= 12
+
+
 def telegram_valid(token: str) -> bool:
     secret = token.split(":", 1)[1]
     return looks_random(secret) and not secret.islower() and not secret.isupper()
@@ -758,6 +767,11 @@ _SAAS: tuple[Detector, ...] = (
            "rdme_", "ico-", "CFPAT-", "tk-us-", "pk_", "sl.", "nfp_", "phc_", "phx_", "pat.",
            "AAAAAAAAAAAAAAAAAAAAA", "aio_", "s-s4t2", "p8e-", "sha256~", "squ_", "sqp_", "sqa_",
            "EAAM", "EAAC"), 1200, validate=random_tail_valid),
+    # Jira and Confluence Data Center personal access tokens: 44 base64 characters that
+    # decode to a numeric id, `:` and random bytes (the id's first digits give the prefixes)
+    detector("atlassian-dc-token", "secrets", r"\b[MNO][A-Za-z0-9+/]{43}(?![A-Za-z0-9+/=])",
+       keywords=("MD", "MT", "Mj", "Mz", "ND", "NT", "Nj", "Nz", "OD", "OT"),
+       validate=atlassian_dc_valid, window=(0, 44), anchored=True, family="secrets.saas"),
     # Tableau personal access tokens: 16 bytes of base64, a colon, 32 letters and digits
     detector("tableau-token", "secrets",
        _B64_START + r"[A-Za-z0-9+/]{22}==:[A-Za-z0-9]{32}(?![A-Za-z0-9])",

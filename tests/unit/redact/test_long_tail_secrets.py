@@ -348,3 +348,11 @@ def test_a_kind_prefixing_a_random_part_is_no_placeholder_word():
     value = "secret_" + _rand(16)
     assert value in [v for _, v in found(f'convert_key: "{value}"')]
     assert found('acme_key: "secret_token_01"') == []
+
+
+def test_atlassian_data_center_tokens():
+    pat = base64.b64encode(b"%012d" % _RNG.randrange(10**11, 10**12) + b":" + _RNG.randbytes(20))
+    assert found(f"confluence_b={pat.decode()}") == [("atlassian-dc-token", pat.decode())]
+    # 44 base64 characters that decode to anything else
+    other = base64.b64encode(_RNG.randbytes(33)).decode()
+    assert found(f"blob {('M' + other[1:])} end") == []
