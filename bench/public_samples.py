@@ -64,7 +64,9 @@ def trufflehog_source() -> Source | str:
         module = importlib.import_module("corpus.public_trufflehog")
     except ImportError as e:
         return f"trufflehog: not run ({e.name or 'corpus.public_trufflehog'} is not here)"
-    return module.trufflehog_samples
+    extract = module.trufflehog_samples
+    extract.set_apart = module.set_apart  # what it reads and sets apart, reported with it
+    return extract
 
 
 # name -> (repository under --mirrors, extraction)
@@ -299,6 +301,10 @@ def main(argv: list[str] | None = None) -> int:
         sources[name] = (f"{repo} @ {head_commit(repo)}: {sum(c.positive for c in found)} "
                          f"cases in {len({c.family for c in found if c.positive})} families, "
                          f"{sum(not c.positive for c in found)} near-misses")  # fmt: skip
+        apart = getattr(extract, "set_apart", None)  # cases read that hold no secret
+        if apart is not None and (kept_out := apart(repo)):
+            listed = ", ".join(f"{family} {n}" for family, n in sorted(kept_out.items()))
+            sources[name] += f"; set apart, ids and URLs, not secrets: {listed}"
     samples = samples_of(cases) + list(clean(args.seed, args.clean))
     ours, _ = aiwarden_tool(tree)
     tools = [ours]

@@ -13,8 +13,14 @@ bare mirror with `git cat-file`, and their Go string expressions (literals, cons
 A case is the test's input as the test has it, with where each expected secret is in it;
 bench/public_samples.py takes one sample (its `PublicSample`) per secret. An expectation
 that is several values run together (trufflehog reports key and id of a pair as one string)
-is cut into the parts the input holds, and the part taken for the secret is the longest that
-is not a UUID (the later of two as long: ids come first). Cases the test expects not to
+is cut into the parts the input holds (an expectation that is a JSON object, into its
+values), and the part taken for the secret is the longest that is no id, URL, host name or
+email address (the later of two as long: ids come first); of a connection URL with a
+password, the password. A family's `common_test.go` tests what its detectors share (finders
+of tenant ids, client ids, instance URLs): its cases are read but set apart, counted by
+family as ids and URLs, not secrets (`set_apart`); so is an expected value that the input
+names an id or a user (`"hive_id": "…"`, `sms_id: …`, `User=…`), and a part so named is not
+taken for the secret of a pair. Cases the test expects not to
 match, and cases whose input or expectation uses Go this reader does not evaluate, are
 skipped (and counted). `main` measures aiwarden alone, quickly: a case counts as found when
 a finding overlaps each of its secrets, pasted into a question.
@@ -23,6 +29,7 @@ a finding overlaps each of its secrets, pasted into a question.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import subprocess
 import sys
@@ -30,6 +37,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -46,6 +54,7 @@ class Case:
     family: str  # the detector's directory
     text: str
     spans: tuple[tuple[int, int], ...]
+    ids: tuple[tuple[int, int], ...] = ()  # expected values the input names ids: no secrets
 
 
 # -- a reader of Go's string expressions ------------------------------------------------------
@@ -341,6 +350,7 @@ class Tally:
     cases: int = 0
     negative: int = 0
     unreadable: Counter = field(default_factory=Counter)  # reason -> cases
+    set_apart: Counter = field(default_factory=Counter)  # family -> cases of no secret
 
 
 def _want_values(go: GoFile, start: int) -> list[str] | None:
@@ -374,11 +384,62 @@ def _want_values(go: GoFile, start: int) -> list[str] | None:
 
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+# What comes with a key in trufflehog's results but is no secret: an id, an endpoint, an
+# account. A URL, a host name (labels, a lower-case top-level domain, maybe a port), an
+# email address, a path of words and UUIDs (organizations/<uuid>/apiKeys/<uuid>).
+_NOT_SECRET_PART = re.compile(
+    r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}"
+    r"|\W?[a-z][a-z0-9+.-]*://\S*"
+    r"|\W?(?:[A-Za-z0-9-]+\.)+[a-z]{2,24}(?::\d{1,5})?/?\W?"
+    r"|[^@\s]+@[^@\s]+\.[a-z]{2,24}"
+    r"|(?:[A-Za-z]+|[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12})"
+    r"(?:/(?:[A-Za-z]+|[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}))+"
+)
+# What the input names an id, a user or an endpoint, right before the value: `hive_id": "`,
+# `id: `, `User=`, `sms_id: `, `bulksmsID := "`, `x_domain: ` (not `secret_id`, a secret; not
+# `webhook_url`: a webhook URL is a secret)
+_ID_NAME = re.compile(
+    r"(?:(?<![A-Za-z])|(?<=[a-z_-])(?=[A-Z])|(?<=_|-))(?<!/)(?<!secret_)(?<!secret-)(?<!secret)"
+    r"(?:id|Id|ID|user|User|USER|username|userName|Username|email|Email|login"
+    r"|domain|Domain|host|Host)\d{0,2}"
+    r"""["'\]]?[ \t]*(?::=|=>|[:=]|[ \t]-)?[ \t]*["'`({]?[ \t]*\Z"""
+)
+
+
+def named_as_id(text: str, start: int) -> bool:
+    """Whether the input names the value at `start` an id or a user (`x_id: "..."`)."""
+    return bool(_ID_NAME.search(text, max(0, start - 40), start))
+
+
+# A connection URL with a password: the password is its secret.
+_URL_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^:/@\s]*:([^@/\s]+)@\S*")
+
+
+def _find_any(text: str, value: str) -> tuple[int, int] | None:
+    """Where `value` is in the input: as it is, or JSON-escaped (a key's `\n` written `\\n`),
+    once or twice (JSON in a JSON string)."""
+    once = json.dumps(value)[1:-1]
+    for form in dict.fromkeys((value, once, json.dumps(once)[1:-1])):
+        at = text.find(form)
+        if at >= 0:
+            return at, at + len(form)
+    return None
 
 
 def locate(text: str, secret: str) -> tuple[int, int] | None:
     """Where an expected secret is in the input: as a whole, or cut into the parts the input
-    holds (a key and its id reported as one string) and then the longest part."""
+    holds (a key and its id reported as one string, or as a JSON object of named values) and
+    then the part that is the secret (see `_secret_part`). A connection URL's secret is its
+    password, when the input holds it."""
+    url = _URL_PASSWORD.fullmatch(secret)
+    if url:
+        password = _find_any(text, unquote(url.group(1)))
+        if password is not None:
+            return password
+    values = _json_values(secret)
+    if values is not None:
+        parts = [span for v in values if (span := _find_any(text, v)) is not None]
+        return _secret_part(text, parts) if parts else None
     at = text.find(secret)
     if at >= 0:
         return at, at + len(secret)
@@ -393,10 +454,30 @@ def locate(text: str, secret: str) -> tuple[int, int] | None:
                 break
         else:
             rest = rest[1:]  # a separator trufflehog put between the parts
-    if not parts:
+    return _secret_part(text, parts) if parts else None
+
+
+def _json_values(secret: str) -> list[str] | None:
+    """The string values of an expectation that is a JSON object ({"username": ...,
+    "password": ...}), or None."""
+    if not secret.startswith("{"):
         return None
-    # the secret of a pair: not a UUID (an id), the longest, the later (ids come first)
-    return max(parts, key=lambda p: (not _UUID.fullmatch(text[p[0] : p[1]]), p[1] - p[0], p[0]))
+    try:
+        value = json.loads(secret)
+    except ValueError:
+        return None
+    if not isinstance(value, dict):
+        return None
+    return [v for v in value.values() if isinstance(v, str) and v]
+
+
+def _secret_part(text: str, parts: list[tuple[int, int]]) -> tuple[int, int]:
+    """The secret of a pair or triple: of the parts that are no id, URL, host or email
+    address, and that the input does not name an id or a user (when there is one), the
+    longest, the later of two as long (ids come first)."""
+    secret = [p for p in parts if not _NOT_SECRET_PART.fullmatch(text[p[0] : p[1]])
+              and not named_as_id(text, p[0])] or parts  # fmt: skip
+    return max(secret, key=lambda p: (p[1] - p[0], p[0]))
 
 
 def family_of(path: str) -> str:
@@ -451,7 +532,9 @@ def _sample(go: GoFile, source: str, family: str, input_at: int, want_at: int | 
     if not spans:
         tally.unreadable["secret not in input"] += 1
         return None
-    return Case(source, family, text, tuple(sorted(spans)))
+    ids = [span for span in spans if named_as_id(text, span[0])]
+    secrets = [span for span in spans if span not in ids]
+    return Case(source, family, text, tuple(sorted(secrets)), tuple(sorted(ids)))
 
 
 def _function_case(go: GoFile, path: str, family: str, body: tuple[int, int],
@@ -511,7 +594,10 @@ def _show_all(repo: Path, paths: list[str]) -> list[str]:
 
 def test_files(repo: Path) -> list[str]:
     """The unit tests of detectors (pkg/detectors/<family>/...), not the integration tests
-    (which talk to the services; some are spelled `_integeration_test.go`)."""
+    (which talk to the services; some are spelled `_integeration_test.go`). A family's
+    `common_test.go` tests what its detectors share, not a detector: azure_entra's finders
+    of tenant and client ids, atlassiandatacenter's of instance URLs. What they expect is an
+    id or a URL, no secret: `trufflehog_cases` reads them and sets them apart (Tally)."""
     listing = _git(repo, "ls-tree", "-r", "--name-only", "HEAD", "pkg/detectors").decode()
     return [p for p in listing.splitlines()
             if p.endswith("_test.go") and "_integ" not in p.rsplit("/", 1)[1]
@@ -525,7 +611,15 @@ def trufflehog_cases(repo: Path = MIRROR, tally: Tally | None = None) -> list[Ca
     found: list[Case] = []
     for path, source in zip(paths, _show_all(repo, paths), strict=True):
         tally.files += 1
-        found.extend(cases(path, source, tally))
+        read = list(cases(path, source, tally))
+        if path.endswith("/common_test.go"):
+            tally.set_apart[family_of(path)] += sum(len(c.spans) + len(c.ids) for c in read)
+            continue
+        for case in read:
+            if case.ids:
+                tally.set_apart[case.family] += len(case.ids)
+            if case.spans:
+                found.append(case)
     return found
 
 
@@ -533,6 +627,14 @@ def trufflehog_samples(repo: Path = MIRROR, tally: Tally | None = None) -> list[
     """bench/public_samples.py's source: one sample per expected secret of each case."""
     return [PublicSample("trufflehog", case.family, case.text, start, end, case.origin)
             for case in trufflehog_cases(repo, tally) for start, end in case.spans]  # fmt: skip
+
+
+def set_apart(repo: Path = MIRROR) -> Counter:
+    """The expected values read but not measured, by family: those of `common_test.go`
+    files, and those the input names an id or a user (`hive_id: "..."`)."""
+    tally = Tally()
+    trufflehog_cases(repo, tally)
+    return tally.set_apart
 
 
 # -- the measurement ----------------------------------------------------------------------------
@@ -602,7 +704,8 @@ def main(argv: list[str] | None = None) -> int:
                    if r["found"] < 0.95 * r["n"])  # fmt: skip
     print(f"trufflehog {_git(args.repo, 'log', '-1', '--format=%h').decode().strip()}: "
           f"{tally.files} test files, {tally.cases} cases: {tally.negative} negative, "
-          f"{sum(tally.unreadable.values())} not evaluated")  # fmt: skip
+          f"{sum(tally.unreadable.values())} not evaluated; set apart (ids and URLs, "
+          f"not secrets): {dict(tally.set_apart)}")  # fmt: skip
     print(f"cases {n}, families {len(by_family)}, recall {100 * found / max(n, 1):.1f} % "
           f"({found}), families at 100 %: {sum(r['found'] == r['n'] for r in by_family.values())}"
           f", under 95 %: {len(under)}")  # fmt: skip

@@ -128,6 +128,28 @@ def azure_storage_key(rng: random.Random) -> str:
     return base64.b64encode(rng.randbytes(64)).decode()
 
 
+def tableau_token(rng: random.Random) -> str:
+    """A Tableau personal access token's secret: 16 bytes of base64, `:`, 32 base62."""
+    return base64.b64encode(rng.randbytes(16)).decode() + ":" + pick(ALNUM, 32)(rng)
+
+
+def atlassian_dc_token(rng: random.Random) -> str:
+    """A Jira or Confluence Data Center PAT: base64 of a 12-digit id, `:`, 20 random bytes."""
+    raw = str(rng.randrange(10**11, 10**12)).encode() + b":" + rng.randbytes(20)
+    return base64.b64encode(raw).decode()
+
+
+def azure_refresh_token(rng: random.Random) -> str:
+    """A Microsoft identity platform refresh token: `0.A` and base64url parts, the second
+    starting `Ag`."""
+    return (
+        "0.A"
+        + pick(B64URL, rng.randint(60, 120))(rng)
+        + ".AgABAAEAAAD"
+        + pick(B64URL, rng.randint(300, 700))(rng)
+    )
+
+
 def azure_sas_signature(rng: random.Random) -> str:
     return quote(base64.b64encode(rng.randbytes(32)).decode(), safe="")
 
@@ -413,6 +435,27 @@ AZURE_STORAGE_CONTEXTS = (
     "AccountKey=«value»;EndpointSuffix=core.windows.net\n",
     'conn = "DefaultEndpointsProtocol=https;AccountName=backups01;AccountKey=«value»"\n',
 )
+AZURE_STORAGE_NAMED_CONTEXTS = (  # the key's name on another line, in a brace, after `||`
+    'static const std::string AzuriteAccountKey{\n    "«value»"};\n',
+    '    public static final String DEFAULT_ACCOUNT_KEY\n            = "«value»";\n',
+    "export const key =\n  process.env.ACCOUNT_KEY ||\n  '«value»';\n",
+)
+# an access key id (made up) with its secret or session token a few lines on
+AWS_PAIR_CONTEXTS = (
+    "aws credentials {\n  id: AKIAQ3EGRXK5MZT7WJ2P\n  secret: «value»\n}\n",
+    "<id>{AKIAQ3EGRXK5MZT7WJ2P}</id>\n<secret>{AQAAABAAA «value»}</secret>\n",
+)
+AWS_SESSION_CONTEXTS = (
+    "id: ASIAQ3EGRXK5MZT7WJ2P\nsecret: x\nsession: «value»\n",
+    "ASIAQ3EGRXK5MZT7WJ2P\n«value»\n",
+)
+# a key that only the service's name names (no prefix, no key word)
+VENDOR_NAMED_CONTEXTS = (
+    "mixpanel «value» for the staging project\n",
+    "[DEBUG] textmagic: '«value»'\n",
+    'apiMetrics := "«value»"\n',
+    'const client = new HubSpotAPI("«value»");\n',
+)
 AZURE_SAS_CONTEXTS = (
     "https://acmelogs.blob.core.windows.net/exports/report.csv?sv=2022-11-02&ss=b&srt=o&sp=r"
     "&se=2026-12-31T23:59:59Z&st=2026-11-01T00:00:00Z&spr=https&sig=«value»\n",
@@ -475,6 +518,14 @@ KINDS: tuple[SecretKind, ...] = (
             "s3 = boto3.client(\n    's3',\n    aws_secret_access_key='«value»',\n)\n",
             "aws configure set aws_secret_access_key «value» --profile ci\n",
         ),
+    ),
+    _k("aws", "aws-secret-after-key-id", pick(ALNUM + "/+", 40), "SECRET", AWS_PAIR_CONTEXTS),
+    _k(
+        "aws",
+        "aws-session-token",
+        cat("IQoJb3JpZ2luX2Vj", pick(B64, 300)),
+        "AWS_SESSION_TOKEN",
+        AWS_SESSION_CONTEXTS,
     ),
     *(
         _k("github", f"github-{p}", crc_token(f"{p}_"), "GITHUB_TOKEN")
@@ -618,6 +669,54 @@ KINDS: tuple[SecretKind, ...] = (
         AZURE_STORAGE_CONTEXTS,
     ),
     _k("azure", "azure-sas-signature", azure_sas_signature, "AZURE_SAS", AZURE_SAS_CONTEXTS),
+    _k(
+        "azure",
+        "azure-storage-key-named-apart",
+        azure_storage_key,
+        "ACCOUNT_KEY",
+        AZURE_STORAGE_NAMED_CONTEXTS,
+    ),
+    _k(
+        "azure",
+        "azure-registry-password",
+        cat(pick(B64, 42), "+ACR", pick(ALNUM, 6)),
+        "ACR_PASSWORD",
+    ),
+    _k("azure", "azure-refresh-token", azure_refresh_token, "REFRESH_TOKEN"),
+    _k(
+        "azure",
+        "azure-apim-git-password",
+        cat("git&", digits(12, 12), "&", azure_storage_key),
+        "APIM_GIT_PASSWORD",
+    ),
+    _k("tableau", "tableau-pat", tableau_token, "TABLEAU_PAT"),
+    _k("atlassian", "atlassian-dc-pat", atlassian_dc_token, "CONFLUENCE_PAT"),
+    _k(
+        "vendor-named",
+        "vendor-named-key",
+        one_of(pick(ALNUM, 32), pick(HEX, 40), pick(LOWER_ALNUM, 26)),
+        "KEY",
+        VENDOR_NAMED_CONTEXTS,
+    ),
+    _k(
+        "webhook",
+        "zapier-webhook",
+        cat("https://hooks.zapier.com/hooks/catch/", digits(6, 8), "/", pick(LOWER_ALNUM, 7), "/"),
+        "ZAPIER_HOOK",
+    ),
+    _k(
+        "webhook",
+        "tines-webhook",
+        cat(
+            "https://",
+            pick(string.ascii_lowercase, 8),
+            ".tines.com/webhook/",
+            pick(LOWER_ALNUM, 32),
+            "/",
+            pick(LOWER_ALNUM, 32),
+        ),
+        "TINES_WEBHOOK",
+    ),
     _k(
         "telegram",
         "telegram-bot-token",

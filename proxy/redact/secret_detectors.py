@@ -65,6 +65,13 @@ def base62_crc32(text: str) -> str:
     return "".join(reversed(digits)).rjust(6, "0")
 
 
+def _random_mixed(text: str) -> bool:
+    """Random, with digits, capitals and small letters (base62), not letters that read as an
+    alphabet or a word."""
+    return (looks_random(text) and any(c.isdigit() for c in text)
+            and not text.isupper() and not text.islower())  # fmt: skip
+
+
 def looks_random(text: str) -> bool:
     """Not a placeholder run like `xxxx...` or `0000...` or `abcabc...`."""
     return len(set(text)) >= 8 and shannon_entropy(text) >= 3.0
@@ -140,6 +147,15 @@ def b64_bytes_valid(*sizes: int, urlsafe: bool = False):
     return valid
 
 
+def atlassian_dc_valid(token: str) -> bool:
+    """Jira and Confluence Data Center PATs: base64 of `<numeric id>:<random bytes>`."""
+    raw = _b64decode(token)
+    if raw is None or b":" not in raw:
+        return False
+    user, _, secret = raw.partition(b":")
+    return user.isdigit() and len(secret) >= 16 and len(set(secret)) >= 12
+
+
 def telegram_valid(token: str) -> bool:
     secret = token.split(":", 1)[1]
     return looks_random(secret) and not secret.islower() and not secret.isupper()
@@ -213,6 +229,26 @@ def _name_shaped(part: str) -> bool:
 
 
 _CODE_CHARS = re.compile(r"[()\[\]{}|<>]")
+_BRACKETS = {"(": ")", "[": "]", "{": "}", "<": ">"}
+
+
+def _code(core: str) -> bool:
+    """Code characters that may be code: brackets that pair up, a pipe. A random password
+    may hold a stray bracket (`...C7e:yVsUdL3[:`, `4nXYKv]mHDeom...`); an expression's
+    brackets close in order."""
+    if not _CODE_CHARS.search(core):
+        return False
+    if "|" in core or len(core) < 20 or shannon_entropy(core) < 3.5 or _camel_case_words(core):
+        return True  # a pipe, short, or words (`password:dn_subtree[?search_filter_key=`)
+    stack: list[str] = []
+    for c in core:
+        if c in _BRACKETS:
+            stack.append(_BRACKETS[c])
+        elif c in ")]}>" and (not stack or stack.pop() != c):
+            return False  # a closer that closes nothing: no expression
+    return not stack
+
+
 _WORDS_ONLY = re.compile(r"[A-Za-z]+(?:[-_/.][A-Za-z]+)+")
 _TOKEN_PLACEHOLDER = re.compile(
     r"token|secret|key|test|example|dummy|fake|sample|mock|demo|placeholder|changeme|your|pass",
@@ -272,15 +308,17 @@ def token_value_valid(value: str) -> bool:
     """A value a token- or key-like name names: not a placeholder or reference, and not a
     word; a hex string, UUID or random-looking mix of any entropy above a floor."""
     core = _core(value)
+    if len(core) >= 24 and core.startswith("_") and not core.endswith("_"):
+        core = core.lstrip("_")  # _DN4IVERUcAbdO2ibFCriJAyfyuaDys7u08... (not __a_dunder__)
     if len(core) < 8 or " " in core or len(set(core)) <= 2:
         return False
     if core.isdigit():  # an id, a port, a timestamp; a long random number is a secret too
         return len(core) >= 16 and len(set(core)) >= 6
     if _HEX.fullmatch(core) or _UUID.fullmatch(core):
         return len(core) >= 16  # hex keys, git-SHA-shaped or not
-    if _not_a_value(core) or _CODE_CHARS.search(core) or _WORDS_ONLY.fullmatch(core):
+    if _not_a_value(core) or _code(core) or _WORDS_ONLY.fullmatch(core):
         return False  # code, or words: "same-origin", "test-api-key", "auth-request-type/at"
-    if len(core) < 24 and _TOKEN_PLACEHOLDER.search(core):
+    if len(core) < 24 and _placeholder_word(core):
         return False  # "token123", "my-secret-1", "auth_tokens/tok_123"
     if core.isalpha():
         return (
@@ -299,6 +337,17 @@ def token_value_valid(value: str) -> bool:
 
 
 _CONSTANT_NAME = re.compile(r"[A-Z]+(?:_[A-Z]+)+")
+# a kind as a token's prefix, then its random part: secret_H9ZGTfAERfN5W0AX
+_KIND_PREFIX = re.compile(r"(?i:secret|token|key|pat)[_-](?=[A-Za-z0-9]{12,}$)")
+
+
+def _placeholder_word(core: str) -> bool:
+    """A word of placeholders in a short value (`token123`, `my-secret-1`), but for a kind
+    that prefixes a random part of base62 (`secret_H9ZGTfAERfN5W0AX`)."""
+    prefix = _KIND_PREFIX.match(core)
+    if prefix and _random_mixed(core[prefix.end() :]):
+        core = core[prefix.end() :]
+    return bool(_TOKEN_PLACEHOLDER.search(core))
 
 
 def _camel_case_words(core: str) -> bool:
@@ -369,6 +418,9 @@ def token(
 
 # The end of a token: no more characters of its alphabet.
 _END = r"(?![A-Za-z0-9_-])"
+# The start of a base64 value: no base64 character before it, but for the `n` or `t` of a
+# line break or tab escaped in a JSON string (`"...\\nYMqN..."`).
+_B64_START = r"(?:(?<![A-Za-z0-9+/])|(?<=\\[nt]))"
 
 # A key or phrase that names a password, and one that names another secret. The key may end
 # the identifier only (`password_length` and `token_url` name no secret); `pass`, `pwd` and
@@ -383,7 +435,7 @@ _QUALIFIED_KEY = (
     "|service|shared|storage|subscription|license|licence|webhook|deploy|admin|session|account"
     "|primary|secondary|sas|ingest|ingestion|bot|management|mgmt|write|read|upload|publish"
     "|registry|integration|auth|hmac|jwt|cookie|aes|crypt|cipher|ssh|gpg|pgp|root|user|dev|prod"
-    "|iam|cloud"
+    "|iam|cloud|token"
 )
 # Tokens that page through results are not secrets: page_token, nextPageToken, sync-token.
 _NOT_AFTER_PAGING = "".join(
@@ -399,7 +451,7 @@ _AFTER_QUALIFIER = (
 # Every alternative starts at one of the detector's keywords, so it runs only there.
 _SECRET_NAME = (
     rf"(?i:(?:secret|{_NOT_AFTER_PAGING}token)(?:[_.-]?(?:string|str|value|\d{{1,3}}))?"
-    rf"|secret[_-]?id|credentials?|creds|{_AFTER_QUALIFIER}key)"
+    rf"|secret[_-]?id\d{{0,2}}|credentials?|creds|{_AFTER_QUALIFIER}key)"
     # names that are secrets only for one vendor: Sonar's login token, Sumo Logic's access id
     r"|(?i:sonar[_.-]?login|sumo[\w.-]{0,20}?access[_.-]?id)"
     r"|(?<=[A-Z0-9]_)KEY(?![A-Za-z0-9])"  # an environment variable: PAYMENT_GATEWAY_KEY
@@ -410,7 +462,7 @@ _SECRET_NAME = (
 # = `), then an assignment: also make's `::=`/`?=`, PHP's `.=`, `is`, a comma after a quoted
 # key (a call's arguments), and an XML element whose value is on the next line.
 _ASSIGN = (
-    r"""\\?["']?\]?(?:[ \t]+(?:string|String|str))?[ \t]{0,30}"""
+    r"""\\{0,3}["']?\]?(?:[ \t]+(?:string|String|str))?[ \t]{0,30}"""
     r"""(?:=>|:{1,3}=|[?.+]=|==|=|:|>(?=[^<\n]{1,200}</)|["']\s+value\s*="""
     # a name and its value: {"name": "DB_PASSWORD", "value": "..."}, and in YAML on two lines
     r"""|(?<=["'])[ \t]*,[ \t]*["']value["'][ \t]*:|[ \t]*\n[ \t]{1,12}value[ \t]*:"""
@@ -419,8 +471,12 @@ _ASSIGN = (
     r"""|[ \t]+(?:is|was)\b[ \t]*:?)"""
     r"""[ \t]{0,5}"""
 )
-# The value: quoted (spaces allowed) or bare (up to a space, quote, separator).
-_VALUE = r"""\\?["'`]?((?<=["'`])[^"'`\n\\]{1,4096}(?=\\?["'`])|(?<!["'`])[^\s"'`,;&<>]{1,4096})"""
+# The value: quoted (spaces allowed) or bare (up to a space, quote, separator, or a line
+# break or tab escaped as in a JSON string: `API_KEY=abc123\\n\\t[INFO] ...`).
+_VALUE = (
+    r"""\\{0,3}["'`]?((?<=["'`])[^"'`\n\\]{1,4096}(?=\\{0,3}["'`])"""
+    r"""|(?<!["'`])(?:[^\s"'`,;&<>\\]|\\(?![ntr]))(?:[^\s"'`,;&<>\\]|\\(?![ntr])){0,4095})"""
+)
 # "log in with the password river52288": the value right after the whole word
 # (8 or more characters, letters and digits, not only capitals: not "password SOCKS5")
 _BARE = r"(?<=[dDeE])[ \t]+(?=(?=\S*[a-z])(?=\S*\d)\S{8,64}(?!\S)|(?:[a-z]{3,10}[ \t]){3})"
@@ -437,6 +493,9 @@ _CLI_PASSWORD = (
     r"(?:\b(?:mysql|mysqldump|mysqladmin|mariadb|mongo|mongosh|mongodump|mongorestore|sshpass"
     r"|docker\s+login|podman\s+login|helm\s+registry\s+login)\b[^\n|;&]{0,160}?[ \t]-p"
     r"|\bredis-cli\b[^\n|;&]{0,160}?[ \t]-a"
+    # PowerShell: ConvertTo-SecureString [-String] "plain text" -AsPlainText
+    r"|\bConvertTo-SecureString(?:[ \t]+-String)?"
+    r"(?=[ \t]+[\"'][^\"'\n]{4,200}[\"'][ \t]+-AsPlainText)"
     # curl's user:password, also a few continued lines on
     r"""|\bcurl\b(?:[^\n|;&]|(?<=\\)\r?\n){0,400}?[ \t](?:-u|--user)"""
     r"""(?=[ \t=]+\\?["']?(?:[^\s"':]*:\\?["']?[^\s"'\\]{4}|[^\s"':\\]{6,}:))"""
@@ -469,9 +528,20 @@ _CLOUD: tuple[Detector, ...] = (
     detector("aws-access-key", "secrets", r"\b(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}\b",
        keywords=("AKIA", "ASIA", "ABIA", "ACCA", "A3T"), window=(4, 24), anchored=True,
        family="secrets.cloud"),
+    # named by `aws`, or written after its access key id (credentials files, a pair in a
+    # config block: the id, then the secret within a few lines)
     detector("aws-secret-key", "secrets",
-       r"aws.{0,25}?(?:secret|key|pwd|pass|token).{0,25}?[\"'=:\s]\s*([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])",
-       folded=("aws",), span=1, flags=re.IGNORECASE, window=(0, 160), anchored=True,
+       r"(?:aws.{0,25}?(?:secret|key|pwd|pass|token).{0,25}?[\"'=:\s]\s*"
+       r"|(?-i:\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b)[\s\S]{1,160}?(?<![A-Za-z0-9/+]))"
+       r"([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])",
+       keywords=("AKIA", "ASIA", "ABIA", "ACCA"), folded=("aws",), span=1,
+       flags=re.IGNORECASE, window=(0, 240), anchored=True, validate=aws_secret_valid,
+       family="secrets.cloud"),
+    # a temporary key id (ASIA...) comes with a session token: long base64, a few lines on
+    detector("aws-session-token", "secrets",
+       r"\bASIA[A-Z0-9]{16}\b[\s\S]{1,300}?(?<![A-Za-z0-9/+])([A-Za-z0-9/+]{100,2000}={0,2})"
+       r"(?![A-Za-z0-9/+=])",
+       keywords=("ASIA",), span=1, window=(0, 2400), anchored=True,
        validate=aws_secret_valid, family="secrets.cloud"),
     detector("aws-bedrock-key", "secrets",
        r"\bABSK[A-Za-z0-9+/]{109,269}={0,2}|bedrock-api-key-YmVkcm9jay5hbWF6b25hd3MuY29t[A-Za-z0-9+/=%&._-]*",
@@ -489,9 +559,25 @@ _CLOUD: tuple[Detector, ...] = (
        r"(?<![A-Za-z0-9_~.-])[A-Za-z0-9_~.]{3}\dQ~[A-Za-z0-9_~.-]{31,34}(?![A-Za-z0-9_~.-])",
        keywords=("Q~",), window=(8, 44), family="secrets.cloud"),
     detector("azure-storage-key", "secrets",
-       r"(?i:AccountKey|SharedAccessKey|PrimaryKey|SecondaryKey)\s*=\s*([A-Za-z0-9+/]{42,86}={0,2})",
-       folded=("accountkey", "sharedaccesskey", "primarykey", "secondarykey"), span=1,
-       validate=b64_bytes_valid(32, 64), window=(0, 110), anchored=True, family="secrets.cloud"),
+       r"(?:(?i:AccountKey|SharedAccessKey|PrimaryKey|SecondaryKey)\s*=\s*"
+       # AccountKey{ "..." }, ACCOUNT_KEY\n = "...", ACCOUNT_KEY ||\n "...": 64 bytes
+       r"|(?i:account[_-]?key)(?:[^A-Za-z0-9+/]|\\[nrt]){1,40}?"
+       r"(?=[A-Za-z0-9+/]{86}==(?![A-Za-z0-9+/=])))([A-Za-z0-9+/]{42,86}={0,2})",
+       folded=("accountkey", "sharedaccesskey", "primarykey", "secondarykey", "account_key",
+               "account-key"), span=1,
+       validate=b64_bytes_valid(32, 64), window=(0, 140), anchored=True, family="secrets.cloud"),
+    # Azure Container Registry passwords: 42 base64 characters, `+ACR`, 6 more
+    detector("azure-registry-password", "secrets",
+       _B64_START + r"[A-Za-z0-9+/]{42}\+ACR[A-Za-z0-9]{6}(?![A-Za-z0-9+/])",
+       keywords=("+ACR",), validate=looks_random, window=(42, 10), family="secrets.cloud"),
+    # Azure API Management repository (git) passwords: git&<yyyymmddhhmm>&<64 bytes base64>
+    token("azure-apim-git-password", "cloud", r"\bgit&\d{12}&[A-Za-z0-9+/]{86}==",
+          ("git&",), 110),
+    # Microsoft identity platform refresh tokens: 0. or 1., then dot-separated parts, the
+    # second starting `Ag` (`.AgABAAAAAAD...`)
+    token("azure-refresh-token", "cloud",
+          r"\b[01]\.A[\w-]{50,}(?:\.\d)?\.Ag[\w-]{250,}(?:\.A[\w-]{200,})?",
+          ("0.A", "1.A"), 8192),
     detector("azure-sas-signature", "secrets", r"\bsig=([A-Za-z0-9%+/_-]{40,90})",
        keywords=("sig=",), span=1, validate=b64_bytes_valid(32, urlsafe=False),
        window=(2, 96), family="secrets.cloud"),
@@ -539,7 +625,7 @@ _CODE_HOSTING: tuple[Detector, ...] = (
           validate=random_tail_valid),
     token("docker-hub-token", "code-hosting", r"\bdckr_(?:pat|oat)_[A-Za-z0-9_-]{27,}" + _END,
           ("dckr_pat_", "dckr_oat_"), 80),
-    token("bitbucket-app-password", "code-hosting", r"\bATBB[A-Za-z0-9_=.-]{32,}" + _END,
+    token("bitbucket-app-password", "code-hosting", r"\bATBB[A-Za-z0-9_=.-]{24,}" + _END,
           ("ATBB",), 64, validate=random_tail_valid),
     token("artifactory-token", "code-hosting",
           r"\bAKCp[A-Za-z0-9]{69}\b|\bcmVmdGtu[A-Za-z0-9]{56}\b", ("AKCp", "cmVmdGtu"), 80),
@@ -574,6 +660,13 @@ _CHAT: tuple[Detector, ...] = (
     detector("teams-webhook", "secrets",
        r"(?:https://)?[a-z0-9-]+\.webhook\.office\.com/webhookb2/[A-Za-z0-9@/-]{60,300}",
        keywords=(".webhook.office.com/",), window=(40, 300), family="secrets.chat"),
+    # automation webhooks: whoever has the URL can trigger the flow (Zapier catch hooks,
+    # Tines webhooks: a tenant, then two 32-character parts)
+    detector("automation-webhook", "secrets",
+       r"(?:https://)?hooks\.zapier\.com/hooks/catch/[A-Za-z0-9]{4,}(?:/[A-Za-z0-9]{4,})*/?"
+       r"|(?:https://)?[\w-]+\.tines\.com/webhook/[a-z0-9]{32}/[a-z0-9]{32}\b",
+       keywords=("hooks.zapier.com/hooks/catch/", ".tines.com/webhook/"), window=(40, 120),
+       family="secrets.chat"),
 )  # fmt: skip
 
 _PAYMENTS: tuple[Detector, ...] = (
@@ -622,7 +715,8 @@ _SAAS: tuple[Detector, ...] = (
           ("SG.",), 72),
     token("twilio-key", "saas", r"\bSK[0-9a-fA-F]{32}\b", ("SK",), 34,
           validate=random_tail_valid),
-    token("mailgun-key", "saas", r"\b(?:key|pubkey)-[0-9a-f]{32}\b", ("key-", "pubkey-"), 40),
+    token("mailgun-key", "saas", r"\b(?:key|pubkey)-[0-9a-z]{32}\b", ("key-", "pubkey-"), 40,
+          validate=lambda t: random_tail_valid(t) and any(c.isdigit() for c in t)),
     detector("mailchimp-key", "secrets", r"\b[0-9a-f]{32}-us\d{1,2}\b", keywords=("-us",),
        window=(33, 6), family="secrets.saas"),
     token("atlassian-token", "saas", r"\bATATT3[A-Za-z0-9_=-]{150,250}" + _END, ("ATATT3",), 260),
@@ -673,6 +767,17 @@ _SAAS: tuple[Detector, ...] = (
            "rdme_", "ico-", "CFPAT-", "tk-us-", "pk_", "sl.", "nfp_", "phc_", "phx_", "pat.",
            "AAAAAAAAAAAAAAAAAAAAA", "aio_", "s-s4t2", "p8e-", "sha256~", "squ_", "sqp_", "sqa_",
            "EAAM", "EAAC"), 1200, validate=random_tail_valid),
+    # Jira and Confluence Data Center personal access tokens: 44 base64 characters that
+    # decode to a numeric id, `:` and random bytes (the id's first digits give the prefixes)
+    detector("atlassian-dc-token", "secrets", r"\b[MNO][A-Za-z0-9+/]{43}(?![A-Za-z0-9+/=])",
+       keywords=("MD", "MT", "Mj", "Mz", "ND", "NT", "Nj", "Nz", "OD", "OT"),
+       validate=atlassian_dc_valid, window=(0, 44), anchored=True, family="secrets.saas"),
+    # Tableau personal access tokens: 16 bytes of base64, a colon, 32 letters and digits
+    detector("tableau-token", "secrets",
+       _B64_START + r"[A-Za-z0-9+/]{22}==:[A-Za-z0-9]{32}(?![A-Za-z0-9])",
+       keywords=("==:",), window=(22, 36),
+       validate=lambda t: _random_mixed(t[25:]) and b64_bytes_valid(16)(t[:24]),
+       family="secrets.saas"),
     # Sidekiq Enterprise/Pro credentials: `user:password`, 8 hex each, under their gem source
     detector("sidekiq-secret", "secrets",
        r"__CONTRIBSYS__COM\w{0,10}[\"']?[ \t]*(?:[:?.+]?=|:{1,3}=|:|,)[ \t\"'\\]*"
@@ -705,7 +810,7 @@ _GENERIC: tuple[Detector, ...] = (
        window=(0, 4200), anchored=True, family="secrets.generic"),
     detector("cli-secret", "secrets", _CLI_PASSWORD, span=1,
        keywords=("mysql", "mariadb", "mongo", "sshpass", "docker", "podman", "helm",
-                 "redis-cli", "--", "curl"),
+                 "redis-cli", "--", "curl", "ConvertTo-SecureString"),
        validate=cli_value_valid, window=(0, 700), anchored=True, family="secrets.generic"),
     detector("password", "secrets",
        rf"(?:{_PASSWORD_NAME})(?:{_PHRASE}{_ASSIGN}|{_BARE}){_PASSWORD_VALUE}",
@@ -751,7 +856,7 @@ def credential_shaped(value: str) -> bool:
         core = core.lstrip("_")  # _DN4IVERUcAbdO2ibFCriJAyfyuaDys7u08...
     if _SANCTUM.fullmatch(core):
         return True  # Laravel Sanctum: id|token
-    if _not_a_value(core) or _CODE_CHARS.search(core) or _IPV6_OR_MAC.fullmatch(core):
+    if _not_a_value(core) or _code(core) or _IPV6_OR_MAC.fullmatch(core):
         return False
     if _DIGEST.match(core) or _MASKED.search(core):
         return False  # a digest (sha256:09aab4...), a mask
@@ -763,7 +868,7 @@ def credential_shaped(value: str) -> bool:
         return False  # a path: src/main/resources, v1/users/me
     if _WORDY.fullmatch(core):
         return False  # words and numbers: ecdsa-sha2-nistp256, en_US.UTF-8, build-2024-11-03
-    if n < 24 and _TOKEN_PLACEHOLDER.search(core):
+    if n < 24 and _placeholder_word(core):
         return False  # "my-test-key-2024", "secret_token_01"
     if (_SNAKE_CASE.fullmatch(core) or _DOTTED.fullmatch(core)) and not any(
         map(_random_part, re.split(r"[_.]", core))
@@ -815,19 +920,49 @@ _OTHER_ASSIGN = (
     r"|[ \t]*\|[ \t]*|[ \t]+(?=[A-Za-z0-9_+/=-]{16}))"  # | value (a table), name value
 )
 
+# Services whose keys have no prefix or shape of their own, so that only the service's name
+# tells them (trufflehog's keyword-only detectors): the name, maybe `api`/`key`/`token`, a
+# separator, and a credential-shaped value or a UUID right after it (`mixpanel: …`,
+# `onesignal <uuid>`, `HubSpotAPI("<uuid>")`, `textmagic '…'`). Names only that are no
+# English word, so that a name is not found in prose.
+_VENDOR_NAMES = (
+    "alibaba", "amadeus", "apimetrics", "apitemplate", "autodesk", "bitfinex", "blocknative",
+    "cloudimage", "cloudmersive", "cloudsmith", "currencycloud", "gocanvas", "hubspot",
+    "instamojo", "invoiceocean", "keenio", "liveagent", "loggly", "luno", "magicbell", "mailgun",
+    "mattermost", "metaapi", "metabase", "mixpanel", "onesignal", "pyxis", "railway", "redhat",
+    "salesmate", "scrapingbee", "scraping_bee", "textmagic", "tokeet", "vouchery", "webex",
+    "websitepulse",
+)  # fmt: skip
+_VENDOR = (
+    "(?<![A-Za-z])(?i:" + "|".join(_VENDOR_NAMES) + ")"
+    r"(?i:[ _.-]?(?:api|app|bot|key|token|secret|pat|auth|pyxis))*"
+)
+
+
+def vendor_value_valid(value: str) -> bool:
+    core = _core(value)
+    return credential_shaped(core) or bool(_UUID.fullmatch(core))
+
+
 _LONG_TAIL: tuple[Detector, ...] = (
     detector("named-credential", "secrets",
        rf"(?:(?:{_WEAK_KEY}|{_STRONG_NAME}\d{{1,2}}){_GO_TYPE}(?:{_ASSIGN}|{_OTHER_ASSIGN})"
        rf"|{_STRONG_NAME}{_OTHER_ASSIGN}){_VALUE}",
        folded=("key", "secret", "token"), span=1,
        validate=credential_shaped, window=(0, 320), anchored=True, family="secrets.generic"),
+    detector("vendor-credential", "secrets",
+       _VENDOR + r"""[ \t:=,"'`({|-]{1,12}(?:\n[ \t]{0,40}["'`]?)?"""
+       r"""([^\s"'`,;<>{}()\[\]|\\]{16,200})""",
+       folded=tuple(dict.fromkeys(n.split("_")[0] for n in _VENDOR_NAMES)), span=1,
+       validate=vendor_value_valid, window=(0, 280), anchored=True, family="secrets.saas"),
     # Jenkins credentials.xml: an encrypted secret `{AQAAABAAAA...}` (version 1, a 16-byte
     # IV), or a value written after that marker as `{name AQAAABAAA value}`.
     detector("jenkins-secret", "secrets",
        r"\{(?:[\w.-]{1,40}[ \t]+)?(?:AQAAABAAA[ \t]+)?"
        r"((?<=AQAAABAAA )[^{}\s<]{8,400}|AQAAABAAAA[A-Za-z0-9+/]{16,}={0,2})[ \t]?\}",
        keywords=("AQAAABAAA",), span=1,
-       validate=lambda v: v.startswith("AQAAABAAAA") or credential_shaped(v),
+       validate=lambda v: v.startswith("AQAAABAAAA") or credential_shaped(v)
+       or bool(_UUID.fullmatch(v)),
        window=(60, 420), family="secrets.generic"),
     token("service-token", "saas",
           r"\balcht_[0-9A-Za-z]{30}\b|\bapify_api_[A-Za-z0-9]{36}\b|\bbkua_[a-z0-9]{40}\b"

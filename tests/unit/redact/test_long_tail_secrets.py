@@ -5,6 +5,11 @@ made up here, in each format's shape."""
 
 from __future__ import annotations
 
+import base64
+import random
+import string
+import uuid
+
 import pytest
 
 from proxy.redact.detectors import scan
@@ -189,3 +194,165 @@ def test_names_and_values_in_lists_calls_and_tables(text, value):
 def test_a_name_and_value_pair_of_something_else_is_left_alone():
     assert found('{"name": "LOG_LEVEL", "value": "debug"}') == []
     assert found("env:\n  - name: ACME_TOKEN_URL\n    value: https://auth.acme.test/t\n") == []
+
+
+# -- structured shapes (made up here: random characters in each published format) ------------
+
+_RNG = random.Random(21)
+_B62 = string.ascii_letters + string.digits
+
+
+def _rand(n: int, alphabet: str = _B62) -> str:
+    return "".join(_RNG.choice(alphabet) for _ in range(n))
+
+
+def _b64(n_bytes: int) -> str:
+    return base64.b64encode(_RNG.randbytes(n_bytes)).decode()
+
+
+_AWS_ID = "AKIA" + _rand(16, string.ascii_uppercase + "234567")
+_AWS_SECRET = _rand(40, _B62 + "+/")
+_AWS_SESSION = "IQoJb3JpZ2luX2Vj" + _rand(300, _B62 + "+/")
+_STORAGE_KEY = _b64(64)
+_ACR_PASSWORD = _rand(42, _B62 + "+/") + "+ACR" + _rand(6)
+_TABLEAU = _b64(16) + ":" + _rand(32)
+_REFRESH = "0.A" + _rand(60, _B62 + "_-") + ".AgABAAEAAAD" + _rand(300, _B62 + "_-")
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        (f"aws credentials{{\n  id: {_AWS_ID}\n  secret: {_AWS_SECRET}\n}}", _AWS_SECRET),
+        (f"<id>{{{_AWS_ID}}}</id>\n<secret>{{AQAAABAAA .{_AWS_SECRET};}}</secret>", _AWS_SECRET),
+        (f"id: ASIA{_AWS_ID[4:]}\nsecret: x\nsession: {_AWS_SESSION}\n", _AWS_SESSION),
+        (f'static const std::string AzuriteAccountKey{{\n    "{_STORAGE_KEY}"}};', _STORAGE_KEY),
+        (f'DEFAULT_ACCOUNT_KEY\n        = "{_STORAGE_KEY}";', _STORAGE_KEY),
+        (f'key =\\n  process.env.ACCOUNT_KEY ||\\n  \\"{_STORAGE_KEY}\\";', _STORAGE_KEY),
+        (f"ACRPWD={_ACR_PASSWORD}", _ACR_PASSWORD),
+        (f'"value":"{_ACR_PASSWORD}"', _ACR_PASSWORD),
+        (f"name test-token\n{_TABLEAU}\nserver=x.online.tableau.com", _TABLEAU),
+        (f'"token\\n{_TABLEAU}\\nserver"', _TABLEAU),
+        (f"| RefreshToken | {_REFRESH} |", _REFRESH),
+        (f"user1:ATBB{_rand(32)} and more", None),
+        (f"mailgun key-{_rand(32, string.ascii_lowercase + string.digits)}", None),
+        (f'"settings": "\\n\\t[DEBUG] Using API_KEY={_rand(32)}\\n\\t[INFO] ok"', None),
+        (f"secret_id2 = '{uuid.UUID(int=_RNG.getrandbits(128))}'", None),
+    ],
+)
+def test_structured_shapes(text, value):
+    values = [v for _, v in found(text)]
+    assert values, text
+    if value is not None:
+        assert value in values
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # 64 bytes of base64 that no account key names: an integrity hash
+        f'"integrity": "sha512-{_b64(64)}"',
+        # base64, a colon, letters that read as words
+        f"{_b64(16)}:abcdefghijklmnopqrstuvwxyzabcdef",
+        "ATBB is an abbreviation, ATBBREVIATIONS too",
+        "key-value-store-implementation-notes-v2",
+        "0.Alpha release notes",
+    ],
+)
+def test_structured_shape_near_misses(text):
+    assert found(text) == []
+
+
+def test_a_git_sha_after_an_access_key_id_is_no_secret_key():
+    text = f"{_AWS_ID} was rotated in commit 4f0c9a7e1b2d3c4e5f60718293a4b5c6d7e8f901"
+    assert found(text) == [("aws-access-key", _AWS_ID)]
+
+
+_VENDOR_KEY = _rand(32)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        (f"mixpanel {_VENDOR_KEY} for the events", _VENDOR_KEY),
+        (f'cloudsmith: "{_rand(40, "0123456789abcdef")}"', None),
+        (f'const hs = new HubSpotAPI("{uuid.UUID(int=_RNG.getrandbits(128))}");', None),
+        (f"onesignal: {uuid.UUID(int=_RNG.getrandbits(128))}", None),
+        (f'apiMetrics := "{_VENDOR_KEY}"', _VENDOR_KEY),
+        (f'scrapingBeeApiKey =\n  "{_rand(80, string.ascii_uppercase + string.digits)}";', None),
+        (f"kickbox token = '_{_rand(63)}'", None),
+        (f"https://api.acme.test/v1/example?tokenkey={_rand(50)}", None),
+        (f"<secret>{{acme AQAAABAAA {uuid.UUID(int=_RNG.getrandbits(128))}}}</secret>", None),
+        (f"hook: https://hooks.zapier.com/hooks/catch/{_rand(7, string.digits)}/{_rand(7)}/", None),
+        (
+            f"https://acme.tines.com/webhook/{_rand(32, string.ascii_lowercase + string.digits)}"
+            f"/{_rand(32, string.ascii_lowercase + string.digits)}",
+            None,
+        ),
+    ],
+)
+def test_vendor_named_values_and_webhooks(text, value):
+    values = [v for _, v in found(text)]
+    assert values, text
+    if value is not None:
+        assert value in values
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "bump mixpanel 2.45.0-rc1 and hubspot 11.2.3",
+        "Red Hat Enterprise Linux: redhat 8.5.0-x86_64",
+        "mailgun domain: mg.example.com",
+        "the onesignal integration sends push notifications",
+        "metabase: src/metabase/query_processor/middleware",
+        "loggly endpoint logs-01.loggly.com",
+        "https://hooks.zapier.com/hooks/standard/",
+    ],
+)
+def test_vendor_names_with_no_credential_are_left_alone(text):
+    assert found(text) == []
+
+
+def test_a_dunder_name_is_no_token():
+    assert found("ROOT_VALIDATOR_CONFIG_KEY = '__root_validator_config__'") == []
+
+
+def test_a_plain_text_secure_string_is_a_secret():
+    value = _rand(24)
+    text = f'$p = ConvertTo-SecureString -String "{value}" -AsPlainText -Force'
+    assert value in [v for _, v in found(text)]
+
+
+@pytest.mark.parametrize(
+    ("text", "shaped"),
+    [
+        ('secret = "a2djRWTXDS1iMbThoK.C7e:yVsUdL3[:"', True),  # a stray bracket: random
+        ("salesflow token = '4nXYKv]mHDeom5esert30Ea7]4QEfMg6'", True),
+        ('secret = "config[env][region_name_value]"', False),  # brackets that pair: code
+        ('token = "(lambda x: x)(a8f3k2m9x7q1w5e4)"', False),
+        ("token = 'a8f3k2m9x7q1w5e4r6t8|y0u2'", False),  # a pipe
+    ],
+)
+def test_a_stray_bracket_is_no_code(text, shaped):
+    assert bool(found(text)) == shaped
+
+
+def test_words_with_a_stray_bracket_are_no_secret():
+    text = (
+        "'\"ldap[s]:url_server_ldap[:port]:dn_auth:password:dn_subtree[?search_filter_key=...]\" '"
+    )
+    assert found(text) == []
+
+
+def test_a_kind_prefixing_a_random_part_is_no_placeholder_word():
+    value = "secret_" + _rand(16)
+    assert value in [v for _, v in found(f'convert_key: "{value}"')]
+    assert found('acme_key: "secret_token_01"') == []
+
+
+def test_atlassian_data_center_tokens():
+    pat = base64.b64encode(b"%012d" % _RNG.randrange(10**11, 10**12) + b":" + _RNG.randbytes(20))
+    assert found(f"confluence_b={pat.decode()}") == [("atlassian-dc-token", pat.decode())]
+    # 44 base64 characters that decode to anything else
+    other = base64.b64encode(_RNG.randbytes(33)).decode()
+    assert found(f"blob {('M' + other[1:])} end") == []
