@@ -101,9 +101,30 @@ def custom_pattern(id: str, pattern: str) -> Detector:
     return Detector(id, "custom", re.compile(pattern))
 
 
-_NOT_DIGITS = str.maketrans("", "", " ().-")
 # every number-shaped detector needs one; maximal, since a run may hold several numbers
 _DIGIT_RUN = re.compile(r"[0-9][0-9 ().-]{5,}[0-9]")  # 7 characters at least
+_RUN_CHARS, _SEPARATORS = "0123456789 ().-", " ().-"
+_SEPARATOR_BYTES = _SEPARATORS.encode()  # bytes.translate deletes them 4x faster than str's
+# The same runs, those of seven digits and more, for Hyperscan (see KeywordIndex): it reports
+# where a match ends, so a run is matched with the character after it, which ends it.
+_DIGIT_RUN_END = rb"[0-9](?:[ ().-]*[0-9]){6,}[ ().-]*[^0-9 ().-]"
+
+
+def _digit_run_ending(text: str, end: int) -> tuple[int, int]:
+    """The _DIGIT_RUN match in the run of its characters that ends at `end`: from the run's
+    first digit to its last (str.rstrip finds the run's start in C, not a loop per character)."""
+    width = 64
+    while True:
+        low = max(0, end - width)
+        kept = text[low:end].rstrip(_RUN_CHARS)
+        if kept or low == 0:
+            break
+        width *= 4  # a run longer than the look: look four times as far
+    start = low + len(kept)
+    run = text[start:end]
+    return start + len(run) - len(run.lstrip(_SEPARATORS)), end - len(run) + len(
+        run.rstrip(_SEPARATORS)
+    )
 
 
 # what redaction writes: "[REDACTED:kind]" and restorable placeholders ("<AWS_KEY_1>")
@@ -115,9 +136,16 @@ class SharedText:
     """A text with what several detectors share computed once: the lower-cased text, and the
     runs of digits the number-shaped detectors start from."""
 
-    def __init__(self, text: str, keyword_hits: dict[int, list[tuple[int, int]]] | None) -> None:
+    def __init__(
+        self,
+        text: str,
+        keyword_hits: dict[int, list[tuple[int, int]]] | None,
+        run_ends: list[int] | None = None,
+    ) -> None:
         self.text = text
         self.keyword_hits = keyword_hits  # by detector position, when an index found them
+        # where the runs of seven digits and more end, when KeywordIndex found them
+        self._run_ends = run_ends
         self._folded: str | None = None
         # start, end, number of digits, and whether a letter sits right before the run
         self._digit_runs: list[tuple[int, int, int, bool]] | None = None
@@ -151,9 +179,13 @@ class SharedText:
         if self._digit_runs is None:
             runs = []
             text = self.text
-            for m in _DIGIT_RUN.finditer(text):
-                run, start = m.group(), m.start()
-                digits = len(run.translate(_NOT_DIGITS))
+            if self._run_ends is None:
+                spans = (m.span() for m in _DIGIT_RUN.finditer(text))
+            else:
+                spans = (_digit_run_ending(text, end) for end in self._run_ends)
+            for start, end in spans:
+                run = text[start:end]
+                digits = len(run.encode("ascii").translate(None, _SEPARATOR_BYTES))
                 if digits < 7:  # fewer than any number-shaped detector needs
                     continue
                 # glued: a bare number inside a word ("abc123..."); with a separator in the
@@ -163,7 +195,7 @@ class SharedText:
                     and (text[start - 1].isalpha() or text[start - 1] == "_")
                     and digits == len(run)
                 )
-                runs.append((start, m.end(), digits, glued))
+                runs.append((start, end, digits, glued))
             self._digit_runs = runs
         return self._digit_runs
 
@@ -259,7 +291,8 @@ class KeywordIndex(_PerDetectorSet):
     built-in detectors); Hyperscan finds them all in one pass at several GB/s. Used for texts
     of MIN_TEXT characters and more; it only locates keywords, so the findings are the same as
     without it (but for non-ASCII letters in a keyword, which it compares case-sensitively).
-    One scratch space per thread: bodies are also redacted off the loop.
+    The same pass finds where the runs of digits end (SharedText.digit_runs): a Python loop
+    over a log dense with digits took 5 ms a 64 KB.
     """
 
     # With some 250 keywords (issue 21), one Hyperscan pass beats the str.find passes from
@@ -269,14 +302,51 @@ class KeywordIndex(_PerDetectorSet):
     _lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, detectors: tuple[Detector, ...]) -> None:
-        expressions, flags = [], []
-        self.meta: list[tuple[int, int]] = []  # expression id -> (detector position, length)
+        # A text with a few accents or dashes is scanned with those characters as "?": one
+        # byte a character, so no offsets to convert. Keywords that hold such characters (or
+        # "?") are found in the UTF-8 by a second database, and their few hits converted.
+        narrow: list[tuple[bytes, int, tuple[int, int]]] = []
+        wide: list[tuple[bytes, int, tuple[int, int]]] = []
         for position, d in enumerate(detectors):
             for words, flag in ((d.keywords, 0), (d.keywords_folded, hyperscan.HS_FLAG_CASELESS)):
                 for word in words:
-                    expressions.append(b"".join(b"\\x%02x" % c for c in word.encode()))
-                    flags.append(flag)
-                    self.meta.append((position, len(word.encode())))  # bytes, not characters
+                    data = word.encode()
+                    expression = b"".join(b"\\x%02x" % c for c in data)
+                    keep = narrow if word.isascii() and "?" not in word else wide
+                    keep.append((expression, flag, (position, len(data))))  # bytes, not chars
+        # and, for the number-shaped detectors, the ends of runs of digits (SharedText)
+        self.runs = any(d.digits for d in detectors)
+        self.narrow = _Keywords(narrow, with_runs=self.runs)
+        self.wide = _Keywords(wide, with_runs=False)
+
+    def shared(self, text: str) -> SharedText:
+        """The text with its keyword hits and, when a detector is number-shaped, its runs of
+        digits: all found in one pass (two when the text and some keywords are not ASCII)."""
+        if text.isascii():
+            found, ends = self.narrow.hits(text.encode("ascii"))
+        else:
+            found, ends = self.narrow.hits(text.encode("ascii", "replace"))
+            for position, spans in self.wide.hits_in(text).items():
+                found.setdefault(position, []).extend(spans)
+        if self.runs:
+            # the one run the pass cannot see: at the very end, with no character after it
+            kept = text.rstrip(_RUN_CHARS)
+            if len(text) - len(kept) >= 7 and _DIGIT_RUN.search(text, len(kept)):
+                ends.append(len(text))
+        return SharedText(text, found, ends if self.runs else None)
+
+
+class _Keywords:
+    """One Hyperscan database of keywords (and maybe the digit runs), one scratch space per
+    thread: bodies are also redacted off the loop."""
+
+    def __init__(self, keywords: list[tuple[bytes, int, tuple[int, int]]], with_runs: bool):
+        expressions = [expression for expression, _, _ in keywords]
+        flags = [flag for _, flag, _ in keywords]
+        self.meta = [meta for _, _, meta in keywords]  # expression id -> (position, length)
+        if with_runs:
+            expressions.append(_DIGIT_RUN_END)
+            flags.append(0)
         self.database = hyperscan.Database() if expressions else None
         if self.database is not None:
             self.database.compile(
@@ -289,10 +359,11 @@ class KeywordIndex(_PerDetectorSet):
 
     def hits_in(self, text: str) -> dict[int, list[tuple[int, int]]]:
         """Hits in a text that is not ASCII: found in its UTF-8, then moved to character
-        positions (a keyword starts and ends on whole characters). Without this, one accent
-        or emoji in a prompt meant a str.find pass per keyword."""
+        positions (a keyword starts and ends on whole characters)."""
+        if self.database is None:
+            return {}
         data = text.encode("utf-8")
-        found = self.hits(data)
+        found, _ = self.hits(data)
         offsets = sorted({offset for spans in found.values() for span in spans for offset in span})
         chars, byte, char = {}, 0, 0
         for offset in offsets:
@@ -301,21 +372,26 @@ class KeywordIndex(_PerDetectorSet):
         return {position: [(chars[a], chars[b]) for a, b in spans]
                 for position, spans in found.items()}  # fmt: skip
 
-    def hits(self, data: bytes) -> dict[int, list[tuple[int, int]]]:
+    def hits(self, data: bytes) -> tuple[dict[int, list[tuple[int, int]]], list[int]]:
+        """Keyword hits by detector position, and where the runs of digits end."""
         found: dict[int, list[tuple[int, int]]] = {}
+        ends: list[int] = []
         if self.database is None:
-            return found
+            return found, ends
         scratch = getattr(self._local, "scratch", None)
         if scratch is None:
             scratch = self._local.scratch = hyperscan.Scratch(self.database)
-        meta = self.meta
+        meta, runs = self.meta, len(self.meta)
 
         def on_match(expression: int, _start: int, end: int, _flags: int, _context) -> None:
+            if expression == runs:
+                ends.append(end - 1)  # the run ends before the character that ended it
+                return
             position, length = meta[expression]
             found.setdefault(position, []).append((end - length, end))
 
         self.database.scan(data, match_event_handler=on_match, scratch=scratch)
-        return found
+        return found, ends
 
 
 class TrieIndex(_PerDetectorSet):
@@ -431,9 +507,10 @@ def scan(text: str, detectors: tuple[Detector, ...]) -> list[Finding]:
     found: list[tuple[int, int, int, str]] = []
     hits = None
     if hyperscan is not None and len(text) >= KeywordIndex.MIN_TEXT:
-        index = KeywordIndex.of(detectors)
-        hits = index.hits(text.encode("ascii")) if text.isascii() else index.hits_in(text)
-    shared = SharedText(text, hits)
+        shared = KeywordIndex.of(detectors).shared(text)
+        hits = shared.keyword_hits
+    else:
+        shared = SharedText(text, None)
     trie = TrieIndex.of(detectors)
     if hits is None:  # faster than a str.find per keyword at any size (45 ms to 66 at 64 KB)
         shared.keyword_hits = hits = trie.hits(shared)
@@ -549,12 +626,15 @@ def _shorter_valid(
     d: Detector, text: str, m: re.Match, memo: dict | None = None
 ) -> re.Match | None:
     a, b = m.span()
-    for cut in range(b - 1, a, -1):  # longest first
-        if text[cut].isspace() and not text[cut - 1].isspace():
-            short = d.regex.fullmatch(text, a, cut)
-            if short is not None and _valid(d, short, memo):
-                return short
+    # the cuts found by a regex, not a loop over characters: most matches hold none
+    for cut in reversed([c.start() for c in _CUT.finditer(text, a + 1, b)]):  # longest first
+        short = d.regex.fullmatch(text, a, cut)
+        if short is not None and _valid(d, short, memo):
+            return short
     return None
+
+
+_CUT = re.compile(r"(?<=\S)\s")  # a whitespace after something else (\s: str.isspace)
 
 
 Replacement = str | Callable[[str, str], str]  # a template, or (type, value) -> text
