@@ -108,3 +108,39 @@ def test_a_scan_past_its_deadline_raises_and_one_within_it_finds_as_without():
     with detectors.deadline(60.0):
         within = scan(text, BUILTIN)
     assert within == scan(text, BUILTIN) and within
+
+
+def _random_texts(alphabet: list[str], count: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(count)]
+
+
+def test_the_keyword_pass_finds_the_runs_of_digits_the_regex_finds():
+    if detectors.hyperscan is None:
+        pytest.skip("hyperscan is not installed: the regex is the only path")
+    index = detectors.KeywordIndex.of(BUILTIN)
+    pieces = ["0", "7", "12", " ", "(", ")", ".", "-", "a", "_", "é", "東", "\n", "x" * 70]
+    shapes = ["1234567", "(415) 555-0100)", "- 1234567 -", "x" * 300 + "12 34 56 7", "1" * 900]
+    texts = [*TEXTS, *shapes, *("é" + s for s in shapes), *_random_texts(pieces, 3000, 0)]
+    for text in texts:
+        assert index.shared(text).digit_runs == SharedText(text, None).digit_runs, text
+
+
+def test_a_label_is_read_only_where_its_cues_are_and_found_as_everywhere(monkeypatch):
+    from proxy.redact import personal_checks as check
+
+    pieces = ["phone", "Tel: ", "my_number", "call-me ", "[REDACTED:phone]", "<PHONE_1>", "uk",
+              "London", "München", "電話 ", "tél ", ",", "\n", " ", "4155550132", "020 7946 0958",
+              "x" * 80, "order", "É"]  # fmt: skip
+    texts = _random_texts(pieces, 1500, 1)
+    numbers = re.compile(r"\d[\d ]*\d")
+    cases = [(t, m.start(), m.end()) for t in texts for m in numbers.finditer(t)]
+
+    def read(t: str, start: int, end: int) -> tuple:
+        return (check.labelled(check._PHONE_WORDS, t, start, end, check._PHONE_CUES),
+                check.regions_in_context(t, start, end))  # fmt: skip
+
+    with_cues = [read(*case) for case in cases]
+    monkeypatch.setattr(check, "_cue_starts", lambda cues, text: None)  # every label read
+    assert with_cues == [read(*case) for case in cases]
+    assert any(labelled for labelled, _ in with_cues) and any(r for _, r in with_cues)
