@@ -68,18 +68,13 @@ class Cues:
 
     def __init__(self, *pieces: str) -> None:
         # the ASCII pieces in the text's ASCII with the rest as "?" (one byte a character:
-        # no offsets to convert), the others with str.find in texts that have such letters
-        self.narrow = [p for p in pieces if p.isascii() and "?" not in p]
-        self.wide = [p for p in pieces if p not in self.narrow]
-        self._database = None
+        # no offsets to convert), the others in its UTF-8 (their few hits converted)
+        self.narrow = [p.encode() for p in pieces if p.isascii() and "?" not in p]
+        self.wide = [p.encode() for p in pieces if p.encode() not in self.narrow]
+        self._databases = None
         if hyperscan is not None:
-            self._database = hyperscan.Database()
-            self._database.compile(
-                expressions=[b"".join(b"\\x%02x" % c for c in p.encode()) for p in self.narrow],
-                ids=list(range(len(self.narrow))),
-                elements=len(self.narrow),
-            )
-        self._local = threading.local()  # a scratch space per thread
+            self._databases = [_literals(self.narrow), _literals(self.wide)]
+        self._local = threading.local()  # scratch spaces, one per thread
 
     def near(self, text: str, low: int, high: int) -> bool:
         """Some piece starts in text[low:high]."""
@@ -91,33 +86,46 @@ class Cues:
 
     def starts(self, folded: str) -> list[int]:
         """Where the pieces start in a lower-cased text, in order."""
-        found: list[int] = []
-        if self._database is not None:
-            scratch = getattr(self._local, "scratch", None)
-            if scratch is None:
-                scratch = self._local.scratch = hyperscan.Scratch(self._database)
-            lengths = [len(p) for p in self.narrow]
-
-            def on_match(piece: int, _start: int, end: int, _flags: int, _context) -> None:
-                found.append(end - lengths[piece])
-
-            self._database.scan(
-                folded.encode("ascii", "replace"), match_event_handler=on_match, scratch=scratch
-            )
-        if not folded.isascii():
-            for piece in self.wide:
-                i = folded.find(piece)
-                while i >= 0:
-                    found.append(i)
-                    i = folded.find(piece, i + 1)
+        found = self._scan(0, folded.encode("ascii", "replace"))
+        if not folded.isascii() and self.wide:
+            data = folded.encode("utf-8")
+            byte = char = 0
+            for offset in sorted(self._scan(1, data)):  # to characters, read once in order
+                char += len(data[byte:offset].decode("utf-8"))
+                found.append(char)
+                byte = offset
         return sorted(found)
+
+    def _scan(self, which: int, data: bytes) -> list[int]:
+        database, pieces = self._databases[which], (self.narrow, self.wide)[which]
+        if not pieces:
+            return []
+        scratches = getattr(self._local, "scratches", None)
+        if scratches is None:
+            scratches = self._local.scratches = [hyperscan.Scratch(d) for d in self._databases]
+        found: list[int] = []
+
+        def on_match(piece: int, _start: int, end: int, _flags: int, _context) -> None:
+            found.append(end - len(pieces[piece]))
+
+        database.scan(data, match_event_handler=on_match, scratch=scratches[which])
+        return found
+
+
+def _literals(pieces: list[bytes]):  # -> hyperscan.Database
+    """A database that finds each of `pieces` as it is (a NUL byte, when there are none)."""
+    expressions = [b"".join(b"\\x%02x" % c for c in p) for p in pieces] or [b"\\x00"]
+    database = hyperscan.Database()
+    database.compile(expressions=expressions, ids=list(range(len(expressions))),
+                     elements=len(expressions))  # fmt: skip
+    return database
 
 
 @lru_cache(maxsize=8)  # (a few per text: hashing a text is done once, then kept)
 def _cue_starts(cues: Cues, text: str) -> list[int] | None:
     """Where the pieces start in the lower-cased text (None: no Hyperscan, or lower-casing
     changed the text's length, and positions would drift)."""
-    if cues._database is None:
+    if cues._databases is None:
         return None
     folded = text.lower()
     return cues.starts(folded) if len(folded) == len(text) else None
@@ -142,8 +150,10 @@ def labelled(
         tail = _normal(text[end : end + _TAIL if line_end < 0 else line_end])[:40]
         if words.search(head) or words.search(tail):
             return True
-    if cues is not None and not cues.near(text, start - _LONGEST_ROW - _ABOVE - 1, start):
-        return False  # (a heading lies in the rows above a row of _LONGEST_ROW at most)
+    if cues is not None:
+        line_start = _line(text, start)[0]
+        if not cues.near(text, line_start - _ABOVE, line_start):
+            return False  # (no heading above the line can hold one of the words)
     heading = column_heading(text, start)
     return heading is not None and bool(words.search(_normal(heading)))
 
@@ -506,10 +516,15 @@ _PHONE_WORDS = re.compile(
     r"portable|celular|telefone|cellulare|mobiel|telefoon|bel me|appelez moi|llámame|"
     r"me ligue|chiamatemi|rufen sie mich|ruf mich)\b|téléphone|tél|móvil|teléfono|電話|携帯"
 )
-_PHONE_CUES = Cues(  # a piece of each of _PHONE_WORDS ("number" of "my number")
-    "phone", "mobile", "cell", "tel", "call", "number", "fax", "whatsapp", "handy", "portable",
-    "celular", "mobiel", "bel", "appelez", "llámame", "ligue", "chiamatemi", "ruf", "tél",
-    "móvil", "電話", "携帯",
+# A piece of each of _PHONE_WORDS; a phrase's words are apart by a space, "_" or "-", or by a
+# marker redaction wrote ("[" or "<" starts it): "call_me", "call[REDACTED]me" read "call me".
+_PHRASES = {"call": ("me", "us"), "my": ("number",), "bel": ("me",), "ruf": ("mich",)}
+_PHONE_CUES = Cues(
+    "phone", "mobile", "cell", "tel", "fax", "whatsapp", "handy", "portable", "celular", "mobiel",
+    "appelez", "llámame", "ligue", "chiamatemi", "rufen", "tél", "móvil", "電話", "携帯",
+    *(f"{first}{apart}{then}" for first, thens in _PHRASES.items() for apart in " _-"
+      for then in thens),
+    *(f"{first}{marker}" for first in _PHRASES for marker in "[<"),
 )  # fmt: skip
 # what a label just before a number says it is, when that is not a phone
 _OTHER_KIND_LABEL = re.compile(
