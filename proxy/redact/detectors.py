@@ -48,6 +48,10 @@ class Detector:
     anchored: bool = False  # every match starts at a keyword: try only there
     context: ContextCheck | None = None  # run after `validate`, on the span to redact
     family: str = ""  # a finer group a profile can name too (pii.contact, pii.network...)
+    # For a detector with no keywords: a Hyperscan expression that every match of `regex`
+    # matches too, lookarounds left out. Where KeywordIndex ran, the regex runs only around
+    # its matches' ends, `window` = (the longest match, what the lookaheads read after it).
+    hint: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,11 +79,12 @@ def detector(
     anchored: bool = False,
     context: ContextCheck | None = None,
     family: str = "",
+    hint: str = "",
 ) -> Detector:
     """A detector from its pattern (compiled ASCII-only) and the hints that keep it cheap."""
     return Detector(id, group, re.compile(pattern, flags | re.ASCII), tuple(keywords),
                     tuple(folded), validate, span, window, digits, after_letters,
-                    anchored, context, family)  # fmt: skip
+                    anchored, context, family, hint)  # fmt: skip
 
 
 def custom_keywords(id: str, words: Iterable[str]) -> Detector:
@@ -141,11 +146,13 @@ class SharedText:
         text: str,
         keyword_hits: dict[int, list[tuple[int, int]]] | None,
         run_ends: list[int] | None = None,
+        hinted: bool = False,
     ) -> None:
         self.text = text
         self.keyword_hits = keyword_hits  # by detector position, when an index found them
         # where the runs of seven digits and more end, when KeywordIndex found them
         self._run_ends = run_ends
+        self.hinted = hinted  # the hints' matches are in keyword_hits (see Detector.hint)
         self._folded: str | None = None
         # start, end, number of digits, and whether a letter sits right before the run
         self._digit_runs: list[tuple[int, int, int, bool]] | None = None
@@ -226,6 +233,8 @@ class SharedText:
                     if low <= digits and (d.after_letters or not glued)]  # fmt: skip
             return _merge(runs, d.window, n)
         if not d.keywords and not d.keywords_folded:
+            if d.hint and self.hinted and self.keyword_hits is not None:
+                return _merge(sorted(self.keyword_hits.get(position, ())), d.window, n)
             return [(0, n)]
         if self.keyword_hits is not None:
             hits = sorted(self.keyword_hits.get(position, ()))
@@ -314,6 +323,8 @@ class KeywordIndex(_PerDetectorSet):
                     expression = b"".join(b"\\x%02x" % c for c in data)
                     keep = narrow if word.isascii() and "?" not in word else wide
                     keep.append((expression, flag, (position, len(data))))  # bytes, not chars
+            if d.hint and not (d.keywords or d.keywords_folded):  # ASCII: see Detector.hint
+                narrow.append((d.hint.encode("ascii"), 0, (position, 0)))  # hit: (end, end)
         # and, for the number-shaped detectors, the ends of runs of digits (SharedText)
         self.runs = any(d.digits for d in detectors)
         self.narrow = _Keywords(narrow, with_runs=self.runs)
@@ -333,7 +344,7 @@ class KeywordIndex(_PerDetectorSet):
             kept = text.rstrip(_RUN_CHARS)
             if len(text) - len(kept) >= 7 and _DIGIT_RUN.search(text, len(kept)):
                 ends.append(len(text))
-        return SharedText(text, found, ends if self.runs else None)
+        return SharedText(text, found, ends if self.runs else None, hinted=True)
 
 
 class _Keywords:

@@ -144,3 +144,18 @@ def test_a_label_is_read_only_where_its_cues_are_and_found_as_everywhere(monkeyp
     monkeypatch.setattr(check, "_cue_starts", lambda cues, text: None)  # every label read
     assert with_cues == [read(*case) for case in cases]
     assert any(labelled for labelled, _ in with_cues) and any(r for _, r in with_cues)
+
+
+def test_detectors_run_around_their_hints_find_what_they_find_in_the_whole_text(monkeypatch):
+    if detectors.hyperscan is None:
+        pytest.skip("hyperscan is not installed: hinted detectors run over the whole text")
+    assert [d.id for d in BUILTIN if d.hint]  # (ip-address, uk-nino, it-fiscal-code)
+    pieces = ["8.8.8.8", "203.0.113.9", "2a00:1450:4009:81f::200e", "2001:db8::1", "10.0.0.1",
+              "AB123456C", "QQ 12 34 56 A", "JG 10 35 42 B", "RSSMRA85T10A562S", ".", ":", "/",
+              "a", "Z", "1", "2", "3", " ", "\n", "v", "é", "-", "x" * 30]  # fmt: skip
+    rng = random.Random(2)
+    texts = ["".join(rng.choice(pieces) for _ in range(rng.randint(60, 200))) for _ in range(300)]
+    hinted = [scan(t, BUILTIN) for t in texts]
+    monkeypatch.setattr(detectors, "hyperscan", None)
+    assert hinted == [scan(t, BUILTIN) for t in texts]
+    assert sum(f.type == "ip-address" for found in hinted for f in found) > 100
