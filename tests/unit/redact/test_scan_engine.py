@@ -159,3 +159,25 @@ def test_detectors_run_around_their_hints_find_what_they_find_in_the_whole_text(
     monkeypatch.setattr(detectors, "hyperscan", None)
     assert hinted == [scan(t, BUILTIN) for t in texts]
     assert sum(f.type == "ip-address" for found in hinted for f in found) > 100
+
+
+def test_the_lookaheads_said_first_change_no_match_of_dates_and_streets():
+    from proxy.redact import personal_detectors as pd
+
+    regexes = {d.id: d.regex for d in BUILTIN}
+    date, street = regexes["date-of-birth"], regexes["street-address"]
+    prefilter = f"(?=[0-9]|(?i:[{pd._MONTH_STARTS}]))"
+    date_before = re.compile(date.pattern.replace(prefilter, "", 1), date.flags)
+    street_before = re.compile(street.pattern.split(")", 1)[1], street.flags)
+    assert date_before.pattern != date.pattern and street_before.pattern != street.pattern
+    months = re.findall(r"[^\W\d_]{3,}", pd._MONTH)  # whole names and their tails ("uary")
+    rng = random.Random(3)
+    pieces = [*months, *(m.upper() for m in months), *(m.title() for m in months), " ", ", ",
+              "5", "12", "1990", "-", ".", "/", "x", "Baker Street", "221B", "Hauptstraße",
+              "address: ", "10 rue de Rivoli", "芝大門", "28丁目", "\n"]  # fmt: skip
+    for _ in range(3000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 12)))
+        for new, old in ((date, date_before), (street, street_before)):
+            assert [m.span() for m in new.finditer(text)] == [
+                m.span() for m in old.finditer(text)
+            ], text
