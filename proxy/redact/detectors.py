@@ -133,8 +133,18 @@ def _digit_run_ending(text: str, end: int) -> tuple[int, int]:
 
 
 # what redaction writes: "[REDACTED:kind]" and restorable placeholders ("<AWS_KEY_1>")
-_MARKER = re.compile(r"\[REDACTED[^\]\n]{0,40}\]|<[A-Z][A-Z0-9_]*_[0-9]+>")
+# (two regexes, each with a literal start `re` looks for fast: the alternation of both, tried
+# at every character, took 1.4 ms a 64 KB; a placeholder never holds "[" or "]", so one inside
+# "[REDACTED ...]" is the only kind of overlap)
+_BRACKETED = re.compile(r"\[REDACTED[^\]\n]{0,40}\]")
+_PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*_[0-9]+>")
 _AFTER_ANY = 1 << 62  # bisects past every span that starts at a position
+
+
+def _inside(span: tuple[int, int], spans: list[tuple[int, int]]) -> bool:
+    """`span` lies in one of `spans` (sorted, apart)."""
+    i = bisect.bisect_right(spans, (span[0], _AFTER_ANY)) - 1
+    return i >= 0 and spans[i][0] <= span[0] and span[1] <= spans[i][1]
 
 
 class SharedText:
@@ -164,8 +174,12 @@ class SharedText:
         first: found once per text, not once per detector (0.8 ms per 64 KB of code each)."""
         if self._markers is None:
             text = self.text
-            found = "[REDACTED" in text or "<" in text
-            self._markers = [m.span() for m in _MARKER.finditer(text)] if found else []
+            bracketed = [m.span() for m in _BRACKETED.finditer(text)] if "[REDACTED" in text else []
+            markers = bracketed
+            if "<" in text:
+                placeholders = [m.span() for m in _PLACEHOLDER.finditer(text)]
+                markers = sorted(bracketed + [p for p in placeholders if not _inside(p, bracketed)])
+            self._markers = markers
         return self._markers
 
     def in_marker(self, position: int) -> bool:

@@ -181,3 +181,11 @@ def test_the_lookaheads_said_first_change_no_match_of_dates_and_streets():
             assert [m.span() for m in new.finditer(text)] == [
                 m.span() for m in old.finditer(text)
             ], text
+
+
+def test_markers_found_by_halves_are_those_the_whole_pattern_finds():
+    marker = re.compile(r"\[REDACTED[^\]\n]{0,40}\]|<[A-Z][A-Z0-9_]*_[0-9]+>")
+    pieces = ["[REDACTED", "[REDACTED:x]", "]", "<", "<AWS_KEY_1>", "<A_1>", "A", "_", "1", ">",
+              "\n", "x" * 50, "[", " "]  # fmt: skip
+    for text in _random_texts(pieces, 20000, 4):
+        assert SharedText(text, None).markers == [m.span() for m in marker.finditer(text)], text
