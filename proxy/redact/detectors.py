@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar, Self
 
 try:  # optional accelerator: the same findings, keywords found in one pass (see KeywordIndex)
@@ -109,7 +110,7 @@ def custom_pattern(id: str, pattern: str) -> Detector:
 # every number-shaped detector needs one; maximal, since a run may hold several numbers
 _DIGIT_RUN = re.compile(r"[0-9][0-9 ().-]{5,}[0-9]")  # 7 characters at least
 _RUN_CHARS, _SEPARATORS = "0123456789 ().-", " ().-"
-_SEPARATOR_BYTES = _SEPARATORS.encode()  # bytes.translate deletes them 4x faster than str's
+_SEPARATORS_B = _SEPARATORS.encode()  # bytes.translate deletes them 4x faster than str's
 # The same runs, those of seven digits and more, for Hyperscan (see KeywordIndex): it reports
 # where a match ends, so a run is matched with the character after it, which ends it.
 _DIGIT_RUN_END = rb"[0-9](?:[ ().-]*[0-9]){6,}[ ().-]*[^0-9 ().-]"
@@ -203,19 +204,16 @@ class SharedText:
             if self._run_ends is None:
                 spans = (m.span() for m in _DIGIT_RUN.finditer(text))
             else:
-                spans = (_digit_run_ending(text, end) for end in self._run_ends)
+                spans = map(partial(_digit_run_ending, text), self._run_ends)
             for start, end in spans:
                 run = text[start:end]
-                digits = len(run.encode("ascii").translate(None, _SEPARATOR_BYTES))
+                bare = run.isdigit()  # (the runs are ASCII)
+                digits = end - start if bare else len(run.encode().translate(None, _SEPARATORS_B))
                 if digits < 7:  # fewer than any number-shaped detector needs
                     continue
                 # glued: a bare number inside a word ("abc123..."); with a separator in the
                 # run, what follows the separator can still be a number of its own
-                glued = (
-                    start > 0
-                    and (text[start - 1].isalpha() or text[start - 1] == "_")
-                    and digits == len(run)
-                )
+                glued = bare and start > 0 and (text[start - 1].isalpha() or text[start - 1] == "_")
                 runs.append((start, end, digits, glued))
             self._digit_runs = runs
         return self._digit_runs
@@ -276,14 +274,26 @@ class SharedText:
 def _merge(
     spans: list[tuple[int, int]], window: tuple[int, int | None] | None, n: int
 ) -> list[tuple[int, int]]:
+    """The windows of `window` (before, after) around spans sorted by start, those that touch
+    merged, within the text. (Clamped once at the ends: only the first window can start
+    before the text, and only the last end after it.)"""
+    if not spans:
+        return []
     before, after = window or (0, 0)
+    if after is None:  # to the end: one window
+        return [(max(0, spans[0][0] - before), n)]
     merged: list[tuple[int, int]] = []
+    top_a, top_b = spans[0][0] - before, spans[0][1] + after
     for start, end in spans:
-        a, b = max(0, start - before), n if after is None else min(n, end + after)
-        if merged and a <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        if start - before <= top_b:
+            if end + after > top_b:
+                top_b = end + after
         else:
-            merged.append((a, b))
+            merged.append((top_a, top_b))
+            top_a, top_b = start - before, end + after
+    merged.append((top_a, top_b))
+    merged[0] = (max(0, merged[0][0]), merged[0][1])
+    merged[-1] = (merged[-1][0], min(n, merged[-1][1]))
     return merged
 
 

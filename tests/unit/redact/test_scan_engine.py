@@ -189,3 +189,25 @@ def test_markers_found_by_halves_are_those_the_whole_pattern_finds():
               "\n", "x" * 50, "[", " "]  # fmt: skip
     for text in _random_texts(pieces, 20000, 4):
         assert SharedText(text, None).markers == [m.span() for m in marker.finditer(text)], text
+
+
+def test_windows_are_merged_as_one_at_a_time_merged_them():
+    def one_at_a_time(spans, window, n):
+        before, after = window or (0, 0)
+        merged = []
+        for start, end in spans:
+            a, b = max(0, start - before), n if after is None else min(n, end + after)
+            if merged and a <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+            else:
+                merged.append((a, b))
+        return merged
+
+    rng = random.Random(5)
+    windows = [None, (0, 0), (3, 3), (34, 34), (0, 80), (60, 2000), (39, 2), (100, None)]
+    for _ in range(20000):
+        n = rng.randint(0, 60)
+        starts = [rng.randint(0, n) for _ in range(rng.randint(0, 6))]
+        spans = sorted((a, min(n, a + rng.randint(0, 8))) for a in starts)
+        window = rng.choice(windows)
+        assert detectors._merge(spans, window, n) == one_at_a_time(spans, window, n)
