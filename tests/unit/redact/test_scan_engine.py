@@ -211,3 +211,15 @@ def test_windows_are_merged_as_one_at_a_time_merged_them():
         spans = sorted((a, min(n, a + rng.randint(0, 8))) for a in starts)
         window = rng.choice(windows)
         assert detectors._merge(spans, window, n) == one_at_a_time(spans, window, n)
+
+
+@pytest.mark.parametrize("unit", ["12.34.", "8.8.8.8 ", "AB123456C ", "2001:db8::1 1.2.3.4 "])
+def test_a_text_dense_with_hints_is_read_whole_and_found_the_same(unit, monkeypatch):
+    if detectors.hyperscan is None:
+        pytest.skip("hyperscan is not installed: hinted detectors run over the whole text")
+    text = unit * (4096 // len(unit)) + " 203.0.113.9 end"
+    shared = detectors.KeywordIndex.of(BUILTIN).shared(text)
+    assert not shared.hinted  # past one hint in HINTS_EVERY characters
+    hinted = scan(text, BUILTIN)
+    monkeypatch.setattr(detectors, "hyperscan", None)
+    assert hinted == scan(text, BUILTIN)
