@@ -127,8 +127,14 @@ def _cue_starts(cues: Cues, text: str) -> list[int] | None:
     changed the text's length, and positions would drift)."""
     if cues._databases is None:
         return None
-    folded = text.lower()
+    folded = _lowered(text)
     return cues.starts(folded) if len(folded) == len(text) else None
+
+
+@lru_cache(maxsize=2)
+def _lowered(text: str) -> str:
+    """The text lower-cased, once for every set of cues (0.35 ms a 64 KB)."""
+    return text.lower()
 
 
 # how far before and after a candidate `labelled` reads, and the rows above it a heading
