@@ -413,12 +413,12 @@ class _Keywords:
         positions (a keyword starts and ends on whole characters)."""
         if self.database is None:
             return {}
-        data = text.encode("utf-8")
+        data = text.encode("utf-8", "surrogatepass")  # (lone surrogates: JSON "\\ud800")
         found, _ = self.hits(data)
         offsets = sorted({offset for spans in found.values() for span in spans for offset in span})
         chars, byte, char = {}, 0, 0
         for offset in offsets:
-            char += len(data[byte:offset].decode("utf-8"))
+            char += len(data[byte:offset].decode("utf-8", "surrogatepass"))
             chars[offset], byte = char, offset
         return {position: [(chars[a], chars[b]) for a, b in spans]
                 for position, spans in found.items()}  # fmt: skip

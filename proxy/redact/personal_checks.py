@@ -88,10 +88,10 @@ class Cues:
         """Where the pieces start in a lower-cased text, in order."""
         found = self._scan(0, folded.encode("ascii", "replace"))
         if not folded.isascii() and self.wide:
-            data = folded.encode("utf-8")
+            data = folded.encode("utf-8", "surrogatepass")
             byte = char = 0
             for offset in sorted(self._scan(1, data)):  # to characters, read once in order
-                char += len(data[byte:offset].decode("utf-8"))
+                char += len(data[byte:offset].decode("utf-8", "surrogatepass"))
                 found.append(char)
                 byte = offset
         return sorted(found)

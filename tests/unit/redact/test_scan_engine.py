@@ -223,3 +223,12 @@ def test_a_text_dense_with_hints_is_read_whole_and_found_the_same(unit, monkeypa
     hinted = scan(text, BUILTIN)
     monkeypatch.setattr(detectors, "hyperscan", None)
     assert hinted == scan(text, BUILTIN)
+
+
+@pytest.mark.parametrize("repeat", [1, 20])  # below and above KeywordIndex.MIN_TEXT
+def test_a_lone_surrogate_is_scanned_as_any_character(repeat, monkeypatch):
+    text = "call me \ud800 on 020 7946 0958, dob 1990-01-02 " * repeat  # JSON's "\ud800"
+    found = scan(text, BUILTIN)
+    assert sum(f.type == "phone" for f in found) == repeat
+    monkeypatch.setattr(detectors, "hyperscan", None)
+    assert scan(text, BUILTIN) == found
