@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar, Self
 
 try:  # optional accelerator: the same findings, keywords found in one pass (see KeywordIndex)
@@ -48,6 +49,10 @@ class Detector:
     anchored: bool = False  # every match starts at a keyword: try only there
     context: ContextCheck | None = None  # run after `validate`, on the span to redact
     family: str = ""  # a finer group a profile can name too (pii.contact, pii.network...)
+    # For a detector with no keywords: a Hyperscan expression that every match of `regex`
+    # matches too, lookarounds left out. Where KeywordIndex ran, the regex runs only around
+    # its matches' ends, `window` = (the longest match, what the lookaheads read after it).
+    hint: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,11 +80,12 @@ def detector(
     anchored: bool = False,
     context: ContextCheck | None = None,
     family: str = "",
+    hint: str = "",
 ) -> Detector:
     """A detector from its pattern (compiled ASCII-only) and the hints that keep it cheap."""
     return Detector(id, group, re.compile(pattern, flags | re.ASCII), tuple(keywords),
                     tuple(folded), validate, span, window, digits, after_letters,
-                    anchored, context, family)  # fmt: skip
+                    anchored, context, family, hint)  # fmt: skip
 
 
 def custom_keywords(id: str, words: Iterable[str]) -> Detector:
@@ -101,23 +107,73 @@ def custom_pattern(id: str, pattern: str) -> Detector:
     return Detector(id, "custom", re.compile(pattern))
 
 
-_NOT_DIGITS = str.maketrans("", "", " ().-")
 # every number-shaped detector needs one; maximal, since a run may hold several numbers
 _DIGIT_RUN = re.compile(r"[0-9][0-9 ().-]{5,}[0-9]")  # 7 characters at least
+_RUN_CHARS, _SEPARATORS = "0123456789 ().-", " ().-"
+_BEFORE_RUN = re.compile(r"[^0-9 ().-][0-9 ().-]*\Z")  # (\Z: at endpos)
+_SEPARATORS_B = _SEPARATORS.encode()  # bytes.translate deletes them 4x faster than str's
+# The same runs, those of seven digits and more, for Hyperscan (see KeywordIndex): it reports
+# where a match ends, so a run is matched with the character after it, which ends it.
+_DIGIT_RUN_END = rb"[0-9](?:[ ().-]*[0-9]){6,}[ ().-]*[^0-9 ().-]"
+
+
+def _digit_run_ending(text: str, end: int) -> tuple[int, int]:
+    """The _DIGIT_RUN match in the run of its characters that ends at `end`: from the run's
+    first digit to its last (str.rstrip finds a short run's start in C, not a loop per
+    character; a long one is left to a regex, three times faster a character than rstrip)."""
+    low = max(0, end - 64)
+    kept = text[low:end].rstrip(_RUN_CHARS)
+    if kept or low == 0:
+        start = low + len(kept)
+    else:
+        width = 256
+        while True:
+            low = max(0, end - width)
+            before = _BEFORE_RUN.search(text, low, end)
+            if before is not None or low == 0:
+                start = low if before is None else before.start() + 1
+                break
+            width *= 4  # a run longer than the look: look four times as far
+    run = text[start:end]
+    if run.isdigit():  # (most runs: no separator to strip)
+        return start, end
+    digits = run.strip(_SEPARATORS)
+    if not digits:  # (separators alone: no run)
+        return end, end
+    return start + run.index(digits), start + run.index(digits) + len(digits)
 
 
 # what redaction writes: "[REDACTED:kind]" and restorable placeholders ("<AWS_KEY_1>")
-_MARKER = re.compile(r"\[REDACTED[^\]\n]{0,40}\]|<[A-Z][A-Z0-9_]*_[0-9]+>")
+# (two regexes, each with a literal start `re` looks for fast: the alternation of both, tried
+# at every character, took 1.4 ms a 64 KB; a placeholder never holds "[" or "]", so one inside
+# "[REDACTED ...]" is the only kind of overlap)
+_BRACKETED = re.compile(r"\[REDACTED[^\]\n]{0,40}\]")
+_PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*_[0-9]+>")
 _AFTER_ANY = 1 << 62  # bisects past every span that starts at a position
+
+
+def _inside(span: tuple[int, int], spans: list[tuple[int, int]]) -> bool:
+    """`span` lies in one of `spans` (sorted, apart)."""
+    i = bisect.bisect_right(spans, (span[0], _AFTER_ANY)) - 1
+    return i >= 0 and spans[i][0] <= span[0] and span[1] <= spans[i][1]
 
 
 class SharedText:
     """A text with what several detectors share computed once: the lower-cased text, and the
     runs of digits the number-shaped detectors start from."""
 
-    def __init__(self, text: str, keyword_hits: dict[int, list[tuple[int, int]]] | None) -> None:
+    def __init__(
+        self,
+        text: str,
+        keyword_hits: dict[int, list[tuple[int, int]]] | None,
+        run_ends: list[int] | None = None,
+        hinted: bool = False,
+    ) -> None:
         self.text = text
         self.keyword_hits = keyword_hits  # by detector position, when an index found them
+        # where the runs of seven digits and more end, when KeywordIndex found them
+        self._run_ends = run_ends
+        self.hinted = hinted  # the hints' matches are in keyword_hits (see Detector.hint)
         self._folded: str | None = None
         # start, end, number of digits, and whether a letter sits right before the run
         self._digit_runs: list[tuple[int, int, int, bool]] | None = None
@@ -129,8 +185,12 @@ class SharedText:
         first: found once per text, not once per detector (0.8 ms per 64 KB of code each)."""
         if self._markers is None:
             text = self.text
-            found = "[REDACTED" in text or "<" in text
-            self._markers = [m.span() for m in _MARKER.finditer(text)] if found else []
+            bracketed = [m.span() for m in _BRACKETED.finditer(text)] if "[REDACTED" in text else []
+            markers = bracketed
+            if "<" in text:
+                placeholders = [m.span() for m in _PLACEHOLDER.finditer(text)]
+                markers = sorted(bracketed + [p for p in placeholders if not _inside(p, bracketed)])
+            self._markers = markers
         return self._markers
 
     def in_marker(self, position: int) -> bool:
@@ -151,19 +211,20 @@ class SharedText:
         if self._digit_runs is None:
             runs = []
             text = self.text
-            for m in _DIGIT_RUN.finditer(text):
-                run, start = m.group(), m.start()
-                digits = len(run.translate(_NOT_DIGITS))
+            if self._run_ends is None:
+                spans = (m.span() for m in _DIGIT_RUN.finditer(text))
+            else:
+                spans = map(partial(_digit_run_ending, text), self._run_ends)
+            for start, end in spans:
+                run = text[start:end]
+                bare = run.isdigit()  # (the runs are ASCII)
+                digits = end - start if bare else len(run.encode().translate(None, _SEPARATORS_B))
                 if digits < 7:  # fewer than any number-shaped detector needs
                     continue
                 # glued: a bare number inside a word ("abc123..."); with a separator in the
                 # run, what follows the separator can still be a number of its own
-                glued = (
-                    start > 0
-                    and (text[start - 1].isalpha() or text[start - 1] == "_")
-                    and digits == len(run)
-                )
-                runs.append((start, m.end(), digits, glued))
+                glued = bare and start > 0 and (text[start - 1].isalpha() or text[start - 1] == "_")
+                runs.append((start, end, digits, glued))
             self._digit_runs = runs
         return self._digit_runs
 
@@ -194,6 +255,8 @@ class SharedText:
                     if low <= digits and (d.after_letters or not glued)]  # fmt: skip
             return _merge(runs, d.window, n)
         if not d.keywords and not d.keywords_folded:
+            if d.hint and self.hinted and self.keyword_hits is not None:
+                return _merge(sorted(self.keyword_hits.get(position, ())), d.window, n)
             return [(0, n)]
         if self.keyword_hits is not None:
             hits = sorted(self.keyword_hits.get(position, ()))
@@ -221,14 +284,26 @@ class SharedText:
 def _merge(
     spans: list[tuple[int, int]], window: tuple[int, int | None] | None, n: int
 ) -> list[tuple[int, int]]:
+    """The windows of `window` (before, after) around spans sorted by start, those that touch
+    merged, within the text. (Clamped once at the ends: only the first window can start
+    before the text, and only the last end after it.)"""
+    if not spans:
+        return []
     before, after = window or (0, 0)
+    if after is None:  # to the end: one window
+        return [(max(0, spans[0][0] - before), n)]
     merged: list[tuple[int, int]] = []
+    top_a, top_b = spans[0][0] - before, spans[0][1] + after
     for start, end in spans:
-        a, b = max(0, start - before), n if after is None else min(n, end + after)
-        if merged and a <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        if start - before <= top_b:
+            if end + after > top_b:
+                top_b = end + after
         else:
-            merged.append((a, b))
+            merged.append((top_a, top_b))
+            top_a, top_b = start - before, end + after
+    merged.append((top_a, top_b))
+    merged[0] = (max(0, merged[0][0]), merged[0][1])
+    merged[-1] = (merged[-1][0], min(n, merged[-1][1]))
     return merged
 
 
@@ -259,24 +334,70 @@ class KeywordIndex(_PerDetectorSet):
     built-in detectors); Hyperscan finds them all in one pass at several GB/s. Used for texts
     of MIN_TEXT characters and more; it only locates keywords, so the findings are the same as
     without it (but for non-ASCII letters in a keyword, which it compares case-sensitively).
-    One scratch space per thread: bodies are also redacted off the loop.
+    The same pass finds where the runs of digits end (SharedText.digit_runs): a Python loop
+    over a log dense with digits took 5 ms a 64 KB.
     """
 
     # With some 250 keywords (issue 21), one Hyperscan pass beats the str.find passes from
     # prompts of a few hundred characters: 350 against 570 us at about 550 characters.
     MIN_TEXT = 256
+    HINTS_EVERY = 128  # prompts hold one in 300 characters at most (bench/redaction_bench.py)
     _cache: ClassVar[dict[int, tuple[tuple[Detector, ...], KeywordIndex]]] = {}
     _lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, detectors: tuple[Detector, ...]) -> None:
-        expressions, flags = [], []
-        self.meta: list[tuple[int, int]] = []  # expression id -> (detector position, length)
+        # A text with a few accents or dashes is scanned with those characters as "?": one
+        # byte a character, so no offsets to convert. Keywords that hold such characters (or
+        # "?") are found in the UTF-8 by a second database, and their few hits converted.
+        narrow: list[tuple[bytes, int, tuple[int, int]]] = []
+        wide: list[tuple[bytes, int, tuple[int, int]]] = []
+        hints: list[tuple[bytes, int, tuple[int, int]]] = []
         for position, d in enumerate(detectors):
             for words, flag in ((d.keywords, 0), (d.keywords_folded, hyperscan.HS_FLAG_CASELESS)):
                 for word in words:
-                    expressions.append(b"".join(b"\\x%02x" % c for c in word.encode()))
-                    flags.append(flag)
-                    self.meta.append((position, len(word.encode())))  # bytes, not characters
+                    data = word.encode()
+                    expression = b"".join(b"\\x%02x" % c for c in data)
+                    keep = narrow if word.isascii() and "?" not in word else wide
+                    keep.append((expression, flag, (position, len(data))))  # bytes, not chars
+            if d.hint and not (d.keywords or d.keywords_folded):  # ASCII: see Detector.hint
+                hints.append((d.hint.encode("ascii"), 0, (position, 0)))  # hit: (end, end)
+        # and, for the number-shaped detectors, the ends of runs of digits (SharedText)
+        self.runs = any(d.digits for d in detectors)
+        self.narrow = _Keywords(narrow, with_runs=self.runs)
+        self.wide = _Keywords(wide, with_runs=False)
+        self.hints = _Keywords(hints, with_runs=False)
+
+    def shared(self, text: str) -> SharedText:
+        """The text with its keyword hits and, when a detector is number-shaped, its runs of
+        digits: all found in one pass (two when the text and some keywords are not ASCII)."""
+        data = text.encode("ascii", "replace")  # (the text itself when it is ASCII)
+        found, ends = self.narrow.hits(data)
+        if not text.isascii():
+            for position, spans in self.wide.hits_in(text).items():
+                found.setdefault(position, []).extend(spans)
+        # A text dense with hints ("12.34.12.34...") would cost a call per character: past
+        # one hint in HINTS_EVERY characters, the hinted detectors read the whole text.
+        hinted = self.hints.hits_up_to(data, len(text) // self.HINTS_EVERY + 32)
+        if hinted is not None:
+            found.update(hinted)  # (a hinted detector has no keyword of its own)
+        if self.runs and text and text[-1] in _RUN_CHARS:
+            # the one run the pass cannot see, at the very end with no character after it
+            # (digit_runs drops it if it holds fewer than seven digits)
+            ends.append(len(text))
+        return SharedText(text, found, ends if self.runs else None, hinted=hinted is not None)
+
+
+class _Keywords:
+    """One Hyperscan database of keywords (and maybe the digit runs), one scratch space per
+    thread: bodies are also redacted off the loop."""
+
+    def __init__(self, keywords: list[tuple[bytes, int, tuple[int, int]]], with_runs: bool):
+        expressions = [expression for expression, _, _ in keywords]
+        flags = [flag for _, flag, _ in keywords]
+        self.meta = [meta for _, _, meta in keywords]  # expression id -> (position, length)
+        if with_runs:
+            expressions.append(_DIGIT_RUN_END)
+            flags.append(0)
         self.database = hyperscan.Database() if expressions else None
         if self.database is not None:
             self.database.compile(
@@ -289,32 +410,61 @@ class KeywordIndex(_PerDetectorSet):
 
     def hits_in(self, text: str) -> dict[int, list[tuple[int, int]]]:
         """Hits in a text that is not ASCII: found in its UTF-8, then moved to character
-        positions (a keyword starts and ends on whole characters). Without this, one accent
-        or emoji in a prompt meant a str.find pass per keyword."""
-        data = text.encode("utf-8")
-        found = self.hits(data)
+        positions (a keyword starts and ends on whole characters)."""
+        if self.database is None:
+            return {}
+        data = text.encode("utf-8", "surrogatepass")  # (lone surrogates: JSON "\\ud800")
+        found, _ = self.hits(data)
         offsets = sorted({offset for spans in found.values() for span in spans for offset in span})
         chars, byte, char = {}, 0, 0
         for offset in offsets:
-            char += len(data[byte:offset].decode("utf-8"))
+            char += len(data[byte:offset].decode("utf-8", "surrogatepass"))
             chars[offset], byte = char, offset
         return {position: [(chars[a], chars[b]) for a, b in spans]
                 for position, spans in found.items()}  # fmt: skip
 
-    def hits(self, data: bytes) -> dict[int, list[tuple[int, int]]]:
+    def hits(self, data: bytes) -> tuple[dict[int, list[tuple[int, int]]], list[int]]:
+        """Keyword hits by detector position, and where the runs of digits end."""
+        found: dict[int, list[tuple[int, int]]] = {}
+        ends: list[int] = []
+        if self.database is None:
+            return found, ends
+        scratch = getattr(self._local, "scratch", None)
+        if scratch is None:
+            scratch = self._local.scratch = hyperscan.Scratch(self.database)
+        meta, runs = self.meta, len(self.meta)
+
+        def on_match(expression: int, _start: int, end: int, _flags: int, _context) -> None:
+            if expression == runs:
+                ends.append(end - 1)  # the run ends before the character that ended it
+                return
+            position, length = meta[expression]
+            found.setdefault(position, []).append((end - length, end))
+
+        self.database.scan(data, match_event_handler=on_match, scratch=scratch)
+        return found, ends
+
+    def hits_up_to(self, data: bytes, limit: int) -> dict[int, list[tuple[int, int]]] | None:
+        """The hits by detector position, or None past `limit` of them (the scan stops)."""
         found: dict[int, list[tuple[int, int]]] = {}
         if self.database is None:
             return found
         scratch = getattr(self._local, "scratch", None)
         if scratch is None:
             scratch = self._local.scratch = hyperscan.Scratch(self.database)
-        meta = self.meta
+        meta, count = self.meta, 0
 
-        def on_match(expression: int, _start: int, end: int, _flags: int, _context) -> None:
+        def on_match(expression: int, _start: int, end: int, _flags: int, _context) -> bool:
+            nonlocal count
             position, length = meta[expression]
             found.setdefault(position, []).append((end - length, end))
+            count += 1
+            return count > limit  # True stops the scan
 
-        self.database.scan(data, match_event_handler=on_match, scratch=scratch)
+        try:
+            self.database.scan(data, match_event_handler=on_match, scratch=scratch)
+        except hyperscan.ScanTerminated:
+            return None
         return found
 
 
@@ -431,9 +581,10 @@ def scan(text: str, detectors: tuple[Detector, ...]) -> list[Finding]:
     found: list[tuple[int, int, int, str]] = []
     hits = None
     if hyperscan is not None and len(text) >= KeywordIndex.MIN_TEXT:
-        index = KeywordIndex.of(detectors)
-        hits = index.hits(text.encode("ascii")) if text.isascii() else index.hits_in(text)
-    shared = SharedText(text, hits)
+        shared = KeywordIndex.of(detectors).shared(text)
+        hits = shared.keyword_hits
+    else:
+        shared = SharedText(text, None)
     trie = TrieIndex.of(detectors)
     if hits is None:  # faster than a str.find per keyword at any size (45 ms to 66 at 64 KB)
         shared.keyword_hits = hits = trie.hits(shared)
@@ -549,12 +700,15 @@ def _shorter_valid(
     d: Detector, text: str, m: re.Match, memo: dict | None = None
 ) -> re.Match | None:
     a, b = m.span()
-    for cut in range(b - 1, a, -1):  # longest first
-        if text[cut].isspace() and not text[cut - 1].isspace():
-            short = d.regex.fullmatch(text, a, cut)
-            if short is not None and _valid(d, short, memo):
-                return short
+    # the cuts found by a regex, not a loop over characters: most matches hold none
+    for cut in reversed([c.start() for c in _CUT.finditer(text, a + 1, b)]):  # longest first
+        short = d.regex.fullmatch(text, a, cut)
+        if short is not None and _valid(d, short, memo):
+            return short
     return None
+
+
+_CUT = re.compile(r"(?<=\S)\s")  # a whitespace after something else (\s: str.isspace)
 
 
 Replacement = str | Callable[[str, str], str]  # a template, or (type, value) -> text

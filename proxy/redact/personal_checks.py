@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import threading
 from bisect import bisect_left
 from functools import lru_cache
 from itertools import zip_longest
@@ -25,6 +26,11 @@ from stdnum.it import codicefiscale
 from stdnum.nl import bsn
 
 from proxy.redact.first_names import FIRST_NAMES, NOT_NAMES
+
+try:  # optional, as in detectors.py: finds the words that may label candidates (Cues)
+    import hyperscan
+except ImportError:  # pragma: no cover - exercised where hyperscan has no wheel
+    hyperscan = None
 
 # -- surroundings --------------------------------------------------------------------------------
 
@@ -54,18 +60,106 @@ def _normal(text: str) -> str:
     return _unmarked(text).lower().replace("_", " ").replace("-", " ")
 
 
-def labelled(words: re.Pattern[str], text: str, start: int, end: int) -> bool:
+class Cues:
+    """Pieces of text that every match of some words holds (lower-cased, with no space, "_"
+    or "-", which _normal changes): where none lies near a candidate, none of the words can
+    label it, and the label is not read. Found once per text, by Hyperscan (without it,
+    every candidate's label is read)."""
+
+    def __init__(self, *pieces: str) -> None:
+        # the ASCII pieces in the text's ASCII with the rest as "?" (one byte a character:
+        # no offsets to convert), the others in its UTF-8 (their few hits converted)
+        self.narrow = [p.encode() for p in pieces if p.isascii() and "?" not in p]
+        self.wide = [p.encode() for p in pieces if p.encode() not in self.narrow]
+        self._databases = None
+        if hyperscan is not None:
+            self._databases = [_literals(self.narrow), _literals(self.wide)]
+        self._local = threading.local()  # scratch spaces, one per thread
+
+    def near(self, text: str, low: int, high: int) -> bool:
+        """Some piece starts in text[low:high]."""
+        found = _cue_starts(self, text)
+        if found is None:
+            return True
+        i = bisect_left(found, low)
+        return i < len(found) and found[i] < high
+
+    def starts(self, folded: str) -> list[int]:
+        """Where the pieces start in a lower-cased text, in order."""
+        found = self._scan(0, folded.encode("ascii", "replace"))
+        if not folded.isascii() and self.wide:
+            data = folded.encode("utf-8", "surrogatepass")
+            byte = char = 0
+            for offset in sorted(self._scan(1, data)):  # to characters, read once in order
+                char += len(data[byte:offset].decode("utf-8", "surrogatepass"))
+                found.append(char)
+                byte = offset
+        return sorted(found)
+
+    def _scan(self, which: int, data: bytes) -> list[int]:
+        database, pieces = self._databases[which], (self.narrow, self.wide)[which]
+        if not pieces:
+            return []
+        scratches = getattr(self._local, "scratches", None)
+        if scratches is None:
+            scratches = self._local.scratches = [hyperscan.Scratch(d) for d in self._databases]
+        found: list[int] = []
+
+        def on_match(piece: int, _start: int, end: int, _flags: int, _context) -> None:
+            found.append(end - len(pieces[piece]))
+
+        database.scan(data, match_event_handler=on_match, scratch=scratches[which])
+        return found
+
+
+def _literals(pieces: list[bytes]):  # -> hyperscan.Database
+    """A database that finds each of `pieces` as it is (a NUL byte, when there are none)."""
+    expressions = [b"".join(b"\\x%02x" % c for c in p) for p in pieces] or [b"\\x00"]
+    database = hyperscan.Database()
+    database.compile(expressions=expressions, ids=list(range(len(expressions))),
+                     elements=len(expressions))  # fmt: skip
+    return database
+
+
+@lru_cache(maxsize=8)  # (a few per text: hashing a text is done once, then kept)
+def _cue_starts(cues: Cues, text: str) -> list[int] | None:
+    """Where the pieces start in the lower-cased text (None: no Hyperscan, or lower-casing
+    changed the text's length, and positions would drift)."""
+    if cues._databases is None:
+        return None
+    folded = _lowered(text)
+    return cues.starts(folded) if len(folded) == len(text) else None
+
+
+@lru_cache(maxsize=2)
+def _lowered(text: str) -> str:
+    """The text lower-cased, once for every set of cues (0.35 ms a 64 KB)."""
+    return text.lower()
+
+
+# how far before and after a candidate `labelled` reads, and the rows above it a heading
+_HEAD, _TAIL, _ABOVE = 110, 90, 4000
+
+
+def labelled(
+    words: re.Pattern[str], text: str, start: int, end: int, cues: Cues | None = None
+) -> bool:
     """One of `words` labels the candidate: on its line shortly before or after it ("DOB:
     ...", "... as their SSN", "passport_no=...", a JSON key), or heading its column in a
-    comma-separated table."""
-    # the newlines looked for only where head and tail can reach: a 64 KB line holds
-    # thousands of candidates, and a scan to its ends for each was quadratic
-    line_start = text.rfind("\n", max(0, start - 110), start) + 1
-    line_end = text.find("\n", end, end + 90)
-    head = _normal(text[max(line_start, start - 110) : start])[-60:]  # no half markers
-    tail = _normal(text[end : end + 90 if line_end < 0 else line_end])[:40]
-    if words.search(head) or words.search(tail):
-        return True
+    comma-separated table. `cues`, when given, are pieces every match of `words` holds."""
+    if cues is None or cues.near(text, start - _HEAD, end + _TAIL):
+        # the newlines looked for only where head and tail can reach: a 64 KB line holds
+        # thousands of candidates, and a scan to its ends for each was quadratic
+        line_start = text.rfind("\n", max(0, start - _HEAD), start) + 1
+        line_end = text.find("\n", end, end + _TAIL)
+        head = _normal(text[max(line_start, start - _HEAD) : start])[-60:]  # no half markers
+        tail = _normal(text[end : end + _TAIL if line_end < 0 else line_end])[:40]
+        if words.search(head) or words.search(tail):
+            return True
+    if cues is not None:
+        line_start = _line(text, start)[0]
+        if not cues.near(text, line_start - _ABOVE, line_start):
+            return False  # (no heading above the line can hold one of the words)
     heading = column_heading(text, start)
     return heading is not None and bool(words.search(_normal(heading)))
 
@@ -77,20 +171,29 @@ def column_heading(text: str, start: int) -> str | None:
     if line_start == 0 or line_end - line_start > _LONGEST_ROW:
         return None  # (a row is short; counting the commas of a long line for each candidate
         # on it would take time the square of its length)
+    row = _row_heading(text, line_start, line_end)
+    if row is None:
+        return None
+    commas, heading = row
+    return heading[bisect_left(commas, start - line_start)]  # the commas before `start`
+
+
+@lru_cache(maxsize=256)  # read once per row, not once per candidate on it and per detector
+def _row_heading(text: str, line_start: int, line_end: int) -> tuple[list[int], list[str]] | None:
+    """The commas of a row, and the first row's cells above it (None: no table)."""
     line = text[line_start:line_end]
     if "," not in line:
         return None
-    commas = len(_commas(line))
-    column = len(_commas(line[: start - line_start]))
+    commas = _commas(line)
     heading = None
-    for above in reversed(text[max(0, line_start - 4000) : line_start - 1].split("\n")[-50:]):
+    for above in reversed(text[max(0, line_start - _ABOVE) : line_start - 1].split("\n")[-50:]):
         cells = _cells(above)
-        if len(cells) > commas + 1 and heading is None:  # "...see this table: id,ssn,plan"
-            heading = cells[-commas - 1 :]
-        if len(cells) != commas + 1:
+        if len(cells) > len(commas) + 1 and heading is None:  # "...see this table: id,ssn,plan"
+            heading = cells[-len(commas) - 1 :]
+        if len(cells) != len(commas) + 1:
             break
         heading = cells
-    return None if heading is None else heading[column]
+    return None if heading is None else (commas, heading)
 
 
 _NEAR = 2048  # lines shorter than this are measured with find and count
@@ -227,11 +330,14 @@ def card_brand_fits(digits: str) -> bool:
     return any(n in _LENGTHS_BY_PREFIX.get(digits[:k], ()) for k in range(1, 7))
 
 
+_SPACES_OR_DASHES = re.compile(r"[ -]+")
+
+
 def card_valid(text: str) -> bool:
-    digits = re.sub(r"[ -]", "", text)
+    digits = text.replace(" ", "").replace("-", "")
     if not 12 <= len(digits) <= 19 or len(set(digits)) < 2:
         return False
-    groups = tuple(len(g) for g in re.split(r"[ -]+", text))
+    groups = tuple(len(g) for g in _SPACES_OR_DASHES.split(text))
     if len(groups) > 1 and not _card_grouping(groups):
         return False  # "415 555 0100 4111 1111" is a phone number and more, not a card
     return card_brand_fits(digits) and luhn_valid(digits)
@@ -264,7 +370,7 @@ _SSN_NOT_ISSUED = {"078051120", "219099999", "123456789", "457555462"}
 
 
 def ssn_valid(text: str) -> bool:
-    digits = re.sub(r"[ -]", "", text)
+    digits = text.replace(" ", "").replace("-", "")
     area, group, serial = digits[:3], digits[3:5], digits[5:]
     return not (
         area in ("000", "666")
@@ -322,8 +428,13 @@ _WORD = re.compile(r"[^\W\d_]+")
 SUPPORTED_REGIONS = frozenset(phonenumbers.SUPPORTED_REGIONS)
 
 
+_REGION_CUES = Cues(*_REGION_OF_WORD)
+
+
 def regions_in_context(text: str, start: int, end: int) -> list[str]:
     """The countries named near a number (one word of _REGION_WORDS), nearest first."""
+    if not _REGION_CUES.near(text, start - 110, end + 40):  # (what `before` and the tail read)
+        return []
     head = [_REGION_OF_WORD.get(w) for w in _WORD.findall(before(text, start, 60))]
     tail = [_REGION_OF_WORD.get(w) for w in _WORD.findall(text[end : end + 40].lower())]
     nearest = [r for pair in zip_longest(reversed(head), tail) for r in pair if r]
@@ -339,6 +450,8 @@ def _valid_in(candidate: str, region: str | None) -> bool:
     return phonenumbers.is_valid_number(number)
 
 
+_NOT_DIGIT, _DIGITS = re.compile(r"\D"), re.compile(r"\d+")
+_GROUP_AFTER, _GROUP_BEFORE = re.compile(r"[ -]\d"), re.compile(r"\d[ -]$")
 _EXTENSION = re.compile(r"\s?(?:x|ext\.?)\s?\d{1,5}$")
 _DOTTED_QUAD = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
 # a national number written as one: the trunk 0 and groups ("(08563) 379157", "080-1234-5678",
@@ -352,7 +465,9 @@ def phone_in_context(text: str, start: int, end: int, regions: tuple[str, ...] =
     numbers written in groups after their trunk 0, and the national formats of the countries
     named nearby or configured (`regions`). Not when a label says it is an order, invoice,
     ticket... number, or another kind of value ("passport number 554837476")."""
-    candidate = _EXTENSION.sub("", text[start:end])
+    candidate = text[start:end]
+    if "x" in candidate:  # (every extension has one: no regex for the rest)
+        candidate = _EXTENSION.sub("", candidate)
     digits = sum(map(str.isdigit, candidate))
     if not 8 <= digits <= 15 or _DATE.match(candidate) or _DOTTED_QUAD.fullmatch(candidate):
         return False
@@ -360,8 +475,8 @@ def phone_in_context(text: str, start: int, end: int, regions: tuple[str, ...] =
         return _valid_in(candidate, None)
     # the cheap tests first, and the label before the number read only for a number that
     # could pass: a log paste holds thousands of numbers that are no phone's shape
-    nanp = bool(_NANP_SHAPE.fullmatch(re.sub(r"\D", "", candidate))) and (
-        tuple(map(len, re.findall(r"\d+", candidate))) in _NANP_GROUPS
+    nanp = bool(_NANP_SHAPE.fullmatch(_NOT_DIGIT.sub("", candidate))) and (
+        tuple(map(len, _DIGITS.findall(candidate))) in _NANP_GROUPS
     )
     plans = None
     if not nanp:
@@ -384,7 +499,7 @@ def _phone_plans(text: str, start: int, end: int, regions: tuple[str, ...]) -> l
     """The numbering plans to try a national number in: the countries named nearby (all
     common ones when a label says it is a phone), then the configured ones."""
     named = regions_in_context(text, start, end)
-    if _grouped_national(text, start, end) or labelled(_PHONE_WORDS, text, start, end):
+    if _grouped_national(text, start, end) or labelled(_PHONE_WORDS, text, start, end, _PHONE_CUES):
         named = [*named, *LABELLED_PHONE_REGIONS]  # any common plan will do
     return list(dict.fromkeys((*named, *regions)))
 
@@ -396,9 +511,9 @@ def _grouped_national(text: str, start: int, end: int) -> bool:
     candidate = text[start:end]
     return bool(
         _NATIONAL_GROUPS.fullmatch(candidate)
-        and any(len(g) > 2 for g in re.findall(r"\d+", candidate))
-        and not re.match(r"[ -]\d", text[end : end + 2])
-        and not re.search(r"\d[ -]$", text[max(0, start - 2) : start])
+        and any(len(g) > 2 for g in _DIGITS.findall(candidate))
+        and not _GROUP_AFTER.match(text, end)
+        and not _GROUP_BEFORE.search(text[max(0, start - 2) : start])
     )
 
 
@@ -407,6 +522,16 @@ _PHONE_WORDS = re.compile(
     r"portable|celular|telefone|cellulare|mobiel|telefoon|bel me|appelez moi|llámame|"
     r"me ligue|chiamatemi|rufen sie mich|ruf mich)\b|téléphone|tél|móvil|teléfono|電話|携帯"
 )
+# A piece of each of _PHONE_WORDS; a phrase's words are apart by a space, "_" or "-", or by a
+# marker redaction wrote ("[" or "<" starts it): "call_me", "call[REDACTED]me" read "call me".
+_PHRASES = {"call": ("me", "us"), "my": ("number",), "bel": ("me",), "ruf": ("mich",)}
+_PHONE_CUES = Cues(
+    "phone", "mobile", "cell", "tel", "fax", "whatsapp", "handy", "portable", "celular", "mobiel",
+    "appelez", "llámame", "ligue", "chiamatemi", "rufen", "tél", "móvil", "電話", "携帯",
+    *(f"{first}{apart}{then}" for first, thens in _PHRASES.items() for apart in " _-"
+      for then in thens),
+    *(f"{first}{marker}" for first in _PHRASES for marker in "[<"),
+)  # fmt: skip
 # what a label just before a number says it is, when that is not a phone
 _OTHER_KIND_LABEL = re.compile(
     r"(?:passport|reisepass|passeport|pasaporte|passaporto|paspoort|passaporte|パスポート|旅券|"

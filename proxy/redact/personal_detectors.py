@@ -39,8 +39,11 @@ _MONTH = (
     r"luglio|settembre|ottobre|dicembre|janeiro|fevereiro|março|maio|junho|julho|setembro|"
     r"outubro|novembro|dezembro|januari|februari|maart|mei|augustus)"
 )
+_MONTH_STARTS = "adefgjlmnos"  # every month of _MONTH starts with one of them
 _DATE = (
-    r"(?<![\w./-])(?:\d{4}-\d\d-\d\d|\d{4}/\d\d?/\d\d?|\d\d?[./-]\d\d?[./-](?:\d{4}|\d\d)(?![\d]|[./-]\d)"
+    # (a word that no month starts is left at once: the months are tried one by one)
+    rf"(?<![\w./-])(?=[0-9]|(?i:[{_MONTH_STARTS}]))"
+    r"(?:\d{4}-\d\d-\d\d|\d{4}/\d\d?/\d\d?|\d\d?[./-]\d\d?[./-](?:\d{4}|\d\d)(?![\d]|[./-]\d)"
     rf"|\d\d?(?:st|nd|rd|th)?\.?\s+(?:of\s+|de\s+)?(?i:{_MONTH})\.?,?\s+(?:de\s+)?\d{{4}}"
     rf"|(?i:{_MONTH})\.?\s+\d\d?(?:st|nd|rd|th)?,?\s+\d{{4}}|\d{{4}}年\d\d?月\d\d?日)(?![\w/-]|\.\d)"
 )
@@ -147,6 +150,9 @@ _ADDRESS_VALUE = (
     rf"|{_UPPER}[\w'’.-]*(?:[ \t]+[\w'’.-]+){{0,4}}?,?[ \t]+\d{{1,5}}[a-z]?(?![\w.:/-])"
 )
 _STREET = (
+    # Every alternative starts at a word boundary, but the Japanese one (a kanji, kana or
+    # digit): said first, the regex leaves the middle of words at once (street: 30 % faster).
+    r"(?=\b|[\u4e00-\u9fff\u3040-\u30ff0-9])"
     # after a separator the value may be on the next line; without one, on the same line
     rf"(?:(?P<label>{_ADDRESS_LABEL})\"?[ \t]*(?:(?:[:：=]|-(?=\s))[\s\"']*|[ \t\"']+))?"
     rf"({_STREET_PLAIN}|(?(label)(?:{_ADDRESS_VALUE})|(?!)))"
@@ -184,6 +190,12 @@ _IP = (
     r"|(?<=[23])(?<!:.)[0-9A-Fa-f]{0,3}:[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){1,6}(?![\w:]|/\d))"
 )
 
+# what _IP matches, lookarounds left out: for Hyperscan (Detector.hint); 39 characters at most
+_IP_HINT = (
+    r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}"
+    r"|[23][0-9A-Fa-f]{0,3}:[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){1,6}"
+)
+
 DETECTORS: tuple[Detector, ...] = (
     # -- pii.contact
     detector("email", "pii",
@@ -206,7 +218,9 @@ DETECTORS: tuple[Detector, ...] = (
     detector("uk-nino", "pii",
        # the whole text: cheaper than the many six-digit runs of a log (IPs, hex)
        r"[A-CEGHJ-PR-TW-Z](?<![A-Za-z0-9][A-Z])[A-CEGHJ-NPR-TW-Z] ?\d\d ?\d\d ?\d\d ?[A-D]"
-       r"(?![A-Za-z0-9])", validate=check.uk_nino_valid, family=GOVERNMENT_ID),
+       r"(?![A-Za-z0-9])", validate=check.uk_nino_valid, family=GOVERNMENT_ID,
+       hint=r"[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?[0-9]{2} ?[0-9]{2} ?[0-9]{2} ?[A-D]",
+       window=(13, 1)),
     # ids that need their name: near it (60 characters on), labelled, or under it in a table
     detector("de-tax-id", "pii", r"(?<![\d-])[1-9]\d ?\d{3} ?\d{3} ?\d{3}(?![\d-])",
        folded=_TAX_ID_WORDS, window=(60, 2000), validate=check.de_tax_id_valid,
@@ -219,7 +233,8 @@ DETECTORS: tuple[Detector, ...] = (
        family=GOVERNMENT_ID),
     detector("it-fiscal-code", "pii",
        r"[A-Z](?<![A-Za-z0-9][A-Z])[A-Z]{5}\d\d[A-EHLMPRST]\d\d[A-Z]\d{3}[A-Z](?![A-Za-z0-9])",
-       validate=check.it_fiscal_code_valid, family=GOVERNMENT_ID),
+       validate=check.it_fiscal_code_valid, family=GOVERNMENT_ID,
+       hint=r"[A-Z]{6}[0-9]{2}[A-EHLMPRST][0-9]{2}[A-Z][0-9]{3}[A-Z]", window=(16, 1)),
     detector("nl-bsn", "pii",
        r"(?<![\d.-])(?:\d{9}|\d{4}[ .]\d\d[ .]\d{3}|\d{3}[ .]\d{3}[ .]\d{3})(?![\d-])",
        folded=_BSN_WORDS, window=(60, 2000), validate=check.nl_bsn_valid,
@@ -242,5 +257,5 @@ DETECTORS: tuple[Detector, ...] = (
        context=check.name_in_context, family=IDENTITY),
     # -- pii.network
     detector("ip-address", "pii", _IP, validate=check.public_ip, context=check.ip_in_context,
-       family=NETWORK),
+       family=NETWORK, hint=_IP_HINT, window=(39, 2)),
 )  # fmt: skip

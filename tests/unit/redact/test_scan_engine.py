@@ -108,3 +108,127 @@ def test_a_scan_past_its_deadline_raises_and_one_within_it_finds_as_without():
     with detectors.deadline(60.0):
         within = scan(text, BUILTIN)
     assert within == scan(text, BUILTIN) and within
+
+
+def _random_texts(alphabet: list[str], count: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(count)]
+
+
+def test_the_keyword_pass_finds_the_runs_of_digits_the_regex_finds():
+    if detectors.hyperscan is None:
+        pytest.skip("hyperscan is not installed: the regex is the only path")
+    index = detectors.KeywordIndex.of(BUILTIN)
+    pieces = ["0", "7", "12", " ", "(", ")", ".", "-", "a", "_", "é", "東", "\n", "x" * 70]
+    shapes = ["1234567", "(415) 555-0100)", "- 1234567 -", "x" * 300 + "12 34 56 7", "1" * 900]
+    texts = [*TEXTS, *shapes, *("é" + s for s in shapes), *_random_texts(pieces, 3000, 0)]
+    for text in texts:
+        assert index.shared(text).digit_runs == SharedText(text, None).digit_runs, text
+
+
+def test_a_label_is_read_only_where_its_cues_are_and_found_as_everywhere(monkeypatch):
+    from proxy.redact import personal_checks as check
+
+    pieces = ["phone", "Tel: ", "my_number", "call-me ", "[REDACTED:phone]", "<PHONE_1>", "uk",
+              "London", "München", "電話 ", "tél ", ",", "\n", " ", "4155550132", "020 7946 0958",
+              "x" * 80, "order", "É"]  # fmt: skip
+    texts = _random_texts(pieces, 1500, 1)
+    numbers = re.compile(r"\d[\d ]*\d")
+    cases = [(t, m.start(), m.end()) for t in texts for m in numbers.finditer(t)]
+
+    def read(t: str, start: int, end: int) -> tuple:
+        return (check.labelled(check._PHONE_WORDS, t, start, end, check._PHONE_CUES),
+                check.regions_in_context(t, start, end))  # fmt: skip
+
+    with_cues = [read(*case) for case in cases]
+    monkeypatch.setattr(check, "_cue_starts", lambda cues, text: None)  # every label read
+    assert with_cues == [read(*case) for case in cases]
+    assert any(labelled for labelled, _ in with_cues) and any(r for _, r in with_cues)
+
+
+def test_detectors_run_around_their_hints_find_what_they_find_in_the_whole_text(monkeypatch):
+    if detectors.hyperscan is None:
+        pytest.skip("hyperscan is not installed: hinted detectors run over the whole text")
+    assert [d.id for d in BUILTIN if d.hint]  # (ip-address, uk-nino, it-fiscal-code)
+    pieces = ["8.8.8.8", "203.0.113.9", "2a00:1450:4009:81f::200e", "2001:db8::1", "10.0.0.1",
+              "AB123456C", "QQ 12 34 56 A", "JG 10 35 42 B", "RSSMRA85T10A562S", ".", ":", "/",
+              "a", "Z", "1", "2", "3", " ", "\n", "v", "é", "-", "x" * 30]  # fmt: skip
+    rng = random.Random(2)
+    texts = ["".join(rng.choice(pieces) for _ in range(rng.randint(60, 200))) for _ in range(300)]
+    hinted = [scan(t, BUILTIN) for t in texts]
+    monkeypatch.setattr(detectors, "hyperscan", None)
+    assert hinted == [scan(t, BUILTIN) for t in texts]
+    assert sum(f.type == "ip-address" for found in hinted for f in found) > 100
+
+
+def test_the_lookaheads_said_first_change_no_match_of_dates_and_streets():
+    from proxy.redact import personal_detectors as pd
+
+    regexes = {d.id: d.regex for d in BUILTIN}
+    date, street = regexes["date-of-birth"], regexes["street-address"]
+    prefilter = f"(?=[0-9]|(?i:[{pd._MONTH_STARTS}]))"
+    date_before = re.compile(date.pattern.replace(prefilter, "", 1), date.flags)
+    street_before = re.compile(street.pattern.split(")", 1)[1], street.flags)
+    assert date_before.pattern != date.pattern and street_before.pattern != street.pattern
+    months = re.findall(r"[^\W\d_]{3,}", pd._MONTH)  # whole names and their tails ("uary")
+    rng = random.Random(3)
+    pieces = [*months, *(m.upper() for m in months), *(m.title() for m in months), " ", ", ",
+              "5", "12", "1990", "-", ".", "/", "x", "Baker Street", "221B", "Hauptstraße",
+              "address: ", "10 rue de Rivoli", "芝大門", "28丁目", "\n"]  # fmt: skip
+    for _ in range(3000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 12)))
+        for new, old in ((date, date_before), (street, street_before)):
+            assert [m.span() for m in new.finditer(text)] == [
+                m.span() for m in old.finditer(text)
+            ], text
+
+
+def test_markers_found_by_halves_are_those_the_whole_pattern_finds():
+    marker = re.compile(r"\[REDACTED[^\]\n]{0,40}\]|<[A-Z][A-Z0-9_]*_[0-9]+>")
+    pieces = ["[REDACTED", "[REDACTED:x]", "]", "<", "<AWS_KEY_1>", "<A_1>", "A", "_", "1", ">",
+              "\n", "x" * 50, "[", " "]  # fmt: skip
+    for text in _random_texts(pieces, 20000, 4):
+        assert SharedText(text, None).markers == [m.span() for m in marker.finditer(text)], text
+
+
+def test_windows_are_merged_as_one_at_a_time_merged_them():
+    def one_at_a_time(spans, window, n):
+        before, after = window or (0, 0)
+        merged = []
+        for start, end in spans:
+            a, b = max(0, start - before), n if after is None else min(n, end + after)
+            if merged and a <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+            else:
+                merged.append((a, b))
+        return merged
+
+    rng = random.Random(5)
+    windows = [None, (0, 0), (3, 3), (34, 34), (0, 80), (60, 2000), (39, 2), (100, None)]
+    for _ in range(20000):
+        n = rng.randint(0, 60)
+        starts = [rng.randint(0, n) for _ in range(rng.randint(0, 6))]
+        spans = sorted((a, min(n, a + rng.randint(0, 8))) for a in starts)
+        window = rng.choice(windows)
+        assert detectors._merge(spans, window, n) == one_at_a_time(spans, window, n)
+
+
+@pytest.mark.parametrize("unit", ["12.34.", "8.8.8.8 ", "AB123456C ", "2001:db8::1 1.2.3.4 "])
+def test_a_text_dense_with_hints_is_read_whole_and_found_the_same(unit, monkeypatch):
+    if detectors.hyperscan is None:
+        pytest.skip("hyperscan is not installed: hinted detectors run over the whole text")
+    text = unit * (4096 // len(unit)) + " 203.0.113.9 end"
+    shared = detectors.KeywordIndex.of(BUILTIN).shared(text)
+    assert not shared.hinted  # past one hint in HINTS_EVERY characters
+    hinted = scan(text, BUILTIN)
+    monkeypatch.setattr(detectors, "hyperscan", None)
+    assert hinted == scan(text, BUILTIN)
+
+
+@pytest.mark.parametrize("repeat", [1, 20])  # below and above KeywordIndex.MIN_TEXT
+def test_a_lone_surrogate_is_scanned_as_any_character(repeat, monkeypatch):
+    text = "call me \ud800 on 020 7946 0958, dob 1990-01-02 " * repeat  # JSON's "\ud800"
+    found = scan(text, BUILTIN)
+    assert sum(f.type == "phone" for f in found) == repeat
+    monkeypatch.setattr(detectors, "hyperscan", None)
+    assert scan(text, BUILTIN) == found
