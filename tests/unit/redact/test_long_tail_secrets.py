@@ -20,6 +20,14 @@ def found(text: str) -> list[tuple[str, str]]:
     return [(f.type, text[f.start : f.end]) for f in scan(text, DETECTORS)]
 
 
+def assert_found(text: str, value: str | None) -> None:
+    """Something is found in `text`, and `value` among it when given."""
+    values = [v for _, v in found(text)]
+    assert values, text
+    if value is not None:
+        assert value in values
+
+
 @pytest.mark.parametrize(
     ("template", "value"),
     [
@@ -240,10 +248,7 @@ _REFRESH = "0.A" + _rand(60, _B62 + "_-") + ".AgABAAEAAAD" + _rand(300, _B62 + "
     ],
 )
 def test_structured_shapes(text, value):
-    values = [v for _, v in found(text)]
-    assert values, text
-    if value is not None:
-        assert value in values
+    assert_found(text, value)
 
 
 @pytest.mark.parametrize(
@@ -291,10 +296,7 @@ _VENDOR_KEY = _rand(32)
     ],
 )
 def test_vendor_named_values_and_webhooks(text, value):
-    values = [v for _, v in found(text)]
-    assert values, text
-    if value is not None:
-        assert value in values
+    assert_found(text, value)
 
 
 @pytest.mark.parametrize(
