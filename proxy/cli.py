@@ -486,6 +486,9 @@ def cmd_pac(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from proxy.mitm.compat import import_only_the_addons_used
+
+    import_only_the_addons_used()  # before serve.run imports mitmproxy's master
     from proxy.serve.run import run
 
     policy = _load(args)  # report every policy error before starting anything

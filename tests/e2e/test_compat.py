@@ -36,6 +36,7 @@ from proxyharness import (
     exchange,
     mitmdump_proxy,
     plain_request,
+    proxy_environment,
     write_policy,
 )
 
@@ -262,6 +263,32 @@ def test_workers_listen_with_so_reuseport(tmp_path):
         assert all(s.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) for s in listeners)
     finally:
         proxy.stop()
+
+
+# -- 11. only the addons aiwarden run uses -------------------------------------------------
+
+
+def test_aiwarden_run_imports_only_the_addons_it_uses():
+    """In a new process, as `aiwarden run` starts: mitmproxy's master and the addons run.py
+    names import with the addons package's `__init__` not run (no onboarding app, no Flask);
+    without the reliance, the same imports load them (the control)."""
+    probe = (
+        "import sys\n"
+        "from proxy.mitm.compat import import_only_the_addons_used\n"
+        "if sys.argv[1] == 'lean': import_only_the_addons_used()\n"
+        "import proxy.serve.run\n"
+        "from mitmproxy.addons import core, proxyserver\n"
+        "print(sorted(m for m in ('flask', 'mitmproxy.addons.onboarding') if m in sys.modules))"
+    )
+    env = proxy_environment()
+
+    def imported(mode: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-c", probe, mode]
+        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+
+    lean, control = imported("lean"), imported("control")
+    assert lean.returncode == 0 and lean.stdout.strip() == "[]", lean.stderr
+    assert control.stdout.strip() == "['flask', 'mitmproxy.addons.onboarding']", control.stderr
 
 
 # -- 7. closing a connection from outside ----------------------------------------------------
