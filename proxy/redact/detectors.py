@@ -575,9 +575,27 @@ def _on_time(until: float | None) -> None:
         raise TooSlow("the scan ran past its deadline")
 
 
+_AFTER_SCAN: list[Callable[[], None]] = []
+
+
+def forget_after_each_scan(clear: Callable[[], None]) -> None:
+    """Have `clear` called when each scan ends: a cache of what a scan read (a text, its rows,
+    its numbers) holds no prompt past it. A scan running at the same time in another thread
+    only loses some of its cache."""
+    _AFTER_SCAN.append(clear)
+
+
 def scan(text: str, detectors: tuple[Detector, ...]) -> list[Finding]:
     """Every finding in `text`, earliest first; overlaps resolved in favour of the earlier,
     then the longer, then the detector listed first."""
+    try:
+        return _scan(text, detectors)
+    finally:
+        for clear in _AFTER_SCAN:
+            clear()
+
+
+def _scan(text: str, detectors: tuple[Detector, ...]) -> list[Finding]:
     found: list[tuple[int, int, int, str]] = []
     hits = None
     if hyperscan is not None and len(text) >= KeywordIndex.MIN_TEXT:

@@ -25,6 +25,7 @@ from stdnum.in_ import aadhaar
 from stdnum.it import codicefiscale
 from stdnum.nl import bsn
 
+from proxy.redact.detectors import forget_after_each_scan
 from proxy.redact.first_names import FIRST_NAMES, NOT_NAMES
 
 try:  # optional, as in detectors.py: finds the words that may label candidates (Cues)
@@ -737,3 +738,7 @@ def name_in_context(text: str, start: int, end: int) -> bool:
     if not line.strip():  # a signature: two words at least ("Regards,\nHendriks" is a firm)
         return len(text[start:end].split()) > 1
     return bool(_GREETING_LINE.fullmatch(line))
+
+
+for _cache in (_cue_starts, _lowered, _row_heading, _layout, _valid_in):
+    forget_after_each_scan(_cache.cache_clear)  # no prompt, row or number kept past its scan

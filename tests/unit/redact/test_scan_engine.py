@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from proxy.redact import detectors, secret_detectors
+from proxy.redact import detectors, personal_checks, secret_detectors
 from proxy.redact.builtin import BUILTIN
 from proxy.redact.detectors import SharedText, TrieIndex, scan
 
@@ -232,3 +232,15 @@ def test_a_lone_surrogate_is_scanned_as_any_character(repeat, monkeypatch):
     assert sum(f.type == "phone" for f in found) == repeat
     monkeypatch.setattr(detectors, "hyperscan", None)
     assert scan(text, BUILTIN) == found
+
+
+def test_a_scan_keeps_no_prompt_in_the_caches_it_fills():
+    """The caches of the personal-data checks (a text lower-cased, its rows, its numbers)
+    are emptied when the scan ends: the prompt is not kept in memory past it."""
+    caches = [f for f in vars(personal_checks).values() if hasattr(f, "cache_info")]
+    text = "id,name,phone\n1,Anna,020 7946 0958\ncall me in London on 020 7946 0958 today"
+    start = text.rindex("020")
+    personal_checks.phone_in_context(text, start, start + 13)  # outside a scan: kept
+    assert any(c.cache_info().currsize for c in caches)  # the control: they hold something
+    assert scan(text, BUILTIN)
+    assert [c.cache_info().currsize for c in caches] == [0] * len(caches)
