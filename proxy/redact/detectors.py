@@ -194,11 +194,7 @@ class SharedText:
         return self._markers
 
     def in_marker(self, position: int) -> bool:
-        markers = self.markers
-        if not markers:
-            return False
-        i = bisect.bisect_right(markers, (position, _AFTER_ANY)) - 1
-        return i >= 0 and markers[i][0] <= position < markers[i][1]
+        return bool(self.markers) and _inside((position, position + 1), self.markers)
 
     @property
     def folded(self) -> str:
@@ -408,6 +404,12 @@ class _Keywords:
             )
         self._local = threading.local()
 
+    def _scratch(self):  # -> hyperscan.Scratch, this thread's own
+        scratch = getattr(self._local, "scratch", None)
+        if scratch is None:
+            scratch = self._local.scratch = hyperscan.Scratch(self.database)
+        return scratch
+
     def hits_in(self, text: str) -> dict[int, list[tuple[int, int]]]:
         """Hits in a text that is not ASCII: found in its UTF-8, then moved to character
         positions (a keyword starts and ends on whole characters)."""
@@ -429,9 +431,7 @@ class _Keywords:
         ends: list[int] = []
         if self.database is None:
             return found, ends
-        scratch = getattr(self._local, "scratch", None)
-        if scratch is None:
-            scratch = self._local.scratch = hyperscan.Scratch(self.database)
+        scratch = self._scratch()
         meta, runs = self.meta, len(self.meta)
 
         def on_match(expression: int, _start: int, end: int, _flags: int, _context) -> None:
@@ -449,9 +449,7 @@ class _Keywords:
         found: dict[int, list[tuple[int, int]]] = {}
         if self.database is None:
             return found
-        scratch = getattr(self._local, "scratch", None)
-        if scratch is None:
-            scratch = self._local.scratch = hyperscan.Scratch(self.database)
+        scratch = self._scratch()
         meta, count = self.meta, 0
 
         def on_match(expression: int, _start: int, end: int, _flags: int, _context) -> bool:
