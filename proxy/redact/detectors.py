@@ -143,6 +143,11 @@ def _digit_run_ending(text: str, end: int) -> tuple[int, int]:
     return start + run.index(digits), start + run.index(digits) + len(digits)
 
 
+def _literal(data: bytes) -> bytes:
+    """A Hyperscan expression that matches `data` as it is."""
+    return b"".join(b"\\x%02x" % c for c in data)
+
+
 # what redaction writes: "[REDACTED:kind]" and restorable placeholders ("<AWS_KEY_1>")
 # (two regexes, each with a literal start `re` looks for fast: the alternation of both, tried
 # at every character, took 1.4 ms a 64 KB; a placeholder never holds "[" or "]", so one inside
@@ -352,16 +357,16 @@ class KeywordIndex(_PerDetectorSet):
             for words, flag in ((d.keywords, 0), (d.keywords_folded, hyperscan.HS_FLAG_CASELESS)):
                 for word in words:
                     data = word.encode()
-                    expression = b"".join(b"\\x%02x" % c for c in data)
+                    expression = _literal(data)
                     keep = narrow if word.isascii() and "?" not in word else wide
                     keep.append((expression, flag, (position, len(data))))  # bytes, not chars
             if d.hint and not (d.keywords or d.keywords_folded):  # ASCII: see Detector.hint
                 hints.append((d.hint.encode("ascii"), 0, (position, 0)))  # hit: (end, end)
         # and, for the number-shaped detectors, the ends of runs of digits (SharedText)
         self.runs = any(d.digits for d in detectors)
-        self.narrow = _Keywords(narrow, with_runs=self.runs)
-        self.wide = _Keywords(wide, with_runs=False)
-        self.hints = _Keywords(hints, with_runs=False)
+        self.narrow = Keywords(narrow, with_runs=self.runs)
+        self.wide = Keywords(wide, with_runs=False)
+        self.hints = Keywords(hints, with_runs=False)
 
     def shared(self, text: str) -> SharedText:
         """The text with its keyword hits and, when a detector is number-shaped, its runs of
@@ -383,9 +388,14 @@ class KeywordIndex(_PerDetectorSet):
         return SharedText(text, found, ends if self.runs else None, hinted=hinted is not None)
 
 
-class _Keywords:
+class Keywords:
     """One Hyperscan database of keywords (and maybe the digit runs), one scratch space per
     thread: bodies are also redacted off the loop."""
+
+    @classmethod
+    def literals(cls, pieces: list[bytes]) -> Keywords:
+        """A database of `pieces` as they are, each hit under detector position 0."""
+        return cls([(_literal(p), 0, (0, len(p))) for p in pieces], with_runs=False)
 
     def __init__(self, keywords: list[tuple[bytes, int, tuple[int, int]]], with_runs: bool):
         expressions = [expression for expression, _, _ in keywords]

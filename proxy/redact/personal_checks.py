@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import threading
 from bisect import bisect_left
 from functools import lru_cache
 from itertools import zip_longest
@@ -25,7 +24,7 @@ from stdnum.in_ import aadhaar
 from stdnum.it import codicefiscale
 from stdnum.nl import bsn
 
-from proxy.redact.detectors import forget_after_each_scan
+from proxy.redact.detectors import Keywords, forget_after_each_scan
 from proxy.redact.first_names import FIRST_NAMES, NOT_NAMES
 
 try:  # optional, as in detectors.py: finds the words that may label candidates (Cues)
@@ -70,12 +69,11 @@ class Cues:
     def __init__(self, *pieces: str) -> None:
         # the ASCII pieces in the text's ASCII with the rest as "?" (one byte a character:
         # no offsets to convert), the others in its UTF-8 (their few hits converted)
-        self.narrow = [p.encode() for p in pieces if p.isascii() and "?" not in p]
-        self.wide = [p.encode() for p in pieces if p.encode() not in self.narrow]
+        narrow = [p.encode() for p in pieces if p.isascii() and "?" not in p]
+        wide = [p.encode() for p in pieces if p.encode() not in narrow]
         self._databases = None
         if hyperscan is not None:
-            self._databases = [_literals(self.narrow), _literals(self.wide)]
-        self._local = threading.local()  # scratch spaces, one per thread
+            self._databases = (Keywords.literals(narrow), Keywords.literals(wide))
 
     def near(self, text: str, low: int, high: int) -> bool:
         """Some piece starts in text[low:high]."""
@@ -87,39 +85,12 @@ class Cues:
 
     def starts(self, folded: str) -> list[int]:
         """Where the pieces start in a lower-cased text, in order."""
-        found = self._scan(0, folded.encode("ascii", "replace"))
-        if not folded.isascii() and self.wide:
-            data = folded.encode("utf-8", "surrogatepass")
-            byte = char = 0
-            for offset in sorted(self._scan(1, data)):  # to characters, read once in order
-                char += len(data[byte:offset].decode("utf-8", "surrogatepass"))
-                found.append(char)
-                byte = offset
+        narrow, wide = self._databases
+        hits, _ = narrow.hits(folded.encode("ascii", "replace"))
+        found = [start for start, _ in hits.get(0, ())]
+        if not folded.isascii():
+            found += [start for start, _ in wide.hits_in(folded).get(0, ())]
         return sorted(found)
-
-    def _scan(self, which: int, data: bytes) -> list[int]:
-        database, pieces = self._databases[which], (self.narrow, self.wide)[which]
-        if not pieces:
-            return []
-        scratches = getattr(self._local, "scratches", None)
-        if scratches is None:
-            scratches = self._local.scratches = [hyperscan.Scratch(d) for d in self._databases]
-        found: list[int] = []
-
-        def on_match(piece: int, _start: int, end: int, _flags: int, _context) -> None:
-            found.append(end - len(pieces[piece]))
-
-        database.scan(data, match_event_handler=on_match, scratch=scratches[which])
-        return found
-
-
-def _literals(pieces: list[bytes]):  # -> hyperscan.Database
-    """A database that finds each of `pieces` as it is (a NUL byte, when there are none)."""
-    expressions = [b"".join(b"\\x%02x" % c for c in p) for p in pieces] or [b"\\x00"]
-    database = hyperscan.Database()
-    database.compile(expressions=expressions, ids=list(range(len(expressions))),
-                     elements=len(expressions))  # fmt: skip
-    return database
 
 
 @lru_cache(maxsize=8)  # (a few per text: hashing a text is done once, then kept)
