@@ -489,12 +489,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     from proxy.mitm.compat import import_only_the_addons_used
 
     import_only_the_addons_used()  # before serve.run imports mitmproxy's master
-    from proxy.serve.run import run
+    from proxy.serve.run import check_flags, run
 
+    flags = check_flags(args)  # a flag's typo first: it costs nothing to check
+    if isinstance(flags, str):
+        print(f"aiwarden run: {flags}", file=sys.stderr)
+        return EXIT_INVALID
     policy = _load(args)  # report every policy error before starting anything
     if policy is None:
         return EXIT_INVALID
-    return run(args, policy)
+    return run(args, flags, policy)
 
 
 def cmd_options(args: argparse.Namespace) -> int:

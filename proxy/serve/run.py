@@ -65,43 +65,56 @@ from proxy.serve.proxycert import certificate_names, mitmproxy_certs
 from proxy.serve.workers import Supervisor, available_cpus
 
 
-def run(args: argparse.Namespace, policy: Policy) -> int:
+@dataclass(frozen=True)
+class Flags:
+    """`aiwarden run`'s own flags, checked before the policy is read: a typo in a flag is
+    reported at once, not after the policy's errors or its load."""
+
+    listen: tuple[str, int]
+    protect: list[tuple[str, int]]  # a worker never connects to its supervisor's admin listener
+    parent: Parent | None
+    proxy_names: list[str]  # the names of --proxy-cert's certificate
+    untested: str | None  # a mitmproxy version accepted by ALLOW_ENV, not tested
+
+
+def check_flags(args: argparse.Namespace) -> Flags | str:
+    """The checked flags, or what is wrong with them in one line."""
     try:
         untested = check_mitmproxy_version()  # before anything starts (compat.py)
     except UntestedMitmproxy as e:
-        print(f"aiwarden run: {e}", file=sys.stderr)
-        return 2
-    logs.setup(args.log_level, args.worker)
-    if untested:
-        logs.event("mitmproxy_untested", version=untested, accepted_by=ALLOW_ENV)
+        return str(e)
     try:
         listen = parse_address(args.listen)
         if args.admin:
             parse_address(args.admin)
-        # a worker never connects to its supervisor's admin listener
         protect = [parse_address(args.protect)] if args.protect else []
         parent = parse_parent(args.upstream_proxy) if args.upstream_proxy else None
     except ValueError as e:
-        print(f"aiwarden run: {e}", file=sys.stderr)
-        return 2
+        return str(e)
     if args.workers is not None and args.workers < 0:
-        print("aiwarden run: --workers must be 0 (one per usable CPU) or more", file=sys.stderr)
-        return 2
+        return "--workers must be 0 (one per usable CPU) or more"
     if args.upstream_ca and not Path(args.upstream_ca).is_file():
-        print(f"aiwarden run: --upstream-ca {args.upstream_ca}: no such file", file=sys.stderr)
-        return 2
+        return f"--upstream-ca {args.upstream_ca}: no such file"
     for proxy in args.pac_proxy or ():
         try:
             pac.pac_entry(proxy)
         except ValueError as e:
-            print(f"aiwarden run: --pac-proxy {e}", file=sys.stderr)
-            return 2
+            return f"--pac-proxy {e}"
+    proxy_names: list[str] = []
     if args.proxy_cert:
         try:
             proxy_names = certificate_names(args.proxy_cert)
         except ValueError as e:
-            print(f"aiwarden run: --proxy-cert {args.proxy_cert}: {e}", file=sys.stderr)
-            return 2
+            return f"--proxy-cert {args.proxy_cert}: {e}"
+    return Flags(listen, protect, parent, proxy_names, untested)
+
+
+def run(args: argparse.Namespace, flags: Flags, policy: Policy) -> int:
+    """Serve with `policy` (checked by the caller, as `flags` were)."""
+    logs.setup(args.log_level, args.worker)
+    if flags.untested:
+        logs.event("mitmproxy_untested", version=flags.untested, accepted_by=ALLOW_ENV)
+    listen = flags.listen
     confdir = Path(args.confdir)
     if args.worker is None:  # a worker's supervisor checked all this already
         problem = _preflight(args, listen, confdir)
@@ -111,14 +124,14 @@ def run(args: argparse.Namespace, policy: Policy) -> int:
         if warning := clear_text_warning(args.proxyauth, args.require_proxy_tls):
             log_clear_text_warning(warning)  # once, not once per worker
         if args.proxy_cert:
-            logs.event("proxy_certificate", file=args.proxy_cert, names=",".join(proxy_names))
+            logs.event("proxy_certificate", file=args.proxy_cert, names=",".join(flags.proxy_names))
     workers = args.workers or available_cpus()
     try:
         if workers > 1:
             return asyncio.run(Supervisor(args, workers, listen, policy).run())
         # SO_REUSEPORT for a worker: the other workers listen on this port too
         loop = SharedPortLoop if args.worker is not None else GuardedLoop
-        serve = _serve(args, listen, confdir, protect, parent, policy)
+        serve = _serve(args, listen, confdir, flags.protect, flags.parent, policy)
         return asyncio.run(serve, loop_factory=loop)
     except KeyboardInterrupt:
         return 0

@@ -198,6 +198,19 @@ def test_run_refuses_bad_arguments_before_starting(args, message, tmp_path):
     assert not (tmp_path / "ca").exists()  # nothing was made
 
 
+def test_run_reports_a_bad_flag_before_reading_the_policy(tmp_path):
+    broken = tmp_path / "policy.yaml"
+    broken.write_text("rules: [\n")
+    confdir = str(tmp_path / "ca")
+    flag = run("run", "--policy", str(broken), "--confdir", confdir, "--workers", "-1")
+    assert flag.returncode == 2
+    assert flag.stderr.strip() == "aiwarden run: --workers must be 0 (one per usable CPU) or more"
+    # control: with good flags, the same policy is what is reported
+    policy = run("run", "--policy", str(broken), "--confdir", confdir)
+    assert policy.returncode == 2
+    assert f"{broken}:" in policy.stderr and "the policy was not loaded" in policy.stderr
+
+
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
