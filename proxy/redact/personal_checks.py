@@ -711,5 +711,53 @@ def name_in_context(text: str, start: int, end: int) -> bool:
     return bool(_GREETING_LINE.fullmatch(line))
 
 
+# a column of names: its heading says whose ("full_name", "Nachname", "氏名"); a bare "name"
+# also heads products and hosts, so it counts only beside a column of personal data
+_NAME_HEADING = re.compile(
+    r"\W*(?:(?:full|customer|client|contact|employee|patient|person|first|last|given|family|"
+    r"middle|legal|holder|owner|member|student|applicant|guest|passenger|recipient|sender|"
+    r"account holder|card ?holder|beneficiary|billing|shipping) ?name|surname|nachname|vorname|"
+    r"vor und nachname|prénom|nom complet|nom et prénom|apellidos?|nombre completo|"
+    r"nome completo|nome e cognome|cognome|achternaam|voornaam|volledige naam|氏名|名前)\W*"
+)
+_BARE_NAME_HEADING = re.compile(r"\W*(?:name|nom|nombre|nome|naam)\W*")
+_PERSONAL_HEADING = re.compile(
+    r"e ?mail|phone|mobile|\btel|address|street|\bdob\b|birth|\bssn\b|passport|\biban\b|"
+    r"gender|\bage\b|adresse|telefon|geburt|naissance|nacimiento|nascita|nascimento|"
+    r"geboorte|correo|courriel|dirección|endereço|indirizzo|adres\b|住所|電話|生年月日|"
+    r"\b(?:cpf|dni|nie|bsn|nir|aadhaar|codice fiscale|steuer)"
+)
+# the first line of an address under a name (a shipping label, a letter's head): a house
+# number then words and a comma, or a flat; streets the street detector knows need no comma
+_ADDRESS_LINE = re.compile(
+    r"[ \t]*(?:\d{1,5}[A-Za-z]?,?[ \t]+[A-Z][a-z]+(?:[ \t]+[A-Za-z]+){0,3},|"
+    r"(?:Flat|Apt\.?|Apartment|Suite|Studio|Unit)[ \t]+\w{1,6},)"
+)
+
+
+def name_in_cell(text: str, start: int, end: int, street: re.Pattern[str]) -> bool:
+    """A name alone in a cell or on its line counts under a column heading that names
+    people ("full_name"; "name" beside "email" or "phone"), or alone on its line after a
+    blank one with an address on the next (a shipping label): capitalised words alone are
+    titles, products and headings as often."""
+    line_start, line_end = _line(text, start)
+    short = line_end - line_start <= _LONGEST_ROW  # (see column_heading)
+    row = _row_heading(text, line_start, line_end) if short else None
+    if row is not None:
+        commas, heading = row
+        cell = _normal(heading[bisect_left(commas, start - line_start)])
+        if _NAME_HEADING.fullmatch(cell):
+            return True
+        if _BARE_NAME_HEADING.fullmatch(cell):
+            return any(_PERSONAL_HEADING.search(_normal(h)) for h in heading) or (
+                text[start:end].split()[0] in FIRST_NAMES
+            )
+        return False
+    if line_start < 2 or text[line_start - 2] != "\n" or not _ENDS_LINE.match(text, end):
+        return False  # (not alone after a blank line)
+    below = line_end + 1
+    return bool(_ADDRESS_LINE.match(text, below) or street.match(text, below))
+
+
 for _cache in (_cue_starts, _lowered, _row_heading, _layout, _valid_in):
     forget_after_each_scan(_cache.cache_clear)  # no prompt, row or number kept past its scan

@@ -9,6 +9,7 @@ personal_checks.py.
 
 from __future__ import annotations
 
+import re
 from functools import cache, partial
 
 from proxy.redact import personal_checks as check
@@ -196,6 +197,23 @@ _IP_HINT = (
     r"|[23][0-9A-Fa-f]{0,3}:[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){1,6}"
 )
 
+# A name alone in a cell of a comma-separated row or on a line of its own: two to four
+# capitalised words, or a Japanese family and given name (the given name may be hiragana).
+# Only its surroundings make it a name (personal_checks.name_in_cell): a name column's
+# heading above it, or an address on the next line.
+_CELL_NAME = (
+    rf"[\n,][ \t]*\"?{_TITLES}"
+    rf"({_NAME_WORD}(?:[ \t](?:{_PARTICLE}[ \t]){{0,2}}{_NAME_WORD}){{1,4}}"
+    r"|[\u4e00-\u9fff\u30a0-\u30ff]{1,5} [\u3040-\u30ff\u4e00-\u9fff]{1,5})"
+    r"\"?[ \t]*(?=[,\r\n])"
+)
+# what every match of _CELL_NAME matches, in ASCII with the other characters as "?", up to
+# the comma or line end after it: for Hyperscan (Detector.hint), rarely met outside tables
+_CELL_NAME_HINT = (
+    r"[\n,][ \t]*\"?[A-Z?][A-Za-z?'.-]*(?:[ \t]+(?:[a-z]{1,5}[ \t]+){0,2}[A-Z?][A-Za-z?'.-]*)"
+    r"{1,6}\"?[ \t]*[,\r\n]"
+)
+
 DETECTORS: tuple[Detector, ...] = (
     # -- pii.contact
     detector("email", "pii",
@@ -255,6 +273,9 @@ DETECTORS: tuple[Detector, ...] = (
     detector("person-name", "pii.extended", rf"{_NAME_LABEL}[\s\"']*{_TITLES}{_NAME}", span=1,
        folded=_NAME_KEYWORDS, window=(0, 80), anchored=True, validate=check.name_valid,
        context=check.name_in_context, family=IDENTITY),
+    detector("person-name-cell", "pii.extended", _CELL_NAME, span=1, validate=check.name_valid,
+       context=partial(check.name_in_cell, street=re.compile(_STREET, re.ASCII)), family=IDENTITY,
+       hint=_CELL_NAME_HINT, window=(160, 1)),
     # -- pii.network
     detector("ip-address", "pii", _IP, validate=check.public_ip, context=check.ip_in_context,
        family=NETWORK, hint=_IP_HINT, window=(39, 2)),
