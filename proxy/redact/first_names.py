@@ -64,3 +64,5 @@ _NOT_NAMES = """
     Fils Frères Cie
 """
 NOT_NAMES = frozenset(_NOT_NAMES.split())
+# ...of which these are also surnames: a name's later word may be one ("Corinne Parent")
+SURNAMES_TOO = frozenset({"Parent", "Sales", "Royal", "Bank", "Reader", "Staff"})

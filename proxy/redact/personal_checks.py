@@ -25,7 +25,7 @@ from stdnum.it import codicefiscale
 from stdnum.nl import bsn
 
 from proxy.redact.detectors import Keywords, forget_after_each_scan
-from proxy.redact.first_names import FIRST_NAMES, NOT_NAMES
+from proxy.redact.first_names import FIRST_NAMES, NOT_NAMES, SURNAMES_TOO
 
 try:  # optional, as in detectors.py: finds the words that may label candidates (Cues)
     import hyperscan
@@ -685,10 +685,17 @@ _GREETING_LINE = re.compile(
     re.IGNORECASE,
 )
 _ENDS_LINE = re.compile(r"[ \t]*[,!.:]?[ \t]*(?:\r?\n|$)")
+_TITLES_ONLY = re.compile(_TITLE_RUN, re.IGNORECASE)  # "Ing. " before a signature's name
+# who introduces themselves: "This is Dana Williams from accounts", "this is Priya here"
+_INTRODUCED = re.compile(r"\bthis is\s*$")
+_INTRODUCED_AFTER = re.compile(r",?[ \t]+(?:from|at|with|here|speaking|calling)\b")
 
 
 def name_valid(text: str) -> bool:
-    return not any(word in NOT_NAMES for word in re.split(r"[\s'’-]+", text))
+    """No word of it says team, firm or tool, but for surnames that are also such words after
+    a first one ("Corinne Parent", "Luiza Sales"; never "Dear Parent", "Sales Team")."""
+    first, *rest = re.split(r"[\s'’-]+", text)
+    return first not in NOT_NAMES and not any(w in NOT_NAMES - SURNAMES_TOO for w in rest)
 
 
 def name_in_context(text: str, start: int, end: int) -> bool:
@@ -701,13 +708,18 @@ def name_in_context(text: str, start: int, end: int) -> bool:
         return True
     if _FORM_NAME_LABEL.search(head):
         return bool(_ENDS_FIELD.match(text, end))
-    if text[start:end].split()[0] in FIRST_NAMES:
+    words = text[start:end].split()
+    if _INTRODUCED.search(head):  # (not "This is Python 3", "this is Monday")
+        return bool(_INTRODUCED_AFTER.match(text, end)) and (
+            len(words) > 1 or words[0] in FIRST_NAMES
+        )
+    if words[0] in FIRST_NAMES:
         return True
     if not _ENDS_LINE.match(text, end):
         return False
     line = text[text.rfind("\n", 0, start) + 1 : start]
-    if not line.strip():  # a signature: two words at least ("Regards,\nHendriks" is a firm)
-        return len(text[start:end].split()) > 1
+    if _TITLES_ONLY.fullmatch(line):  # a signature: two words at least ("Regards,\nHendriks"
+        return len(words) > 1  # is a firm), maybe after titles ("Ing. Kirstin Fiebig")
     return bool(_GREETING_LINE.fullmatch(line))
 
 

@@ -60,12 +60,19 @@ _BSN_WORDS = ("bsn", "burgerservicenummer", "sofinummer", "sofi-nummer", "citize
 _AADHAAR_WORDS = ("aadhaar", "aadhar", "adhaar", "uidai")
 _UPPER, _LOWER = r"[A-Z\u00c0-\u00d6\u00d8-\u00de]", r"[a-z\u00df-\u00f6\u00f8-\u00ff]"
 _NAME_WORD = rf"{_UPPER}{_LOWER}+(?:[-'’]{_UPPER}{_LOWER}+)*"
-_PARTICLE = r"(?:van|von|vom|zu|de|da|di|del|della|der|den|du|dos|das|do|le|la|ten|ter|y|e)"
+_PARTICLE = r"(?:van|von|vom|zu|de|da|di|del|della|der|den|du|dos|das|do|le|la|ten|ter|y|e|'t)"
+# between the words of a name: a space and particles ("Ecrin van 't Houteveen"), or a hyphen
+# and particles ("Sami van Heusden-van Allemanië", "Chris Demmendaal-de Plantard")
+_NAME_GAP = rf"(?:[ \t](?:{_PARTICLE}[ \t]){{0,2}}|-(?:{_PARTICLE}[ \t]){{1,2}})"
+# degrees after a name: "Gerhild Schmidtke B.Eng.", "Heini Stahr MBA.", "Ana Ruiz PhD"
+_DEGREE = r"(?:,?[ \t](?:B\.(?:A|Sc|Eng)\.?|M\.(?:A|Sc|Eng)\.?|MBA\.?|Ph\.?D\.?|Jr\.|Sr\.|II|III))?"
 _CJK = r"[\u4e00-\u9fff\u30a0-\u30ff]"  # kanji and katakana (a name is rarely hiragana)
+# a Japanese family name then maybe the given name, which may be hiragana ("渡辺 あすか")
+_CJK_NAME = rf"{_CJK}{{1,5}}(?:[ \u3000][\u3040-\u30ff\u4e00-\u9fff]{{1,5}})?"
 _NAME = (
-    rf"({_NAME_WORD}(?:[ \t](?:{_PARTICLE}[ \t]){{0,2}}{_NAME_WORD}){{0,3}}"
+    rf"({_NAME_WORD}(?:{_NAME_GAP}{_NAME_WORD}){{0,5}}{_DEGREE}"
     r"(?![A-Za-z\u00c0-\u024f])"  # never the start of a longer word ("Müller Gmb|H")
-    rf"|{_CJK}{{1,5}}(?:[ \u3000]{_CJK}{{1,5}})?)"
+    rf"|{_CJK_NAME})"
 )
 # titles between a label and the name: "Customer: Ms Nicola Harris", "Nome: Dott. Greco"
 _TITLES = (
@@ -86,11 +93,14 @@ _NAME_LABEL = (
     r"srta|signor|signora|dott)\b\.?|"
     # greetings and sign-offs: only a known first name, or a name alone on its line
     r"(?:dear|hi|hello|hey|hallo|bonjour|hola|ciao|liebe[r]?|sehr\s+geehrter?|cher|chère|"
-    r"estimad[oa]|querid[oa]|olá|prezad[oa]|gentile|beste|geachte|hoi)\b,?|"
+    r"estimad[oa]|querid[oa]|olá|prezad[oa]|gentile|beste|geachte|hoi)(?![\w\u00c0-\u024f]),?|"
     r"(?:regards|thanks|thank\s+you|cheers|sincerely|best|yours|cordialement|grüße|gruß|"
-    r"saludos|saluti|bien\s+à\s+vous|un\s+saludo|atenciosamente|abraços|groeten|groet)\b[,!]?|"
+    r"saludos|saluti|bien\s+à\s+vous|un\s+saludo|atenciosamente|abraços|groeten|groet)"
+    r"(?![\w\u00c0-\u024f])[,!]?|"
+    # who introduces themselves: "This is Dana Williams from accounts"
+    r"this\s+is(?=\s)|"
     r"(?:full\s+)?name(?-i:(?:\s+[a-z]+){1,4}))"
-    r"|(?:氏名|名前)\s*[:：]?|私の名前は)"
+    r"|(?:氏名|名前)\s*[:：]?|私の名前は|よろしくお願い(?:いた)?します。?)"
 )
 # (not "hey", "ms ", "mme": they are in "they", "items ", "comment")
 _NAME_KEYWORDS = (
@@ -105,7 +115,8 @@ _NAME_KEYWORDS = (
     "nom", "nombre", "nome", "naam", "volledige naam", "vor- und", "vor und", "vorund",
     "liebe", "sehr geehrte", "cher ", "cher,", "chère", "estimad", "querid", "olá", "prezad",
     "gentile", "beste ", "beste,", "geachte", "hoi ", "hoi,", "bien à vous", "un saludo",
-    "atenciosamente", "abraços", "groeten", "groet", "氏名", "名前", "私の名前は",
+    "atenciosamente", "abraços", "groeten", "groet", "氏名", "名前", "私の名前は", "this is",
+    "よろしくお願い",
 )  # fmt: skip
 _LETTERS = r"[A-Za-z\u00c0-\u024f]"
 _STREET_NAME = rf"{_UPPER}{_LOWER}+(?:-{_UPPER}{_LOWER}+)*"
@@ -203,15 +214,15 @@ _IP_HINT = (
 # heading above it, or an address on the next line.
 _CELL_NAME = (
     rf"[\n,][ \t]*\"?{_TITLES}"
-    rf"({_NAME_WORD}(?:[ \t](?:{_PARTICLE}[ \t]){{0,2}}{_NAME_WORD}){{1,4}}"
-    r"|[\u4e00-\u9fff\u30a0-\u30ff]{1,5} [\u3040-\u30ff\u4e00-\u9fff]{1,5})"
+    rf"({_NAME_WORD}(?:{_NAME_GAP}{_NAME_WORD}){{1,5}}{_DEGREE}"
+    rf"|{_CJK}{{1,5}} [\u3040-\u30ff\u4e00-\u9fff]{{1,5}})"
     r"\"?[ \t]*(?=[,\r\n])"
 )
 # what every match of _CELL_NAME matches, in ASCII with the other characters as "?", up to
 # the comma or line end after it: for Hyperscan (Detector.hint), rarely met outside tables
 _CELL_NAME_HINT = (
-    r"[\n,][ \t]*\"?[A-Z?][A-Za-z?'.-]*(?:[ \t]+(?:[a-z]{1,5}[ \t]+){0,2}[A-Z?][A-Za-z?'.-]*)"
-    r"{1,6}\"?[ \t]*[,\r\n]"
+    r"[\n,][ \t]*\"?[A-Z?][A-Za-z?'.-]*(?:[ \t]+(?:[a-z'?]{1,5}[ \t]+){0,2}[A-Z?][A-Za-z?'.-]*)"
+    r"{1,8}\"?[ \t]*[,\r\n]"
 )
 
 DETECTORS: tuple[Detector, ...] = (
