@@ -66,3 +66,13 @@ _NOT_NAMES = """
 NOT_NAMES = frozenset(_NOT_NAMES.split())
 # ...of which these are also surnames: a name's later word may be one ("Corinne Parent")
 SURNAMES_TOO = frozenset({"Parent", "Sales", "Royal", "Bank", "Reader", "Staff"})
+# Words that start or end the heading of an address that is no one's: a place ("New York",
+# "Cape Town") or a kind of address ("Head Office", "Registered Address", "Main Entrance")
+_PLACE_WORDS = """
+    New San Santa Santo São Los Las Saint St Sankt Sainte Hong Tel Rio Buenos Kuala Cape Abu
+    Mexico Salt Port Fort Mount Lake North South East West Upper Lower Great Little Bad Den
+    City Town Village County Beach Springs Island Islands Heights Valley Park Bay Harbour Harbor
+    Head Main Our Visit Postal Mailing Billing Shipping Return Returns Delivery Registered
+    Entrance Reception Headquarters Branch Store Shop Warehouse Campus Building Address
+"""
+PLACE_WORDS = frozenset(_PLACE_WORDS.split())

@@ -25,7 +25,7 @@ from stdnum.it import codicefiscale
 from stdnum.nl import bsn
 
 from proxy.redact.detectors import Keywords, forget_after_each_scan
-from proxy.redact.first_names import FIRST_NAMES, NOT_NAMES, SURNAMES_TOO
+from proxy.redact.first_names import FIRST_NAMES, NOT_NAMES, PLACE_WORDS, SURNAMES_TOO
 
 try:  # optional, as in detectors.py: finds the words that may label candidates (Cues)
     import hyperscan
@@ -740,18 +740,22 @@ _PERSONAL_HEADING = re.compile(
     r"\b(?:cpf|dni|nie|bsn|nir|aadhaar|codice fiscale|steuer)"
 )
 # the first line of an address under a name (a shipping label, a letter's head): a house
-# number then words and a comma, or a flat; streets the street detector knows need no comma
-_ADDRESS_LINE = re.compile(
-    r"[ \t]*(?:\d{1,5}[A-Za-z]?,?[ \t]+[A-Z][a-z]+(?:[ \t]+[A-Za-z]+){0,3},|"
-    r"(?:Flat|Apt\.?|Apartment|Suite|Studio|Unit)[ \t]+\w{1,6},)"
+# number ("5300", "38/65", "Flat 45"), then after a comma a postal code ("NV 29555",
+# "57313 Vilsbiburg", "3809 JD", "B7 2FN", "Mumbai-286347", "26499-807"); what the street
+# detector takes as a street ("rue de Perret", "岩手県…7丁目24番12号") needs neither
+_HOUSE_NUMBER = re.compile(r"[^\n]{0,60}?(?<![\w/.-])\d{1,5}(?:[/-]\d{1,5})?[A-Za-z]?(?![\w/-])")
+_POSTCODE = re.compile(
+    r"[^\n]{0,100}?,[ \t]*(?:[A-Z][\w-]*[ \t]+|[A-Z][a-z]+-(?=\d))*(?:[A-Z]{2}[ \t]+)?"
+    r"(?:\d{5}(?:-\d{3,4})?|\d{6}|\d{8}|\d{4}[ \t]?[A-Z]{2}|[A-Z]{1,2}\d[A-Z\d]?[ \t]\d[A-Z]{2})"
+    r"(?![\w-])"
 )
 
 
 def name_in_cell(text: str, start: int, end: int, street: re.Pattern[str]) -> bool:
     """A name alone in a cell or on its line counts under a column heading that names
     people ("full_name"; "name" beside "email" or "phone"), or alone on its line after a
-    blank one with an address on the next (a shipping label): capitalised words alone are
-    titles, products and headings as often."""
+    blank one with an address on the next (a shipping label; not a town's or an office's
+    heading): capitalised words alone are titles, products and headings as often."""
     line_start, line_end = _line(text, start)
     short = line_end - line_start <= _LONGEST_ROW  # (see column_heading)
     row = _row_heading(text, line_start, line_end) if short else None
@@ -767,8 +771,14 @@ def name_in_cell(text: str, start: int, end: int, street: re.Pattern[str]) -> bo
         return False
     if line_start < 2 or text[line_start - 2] != "\n" or not _ENDS_LINE.match(text, end):
         return False  # (not alone after a blank line)
+    words = text[start:end].split()
+    if words[0] in PLACE_WORDS or words[-1] in PLACE_WORDS:
+        return False  # an office's address under its town or its kind
     below = line_end + 1
-    return bool(_ADDRESS_LINE.match(text, below) or street.match(text, below))
+    if street.match(text, below):
+        return True
+    number = _HOUSE_NUMBER.match(text, below)
+    return number is not None and bool(_POSTCODE.match(text, number.end()))
 
 
 for _cache in (_cue_starts, _lowered, _row_heading, _layout, _valid_in):
