@@ -781,5 +781,21 @@ def name_in_cell(text: str, start: int, end: int, street: re.Pattern[str]) -> bo
     return number is not None and bool(_POSTCODE.match(text, number.end()))
 
 
+# what 様 follows without naming anyone: 仕様 (a specification), 同様, 多様, 模様, 皆様 (everyone),
+# 担当者様 (whoever is in charge)...; and お客様, ご家族様 (customers, family: an honorific prefix)
+_NOT_JA_NAME_ENDS = frozenset("仕同多模異態客皆神王奥者方各殿左貴有文紋外上若姫仏社位員長生主族")
+
+
+def ja_name_in_context(text: str, start: int, end: int) -> bool:
+    """A name before と申します, or alone on a letter's line before 様, but not a word that
+    様 makes polite (お客様, 仕様, 皆様)."""
+    if text.startswith("と申します", end):
+        return True
+    name = text[start:end]
+    if name[0] in "おご" or name[-1] in _NOT_JA_NAME_ENDS:
+        return False
+    return start == 0 or text[start - 1] == "\n"  # (a greeting's line)
+
+
 for _cache in (_cue_starts, _lowered, _row_heading, _layout, _valid_in):
     forget_after_each_scan(_cache.cache_clear)  # no prompt, row or number kept past its scan

@@ -66,9 +66,9 @@ _PARTICLE = r"(?:van|von|vom|zu|de|da|di|del|della|der|den|du|dos|das|do|le|la|t
 _NAME_GAP = rf"(?:[ \t](?:{_PARTICLE}[ \t]){{0,2}}|-(?:{_PARTICLE}[ \t]){{1,2}})"
 # degrees after a name: "Gerhild Schmidtke B.Eng.", "Heini Stahr MBA.", "Ana Ruiz PhD"
 _DEGREE = r"(?:,?[ \t](?:B\.(?:A|Sc|Eng)\.?|M\.(?:A|Sc|Eng)\.?|MBA\.?|Ph\.?D\.?|Jr\.|Sr\.|II|III))?"
-_CJK = r"[\u4e00-\u9fff\u30a0-\u30ff]"  # kanji and katakana (a name is rarely hiragana)
+_CJK = r"[\u3005\u4e00-\u9fff\u30a0-\u30ff]"  # kanji, 々 and katakana (rarely hiragana)
 # a Japanese family name then maybe the given name, which may be hiragana ("渡辺 あすか")
-_CJK_NAME = rf"{_CJK}{{1,5}}(?:[ \u3000][\u3040-\u30ff\u4e00-\u9fff]{{1,5}})?"
+_CJK_NAME = rf"{_CJK}{{1,5}}(?:[ \u3000][\u3005\u3040-\u30ff\u4e00-\u9fff]{{1,5}})?"
 _NAME = (
     rf"({_NAME_WORD}(?:{_NAME_GAP}{_NAME_WORD}){{0,5}}{_DEGREE}"
     r"(?![A-Za-z\u00c0-\u024f])"  # never the start of a longer word ("Müller Gmb|H")
@@ -215,7 +215,7 @@ _IP_HINT = (
 _CELL_NAME = (
     rf"[\n,][ \t]*\"?{_TITLES}"
     rf"({_NAME_WORD}(?:{_NAME_GAP}{_NAME_WORD}){{1,5}}{_DEGREE}"
-    rf"|{_CJK}{{1,5}} [\u3040-\u30ff\u4e00-\u9fff]{{1,5}})"
+    rf"|{_CJK}{{1,5}} [\u3005\u3040-\u30ff\u4e00-\u9fff]{{1,5}})"
     r"\"?[ \t]*(?=[,\r\n])"
 )
 # what every match of _CELL_NAME matches, in ASCII with the other characters as "?", up to
@@ -223,6 +223,14 @@ _CELL_NAME = (
 _CELL_NAME_HINT = (
     r"[\n,][ \t]*\"?[A-Z?][A-Za-z?'.-]*(?:[ \t]+(?:[a-z'?]{1,5}[ \t]+){0,2}[A-Z?][A-Za-z?'.-]*)"
     r"{1,8}\"?[ \t]*[,\r\n]"
+)
+
+# A Japanese name that the words after it label: "田中 太郎と申します" (I am called), a letter's
+# "花子様" alone on its first line. The name may follow は, の, が ("私は田中と申します").
+_JA_NAME_BEFORE = (
+    r"(?:(?<=\n)|^|(?<=[ \u3000、。はのが]))"
+    rf"({_CJK_NAME}(?=と申します)|[\u3005\u3040-\u30ff\u4e00-\u9fff]{{1,5}}"
+    r"(?=様[、,。!！]?[ \t\u3000]*(?:\r?\n|$)))"
 )
 
 DETECTORS: tuple[Detector, ...] = (
@@ -287,6 +295,9 @@ DETECTORS: tuple[Detector, ...] = (
     detector("person-name-cell", "pii.extended", _CELL_NAME, span=1, validate=check.name_valid,
        context=partial(check.name_in_cell, street=re.compile(_STREET, re.ASCII)), family=IDENTITY,
        hint=_CELL_NAME_HINT, window=(160, 1)),
+    detector("person-name-ja", "pii.extended", _JA_NAME_BEFORE, span=1,
+       keywords=("様", "と申します"), window=(12, 8), context=check.ja_name_in_context,
+       family=IDENTITY),
     # -- pii.network
     detector("ip-address", "pii", _IP, validate=check.public_ip, context=check.ip_in_context,
        family=NETWORK, hint=_IP_HINT, window=(39, 2)),

@@ -460,6 +460,7 @@ def test_a_family_names_its_detectors_precise_or_not(write_policy):
         "date-of-birth",
         "person-name",
         "person-name-cell",
+        "person-name-ja",
     ]
 
 
