@@ -128,7 +128,7 @@ _STREET_PLAIN = (
     r"Heights|Hills|Gardens|Grove|Trail|Circle|Ridge|Marg|Nagar|Chowk)\b"
     # de, nl: Hauptstraße 5, Keizersgracht 123, Agnes-Wesack-Straße 26
     rf"|\b{_STREET_NAME}(?:straße|strasse|str\.|weg|allee|platz|gasse|damm|ufer|chaussee|pfad|"
-    r"steig|straat|laan|gracht|plein|kade|singel|steeg|dreef|hof)\s+\d{1,4}[a-z]?\b"
+    r"steig|straat|laan|gracht|plein|kade|singel|steeg|dreef|hof|boulevard|baan)\s+\d{1,4}[a-z]?\b"
     rf"|\b{_STREET_NAME}[\s-](?:Straße|Strasse|Str\.|Weg|Allee|Platz|Gasse|Ring|Damm|Ufer)\s+"
     r"\d{1,4}[a-z]?\b"
     # fr: 10 rue de Rivoli; "rue de la Paix" with no number too (never "rue the day")
@@ -154,12 +154,13 @@ _ADDRESS_LABEL = (
     r"adresse|anschrift|dirección|direccion|domicilio|domicile|endereço|endereco|indirizzo|"
     r"residenza|adres|woonadres|logradouro|ship\s+(?:it\s+)?to|deliver\s+(?:it\s+)?to|"
     r"send\s+it\s+to|i\s+live\s+at|wohnhaft\s+in|livrez\s+au|j'habite\s+au|vivo\s+en|"
-    r"moro\s+na|abito\s+in|ik\s+woon\s+op)\b)"
+    r"moro\s+na|abito\s+in|ik\s+woon\s+op|env[ií]elo\s+a|envie\s+para|spedite\s+a|"
+    r"stuur\s+het\s+naar|liefern\s+sie\s+an|wohne\s+in\s+der)\b)"
 )
 _ADDRESS_VALUE = (
     rf"\d{{1,5}}[A-Za-z]?(?:/\d{{1,5}})?,?[ \t]+(?:{_UPPER}|(?:rue|avenue|boulevard|bd|chemin|"
     rf"allée|impasse|place|quai|route|cours)\b){_LETTERS}*(?:[ \t]+[\w'’.-]+){{0,5}}"
-    rf"|{_UPPER}[\w'’.-]*(?:[ \t]+[\w'’.-]+){{0,4}}?,?[ \t]+\d{{1,5}}[a-z]?(?![\w.:/-])"
+    rf"|{_UPPER}[\w'’.-]*(?:[ \t]+[\w'’.-]+){{0,4}}?,?[ \t]+\d{{1,5}}[a-z]?(?![\w:/-]|\.\w)"
 )
 _STREET = (
     # Every alternative starts at a word boundary, but the Japanese one (a kanji, kana or
@@ -178,7 +179,8 @@ _STREET_WORDS = (
     "Ridge", "Marg", "Nagar", "Chowk",
     "straße", "strasse", "str.", "weg ", "allee", "platz", "gasse", "damm", "ufer", "chaussee",
     "pfad", "steig", "steeg", "dreef", "hof ", "Ring ", "-Ring", "Damm", "Ufer",
-    "straat", "laan", "gracht", "plein", "kade", "singel", "Straße", "Strasse", "Str.", "Weg",
+    "straat", "laan", "gracht", "plein", "kade", "singel", "boulevard", "baan", "Straße",
+    "Strasse", "Str.", "Weg",
     "Allee", "Platz", "Gasse", " rue ", " avenue ", " boulevard ", " bd ", " place ", " chemin ",
     " allée ", " impasse ", " quai ", " route ", " cours ", "rue ", "chemin ", "impasse ",
     "allée ", "Calle ", "C/", "Avenida ", "Avda.", "Plaza ", "Paseo ", "Pasaje ", "Callejón ",
@@ -191,7 +193,8 @@ _ADDRESS_WORDS = (
     "address", "street", "adresse", "anschrift", "dirección", "direccion", "domicilio", "domicile",
     "endereço", "endereco", "indirizzo", "residenza", "adres", "logradouro", "ship to",
     "ship it to", "deliver to", "deliver it to", "send it to", "i live at", "wohnhaft in",
-    "livrez au", "j'habite au", "vivo en", "moro na", "abito in", "ik woon op",
+    "livrez au", "j'habite au", "vivo en", "moro na", "abito in", "ik woon op", "envíelo a",
+    "envielo a", "envie para", "spedite a", "stuur het naar", "liefern sie an", "wohne in der",
 )  # fmt: skip
 # Both start with a digit, which re finds fast (a lookbehind first would try every position);
 # public IPv6 addresses (2000::/3) start with 2 or 3. ipaddress checks the rest.
