@@ -32,6 +32,7 @@ from redaction_corpus import clean  # noqa: E402
 
 # detector id -> the kind of value it finds, as the corpus labels it
 KIND_OF = {"person-name": "name", "person-name-cell": "name", "person-name-ja": "name",
+           "street-address-cell": "street-address",
            "street-address": "street-address",
            "phone": "phone", "date-of-birth": "date-of-birth", "passport": "passport",
            "iban": "iban", "email": "email", "ip-address": "ip-address",

@@ -657,6 +657,25 @@ def address_valid(text: str) -> bool:
     return not _NOT_STREET.match(text.lstrip("0123456789/, \t"))
 
 
+# a column of street addresses: "address", "street", "address_line1", "Anschrift", "住所"...;
+# not "ip_address", "email_address", "mac_address" or an address's id; unspaced, as a CSV
+# export writes it
+_ADDRESS_HEADING = re.compile(
+    r"[\"']?(?:(?:(?:home|street|postal|mailing|shipping|billing|delivery|residential|customer) ?)?"
+    r"(?:address|street)(?: ?line ?\d)?|adresse|anschrift|straße|dirección|direccion|domicilio|"
+    r"endereço|endereco|logradouro|indirizzo|residenza|adres|woonadres|住所)[\"']?"
+)
+_WORD_IN_CELL = re.compile(r"[^\W\d_]{2}")  # a street has a name: not "10.0.0.1" or "42"
+
+
+def address_in_cell(text: str, start: int, end: int) -> bool:
+    """A cell with a number and a word under an address column's heading."""
+    if not _WORD_IN_CELL.search(text, start, end) or "@" in text[start:end]:
+        return False
+    heading = column_heading(text, start)
+    return heading is not None and bool(_ADDRESS_HEADING.fullmatch(_normal(heading)))
+
+
 # -- names -----------------------------------------------------------------------------------
 
 _TITLE_RUN = (

@@ -228,6 +228,22 @@ _CELL_NAME_HINT = (
     r"{1,8}\"?[ \t]*[,\r\n]"
 )
 
+# A cell of a comma-separated row under an address column's heading ("1001,Jeffery Gray,32773
+# Wendy Union,..."; quoted when it holds commas): one with a digit, as house numbers have,
+# that starts with a number, a capital or a kanji (not code's "(self, address,\n  family=0,").
+_ADDRESS_CELL = (
+    r"[\n,]\"?(?=[0-9A-Z\u00c0-\u00de\u3005\u4e00-\u9fff])"  # a number, a capital or a kanji first
+    r"((?<=\")(?=[^\"\n]{0,100}\d)[^\"\n]{4,100}(?=\")"
+    r"|(?<!\")(?=[^\n\",]{0,100}\d)[^\n\",]{4,100}(?=[,\r\n]))"
+)
+# the headings, as they are written in a table's first row: beside a comma or ending it
+_ADDRESS_HEADINGS = ("address", "street", "adresse", "anschrift", "dirección", "direccion",
+                     "domicilio", "endereço", "endereco", "logradouro", "indirizzo", "adres",
+                     "住所")  # fmt: skip
+_ADDRESS_HEADING_KEYWORDS = tuple(
+    k for w in _ADDRESS_HEADINGS for k in (f",{w}", f"{w},", f"{w}\n", f"{w}_line")
+)
+
 # A Japanese name that the words after it label: "田中 太郎と申します" (I am called), a letter's
 # "花子様" alone on its first line. The name may follow は, の, が ("私は田中と申します").
 _JA_NAME_BEFORE = (
@@ -244,6 +260,9 @@ DETECTORS: tuple[Detector, ...] = (
     phone_detector(),
     detector("street-address", "pii.extended", _STREET, span=2, keywords=_STREET_WORDS,
        folded=_ADDRESS_WORDS, window=(80, 120), validate=check.address_valid, family=CONTACT),
+    detector("street-address-cell", "pii.extended", _ADDRESS_CELL, span=1,
+       folded=_ADDRESS_HEADING_KEYWORDS, window=(0, 4000), context=check.address_in_cell,
+       family=CONTACT),
     # -- pii.financial
     detector("payment-card", "pii", r"(?<![\d.-])\d(?:[ -]?\d){11,18}(?![\d-])",
        validate=check.card_valid, context=check.card_in_context, digits=(12, 19),
