@@ -54,6 +54,8 @@ _NOT_NAMES = """
     String None True False Optional Required Type Value Name Field Text Str Int Any List Dict
     Column Table Default Unknown Example Test Foo Bar Admin Root System Service Server Client
     Mr Mrs Ms Dr Prof The This That It
+    Dear Hey Hallo Bonjour Hola Ciao Olá Hoi Liebe Lieber Cher Chère Estimado Estimada Querido
+    Querida Prezado Prezada Gentile Geachte
     Equipe Équipe Equipo Squadra Staff Sales Marketing Office Operations Department Group
     Claude Gemini Copilot Siri Alexa Bard Grok Llama Mistral Python Java Docker Linux Windows
     Google Microsoft Apple Amazon Slack Jira Excel

@@ -715,11 +715,15 @@ _INTRODUCED = re.compile(r"\bthis is\s*$")
 _INTRODUCED_AFTER = re.compile(r",?[ \t]+(?:from|at|with|here|speaking|calling)\b")
 
 
+_NAME_PARTS = re.compile(r"[\s'’-]+")
+_NOT_SURNAMES = NOT_NAMES - SURNAMES_TOO
+
+
 def name_valid(text: str) -> bool:
     """No word of it says team, firm or tool, but for surnames that are also such words after
     a first one ("Corinne Parent", "Luiza Sales"; never "Dear Parent", "Sales Team")."""
-    first, *rest = re.split(r"[\s'’-]+", text)
-    return first not in NOT_NAMES and not any(w in NOT_NAMES - SURNAMES_TOO for w in rest)
+    first, *rest = _NAME_PARTS.split(text)
+    return first not in NOT_NAMES and _NOT_SURNAMES.isdisjoint(rest)
 
 
 def name_in_context(text: str, start: int, end: int) -> bool:

@@ -247,7 +247,7 @@ _ADDRESS_HEADING_KEYWORDS = tuple(
 # A Japanese name that the words after it label: "田中 太郎と申します" (I am called), a letter's
 # "花子様" alone on its first line. The name may follow は, の, が ("私は田中と申します").
 _JA_NAME_BEFORE = (
-    r"(?:(?<=\n)|^|(?<=[ \u3000、。はのが]))"
+    r"(?<![^\n \u3000、。はのが])"  # (one lookbehind: tried at each character of "様様様…")
     rf"({_CJK_NAME}(?=と申します)|[\u3005\u3040-\u30ff\u4e00-\u9fff]{{1,5}}"
     r"(?=様[、,。!！]?[ \t\u3000]*(?:\r?\n|$)))"
 )
@@ -318,8 +318,8 @@ DETECTORS: tuple[Detector, ...] = (
        context=partial(check.name_in_cell, street=re.compile(_STREET, re.ASCII)), family=IDENTITY,
        hint=_CELL_NAME_HINT, window=(160, 1)),
     detector("person-name-ja", "pii.extended", _JA_NAME_BEFORE, span=1,
-       keywords=("様", "と申します"), window=(12, 8), context=check.ja_name_in_context,
-       family=IDENTITY),
+       keywords=(*(f"様{end}" for end in "\n\r、,。!！ \u3000"), "と申します"), window=(12, 8),
+       context=check.ja_name_in_context, family=IDENTITY),
     # -- pii.network
     detector("ip-address", "pii", _IP, validate=check.public_ip, context=check.ip_in_context,
        family=NETWORK, hint=_IP_HINT, window=(39, 2)),
