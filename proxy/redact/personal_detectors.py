@@ -211,7 +211,7 @@ _IP_HINT = (
     r"|[23][0-9A-Fa-f]{0,3}:[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){1,6}"
 )
 
-# A name alone in a cell of a comma-separated row or on a line of its own: two to four
+# A name alone in a cell of a comma-separated row or on a line of its own: two to six
 # capitalised words, or a Japanese family and given name (the given name may be hiragana).
 # Only its surroundings make it a name (personal_checks.name_in_cell): a name column's
 # heading above it, or an address on the next line.
@@ -318,7 +318,7 @@ DETECTORS: tuple[Detector, ...] = (
        context=partial(check.name_in_cell, street=re.compile(_STREET, re.ASCII)), family=IDENTITY,
        hint=_CELL_NAME_HINT, window=(160, 1)),
     detector("person-name-ja", "pii.extended", _JA_NAME_BEFORE, span=1,
-       keywords=(*(f"様{end}" for end in "\n\r、,。!！ \u3000"), "と申します"), window=(12, 8),
+       keywords=(*(f"様{end}" for end in "\n\r\t、,。!！ \u3000"), "と申します"), window=(12, 8),
        context=check.ja_name_in_context, family=IDENTITY),
     # -- pii.network
     detector("ip-address", "pii", _IP, validate=check.public_ip, context=check.ip_in_context,
