@@ -216,7 +216,7 @@ _IP_HINT = (
 # Only its surroundings make it a name (personal_checks.name_in_cell): a name column's
 # heading above it, or an address on the next line.
 _CELL_NAME = (
-    rf"[\n,][ \t]*\"?{_TITLES}"
+    rf"(?:\n|,[ \t]?)\"?{_TITLES}"  # (not indented: lists of contributors in code and docs)
     rf"({_NAME_WORD}(?:{_NAME_GAP}{_NAME_WORD}){{1,5}}{_DEGREE}"
     rf"|{_CJK}{{1,5}} [\u3005\u3040-\u30ff\u4e00-\u9fff]{{1,5}})"
     r"\"?[ \t]*(?=[,\r\n])"
@@ -224,7 +224,7 @@ _CELL_NAME = (
 # what every match of _CELL_NAME matches, in ASCII with the other characters as "?", up to
 # the comma or line end after it: for Hyperscan (Detector.hint), rarely met outside tables
 _CELL_NAME_HINT = (
-    r"[\n,][ \t]*\"?[A-Z?][A-Za-z?'.-]*(?:[ \t]+(?:[a-z'?]{1,5}[ \t]+){0,2}[A-Z?][A-Za-z?'.-]*)"
+    r"(?:\n|,[ \t]?)\"?[A-Z?][A-Za-z?'.-]*(?:[ \t]+(?:[a-z'?]{1,5}[ \t]+){0,2}[A-Z?][A-Za-z?'.-]*)"
     r"{1,8}\"?[ \t]*[,\r\n]"
 )
 
@@ -236,12 +236,16 @@ _ADDRESS_CELL = (
     r"((?<=\")(?=[^\"\n]{0,100}\d)[^\"\n]{4,100}(?=\")"
     r"|(?<!\")(?=[^\n\",]{0,100}\d)[^\n\",]{4,100}(?=[,\r\n]))"
 )
-# the headings, as they are written in a table's first row: beside a comma or ending it
+# the headings, as a table's first row writes them: between commas with no space (code's
+# "(self, address, port)" has one), first on the line or last
 _ADDRESS_HEADINGS = ("address", "street", "adresse", "anschrift", "dirección", "direccion",
                      "domicilio", "endereço", "endereco", "logradouro", "indirizzo", "adres",
                      "住所")  # fmt: skip
 _ADDRESS_HEADING_KEYWORDS = tuple(
-    k for w in _ADDRESS_HEADINGS for k in (f",{w}", f"{w},", f"{w}\n", f"{w}_line")
+    f"{before}{w}{after}"
+    for w in _ADDRESS_HEADINGS
+    for before in ',\n"'
+    for after in (",", "\n", "\r", '"', "_line")
 )
 
 # A Japanese name that the words after it label: "田中 太郎と申します" (I am called), a letter's
