@@ -31,9 +31,12 @@ from redaction_bench import aiwarden_tree, tree_arguments  # noqa: E402
 from redaction_corpus import clean  # noqa: E402
 
 # detector id -> the kind of value it finds, as the corpus labels it
-KIND_OF = {"person-name": "name", "street-address": "street-address", "phone": "phone",
-           "date-of-birth": "date-of-birth", "passport": "passport", "iban": "iban",
-           "email": "email", "ip-address": "ip-address", "payment-card": "payment-card",
+KIND_OF = {"person-name": "name", "person-name-cell": "name", "person-name-ja": "name",
+           "street-address-cell": "street-address",
+           "street-address": "street-address",
+           "phone": "phone", "date-of-birth": "date-of-birth", "passport": "passport",
+           "iban": "iban", "email": "email", "ip-address": "ip-address",
+           "payment-card": "payment-card",
            **dict.fromkeys(("us-ssn", "uk-nino", "de-tax-id", "fr-nir", "es-dni", "it-fiscal-code",
                             "nl-bsn", "in-aadhaar", "br-cpf"), "national-id")}  # fmt: skip
 

@@ -54,6 +54,8 @@ _NOT_NAMES = """
     String None True False Optional Required Type Value Name Field Text Str Int Any List Dict
     Column Table Default Unknown Example Test Foo Bar Admin Root System Service Server Client
     Mr Mrs Ms Dr Prof The This That It
+    Dear Hey Hallo Bonjour Hola Ciao Olá Hoi Liebe Lieber Cher Chère Estimado Estimada Querido
+    Querida Prezado Prezada Gentile Geachte
     Equipe Équipe Equipo Squadra Staff Sales Marketing Office Operations Department Group
     Claude Gemini Copilot Siri Alexa Bard Grok Llama Mistral Python Java Docker Linux Windows
     Google Microsoft Apple Amazon Slack Jira Excel
@@ -64,3 +66,15 @@ _NOT_NAMES = """
     Fils Frères Cie
 """
 NOT_NAMES = frozenset(_NOT_NAMES.split())
+# ...of which these are also surnames: a name's later word may be one ("Corinne Parent")
+SURNAMES_TOO = frozenset({"Parent", "Sales", "Royal", "Bank", "Reader", "Staff"})
+# Words that start or end the heading of an address that is no one's: a place ("New York",
+# "Cape Town") or a kind of address ("Head Office", "Registered Address", "Main Entrance")
+_PLACE_WORDS = """
+    New San Santa Santo São Los Las Saint St Sankt Sainte Hong Tel Rio Buenos Kuala Cape Abu
+    Mexico Salt Port Fort Mount Lake North South East West Upper Lower Great Little Bad Den
+    City Town Village County Beach Springs Island Islands Heights Valley Park Bay Harbour Harbor
+    Head Main Our Visit Postal Mailing Billing Shipping Return Returns Delivery Registered
+    Entrance Reception Headquarters Branch Store Shop Warehouse Campus Building Address
+"""
+PLACE_WORDS = frozenset(_PLACE_WORDS.split())

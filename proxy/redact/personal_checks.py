@@ -25,7 +25,7 @@ from stdnum.it import codicefiscale
 from stdnum.nl import bsn
 
 from proxy.redact.detectors import Keywords, forget_after_each_scan
-from proxy.redact.first_names import FIRST_NAMES, NOT_NAMES
+from proxy.redact.first_names import FIRST_NAMES, NOT_NAMES, PLACE_WORDS, SURNAMES_TOO
 
 try:  # optional, as in detectors.py: finds the words that may label candidates (Cues)
     import hyperscan
@@ -657,6 +657,30 @@ def address_valid(text: str) -> bool:
     return not _NOT_STREET.match(text.lstrip("0123456789/, \t"))
 
 
+# a column of street addresses: "address", "street", "address_line1", "Anschrift", "住所"...;
+# not "ip_address", "email_address", "mac_address" or an address's id; unspaced, as a CSV
+# export writes it
+_ADDRESS_HEADING = re.compile(
+    r"[\"']?(?:(?:(?:home|street|postal|mailing|shipping|billing|delivery|residential|customer) ?)?"
+    r"(?:address|street)(?: ?line ?\d)?|adresse|anschrift|straße|dirección|direccion|domicilio|"
+    r"endereço|endereco|logradouro|indirizzo|residenza|adres|woonadres|住所)[\"']?"
+)
+_WORD_IN_CELL = re.compile(r"[^\W\d_]{2}")  # a street has a name: not "10.0.0.1" or "42"
+_ADDRESS_HEADING_CUES = Cues("address", "street", "adres", "anschrift", "straße", "direcci",
+                             "domicilio", "endere", "logradouro", "indirizzo", "residenza",
+                             "住所")  # fmt: skip
+
+
+def address_in_cell(text: str, start: int, end: int) -> bool:
+    """A cell with a number and a word under an address column's heading."""
+    if not _WORD_IN_CELL.search(text, start, end) or "@" in text[start:end]:
+        return False
+    if not _ADDRESS_HEADING_CUES.near(text, _line(text, start)[0] - _ABOVE, start):
+        return False  # (no heading above can name an address)
+    heading = column_heading(text, start)
+    return heading is not None and bool(_ADDRESS_HEADING.fullmatch(_normal(heading)))
+
+
 # -- names -----------------------------------------------------------------------------------
 
 _TITLE_RUN = (
@@ -685,10 +709,21 @@ _GREETING_LINE = re.compile(
     re.IGNORECASE,
 )
 _ENDS_LINE = re.compile(r"[ \t]*[,!.:]?[ \t]*(?:\r?\n|$)")
+_TITLES_ONLY = re.compile(_TITLE_RUN, re.IGNORECASE)  # "Ing. " before a signature's name
+# who introduces themselves: "This is Dana Williams from accounts", "this is Priya here"
+_INTRODUCED = re.compile(r"\bthis is\s*$")
+_INTRODUCED_AFTER = re.compile(r",?[ \t]+(?:from|at|with|here|speaking|calling)\b")
+
+
+_NAME_PARTS = re.compile(r"[\s'’-]+")
+_NOT_SURNAMES = NOT_NAMES - SURNAMES_TOO
 
 
 def name_valid(text: str) -> bool:
-    return not any(word in NOT_NAMES for word in re.split(r"[\s'’-]+", text))
+    """No word of it says team, firm or tool, but for surnames that are also such words after
+    a first one ("Corinne Parent", "Luiza Sales"; never "Dear Parent", "Sales Team")."""
+    first, *rest = _NAME_PARTS.split(text)
+    return first not in NOT_NAMES and _NOT_SURNAMES.isdisjoint(rest)
 
 
 def name_in_context(text: str, start: int, end: int) -> bool:
@@ -701,14 +736,118 @@ def name_in_context(text: str, start: int, end: int) -> bool:
         return True
     if _FORM_NAME_LABEL.search(head):
         return bool(_ENDS_FIELD.match(text, end))
-    if text[start:end].split()[0] in FIRST_NAMES:
+    words = text[start:end].split()
+    if _INTRODUCED.search(head):  # (not "This is Python 3", "this is Monday")
+        return bool(_INTRODUCED_AFTER.match(text, end)) and (
+            len(words) > 1 or words[0] in FIRST_NAMES
+        )
+    if words[0] in FIRST_NAMES:
         return True
     if not _ENDS_LINE.match(text, end):
         return False
     line = text[text.rfind("\n", 0, start) + 1 : start]
-    if not line.strip():  # a signature: two words at least ("Regards,\nHendriks" is a firm)
-        return len(text[start:end].split()) > 1
+    if _TITLES_ONLY.fullmatch(line):  # a signature: two words at least ("Regards,\nHendriks"
+        return len(words) > 1  # is a firm), maybe after titles ("Ing. Kirstin Fiebig")
     return bool(_GREETING_LINE.fullmatch(line))
+
+
+# a column of names: its heading says whose ("full_name", "Nachname", "氏名"); a bare "name"
+# also heads products and hosts, so it counts only beside a column of personal data
+_NAME_HEADING = re.compile(
+    r"\W*(?:(?:full|customer|client|contact|employee|patient|person|first|last|given|family|"
+    r"middle|legal|holder|owner|member|student|applicant|guest|passenger|recipient|sender|"
+    r"account holder|card ?holder|beneficiary|billing|shipping) ?name|surname|nachname|vorname|"
+    r"vor und nachname|prénom|nom complet|nom et prénom|apellidos?|nombre completo|"
+    r"nome completo|nome e cognome|cognome|achternaam|voornaam|volledige naam|氏名|名前)\W*"
+)
+# a piece of every heading above: where none lies in the rows above a cell, no heading is
+# read (a 64 KB CSV of names took 0.9 s without); looked for in those rows alone, as few
+# cells are candidates (a pass over the whole text for Cues took 1.5 ms a 64 KB)
+_NAME_HEADING_PIECES = ("name", "nom", "naam", "apellido", "氏名", "名前")
+_BARE_NAME_HEADING = re.compile(r"\W*(?:name|nom|nombre|nome|naam)\W*")
+_PERSONAL_HEADING = re.compile(
+    r"e ?mail|phone|mobile|\btel|address|street|\bdob\b|birth|\bssn\b|passport|\biban\b|"
+    r"gender|\bage\b|adresse|telefon|geburt|naissance|nacimiento|nascita|nascimento|"
+    r"geboorte|correo|courriel|dirección|endereço|indirizzo|adres\b|住所|電話|生年月日|"
+    r"\b(?:cpf|dni|nie|bsn|nir|aadhaar|codice fiscale|steuer)"
+)
+# the first line of an address under a name (a shipping label, a letter's head): a house
+# number ("5300", "38/65", "Flat 45"), then after a comma a postal code ("NV 29555",
+# "57313 Vilsbiburg", "3809 JD", "B7 2FN", "Mumbai-286347", "26499-807"); what the street
+# detector takes as a street ("rue de Perret", "岩手県…7丁目24番12号") needs neither
+_HOUSE_NUMBER = re.compile(r"[^\n]{0,60}?(?<![\w/.-])\d{1,5}(?:[/-]\d{1,5})?[A-Za-z]?(?![\w/-])")
+_POSTCODE = re.compile(
+    r"[^\n]{0,100}?,[ \t]*(?:[A-Z][\w-]*[ \t]+|[A-Z][a-z]+-(?=\d))*(?:[A-Z]{2}[ \t]+)?"
+    r"(?:\d{5}(?:-\d{3,4})?|\d{6}|\d{8}|\d{4}[ \t]?[A-Z]{2}|[A-Z]{1,2}\d[A-Z\d]?[ \t]\d[A-Z]{2})"
+    r"(?![\w-])"
+)
+
+
+def _heading_piece_above(text: str, line_start: int) -> bool:
+    """A piece of a name column's heading lies in the rows above the line."""
+    above = text[max(0, line_start - _ABOVE) : line_start].lower()
+    return any(piece in above for piece in _NAME_HEADING_PIECES)
+
+
+def _row_above(text: str, line_start: int, line_end: int) -> bool:
+    """The line is a row of a table: it has commas, and the line above as many or more (a
+    row or the heading), as "Contributors: Jacob Berkman, Abel Cheung" has not."""
+    commas = len(_commas(text[line_start:line_end]))
+    if not commas or line_start == 0:
+        return False
+    above = text.rfind("\n", max(0, line_start - 1 - _LONGEST_ROW), line_start - 1) + 1
+    return len(_commas(text[above : line_start - 1])) >= commas
+
+
+def name_in_cell(text: str, start: int, end: int, street: re.Pattern[str]) -> bool:
+    """A name alone in a cell or on its line counts under a column heading that names
+    people ("full_name"; "name" beside "email" or "phone"), or alone on its line after a
+    blank one with an address on the next (a shipping label; not a town's or an office's
+    heading): capitalised words alone are titles, products and headings as often."""
+    line_start, line_end = _line(text, start)
+    row = None
+    if (
+        line_end - line_start <= _LONGEST_ROW  # (a long line is no row: see column_heading)
+        and _row_above(text, line_start, line_end)  # (the cues cost a pass over the text)
+        and _heading_piece_above(text, line_start)
+    ):
+        row = _row_heading(text, line_start, line_end)
+    if row is not None:
+        commas, heading = row
+        cell = _normal(heading[bisect_left(commas, start - line_start)])
+        if _NAME_HEADING.fullmatch(cell):
+            return True
+        if _BARE_NAME_HEADING.fullmatch(cell):
+            return any(_PERSONAL_HEADING.search(_normal(h)) for h in heading) or (
+                text[start:end].split()[0] in FIRST_NAMES
+            )
+        return False
+    if line_start < 2 or text[line_start - 2] != "\n" or not _ENDS_LINE.match(text, end):
+        return False  # (not alone after a blank line)
+    words = text[start:end].split()
+    if words[0] in PLACE_WORDS or words[-1] in PLACE_WORDS:
+        return False  # an office's address under its town or its kind
+    below = line_end + 1
+    if street.match(text, below):
+        return True
+    number = _HOUSE_NUMBER.match(text, below)
+    return number is not None and bool(_POSTCODE.match(text, number.end()))
+
+
+# what 様 follows without naming anyone: 仕様 (a specification), 同様, 多様, 模様, 皆様 (everyone),
+# 担当者様 (whoever is in charge)...; and お客様, ご家族様 (customers, family: an honorific prefix)
+_NOT_JA_NAME_ENDS = frozenset("仕同多模異態客皆神王奥者方各殿左貴有文紋外上若姫仏社位員長生主族")
+
+
+def ja_name_in_context(text: str, start: int, end: int) -> bool:
+    """A name before と申します, or alone on a letter's line before 様, but not a word that
+    様 makes polite (お客様, 仕様, 皆様)."""
+    if text.startswith("と申します", end):
+        return True
+    name = text[start:end]
+    if name[0] in "おご" or name[-1] in _NOT_JA_NAME_ENDS:
+        return False
+    return start == 0 or text[start - 1] == "\n"  # (a greeting's line)
 
 
 for _cache in (_cue_starts, _lowered, _row_heading, _layout, _valid_in):

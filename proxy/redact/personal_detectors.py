@@ -9,6 +9,7 @@ personal_checks.py.
 
 from __future__ import annotations
 
+import re
 from functools import cache, partial
 
 from proxy.redact import personal_checks as check
@@ -59,12 +60,19 @@ _BSN_WORDS = ("bsn", "burgerservicenummer", "sofinummer", "sofi-nummer", "citize
 _AADHAAR_WORDS = ("aadhaar", "aadhar", "adhaar", "uidai")
 _UPPER, _LOWER = r"[A-Z\u00c0-\u00d6\u00d8-\u00de]", r"[a-z\u00df-\u00f6\u00f8-\u00ff]"
 _NAME_WORD = rf"{_UPPER}{_LOWER}+(?:[-'’]{_UPPER}{_LOWER}+)*"
-_PARTICLE = r"(?:van|von|vom|zu|de|da|di|del|della|der|den|du|dos|das|do|le|la|ten|ter|y|e)"
-_CJK = r"[\u4e00-\u9fff\u30a0-\u30ff]"  # kanji and katakana (a name is rarely hiragana)
+_PARTICLE = r"(?:van|von|vom|zu|de|da|di|del|della|der|den|du|dos|das|do|le|la|ten|ter|y|e|'t)"
+# between the words of a name: a space and particles ("Ecrin van 't Houteveen"), or a hyphen
+# and particles ("Sami van Heusden-van Allemanië", "Chris Demmendaal-de Plantard")
+_NAME_GAP = rf"(?:[ \t](?:{_PARTICLE}[ \t]){{0,2}}|-(?:{_PARTICLE}[ \t]){{1,2}})"
+# degrees after a name: "Gerhild Schmidtke B.Eng.", "Heini Stahr MBA.", "Ana Ruiz PhD"
+_DEGREE = r"(?:,?[ \t](?:B\.(?:A|Sc|Eng)\.?|M\.(?:A|Sc|Eng)\.?|MBA\.?|Ph\.?D\.?|Jr\.|Sr\.|II|III))?"
+_CJK = r"[\u3005\u4e00-\u9fff\u30a0-\u30ff]"  # kanji, 々 and katakana (rarely hiragana)
+# a Japanese family name then maybe the given name, which may be hiragana ("渡辺 あすか")
+_CJK_NAME = rf"{_CJK}{{1,5}}(?:[ \u3000][\u3005\u3040-\u30ff\u4e00-\u9fff]{{1,5}})?"
 _NAME = (
-    rf"({_NAME_WORD}(?:[ \t](?:{_PARTICLE}[ \t]){{0,2}}{_NAME_WORD}){{0,3}}"
+    rf"({_NAME_WORD}(?:{_NAME_GAP}{_NAME_WORD}){{0,5}}{_DEGREE}"
     r"(?![A-Za-z\u00c0-\u024f])"  # never the start of a longer word ("Müller Gmb|H")
-    rf"|{_CJK}{{1,5}}(?:[ \u3000]{_CJK}{{1,5}})?)"
+    rf"|{_CJK_NAME})"
 )
 # titles between a label and the name: "Customer: Ms Nicola Harris", "Nome: Dott. Greco"
 _TITLES = (
@@ -85,11 +93,14 @@ _NAME_LABEL = (
     r"srta|signor|signora|dott)\b\.?|"
     # greetings and sign-offs: only a known first name, or a name alone on its line
     r"(?:dear|hi|hello|hey|hallo|bonjour|hola|ciao|liebe[r]?|sehr\s+geehrter?|cher|chère|"
-    r"estimad[oa]|querid[oa]|olá|prezad[oa]|gentile|beste|geachte|hoi)\b,?|"
+    r"estimad[oa]|querid[oa]|olá|prezad[oa]|gentile|beste|geachte|hoi)(?![\w\u00c0-\u024f]),?|"
     r"(?:regards|thanks|thank\s+you|cheers|sincerely|best|yours|cordialement|grüße|gruß|"
-    r"saludos|saluti|bien\s+à\s+vous|un\s+saludo|atenciosamente|abraços|groeten|groet)\b[,!]?|"
+    r"saludos|saluti|bien\s+à\s+vous|un\s+saludo|atenciosamente|abraços|groeten|groet)"
+    r"(?![\w\u00c0-\u024f])[,!]?|"
+    # who introduces themselves: "This is Dana Williams from accounts"
+    r"this\s+is(?=\s)|"
     r"(?:full\s+)?name(?-i:(?:\s+[a-z]+){1,4}))"
-    r"|(?:氏名|名前)\s*[:：]?|私の名前は)"
+    r"|(?:氏名|名前)\s*[:：]?|私の名前は|よろしくお願い(?:いた)?します。?)"
 )
 # (not "hey", "ms ", "mme": they are in "they", "items ", "comment")
 _NAME_KEYWORDS = (
@@ -104,7 +115,8 @@ _NAME_KEYWORDS = (
     "nom", "nombre", "nome", "naam", "volledige naam", "vor- und", "vor und", "vorund",
     "liebe", "sehr geehrte", "cher ", "cher,", "chère", "estimad", "querid", "olá", "prezad",
     "gentile", "beste ", "beste,", "geachte", "hoi ", "hoi,", "bien à vous", "un saludo",
-    "atenciosamente", "abraços", "groeten", "groet", "氏名", "名前", "私の名前は",
+    "atenciosamente", "abraços", "groeten", "groet", "氏名", "名前", "私の名前は", "this is",
+    "よろしくお願い",
 )  # fmt: skip
 _LETTERS = r"[A-Za-z\u00c0-\u024f]"
 _STREET_NAME = rf"{_UPPER}{_LOWER}+(?:-{_UPPER}{_LOWER}+)*"
@@ -116,7 +128,7 @@ _STREET_PLAIN = (
     r"Heights|Hills|Gardens|Grove|Trail|Circle|Ridge|Marg|Nagar|Chowk)\b"
     # de, nl: Hauptstraße 5, Keizersgracht 123, Agnes-Wesack-Straße 26
     rf"|\b{_STREET_NAME}(?:straße|strasse|str\.|weg|allee|platz|gasse|damm|ufer|chaussee|pfad|"
-    r"steig|straat|laan|gracht|plein|kade|singel|steeg|dreef|hof)\s+\d{1,4}[a-z]?\b"
+    r"steig|straat|laan|gracht|plein|kade|singel|steeg|dreef|hof|boulevard|baan)\s+\d{1,4}[a-z]?\b"
     rf"|\b{_STREET_NAME}[\s-](?:Straße|Strasse|Str\.|Weg|Allee|Platz|Gasse|Ring|Damm|Ufer)\s+"
     r"\d{1,4}[a-z]?\b"
     # fr: 10 rue de Rivoli; "rue de la Paix" with no number too (never "rue the day")
@@ -142,12 +154,13 @@ _ADDRESS_LABEL = (
     r"adresse|anschrift|dirección|direccion|domicilio|domicile|endereço|endereco|indirizzo|"
     r"residenza|adres|woonadres|logradouro|ship\s+(?:it\s+)?to|deliver\s+(?:it\s+)?to|"
     r"send\s+it\s+to|i\s+live\s+at|wohnhaft\s+in|livrez\s+au|j'habite\s+au|vivo\s+en|"
-    r"moro\s+na|abito\s+in|ik\s+woon\s+op)\b)"
+    r"moro\s+na|abito\s+in|ik\s+woon\s+op|env[ií]elo\s+a|envie\s+para|spedite\s+a|"
+    r"stuur\s+het\s+naar|liefern\s+sie\s+an|wohne\s+in\s+der)\b)"
 )
 _ADDRESS_VALUE = (
     rf"\d{{1,5}}[A-Za-z]?(?:/\d{{1,5}})?,?[ \t]+(?:{_UPPER}|(?:rue|avenue|boulevard|bd|chemin|"
     rf"allée|impasse|place|quai|route|cours)\b){_LETTERS}*(?:[ \t]+[\w'’.-]+){{0,5}}"
-    rf"|{_UPPER}[\w'’.-]*(?:[ \t]+[\w'’.-]+){{0,4}}?,?[ \t]+\d{{1,5}}[a-z]?(?![\w.:/-])"
+    rf"|{_UPPER}[\w'’.-]*(?:[ \t]+[\w'’.-]+){{0,4}}?,?[ \t]+\d{{1,5}}[a-z]?(?![\w:/-]|\.\w)"
 )
 _STREET = (
     # Every alternative starts at a word boundary, but the Japanese one (a kanji, kana or
@@ -166,7 +179,8 @@ _STREET_WORDS = (
     "Ridge", "Marg", "Nagar", "Chowk",
     "straße", "strasse", "str.", "weg ", "allee", "platz", "gasse", "damm", "ufer", "chaussee",
     "pfad", "steig", "steeg", "dreef", "hof ", "Ring ", "-Ring", "Damm", "Ufer",
-    "straat", "laan", "gracht", "plein", "kade", "singel", "Straße", "Strasse", "Str.", "Weg",
+    "straat", "laan", "gracht", "plein", "kade", "singel", "boulevard", "baan", "Straße",
+    "Strasse", "Str.", "Weg",
     "Allee", "Platz", "Gasse", " rue ", " avenue ", " boulevard ", " bd ", " place ", " chemin ",
     " allée ", " impasse ", " quai ", " route ", " cours ", "rue ", "chemin ", "impasse ",
     "allée ", "Calle ", "C/", "Avenida ", "Avda.", "Plaza ", "Paseo ", "Pasaje ", "Callejón ",
@@ -179,7 +193,8 @@ _ADDRESS_WORDS = (
     "address", "street", "adresse", "anschrift", "dirección", "direccion", "domicilio", "domicile",
     "endereço", "endereco", "indirizzo", "residenza", "adres", "logradouro", "ship to",
     "ship it to", "deliver to", "deliver it to", "send it to", "i live at", "wohnhaft in",
-    "livrez au", "j'habite au", "vivo en", "moro na", "abito in", "ik woon op",
+    "livrez au", "j'habite au", "vivo en", "moro na", "abito in", "ik woon op", "envíelo a",
+    "envielo a", "envie para", "spedite a", "stuur het naar", "liefern sie an", "wohne in der",
 )  # fmt: skip
 # Both start with a digit, which re finds fast (a lookbehind first would try every position);
 # public IPv6 addresses (2000::/3) start with 2 or 3. ipaddress checks the rest.
@@ -196,6 +211,51 @@ _IP_HINT = (
     r"|[23][0-9A-Fa-f]{0,3}:[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){1,6}"
 )
 
+# A name alone in a cell of a comma-separated row or on a line of its own: two to six
+# capitalised words, or a Japanese family and given name (the given name may be hiragana).
+# Only its surroundings make it a name (personal_checks.name_in_cell): a name column's
+# heading above it, or an address on the next line.
+_CELL_NAME = (
+    rf"(?:\n|,[ \t]?)\"?{_TITLES}"  # (not indented: lists of contributors in code and docs)
+    rf"({_NAME_WORD}(?:{_NAME_GAP}{_NAME_WORD}){{1,5}}{_DEGREE}"
+    rf"|{_CJK}{{1,5}} [\u3005\u3040-\u30ff\u4e00-\u9fff]{{1,5}})"
+    r"\"?[ \t]*(?=[,\r\n])"
+)
+# what every match of _CELL_NAME matches, in ASCII with the other characters as "?", up to
+# the comma or line end after it: for Hyperscan (Detector.hint), rarely met outside tables
+_CELL_NAME_HINT = (
+    r"(?:\n|,[ \t]?)\"?[A-Z?][A-Za-z?'.-]*(?:[ \t]+(?:[a-z'?]{1,5}[ \t]+){0,2}[A-Z?][A-Za-z?'.-]*)"
+    r"{1,8}\"?[ \t]*[,\r\n]"
+)
+
+# A cell of a comma-separated row under an address column's heading ("1001,Jeffery Gray,32773
+# Wendy Union,..."; quoted when it holds commas): one with a digit, as house numbers have,
+# that starts with a number, a capital or a kanji (not code's "(self, address,\n  family=0,").
+_ADDRESS_CELL = (
+    r"[\n,]\"?(?=[0-9A-Z\u00c0-\u00de\u3005\u4e00-\u9fff])"  # a number, a capital or a kanji first
+    r"((?<=\")(?=[^\"\n]{0,100}\d)[^\"\n]{4,100}(?=\")"
+    r"|(?<!\")(?=[^\n\",]{0,100}\d)[^\n\",]{4,100}(?=[,\r\n]))"
+)
+# the headings, as a table's first row writes them: between commas with no space (code's
+# "(self, address, port)" has one), first on the line or last
+_ADDRESS_HEADINGS = ("address", "street", "adresse", "anschrift", "dirección", "direccion",
+                     "domicilio", "endereço", "endereco", "logradouro", "indirizzo", "adres",
+                     "住所")  # fmt: skip
+_ADDRESS_HEADING_KEYWORDS = tuple(
+    f"{before}{w}{after}"
+    for w in _ADDRESS_HEADINGS
+    for before in ',\n"'
+    for after in (",", "\n", "\r", '"', "_line")
+)
+
+# A Japanese name that the words after it label: "田中 太郎と申します" (I am called), a letter's
+# "花子様" alone on its first line. The name may follow は, の, が ("私は田中と申します").
+_JA_NAME_BEFORE = (
+    r"(?<![^\n \u3000、。はのが])"  # (one lookbehind: tried at each character of "様様様…")
+    rf"({_CJK_NAME}(?=と申します)|[\u3005\u3040-\u30ff\u4e00-\u9fff]{{1,5}}"
+    r"(?=様[、,。!！]?[ \t\u3000]*(?:\r?\n|$)))"
+)
+
 DETECTORS: tuple[Detector, ...] = (
     # -- pii.contact
     detector("email", "pii",
@@ -204,6 +264,9 @@ DETECTORS: tuple[Detector, ...] = (
     phone_detector(),
     detector("street-address", "pii.extended", _STREET, span=2, keywords=_STREET_WORDS,
        folded=_ADDRESS_WORDS, window=(80, 120), validate=check.address_valid, family=CONTACT),
+    detector("street-address-cell", "pii.extended", _ADDRESS_CELL, span=1,
+       folded=_ADDRESS_HEADING_KEYWORDS, window=(0, 4000), context=check.address_in_cell,
+       family=CONTACT),
     # -- pii.financial
     detector("payment-card", "pii", r"(?<![\d.-])\d(?:[ -]?\d){11,18}(?![\d-])",
        validate=check.card_valid, context=check.card_in_context, digits=(12, 19),
@@ -255,6 +318,12 @@ DETECTORS: tuple[Detector, ...] = (
     detector("person-name", "pii.extended", rf"{_NAME_LABEL}[\s\"']*{_TITLES}{_NAME}", span=1,
        folded=_NAME_KEYWORDS, window=(0, 80), anchored=True, validate=check.name_valid,
        context=check.name_in_context, family=IDENTITY),
+    detector("person-name-cell", "pii.extended", _CELL_NAME, span=1, validate=check.name_valid,
+       context=partial(check.name_in_cell, street=re.compile(_STREET, re.ASCII)), family=IDENTITY,
+       hint=_CELL_NAME_HINT, window=(160, 1)),
+    detector("person-name-ja", "pii.extended", _JA_NAME_BEFORE, span=1,
+       keywords=(*(f"様{end}" for end in "\n\r\t、,。!！ \u3000"), "と申します"), window=(12, 8),
+       context=check.ja_name_in_context, family=IDENTITY),
     # -- pii.network
     detector("ip-address", "pii", _IP, validate=check.public_ip, context=check.ip_in_context,
        family=NETWORK, hint=_IP_HINT, window=(39, 2)),

@@ -456,7 +456,12 @@ def test_a_family_names_its_detectors_precise_or_not(write_policy):
     network = profile_of(write_policy, "  default:\n    detectors: [pii.network]\n")
     identity = profile_of(write_policy, "  default:\n    detectors: [pii.identity]\n")
     assert [d.id for d in network.detectors] == ["ip-address"]
-    assert [d.id for d in identity.detectors] == ["date-of-birth", "person-name"]
+    assert [d.id for d in identity.detectors] == [
+        "date-of-birth",
+        "person-name",
+        "person-name-cell",
+        "person-name-ja",
+    ]
 
 
 def test_phone_regions_take_national_formats_with_no_country_named(write_policy):
