@@ -10,10 +10,11 @@ BUILTIN: tuple[Detector, ...] = secret_detectors.DETECTORS + personal_detectors.
 
 
 def _groups(detectors: tuple[Detector, ...]) -> dict[str, list[str]]:
-    """Each group (secrets, pii, pii.extended) and each family (pii.contact...) by name."""
+    """Each group (secrets, pii, pii.extended), each family (pii.contact...) and each kind
+    found by several detectors (person-name: after a label, in a cell, in Japanese) by name."""
     groups: dict[str, list[str]] = {}
     for d in detectors:
-        for name in (d.group, d.family):
+        for name in (d.group, d.family, d.kind):
             if name:
                 groups.setdefault(name, []).append(d.id)
     return groups

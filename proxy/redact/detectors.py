@@ -53,6 +53,15 @@ class Detector:
     # matches too, lookarounds left out. Where KeywordIndex ran, the regex runs only around
     # its matches' ends, `window` = (the longest match, what the lookaheads read after it).
     hint: str = ""
+    # What its findings are called, when not its id: detectors of one kind of value in
+    # different shapes (a name after "Name:", in a CSV cell, before 様) report it alike, so
+    # markers, placeholders, metrics and audit lines say "person-name" whichever found it.
+    kind: str = ""
+
+    @property
+    def finds(self) -> str:
+        """The type of its findings."""
+        return self.kind or self.id
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,11 +90,12 @@ def detector(
     context: ContextCheck | None = None,
     family: str = "",
     hint: str = "",
+    kind: str = "",
 ) -> Detector:
     """A detector from its pattern (compiled ASCII-only) and the hints that keep it cheap."""
     return Detector(id, group, re.compile(pattern, flags | re.ASCII), tuple(keywords),
                     tuple(folded), validate, span, window, digits, after_letters,
-                    anchored, context, family, hint)  # fmt: skip
+                    anchored, context, family, hint, kind)  # fmt: skip
 
 
 def custom_keywords(id: str, words: Iterable[str]) -> Detector:
@@ -628,7 +638,7 @@ def _scan(text: str, detectors: tuple[Detector, ...]) -> list[Finding]:
                      for m in _valid_matches(d, text, a, b, memo, until))  # fmt: skip
         for start, end in spans:
             if end > start:
-                found.append((start, -(end - start), order, d.id))
+                found.append((start, -(end - start), order, d.finds))
     found.sort()
     findings: list[Finding] = []
     last_end = -1

@@ -39,7 +39,7 @@ def self_findings(detectors: Iterable[Detector]) -> list[tuple[str, str]]:
     detectors = tuple(detectors)
     clashes = []
     for d in detectors:
-        sample = placeholder(d.id, 1)
+        sample = placeholder(d.finds, 1)
         clashes.extend((sample, f.type) for f in scan(sample, detectors))
     return clashes
 

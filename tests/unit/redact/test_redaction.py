@@ -16,7 +16,7 @@ from proxy.policy.loader import load_policy
 from proxy.policy.yamlsource import Problems, load_yaml
 from proxy.redact.bodies import FileBlocked, Unparseable, redact_body
 from proxy.redact.builtin import BUILTIN
-from proxy.redact.detectors import redact_text
+from proxy.redact.detectors import redact_text, scan
 from proxy.redact.profiles import RedactionProfile, parse_profiles
 
 CORPUS = DATA / "redaction_corpus.yaml"
@@ -100,7 +100,15 @@ def test_corpus_is_large_enough():
     assert len(CASES) * len(FORMATS) >= 200
     assert sum(1 for c in CASES if not c["expect"]) >= 30
     found = {kind for c in CASES for kind in c["expect"]}
-    assert {d.id for d in BUILTIN} <= found, "every detector has positive cases"
+    assert {d.finds for d in BUILTIN} <= found, "every kind has positive cases"
+
+
+def test_every_detector_alone_finds_a_positive_case_of_its_kind():
+    # (several detectors may find one kind: person-name after a label, in a cell, before 様)
+    positives = [c["text"] for c in CASES if c["expect"]]
+    for d in BUILTIN:
+        found = (f.type for text in positives for f in scan(text, (d,)))
+        assert d.finds in found, f"{d.id} finds no positive case of the corpus"
 
 
 # -- the shapes of bodies ----------------------------------------------------------------------
@@ -462,6 +470,19 @@ def test_a_family_names_its_detectors_precise_or_not(write_policy):
         "person-name-cell",
         "person-name-ja",
     ]
+
+
+def test_a_kind_found_in_several_shapes_is_named_once(write_policy):
+    csv = "id,full_name,email\n1,Dana Whitfield,dana@example.com\n"
+    by_kind = profile_of(write_policy, "  default:\n    detectors: [person-name]\n")
+    assert [d.id for d in by_kind.detectors] == ["person-name", "person-name-cell", "person-name-ja"]
+    text, findings = redact_text(csv, by_kind.detectors, "[REDACTED:{type}]")
+    assert [f.type for f in findings] == ["person-name"]  # found by person-name-cell
+    assert "1,[REDACTED:person-name],dana@" in text
+    # control: one shape named by its id is that detector alone
+    cell = profile_of(write_policy, "  default:\n    detectors: [person-name-ja]\n")
+    assert [d.id for d in cell.detectors] == ["person-name-ja"]
+    assert redact_text(csv, cell.detectors, "[REDACTED:{type}]")[1] == []
 
 
 def test_phone_regions_take_national_formats_with_no_country_named(write_policy):
