@@ -624,8 +624,7 @@ def _scan(text: str, detectors: tuple[Detector, ...]) -> list[Finding]:
         if starts is not None:
             spans = _anchored_spans(d, shared, starts, memo, until)
         else:
-            spans = (m.span(d.span_group) for a, b in shared.windows(d, order)
-                     for m in _valid_matches(d, text, a, b, memo, until))  # fmt: skip
+            spans = _windowed_spans(d, text, shared.windows(d, order), memo, until)
         for start, end in spans:
             if end > start:
                 found.append((start, -(end - start), order, d.id))
@@ -677,6 +676,19 @@ def _anchored_spans(
             run_start, run_end, overlapping = start, end, 0
         if _valid(d, m, memo):
             yield start, end
+
+
+def _windowed_spans(
+    d: Detector, text: str, windows: list[tuple[int, int]], memo: dict, until: float | None
+) -> Iterator[tuple[int, int]]:
+    """The spans of the valid matches in `windows`. Most windows of a number-shaped detector
+    hold no match (a run of digits is a date, an id, an amount): such a window costs one
+    search, not a generator of matches (es-dni: 11,000 windows per 2.1 MB, none matching)."""
+    search = d.regex.search
+    for a, b in windows:
+        if search(text, a, b) is not None:
+            for m in _valid_matches(d, text, a, b, memo, until):
+                yield m.span(d.span_group)
 
 
 def _valid_matches(
