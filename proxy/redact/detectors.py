@@ -117,30 +117,23 @@ _SEPARATORS_B = _SEPARATORS.encode()  # bytes.translate deletes them 4x faster t
 _DIGIT_RUN_END = rb"[0-9](?:[ ().-]*[0-9]){6,}[ ().-]*[^0-9 ().-]"
 
 
-def _digit_run_ending(text: str, end: int) -> tuple[int, int]:
-    """The _DIGIT_RUN match in the run of its characters that ends at `end`: from the run's
-    first digit to its last (str.rstrip finds a short run's start in C, not a loop per
-    character; a long one is left to a regex, three times faster a character than rstrip)."""
-    low = max(0, end - 64)
-    kept = text[low:end].rstrip(_RUN_CHARS)
+def _run_ending(text: str, end: int) -> tuple[int, str]:
+    """The run of its characters that ends at `end`, and where it starts (str.rstrip finds a
+    short run's start in C, not a loop per character; a long one is left to a regex, three
+    times faster a character than rstrip)."""
+    low = end - 64 if end > 64 else 0
+    chunk = text[low:end]
+    kept = chunk.rstrip(_RUN_CHARS)
     if kept or low == 0:
-        start = low + len(kept)
-    else:
-        width = 256
-        while True:
-            low = max(0, end - width)
-            before = _BEFORE_RUN.search(text, low, end)
-            if before is not None or low == 0:
-                start = low if before is None else before.start() + 1
-                break
-            width *= 4  # a run longer than the look: look four times as far
-    run = text[start:end]
-    if run.isdigit():  # (most runs: no separator to strip)
-        return start, end
-    digits = run.strip(_SEPARATORS)
-    if not digits:  # (separators alone: no run)
-        return end, end
-    return start + run.index(digits), start + run.index(digits) + len(digits)
+        return low + len(kept), chunk[len(kept) :]
+    width = 256
+    while True:
+        low = max(0, end - width)
+        before = _BEFORE_RUN.search(text, low, end)
+        if before is not None or low == 0:
+            start = low if before is None else before.start() + 1
+            return start, text[start:end]
+        width *= 4  # a run longer than the look: look four times as far
 
 
 def _literal(data: bytes) -> bytes:
@@ -213,19 +206,22 @@ class SharedText:
             runs = []
             text = self.text
             if self._run_ends is None:
-                spans = (m.span() for m in _DIGIT_RUN.finditer(text))
+                pieces = ((m.start(), m.group()) for m in _DIGIT_RUN.finditer(text))
             else:
-                spans = map(partial(_digit_run_ending, text), self._run_ends)
-            for start, end in spans:
-                run = text[start:end]
+                pieces = map(partial(_run_ending, text), self._run_ends)
+            for start, run in pieces:
                 bare = run.isdigit()  # (the runs are ASCII)
-                digits = end - start if bare else len(run.encode().translate(None, _SEPARATORS_B))
+                if not bare:  # from its first digit to its last: no separator at its ends
+                    start += len(run) - len(run.lstrip(_SEPARATORS))
+                    run = run.strip(_SEPARATORS)
+                    bare = run.isdigit()
+                digits = len(run) if bare else len(run.encode().translate(None, _SEPARATORS_B))
                 if digits < 7:  # fewer than any number-shaped detector needs
                     continue
                 # glued: a bare number inside a word ("abc123..."); with a separator in the
                 # run, what follows the separator can still be a number of its own
                 glued = bare and start > 0 and (text[start - 1].isalpha() or text[start - 1] == "_")
-                runs.append((start, end, digits, glued))
+                runs.append((start, start + len(run), digits, glued))
             self._digit_runs = runs
         return self._digit_runs
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from bisect import bisect_left
+from collections.abc import Iterator
 from functools import lru_cache
 from itertools import zip_longest
 
@@ -158,7 +159,7 @@ def _row_heading(text: str, line_start: int, line_end: int) -> tuple[list[int], 
         return None
     commas = _commas(line)
     heading = None
-    for above in reversed(text[max(0, line_start - _ABOVE) : line_start - 1].split("\n")[-50:]):
+    for above in _lines_above(text, line_start):
         cells = _cells(above)
         if len(cells) > len(commas) + 1 and heading is None:  # "...see this table: id,ssn,plan"
             heading = cells[-len(commas) - 1 :]
@@ -166,6 +167,19 @@ def _row_heading(text: str, line_start: int, line_end: int) -> tuple[list[int], 
             break
         heading = cells
     return None if heading is None else (commas, heading)
+
+
+def _lines_above(text: str, line_start: int) -> Iterator[str]:
+    """The 50 lines above the line at `line_start` (within _ABOVE characters, the topmost
+    maybe cut), nearest first: found one by one, for a table's rows are read only up to
+    the first that is not one of them (splitting the _ABOVE characters took most of it)."""
+    low, end = max(0, line_start - _ABOVE), line_start - 1
+    for _ in range(50):
+        newline = text.rfind("\n", low, end)
+        yield text[newline + 1 if newline >= 0 else low : end]
+        if newline < 0:
+            return
+        end = newline
 
 
 _NEAR = 2048  # lines shorter than this are measured with find and count
@@ -193,20 +207,24 @@ def _layout(text: str) -> list[int]:
 _LONGEST_ROW = 2000
 
 
+# a comma, or a quoted stretch (to the line's end when its quote is not closed), skipped
+_COMMA_OR_QUOTED = re.compile(r'"[^"]*(?:"|$)|,')
+
+
 def _commas(line: str) -> list[int]:
-    """Where the commas outside double quotes are."""
+    """Where the commas outside double quotes are (found by a regex, not a loop over the
+    characters: a heading is looked for up to 50 rows above each candidate)."""
     if '"' not in line:
-        return [i for i, c in enumerate(line) if c == ","]
-    found, quoted = [], False
-    for i, c in enumerate(line):
-        if c == '"':
-            quoted = not quoted
-        elif c == "," and not quoted:
-            found.append(i)
-    return found
+        return [m.start() for m in _COMMA.finditer(line)]
+    return [m.start() for m in _COMMA_OR_QUOTED.finditer(line) if m.group() == ","]
+
+
+_COMMA = re.compile(",")
 
 
 def _cells(line: str) -> list[str]:
+    if '"' not in line:
+        return line.split(",")  # (the same cells, without finding the commas first)
     cuts = _commas(line)
     return [line[a + 1 : b] for a, b in zip([-1, *cuts], [*cuts, len(line)], strict=True)]
 
