@@ -53,6 +53,10 @@ class Detector:
     # matches too, lookarounds left out. Where KeywordIndex ran, the regex runs only around
     # its matches' ends, `window` = (the longest match, what the lookaheads read after it).
     hint: str = ""
+    # For a number-shaped detector whose every match ends where its run of digits does, and
+    # where this matches (es-dni: seven digits before, its letter after): the runs where it
+    # does not need no search (es-dni: 11,000 windows per 2.1 MB, none matching, to 2).
+    run_then: re.Pattern[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,11 +85,13 @@ def detector(
     context: ContextCheck | None = None,
     family: str = "",
     hint: str = "",
+    run_then: str = "",
 ) -> Detector:
     """A detector from its pattern (compiled ASCII-only) and the hints that keep it cheap."""
+    then = re.compile(run_then, re.ASCII) if run_then else None
     return Detector(id, group, re.compile(pattern, flags | re.ASCII), tuple(keywords),
                     tuple(folded), validate, span, window, digits, after_letters,
-                    anchored, context, family, hint)  # fmt: skip
+                    anchored, context, family, hint, then)  # fmt: skip
 
 
 def custom_keywords(id: str, words: Iterable[str]) -> Detector:
@@ -250,6 +256,9 @@ class SharedText:
             # hold several numbers
             runs = [(a, b) for a, b, digits, glued in self.digit_runs
                     if low <= digits and (d.after_letters or not glued)]  # fmt: skip
+            if d.run_then is not None:
+                then, text = d.run_then.match, self.text
+                runs = [(a, b) for a, b in runs if then(text, b)]
             return _merge(runs, d.window, n)
         if not d.keywords and not d.keywords_folded:
             if d.hint and self.hinted and self.keyword_hits is not None:

@@ -208,7 +208,9 @@ DETECTORS: tuple[Detector, ...] = (
     detector("payment-card", "pii", r"(?<![\d.-])\d(?:[ -]?\d){11,18}(?![\d-])",
        validate=check.card_valid, context=check.card_in_context, digits=(12, 19),
        window=(3, 3), family=FINANCIAL),
-    detector("iban", "pii", r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b",
+    # (\b[A-Z]{2}..., its lookbehind after the first letter: re then skips to capitals fast)
+    detector("iban", "pii",
+       r"[A-Z](?<![A-Za-z0-9_][A-Z])[A-Z]\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b",
        validate=check.iban_valid, digits=(7, 34), after_letters=True, window=(34, 34),
        family=FINANCIAL),
     # -- pii.government-id
@@ -230,7 +232,7 @@ DETECTORS: tuple[Detector, ...] = (
        validate=check.fr_nir_valid, digits=(15, 15), window=(3, 3), family=GOVERNMENT_ID),
     detector("es-dni", "pii", r"(?<![\w.-])(?:\d{8}|[XYZ]-?\d{7})-?[A-HJ-NP-TV-Z](?![\w-])",
        validate=check.es_dni_valid, digits=(7, 8), after_letters=True, window=(3, 3),
-       family=GOVERNMENT_ID),
+       run_then=r"(?<=\d{7})-?[A-HJ-NP-TV-Z]", family=GOVERNMENT_ID),
     detector("it-fiscal-code", "pii",
        r"[A-Z](?<![A-Za-z0-9][A-Z])[A-Z]{5}\d\d[A-EHLMPRST]\d\d[A-Z]\d{3}[A-Z](?![A-Za-z0-9])",
        validate=check.it_fiscal_code_valid, family=GOVERNMENT_ID,

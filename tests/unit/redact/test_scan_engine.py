@@ -4,6 +4,7 @@ candidate's line. Timing is measured in bench/redaction_worst.py, not here."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 
@@ -244,3 +245,56 @@ def test_a_scan_keeps_no_prompt_in_the_caches_it_fills():
     assert any(c.cache_info().currsize for c in caches)  # the control: they hold something
     assert scan(text, BUILTIN)
     assert [c.cache_info().currsize for c in caches] == [0] * len(caches)
+
+
+def test_cues_found_without_lower_casing_the_text_are_those_of_the_lower_cased_text():
+    if detectors.hyperscan is None:
+        pytest.skip("hyperscan is not installed: every label is read")
+    cues = personal_checks._PHONE_CUES
+    pieces = ["tel", "TEL", "Tél", "TÉL", "MÓVIL", "móvil", "電話", "phone", "İ", "\u212a",
+              "é", "x", " ", "\n", "?", "call me", "CALL_ME"]  # fmt: skip
+    words = ["tel", "tél", "móvil", "電話", "phone", "call me", "call_me"]
+    found = 0
+    for text in _random_texts(pieces, 2000, 6):
+        folded = text.lower()
+        starts = personal_checks._cue_starts(cues, text)
+        personal_checks._cue_starts.cache_clear()
+        if len(folded) != len(text):
+            assert starts is None
+            continue
+        expected = sorted(m.start() for w in words for m in re.finditer(re.escape(w), folded))
+        assert starts == expected, text
+        found += any(not folded[s].isascii() for s in starts)
+    assert found > 100  # the control: the pieces that are not ASCII are found too
+
+
+def test_what_lower_cases_to_a_cue_that_is_not_ascii_is_looked_for():
+    for cues in (personal_checks._PHONE_CUES, personal_checks._REGION_CUES):
+        others = {c for c in "".join(cues.wide_chars or ()) if c == c.lower()}
+        assert others  # (é, ü, 電...)
+        lowering = {chr(i) for i in range(0x80, 0x110000) if set(chr(i).lower()) & others}
+        assert lowering <= set(cues.wide_chars)
+
+
+def test_the_runs_es_dni_skips_hold_no_dni():
+    dni = next(d for d in BUILTIN if d.id == "es-dni")
+    every_run = dataclasses.replace(dni, run_then=None)
+    pieces = ["12345678Z", "X1234567L", "Y-1234567-T", "12345678-Z", "1234567", "123", "-", ".",
+              " ", "Z", "T", "X", "a", "9", "2026-10-13T", "\n"]  # fmt: skip
+    short = _random_texts(pieces, 3000, 7)
+    texts = [*short, *("".join(short[i : i + 10]) for i in range(0, 3000, 10))]  # (Hyperscan's)
+    found = [scan(t, (dni,)) for t in texts]
+    assert found == [scan(t, (every_run,)) for t in texts]
+    assert sum(map(len, found)) > 500  # the control: DNIs and NIEs are found
+
+
+def test_the_iban_pattern_starting_with_a_letter_finds_what_the_word_boundary_found():
+    iban = next(d for d in BUILTIN if d.id == "iban").regex
+    before = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b", re.ASCII)
+    pieces = ["GB82 WEST 1234 5698 7654 32", "DE89370400440532013000", "GB", "82", "WEST", "A",
+              "a", "_", "1", " ", "é", "\n"]  # fmt: skip
+    for text in _random_texts(pieces, 5000, 8):
+        for start in (0, 1, 5):
+            assert [m.span() for m in iban.finditer(text, start)] == [
+                m.span() for m in before.finditer(text, start)
+            ], text
