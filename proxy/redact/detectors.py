@@ -115,30 +115,32 @@ def custom_pattern(id: str, pattern: str) -> Detector:
 
 # every number-shaped detector needs one; maximal, since a run may hold several numbers
 _DIGIT_RUN = re.compile(r"[0-9][0-9 ().-]{5,}[0-9]")  # 7 characters at least
-_RUN_CHARS, _SEPARATORS = "0123456789 ().-", " ().-"
-_BEFORE_RUN = re.compile(r"[^0-9 ().-][0-9 ().-]*\Z")  # (\Z: at endpos)
-_SEPARATORS_B = _SEPARATORS.encode()  # bytes.translate deletes them 4x faster than str's
+# (the runs are read in the text's ASCII bytes: their methods are faster than str's, and
+# a bytes slice needs no look for the widest character; the rest of the text is "?")
+_RUN_BYTES, _SEPARATORS_B = b"0123456789 ().-", b" ().-"
+_RUN_CHARS = _RUN_BYTES.decode()
+_BEFORE_RUN = re.compile(rb"[^0-9 ().-][0-9 ().-]*\Z")  # (\Z: at endpos)
 # The same runs, those of seven digits and more, for Hyperscan (see KeywordIndex): it reports
 # where a match ends, so a run is matched with the character after it, which ends it.
 _DIGIT_RUN_END = rb"[0-9](?:[ ().-]*[0-9]){6,}[ ().-]*[^0-9 ().-]"
 
 
-def _run_ending(text: str, end: int) -> tuple[int, str]:
-    """The run of its characters that ends at `end`, and where it starts (str.rstrip finds a
-    short run's start in C, not a loop per character; a long one is left to a regex, three
+def _run_ending(data: bytes, end: int) -> tuple[int, bytes]:
+    """The run of its characters that ends at `end`, and where it starts (bytes.rstrip finds
+    a short run's start in C, not a loop per character; a long one is left to a regex, three
     times faster a character than rstrip)."""
     low = end - 64 if end > 64 else 0
-    chunk = text[low:end]
-    kept = chunk.rstrip(_RUN_CHARS)
+    chunk = data[low:end]
+    kept = chunk.rstrip(_RUN_BYTES)
     if kept or low == 0:
         return low + len(kept), chunk[len(kept) :]
     width = 256
     while True:
         low = max(0, end - width)
-        before = _BEFORE_RUN.search(text, low, end)
+        before = _BEFORE_RUN.search(data, low, end)
         if before is not None or low == 0:
             start = low if before is None else before.start() + 1
-            return start, text[start:end]
+            return start, data[start:end]
         width *= 4  # a run longer than the look: look four times as far
 
 
@@ -172,8 +174,10 @@ class SharedText:
         keyword_hits: dict[int, list[tuple[int, int]]] | None,
         run_ends: list[int] | None = None,
         hinted: bool = False,
+        data: bytes | None = None,
     ) -> None:
         self.text = text
+        self._data = data  # its ASCII bytes, the rest as "?", when KeywordIndex made them
         self.keyword_hits = keyword_hits  # by detector position, when an index found them
         # where the runs of seven digits and more end, when KeywordIndex found them
         self._run_ends = run_ends
@@ -212,16 +216,17 @@ class SharedText:
             runs = []
             text = self.text
             if self._run_ends is None:
-                pieces = ((m.start(), m.group()) for m in _DIGIT_RUN.finditer(text))
+                pieces = ((m.start(), m.group().encode()) for m in _DIGIT_RUN.finditer(text))
             else:
-                pieces = map(partial(_run_ending, text), self._run_ends)
+                data = self._data or text.encode("ascii", "replace")
+                pieces = map(partial(_run_ending, data), self._run_ends)
             for start, run in pieces:
-                bare = run.isdigit()  # (the runs are ASCII)
+                bare = run.isdigit()
                 if not bare:  # from its first digit to its last: no separator at its ends
-                    start += len(run) - len(run.lstrip(_SEPARATORS))
-                    run = run.strip(_SEPARATORS)
+                    start += len(run) - len(run.lstrip(_SEPARATORS_B))
+                    run = run.strip(_SEPARATORS_B)
                     bare = run.isdigit()
-                digits = len(run) if bare else len(run.encode().translate(None, _SEPARATORS_B))
+                digits = len(run) if bare else len(run.translate(None, _SEPARATORS_B))
                 if digits < 7:  # fewer than any number-shaped detector needs
                     continue
                 # glued: a bare number inside a word ("abc123..."); with a separator in the
@@ -390,7 +395,8 @@ class KeywordIndex(_PerDetectorSet):
             # the one run the pass cannot see, at the very end with no character after it
             # (digit_runs drops it if it holds fewer than seven digits)
             ends.append(len(text))
-        return SharedText(text, found, ends if self.runs else None, hinted=hinted is not None)
+        runs = ends if self.runs else None
+        return SharedText(text, found, runs, hinted=hinted is not None, data=data)
 
 
 class Keywords:
