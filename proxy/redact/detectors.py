@@ -185,6 +185,7 @@ class SharedText:
         self._folded: str | None = None
         # start, end, number of digits, and whether a letter sits right before the run
         self._digit_runs: list[tuple[int, int, int, bool]] | None = None
+        self._long_runs: list[tuple[int, int, int, bool]] | None = None
         self._markers: list[tuple[int, int]] | None = None
 
     @property
@@ -236,6 +237,17 @@ class SharedText:
             self._digit_runs = runs
         return self._digit_runs
 
+    _LONG = 9  # (most runs hold fewer digits: dates, times, amounts)
+
+    def _runs_of(self, low: int) -> list[tuple[int, int, int, bool]]:
+        """The digit runs, those of fewer than _LONG digits left out when `low` is _LONG or
+        more: kept once, not filtered again by each detector that needs long runs only."""
+        if low < self._LONG:
+            return self.digit_runs
+        if self._long_runs is None:
+            self._long_runs = [r for r in self.digit_runs if r[2] >= self._LONG]
+        return self._long_runs
+
     def starts(self, d: Detector, position: int) -> list[int] | None:
         """Where an anchored detector's keywords start (None: use windows instead)."""
         if self.keyword_hits is not None:
@@ -259,7 +271,7 @@ class SharedText:
         if d.digits:
             low = d.digits[0]  # more digits than its maximum still count: the run may
             # hold several numbers
-            runs = [(a, b) for a, b, digits, glued in self.digit_runs
+            runs = [(a, b) for a, b, digits, glued in self._runs_of(low)
                     if low <= digits and (d.after_letters or not glued)]  # fmt: skip
             if d.run_then is not None:
                 then, text = d.run_then.match, self.text
@@ -692,37 +704,24 @@ def _anchored_spans(
 def _windowed_spans(
     d: Detector, text: str, windows: list[tuple[int, int]], memo: dict, until: float | None
 ) -> Iterator[tuple[int, int]]:
-    """The spans of the valid matches in `windows`. Most windows of a number-shaped detector
-    hold no match (a run of digits is a date, an id, an amount): such a window costs one
-    search, not a generator of matches (es-dni: 11,000 windows per 2.1 MB, none matching)."""
+    """The spans of the valid matches in `windows`, found like finditer's, but a match that
+    fails validation is tried again cut short at each whitespace ("+1 415 555 0100  4111 1111
+    1111 1111" first matches the phone pattern as a whole), and then the search goes on from
+    the next character, not after the match ("2 4111 1111 1111 1111" must still find the
+    card after the first digit). One loop for every window: most windows of a number-shaped
+    detector hold no match, or one (a run of digits is a date, an id, an amount), and a
+    generator of matches for each cost more than its search (es-dni: 11,000 windows)."""
     search = d.regex.search
-    for a, b in windows:
-        if search(text, a, b) is not None:
-            for m in _valid_matches(d, text, a, b, memo, until):
-                yield m.span(d.span_group)
-
-
-def _valid_matches(
-    d: Detector,
-    text: str,
-    start: int,
-    end: int,
-    memo: dict | None = None,
-    until: float | None = None,
-) -> Iterator[re.Match]:
-    """Like finditer, but a match that fails validation is tried again cut short at each
-    whitespace ("+1 415 555 0100  4111 1111 1111 1111" first matches the phone pattern as a
-    whole), and then the search goes on from the next character, not after the match
-    ("2 4111 1111 1111 1111" must still find the card after the first digit)."""
-    position = start
-    while position < end and (m := d.regex.search(text, position, end)):
-        _on_time(until)
-        found = m if _valid(d, m, memo) else _shorter_valid(d, text, m, memo)
-        if found is not None:
-            yield found
-            position = max(found.end(), found.start() + 1)
-        else:
-            position = m.start() + 1
+    for start, end in windows:
+        position = start
+        while position < end and (m := search(text, position, end)):
+            _on_time(until)
+            found = m if _valid(d, m, memo) else _shorter_valid(d, text, m, memo)
+            if found is not None:
+                yield found.span(d.span_group)
+                position = max(found.end(), found.start() + 1)
+            else:
+                position = m.start() + 1
 
 
 # Validators' verdicts on values of 8 characters and more are remembered for the scan:
@@ -750,7 +749,11 @@ def _shorter_valid(
 ) -> re.Match | None:
     a, b = m.span()
     # the cuts found by a regex, not a loop over characters: most matches hold none
-    for cut in reversed([c.start() for c in _CUT.finditer(text, a + 1, b)]):  # longest first
+    first = _CUT.search(text, a + 1, b)
+    if first is None:
+        return None
+    cuts = [first.start(), *(c.start() for c in _CUT.finditer(text, first.end(), b))]
+    for cut in reversed(cuts):  # longest first
         short = d.regex.fullmatch(text, a, cut)
         if short is not None and _valid(d, short, memo):
             return short
