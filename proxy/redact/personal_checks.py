@@ -349,9 +349,15 @@ def card_brand_fits(digits: str) -> bool:
 _SPACES_OR_DASHES = re.compile(r"[ -]+")
 
 
+# the first digits of every brand's prefixes: ids and barcodes mostly start with another
+_BRAND_FIRST_DIGITS = frozenset(prefix[0] for prefix in _LENGTHS_BY_PREFIX)
+
+
 def card_valid(text: str) -> bool:
     digits = text.replace(" ", "").replace("-", "")
-    if not 12 <= len(digits) <= 19 or len(set(digits)) < 2:
+    if not 12 <= len(digits) <= 19 or digits[0] not in _BRAND_FIRST_DIGITS:
+        return False  # (card_brand_fits would say no, later)
+    if len(set(digits)) < 2:
         return False
     groups = tuple(len(g) for g in _SPACES_OR_DASHES.split(text))
     if len(groups) > 1 and not _card_grouping(groups):
@@ -484,14 +490,15 @@ def phone_in_context(text: str, start: int, end: int, regions: tuple[str, ...] =
     candidate = text[start:end]
     if "x" in candidate:  # (every extension has one: no regex for the rest)
         candidate = _EXTENSION.sub("", candidate)
-    digits = sum(map(str.isdigit, candidate))
+    bare = _NOT_DIGIT.sub("", candidate)  # (the phone pattern's candidates are ASCII)
+    digits = len(bare)
     if not 8 <= digits <= 15 or _DATE.match(candidate) or _DOTTED_QUAD.fullmatch(candidate):
         return False
     if candidate.startswith("+"):
         return _valid_in(candidate, None)
     # the cheap tests first, and the label before the number read only for a number that
     # could pass: a log paste holds thousands of numbers that are no phone's shape
-    nanp = bool(_NANP_SHAPE.fullmatch(_NOT_DIGIT.sub("", candidate))) and (
+    nanp = bool(_NANP_SHAPE.fullmatch(bare)) and (
         tuple(map(len, _DIGITS.findall(candidate))) in _NANP_GROUPS
     )
     plans = None
