@@ -46,6 +46,8 @@ _CUT_MARKER = re.compile(r"\[REDACTED[^\]\n]{0,40}$|<[A-Z][A-Z0-9_]*$|^[^\[\]<>\
 
 def _unmarked(window: str) -> str:
     """A window of text without the markers redaction wrote, whole or cut by the window."""
+    if "[" not in window and "<" not in window and "]" not in window and ">" not in window:
+        return window  # (no marker, whole or cut, in most windows: four finds, no regex)
     return _REDACTED.sub(" ", _CUT_MARKER.sub(" ", window))
 
 
@@ -184,15 +186,16 @@ def _row_heading(text: str, line_start: int, line_end: int) -> tuple[list[int], 
     if "," not in line:
         return None
     commas = _commas(line)
-    heading = None
+    width = len(commas) + 1
+    top = None  # the topmost line above of as many cells (counted, cut only once found)
     for above in _lines_above(text, line_start):
-        cells = _cells(above)
-        if len(cells) > len(commas) + 1 and heading is None:  # "...see this table: id,ssn,plan"
-            heading = cells[-len(commas) - 1 :]
-        if len(cells) != len(commas) + 1:
+        count = _cell_count(above)
+        if count != width:
+            if count > width and top is None:  # "...see this table: id,ssn,plan"
+                return commas, _cells(above)[-width:]
             break
-        heading = cells
-    return None if heading is None else (commas, heading)
+        top = above
+    return None if top is None else (commas, _cells(top))
 
 
 def _lines_above(text: str, line_start: int) -> Iterator[str]:
@@ -233,19 +236,24 @@ def _layout(text: str) -> list[int]:
 _LONGEST_ROW = 2000
 
 
-# a comma, or a quoted stretch (to the line's end when its quote is not closed), skipped
-_COMMA_OR_QUOTED = re.compile(r'"[^"]*(?:"|$)|,')
-
-
 def _commas(line: str) -> list[int]:
     """Where the commas outside double quotes are (found by a regex, not a loop over the
     characters: a heading is looked for up to 50 rows above each candidate)."""
     if '"' not in line:
         return [m.start() for m in _COMMA.finditer(line)]
-    return [m.start() for m in _COMMA_OR_QUOTED.finditer(line) if m.group() == ","]
+    found, offset = [], 0
+    for i, part in enumerate(line.split('"')):  # (every other part is quoted)
+        if not i % 2 and "," in part:
+            found += [offset + m.start() for m in _COMMA.finditer(part)]
+        offset += len(part) + 1
+    return found
 
 
 _COMMA = re.compile(",")
+
+
+def _cell_count(line: str) -> int:
+    return line.count(",") + 1 if '"' not in line else len(_commas(line)) + 1
 
 
 def _cells(line: str) -> list[str]:
