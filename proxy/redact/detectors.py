@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, ClassVar, Self
 
 try:  # optional accelerator: the same findings, keywords found in one pass (see KeywordIndex)
@@ -125,23 +124,26 @@ _BEFORE_RUN = re.compile(rb"[^0-9 ().-][0-9 ().-]*\Z")  # (\Z: at endpos)
 _DIGIT_RUN_END = rb"[0-9](?:[ ().-]*[0-9]){6,}[ ().-]*[^0-9 ().-]"
 
 
-def _run_ending(data: bytes, end: int) -> tuple[int, bytes]:
-    """The run of its characters that ends at `end`, and where it starts (bytes.rstrip finds
-    a short run's start in C, not a loop per character; a long one is left to a regex, three
-    times faster a character than rstrip)."""
-    low = end - 64 if end > 64 else 0
-    chunk = data[low:end]
-    kept = chunk.rstrip(_RUN_BYTES)
-    if kept or low == 0:
-        return low + len(kept), chunk[len(kept) :]
-    width = 256
-    while True:
-        low = max(0, end - width)
-        before = _BEFORE_RUN.search(data, low, end)
-        if before is not None or low == 0:
-            start = low if before is None else before.start() + 1
-            return start, data[start:end]
-        width *= 4  # a run longer than the look: look four times as far
+def _runs_ending(data: bytes, ends: list[int]) -> Iterator[tuple[int, bytes]]:
+    """The runs of their characters that end at `ends`, and where each starts (bytes.rstrip
+    finds a short run's start in C, not a loop per character; a long one is left to a regex,
+    three times faster a character than rstrip)."""
+    for end in ends:
+        low = end - 64 if end > 64 else 0
+        chunk = data[low:end]
+        kept = chunk.rstrip(_RUN_BYTES)
+        if kept or low == 0:
+            yield low + len(kept), chunk[len(kept) :]
+            continue
+        width = 256
+        while True:
+            low = max(0, end - width)
+            before = _BEFORE_RUN.search(data, low, end)
+            if before is not None or low == 0:
+                start = low if before is None else before.start() + 1
+                yield start, data[start:end]
+                break
+            width *= 4  # a run longer than the look: look four times as far
 
 
 def _literal(data: bytes) -> bytes:
@@ -220,7 +222,7 @@ class SharedText:
                 pieces = ((m.start(), m.group().encode()) for m in _DIGIT_RUN.finditer(text))
             else:
                 data = self._data or text.encode("ascii", "replace")
-                pieces = map(partial(_run_ending, data), self._run_ends)
+                pieces = _runs_ending(data, self._run_ends)
             for start, run in pieces:
                 bare = run.isdigit()
                 if not bare:  # from its first digit to its last: no separator at its ends
