@@ -53,6 +53,10 @@ class Detector:
     # matches too, lookarounds left out. Where KeywordIndex ran, the regex runs only around
     # its matches' ends, `window` = (the longest match, what the lookaheads read after it).
     hint: str = ""
+    # For an anchored detector: (keyword, a Hyperscan expression of fixed width, ASCII, that
+    # the text matches right after the keyword wherever a match starts there). Where
+    # KeywordIndex ran, only those hits count: "--" of a "-----" line starts no option.
+    follows: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,11 +85,12 @@ def detector(
     context: ContextCheck | None = None,
     family: str = "",
     hint: str = "",
+    follows: Iterable[tuple[str, str]] = (),
 ) -> Detector:
     """A detector from its pattern (compiled ASCII-only) and the hints that keep it cheap."""
     return Detector(id, group, re.compile(pattern, flags | re.ASCII), tuple(keywords),
                     tuple(folded), validate, span, window, digits, after_letters,
-                    anchored, context, family, hint)  # fmt: skip
+                    anchored, context, family, hint, tuple(follows))  # fmt: skip
 
 
 def custom_keywords(id: str, words: Iterable[str]) -> Detector:
@@ -350,22 +355,28 @@ class KeywordIndex(_PerDetectorSet):
         # A text with a few accents or dashes is scanned with those characters as "?": one
         # byte a character, so no offsets to convert. Keywords that hold such characters (or
         # "?") are found in the UTF-8 by a second database, and their few hits converted.
-        narrow: list[tuple[bytes, int, tuple[int, int]]] = []
-        wide: list[tuple[bytes, int, tuple[int, int]]] = []
-        hints: list[tuple[bytes, int, tuple[int, int]]] = []
+        # A keyword several detectors share is one expression: one call per hit, not one each.
+        narrow: dict[tuple[bytes, int, int, bool], list[int]] = {}
+        wide: dict[tuple[bytes, int, int, bool], list[int]] = {}
+        hints: list[tuple[bytes, int, tuple[int, ...], int, bool]] = []
         for position, d in enumerate(detectors):
+            follows = dict(d.follows) if d.anchored else {}
             for words, flag in ((d.keywords, 0), (d.keywords_folded, hyperscan.HS_FLAG_CASELESS)):
                 for word in words:
                     data = word.encode()
-                    expression = _literal(data)
+                    expression, from_start = _literal(data), False
                     keep = narrow if word.isascii() and "?" not in word else wide
-                    keep.append((expression, flag, (position, len(data))))  # bytes, not chars
+                    if word in follows and keep is narrow:  # found from its start
+                        expression += b"(?:" + follows[word].encode("ascii") + b")"
+                        from_start = True
+                    key = (expression, flag, len(data), from_start)  # bytes, not chars
+                    keep.setdefault(key, []).append(position)
             if d.hint and not (d.keywords or d.keywords_folded):  # ASCII: see Detector.hint
-                hints.append((d.hint.encode("ascii"), 0, (position, 0)))  # hit: (end, end)
+                hints.append((d.hint.encode("ascii"), 0, (position,), 0, False))  # (end, end)
         # and, for the number-shaped detectors, the ends of runs of digits (SharedText)
         self.runs = any(d.digits for d in detectors)
-        self.narrow = Keywords(narrow, with_runs=self.runs)
-        self.wide = Keywords(wide, with_runs=False)
+        self.narrow = Keywords(_grouped(narrow), with_runs=self.runs)
+        self.wide = Keywords(_grouped(wide), with_runs=False)
         self.hints = Keywords(hints, with_runs=False)
 
     def shared(self, text: str) -> SharedText:
@@ -388,19 +399,34 @@ class KeywordIndex(_PerDetectorSet):
         return SharedText(text, found, ends if self.runs else None, hinted=hinted is not None)
 
 
+def _grouped(
+    keywords: dict[tuple[bytes, int, int, bool], list[int]],
+) -> list[tuple[bytes, int, tuple[int, ...], int, bool]]:
+    return [(expression, flag, tuple(positions), length, from_start)
+            for (expression, flag, length, from_start), positions in keywords.items()]  # fmt: skip
+
+
 class Keywords:
     """One Hyperscan database of keywords (and maybe the digit runs), one scratch space per
-    thread: bodies are also redacted off the loop."""
+    thread: bodies are also redacted off the loop.
+
+    Each expression comes with the detector positions it serves, the length of its hits, and
+    whether they are counted from where a match starts (a keyword and what must follow it,
+    see Detector.follows), not back from where it ends."""
 
     @classmethod
     def literals(cls, pieces: list[bytes]) -> Keywords:
         """A database of `pieces` as they are, each hit under detector position 0."""
-        return cls([(_literal(p), 0, (0, len(p))) for p in pieces], with_runs=False)
+        return cls([(_literal(p), 0, (0,), len(p), False) for p in pieces], with_runs=False)
 
-    def __init__(self, keywords: list[tuple[bytes, int, tuple[int, int]]], with_runs: bool):
-        expressions = [expression for expression, _, _ in keywords]
-        flags = [flag for _, flag, _ in keywords]
-        self.meta = [meta for _, _, meta in keywords]  # expression id -> (position, length)
+    def __init__(
+        self, keywords: list[tuple[bytes, int, tuple[int, ...], int, bool]], with_runs: bool
+    ):
+        expressions = [expression for expression, *_ in keywords]
+        flags = [flag | hyperscan.HS_FLAG_SOM_LEFTMOST if from_start else flag
+                 for _, flag, _, _, from_start in keywords]  # fmt: skip
+        # expression id -> (detector positions, length, from_start)
+        self.meta = [tuple(entry[2:]) for entry in keywords]
         if with_runs:
             expressions.append(_DIGIT_RUN_END)
             flags.append(0)
@@ -444,12 +470,14 @@ class Keywords:
         scratch = self._scratch()
         meta, runs = self.meta, len(self.meta)
 
-        def on_match(expression: int, _start: int, end: int, _flags: int, _context) -> None:
+        def on_match(expression: int, start: int, end: int, _flags: int, _context) -> None:
             if expression == runs:
                 ends.append(end - 1)  # the run ends before the character that ended it
                 return
-            position, length = meta[expression]
-            found.setdefault(position, []).append((end - length, end))
+            positions, length, from_start = meta[expression]
+            span = (start, start + length) if from_start else (end - length, end)
+            for position in positions:
+                found.setdefault(position, []).append(span)
 
         self.database.scan(data, match_event_handler=on_match, scratch=scratch)
         return found, ends
@@ -462,10 +490,12 @@ class Keywords:
         scratch = self._scratch()
         meta, count = self.meta, 0
 
-        def on_match(expression: int, _start: int, end: int, _flags: int, _context) -> bool:
+        def on_match(expression: int, start: int, end: int, _flags: int, _context) -> bool:
             nonlocal count
-            position, length = meta[expression]
-            found.setdefault(position, []).append((end - length, end))
+            positions, length, from_start = meta[expression]
+            span = (start, start + length) if from_start else (end - length, end)
+            for position in positions:
+                found.setdefault(position, []).append(span)
             count += 1
             return count > limit  # True stops the scan
 

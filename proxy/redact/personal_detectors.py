@@ -254,7 +254,10 @@ DETECTORS: tuple[Detector, ...] = (
        context=check.birth_date_in_context, family=IDENTITY),
     detector("person-name", "pii.extended", rf"{_NAME_LABEL}[\s\"']*{_TITLES}{_NAME}", span=1,
        folded=_NAME_KEYWORDS, window=(0, 80), anchored=True, validate=check.name_valid,
-       context=check.name_in_context, family=IDENTITY),
+       context=check.name_in_context, family=IDENTITY,
+       # "name" is a label before a quote, a space, ":" or "：" ("?" where Hyperscan reads
+       # the text: see KeywordIndex), "-": not "names", "name=", "name_", "name,"
+       follows=(("name", r"[\"\s:?-]"),)),
     # -- pii.network
     detector("ip-address", "pii", _IP, validate=check.public_ip, context=check.ip_in_context,
        family=NETWORK, hint=_IP_HINT, window=(39, 2)),

@@ -407,12 +407,13 @@ def token(
     length: int,
     validate=None,
     folded: bool = False,
+    follows: tuple[tuple[str, str], ...] = (),
 ) -> Detector:
     """A token that starts with one of `prefixes` (its keywords): tried only where one
     occurs, and over at most `length` characters."""
     return detector(id, "secrets", pattern, keywords=() if folded else prefixes,
                     folded=prefixes if folded else (), validate=validate,
-                    window=(4, length), anchored=True,
+                    window=(4, length), anchored=True, follows=follows,
                     family=f"secrets.{family}")  # fmt: skip
 
 
@@ -486,6 +487,12 @@ _PASSPHRASE = (
     r"(?<![\"'`])(?:[a-z]{3,10}[ \t]){2,5}[a-z]{3,10}"
     r"(?=[ \t]*(?:$|[\n.,;!?)])|[ \t]+(?:and|but|then|to|for|so|or|on|in|at|please|because)\b)"
 )
+# What can follow a key's name, for Hyperscan (Detector.follows): the first character of an
+# _ASSIGN (but for spaces), and in one class for `key`, `token` and `auth` in both detectors
+# (one expression each): a suffix of digits, `_.-`, `value`, `b64`, `hex`, `str(ing)`, and
+# _OTHER_ASSIGN's `!=` or `|`. Not "keyboard" or "tokenizer", nor "author".
+_ASSIGN_STARTS = r"""\\"'\]=:?.+>,\n"""
+_AFTER_NAME = rf"[0-9_vVbBhHsS \t{_ASSIGN_STARTS}!|-]"
 _PASSWORD_VALUE = _VALUE.replace("((?<=", f"((?m:{_PASSPHRASE})|(?<=", 1)
 _PHRASE = r"(?:[ \t]+(?:for|to|of|on)[ \t]+[^\n:=\"']{1,40}?)?"  # "the password for the VPN is"
 
@@ -590,7 +597,8 @@ _CLOUD: tuple[Detector, ...] = (
           ("v1.0-",), 180),
     token("hashicorp-vault-token", "cloud",
           r"\bhv[sbr]\.[A-Za-z0-9_-]{24,400}" + _END + r"|\bs\.[A-Za-z0-9]{24}\b",
-          ("hvs.", "hvb.", "hvr.", "s."), 410, validate=vault_token_valid),
+          ("hvs.", "hvb.", "hvr.", "s."), 410, validate=vault_token_valid,
+          follows=(("s.", "[A-Za-z0-9]{24}"),)),  # not the "s." ending a sentence
     detector("terraform-cloud-token", "secrets",
        r"\b[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=-]{60,70}", keywords=(".atlasv1.",),
        window=(14, 80), family="secrets.cloud"),
@@ -634,6 +642,12 @@ _CODE_HOSTING: tuple[Detector, ...] = (
     token("clojars-token", "code-hosting", r"\bCLOJARS_[a-z0-9]{60}\b", ("CLOJARS_",), 72),
 )  # fmt: skip
 
+# The first part of a Discord bot token, and an Atlassian Data Center token, is base64 of a
+# decimal number: it starts with one of these, then at least 22 more characters of base64
+# (Discord's URL-safe, 23-27 after the first; Atlassian's standard one, 43)
+_SNOWFLAKE_STARTS = ("MD", "MT", "Mj", "Mz", "ND", "NT", "Nj", "Nz", "OD", "OT")
+_BASE64_AFTER_STARTS = tuple((start, "[A-Za-z0-9_+/-]{22}") for start in _SNOWFLAKE_STARTS)
+
 _CHAT: tuple[Detector, ...] = (
     token("slack-token", "chat",
           r"\bxox(?:e\.xox[bp]|[abposre])-[0-9A-Za-z-]{10,250}" + _END
@@ -655,7 +669,7 @@ _CHAT: tuple[Detector, ...] = (
     detector("discord-bot-token", "secrets",
        r"\b[MNO][A-Za-z0-9_-]{23,27}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,40}" + _END,
        # the first part is base64 of a decimal id: it starts with one of these
-       keywords=("MT", "Mj", "Mz", "ND", "NT", "Nj", "Nz", "OD", "OT"),
+       keywords=_SNOWFLAKE_STARTS[1:], follows=_BASE64_AFTER_STARTS[1:],
        validate=discord_bot_valid, window=(0, 80), anchored=True, family="secrets.chat"),
     detector("teams-webhook", "secrets",
        r"(?:https://)?[a-z0-9-]+\.webhook\.office\.com/webhookb2/[A-Za-z0-9@/-]{60,300}",
@@ -714,7 +728,7 @@ _SAAS: tuple[Detector, ...] = (
     token("sendgrid-key", "saas", r"\bSG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}" + _END,
           ("SG.",), 72),
     token("twilio-key", "saas", r"\bSK[0-9a-fA-F]{32}\b", ("SK",), 34,
-          validate=random_tail_valid),
+          validate=random_tail_valid, follows=(("SK", "[0-9a-fA-F]{32}"),)),
     token("mailgun-key", "saas", r"\b(?:key|pubkey)-[0-9a-z]{32}\b", ("key-", "pubkey-"), 40,
           validate=lambda t: random_tail_valid(t) and any(c.isdigit() for c in t)),
     detector("mailchimp-key", "secrets", r"\b[0-9a-f]{32}-us\d{1,2}\b", keywords=("-us",),
@@ -737,7 +751,8 @@ _SAAS: tuple[Detector, ...] = (
     token("sentry-token", "saas",
           r"\bsntry[us]_[A-Za-z0-9+/=_]{40,400}" + _END, ("sntryu_", "sntrys_"), 420),
     token("dynatrace-token", "saas", r"\bdt0c01\.[A-Z0-9]{24}\.[A-Z0-9]{64}\b", ("dt0c01.",), 100),
-    token("airtable-token", "saas", r"\bpat[A-Za-z0-9]{14}\.[a-f0-9]{64}\b", ("pat",), 84),
+    token("airtable-token", "saas", r"\bpat[A-Za-z0-9]{14}\.[a-f0-9]{64}\b", ("pat",), 84,
+          follows=(("pat", r"[A-Za-z0-9]{14}\."),)),
     token("1password-token", "saas",
           r"\bops_eyJ[A-Za-z0-9+/]{250,}={0,3}|\bA3-[A-Z0-9]{6}-(?:[A-Z0-9]{11}|[A-Z0-9]{6}-"
           r"[A-Z0-9]{5})-[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{5}\b", ("ops_eyJ", "A3-"), 2000),
@@ -770,7 +785,7 @@ _SAAS: tuple[Detector, ...] = (
     # Jira and Confluence Data Center personal access tokens: 44 base64 characters that
     # decode to a numeric id, `:` and random bytes (the id's first digits give the prefixes)
     detector("atlassian-dc-token", "secrets", r"\b[MNO][A-Za-z0-9+/]{43}(?![A-Za-z0-9+/=])",
-       keywords=("MD", "MT", "Mj", "Mz", "ND", "NT", "Nj", "Nz", "OD", "OT"),
+       keywords=_SNOWFLAKE_STARTS, follows=_BASE64_AFTER_STARTS,
        validate=atlassian_dc_valid, window=(0, 44), anchored=True, family="secrets.saas"),
     # Tableau personal access tokens: 16 bytes of base64, a colon, 32 letters and digits
     detector("tableau-token", "secrets",
@@ -811,14 +826,17 @@ _GENERIC: tuple[Detector, ...] = (
     detector("cli-secret", "secrets", _CLI_PASSWORD, span=1,
        keywords=("mysql", "mariadb", "mongo", "sshpass", "docker", "podman", "helm",
                  "redis-cli", "--", "curl", "ConvertTo-SecureString"),
-       validate=cli_value_valid, window=(0, 700), anchored=True, family="secrets.generic"),
+       validate=cli_value_valid, window=(0, 700), anchored=True, family="secrets.generic",
+       follows=(("--", "[a-z]"),)),  # an option's name, not a line of dashes
     detector("password", "secrets",
        rf"(?:{_PASSWORD_NAME})(?:{_PHRASE}{_ASSIGN}|{_BARE}){_PASSWORD_VALUE}",
        folded=("pass", "pwd"), span=1, validate=password_value_valid, window=(0, 320),
-       anchored=True, family="secrets.generic"),
+       anchored=True, family="secrets.generic",
+       follows=(("pass", rf"[wWpPcC \t{_ASSIGN_STARTS}]"),)),  # not "passing", "passes"
     detector("generic-secret", "secrets", rf"(?:{_SECRET_NAME}){_ASSIGN}{_VALUE}",
        folded=("secret", "token", "cred", "key", "auth", "sonar", "sumo"), span=1,
-       validate=token_value_valid, window=(0, 320), anchored=True, family="secrets.generic"),
+       validate=token_value_valid, window=(0, 320), anchored=True, family="secrets.generic",
+       follows=[(word, _AFTER_NAME) for word in ("key", "token", "auth")]),
 )  # fmt: skip
 
 
@@ -949,7 +967,8 @@ _LONG_TAIL: tuple[Detector, ...] = (
        rf"(?:(?:{_WEAK_KEY}|{_STRONG_NAME}\d{{1,2}}){_GO_TYPE}(?:{_ASSIGN}|{_OTHER_ASSIGN})"
        rf"|{_STRONG_NAME}{_OTHER_ASSIGN}){_VALUE}",
        folded=("key", "secret", "token"), span=1,
-       validate=credential_shaped, window=(0, 320), anchored=True, family="secrets.generic"),
+       validate=credential_shaped, window=(0, 320), anchored=True, family="secrets.generic",
+       follows=[(word, _AFTER_NAME) for word in ("key", "token")]),
     detector("vendor-credential", "secrets",
        _VENDOR + r"""[ \t:=,"'`({|-]{1,12}(?:\n[ \t]{0,40}["'`]?)?"""
        r"""([^\s"'`,;<>{}()\[\]|\\]{16,200})""",

@@ -244,3 +244,38 @@ def test_a_scan_keeps_no_prompt_in_the_caches_it_fills():
     assert any(c.cache_info().currsize for c in caches)  # the control: they hold something
     assert scan(text, BUILTIN)
     assert [c.cache_info().currsize for c in caches] == [0] * len(caches)
+
+
+def test_keywords_read_with_what_follows_them_find_what_the_keywords_alone_find(monkeypatch):
+    if detectors.hyperscan is None:
+        pytest.skip("hyperscan is not installed: keywords are found alone")
+    followed = [d for d in BUILTIN if d.follows]
+    assert followed and all(d.anchored for d in followed)  # (only starts are pruned)
+    pieces = [*(k for d in followed for k, _ in d.follows), *(k.upper() for d in followed
+              for k, _ in d.follows), " ", "=", ":", "：", '"', "'", "-", "_", ".", "/", "+",
+              "\n", "\t", "a", "Z", "7", "é", "s", "b", "is ", "string", "Value", "api_",
+              "A1b2C3d4E5f6G7h8I9j0K1l2", "0123456789abcdef" * 2, "q8Zr2LmV0xWk5TnP7sHd",
+              "Name: Jane Doe\n", '"name": "Jane Doe",', "Name - Jane Doe\n",
+              "word"]  # fmt: skip
+    rng = random.Random(6)
+    texts = ["".join(rng.choice(pieces) for _ in range(rng.randint(60, 160))) for _ in range(400)]
+    texts = [t for t in texts if len(t) >= detectors.KeywordIndex.MIN_TEXT]
+    indexed = [scan(t, BUILTIN) for t in texts]
+    monkeypatch.setattr(detectors, "hyperscan", None)
+    assert indexed == [scan(t, BUILTIN) for t in texts]
+    kinds = {f.type for found in indexed for f in found}
+    assert {"generic-secret", "named-credential", "person-name", "twilio-key"} <= kinds, kinds
+
+
+def test_a_keyword_not_followed_as_a_match_needs_it_is_no_start():
+    if detectors.hyperscan is None:
+        pytest.skip("hyperscan is not installed: keywords are found alone")
+    text = "-" * 300 + "\n$ mysqldump --password hunter2hunter2 --names x\n"
+    position = next(i for i, d in enumerate(BUILTIN) if d.id == "cli-secret")
+    shared = detectors.KeywordIndex.of(BUILTIN).shared(text)
+    assert shared.starts(BUILTIN[position], position) == [
+        text.index("mysqldump"),
+        text.index("--password"),
+        text.index("--names"),
+    ]  # not the 299 of the dashes
+    assert [text[f.start : f.end] for f in scan(text, BUILTIN)] == ["hunter2hunter2"]
