@@ -18,6 +18,7 @@ import math
 import re
 import zlib
 from collections import Counter
+from collections.abc import Iterable
 from urllib.parse import unquote
 
 from proxy.redact.detectors import Detector, detector
@@ -445,14 +446,28 @@ _NOT_AFTER_PAGING = "".join(
     for before, sep in (("", ""), ("", "_"), ("", "-"), ("", r"\."), (r"\b", " "))
 )  # "next page token" too, but not "statuspage token"
 # `key` names a secret only after a qualifier: api_key, x-api-key, secretKey (not sort_key).
+
+
+def _looking_back(words: Iterable[str], after: str) -> list[str]:
+    """Look-behinds for `words` each followed by `after` (of one width): one per length of
+    word, not one per word (re looks back a fixed width, the same in each branch), so that
+    a key's name is not looked back at 60 times."""
+    by_length: dict[int, list[str]] = {}
+    for word in words:
+        by_length.setdefault(len(word), []).append(word)
+    return [f"(?<=(?:{'|'.join(same)}){after})" for same in by_length.values()]
+
+
+# After a qualifier, and a separator (any character but a line break: "api.key", "user?key")
+# or none
+_QUALIFIERS = _QUALIFIED_KEY.split("|")
 _AFTER_QUALIFIER = (
-    "(?:" + "|".join(f"(?<={q}{sep})" for q in _QUALIFIED_KEY.split("|")
-                     for sep in ("", "_", "-", ".")) + ")"
-)  # fmt: skip
+    "(?:" + "|".join(_looking_back(_QUALIFIERS, "") + _looking_back(_QUALIFIERS, ".")) + ")"
+)
 # Every alternative starts at one of the detector's keywords, so it runs only there.
 _SECRET_NAME = (
-    rf"(?i:(?:secret|{_NOT_AFTER_PAGING}token)(?:[_.-]?(?:string|str|value|\d{{1,3}}))?"
-    rf"|secret[_-]?id\d{{0,2}}|credentials?|creds|{_AFTER_QUALIFIER}key)"
+    rf"(?i:(?:secret|(?=token){_NOT_AFTER_PAGING}token)(?:[_.-]?(?:string|str|value|\d{{1,3}}))?"
+    rf"|secret[_-]?id\d{{0,2}}|credentials?|creds|(?=key){_AFTER_QUALIFIER}key)"
     # names that are secrets only for one vendor: Sonar's login token, Sumo Logic's access id
     r"|(?i:sonar[_.-]?login|sumo[\w.-]{0,20}?access[_.-]?id)"
     r"|(?<=[A-Z0-9]_)KEY(?![A-Za-z0-9])"  # an environment variable: PAYMENT_GATEWAY_KEY
@@ -914,13 +929,14 @@ def _camel_name(text: str) -> bool:
 # Weak names: `key` as a word or the end of one (Key=, adobe KEY=, apiMaticKey, cosmos_key,
 # DUO_SKEY; not monkey, hotkeys), then an index or a kind (`key1`, `key_b64`).
 # Keys that are no secret: cache, public, sort, partition, routing keys...
-_NOT_SECRET_KEYS = "".join(
-    f"(?<!(?i:{word}{sep}))"
-    for word in ("cache", "public", "sort", "partition", "foreign", "idempotency", "dedup",
-                 "lookup", "object", "row", "routing", "hash", "map", "dict", "translation",
-                 "i18n", "cursor", "shard", "group", "message", "event", "field",
-                 "hot", "short", "index", "unique", "websocket", "composite", "range", "sorting")
-    for sep in ("", "_", "-", r"\.", " ")
+_NOT_SECRET_KEY_WORDS = ("cache", "public", "sort", "partition", "foreign", "idempotency",
+    "dedup", "lookup", "object", "row", "routing", "hash", "map", "dict", "translation", "i18n",
+    "cursor", "shard", "group", "message", "event", "field", "hot", "short", "index", "unique",
+    "websocket", "composite", "range", "sorting")  # fmt: skip
+# (after a separator or none: the words end with a letter, so only the one or the other)
+_NOT_SECRET_KEYS = (
+    "(?i:(?:(?<=[ _.-])" + "".join(f"(?<!{word}[ _.-])" for word in _NOT_SECRET_KEY_WORDS)
+    + "|(?<![ _.-])" + "".join(f"(?<!{word})" for word in _NOT_SECRET_KEY_WORDS) + "))"
 )  # fmt: skip
 # (Cheap tests guard the dear ones: only at a "key", and the exclusions only after a letter.)
 _WEAK_KEY = (

@@ -279,3 +279,28 @@ def test_a_keyword_not_followed_as_a_match_needs_it_is_no_start():
         text.index("--names"),
     ]  # not the 299 of the dashes
     assert [text[f.start : f.end] for f in scan(text, BUILTIN)] == ["hunter2hunter2"]
+
+
+def test_key_names_looked_back_at_by_length_match_as_one_look_back_each_did():
+    sd = secret_detectors
+    each_qualifier = "(?:" + "|".join(f"(?<={q}{sep})" for q in sd._QUALIFIERS
+                                      for sep in ("", "_", "-", ".")) + ")"  # fmt: skip
+    each_word = "".join(f"(?<!(?i:{w}{sep}))" for w in sd._NOT_SECRET_KEY_WORDS
+                        for sep in ("", "_", "-", r"\.", " "))  # fmt: skip
+    regexes = {d.id: d.regex for d in BUILTIN}
+    pairs = []
+    for kind in ("generic-secret", "named-credential"):
+        new = regexes[kind]
+        old = new.pattern.replace(sd._AFTER_QUALIFIER, each_qualifier)
+        old = old.replace(sd._NOT_SECRET_KEYS, each_word).replace("(?=key)", "", 1)
+        old = old.replace("(?=token)", "", 1)
+        assert old != new.pattern
+        pairs.append((new, re.compile(old, new.flags)))
+    pieces = ["api", "API", "user", "access", "cache", "Cache", "sort", "hot", "page", "next",
+              "key", "Key", "KEY", "token", "Token", "secret", "_", "-", ".", " ", "?", "/", "\n",
+              "=", ": ", '"', "q8Zr2LmV0xWk5TnP7sHd", "x", "s", "2"]  # fmt: skip
+    for text in _random_texts(pieces, 2500, 7):
+        for new, old in pairs:
+            for i in range(len(text)):
+                a, b = new.match(text, i), old.match(text, i)
+                assert (a and a.span(1)) == (b and b.span(1)), (text, i)
