@@ -49,9 +49,11 @@ class Detector:
     anchored: bool = False  # every match starts at a keyword: try only there
     context: ContextCheck | None = None  # run after `validate`, on the span to redact
     family: str = ""  # a finer group a profile can name too (pii.contact, pii.network...)
-    # For a detector with no keywords: a Hyperscan expression that every match of `regex`
-    # matches too, lookarounds left out. Where KeywordIndex ran, the regex runs only around
-    # its matches' ends, `window` = (the longest match, what the lookaheads read after it).
+    # A Hyperscan expression (ASCII, a non-ASCII character read as "?") that a part of every
+    # match of `regex` matches too, lookarounds left out. Where KeywordIndex ran, a detector
+    # with no keywords runs only around its matches' ends, `window` = (the longest match,
+    # what the lookaheads read after it); one with keywords skips the windows around them
+    # in which none ends (most windows of a street's words hold no street).
     hint: str = ""
     # For an anchored detector: (keyword, a Hyperscan expression of fixed width, ASCII, that
     # the text matches right after the keyword wherever a match starts there). Where
@@ -183,7 +185,10 @@ class SharedText:
         self.keyword_hits = keyword_hits  # by detector position, when an index found them
         # where the runs of seven digits and more end, when KeywordIndex found them
         self._run_ends = run_ends
-        self.hinted = hinted  # the hints' matches are in keyword_hits (see Detector.hint)
+        # the hints' matches are in keyword_hits (see Detector.hint), or for a detector with
+        # keywords, where they end in hint_ends
+        self.hinted = hinted
+        self.hint_ends: dict[int, list[int]] = {}
         self._folded: str | None = None
         # start, end, number of digits, and whether a letter sits right before the run
         self._digit_runs: list[tuple[int, int, int, bool]] | None = None
@@ -267,8 +272,12 @@ class SharedText:
         if self.keyword_hits is not None:
             hits = sorted(self.keyword_hits.get(position, ()))
             if not hits or d.window is None:
-                return [(0, n)] if hits else []
-            return _merge(hits, d.window, n)
+                windows = [(0, n)] if hits else []
+            else:
+                windows = _merge(hits, d.window, n)
+            if d.hint and self.hinted:
+                windows = _holding(windows, self.hint_ends.get(position, []))
+            return windows
         hits: list[tuple[int, int]] = []
         for keywords, haystack in ((d.keywords, self.text), (d.keywords_folded, None)):
             if not keywords:
@@ -311,6 +320,17 @@ def _merge(
     merged[0] = (max(0, merged[0][0]), merged[0][1])
     merged[-1] = (merged[-1][0], min(n, merged[-1][1]))
     return merged
+
+
+def _holding(windows: list[tuple[int, int]], ends: list[int]) -> list[tuple[int, int]]:
+    """The windows (a, b) in which one of `ends` (sorted) lies, a < end <= b: a match found
+    in a window ends in it, and a part of it that a hint matches too."""
+    kept = []
+    for a, b in windows:
+        i = bisect.bisect_right(ends, a)
+        if i < len(ends) and ends[i] <= b:
+            kept.append((a, b))
+    return kept
 
 
 class _PerDetectorSet:
@@ -371,8 +391,10 @@ class KeywordIndex(_PerDetectorSet):
                         from_start = True
                     key = (expression, flag, len(data), from_start)  # bytes, not chars
                     keep.setdefault(key, []).append(position)
-            if d.hint and not (d.keywords or d.keywords_folded):  # ASCII: see Detector.hint
+            if d.hint:  # ASCII: see Detector.hint
                 hints.append((d.hint.encode("ascii"), 0, (position,), 0, False))  # (end, end)
+        self.keyworded_hints = {p for p, d in enumerate(detectors)
+                                if d.hint and (d.keywords or d.keywords_folded)}  # fmt: skip
         # and, for the number-shaped detectors, the ends of runs of digits (SharedText)
         self.runs = any(d.digits for d in detectors)
         self.narrow = Keywords(_grouped(narrow), with_runs=self.runs)
@@ -390,13 +412,20 @@ class KeywordIndex(_PerDetectorSet):
         # A text dense with hints ("12.34.12.34...") would cost a call per character: past
         # one hint in HINTS_EVERY characters, the hinted detectors read the whole text.
         hinted = self.hints.hits_up_to(data, len(text) // self.HINTS_EVERY + 32)
+        hint_ends = {}
         if hinted is not None:
-            found.update(hinted)  # (a hinted detector has no keyword of its own)
+            for position, spans in hinted.items():
+                if position in self.keyworded_hints:
+                    hint_ends[position] = sorted(end for _, end in spans)
+                else:  # (a detector with no keyword of its own)
+                    found[position] = spans
         if self.runs and text and text[-1] in _RUN_CHARS:
             # the one run the pass cannot see, at the very end with no character after it
             # (digit_runs drops it if it holds fewer than seven digits)
             ends.append(len(text))
-        return SharedText(text, found, ends if self.runs else None, hinted=hinted is not None)
+        shared = SharedText(text, found, ends if self.runs else None, hinted=hinted is not None)
+        shared.hint_ends = hint_ends
+        return shared
 
 
 def _grouped(

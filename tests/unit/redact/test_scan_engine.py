@@ -304,3 +304,38 @@ def test_key_names_looked_back_at_by_length_match_as_one_look_back_each_did():
             for i in range(len(text)):
                 a, b = new.match(text, i), old.match(text, i)
                 assert (a and a.span(1)) == (b and b.span(1)), (text, i)
+
+
+def test_a_detector_with_keywords_reads_only_the_windows_its_hint_ends_in(monkeypatch):
+    if detectors.hyperscan is None:
+        pytest.skip("hyperscan is not installed: every window is read")
+    position = next(i for i, d in enumerate(BUILTIN) if d.id == "street-address")
+    street = BUILTIN[position]
+    filler = "Please read the docs. " + "one two three four five six seven eight. " * 6
+    text = filler * 3 + "Ship to: 221B Baker Street\n" + filler * 3
+    shared = detectors.KeywordIndex.of(BUILTIN).shared(text)
+    windows = shared.windows(street, position)
+    assert len(windows) == 1 and windows[0][0] <= text.index("221B") < windows[0][1]
+    every = SharedText(text, shared.keyword_hits).windows(street, position)  # (no hint ends)
+    assert len(every) == 6  # around each "Pl" of "Please" (one with the street)
+    found = scan(text, BUILTIN)
+    assert [text[f.start : f.end] for f in found] == ["221B Baker Street"]
+    monkeypatch.setattr(detectors, "hyperscan", None)
+    assert scan(text, BUILTIN) == found
+
+
+def test_streets_found_in_the_windows_a_hint_ends_in_are_those_found_in_all(monkeypatch):
+    if detectors.hyperscan is None:
+        pytest.skip("hyperscan is not installed: every window is read")
+    pieces = ["221B", "12", "5", "1990", " ", "  ", "\n", ", ", ": ", "-", '"', "Baker", "High",
+              "Street", "St", "Road", "Place", "Pl", "Dr", "Lane", "Hauptstraße", "Straße",
+              "Keizersgracht", "weg", "Ring", "rue", "rue de la", "Paix", "avenue", "bis",
+              "Calle", "Mayor", "Via", "Roma", "Praça", "nº", "芝大門", "28丁目", "丁目",
+              "address", "Address", "ship to", "IP", "é", "Müller", "x", "true",
+              "Please"]  # fmt: skip
+    rng = random.Random(8)
+    texts = ["".join(rng.choice(pieces) for _ in range(rng.randint(80, 200))) for _ in range(300)]
+    indexed = [scan(t, BUILTIN) for t in texts]
+    monkeypatch.setattr(detectors, "hyperscan", None)
+    assert indexed == [scan(t, BUILTIN) for t in texts]
+    assert sum(f.type == "street-address" for found in indexed for f in found) > 300
