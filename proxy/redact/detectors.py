@@ -676,18 +676,20 @@ def _scan(text: str, detectors: tuple[Detector, ...]) -> list[Finding]:
     orders = range(len(detectors)) if hits is None else trie.needed(shared, hits)
     memo: dict[tuple[Validator, str], bool] = {}
     until = _DEADLINE.get()
+    taken: set[tuple[int, int]] = set()  # the spans found so far (see _anchored_spans)
     for order in orders:
         _on_time(until)
         d = detectors[order]
         starts = shared.starts(d, order) if d.anchored else None
         if starts is not None:
-            spans = _anchored_spans(d, shared, starts, memo, until)
+            spans = _anchored_spans(d, shared, starts, memo, until, taken)
         else:
             spans = (m.span(d.span_group) for a, b in shared.windows(d, order)
                      for m in _valid_matches(d, text, a, b, memo, until))  # fmt: skip
         for start, end in spans:
             if end > start:
                 found.append((start, -(end - start), order, d.id))
+                taken.add((start, end))
     found.sort()
     findings: list[Finding] = []
     last_end = -1
@@ -702,7 +704,12 @@ CHAIN = 4  # values of one detector, each overlapping the last: more is a chain 
 
 
 def _anchored_spans(
-    d: Detector, shared: SharedText, starts: list[int], memo: dict, until: float | None = None
+    d: Detector,
+    shared: SharedText,
+    starts: list[int],
+    memo: dict,
+    until: float | None = None,
+    taken: set[tuple[int, int]] | frozenset = frozenset(),
 ) -> Iterator[tuple[int, int]]:
     """The spans of the valid matches of an anchored detector at its keywords' starts.
 
@@ -710,7 +717,11 @@ def _anchored_spans(
     `fooKey=`), and each key's value is then matched and validated again, at the cost of the
     value's length: thousands of keys in a prompt took seconds. Past CHAIN values that each
     overlap the run so far, the run is one value, taken whole without more matching: a
-    prompt built of chained keys is redacted, in linear time (failing closed, not open)."""
+    prompt built of chained keys is redacted, in linear time (failing closed, not open).
+
+    A span in `taken`, found by a detector listed before, is not validated again: the one
+    found first wins it whatever this detector says (the value of `api_key=...`, both a
+    generic-secret and a named-credential), and each start is tried on its own."""
     text = shared.text
     run_start = run_end = -1
     overlapping = 0
@@ -734,7 +745,7 @@ def _anchored_spans(
                 continue
         else:
             run_start, run_end, overlapping = start, end, 0
-        if _valid(d, m, memo):
+        if (start, end) in taken or _valid(d, m, memo):
             yield start, end
 
 

@@ -339,3 +339,56 @@ def test_streets_found_in_the_windows_a_hint_ends_in_are_those_found_in_all(monk
     monkeypatch.setattr(detectors, "hyperscan", None)
     assert indexed == [scan(t, BUILTIN) for t in texts]
     assert sum(f.type == "street-address" for found in indexed for f in found) > 300
+
+
+def test_a_time_of_day_is_no_ip_address_without_parsing_it(monkeypatch):
+    import ipaddress
+
+    def parsed(text):
+        try:
+            return ipaddress.ip_address(text).is_global
+        except ValueError:
+            return False
+
+    rng = random.Random(9)
+    candidates = ["23:25:01", "2:3::", "2001:4860:4860::8888", "2606:4700:4700:0:0:0:0:1111",
+                  "2001:db8::1", "3a:b:c:d:e:f:1:2", "2:3:4:5:6:7:8"]  # fmt: skip
+    candidates += ["".join(rng.choice("0123abcf:") for _ in range(rng.randint(2, 30)))
+                   for _ in range(20000)]  # fmt: skip
+    verdicts = [personal_checks.public_ip(c) for c in candidates]
+    assert verdicts == [parsed(c) for c in candidates]
+    assert verdicts[2] and verdicts[3] and not verdicts[0]
+    parse, calls = ipaddress.ip_address, []
+    monkeypatch.setattr(ipaddress, "ip_address", lambda t: calls.append(t) or parse(t))
+    assert not personal_checks.public_ip("23:25:01") and calls == []
+    assert personal_checks.public_ip("2001:4860:4860::8888") and calls  # the control
+
+
+def test_a_span_an_earlier_detector_found_is_not_validated_again_and_found_the_same(
+    monkeypatch,
+):
+    checked = []
+
+    def valid(value):
+        checked.append(value)
+        return True
+
+    first = detectors.detector("first", "custom", r"key=(\w+)", keywords=("key=",), span=1,
+                               anchored=True)  # fmt: skip
+    second = detectors.detector("second", "custom", r"key=(\w+)", keywords=("key=",), span=1,
+                                validate=valid, anchored=True)  # fmt: skip
+    text = "key=abc and key=q8Zr2LmV0xWk5TnP7sHd"
+    both = scan(text, (first, second))
+    assert [f.type for f in both] == ["first", "first"] and checked == []
+    assert [f.type for f in scan(text, (second,))] == ["second", "second"]
+    assert checked == ["abc", "q8Zr2LmV0xWk5TnP7sHd"]  # the control
+    # and the built-in detectors find the same as when every span is validated
+    pieces = ["api_key=", "secret: ", "token ", "q8Zr2LmV0xWk5TnP7sHd", "sk_live_",
+              "4eC39HqLyjWDarjtT1zdp7dc", " ", "\n", '"', "password=", "x"]  # fmt: skip
+    texts = [*TEXTS, *_random_texts(pieces, 400, 10)]
+    found = [scan(t, BUILTIN) for t in texts]
+    anchored_spans = detectors._anchored_spans
+    monkeypatch.setattr(detectors, "_anchored_spans",
+                        lambda d, shared, starts, memo, until, taken:
+                        anchored_spans(d, shared, starts, memo, until))  # fmt: skip
+    assert found == [scan(t, BUILTIN) for t in texts]
