@@ -409,7 +409,7 @@ class KeywordIndex(_PerDetectorSet):
         if not text.isascii():
             for position, spans in self.wide.hits_in(text).items():
                 found.setdefault(position, []).extend(spans)
-        # A text dense with hints ("12.34.12.34...") would cost a call per character: past
+        # A text dense with hints ("1.2.3.4,1.2.3.4...") would cost a call each: past
         # one hint in HINTS_EVERY characters, the hinted detectors read the whole text.
         hinted = self.hints.hits_up_to(data, len(text) // self.HINTS_EVERY + 32)
         hint_ends = {}

@@ -216,10 +216,12 @@ _IP = (
     r"|(?<=[23])(?<!:.)[0-9A-Fa-f]{0,3}:[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){1,6}(?![\w:]|/\d))"
 )
 
-# what _IP matches, lookarounds left out: for Hyperscan (Detector.hint); 39 characters at most
+# what _IP matches, lookaheads left out, and the character its lookbehinds read before it (or
+# the text's start): for Hyperscan (Detector.hint); 39 characters at most. Not the times of
+# day of a log's timestamps ("2026-05-11T20:14:44"), two in three of a prompt's hints.
 _IP_HINT = (
-    r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}"
-    r"|[23][0-9A-Fa-f]{0,3}:[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){1,6}"
+    r"(?:^|[^A-Za-z0-9_.])[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}"
+    r"|(?:^|[^A-Za-z0-9_.:])[23][0-9A-Fa-f]{0,3}:[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){1,6}"
 )
 
 DETECTORS: tuple[Detector, ...] = (

@@ -213,7 +213,7 @@ def test_windows_are_merged_as_one_at_a_time_merged_them():
         assert detectors._merge(spans, window, n) == one_at_a_time(spans, window, n)
 
 
-@pytest.mark.parametrize("unit", ["12.34.", "8.8.8.8 ", "AB123456C ", "2001:db8::1 1.2.3.4 "])
+@pytest.mark.parametrize("unit", ["1.2.3.4,", "8.8.8.8 ", "AB123456C ", "2001:db8::1 1.2.3.4 "])
 def test_a_text_dense_with_hints_is_read_whole_and_found_the_same(unit, monkeypatch):
     if detectors.hyperscan is None:
         pytest.skip("hyperscan is not installed: hinted detectors run over the whole text")
@@ -392,3 +392,17 @@ def test_a_span_an_earlier_detector_found_is_not_validated_again_and_found_the_s
                         lambda d, shared, starts, memo, until, taken:
                         anchored_spans(d, shared, starts, memo, until))  # fmt: skip
     assert found == [scan(t, BUILTIN) for t in texts]
+
+
+def test_a_timestamp_s_time_is_no_hint_of_an_ip_address(monkeypatch):
+    if detectors.hyperscan is None:
+        pytest.skip("hyperscan is not installed: hinted detectors run over the whole text")
+    position = next(i for i, d in enumerate(BUILTIN) if d.id == "ip-address")
+    log = "2026-05-11T20:14:44.123Z INFO request served\n" * 8
+    for text, hinted in ((log + "from 203.0.113.9", 1), (log.replace("T", " "), 8 * 3)):
+        hits = detectors.KeywordIndex.of(BUILTIN).shared(text).keyword_hits.get(position, [])
+        assert len(hits) == hinted  # (the control: a time after a space may be an address)
+        found = scan(text, BUILTIN)
+        monkeypatch.setattr(detectors, "hyperscan", None)
+        assert scan(text, BUILTIN) == found
+        monkeypatch.undo()
