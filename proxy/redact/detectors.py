@@ -180,6 +180,7 @@ class SharedText:
         keyword_hits: dict[int, list[tuple[int, int]]] | None,
         run_ends: list[int] | None = None,
         hinted: bool = False,
+        hint_ends: dict[int, list[int]] | None = None,
     ) -> None:
         self.text = text
         self.keyword_hits = keyword_hits  # by detector position, when an index found them
@@ -188,7 +189,7 @@ class SharedText:
         # the hints' matches are in keyword_hits (see Detector.hint), or for a detector with
         # keywords, where they end in hint_ends
         self.hinted = hinted
-        self.hint_ends: dict[int, list[int]] = {}
+        self.hint_ends = hint_ends or {}
         self._folded: str | None = None
         # start, end, number of digits, and whether a letter sits right before the run
         self._digit_runs: list[tuple[int, int, int, bool]] | None = None
@@ -423,9 +424,8 @@ class KeywordIndex(_PerDetectorSet):
             # the one run the pass cannot see, at the very end with no character after it
             # (digit_runs drops it if it holds fewer than seven digits)
             ends.append(len(text))
-        shared = SharedText(text, found, ends if self.runs else None, hinted=hinted is not None)
-        shared.hint_ends = hint_ends
-        return shared
+        return SharedText(text, found, ends if self.runs else None, hinted=hinted is not None,
+                          hint_ends=hint_ends)  # fmt: skip
 
 
 def _grouped(
