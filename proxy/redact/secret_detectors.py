@@ -445,7 +445,6 @@ _NOT_AFTER_PAGING = "".join(
     for word in ("page", "next", "continuation", "continue", "sync", "resume", "cancellation")
     for before, sep in (("", ""), ("", "_"), ("", "-"), ("", r"\."), (r"\b", " "))
 )  # "next page token" too, but not "statuspage token"
-# `key` names a secret only after a qualifier: api_key, x-api-key, secretKey (not sort_key).
 
 
 def _looking_back(words: Iterable[str], after: str) -> list[str]:
@@ -458,8 +457,8 @@ def _looking_back(words: Iterable[str], after: str) -> list[str]:
     return [f"(?<=(?:{'|'.join(same)}){after})" for same in by_length.values()]
 
 
-# After a qualifier, and a separator (any character but a line break: "api.key", "user?key")
-# or none
+# `key` names a secret only after a qualifier: api_key, x-api-key, secretKey (not sort_key),
+# and a separator (any character but a line break: "api.key", "user?key") or none.
 _QUALIFIERS = _QUALIFIED_KEY.split("|")
 _AFTER_QUALIFIER = (
     "(?:" + "|".join(_looking_back(_QUALIFIERS, "") + _looking_back(_QUALIFIERS, ".")) + ")"
