@@ -886,6 +886,9 @@ def credential_shaped(value: str) -> bool:
         return False
     if n >= 24 and core.startswith("_"):
         core = core.lstrip("_")  # _DN4IVERUcAbdO2ibFCriJAyfyuaDys7u08...
+    if "/" in core and _PATH_LIKE.fullmatch(core) and not any(map(_random_part, core.split("/"))):
+        return False  # a path: src/main/resources, v1/users/me (tried first: prompts hold
+        # many, and the two tests that keep a value before it, Sanctum's and hex, need no "/")
     if _SANCTUM.fullmatch(core):
         return True  # Laravel Sanctum: id|token
     if _not_a_value(core) or _code(core) or _IPV6_OR_MAC.fullmatch(core):
@@ -896,8 +899,6 @@ def credential_shaped(value: str) -> bool:
         return n >= 20 and len(set(core)) >= 8 and not core.isdigit()
     if core.isdigit() or _camel_name(core):
         return False  # a number (an id), an identifier
-    if _PATH_LIKE.fullmatch(core) and not any(map(_random_part, core.split("/"))):
-        return False  # a path: src/main/resources, v1/users/me
     if _WORDY.fullmatch(core):
         return False  # words and numbers: ecdsa-sha2-nistp256, en_US.UTF-8, build-2024-11-03
     if n < 24 and _placeholder_word(core):
