@@ -48,14 +48,20 @@ class Detector:
     anchored: bool = False  # every match starts at a keyword: try only there
     context: ContextCheck | None = None  # run after `validate`, on the span to redact
     family: str = ""  # a finer group a profile can name too (pii.contact, pii.network...)
-    # For a detector with no keywords: a Hyperscan expression that every match of `regex`
-    # matches too, lookarounds left out. Where KeywordIndex ran, the regex runs only around
-    # its matches' ends, `window` = (the longest match, what the lookaheads read after it).
+    # A Hyperscan expression (ASCII, a non-ASCII character read as "?") that a part of every
+    # match of `regex` matches too, lookarounds left out. Where KeywordIndex ran, a detector
+    # with no keywords runs only around its matches' ends, `window` = (the longest match,
+    # what the lookaheads read after it); one with keywords skips the windows around them
+    # in which none ends (most windows of a street's words hold no street).
     hint: str = ""
     # For a number-shaped detector whose every match ends where its run of digits does, and
     # where this matches (es-dni: seven digits before, its letter after): the runs where it
     # does not need no search (es-dni: 11,000 windows per 2.1 MB, none matching, to 2).
     run_then: re.Pattern[str] | None = None
+    # For an anchored detector: (keyword, a Hyperscan expression of fixed width, ASCII, that
+    # the text matches right after the keyword wherever a match starts there). Where
+    # KeywordIndex ran, only those hits count: "--" of a "-----" line starts no option.
+    follows: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,12 +91,13 @@ def detector(
     family: str = "",
     hint: str = "",
     run_then: str = "",
+    follows: Iterable[tuple[str, str]] = (),
 ) -> Detector:
     """A detector from its pattern (compiled ASCII-only) and the hints that keep it cheap."""
     then = re.compile(run_then, re.ASCII) if run_then else None
     return Detector(id, group, re.compile(pattern, flags | re.ASCII), tuple(keywords),
                     tuple(folded), validate, span, window, digits, after_letters,
-                    anchored, context, family, hint, then)  # fmt: skip
+                    anchored, context, family, hint, then, tuple(follows))  # fmt: skip
 
 
 def custom_keywords(id: str, words: Iterable[str]) -> Detector:
@@ -177,13 +184,17 @@ class SharedText:
         run_ends: list[int] | None = None,
         hinted: bool = False,
         data: bytes | None = None,
+        hint_ends: dict[int, list[int]] | None = None,
     ) -> None:
         self.text = text
         self._data = data  # its ASCII bytes, the rest as "?", when KeywordIndex made them
         self.keyword_hits = keyword_hits  # by detector position, when an index found them
         # where the runs of seven digits and more end, when KeywordIndex found them
         self._run_ends = run_ends
-        self.hinted = hinted  # the hints' matches are in keyword_hits (see Detector.hint)
+        # the hints' matches are in keyword_hits (see Detector.hint), or for a detector with
+        # keywords, where they end in hint_ends
+        self.hinted = hinted
+        self.hint_ends = hint_ends or {}
         self._folded: str | None = None
         # start, end, number of digits, and whether a letter sits right before the run
         self._digit_runs: list[tuple[int, int, int, bool]] | None = None
@@ -286,8 +297,12 @@ class SharedText:
         if self.keyword_hits is not None:
             hits = sorted(self.keyword_hits.get(position, ()))
             if not hits or d.window is None:
-                return [(0, n)] if hits else []
-            return _merge(hits, d.window, n)
+                windows = [(0, n)] if hits else []
+            else:
+                windows = _merge(hits, d.window, n)
+            if d.hint and self.hinted:
+                windows = _holding(windows, self.hint_ends.get(position, []))
+            return windows
         hits: list[tuple[int, int]] = []
         for keywords, haystack in ((d.keywords, self.text), (d.keywords_folded, None)):
             if not keywords:
@@ -332,6 +347,17 @@ def _merge(
     return merged
 
 
+def _holding(windows: list[tuple[int, int]], ends: list[int]) -> list[tuple[int, int]]:
+    """The windows (a, b) in which one of `ends` (sorted) lies, a < end <= b: a match found
+    in a window ends in it, and a part of it that a hint matches too."""
+    kept = []
+    for a, b in windows:
+        i = bisect.bisect_right(ends, a)
+        if i < len(ends) and ends[i] <= b:
+            kept.append((a, b))
+    return kept
+
+
 class _PerDetectorSet:
     """Built once per tuple of detectors (a profile keeps its tuple for its life), kept in a
     bounded cache of the subclass's own; `of` gives the one for a tuple."""
@@ -374,22 +400,30 @@ class KeywordIndex(_PerDetectorSet):
         # A text with a few accents or dashes is scanned with those characters as "?": one
         # byte a character, so no offsets to convert. Keywords that hold such characters (or
         # "?") are found in the UTF-8 by a second database, and their few hits converted.
-        narrow: list[tuple[bytes, int, tuple[int, int]]] = []
-        wide: list[tuple[bytes, int, tuple[int, int]]] = []
-        hints: list[tuple[bytes, int, tuple[int, int]]] = []
+        # A keyword several detectors share is one expression: one call per hit, not one each.
+        narrow: dict[tuple[bytes, int, int, bool], list[int]] = {}
+        wide: dict[tuple[bytes, int, int, bool], list[int]] = {}
+        hints: list[tuple[bytes, int, tuple[int, ...], int, bool]] = []
         for position, d in enumerate(detectors):
+            follows = dict(d.follows) if d.anchored else {}
             for words, flag in ((d.keywords, 0), (d.keywords_folded, hyperscan.HS_FLAG_CASELESS)):
                 for word in words:
                     data = word.encode()
-                    expression = _literal(data)
+                    expression, from_start = _literal(data), False
                     keep = narrow if word.isascii() and "?" not in word else wide
-                    keep.append((expression, flag, (position, len(data))))  # bytes, not chars
-            if d.hint and not (d.keywords or d.keywords_folded):  # ASCII: see Detector.hint
-                hints.append((d.hint.encode("ascii"), 0, (position, 0)))  # hit: (end, end)
+                    if word in follows and keep is narrow:  # found from its start
+                        expression += b"(?:" + follows[word].encode("ascii") + b")"
+                        from_start = True
+                    key = (expression, flag, len(data), from_start)  # bytes, not chars
+                    keep.setdefault(key, []).append(position)
+            if d.hint:  # ASCII: see Detector.hint
+                hints.append((d.hint.encode("ascii"), 0, (position,), 0, False))  # (end, end)
+        self.keyworded_hints = {p for p, d in enumerate(detectors)
+                                if d.hint and (d.keywords or d.keywords_folded)}  # fmt: skip
         # and, for the number-shaped detectors, the ends of runs of digits (SharedText)
         self.runs = any(d.digits for d in detectors)
-        self.narrow = Keywords(narrow, with_runs=self.runs)
-        self.wide = Keywords(wide, with_runs=False)
+        self.narrow = Keywords(_grouped(narrow), with_runs=self.runs)
+        self.wide = Keywords(_grouped(wide), with_runs=False)
         self.hints = Keywords(hints, with_runs=False)
 
     def shared(self, text: str) -> SharedText:
@@ -400,32 +434,53 @@ class KeywordIndex(_PerDetectorSet):
         if not text.isascii():
             for position, spans in self.wide.hits_in(text).items():
                 found.setdefault(position, []).extend(spans)
-        # A text dense with hints ("12.34.12.34...") would cost a call per character: past
+        # A text dense with hints ("1.2.3.4,1.2.3.4...") would cost a call each: past
         # one hint in HINTS_EVERY characters, the hinted detectors read the whole text.
         hinted = self.hints.hits_up_to(data, len(text) // self.HINTS_EVERY + 32)
+        hint_ends = {}
         if hinted is not None:
-            found.update(hinted)  # (a hinted detector has no keyword of its own)
+            for position, spans in hinted.items():
+                if position in self.keyworded_hints:
+                    hint_ends[position] = sorted(end for _, end in spans)
+                else:  # (a detector with no keyword of its own)
+                    found[position] = spans
         if self.runs and text and text[-1] in _RUN_CHARS:
             # the one run the pass cannot see, at the very end with no character after it
             # (digit_runs drops it if it holds fewer than seven digits)
             ends.append(len(text))
         runs = ends if self.runs else None
-        return SharedText(text, found, runs, hinted=hinted is not None, data=data)
+        return SharedText(text, found, runs, hinted=hinted is not None, data=data,
+                          hint_ends=hint_ends)  # fmt: skip
+
+
+def _grouped(
+    keywords: dict[tuple[bytes, int, int, bool], list[int]],
+) -> list[tuple[bytes, int, tuple[int, ...], int, bool]]:
+    return [(expression, flag, tuple(positions), length, from_start)
+            for (expression, flag, length, from_start), positions in keywords.items()]  # fmt: skip
 
 
 class Keywords:
     """One Hyperscan database of keywords (and maybe the digit runs), one scratch space per
-    thread: bodies are also redacted off the loop."""
+    thread: bodies are also redacted off the loop.
+
+    Each expression comes with the detector positions it serves, the length of its hits, and
+    whether they are counted from where a match starts (a keyword and what must follow it,
+    see Detector.follows), not back from where it ends."""
 
     @classmethod
     def literals(cls, pieces: list[bytes]) -> Keywords:
         """A database of `pieces` as they are, each hit under detector position 0."""
-        return cls([(_literal(p), 0, (0, len(p))) for p in pieces], with_runs=False)
+        return cls([(_literal(p), 0, (0,), len(p), False) for p in pieces], with_runs=False)
 
-    def __init__(self, keywords: list[tuple[bytes, int, tuple[int, int]]], with_runs: bool):
-        expressions = [expression for expression, _, _ in keywords]
-        flags = [flag for _, flag, _ in keywords]
-        self.meta = [meta for _, _, meta in keywords]  # expression id -> (position, length)
+    def __init__(
+        self, keywords: list[tuple[bytes, int, tuple[int, ...], int, bool]], with_runs: bool
+    ):
+        expressions = [expression for expression, *_ in keywords]
+        flags = [flag | hyperscan.HS_FLAG_SOM_LEFTMOST if from_start else flag
+                 for _, flag, _, _, from_start in keywords]  # fmt: skip
+        # expression id -> (detector positions, length, from_start)
+        self.meta = [tuple(entry[2:]) for entry in keywords]
         if with_runs:
             expressions.append(_DIGIT_RUN_END)
             flags.append(0)
@@ -469,12 +524,14 @@ class Keywords:
         scratch = self._scratch()
         meta, runs = self.meta, len(self.meta)
 
-        def on_match(expression: int, _start: int, end: int, _flags: int, _context) -> None:
+        def on_match(expression: int, start: int, end: int, _flags: int, _context) -> None:
             if expression == runs:
                 ends.append(end - 1)  # the run ends before the character that ended it
                 return
-            position, length = meta[expression]
-            found.setdefault(position, []).append((end - length, end))
+            positions, length, from_start = meta[expression]
+            span = (start, start + length) if from_start else (end - length, end)
+            for position in positions:
+                found.setdefault(position, []).append(span)
 
         self.database.scan(data, match_event_handler=on_match, scratch=scratch)
         return found, ends
@@ -487,10 +544,12 @@ class Keywords:
         scratch = self._scratch()
         meta, count = self.meta, 0
 
-        def on_match(expression: int, _start: int, end: int, _flags: int, _context) -> bool:
+        def on_match(expression: int, start: int, end: int, _flags: int, _context) -> bool:
             nonlocal count
-            position, length = meta[expression]
-            found.setdefault(position, []).append((end - length, end))
+            positions, length, from_start = meta[expression]
+            span = (start, start + length) if from_start else (end - length, end)
+            for position in positions:
+                found.setdefault(position, []).append(span)
             count += 1
             return count > limit  # True stops the scan
 
@@ -642,17 +701,19 @@ def _scan(text: str, detectors: tuple[Detector, ...]) -> list[Finding]:
     orders = range(len(detectors)) if hits is None else trie.needed(shared, hits)
     memo: dict[tuple[Validator, str], bool] = {}
     until = _DEADLINE.get()
+    taken: set[tuple[int, int]] = set()  # the spans found so far (see _anchored_spans)
     for order in orders:
         _on_time(until)
         d = detectors[order]
         starts = shared.starts(d, order) if d.anchored else None
         if starts is not None:
-            spans = _anchored_spans(d, shared, starts, memo, until)
+            spans = _anchored_spans(d, shared, starts, memo, until, taken)
         else:
             spans = _windowed_spans(d, text, shared.windows(d, order), memo, until)
         for start, end in spans:
             if end > start:
                 found.append((start, -(end - start), order, d.id))
+                taken.add((start, end))
     found.sort()
     findings: list[Finding] = []
     last_end = -1
@@ -667,7 +728,12 @@ CHAIN = 4  # values of one detector, each overlapping the last: more is a chain 
 
 
 def _anchored_spans(
-    d: Detector, shared: SharedText, starts: list[int], memo: dict, until: float | None = None
+    d: Detector,
+    shared: SharedText,
+    starts: list[int],
+    memo: dict,
+    until: float | None = None,
+    taken: set[tuple[int, int]] | frozenset = frozenset(),
 ) -> Iterator[tuple[int, int]]:
     """The spans of the valid matches of an anchored detector at its keywords' starts.
 
@@ -675,7 +741,11 @@ def _anchored_spans(
     `fooKey=`), and each key's value is then matched and validated again, at the cost of the
     value's length: thousands of keys in a prompt took seconds. Past CHAIN values that each
     overlap the run so far, the run is one value, taken whole without more matching: a
-    prompt built of chained keys is redacted, in linear time (failing closed, not open)."""
+    prompt built of chained keys is redacted, in linear time (failing closed, not open).
+
+    A span in `taken`, found by a detector listed before, is not validated again: the one
+    found first wins it whatever this detector says (the value of `api_key=...`, both a
+    generic-secret and a named-credential), and each start is tried on its own."""
     text = shared.text
     run_start = run_end = -1
     overlapping = 0
@@ -699,7 +769,7 @@ def _anchored_spans(
                 continue
         else:
             run_start, run_end, overlapping = start, end, 0
-        if _valid(d, m, memo):
+        if (start, end) in taken or _valid(d, m, memo):
             yield start, end
 
 

@@ -687,6 +687,8 @@ def public_ip(text: str) -> bool:
     reserved ranges name no one."""
     if text.startswith(_PRIVATE_IPV4):
         return False  # most addresses pasted from logs: no need to parse them
+    if ":" in text and "::" not in text and text.count(":") != 7:
+        return False  # eight groups or "::": not a time of day ("23:25:01"), parsed in vain
     try:
         return ipaddress.ip_address(text).is_global
     except ValueError:
