@@ -298,6 +298,8 @@ def test_the_iban_pattern_starting_with_a_letter_finds_what_the_word_boundary_fo
             assert [m.span() for m in iban.finditer(text, start)] == [
                 m.span() for m in before.finditer(text, start)
             ], text
+
+
 def test_keywords_read_with_what_follows_them_find_what_the_keywords_alone_find(monkeypatch):
     if detectors.hyperscan is None:
         pytest.skip("hyperscan is not installed: keywords are found alone")
