@@ -469,9 +469,14 @@ class Keywords:
     see Detector.follows), not back from where it ends."""
 
     @classmethod
-    def literals(cls, pieces: list[bytes]) -> Keywords:
-        """A database of `pieces` as they are, each hit under detector position 0."""
-        return cls([(_literal(p), 0, (0,), len(p), False) for p in pieces], with_runs=False)
+    def literals(
+        cls, pieces: list[bytes], positions: list[tuple[int, ...]] | None = None
+    ) -> Keywords:
+        """A database of `pieces` as they are, each hit under its `positions` (default: 0)."""
+        at = positions if positions is not None else [(0,)] * len(pieces)
+        keywords = [(_literal(p), 0, where, len(p), False)
+                    for p, where in zip(pieces, at, strict=True)]  # fmt: skip
+        return cls(keywords, with_runs=False)
 
     def __init__(
         self, keywords: list[tuple[bytes, int, tuple[int, ...], int, bool]], with_runs: bool
