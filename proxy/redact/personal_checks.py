@@ -98,6 +98,16 @@ class Cues:
         i = bisect_left(starts, low)
         return i < len(starts) and starts[i] < high
 
+    def last_before(self, text: str, position: int) -> int | None:
+        """Where the last piece that starts before `position` starts (None: none, or not
+        known)."""
+        found = _cue_starts(self._scan, text)
+        if found is None:
+            return None
+        starts = found[self._group]
+        i = bisect_left(starts, position)
+        return starts[i - 1] if i else None
+
     def starts(self, text: str) -> list[int] | None:
         """Where the pieces start in the lower-cased text, in order (None: no Hyperscan, or
         lower-casing changes the text's length)."""
@@ -200,11 +210,29 @@ def labelled(
         if words.search(head) or words.search(tail):
             return True
     if cues is not None:
-        line_start = _line(text, start)[0]
+        line_start, line_end = _line(text, start)
         if not cues.near(text, line_start - _ABOVE, line_start):
             return False  # (no heading above the line can hold one of the words)
+        if not _may_head_the_column(cues, text, line_start, line_end):
+            return False
     heading = column_heading(text, start)
     return heading is not None and bool(words.search(_normal(heading)))
+
+
+def _may_head_the_column(cues: Cues, text: str, line_start: int, line_end: int) -> bool:
+    """Whether the last cue above a row can lie in its table's heading: a heading holding a
+    cue is at or above that cue's line, so the line is the heading or a row between, and
+    holds as many cells as the row or more (a line of prose above a table seldom does: its
+    rows were read up to 50 lines above for each candidate)."""
+    cue = cues.last_before(text, line_start)
+    low = max(0, line_start - _ABOVE)
+    if cue is None or cue < low:
+        return True  # (not known; or out of reach, which `near` tells)
+    newline = text.rfind("\n", low, cue)
+    if newline < 0 and low > 0:
+        return True  # (the line may be cut where the rows are read from: no shortcut)
+    cue_line = text[newline + 1 : text.find("\n", cue, line_start)]
+    return _cell_count(cue_line) >= _cell_count(text[line_start:line_end])
 
 
 def column_heading(text: str, start: int) -> str | None:
