@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, ClassVar, Self
 
 try:  # optional accelerator: the same findings, keywords found in one pass (see KeywordIndex)
@@ -429,7 +430,7 @@ class KeywordIndex(_PerDetectorSet):
     def shared(self, text: str) -> SharedText:
         """The text with its keyword hits and, when a detector is number-shaped, its runs of
         digits: all found in one pass (two when the text and some keywords are not ASCII)."""
-        data = text.encode("ascii", "replace")  # (the text itself when it is ASCII)
+        data = ascii_bytes(text)  # (the text itself when it is ASCII)
         found, ends = self.narrow.hits(data)
         if not text.isascii():
             for position, spans in self.wide.hits_in(text).items():
@@ -470,11 +471,16 @@ class Keywords:
 
     @classmethod
     def literals(
-        cls, pieces: list[bytes], positions: list[tuple[int, ...]] | None = None
+        cls,
+        pieces: list[bytes],
+        positions: list[tuple[int, ...]] | None = None,
+        caseless: bool = False,
     ) -> Keywords:
-        """A database of `pieces` as they are, each hit under its `positions` (default: 0)."""
+        """A database of `pieces` as they are (`caseless`: in either ASCII case), each hit
+        under its `positions` (default: 0)."""
         at = positions if positions is not None else [(0,)] * len(pieces)
-        keywords = [(_literal(p), 0, where, len(p), False)
+        flag = hyperscan.HS_FLAG_CASELESS if caseless else 0
+        keywords = [(_literal(p), flag, where, len(p), False)
                     for p, where in zip(pieces, at, strict=True)]  # fmt: skip
         return cls(keywords, with_runs=False)
 
@@ -680,6 +686,16 @@ def forget_after_each_scan(clear: Callable[[], None]) -> None:
     its numbers) holds no prompt past it. A scan running at the same time in another thread
     only loses some of its cache."""
     _AFTER_SCAN.append(clear)
+
+
+@lru_cache(maxsize=2)
+def ascii_bytes(text: str) -> bytes:
+    """The text's ASCII, the rest as "?": encoded once for the keyword pass and for the cues
+    of personal data (0.1 ms a 64 KB)."""
+    return text.encode("ascii", "replace")
+
+
+forget_after_each_scan(ascii_bytes.cache_clear)
 
 
 def scan(text: str, detectors: tuple[Detector, ...]) -> list[Finding]:

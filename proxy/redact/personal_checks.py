@@ -25,7 +25,7 @@ from stdnum.in_ import aadhaar
 from stdnum.it import codicefiscale
 from stdnum.nl import bsn
 
-from proxy.redact.detectors import Keywords, forget_after_each_scan
+from proxy.redact.detectors import Keywords, ascii_bytes, forget_after_each_scan
 from proxy.redact.first_names import FIRST_NAMES, NOT_NAMES
 
 try:  # optional, as in detectors.py: finds the words that may label candidates (Cues)
@@ -131,10 +131,12 @@ class _CueScan:
         wide = [p for p in pieces if p not in narrow]
         self.databases = None
         if hyperscan is not None:
+            # (the ASCII ones in either case: the text's ASCII is not lower-cased for them)
             self.databases = tuple(
-                Keywords.literals([p.encode() for p in part], [tuple(of_piece[p]) for p in part])
+                Keywords.literals([p.encode() for p in part], [tuple(of_piece[p]) for p in part],
+                                  caseless=part is narrow)
                 for part in (narrow, wide)
-            )
+            )  # fmt: skip
         # What lower-cases to the wide pieces' other characters: a text holding none of them
         # holds no wide piece, and is neither lower-cased nor encoded again for them (a
         # str.find each: a regex's class took 0.4 ms a 64 KB). None: every text not ASCII
@@ -147,7 +149,7 @@ class _CueScan:
     def starts(self, text: str) -> list[list[int]] | None:
         """Where each group's pieces start in the lower-cased text, in order (None: lower-casing
         changes the text's length, and positions would drift). The ASCII pieces are found in
-        the ASCII bytes lower-cased: the text's own lower-casing took 0.5 ms a 64 KB, and
+        the ASCII bytes in either case: the text's own lower-casing took 0.5 ms a 64 KB, and
         only İ and the Kelvin sign lower-case otherwise (to two characters, to "k")."""
         narrow, wide = self.databases
         if "\u0130" in text or "\u212a" in text:
@@ -156,7 +158,7 @@ class _CueScan:
                 return None
             data, wide_hits = folded.encode("ascii", "replace"), not folded.isascii()
         else:
-            data = _ascii_lowered(text)
+            data = ascii_bytes(text)  # (as the keyword pass read it)
             wide_hits = not text.isascii() and (
                 self.wide_chars is None or any(c in text for c in self.wide_chars)
             )
@@ -176,12 +178,6 @@ def _cue_starts(scan: _CueScan, text: str) -> list[list[int]] | None:
     if scan.databases is None:
         return None
     return scan.starts(text)
-
-
-@lru_cache(maxsize=2)
-def _ascii_lowered(text: str) -> bytes:
-    """The text's ASCII lower-cased, the rest as "?", once for every set of cues."""
-    return text.encode("ascii", "replace").lower()
 
 
 @lru_cache(maxsize=2)
@@ -847,5 +843,5 @@ def name_in_context(text: str, start: int, end: int) -> bool:
     return bool(_GREETING_LINE.fullmatch(line))
 
 
-for _cache in (_cue_starts, _lowered, _ascii_lowered, _row_heading, _layout, _valid_in):
+for _cache in (_cue_starts, _lowered, _row_heading, _layout, _valid_in):
     forget_after_each_scan(_cache.cache_clear)  # no prompt, row or number kept past its scan
