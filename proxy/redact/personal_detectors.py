@@ -25,8 +25,12 @@ _PHONE = r"(?<![\w+.:-])\+?\(?\d[\d ().-]{6,18}\d(?:\s?(?:x|ext\.?)\s?\d{1,5})?(
 def phone_detector(regions: tuple[str, ...] = ()) -> Detector:
     """The phone detector, also accepting national formats of `regions` (ISO codes) with no
     country named nearby; one object per set of regions."""
-    return detector("phone", "pii", _PHONE, context=partial(check.phone_in_context,
-                    regions=regions), digits=(8, 15), window=(3, 3),
+    # (the function itself when no region is configured: a partial's keyword cost 0.4 µs a
+    # call, on thousands of candidates a prompt)
+    context = check.phone_in_context
+    if regions:
+        context = partial(check.phone_in_context, regions=regions)
+    return detector("phone", "pii", _PHONE, context=context, digits=(8, 15), window=(3, 3),
                     family=CONTACT)  # fmt: skip
 
 
