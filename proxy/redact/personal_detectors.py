@@ -26,8 +26,12 @@ _PHONE = r"(?<![\w+.:-])\+?\(?\d[\d ().-]{6,18}\d(?:\s?(?:x|ext\.?)\s?\d{1,5})?(
 def phone_detector(regions: tuple[str, ...] = ()) -> Detector:
     """The phone detector, also accepting national formats of `regions` (ISO codes) with no
     country named nearby; one object per set of regions."""
-    return detector("phone", "pii", _PHONE, context=partial(check.phone_in_context,
-                    regions=regions), digits=(8, 15), window=(3, 3),
+    # (the function itself when no region is configured: a partial's keyword cost 0.4 µs a
+    # call, on thousands of candidates a prompt)
+    context = check.phone_in_context
+    if regions:
+        context = partial(check.phone_in_context, regions=regions)
+    return detector("phone", "pii", _PHONE, context=context, digits=(8, 15), window=(3, 3),
                     family=CONTACT)  # fmt: skip
 
 
@@ -170,6 +174,32 @@ _STREET = (
     rf"(?:(?P<label>{_ADDRESS_LABEL})\"?[ \t]*(?:(?:[:：=]|-(?=\s))[\s\"']*|[ \t\"']+))?"
     rf"({_STREET_PLAIN}|(?(label)(?:{_ADDRESS_VALUE})|(?!)))"
 )
+# What a part of every street matches, for Hyperscan (Detector.hint): an alternative of
+# _STREET_PLAIN each (or the words of it that make it a street), and a label with its
+# separator and the value's first character; "?" for a character that is not ASCII
+_STREET_HINT = (
+    r"[0-9][A-Za-z]?(?:/[0-9]{1,5})?,?\s+(?:[A-Z][a-z]+\s+){1,3}(?:Street|St|Avenue|Ave|Road|"
+    r"Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Terrace|Place|Pl|Way|Crescent|Close|Square|"
+    r"Parkway|Pkwy|Highway|Hwy|Knoll|Landing|Springs|Pines|Vista|Valley|Junction|Mews|Estates|"
+    r"Heights|Hills|Gardens|Grove|Trail|Circle|Ridge|Marg|Nagar|Chowk)"
+    r"|(?:stra\?e|strasse|str\.|weg|allee|platz|gasse|damm|ufer|chaussee|pfad|steig|straat|laan|"
+    r"gracht|plein|kade|singel|steeg|dreef|hof|Stra\?e|Strasse|Str\.|Weg|Allee|Platz|Gasse|Ring|"
+    r"Damm|Ufer)\s+[0-9]"
+    r"|[0-9](?:\s?(?:bis|ter))?,?\s+(?:rue|avenue|boulevard|bd|place|chemin|all\?e|impasse|quai|"
+    r"route|cours)\s"
+    r"|\b(?:rue|chemin|impasse|all\?e)\s+(?:de\s+la\s+|de\s+l'|du\s+|des\s+|de\s+|d')?[A-Z?]"
+    r"|(?:Calle|C/|Avenida|Avda\.|Plaza|Paseo|Pasaje|Callej\?n|Rambla|Ronda|Glorieta|Camino|"
+    r"Carretera|Traves\?a|Urbanizaci\?n|Carrer|Via|Viale|Piazza|Piazzale|Corso|Vicolo|Strada|"
+    r"Contrada|Largo|Borgo|Rua|Travessa|Alameda|Rodovia|Pra\?a|Estrada|Ladeira|Viela)\s+"
+    r"(?:(?:de|del|della|dei|do|da|dos)\s+(?:la\s+|los\s+)?)?[A-Z?][a-z?]+(?:\s+[A-Z?][a-z?]+){0,2}"
+    r",?\s+(?:n[?o]\.?\s*)?[0-9]"
+    r"|[0-9]\?\?"  # 28丁目
+    r"|(?i:address|street|adresse|anschrift|direcci\?n|direccion|domicilio|domicile|endere\?o|"
+    r"endereco|indirizzo|residenza|adres|logradouro|ship\s+(?:it\s+)?to|deliver\s+(?:it\s+)?to|"
+    r"send\s+it\s+to|i\s+live\s+at|wohnhaft\s+in|livrez\s+au|j'habite\s+au|vivo\s+en|moro\s+na|"
+    r"abito\s+in|ik\s+woon\s+op)"
+    r"(?:_?line_?[0-9])?\"?[ \t]*(?:[:?=-][\s\"']*|[ \t\"']+)[0-9A-Z?]"
+)
 # Case-sensitive, as the patterns are: "Road", not the "road" of "roadmap"; " rue ", not "true "
 _STREET_WORDS = (
     "Street", "St.", "St,", "Avenue", "Ave", "Road", "Rd", "Boulevard", "Blvd", "Lane", "Drive",
@@ -205,10 +235,12 @@ _IP = (
     r"|(?<=[23])(?<!:.)[0-9A-Fa-f]{0,3}:[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){1,6}(?![\w:]|/\d))"
 )
 
-# what _IP matches, lookarounds left out: for Hyperscan (Detector.hint); 39 characters at most
+# what _IP matches, lookaheads left out, and the character its lookbehinds read before it (or
+# the text's start): for Hyperscan (Detector.hint); 39 characters at most. Not the times of
+# day of a log's timestamps ("2026-05-11T20:14:44"), two in three of a prompt's hints.
 _IP_HINT = (
-    r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}"
-    r"|[23][0-9A-Fa-f]{0,3}:[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){1,6}"
+    r"(?:^|[^A-Za-z0-9_.])[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}"
+    r"|(?:^|[^A-Za-z0-9_.:])[23][0-9A-Fa-f]{0,3}:[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){1,6}"
 )
 
 # A name alone in a cell of a comma-separated row or on a line of its own: two to six
@@ -264,7 +296,7 @@ DETECTORS: tuple[Detector, ...] = (
     phone_detector(),
     detector("street-address", "pii.extended", _STREET, span=2, keywords=_STREET_WORDS,
        folded=_ADDRESS_WORDS, window=(80, 120), validate=check.address_valid, family=CONTACT,
-       kind="street-address"),
+       hint=_STREET_HINT, kind="street-address"),
     detector("street-address-cell", "pii.extended", _ADDRESS_CELL, span=1,
        folded=_ADDRESS_HEADING_KEYWORDS, window=(0, 4000), context=check.address_in_cell,
        family=CONTACT, kind="street-address"),
@@ -272,7 +304,9 @@ DETECTORS: tuple[Detector, ...] = (
     detector("payment-card", "pii", r"(?<![\d.-])\d(?:[ -]?\d){11,18}(?![\d-])",
        validate=check.card_valid, context=check.card_in_context, digits=(12, 19),
        window=(3, 3), family=FINANCIAL),
-    detector("iban", "pii", r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b",
+    # (\b[A-Z]{2}..., its lookbehind after the first letter: re then skips to capitals fast)
+    detector("iban", "pii",
+       r"[A-Z](?<![A-Za-z0-9_][A-Z])[A-Z]\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b",
        validate=check.iban_valid, digits=(7, 34), after_letters=True, window=(34, 34),
        family=FINANCIAL),
     # -- pii.government-id
@@ -294,7 +328,7 @@ DETECTORS: tuple[Detector, ...] = (
        validate=check.fr_nir_valid, digits=(15, 15), window=(3, 3), family=GOVERNMENT_ID),
     detector("es-dni", "pii", r"(?<![\w.-])(?:\d{8}|[XYZ]-?\d{7})-?[A-HJ-NP-TV-Z](?![\w-])",
        validate=check.es_dni_valid, digits=(7, 8), after_letters=True, window=(3, 3),
-       family=GOVERNMENT_ID),
+       run_then=r"(?<=\d{7})-?[A-HJ-NP-TV-Z]", family=GOVERNMENT_ID),
     detector("it-fiscal-code", "pii",
        r"[A-Z](?<![A-Za-z0-9][A-Z])[A-Z]{5}\d\d[A-EHLMPRST]\d\d[A-Z]\d{3}[A-Z](?![A-Za-z0-9])",
        validate=check.it_fiscal_code_valid, family=GOVERNMENT_ID,
@@ -318,7 +352,10 @@ DETECTORS: tuple[Detector, ...] = (
        context=check.birth_date_in_context, family=IDENTITY),
     detector("person-name", "pii.extended", rf"{_NAME_LABEL}[\s\"']*{_TITLES}{_NAME}", span=1,
        folded=_NAME_KEYWORDS, window=(0, 80), anchored=True, validate=check.name_valid,
-       context=check.name_in_context, family=IDENTITY, kind="person-name"),
+       context=check.name_in_context, family=IDENTITY, kind="person-name",
+       # "name" is a label before a quote, a space, ":" or "：" ("?" where Hyperscan reads
+       # the text: see KeywordIndex), "-": not "names", "name=", "name_", "name,"
+       follows=(("name", r"[\"\s:?-]"),)),
     detector("person-name-cell", "pii.extended", _CELL_NAME, span=1, validate=check.name_valid,
        context=partial(check.name_in_cell, street=re.compile(_STREET, re.ASCII)), family=IDENTITY,
        hint=_CELL_NAME_HINT, window=(160, 1), kind="person-name"),

@@ -18,6 +18,7 @@ import math
 import re
 import zlib
 from collections import Counter
+from collections.abc import Iterable
 from urllib.parse import unquote
 
 from proxy.redact.detectors import Detector, detector
@@ -407,12 +408,13 @@ def token(
     length: int,
     validate=None,
     folded: bool = False,
+    follows: tuple[tuple[str, str], ...] = (),
 ) -> Detector:
     """A token that starts with one of `prefixes` (its keywords): tried only where one
     occurs, and over at most `length` characters."""
     return detector(id, "secrets", pattern, keywords=() if folded else prefixes,
                     folded=prefixes if folded else (), validate=validate,
-                    window=(4, length), anchored=True,
+                    window=(4, length), anchored=True, follows=follows,
                     family=f"secrets.{family}")  # fmt: skip
 
 
@@ -443,15 +445,28 @@ _NOT_AFTER_PAGING = "".join(
     for word in ("page", "next", "continuation", "continue", "sync", "resume", "cancellation")
     for before, sep in (("", ""), ("", "_"), ("", "-"), ("", r"\."), (r"\b", " "))
 )  # "next page token" too, but not "statuspage token"
-# `key` names a secret only after a qualifier: api_key, x-api-key, secretKey (not sort_key).
+
+
+def _looking_back(words: Iterable[str], after: str) -> list[str]:
+    """Look-behinds for `words` each followed by `after` (of one width): one per length of
+    word, not one per word (re looks back a fixed width, the same in each branch), so that
+    a key's name is not looked back at 60 times."""
+    by_length: dict[int, list[str]] = {}
+    for word in words:
+        by_length.setdefault(len(word), []).append(word)
+    return [f"(?<=(?:{'|'.join(same)}){after})" for same in by_length.values()]
+
+
+# `key` names a secret only after a qualifier: api_key, x-api-key, secretKey (not sort_key),
+# and a separator (any character but a line break: "api.key", "user?key") or none.
+_QUALIFIERS = _QUALIFIED_KEY.split("|")
 _AFTER_QUALIFIER = (
-    "(?:" + "|".join(f"(?<={q}{sep})" for q in _QUALIFIED_KEY.split("|")
-                     for sep in ("", "_", "-", ".")) + ")"
-)  # fmt: skip
+    "(?:" + "|".join(_looking_back(_QUALIFIERS, "") + _looking_back(_QUALIFIERS, ".")) + ")"
+)
 # Every alternative starts at one of the detector's keywords, so it runs only there.
 _SECRET_NAME = (
-    rf"(?i:(?:secret|{_NOT_AFTER_PAGING}token)(?:[_.-]?(?:string|str|value|\d{{1,3}}))?"
-    rf"|secret[_-]?id\d{{0,2}}|credentials?|creds|{_AFTER_QUALIFIER}key)"
+    rf"(?i:(?:secret|(?=token){_NOT_AFTER_PAGING}token)(?:[_.-]?(?:string|str|value|\d{{1,3}}))?"
+    rf"|secret[_-]?id\d{{0,2}}|credentials?|creds|(?=key){_AFTER_QUALIFIER}key)"
     # names that are secrets only for one vendor: Sonar's login token, Sumo Logic's access id
     r"|(?i:sonar[_.-]?login|sumo[\w.-]{0,20}?access[_.-]?id)"
     r"|(?<=[A-Z0-9]_)KEY(?![A-Za-z0-9])"  # an environment variable: PAYMENT_GATEWAY_KEY
@@ -486,6 +501,12 @@ _PASSPHRASE = (
     r"(?<![\"'`])(?:[a-z]{3,10}[ \t]){2,5}[a-z]{3,10}"
     r"(?=[ \t]*(?:$|[\n.,;!?)])|[ \t]+(?:and|but|then|to|for|so|or|on|in|at|please|because)\b)"
 )
+# What can follow a key's name, for Hyperscan (Detector.follows): the first character of an
+# _ASSIGN (but for spaces), and in one class for `key`, `token` and `auth` in both detectors
+# (one expression each): a suffix of digits, `_.-`, `value`, `b64`, `hex`, `str(ing)`, and
+# _OTHER_ASSIGN's `!=` or `|`. Not "keyboard" or "tokenizer", nor "author".
+_ASSIGN_STARTS = r"""\\"'\]=:?.+>,\n"""
+_AFTER_NAME = rf"[0-9_vVbBhHsS \t{_ASSIGN_STARTS}!|-]"
 _PASSWORD_VALUE = _VALUE.replace("((?<=", f"((?m:{_PASSPHRASE})|(?<=", 1)
 _PHRASE = r"(?:[ \t]+(?:for|to|of|on)[ \t]+[^\n:=\"']{1,40}?)?"  # "the password for the VPN is"
 
@@ -590,7 +611,8 @@ _CLOUD: tuple[Detector, ...] = (
           ("v1.0-",), 180),
     token("hashicorp-vault-token", "cloud",
           r"\bhv[sbr]\.[A-Za-z0-9_-]{24,400}" + _END + r"|\bs\.[A-Za-z0-9]{24}\b",
-          ("hvs.", "hvb.", "hvr.", "s."), 410, validate=vault_token_valid),
+          ("hvs.", "hvb.", "hvr.", "s."), 410, validate=vault_token_valid,
+          follows=(("s.", "[A-Za-z0-9]{24}"),)),  # not the "s." ending a sentence
     detector("terraform-cloud-token", "secrets",
        r"\b[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=-]{60,70}", keywords=(".atlasv1.",),
        window=(14, 80), family="secrets.cloud"),
@@ -634,6 +656,12 @@ _CODE_HOSTING: tuple[Detector, ...] = (
     token("clojars-token", "code-hosting", r"\bCLOJARS_[a-z0-9]{60}\b", ("CLOJARS_",), 72),
 )  # fmt: skip
 
+# The first part of a Discord bot token, and an Atlassian Data Center token, is base64 of a
+# decimal number: it starts with one of these, then at least 22 more characters of base64
+# (Discord's URL-safe, 23-27 after the first; Atlassian's standard one, 43)
+_SNOWFLAKE_STARTS = ("MD", "MT", "Mj", "Mz", "ND", "NT", "Nj", "Nz", "OD", "OT")
+_BASE64_AFTER_STARTS = tuple((start, "[A-Za-z0-9_+/-]{22}") for start in _SNOWFLAKE_STARTS)
+
 _CHAT: tuple[Detector, ...] = (
     token("slack-token", "chat",
           r"\bxox(?:e\.xox[bp]|[abposre])-[0-9A-Za-z-]{10,250}" + _END
@@ -655,7 +683,7 @@ _CHAT: tuple[Detector, ...] = (
     detector("discord-bot-token", "secrets",
        r"\b[MNO][A-Za-z0-9_-]{23,27}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,40}" + _END,
        # the first part is base64 of a decimal id: it starts with one of these
-       keywords=("MT", "Mj", "Mz", "ND", "NT", "Nj", "Nz", "OD", "OT"),
+       keywords=_SNOWFLAKE_STARTS[1:], follows=_BASE64_AFTER_STARTS[1:],
        validate=discord_bot_valid, window=(0, 80), anchored=True, family="secrets.chat"),
     detector("teams-webhook", "secrets",
        r"(?:https://)?[a-z0-9-]+\.webhook\.office\.com/webhookb2/[A-Za-z0-9@/-]{60,300}",
@@ -714,7 +742,7 @@ _SAAS: tuple[Detector, ...] = (
     token("sendgrid-key", "saas", r"\bSG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}" + _END,
           ("SG.",), 72),
     token("twilio-key", "saas", r"\bSK[0-9a-fA-F]{32}\b", ("SK",), 34,
-          validate=random_tail_valid),
+          validate=random_tail_valid, follows=(("SK", "[0-9a-fA-F]{32}"),)),
     token("mailgun-key", "saas", r"\b(?:key|pubkey)-[0-9a-z]{32}\b", ("key-", "pubkey-"), 40,
           validate=lambda t: random_tail_valid(t) and any(c.isdigit() for c in t)),
     detector("mailchimp-key", "secrets", r"\b[0-9a-f]{32}-us\d{1,2}\b", keywords=("-us",),
@@ -737,7 +765,8 @@ _SAAS: tuple[Detector, ...] = (
     token("sentry-token", "saas",
           r"\bsntry[us]_[A-Za-z0-9+/=_]{40,400}" + _END, ("sntryu_", "sntrys_"), 420),
     token("dynatrace-token", "saas", r"\bdt0c01\.[A-Z0-9]{24}\.[A-Z0-9]{64}\b", ("dt0c01.",), 100),
-    token("airtable-token", "saas", r"\bpat[A-Za-z0-9]{14}\.[a-f0-9]{64}\b", ("pat",), 84),
+    token("airtable-token", "saas", r"\bpat[A-Za-z0-9]{14}\.[a-f0-9]{64}\b", ("pat",), 84,
+          follows=(("pat", r"[A-Za-z0-9]{14}\."),)),
     token("1password-token", "saas",
           r"\bops_eyJ[A-Za-z0-9+/]{250,}={0,3}|\bA3-[A-Z0-9]{6}-(?:[A-Z0-9]{11}|[A-Z0-9]{6}-"
           r"[A-Z0-9]{5})-[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{5}\b", ("ops_eyJ", "A3-"), 2000),
@@ -770,7 +799,7 @@ _SAAS: tuple[Detector, ...] = (
     # Jira and Confluence Data Center personal access tokens: 44 base64 characters that
     # decode to a numeric id, `:` and random bytes (the id's first digits give the prefixes)
     detector("atlassian-dc-token", "secrets", r"\b[MNO][A-Za-z0-9+/]{43}(?![A-Za-z0-9+/=])",
-       keywords=("MD", "MT", "Mj", "Mz", "ND", "NT", "Nj", "Nz", "OD", "OT"),
+       keywords=_SNOWFLAKE_STARTS, follows=_BASE64_AFTER_STARTS,
        validate=atlassian_dc_valid, window=(0, 44), anchored=True, family="secrets.saas"),
     # Tableau personal access tokens: 16 bytes of base64, a colon, 32 letters and digits
     detector("tableau-token", "secrets",
@@ -811,14 +840,17 @@ _GENERIC: tuple[Detector, ...] = (
     detector("cli-secret", "secrets", _CLI_PASSWORD, span=1,
        keywords=("mysql", "mariadb", "mongo", "sshpass", "docker", "podman", "helm",
                  "redis-cli", "--", "curl", "ConvertTo-SecureString"),
-       validate=cli_value_valid, window=(0, 700), anchored=True, family="secrets.generic"),
+       validate=cli_value_valid, window=(0, 700), anchored=True, family="secrets.generic",
+       follows=(("--", "[a-z]"),)),  # an option's name, not a line of dashes
     detector("password", "secrets",
        rf"(?:{_PASSWORD_NAME})(?:{_PHRASE}{_ASSIGN}|{_BARE}){_PASSWORD_VALUE}",
        folded=("pass", "pwd"), span=1, validate=password_value_valid, window=(0, 320),
-       anchored=True, family="secrets.generic"),
+       anchored=True, family="secrets.generic",
+       follows=(("pass", rf"[wWpPcC \t{_ASSIGN_STARTS}]"),)),  # not "passing", "passes"
     detector("generic-secret", "secrets", rf"(?:{_SECRET_NAME}){_ASSIGN}{_VALUE}",
        folded=("secret", "token", "cred", "key", "auth", "sonar", "sumo"), span=1,
-       validate=token_value_valid, window=(0, 320), anchored=True, family="secrets.generic"),
+       validate=token_value_valid, window=(0, 320), anchored=True, family="secrets.generic",
+       follows=[(word, _AFTER_NAME) for word in ("key", "token", "auth")]),
 )  # fmt: skip
 
 
@@ -854,6 +886,9 @@ def credential_shaped(value: str) -> bool:
         return False
     if n >= 24 and core.startswith("_"):
         core = core.lstrip("_")  # _DN4IVERUcAbdO2ibFCriJAyfyuaDys7u08...
+    if "/" in core and _PATH_LIKE.fullmatch(core) and not any(map(_random_part, core.split("/"))):
+        return False  # a path: src/main/resources, v1/users/me (tried first: prompts hold
+        # many, and the two tests that keep a value before it, Sanctum's and hex, need no "/")
     if _SANCTUM.fullmatch(core):
         return True  # Laravel Sanctum: id|token
     if _not_a_value(core) or _code(core) or _IPV6_OR_MAC.fullmatch(core):
@@ -864,8 +899,6 @@ def credential_shaped(value: str) -> bool:
         return n >= 20 and len(set(core)) >= 8 and not core.isdigit()
     if core.isdigit() or _camel_name(core):
         return False  # a number (an id), an identifier
-    if _PATH_LIKE.fullmatch(core) and not any(map(_random_part, core.split("/"))):
-        return False  # a path: src/main/resources, v1/users/me
     if _WORDY.fullmatch(core):
         return False  # words and numbers: ecdsa-sha2-nistp256, en_US.UTF-8, build-2024-11-03
     if n < 24 and _placeholder_word(core):
@@ -896,13 +929,14 @@ def _camel_name(text: str) -> bool:
 # Weak names: `key` as a word or the end of one (Key=, adobe KEY=, apiMaticKey, cosmos_key,
 # DUO_SKEY; not monkey, hotkeys), then an index or a kind (`key1`, `key_b64`).
 # Keys that are no secret: cache, public, sort, partition, routing keys...
-_NOT_SECRET_KEYS = "".join(
-    f"(?<!(?i:{word}{sep}))"
-    for word in ("cache", "public", "sort", "partition", "foreign", "idempotency", "dedup",
-                 "lookup", "object", "row", "routing", "hash", "map", "dict", "translation",
-                 "i18n", "cursor", "shard", "group", "message", "event", "field",
-                 "hot", "short", "index", "unique", "websocket", "composite", "range", "sorting")
-    for sep in ("", "_", "-", r"\.", " ")
+_NOT_SECRET_KEY_WORDS = ("cache", "public", "sort", "partition", "foreign", "idempotency",
+    "dedup", "lookup", "object", "row", "routing", "hash", "map", "dict", "translation", "i18n",
+    "cursor", "shard", "group", "message", "event", "field", "hot", "short", "index", "unique",
+    "websocket", "composite", "range", "sorting")  # fmt: skip
+# (after a separator or none: the words end with a letter, so only the one or the other)
+_NOT_SECRET_KEYS = (
+    "(?i:(?:(?<=[ _.-])" + "".join(f"(?<!{word}[ _.-])" for word in _NOT_SECRET_KEY_WORDS)
+    + "|(?<![ _.-])" + "".join(f"(?<!{word})" for word in _NOT_SECRET_KEY_WORDS) + "))"
 )  # fmt: skip
 # (Cheap tests guard the dear ones: only at a "key", and the exclusions only after a letter.)
 _WEAK_KEY = (
@@ -949,7 +983,8 @@ _LONG_TAIL: tuple[Detector, ...] = (
        rf"(?:(?:{_WEAK_KEY}|{_STRONG_NAME}\d{{1,2}}){_GO_TYPE}(?:{_ASSIGN}|{_OTHER_ASSIGN})"
        rf"|{_STRONG_NAME}{_OTHER_ASSIGN}){_VALUE}",
        folded=("key", "secret", "token"), span=1,
-       validate=credential_shaped, window=(0, 320), anchored=True, family="secrets.generic"),
+       validate=credential_shaped, window=(0, 320), anchored=True, family="secrets.generic",
+       follows=[(word, _AFTER_NAME) for word in ("key", "token")]),
     detector("vendor-credential", "secrets",
        _VENDOR + r"""[ \t:=,"'`({|-]{1,12}(?:\n[ \t]{0,40}["'`]?)?"""
        r"""([^\s"'`,;<>{}()\[\]|\\]{16,200})""",

@@ -89,6 +89,10 @@ def test_what_a_weak_name_names_but_is_no_credential_is_left_alone(text):
         ("short1", False),
         ("0123456789012345678901", False),  # digits: an id
         ("sha256:09aab4b50670034a02fe0d5f6cb91684ba6461f5", False),
+        ("exports/2026-04-06/part-00002.parquet", False),  # a path
+        ("tokens/q7v2Mx9kd0Rt4lw8zP1cj6", True),  # a path with a key in it
+        ("12|q7v2Mx9kd0Rt4lw8zP1cj6hs3bn5fy2aLY027C40", True),  # Laravel Sanctum
+        ("0a1b2c3d4e5f60718293a4b5c6d7e8f9", True),  # hex
     ],
 )
 def test_credential_shaped(value, shaped):

@@ -10,7 +10,7 @@ from conftest import SHIPPED
 
 from proxy.policy.loader import load_policy
 from proxy.redact.detectors import scan
-from proxy.redact.personal_checks import luhn_valid
+from proxy.redact.personal_checks import Cues, luhn_valid
 
 PROFILE = load_policy(SHIPPED).redaction_profiles["default"]
 VISA_16, EAN_LUHN = "4012888888881881", "4002020202026"  # both pass Luhn; the EAN its own check
@@ -65,3 +65,20 @@ def test_a_number_its_surroundings_explain_is_left_alone(text):
 )  # fmt: skip
 def test_the_same_numbers_labelled_as_their_kind_are_found(text, kind):
     assert [k for k, _ in found(text)] == [kind]
+
+
+def test_cues_found_together_are_those_found_apart():
+    """Cues.together scans once for several groups: each group's starts must be its own
+    scan's, also for a piece in both groups, a piece not ASCII, and a text with İ."""
+    regions = ("paris", "handy", "tél", "電話", "tokyo")
+    labels = ("phone", "tel", "handy", "tél", "電話")
+    texts = [
+        "Call Paris: phone +33 1 23 45 67 89, tél. 01 23 45 67 89; handy 0151 2345678",
+        "電話 03-1234-5678 (Tokyo), Telefon: 030 1234567 — İstanbul hotel",
+        "no cue at all here 0151 2345678",
+    ]
+    together = Cues.together(regions, labels)
+    for text in texts:
+        apart = [Cues(*regions).starts(text), Cues(*labels).starts(text)]
+        assert [cues.starts(text) for cues in together] == apart
+    assert together[1].starts(texts[0])  # (a control: the pieces are found)

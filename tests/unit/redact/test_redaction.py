@@ -475,7 +475,8 @@ def test_a_family_names_its_detectors_precise_or_not(write_policy):
 def test_a_kind_found_in_several_shapes_is_named_once(write_policy):
     csv = "id,full_name,email\n1,Dana Whitfield,dana@example.com\n"
     by_kind = profile_of(write_policy, "  default:\n    detectors: [person-name]\n")
-    assert [d.id for d in by_kind.detectors] == ["person-name", "person-name-cell", "person-name-ja"]
+    shapes = ["person-name", "person-name-cell", "person-name-ja"]
+    assert [d.id for d in by_kind.detectors] == shapes
     text, findings = redact_text(csv, by_kind.detectors, "[REDACTED:{type}]")
     assert [f.type for f in findings] == ["person-name"]  # found by person-name-cell
     assert "1,[REDACTED:person-name],dana@" in text

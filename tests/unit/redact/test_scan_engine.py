@@ -4,6 +4,7 @@ candidate's line. Timing is measured in bench/redaction_worst.py, not here."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 
@@ -213,7 +214,7 @@ def test_windows_are_merged_as_one_at_a_time_merged_them():
         assert detectors._merge(spans, window, n) == one_at_a_time(spans, window, n)
 
 
-@pytest.mark.parametrize("unit", ["12.34.", "8.8.8.8 ", "AB123456C ", "2001:db8::1 1.2.3.4 "])
+@pytest.mark.parametrize("unit", ["1.2.3.4,", "8.8.8.8 ", "AB123456C ", "2001:db8::1 1.2.3.4 "])
 def test_a_text_dense_with_hints_is_read_whole_and_found_the_same(unit, monkeypatch):
     if detectors.hyperscan is None:
         pytest.skip("hyperscan is not installed: hinted detectors run over the whole text")
@@ -244,3 +245,235 @@ def test_a_scan_keeps_no_prompt_in_the_caches_it_fills():
     assert any(c.cache_info().currsize for c in caches)  # the control: they hold something
     assert scan(text, BUILTIN)
     assert [c.cache_info().currsize for c in caches] == [0] * len(caches)
+
+
+def test_cues_found_without_lower_casing_the_text_are_those_of_the_lower_cased_text():
+    if detectors.hyperscan is None:
+        pytest.skip("hyperscan is not installed: every label is read")
+    cues = personal_checks._PHONE_CUES
+    pieces = ["tel", "TEL", "Tél", "TÉL", "MÓVIL", "móvil", "電話", "phone", "İ", "\u212a",
+              "é", "x", " ", "\n", "?", "call me", "CALL_ME"]  # fmt: skip
+    words = ["tel", "tél", "móvil", "電話", "phone", "call me", "call_me"]
+    found = 0
+    for text in _random_texts(pieces, 2000, 6):
+        folded = text.lower()
+        starts = cues.starts(text)
+        personal_checks._cue_starts.cache_clear()
+        if len(folded) != len(text):
+            assert starts is None
+            continue
+        expected = sorted(m.start() for w in words for m in re.finditer(re.escape(w), folded))
+        assert starts == expected, text
+        found += any(not folded[s].isascii() for s in starts)
+    assert found > 100  # the control: the pieces that are not ASCII are found too
+
+
+def test_what_lower_cases_to_a_cue_that_is_not_ascii_is_looked_for():
+    for cues in (personal_checks._PHONE_CUES, personal_checks._REGION_CUES):
+        others = {c for c in "".join(cues.wide_chars or ()) if c == c.lower()}
+        assert others  # (é, ü, 電...)
+        lowering = {chr(i) for i in range(0x80, 0x110000) if set(chr(i).lower()) & others}
+        assert lowering <= set(cues.wide_chars)
+
+
+def test_the_runs_es_dni_skips_hold_no_dni():
+    dni = next(d for d in BUILTIN if d.id == "es-dni")
+    every_run = dataclasses.replace(dni, run_then=None)
+    pieces = ["12345678Z", "X1234567L", "Y-1234567-T", "12345678-Z", "1234567", "123", "-", ".",
+              " ", "Z", "T", "X", "a", "9", "2026-10-13T", "\n"]  # fmt: skip
+    short = _random_texts(pieces, 3000, 7)
+    texts = [*short, *("".join(short[i : i + 10]) for i in range(0, 3000, 10))]  # (Hyperscan's)
+    found = [scan(t, (dni,)) for t in texts]
+    assert found == [scan(t, (every_run,)) for t in texts]
+    assert sum(map(len, found)) > 500  # the control: DNIs and NIEs are found
+
+
+def test_the_iban_pattern_starting_with_a_letter_finds_what_the_word_boundary_found():
+    iban = next(d for d in BUILTIN if d.id == "iban").regex
+    before = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b", re.ASCII)
+    pieces = ["GB82 WEST 1234 5698 7654 32", "DE89370400440532013000", "GB", "82", "WEST", "A",
+              "a", "_", "1", " ", "é", "\n"]  # fmt: skip
+    for text in _random_texts(pieces, 5000, 8):
+        for start in (0, 1, 5):
+            assert [m.span() for m in iban.finditer(text, start)] == [
+                m.span() for m in before.finditer(text, start)
+            ], text
+
+
+def test_keywords_read_with_what_follows_them_find_what_the_keywords_alone_find(monkeypatch):
+    if detectors.hyperscan is None:
+        pytest.skip("hyperscan is not installed: keywords are found alone")
+    followed = [d for d in BUILTIN if d.follows]
+    assert followed and all(d.anchored for d in followed)  # (only starts are pruned)
+    pieces = [*(k for d in followed for k, _ in d.follows), *(k.upper() for d in followed
+              for k, _ in d.follows), " ", "=", ":", "：", '"', "'", "-", "_", ".", "/", "+",
+              "\n", "\t", "a", "Z", "7", "é", "s", "b", "is ", "string", "Value", "api_",
+              "A1b2C3d4E5f6G7h8I9j0K1l2", "0123456789abcdef" * 2, "q8Zr2LmV0xWk5TnP7sHd",
+              "Name: Jane Doe\n", '"name": "Jane Doe",', "Name - Jane Doe\n",
+              "word"]  # fmt: skip
+    rng = random.Random(6)
+    texts = ["".join(rng.choice(pieces) for _ in range(rng.randint(60, 160))) for _ in range(400)]
+    texts = [t for t in texts if len(t) >= detectors.KeywordIndex.MIN_TEXT]
+    indexed = [scan(t, BUILTIN) for t in texts]
+    monkeypatch.setattr(detectors, "hyperscan", None)
+    assert indexed == [scan(t, BUILTIN) for t in texts]
+    kinds = {f.type for found in indexed for f in found}
+    assert {"generic-secret", "named-credential", "person-name", "twilio-key"} <= kinds, kinds
+
+
+def test_a_keyword_not_followed_as_a_match_needs_it_is_no_start():
+    if detectors.hyperscan is None:
+        pytest.skip("hyperscan is not installed: keywords are found alone")
+    text = "-" * 300 + "\n$ mysqldump --password hunter2hunter2 --names x\n"
+    position = next(i for i, d in enumerate(BUILTIN) if d.id == "cli-secret")
+    shared = detectors.KeywordIndex.of(BUILTIN).shared(text)
+    assert shared.starts(BUILTIN[position], position) == [
+        text.index("mysqldump"),
+        text.index("--password"),
+        text.index("--names"),
+    ]  # not the 299 of the dashes
+    assert [text[f.start : f.end] for f in scan(text, BUILTIN)] == ["hunter2hunter2"]
+
+
+def test_key_names_looked_back_at_by_length_match_as_one_look_back_each_did():
+    sd = secret_detectors
+    each_qualifier = "(?:" + "|".join(f"(?<={q}{sep})" for q in sd._QUALIFIERS
+                                      for sep in ("", "_", "-", ".")) + ")"  # fmt: skip
+    each_word = "".join(f"(?<!(?i:{w}{sep}))" for w in sd._NOT_SECRET_KEY_WORDS
+                        for sep in ("", "_", "-", r"\.", " "))  # fmt: skip
+    regexes = {d.id: d.regex for d in BUILTIN}
+    pairs = []
+    for kind in ("generic-secret", "named-credential"):
+        new = regexes[kind]
+        old = new.pattern.replace(sd._AFTER_QUALIFIER, each_qualifier)
+        old = old.replace(sd._NOT_SECRET_KEYS, each_word).replace("(?=key)", "", 1)
+        old = old.replace("(?=token)", "", 1)
+        assert old != new.pattern
+        pairs.append((new, re.compile(old, new.flags)))
+    pieces = ["api", "API", "user", "access", "cache", "Cache", "sort", "hot", "page", "next",
+              "key", "Key", "KEY", "token", "Token", "secret", "_", "-", ".", " ", "?", "/", "\n",
+              "=", ": ", '"', "q8Zr2LmV0xWk5TnP7sHd", "x", "s", "2"]  # fmt: skip
+    for text in _random_texts(pieces, 2500, 7):
+        for new, old in pairs:
+            for i in range(len(text)):
+                a, b = new.match(text, i), old.match(text, i)
+                assert (a and a.span(1)) == (b and b.span(1)), (text, i)
+
+
+def test_a_detector_with_keywords_reads_only_the_windows_its_hint_ends_in(monkeypatch):
+    if detectors.hyperscan is None:
+        pytest.skip("hyperscan is not installed: every window is read")
+    position = next(i for i, d in enumerate(BUILTIN) if d.id == "street-address")
+    street = BUILTIN[position]
+    filler = "Please read the docs. " + "one two three four five six seven eight. " * 6
+    text = filler * 3 + "Ship to: 221B Baker Street\n" + filler * 3
+    shared = detectors.KeywordIndex.of(BUILTIN).shared(text)
+    windows = shared.windows(street, position)
+    assert len(windows) == 1 and windows[0][0] <= text.index("221B") < windows[0][1]
+    every = SharedText(text, shared.keyword_hits).windows(street, position)  # (no hint ends)
+    assert len(every) == 6  # around each "Pl" of "Please" (one with the street)
+    found = scan(text, BUILTIN)
+    assert [text[f.start : f.end] for f in found] == ["221B Baker Street"]
+    monkeypatch.setattr(detectors, "hyperscan", None)
+    assert scan(text, BUILTIN) == found
+
+
+def test_streets_found_in_the_windows_a_hint_ends_in_are_those_found_in_all(monkeypatch):
+    if detectors.hyperscan is None:
+        pytest.skip("hyperscan is not installed: every window is read")
+    pieces = ["221B", "12", "5", "1990", " ", "  ", "\n", ", ", ": ", "-", '"', "Baker", "High",
+              "Street", "St", "Road", "Place", "Pl", "Dr", "Lane", "Hauptstraße", "Straße",
+              "Keizersgracht", "weg", "Ring", "rue", "rue de la", "Paix", "avenue", "bis",
+              "Calle", "Mayor", "Via", "Roma", "Praça", "nº", "芝大門", "28丁目", "丁目",
+              "address", "Address", "ship to", "IP", "é", "Müller", "x", "true",
+              "Please"]  # fmt: skip
+    rng = random.Random(8)
+    texts = ["".join(rng.choice(pieces) for _ in range(rng.randint(80, 200))) for _ in range(300)]
+    indexed = [scan(t, BUILTIN) for t in texts]
+    monkeypatch.setattr(detectors, "hyperscan", None)
+    assert indexed == [scan(t, BUILTIN) for t in texts]
+    assert sum(f.type == "street-address" for found in indexed for f in found) > 300
+
+
+def test_a_time_of_day_is_no_ip_address_without_parsing_it(monkeypatch):
+    import ipaddress
+
+    def parsed(text):
+        try:
+            return ipaddress.ip_address(text).is_global
+        except ValueError:
+            return False
+
+    rng = random.Random(9)
+    candidates = ["23:25:01", "2:3::", "2001:4860:4860::8888", "2606:4700:4700:0:0:0:0:1111",
+                  "2001:db8::1", "3a:b:c:d:e:f:1:2", "2:3:4:5:6:7:8"]  # fmt: skip
+    candidates += ["".join(rng.choice("0123abcf:") for _ in range(rng.randint(2, 30)))
+                   for _ in range(20000)]  # fmt: skip
+    verdicts = [personal_checks.public_ip(c) for c in candidates]
+    assert verdicts == [parsed(c) for c in candidates]
+    assert verdicts[2] and verdicts[3] and not verdicts[0]
+    parse, calls = ipaddress.ip_address, []
+    monkeypatch.setattr(ipaddress, "ip_address", lambda t: calls.append(t) or parse(t))
+    assert not personal_checks.public_ip("23:25:01") and calls == []
+    assert personal_checks.public_ip("2001:4860:4860::8888") and calls  # the control
+
+
+def test_a_span_an_earlier_detector_found_is_not_validated_again_and_found_the_same(
+    monkeypatch,
+):
+    checked = []
+
+    def valid(value):
+        checked.append(value)
+        return True
+
+    first = detectors.detector("first", "custom", r"key=(\w+)", keywords=("key=",), span=1,
+                               anchored=True)  # fmt: skip
+    second = detectors.detector("second", "custom", r"key=(\w+)", keywords=("key=",), span=1,
+                                validate=valid, anchored=True)  # fmt: skip
+    text = "key=abc and key=q8Zr2LmV0xWk5TnP7sHd"
+    both = scan(text, (first, second))
+    assert [f.type for f in both] == ["first", "first"] and checked == []
+    assert [f.type for f in scan(text, (second,))] == ["second", "second"]
+    assert checked == ["abc", "q8Zr2LmV0xWk5TnP7sHd"]  # the control
+    # and the built-in detectors find the same as when every span is validated
+    pieces = ["api_key=", "secret: ", "token ", "q8Zr2LmV0xWk5TnP7sHd", "sk_live_",
+              "4eC39HqLyjWDarjtT1zdp7dc", " ", "\n", '"', "password=", "x"]  # fmt: skip
+    texts = [*TEXTS, *_random_texts(pieces, 400, 10)]
+    found = [scan(t, BUILTIN) for t in texts]
+    anchored_spans = detectors._anchored_spans
+    monkeypatch.setattr(detectors, "_anchored_spans",
+                        lambda d, shared, starts, memo, until, taken:
+                        anchored_spans(d, shared, starts, memo, until))  # fmt: skip
+    assert found == [scan(t, BUILTIN) for t in texts]
+
+
+def test_a_timestamp_s_time_is_no_hint_of_an_ip_address(monkeypatch):
+    if detectors.hyperscan is None:
+        pytest.skip("hyperscan is not installed: hinted detectors run over the whole text")
+    position = next(i for i, d in enumerate(BUILTIN) if d.id == "ip-address")
+    log = "2026-05-11T20:14:44.123Z INFO request served\n" * 8
+    for text, hinted in ((log + "from 203.0.113.9", 1), (log.replace("T", " "), 8 * 3)):
+        hits = detectors.KeywordIndex.of(BUILTIN).shared(text).keyword_hits.get(position, [])
+        assert len(hits) == hinted  # (the control: a time after a space may be an address)
+        found = scan(text, BUILTIN)
+        monkeypatch.setattr(detectors, "hyperscan", None)
+        assert scan(text, BUILTIN) == found
+        monkeypatch.undo()
+
+
+def test_a_row_under_a_line_of_fewer_cells_than_its_own_reads_no_heading(monkeypatch):
+    """The phone's label is read in a table's heading only when the last cue above the row
+    lies on a line of as many cells as the row or more: the same findings without the
+    shortcut, on tables under prose, under headings with and without a phone word."""
+    phone = next(d for d in BUILTIN if d.id == "phone")
+    lines = ["name,phone,city", "name,mobile", "tell me about it", "a,b,c,tel,d", "id,ref",
+             "Anna,03012345678,Berlin", "Bo,015123456789", "x,y,030123456,z", "Anna,Berlin,tel",
+             '"a,phone",03012345678', "hotel,ok", "", "03012345678"]  # fmt: skip
+    rng = random.Random(11)
+    texts = ["\n".join(rng.choice(lines) for _ in range(rng.randint(1, 9))) for _ in range(3000)]
+    texts += ["tel\n" + "x" * 3990 + "\nname,tel\nAnna,03012345678"]  # (a heading cut off)
+    with_shortcut = [scan(t, (phone,)) for t in texts]
+    monkeypatch.setattr(personal_checks, "_may_head_the_column", lambda *a: True)
+    assert with_shortcut == [scan(t, (phone,)) for t in texts]
+    assert sum(map(len, with_shortcut)) > 300  # the control: numbers under a heading are found
