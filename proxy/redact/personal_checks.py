@@ -595,6 +595,17 @@ def phone_in_context(text: str, start: int, end: int, regions: tuple[str, ...] =
     return any(_valid_in(candidate, region) for region in plans)
 
 
+def phone_run_unmatched(text: str, start: int, end: int) -> bool:
+    """A run of just eight digits (from `start` to `end`, its first digit to its last) holds
+    no phone number when a word character or ":" follows it right away and no extension
+    marker lies before it ("2024-01-15T10:00"): a phone number needs eight digits, all of the
+    run's, so it would end where the run does, where the pattern's lookahead fails; an "x"
+    ("ext.") just before could make the run's first digits another number's extension."""
+    after = text[end : end + 1]
+    return (after.isascii() and (after.isalnum() or after in "_:") and after not in "xXeE"
+            and "x" not in text[max(0, start - 6) : start])  # fmt: skip
+
+
 def _phone_plans(text: str, start: int, end: int, regions: tuple[str, ...]) -> list[str]:
     """The numbering plans to try a national number in: the countries named nearby (all
     common ones when a label says it is a phone), then the configured ones."""
