@@ -298,8 +298,8 @@ def test_the_runs_the_phone_skips_hold_no_phone_number():
     )
     every_run = dataclasses.replace(phone, run_skip=None)
     pieces = ["+45 3212 3456", "+1 415 555 0132", "(415) 555-0132", "2024-01-15", "12345678",
-              "1234-5678", "4155", "5501", "32", "T", "x", "ext. ", "e", ":", "_", "a", " ",
-              "-", ".", "\n", "phone: "]  # fmt: skip
+              "1234-5678", "15.01.2024", "4155", "5501", "32", "T", "x", "ext. ", "e", ":", "_",
+              "a", " ", "-", ".", ",", "/", "(", "+", "+45 ", "\n", "phone: "]  # fmt: skip
     short = _random_texts(pieces, 3000, 8)
     texts = [*short, *("".join(short[i : i + 10]) for i in range(0, 3000, 10))]  # (Hyperscan's)
     found = [scan(t, (counted,)) for t in texts]
