@@ -595,6 +595,27 @@ def phone_in_context(text: str, start: int, end: int, regions: tuple[str, ...] =
     return any(_valid_in(candidate, region) for region in plans)
 
 
+# a run of eight digits written as a date _DATE reads ("2024-01-15", "15.01.2024")
+_DATE_RUN = re.compile(r"\d{4}-\d\d-\d\d|\d\d[./-]\d\d[./-]\d{4}")
+
+
+def phone_run_unmatched(text: str, start: int, end: int) -> bool:
+    """A run of just eight digits (from `start` to `end`, its first digit to its last) holds
+    no phone number: a phone number needs eight digits, all of the run's, so it ends where the
+    run does, where the pattern's lookahead fails when a word character or ":" follows
+    ("2024-01-15T10:00"); or it starts at the run's first digit, with no "(" or "+", and is
+    a date phone_in_context turns down ("2024-01-15,"). Not when an "x" ("ext.") lies just
+    before: the run's first digits could be another number's extension."""
+    if "x" in text[max(0, start - 6) : start]:
+        return False
+    after = text[end : end + 1]
+    if after in ("", "x", "X", "e", "E") or not after.isascii():
+        return False  # (an extension may follow; \w is ASCII in the pattern)
+    if after.isalnum() or after in "_:":
+        return True
+    return text[start - 1 : start] not in ("(", "+") and bool(_DATE_RUN.fullmatch(text, start, end))
+
+
 def _phone_plans(text: str, start: int, end: int, regions: tuple[str, ...]) -> list[str]:
     """The numbering plans to try a national number in: the countries named nearby (all
     common ones when a label says it is a phone), then the configured ones."""

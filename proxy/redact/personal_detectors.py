@@ -32,7 +32,7 @@ def phone_detector(regions: tuple[str, ...] = ()) -> Detector:
     if regions:
         context = partial(check.phone_in_context, regions=regions)
     return detector("phone", "pii", _PHONE, context=context, digits=(8, 15), window=(3, 3),
-                    family=CONTACT)  # fmt: skip
+                    family=CONTACT, run_skip=check.phone_run_unmatched)  # fmt: skip
 
 
 _MONTH = (

@@ -288,6 +288,26 @@ def test_the_runs_es_dni_skips_hold_no_dni():
     assert sum(map(len, found)) > 500  # the control: DNIs and NIEs are found
 
 
+def test_the_runs_the_phone_skips_hold_no_phone_number():
+    phone = next(d for d in BUILTIN if d.id == "phone")
+    skip = personal_checks.phone_run_unmatched
+    assert phone.run_skip is skip
+    skipped = []
+    counted = dataclasses.replace(
+        phone, run_skip=lambda *run: skip(*run) and skipped.append(run) is None
+    )
+    every_run = dataclasses.replace(phone, run_skip=None)
+    pieces = ["+45 3212 3456", "+1 415 555 0132", "(415) 555-0132", "2024-01-15", "12345678",
+              "1234-5678", "15.01.2024", "4155", "5501", "32", "T", "x", "ext. ", "e", ":", "_",
+              "a", " ", "-", ".", ",", "/", "(", "+", "+45 ", "\n", "phone: "]  # fmt: skip
+    short = _random_texts(pieces, 3000, 8)
+    texts = [*short, *("".join(short[i : i + 10]) for i in range(0, 3000, 10))]  # (Hyperscan's)
+    found = [scan(t, (counted,)) for t in texts]
+    assert found == [scan(t, (every_run,)) for t in texts]
+    assert sum(map(len, found)) > 500  # the controls: phone numbers are found, runs skipped
+    assert len(skipped) > 500
+
+
 def test_the_iban_pattern_starting_with_a_letter_finds_what_the_word_boundary_found():
     iban = next(d for d in BUILTIN if d.id == "iban").regex
     before = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b", re.ASCII)
