@@ -154,12 +154,19 @@ def test_detectors_run_around_their_hints_find_what_they_find_in_the_whole_text(
     pieces = ["8.8.8.8", "203.0.113.9", "2a00:1450:4009:81f::200e", "2001:db8::1", "10.0.0.1",
               "AB123456C", "QQ 12 34 56 A", "JG 10 35 42 B", "RSSMRA85T10A562S", ".", ":", "/",
               "a", "Z", "1", "2", "3", " ", "\n", "v", "é", "-", "x" * 30]  # fmt: skip
-    rng = random.Random(2)
-    texts = ["".join(rng.choice(pieces) for _ in range(rng.randint(60, 200))) for _ in range(300)]
+    hinted = found_with_and_without_hyperscan(monkeypatch, pieces, seed=2, sizes=(60, 200))
+    assert sum(f.type == "ip-address" for found in hinted for f in found) > 100
+
+
+def found_with_and_without_hyperscan(monkeypatch, pieces, seed, sizes):
+    """The findings in 300 random texts of `pieces` (a number of pieces in `sizes`), checked
+    to be the same where Hyperscan's hints choose the windows and where it is not used."""
+    rng = random.Random(seed)
+    texts = ["".join(rng.choice(pieces) for _ in range(rng.randint(*sizes))) for _ in range(300)]
     hinted = [scan(t, BUILTIN) for t in texts]
     monkeypatch.setattr(detectors, "hyperscan", None)
     assert hinted == [scan(t, BUILTIN) for t in texts]
-    assert sum(f.type == "ip-address" for found in hinted for f in found) > 100
+    return hinted
 
 
 def test_the_lookaheads_said_first_change_no_match_of_dates_and_streets():
@@ -406,12 +413,10 @@ def test_streets_found_in_the_windows_a_hint_ends_in_are_those_found_in_all(monk
               "Keizersgracht", "weg", "Ring", "rue", "rue de la", "Paix", "avenue", "bis",
               "Calle", "Mayor", "Via", "Roma", "Praça", "nº", "芝大門", "28丁目", "丁目",
               "address", "Address", "ship to", "IP", "é", "Müller", "x", "true",
-              "Please"]  # fmt: skip
-    rng = random.Random(8)
-    texts = ["".join(rng.choice(pieces) for _ in range(rng.randint(80, 200))) for _ in range(300)]
-    indexed = [scan(t, BUILTIN) for t in texts]
-    monkeypatch.setattr(detectors, "hyperscan", None)
-    assert indexed == [scan(t, BUILTIN) for t in texts]
+              "Please", "Envie para", "Envíelo a 5 Mayor", "Spedite a: Roma 5",
+              "Stuur het naar 12 Dorp", "Dorpsboulevard 12", "Stationsbaan",
+              "wohne in der"]  # fmt: skip
+    indexed = found_with_and_without_hyperscan(monkeypatch, pieces, seed=8, sizes=(80, 200))
     assert sum(f.type == "street-address" for found in indexed for f in found) > 300
 
 
