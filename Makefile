@@ -8,8 +8,8 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 POLICY ?= policies
 # test processes (pytest-xdist): much of the suite waits on real servers and proxies, so on
-# two cores three processes keep both busy (3,970 tests: 646 s, against 823 s with two; 4,062
-# tests: 560 s, CPU-bound); each test file stays whole in one process (its shared proxies)
+# two cores three processes keep both busy (3,970 tests: 646 s, against 823 s with two; 4,188
+# tests: 460 s, CPU-bound); each test file stays whole in one process (its shared proxies)
 TEST_PROCS ?= 3
 
 # The first interpreter that is Python >= 3.12: $PYTHON if set, the usual names on PATH,
