@@ -30,7 +30,8 @@ from corpus import faker_people  # noqa: E402
 from redaction_bench import aiwarden_tree, tree_arguments  # noqa: E402
 from redaction_corpus import clean  # noqa: E402
 
-# detector id -> the kind of value it finds, as the corpus labels it
+# a finding's type -> the kind of value, as the corpus labels it (the -cell and -ja ids: what
+# a tree from before Detector.kind reports, for --tree)
 KIND_OF = {"person-name": "name", "person-name-cell": "name", "person-name-ja": "name",
            "street-address-cell": "street-address",
            "street-address": "street-address",
